@@ -1,0 +1,1 @@
+//! `decode` / `encode` subcommands (wire protocol tools). Placeholder until the proto crate lands.

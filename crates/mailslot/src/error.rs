@@ -1,0 +1,268 @@
+//! Errors, one enum per operation, each mapping to the Win32 and LAN Manager error numbers that
+//! the C API returns (see `reference/semantics.md` of the project for the sources).
+//!
+//! Choices the Windows documentation leaves open, decided here:
+//! - a write larger than the slot's maximum message size: [`WriteError::TooLarge`], Win32 and LAN
+//!   Manager code 87 (`ERROR_INVALID_PARAMETER`), nothing queued;
+//! - a write after the owner closed or died: [`WriteError::OwnerGone`], code 109
+//!   (`ERROR_BROKEN_PIPE`, the code LAN Manager used for a mailslot whose owner went away);
+//! - a slot whose quota is used up: [`WriteError::Full`], code 8 (`ERROR_NOT_ENOUGH_MEMORY`, as NT
+//!   3.51 reported a full mailslot);
+//! - creating with a remote name: [`CreateError::RemoteName`], code 123 (`ERROR_INVALID_NAME`);
+//! - a name can be created again as soon as the owner closes (writers that still hold a handle
+//!   get `OwnerGone`, they never write into the new slot).
+
+use std::io;
+
+use thiserror::Error;
+
+use crate::name::NameError;
+
+/// Win32 and LAN Manager error numbers used by this crate.
+pub mod code {
+    /// `NERR_Success` / `ERROR_SUCCESS`.
+    pub const SUCCESS: u32 = 0;
+    /// `ERROR_FILE_NOT_FOUND`: no mailslot of that name.
+    pub const FILE_NOT_FOUND: u32 = 2;
+    /// `ERROR_PATH_NOT_FOUND`: NULL name (Win32), bad name (LAN Manager).
+    pub const PATH_NOT_FOUND: u32 = 3;
+    /// `ERROR_ACCESS_DENIED`.
+    pub const ACCESS_DENIED: u32 = 5;
+    /// `ERROR_INVALID_HANDLE`.
+    pub const INVALID_HANDLE: u32 = 6;
+    /// `ERROR_NOT_ENOUGH_MEMORY`: out of resources, or the mailslot is full.
+    pub const NOT_ENOUGH_MEMORY: u32 = 8;
+    /// `ERROR_GEN_FAILURE`: an unexpected system error.
+    pub const GEN_FAILURE: u32 = 31;
+    /// `ERROR_NOT_SUPPORTED`.
+    pub const NOT_SUPPORTED: u32 = 50;
+    /// `ERROR_BAD_NETPATH`: a remote name that cannot be reached or resolved.
+    pub const BAD_NETPATH: u32 = 53;
+    /// `ERROR_INVALID_PARAMETER`.
+    pub const INVALID_PARAMETER: u32 = 87;
+    /// `ERROR_BROKEN_PIPE`: the owner of the mailslot is gone.
+    pub const BROKEN_PIPE: u32 = 109;
+    /// `ERROR_SEM_TIMEOUT`: a read or a first-class write timed out.
+    pub const SEM_TIMEOUT: u32 = 121;
+    /// `ERROR_INSUFFICIENT_BUFFER`: the read buffer is smaller than the next message.
+    pub const INSUFFICIENT_BUFFER: u32 = 122;
+    /// `ERROR_INVALID_NAME`.
+    pub const INVALID_NAME: u32 = 123;
+    /// `ERROR_ALREADY_EXISTS`.
+    pub const ALREADY_EXISTS: u32 = 183;
+    /// `NERR_NetNotStarted`: the network part (the daemon) is not running.
+    pub const NERR_NET_NOT_STARTED: u32 = 2102;
+}
+
+fn io_code(e: &io::Error) -> u32 {
+    match e.raw_os_error() {
+        Some(libc::ENOMEM | libc::EMFILE | libc::ENFILE | libc::ENOBUFS) => code::NOT_ENOUGH_MEMORY,
+        Some(libc::EACCES | libc::EPERM) => code::ACCESS_DENIED,
+        _ => code::GEN_FAILURE,
+    }
+}
+
+/// Error from [`Mailslot::create`](crate::Mailslot::create) and its builder.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum CreateError {
+    /// The name is not a valid mailslot name.
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    /// The name points to another host; a mailslot can only be created locally.
+    #[error("cannot create a remote mailslot ({0}); use a local name such as \\\\.\\mailslot\\x")]
+    RemoteName(String),
+    /// A live mailslot of that name exists on this host.
+    #[error("a mailslot named {0} already exists on this host")]
+    AlreadyExists(String),
+    /// An option is out of range.
+    #[error("invalid parameter: {0}")]
+    InvalidParameter(String),
+    /// A system call failed.
+    #[error("system error while creating the mailslot: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl CreateError {
+    /// The Win32 error number (`GetLastError` after `CreateMailslot`).
+    pub fn win32_code(&self) -> u32 {
+        match self {
+            Self::InvalidName(_) | Self::RemoteName(_) => code::INVALID_NAME,
+            Self::AlreadyExists(_) => code::ALREADY_EXISTS,
+            Self::InvalidParameter(_) => code::INVALID_PARAMETER,
+            Self::Io(e) => io_code(e),
+        }
+    }
+
+    /// The LAN Manager error number (`DosMakeMailslot`).
+    pub fn lanman_code(&self) -> u32 {
+        match self {
+            Self::InvalidName(_) | Self::RemoteName(_) => code::PATH_NOT_FOUND,
+            other => other.win32_code(),
+        }
+    }
+}
+
+/// Error from [`MailslotWriter::open`](crate::MailslotWriter::open).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The name is not a valid mailslot name.
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    /// No mailslot of that name exists on this host.
+    #[error("no mailslot named {0} on this host")]
+    NotFound(String),
+    /// The mailslot's access policy does not admit this process's user.
+    #[error("access to mailslot {0} denied by its owner's access policy")]
+    AccessDenied(String),
+    /// Remote names (`\\HOST\…`, `\\*\…`) need the mailslot daemon, which this build cannot reach.
+    #[error("cannot write to remote mailslot {name}: {reason}")]
+    Remote {
+        /// The name as given.
+        name: String,
+        /// Why it cannot be reached.
+        reason: String,
+    },
+    /// The owner did not answer the open handshake in time (its process is stopped or hung).
+    #[error("the owner of mailslot {0} did not answer")]
+    NotResponding(String),
+    /// A system call failed.
+    #[error("system error while opening the mailslot: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl OpenError {
+    /// The Win32 error number (`GetLastError` after `CreateFile`).
+    pub fn win32_code(&self) -> u32 {
+        match self {
+            Self::InvalidName(_) => code::INVALID_NAME,
+            Self::NotFound(_) => code::FILE_NOT_FOUND,
+            Self::AccessDenied(_) => code::ACCESS_DENIED,
+            Self::Remote { .. } => code::BAD_NETPATH,
+            Self::NotResponding(_) => code::SEM_TIMEOUT,
+            Self::Io(e) => io_code(e),
+        }
+    }
+
+    /// The LAN Manager error number (`DosWriteMailslot`).
+    pub fn lanman_code(&self) -> u32 {
+        match self {
+            Self::InvalidName(_) => code::PATH_NOT_FOUND,
+            other => other.win32_code(),
+        }
+    }
+}
+
+/// Error from writing a message.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum WriteError {
+    /// Opening the mailslot failed (only from the one-shot [`write_mailslot`](crate::write_mailslot)).
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The message is larger than the mailslot's maximum message size; nothing was queued.
+    #[error("message of {size} bytes is larger than the mailslot's maximum of {max} bytes")]
+    TooLarge {
+        /// Size of the message.
+        size: usize,
+        /// The mailslot's maximum message size.
+        max: usize,
+    },
+    /// Priority above 9.
+    #[error("priority {0} is out of range 0-9")]
+    InvalidPriority(u8),
+    /// The mailslot's quota is used up (second class fails at once).
+    #[error("mailslot is full")]
+    Full,
+    /// A first-class write waited for room until its timeout.
+    #[error("timed out waiting for room in the mailslot")]
+    Timeout,
+    /// The owner closed the mailslot or its process died; the message was not delivered.
+    #[error("the mailslot's owner has closed it (or exited); message not delivered")]
+    OwnerGone,
+    /// A system call failed.
+    #[error("system error while writing: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl WriteError {
+    /// The Win32 error number (`GetLastError` after `WriteFile`).
+    pub fn win32_code(&self) -> u32 {
+        match self {
+            Self::Open(e) => e.win32_code(),
+            Self::TooLarge { .. } | Self::InvalidPriority(_) => code::INVALID_PARAMETER,
+            Self::Full => code::NOT_ENOUGH_MEMORY,
+            Self::Timeout => code::SEM_TIMEOUT,
+            Self::OwnerGone => code::BROKEN_PIPE,
+            Self::Io(e) => io_code(e),
+        }
+    }
+
+    /// The LAN Manager error number (`DosWriteMailslot`).
+    pub fn lanman_code(&self) -> u32 {
+        match self {
+            Self::Open(e) => e.lanman_code(),
+            other => other.win32_code(),
+        }
+    }
+}
+
+/// Error from reading or peeking.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// No message arrived within the read timeout (immediately for a zero timeout).
+    #[error("no message within the read timeout")]
+    Timeout,
+    /// The buffer is smaller than the next message, which stays queued.
+    #[error("buffer too small: the next message has {needed} bytes")]
+    BufferTooSmall {
+        /// Size of the next message.
+        needed: usize,
+    },
+    /// A system call failed.
+    #[error("system error while reading: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl ReadError {
+    /// The Win32 error number (`GetLastError` after `ReadFile`).
+    pub fn win32_code(&self) -> u32 {
+        match self {
+            Self::Timeout => code::SEM_TIMEOUT,
+            Self::BufferTooSmall { .. } => code::INSUFFICIENT_BUFFER,
+            Self::Io(e) => io_code(e),
+        }
+    }
+
+    /// The LAN Manager error number (`DosReadMailslot`, `DosPeekMailslot`).
+    pub fn lanman_code(&self) -> u32 {
+        self.win32_code()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_reference() {
+        assert_eq!(ReadError::Timeout.win32_code(), 121);
+        assert_eq!(ReadError::BufferTooSmall { needed: 5 }.win32_code(), 122);
+        assert_eq!(CreateError::AlreadyExists("x".into()).win32_code(), 183);
+        assert_eq!(OpenError::NotFound("x".into()).win32_code(), 2);
+        assert_eq!(OpenError::AccessDenied("x".into()).win32_code(), 5);
+        assert_eq!(
+            CreateError::InvalidName(NameError::Empty).win32_code(),
+            123
+        );
+        assert_eq!(CreateError::InvalidName(NameError::Empty).lanman_code(), 3);
+        assert_eq!(WriteError::Timeout.win32_code(), 121);
+        assert_eq!(WriteError::OwnerGone.win32_code(), 109);
+        assert_eq!(
+            WriteError::TooLarge { size: 2, max: 1 }.win32_code(),
+            code::INVALID_PARAMETER
+        );
+    }
+}

@@ -1,0 +1,422 @@
+//! Mailslots for Linux: the mailslot facility of Windows NT and LAN Manager.
+//!
+//! A process **creates** a mailslot by name and is its only reader; any number of processes
+//! **write** messages to it by name. Each write is one message. Reads return one whole message,
+//! highest priority (9) first and first-in-first-out within a priority, across all writers.
+//! The mailslot and its queue vanish when the owner's handle is dropped or its process dies.
+//!
+//! ```
+//! use mailslot::{Mailslot, MailslotWriter, WriteOptions};
+//! # let name = format!(r"\\.\mailslot\doc\example{}", std::process::id());
+//! let slot = Mailslot::create(&name)?;                // the owner: only it reads
+//! let writer = MailslotWriter::open(&name)?;          // any allowed process may write
+//! writer.write(b"low")?;
+//! writer.write_with(b"urgent", WriteOptions::new().priority(9))?;
+//! assert_eq!(slot.read_message()?.data, b"urgent");   // priority 9 first
+//! assert_eq!(slot.read_message()?.data, b"low");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Names, behaviour and error codes follow Windows and LAN Manager; see [`name`] for the accepted
+//! forms, [`error`] for the error numbers and the choices made where Windows is silent.
+//!
+//! # Limits and defaults
+//! - [`MAX_MESSAGE_SIZE`] (64 KiB) is the largest message; a `max_message_size` of 0 means "up to
+//!   that".
+//! - [`DEFAULT_QUOTA`] (1 MiB) of queued data and [`DEFAULT_MAX_MESSAGES`] queued messages per
+//!   mailslot, unless set at create.
+//! - Writers' open waits up to [`DEFAULT_OPEN_TIMEOUT`] for the owner's process to answer.
+//!
+//! # Threads
+//! No thread per mailslot: one service thread per process (started with the first mailslot it
+//! creates) keeps writers flowing while the owner is busy elsewhere; see the transport notes in
+//! `ARCHITECTURE.md`. Handles are `Send + Sync`. After `fork`, owner handles inherited by the child
+//! must not be used there (LAN Manager handles were not inheritable either); create new ones.
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod name;
+
+mod control;
+mod queue;
+mod sys;
+mod transport;
+mod types;
+
+#[cfg(feature = "tokio")]
+pub mod tokio;
+
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::{CreateError, OpenError, ReadError, WriteError};
+pub use name::{Name, NameError, Target};
+pub use types::{Access, Class, Info, Message, Sender, Timeout, WriteOptions, MAX_PRIORITY};
+
+use transport::slot::{Config, Slot, Take, Taken};
+
+/// Largest message the implementation accepts (64 KiB).
+pub const MAX_MESSAGE_SIZE: usize = 64 * 1024;
+/// Default quota: bytes of queued data per mailslot.
+pub const DEFAULT_QUOTA: usize = 1024 * 1024;
+/// Default limit of queued messages per mailslot (bounds the cost of zero-length messages).
+pub const DEFAULT_MAX_MESSAGES: usize = 65_536;
+/// How long [`MailslotWriter::open`] waits for the owner's process to answer.
+pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Options for creating a mailslot; start from [`Mailslot::builder`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    max_message_size: usize,
+    quota: Option<usize>,
+    max_messages: usize,
+    read_timeout: Timeout,
+    access: Access,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            max_message_size: 0,
+            quota: None,
+            max_messages: DEFAULT_MAX_MESSAGES,
+            read_timeout: Timeout::Forever,
+            access: Access::Owner,
+        }
+    }
+}
+
+impl Builder {
+    /// Largest message accepted; 0 (the default) means [`MAX_MESSAGE_SIZE`] (or the quota, if
+    /// smaller).
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// Bytes of queued data allowed (default [`DEFAULT_QUOTA`]). Must be at least the maximum
+    /// message size.
+    pub fn quota(mut self, bytes: usize) -> Self {
+        self.quota = Some(bytes);
+        self
+    }
+
+    /// Queued messages allowed (default [`DEFAULT_MAX_MESSAGES`]).
+    pub fn max_messages(mut self, n: usize) -> Self {
+        self.max_messages = n;
+        self
+    }
+
+    /// Read timeout (default forever): applies to every read that does not give its own.
+    pub fn read_timeout(mut self, t: impl Into<Timeout>) -> Self {
+        self.read_timeout = t.into();
+        self
+    }
+
+    /// Who may write (default: the owner's user and root).
+    pub fn access(mut self, a: Access) -> Self {
+        self.access = a;
+        self
+    }
+
+    /// Creates the mailslot `name` on this host.
+    pub fn create(self, name: &str) -> Result<Mailslot, CreateError> {
+        let name = Name::parse(name)?;
+        if !name.is_local() {
+            return Err(CreateError::RemoteName(name.to_string()));
+        }
+        if self.max_message_size > MAX_MESSAGE_SIZE {
+            return Err(CreateError::InvalidParameter(format!(
+                "max_message_size {} is above the limit of {MAX_MESSAGE_SIZE} bytes",
+                self.max_message_size
+            )));
+        }
+        if self.max_messages == 0 {
+            return Err(CreateError::InvalidParameter("max_messages must be at least 1".into()));
+        }
+        let quota = self.quota.unwrap_or(DEFAULT_QUOTA.max(self.max_message_size));
+        if quota == 0 {
+            return Err(CreateError::InvalidParameter("quota must be at least 1 byte".into()));
+        }
+        let max_message_size = match self.max_message_size {
+            0 => MAX_MESSAGE_SIZE.min(quota),
+            n if n > quota => {
+                return Err(CreateError::InvalidParameter(format!(
+                    "quota {quota} is smaller than the maximum message size {n}"
+                )))
+            }
+            n => n,
+        };
+        let config = Config {
+            name,
+            max_message_size,
+            quota,
+            max_messages: self.max_messages,
+            access: self.access,
+            owner_uid: sys::geteuid(),
+        };
+        Ok(Mailslot {
+            slot: Slot::create(config, self.read_timeout)?,
+        })
+    }
+}
+
+/// The owner's handle of a mailslot: the only one that reads. Dropping it deletes the mailslot.
+pub struct Mailslot {
+    slot: Arc<Slot>,
+}
+
+impl std::fmt::Debug for Mailslot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailslot")
+            .field("name", &self.slot.config.name.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Result of [`Mailslot::read`] and [`Mailslot::peek`]: what was copied into the buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadInfo {
+    /// Bytes copied (the whole message).
+    pub len: usize,
+    /// The message's priority.
+    pub priority: u8,
+    /// The message's class.
+    pub class: Class,
+    /// Who sent it.
+    pub sender: Sender,
+}
+
+fn copied(t: Taken) -> ReadInfo {
+    match t {
+        Taken::Copied {
+            len,
+            priority,
+            class,
+            sender,
+        } => ReadInfo {
+            len,
+            priority,
+            class,
+            sender,
+        },
+        Taken::Message(m) => ReadInfo {
+            len: m.data.len(),
+            priority: m.priority,
+            class: m.class,
+            sender: m.sender,
+        },
+    }
+}
+
+fn whole(t: Taken) -> Message {
+    match t {
+        Taken::Message(m) => m,
+        Taken::Copied { .. } => unreachable!("message requested"),
+    }
+}
+
+impl Mailslot {
+    /// Creates a mailslot with the defaults (no size limit below [`MAX_MESSAGE_SIZE`],
+    /// [`DEFAULT_QUOTA`], wait forever, owner-only access).
+    pub fn create(name: &str) -> Result<Mailslot, CreateError> {
+        Builder::default().create(name)
+    }
+
+    /// Options for [`Builder::create`].
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The mailslot's name.
+    pub fn name(&self) -> &Name {
+        &self.slot.config.name
+    }
+
+    /// Reads the next message into `buf` and removes it, waiting up to the read timeout.
+    ///
+    /// `BufferTooSmall { needed }` leaves the message queued.
+    pub fn read(&self, buf: &mut [u8]) -> Result<ReadInfo, ReadError> {
+        self.slot.take(Take::Read(buf), None).map(copied)
+    }
+
+    /// Like [`read`](Self::read) with its own timeout instead of the mailslot's.
+    pub fn read_timeout_with(&self, buf: &mut [u8], timeout: Timeout) -> Result<ReadInfo, ReadError> {
+        self.slot.take(Take::Read(buf), Some(timeout)).map(copied)
+    }
+
+    /// Removes and returns the next message, waiting up to the read timeout.
+    pub fn read_message(&self) -> Result<Message, ReadError> {
+        self.slot.take(Take::ReadMessage, None).map(whole)
+    }
+
+    /// Like [`read_message`](Self::read_message) with its own timeout.
+    pub fn read_message_timeout(&self, timeout: Timeout) -> Result<Message, ReadError> {
+        self.slot.take(Take::ReadMessage, Some(timeout)).map(whole)
+    }
+
+    /// Copies the next message into `buf` without removing it; `Ok(None)` when empty (peek never
+    /// waits). `BufferTooSmall` when it does not fit.
+    pub fn peek(&self, buf: &mut [u8]) -> Result<Option<ReadInfo>, ReadError> {
+        match self.slot.take(Take::Peek(buf), Some(Timeout::ZERO)) {
+            Ok(t) => Ok(Some(copied(t))),
+            Err(ReadError::Timeout) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A copy of the next message, left queued; `Ok(None)` when empty.
+    pub fn peek_message(&self) -> Result<Option<Message>, ReadError> {
+        match self.slot.take(Take::PeekMessage, Some(Timeout::ZERO)) {
+            Ok(t) => Ok(Some(whole(t))),
+            Err(ReadError::Timeout) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Limits and the state of the queue.
+    pub fn info(&self) -> Info {
+        let (count, next_size, next_priority, read_timeout) = self.slot.status();
+        Info {
+            max_message_size: self.slot.config.max_message_size,
+            quota: self.slot.config.quota,
+            next_size,
+            next_priority,
+            count,
+            read_timeout,
+        }
+    }
+
+    /// Changes the read timeout (the only setting that can change, as with `SetMailslotInfo`).
+    pub fn set_read_timeout(&self, t: impl Into<Timeout>) {
+        self.slot.lock().read_timeout = t.into();
+    }
+
+    /// Messages dropped because a writer broke the protocol, and writers refused by the access
+    /// policy, since creation.
+    pub fn counters(&self) -> (u64, u64) {
+        self.slot.counters()
+    }
+
+    /// Deletes the mailslot now (the same as dropping the handle): queued messages are discarded,
+    /// writers get [`WriteError::OwnerGone`], and the name is free at once.
+    pub fn delete(self) {}
+
+    /// A descriptor that polls readable when a message may be ready.
+    ///
+    /// For event loops: wait for it, then call a read with [`Timeout::ZERO`]; it can be readable
+    /// without a message being ready (a writer connecting), so treat `Timeout` as "wait again".
+    /// Waiting on it directly does not pause the service thread; [`crate::tokio`] does that.
+    pub fn as_raw_fd(&self) -> RawFd {
+        self.slot.wait_fd()
+    }
+
+    #[cfg(feature = "tokio")]
+    pub(crate) fn slot(&self) -> &Arc<Slot> {
+        &self.slot
+    }
+}
+
+impl Drop for Mailslot {
+    fn drop(&mut self) {
+        self.slot.close();
+    }
+}
+
+/// A writer's handle of a mailslot on this host.
+pub struct MailslotWriter {
+    name: Name,
+    conn: transport::writer::Connection,
+}
+
+impl std::fmt::Debug for MailslotWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailslotWriter")
+            .field("name", &self.name.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl MailslotWriter {
+    /// Opens the mailslot `name` for writing.
+    ///
+    /// Errors: `InvalidName`, `NotFound` (no such mailslot), `AccessDenied` (its access policy
+    /// does not admit this user), `Remote` (remote names need the mailslot daemon, not part of this
+    /// version), `NotResponding` (the owner's process did not answer within
+    /// [`DEFAULT_OPEN_TIMEOUT`]).
+    pub fn open(name: &str) -> Result<MailslotWriter, OpenError> {
+        Self::open_timeout(name, DEFAULT_OPEN_TIMEOUT)
+    }
+
+    /// Like [`open`](Self::open), waiting at most `timeout` for the owner to answer.
+    pub fn open_timeout(name: &str, timeout: Duration) -> Result<MailslotWriter, OpenError> {
+        let name = Name::parse(name)?;
+        if !name.is_local() {
+            return Err(OpenError::Remote {
+                name: name.to_string(),
+                reason: "remote mailslot names need the mailslot daemon (mailslotd), which is not \
+                         available in this version"
+                    .into(),
+            });
+        }
+        let conn = transport::writer::Connection::open(&name, timeout)?;
+        Ok(MailslotWriter { name, conn })
+    }
+
+    /// The name this handle writes to.
+    pub fn name(&self) -> &Name {
+        &self.name
+    }
+
+    /// The mailslot's maximum message size.
+    pub fn max_message_size(&self) -> usize {
+        self.conn.greeting.max_message_size as usize
+    }
+
+    /// The mailslot's quota in bytes.
+    pub fn quota(&self) -> usize {
+        self.conn.greeting.quota as usize
+    }
+
+    /// Process id and user id of the owner.
+    pub fn owner(&self) -> (u32, u32) {
+        (self.conn.greeting.owner_pid, self.conn.greeting.owner_uid)
+    }
+
+    /// Writes one message: priority 0, second class.
+    pub fn write(&self, data: &[u8]) -> Result<(), WriteError> {
+        self.conn.write(data, WriteOptions::default())
+    }
+
+    /// Writes one message with a priority, class and (first class) timeout.
+    pub fn write_with(&self, data: &[u8], opts: WriteOptions) -> Result<(), WriteError> {
+        self.conn.write(data, opts)
+    }
+}
+
+/// Opens `name`, writes one message and closes it, like LAN Manager's `DosWriteMailslot`.
+pub fn write_mailslot(name: &str, data: &[u8], opts: WriteOptions) -> Result<(), WriteError> {
+    let timeout = match (opts.class, opts.timeout) {
+        (Class::First, Timeout::After(d)) => d.max(Duration::from_millis(1)).min(DEFAULT_OPEN_TIMEOUT),
+        _ => DEFAULT_OPEN_TIMEOUT,
+    };
+    MailslotWriter::open_timeout(name, timeout)?.write_with(data, opts)
+}
+
+/// A mailslot that exists on this host, from [`list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListEntry {
+    /// The name (in its comparison form: lower case).
+    pub name: Name,
+    /// The owner's process id, when this process may see it.
+    pub owner_pid: Option<u32>,
+    /// The owner's user id, when known.
+    pub owner_uid: Option<u32>,
+}
+
+/// The mailslots of this host (this network namespace), from `/proc/net/unix`.
+pub fn list() -> std::io::Result<Vec<ListEntry>> {
+    transport::list::list()
+}

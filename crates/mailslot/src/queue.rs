@@ -1,0 +1,139 @@
+//! The owner's in-process message queue: priority 9 first, FIFO within a priority.
+//!
+//! Entries carry the global sequence number writers took when they wrote, so messages that
+//! arrive over different connections in a different order are still queued in write order.
+
+use std::collections::VecDeque;
+
+use crate::types::{Message, MAX_PRIORITY};
+
+/// One queued message and its write-order number.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub seq: u64,
+    pub msg: Message,
+}
+
+/// Priority queue with per-level FIFO.
+#[derive(Debug, Default)]
+pub(crate) struct Queue {
+    levels: [VecDeque<Entry>; MAX_PRIORITY as usize + 1],
+    count: usize,
+    bytes: usize,
+}
+
+impl Queue {
+    pub fn push(&mut self, e: Entry) {
+        let level = &mut self.levels[usize::from(e.msg.priority.min(MAX_PRIORITY))];
+        self.count += 1;
+        self.bytes += e.msg.data.len();
+        // Almost always in order: search from the back.
+        let pos = level
+            .iter()
+            .rposition(|x| x.seq <= e.seq)
+            .map_or(0, |i| i + 1);
+        level.insert(pos, e);
+    }
+
+    pub fn head(&self) -> Option<&Message> {
+        self.levels.iter().rev().find_map(|l| l.front()).map(|e| &e.msg)
+    }
+
+    pub fn pop(&mut self) -> Option<Message> {
+        let e = self.levels.iter_mut().rev().find_map(|l| l.pop_front())?;
+        self.count -= 1;
+        self.bytes -= e.msg.data.len();
+        Some(e.msg)
+    }
+
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{Class, Sender};
+
+    fn m(prio: u8, tag: u8) -> Message {
+        Message {
+            data: vec![tag],
+            priority: prio,
+            class: Class::Second,
+            sender: Sender::Local {
+                pid: 1,
+                uid: 0,
+                gid: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn priority_then_fifo() {
+        let mut q = Queue::default();
+        let input = [(0, 1), (5, 2), (9, 3), (5, 4), (0, 5), (9, 6)];
+        for (seq, (p, t)) in input.iter().enumerate() {
+            q.push(Entry {
+                seq: seq as u64,
+                msg: m(*p, *t),
+            });
+        }
+        assert_eq!(q.len(), 6);
+        assert_eq!(q.bytes(), 6);
+        assert_eq!(q.head().unwrap().data, vec![3]);
+        let order: Vec<u8> = std::iter::from_fn(|| q.pop()).map(|m| m.data[0]).collect();
+        assert_eq!(order, vec![3, 6, 2, 4, 1, 5]);
+        assert_eq!(q.len(), 0);
+        assert!(q.head().is_none());
+    }
+
+    #[test]
+    fn out_of_order_arrival_is_sorted_by_seq() {
+        let mut q = Queue::default();
+        for seq in [3u64, 1, 2, 0, 5, 4] {
+            q.push(Entry {
+                seq,
+                msg: m(2, seq as u8),
+            });
+        }
+        let order: Vec<u8> = std::iter::from_fn(|| q.pop()).map(|m| m.data[0]).collect();
+        assert_eq!(order, vec![0, 1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn zero_length_messages_count() {
+        let mut q = Queue::default();
+        let mut e = m(0, 0);
+        e.data.clear();
+        q.push(Entry { seq: 0, msg: e });
+        assert_eq!(q.len(), 1);
+        assert_eq!(q.bytes(), 0);
+        assert_eq!(q.head().unwrap().data.len(), 0);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pops_are_sorted(items in proptest::collection::vec((0u8..=9, 0u64..1000), 0..200)) {
+            let mut q = Queue::default();
+            for (p, seq) in &items {
+                q.push(Entry { seq: *seq, msg: m(*p, 0) });
+            }
+            let mut last: Option<(u8, u64)> = None;
+            let mut seen = 0;
+            // Pop with seqs tracked: rebuild by popping and comparing priorities.
+            while let Some(msg) = q.pop() {
+                seen += 1;
+                if let Some((lp, _)) = last {
+                    proptest::prop_assert!(msg.priority <= lp);
+                }
+                last = Some((msg.priority, 0));
+            }
+            proptest::prop_assert_eq!(seen, items.len());
+        }
+    }
+}

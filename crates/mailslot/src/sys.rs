@@ -1,0 +1,498 @@
+//! Thin, checked wrappers over the Linux system calls the transport needs. Every `unsafe` block of
+//! the crate lives here, each with the reason it is sound.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// Retries a call while it fails with `EINTR`.
+fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
+fn owned(fd: libc::c_int) -> OwnedFd {
+    // SAFETY: `fd` was just returned by a successful system call that creates a descriptor, so it
+    // is open and owned by nobody else.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// A `sockaddr_un` for an abstract address (leading NUL, no trailing NUL).
+fn abstract_addr(name: &[u8]) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
+    // SAFETY: sockaddr_un is plain old data; all-zero is a valid value.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    if name.len() + 1 > addr.sun_path.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "abstract socket name too long",
+        ));
+    }
+    for (i, b) in name.iter().enumerate() {
+        addr.sun_path[i + 1] = *b as libc::c_char;
+    }
+    let len = std::mem::size_of::<libc::sa_family_t>() + 1 + name.len();
+    Ok((addr, len as libc::socklen_t))
+}
+
+/// A new `SOCK_SEQPACKET` Unix socket (close-on-exec).
+pub fn seqpacket(nonblocking: bool) -> io::Result<OwnedFd> {
+    let mut ty = libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC;
+    if nonblocking {
+        ty |= libc::SOCK_NONBLOCK;
+    }
+    // SAFETY: plain system call with constant arguments.
+    let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, ty, 0) })?;
+    Ok(owned(fd))
+}
+
+/// Binds `fd` to the abstract address `name`.
+pub fn bind_abstract(fd: &OwnedFd, name: &[u8]) -> io::Result<()> {
+    let (addr, len) = abstract_addr(name)?;
+    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
+    cvt(unsafe { libc::bind(fd.as_raw_fd(), ptr::addr_of!(addr).cast(), len) })?;
+    Ok(())
+}
+
+/// Connects `fd` to the abstract address `name`.
+pub fn connect_abstract(fd: &OwnedFd, name: &[u8]) -> io::Result<()> {
+    let (addr, len) = abstract_addr(name)?;
+    retry(|| {
+        // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
+        cvt(unsafe { libc::connect(fd.as_raw_fd(), ptr::addr_of!(addr).cast(), len) })
+    })?;
+    Ok(())
+}
+
+/// `listen(2)`.
+pub fn listen(fd: &OwnedFd, backlog: i32) -> io::Result<()> {
+    // SAFETY: plain system call on a descriptor we own.
+    cvt(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
+    Ok(())
+}
+
+/// Accepts one connection without blocking; `Ok(None)` when none is pending.
+pub fn accept(fd: &OwnedFd) -> io::Result<Option<OwnedFd>> {
+    let r = retry(|| {
+        // SAFETY: NULL address pointers are allowed by accept4.
+        cvt(unsafe {
+            libc::accept4(
+                fd.as_raw_fd(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+                libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            )
+        })
+    });
+    match r {
+        Ok(fd) => Ok(Some(owned(fd))),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Kernel-verified credentials of the peer of a connected Unix socket.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerCred {
+    pub pid: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// `SO_PEERCRED`.
+pub fn peer_cred(fd: &OwnedFd) -> io::Result<PeerCred> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` is a writable ucred and `len` holds its size.
+    cvt(unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            ptr::addr_of_mut!(cred).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(PeerCred {
+        pid: cred.pid as u32,
+        uid: cred.uid,
+        gid: cred.gid,
+    })
+}
+
+/// `SO_PEERGROUPS`: the peer's supplementary groups.
+pub fn peer_groups(fd: &OwnedFd) -> io::Result<Vec<u32>> {
+    let mut groups = vec![0u32; 64];
+    loop {
+        let mut len = (groups.len() * 4) as libc::socklen_t;
+        // SAFETY: `groups` has `len` writable bytes.
+        let r = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        if r == 0 {
+            groups.truncate(len as usize / 4);
+            return Ok(groups);
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ERANGE) && groups.len() < 65536 {
+            groups.resize((len as usize / 4).max(groups.len() * 2), 0);
+            continue;
+        }
+        return Err(e);
+    }
+}
+
+/// Sends `parts` as one message (gathered), with `MSG_NOSIGNAL`, optionally passing `pass_fd`.
+pub fn send_parts(
+    fd: RawFd,
+    parts: &[&[u8]],
+    pass_fd: Option<RawFd>,
+    dontwait: bool,
+) -> io::Result<usize> {
+    let iov: Vec<libc::iovec> = parts
+        .iter()
+        .map(|p| libc::iovec {
+            iov_base: p.as_ptr() as *mut libc::c_void,
+            iov_len: p.len(),
+        })
+        .collect();
+    // Room for one SCM_RIGHTS descriptor, aligned for cmsghdr.
+    let mut cbuf = [0u64; 8];
+    // SAFETY: msghdr is plain old data; all-zero is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = iov.len();
+    if let Some(pfd) = pass_fd {
+        // SAFETY: CMSG_SPACE is a pure computation.
+        let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = space;
+        // SAFETY: msg_control points to `space` <= 64 zeroed, aligned bytes, enough for one
+        // cmsghdr with one descriptor; CMSG_FIRSTHDR therefore returns a valid pointer.
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            (*c).cmsg_level = libc::SOL_SOCKET;
+            (*c).cmsg_type = libc::SCM_RIGHTS;
+            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
+            ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), pfd);
+        }
+    }
+    let mut flags = libc::MSG_NOSIGNAL;
+    if dontwait {
+        flags |= libc::MSG_DONTWAIT;
+    }
+    retry(|| {
+        // SAFETY: `msg` points to live iovecs and control data for the duration of the call.
+        cvt_size(unsafe { libc::sendmsg(fd, &msg, flags) })
+    })
+}
+
+/// Result of [`recv_msg`].
+pub struct Received {
+    /// Bytes of the message (possibly more than the buffer when `truncated`).
+    pub len: usize,
+    /// The message did not fit in the buffer.
+    pub truncated: bool,
+    /// A descriptor passed with `SCM_RIGHTS`, if any.
+    pub fd: Option<OwnedFd>,
+}
+
+/// Receives one message without blocking (`Ok(None)` when none is queued; `len == 0` at EOF).
+pub fn recv_msg(fd: RawFd, buf: &mut [u8], want_fd: bool) -> io::Result<Option<Received>> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut cbuf = [0u64; 8];
+    // SAFETY: msghdr is plain old data; all-zero is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if want_fd {
+        msg.msg_control = cbuf.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&cbuf);
+    }
+    let r = retry(|| {
+        // SAFETY: `msg` points to a live buffer and control area for the duration of the call.
+        cvt_size(unsafe {
+            libc::recvmsg(
+                fd,
+                &mut msg,
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC | libc::MSG_CMSG_CLOEXEC,
+            )
+        })
+    });
+    let len = match r {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut passed = None;
+    if want_fd && msg.msg_controllen > 0 {
+        // SAFETY: the kernel filled msg_control with msg_controllen bytes of well-formed cmsgs;
+        // CMSG_FIRSTHDR/NXTHDR walk them within those bounds.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                    let n = ((*c).cmsg_len as usize
+                        - libc::CMSG_LEN(0) as usize)
+                        / std::mem::size_of::<RawFd>();
+                    let data = libc::CMSG_DATA(c).cast::<RawFd>();
+                    for i in 0..n {
+                        let got = owned(ptr::read_unaligned(data.add(i)));
+                        if passed.is_none() {
+                            passed = Some(got);
+                        } // extra descriptors are closed when `got` drops
+                    }
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+    }
+    Ok(Some(Received {
+        len,
+        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+        fd: passed,
+    }))
+}
+
+/// `poll(2)` on one descriptor; returns the revents (0 on timeout).
+pub fn poll_one(fd: RawFd, events: libc::c_short, timeout: Option<Duration>) -> io::Result<libc::c_short> {
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    let ms = timeout_ms(timeout);
+    // SAFETY: one valid pollfd.
+    let n = cvt(unsafe { libc::poll(&mut p, 1, ms) });
+    match n {
+        Ok(0) => Ok(0),
+        Ok(_) => Ok(p.revents),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// Milliseconds for poll/epoll, rounded up so that a wait is never shorter than asked.
+pub fn timeout_ms(t: Option<Duration>) -> i32 {
+    match t {
+        None => -1,
+        Some(d) => {
+            let ms = d.as_nanos().div_ceil(1_000_000);
+            ms.min(i32::MAX as u128) as i32
+        }
+    }
+}
+
+/// An epoll instance.
+pub fn epoll_create() -> io::Result<OwnedFd> {
+    // SAFETY: plain system call.
+    let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+    Ok(owned(fd))
+}
+
+/// `epoll_ctl` with a u64 token.
+pub fn epoll_ctl(ep: RawFd, op: libc::c_int, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
+    let mut ev = libc::epoll_event { events, u64: token };
+    // SAFETY: `ev` is a valid epoll_event.
+    cvt(unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) })?;
+    Ok(())
+}
+
+/// `epoll_wait`; returns the number of events filled (0 on timeout or EINTR).
+pub fn epoll_wait(ep: RawFd, events: &mut [libc::epoll_event], timeout: Option<Duration>) -> io::Result<usize> {
+    let ms = timeout_ms(timeout);
+    // SAFETY: `events` is a writable array of its length.
+    let r = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(0);
+        }
+        return Err(e);
+    }
+    Ok(r as usize)
+}
+
+/// A non-blocking eventfd.
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: plain system call.
+    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
+    Ok(owned(fd))
+}
+
+/// Adds one to an eventfd.
+pub fn eventfd_signal(fd: RawFd) {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live u64. A full counter (EAGAIN) already means "signalled".
+    unsafe { libc::write(fd, ptr::addr_of!(one).cast(), 8) };
+}
+
+/// Resets an eventfd.
+pub fn eventfd_clear(fd: RawFd) {
+    let mut v: u64 = 0;
+    // SAFETY: reads 8 bytes into a live u64; EAGAIN (not signalled) is fine.
+    unsafe { libc::read(fd, ptr::addr_of_mut!(v).cast(), 8) };
+}
+
+/// A sealed-size anonymous shared memory file of `len` bytes.
+pub fn memfd(len: usize) -> io::Result<OwnedFd> {
+    let name = c"mailslot-control";
+    // SAFETY: `name` is a valid C string.
+    let fd = owned(cvt(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) })?);
+    // SAFETY: plain system calls on a descriptor we own.
+    cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) })?;
+    // Writers must not be able to shrink it under the owner (SIGBUS) or grow it.
+    cvt(unsafe {
+        libc::fcntl(
+            fd.as_raw_fd(),
+            libc::F_ADD_SEALS,
+            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
+        )
+    })?;
+    Ok(fd)
+}
+
+/// Size of a file.
+pub fn file_size(fd: RawFd) -> io::Result<u64> {
+    // SAFETY: stat is plain old data; fstat fills it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    cvt(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st.st_size as u64)
+}
+
+/// A shared read-write mapping of the first `len` bytes of `fd`, unmapped on drop.
+pub struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is only accessed through atomics (see `control.rs`); the pointer itself can
+// move between threads.
+unsafe impl Send for Mapping {}
+// SAFETY: as above, all shared access is atomic.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps `len` bytes of `fd` shared and read-write.
+    pub fn new(fd: RawFd, len: usize) -> io::Result<Mapping> {
+        // SAFETY: a fresh mapping chosen by the kernel; the result is checked.
+        let p = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapping {
+            ptr: p.cast(),
+            len,
+        })
+    }
+
+    /// Base address.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the region mapped in `new`.
+        unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// `FUTEX_WAIT` (process-shared) while `*word == expected`, for at most `timeout`.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: `word` is a live, aligned u32; the kernel only reads it. Errors (EAGAIN, ETIMEDOUT,
+    // EINTR) all mean "re-check", which every caller does.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+        )
+    };
+}
+
+/// `FUTEX_WAKE` (process-shared) of every waiter on `word`.
+pub fn futex_wake_all(word: &AtomicU32) {
+    // SAFETY: `word` is a live, aligned u32.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX) };
+}
+
+/// Effective user id.
+pub fn geteuid() -> u32 {
+    // SAFETY: always succeeds.
+    unsafe { libc::geteuid() }
+}
+
+/// Process id.
+pub fn getpid() -> u32 {
+    // SAFETY: always succeeds.
+    unsafe { libc::getpid() as u32 }
+}
+
+/// Raises the soft open-file limit to the hard limit (an owner may hold many writer connections).
+pub fn raise_nofile_limit() {
+    // SAFETY: rlimit is plain old data, get/setrlimit read/write it.
+    unsafe {
+        let mut rl: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < rl.rlim_max {
+            rl.rlim_cur = rl.rlim_max.min(1 << 20);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
+        }
+    }
+}

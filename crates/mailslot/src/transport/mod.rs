@@ -1,0 +1,164 @@
+//! The local transport: how messages get from a writer process into the owner's queue.
+//!
+//! Everything about sockets, descriptors and the wire format between local processes is in this
+//! module, so that a faster transport (shared memory) can replace it without touching the API.
+//!
+//! # How it works
+//! - The owner binds a Linux **abstract** `SOCK_SEQPACKET` socket named
+//!   `mailslot/v1/<lower-case path>`. Abstract names live in the network namespace (one host
+//!   each), vanish when the socket closes — also when the process is killed — and leave nothing on
+//!   disk. A second bind of the same name fails, which is `AlreadyExists`.
+//! - A writer connects. The owner's side accepts, reads the writer's kernel-verified credentials
+//!   (`SO_PEERCRED`, `SO_PEERGROUPS`), applies the access policy and answers with a greeting (limits
+//!   and, if admitted, the control page as an `SCM_RIGHTS` descriptor).
+//! - Each write is one `SEQPACKET` record: a 16-byte header (version, priority, class, write-order
+//!   number) and the data.
+//! - Owner side, a reader drains every connection into the in-process priority queue before it
+//!   looks at the head. So that writers never stall while the owner is busy elsewhere, one
+//!   **per-process** service thread (not one per mailslot) drains slots nobody is reading;
+//!   it stays out of the way of active readers (see [`service`]).
+
+pub(crate) mod service;
+pub(crate) mod slot;
+pub(crate) mod list;
+pub(crate) mod writer;
+
+/// Prefix of every abstract socket name of this project (format version 1).
+pub(crate) const ADDR_PREFIX: &str = "mailslot/v1/";
+
+/// The abstract address of the mailslot with comparison key `key`.
+pub(crate) fn address(key: &str) -> Vec<u8> {
+    let mut a = Vec::with_capacity(ADDR_PREFIX.len() + key.len());
+    a.extend_from_slice(ADDR_PREFIX.as_bytes());
+    a.extend_from_slice(key.as_bytes());
+    a
+}
+
+/// Header of each message record.
+pub(crate) const HEADER_LEN: usize = 16;
+const HEADER_VERSION: u8 = 1;
+
+/// Encodes a message header.
+pub(crate) fn encode_header(priority: u8, class: u8, seq: u64) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[0] = HEADER_VERSION;
+    h[1] = priority;
+    h[2] = class;
+    h[8..16].copy_from_slice(&seq.to_le_bytes());
+    h
+}
+
+/// A decoded message header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub priority: u8,
+    pub class: u8,
+    pub seq: u64,
+}
+
+/// Decodes a message header; `None` for anything malformed.
+pub(crate) fn decode_header(b: &[u8]) -> Option<Header> {
+    if b.len() < HEADER_LEN || b[0] != HEADER_VERSION {
+        return None;
+    }
+    let priority = b[1];
+    let class = b[2];
+    if priority > crate::types::MAX_PRIORITY || !(class == 1 || class == 2) {
+        return None;
+    }
+    let seq = u64::from_le_bytes(b[8..16].try_into().ok()?);
+    Some(Header {
+        priority,
+        class,
+        seq,
+    })
+}
+
+/// The owner's answer to a connecting writer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Greeting {
+    pub admitted: bool,
+    pub max_message_size: u64,
+    pub quota: u64,
+    pub max_messages: u64,
+    pub owner_pid: u32,
+    pub owner_uid: u32,
+    pub display: String,
+}
+
+const GREETING_MAGIC: &[u8; 4] = b"MSG1";
+const GREETING_FIXED: usize = 40;
+
+impl Greeting {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(GREETING_FIXED + self.display.len());
+        b.extend_from_slice(GREETING_MAGIC);
+        b.extend_from_slice(&u16::from(!self.admitted).to_le_bytes());
+        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&self.max_message_size.to_le_bytes());
+        b.extend_from_slice(&self.quota.to_le_bytes());
+        b.extend_from_slice(&self.max_messages.to_le_bytes());
+        b.extend_from_slice(&self.owner_pid.to_le_bytes());
+        b.extend_from_slice(&self.owner_uid.to_le_bytes());
+        b.extend_from_slice(self.display.as_bytes());
+        b
+    }
+
+    pub fn decode(b: &[u8]) -> Option<Greeting> {
+        if b.len() < GREETING_FIXED || &b[..4] != GREETING_MAGIC {
+            return None;
+        }
+        let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or_default());
+        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or_default());
+        Some(Greeting {
+            admitted: u16::from_le_bytes([b[4], b[5]]) == 0,
+            max_message_size: u64_at(8),
+            quota: u64_at(16),
+            max_messages: u64_at(24),
+            owner_pid: u32_at(32),
+            owner_uid: u32_at(36),
+            display: String::from_utf8_lossy(&b[GREETING_FIXED..]).into_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trip_and_rejects() {
+        let h = encode_header(9, 1, 77);
+        assert_eq!(
+            decode_header(&h),
+            Some(Header {
+                priority: 9,
+                class: 1,
+                seq: 77
+            })
+        );
+        assert_eq!(decode_header(&h[..15]), None);
+        assert_eq!(decode_header(&encode_header(10, 1, 0)), None);
+        assert_eq!(decode_header(&encode_header(0, 3, 0)), None);
+        let mut bad = h;
+        bad[0] = 2;
+        assert_eq!(decode_header(&bad), None);
+    }
+
+    #[test]
+    fn greeting_round_trip() {
+        let g = Greeting {
+            admitted: true,
+            max_message_size: 424,
+            quota: 1 << 20,
+            max_messages: 4096,
+            owner_pid: 42,
+            owner_uid: 1000,
+            display: r"\\.\mailslot\App".into(),
+        };
+        assert_eq!(Greeting::decode(&g.encode()), Some(g.clone()));
+        assert_eq!(Greeting::decode(&g.encode()[..39]), None);
+        let denied = Greeting { admitted: false, ..g };
+        assert!(!Greeting::decode(&denied.encode()).unwrap().admitted);
+    }
+}

@@ -1,0 +1,173 @@
+//! The per-process service thread.
+//!
+//! A writer's socket buffer holds only a few records (`net.unix.max_dgram_qlen`, often 10), and a
+//! writer's open needs the owner to answer. So that writers neither stall nor fail while the owner
+//! is busy with something else, one thread per process (started with the first mailslot, shared by
+//! all of them) drains slots that no reader is serving.
+//!
+//! It keeps out of the way of readers, who drain for themselves:
+//! - each slot's socket epoll is registered in the service epoll **one-shot**;
+//! - a reader about to sleep disarms it (so one message never wakes two threads) and re-arms it
+//!   when it wakes;
+//! - when the service fires for a slot whose reader was active within the last [`DEFER`], it
+//!   looks again after `DEFER` instead of competing for the slot;
+//! - when it does move messages, it signals the slot's eventfd so that a reader (or an async
+//!   task) waiting on the slot wakes up.
+//!
+//! After `fork`, the child has no service thread; the next mailslot it creates starts one.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use super::slot::{Arming, Slot};
+use crate::sys;
+
+/// How long after a reader's last activity the service leaves a slot to that reader.
+pub(crate) const DEFER: Duration = Duration::from_millis(2);
+
+pub(crate) struct Service {
+    epoll: OwnedFd,
+    slots: Mutex<HashMap<u64, Weak<Slot>>>,
+    next: AtomicU64,
+}
+
+static SERVICE: Mutex<Option<(u32, Arc<Service>)>> = Mutex::new(None);
+
+/// The service of this process, started on first use (and again in a forked child).
+pub(crate) fn get() -> io::Result<Arc<Service>> {
+    let mut g = SERVICE.lock().unwrap_or_else(|p| p.into_inner());
+    let pid = sys::getpid();
+    if let Some((p, s)) = g.as_ref() {
+        if *p == pid {
+            return Ok(s.clone());
+        }
+    }
+    let s = Arc::new(Service {
+        epoll: sys::epoll_create()?,
+        slots: Mutex::new(HashMap::new()),
+        next: AtomicU64::new(1),
+    });
+    let run = s.clone();
+    std::thread::Builder::new()
+        .name("mailslot-service".into())
+        .spawn(move || run.run())?;
+    *g = Some((pid, s.clone()));
+    Ok(s)
+}
+
+impl Service {
+    pub fn next_token(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Weak<Slot>>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn register(&self, slot: &Arc<Slot>) -> io::Result<()> {
+        self.slots().insert(slot.token, Arc::downgrade(slot));
+        let mut st = slot.lock();
+        sys::epoll_ctl(
+            self.epoll.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            slot.epoll_fd(),
+            (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
+            slot.token,
+        )?;
+        st.arming = Arming::Armed;
+        Ok(())
+    }
+
+    pub fn unregister(&self, slot: &Slot) {
+        let _ = sys::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, slot.epoll_fd(), 0, 0);
+        self.slots().remove(&slot.token);
+    }
+
+    pub fn arm(&self, slot: &Slot) {
+        let _ = sys::epoll_ctl(
+            self.epoll.as_raw_fd(),
+            libc::EPOLL_CTL_MOD,
+            slot.epoll_fd(),
+            (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
+            slot.token,
+        );
+    }
+
+    pub fn disarm(&self, slot: &Slot) {
+        let _ = sys::epoll_ctl(
+            self.epoll.as_raw_fd(),
+            libc::EPOLL_CTL_MOD,
+            slot.epoll_fd(),
+            0,
+            slot.token,
+        );
+    }
+
+    /// Serves one slot; returns when to look at it again, if it was left to a busy reader.
+    fn serve(&self, slot: &Slot, now: Instant) -> Option<Instant> {
+        let mut st = slot.lock();
+        if st.arming == Arming::Closed || st.readers_waiting > 0 {
+            // A waiting reader re-arms the slot when it wakes.
+            if st.arming == Arming::Armed {
+                st.arming = Arming::Idle;
+            }
+            return None;
+        }
+        st.arming = Arming::Idle;
+        if let Some(t) = st.last_reader_activity {
+            if now.duration_since(t) < DEFER {
+                return Some(t + DEFER);
+            }
+        }
+        if let Ok(n) = slot.drain(&mut st) {
+            if n > 0 {
+                slot.signal_wake();
+            }
+        }
+        self.arm(slot);
+        st.arming = Arming::Armed;
+        None
+    }
+
+    fn run(self: Arc<Self>) {
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+        let mut deferred: Vec<(Instant, u64)> = Vec::new();
+        loop {
+            let timeout = deferred
+                .iter()
+                .map(|(t, _)| t.saturating_duration_since(Instant::now()))
+                .min();
+            let n = match sys::epoll_wait(self.epoll.as_raw_fd(), &mut events, timeout) {
+                Ok(n) => n,
+                Err(_) => {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            };
+            let now = Instant::now();
+            let mut due: Vec<u64> = events[..n].iter().map(|e| e.u64).collect();
+            deferred.retain(|(t, tok)| {
+                if *t <= now {
+                    due.push(*tok);
+                    false
+                } else {
+                    true
+                }
+            });
+            for tok in due {
+                let slot = self.slots().get(&tok).and_then(Weak::upgrade);
+                if let Some(slot) = slot {
+                    if let Some(again) = self.serve(&slot, now) {
+                        if !deferred.iter().any(|(_, t)| *t == tok) {
+                            deferred.push((again, tok));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

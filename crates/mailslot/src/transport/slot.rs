@@ -1,0 +1,445 @@
+//! Owner side of one mailslot: listener, writer connections, the queue, reading and waiting.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::service::{self, Service};
+use super::{address, decode_header, Greeting, HEADER_LEN};
+use crate::control::Control;
+use crate::error::{CreateError, ReadError};
+use crate::name::Name;
+use crate::queue::{Entry, Queue};
+use crate::sys::{self, PeerCred};
+use crate::types::{Access, Class, Message, Sender, Timeout};
+
+const TOKEN_LISTENER: u64 = u64::MAX;
+/// Messages taken from one connection per drain before moving on (fairness between writers).
+const PER_CONN_BATCH: usize = 4096;
+
+/// Fixed settings of a slot.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    pub name: Name,
+    pub max_message_size: usize,
+    pub quota: usize,
+    pub max_messages: usize,
+    pub access: Access,
+    pub owner_uid: u32,
+}
+
+struct Conn {
+    fd: OwnedFd,
+    cred: PeerCred,
+}
+
+/// Service-thread state of a slot (see `service`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Arming {
+    /// Registered in the service epoll, one-shot.
+    Armed,
+    /// Not armed: the service fired, or a reader is waiting.
+    Idle,
+    /// Closed; never re-armed.
+    Closed,
+}
+
+pub(crate) struct State {
+    queue: Queue,
+    conns: HashMap<RawFd, Conn>,
+    listener: Option<OwnedFd>,
+    pub read_timeout: Timeout,
+    pub readers_waiting: usize,
+    pub last_reader_activity: Option<Instant>,
+    pub arming: Arming,
+    buf: Vec<u8>,
+    /// Messages dropped because they were malformed or over the limits (misbehaving writers).
+    pub dropped: u64,
+    /// Writers refused by the access policy.
+    pub refused: u64,
+}
+
+/// One owned mailslot.
+pub(crate) struct Slot {
+    pub config: Config,
+    /// Listener and writer connections.
+    epoll: OwnedFd,
+    /// What readers wait on: `epoll` plus `wake`.
+    wait_epoll: OwnedFd,
+    /// Signalled by the service thread when it moved messages into the queue.
+    wake: OwnedFd,
+    memfd: OwnedFd,
+    control: Control,
+    pub token: u64,
+    service: Arc<Service>,
+    state: Mutex<State>,
+}
+
+/// What a reader wants from the head of the queue.
+pub(crate) enum Take<'a> {
+    /// Remove it, copying into the buffer.
+    Read(&'a mut [u8]),
+    /// Remove it and return it whole.
+    ReadMessage,
+    /// Copy it into the buffer, leave it queued.
+    Peek(&'a mut [u8]),
+    /// Return a copy, leave it queued.
+    PeekMessage,
+}
+
+/// What a reader got.
+pub(crate) enum Taken {
+    /// Bytes copied, and the message's metadata.
+    Copied {
+        len: usize,
+        priority: u8,
+        class: Class,
+        sender: Sender,
+    },
+    /// The whole message.
+    Message(Message),
+}
+
+impl Slot {
+    pub fn create(config: Config, read_timeout: Timeout) -> Result<Arc<Slot>, CreateError> {
+        sys::raise_nofile_limit();
+        let listener = sys::seqpacket(true)?;
+        match sys::bind_abstract(&listener, &address(&config.name.key())) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => {
+                return Err(CreateError::AlreadyExists(config.name.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        sys::listen(&listener, 4096)?;
+        let epoll = sys::epoll_create()?;
+        sys::epoll_ctl(
+            epoll.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            listener.as_raw_fd(),
+            libc::EPOLLIN as u32,
+            TOKEN_LISTENER,
+        )?;
+        let wake = sys::eventfd()?;
+        let wait_epoll = sys::epoll_create()?;
+        for fd in [epoll.as_raw_fd(), wake.as_raw_fd()] {
+            sys::epoll_ctl(
+                wait_epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                fd,
+                libc::EPOLLIN as u32,
+                fd as u64,
+            )?;
+        }
+        let (memfd, control) = Control::create()?;
+        let service = service::get()?;
+        let buf = vec![0u8; HEADER_LEN + config.max_message_size + 1];
+        let slot = Arc::new(Slot {
+            epoll,
+            wait_epoll,
+            wake,
+            memfd,
+            control,
+            token: service.next_token(),
+            service,
+            state: Mutex::new(State {
+                queue: Queue::default(),
+                conns: HashMap::new(),
+                listener: Some(listener),
+                read_timeout,
+                readers_waiting: 0,
+                last_reader_activity: None,
+                arming: Arming::Idle,
+                buf,
+                dropped: 0,
+                refused: 0,
+            }),
+            config,
+        });
+        slot.service.register(&slot)?;
+        Ok(slot)
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn epoll_fd(&self) -> RawFd {
+        self.epoll.as_raw_fd()
+    }
+
+    /// The descriptor readers (and async users) wait on.
+    pub fn wait_fd(&self) -> RawFd {
+        self.wait_epoll.as_raw_fd()
+    }
+
+    pub fn signal_wake(&self) {
+        sys::eventfd_signal(self.wake.as_raw_fd());
+    }
+
+    /// Moves everything pending on the sockets into the queue; returns how many messages arrived.
+    pub fn drain(&self, st: &mut State) -> io::Result<usize> {
+        let before = st.queue.len();
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
+        loop {
+            let n = sys::epoll_wait(self.epoll.as_raw_fd(), &mut events, Some(Duration::ZERO))?;
+            for ev in &events[..n] {
+                let (token, flags) = (ev.u64, ev.events);
+                if token == TOKEN_LISTENER {
+                    self.accept_all(st);
+                } else {
+                    self.recv_conn(st, token as RawFd, flags);
+                }
+            }
+            if n < events.len() {
+                break;
+            }
+        }
+        Ok(st.queue.len() - before)
+    }
+
+    fn admits(&self, cred: &PeerCred, conn: &OwnedFd) -> bool {
+        if cred.uid == 0 || cred.uid == self.config.owner_uid {
+            return true;
+        }
+        match self.config.access {
+            Access::Owner => false,
+            Access::Everyone => true,
+            Access::Group(g) => {
+                cred.gid == g || sys::peer_groups(conn).map(|gs| gs.contains(&g)).unwrap_or(false)
+            }
+        }
+    }
+
+    fn accept_all(&self, st: &mut State) {
+        loop {
+            let Some(listener) = st.listener.as_ref() else {
+                return;
+            };
+            let conn = match sys::accept(listener) {
+                Ok(Some(c)) => c,
+                Ok(None) => return,
+                // ECONNABORTED and friends: that writer is gone; EMFILE: try again later.
+                Err(_) => return,
+            };
+            let Ok(cred) = sys::peer_cred(&conn) else {
+                continue;
+            };
+            let admitted = self.admits(&cred, &conn);
+            let greeting = Greeting {
+                admitted,
+                max_message_size: self.config.max_message_size as u64,
+                quota: self.config.quota as u64,
+                max_messages: self.config.max_messages as u64,
+                owner_pid: sys::getpid(),
+                owner_uid: self.config.owner_uid,
+                display: self.config.name.to_string(),
+            }
+            .encode();
+            let pass = admitted.then(|| self.memfd.as_raw_fd());
+            if sys::send_parts(conn.as_raw_fd(), &[&greeting], pass, true).is_err() || !admitted {
+                if !admitted {
+                    st.refused += 1;
+                }
+                continue; // dropping `conn` closes it
+            }
+            let fd = conn.as_raw_fd();
+            if sys::epoll_ctl(
+                self.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                fd,
+                (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
+                fd as u64,
+            )
+            .is_ok()
+            {
+                st.conns.insert(fd, Conn { fd: conn, cred });
+            }
+        }
+    }
+
+    fn remove_conn(&self, st: &mut State, fd: RawFd) {
+        if let Some(c) = st.conns.remove(&fd) {
+            let _ = sys::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, c.fd.as_raw_fd(), 0, 0);
+        }
+    }
+
+    fn recv_conn(&self, st: &mut State, fd: RawFd, _flags: u32) {
+        let Some(cred) = st.conns.get(&fd).map(|c| c.cred) else {
+            return;
+        };
+        let mut buf = std::mem::take(&mut st.buf);
+        for _ in 0..PER_CONN_BATCH {
+            match sys::recv_msg(fd, &mut buf, false) {
+                Ok(None) => break,
+                Ok(Some(r)) if r.len == 0 => {
+                    self.remove_conn(st, fd);
+                    break;
+                }
+                Ok(Some(r)) => {
+                    if r.truncated {
+                        st.dropped += 1;
+                        continue;
+                    }
+                    self.enqueue(st, cred, &buf[..r.len]);
+                }
+                Err(_) => {
+                    self.remove_conn(st, fd);
+                    break;
+                }
+            }
+        }
+        st.buf = buf;
+    }
+
+    fn enqueue(&self, st: &mut State, cred: PeerCred, record: &[u8]) {
+        let Some(h) = decode_header(record) else {
+            st.dropped += 1;
+            return;
+        };
+        let data = &record[HEADER_LEN..];
+        // A writer that follows the protocol reserved room first; these checks only stop one
+        // that does not, so that it cannot grow the queue past its limits.
+        if data.len() > self.config.max_message_size
+            || st.queue.bytes() + data.len() > self.config.quota
+            || st.queue.len() + 1 > self.config.max_messages
+        {
+            st.dropped += 1;
+            return;
+        }
+        let class = Class::from_number(h.class.into()).unwrap_or_default();
+        st.queue.push(Entry {
+            seq: h.seq,
+            msg: Message {
+                data: data.to_vec(),
+                priority: h.priority,
+                class,
+                sender: Sender::Local {
+                    pid: cred.pid,
+                    uid: cred.uid,
+                    gid: cred.gid,
+                },
+            },
+        });
+    }
+
+    /// Waits for a head message (up to `timeout`, or the slot's read timeout) and applies `take`.
+    pub fn take(&self, take: Take<'_>, timeout: Option<Timeout>) -> Result<Taken, ReadError> {
+        let mut st = self.lock();
+        let timeout = timeout.unwrap_or(st.read_timeout);
+        let deadline = match timeout {
+            Timeout::After(d) => Some(Instant::now() + d),
+            Timeout::Forever => None,
+        };
+        let peek = matches!(take, Take::Peek(_) | Take::PeekMessage);
+        let result = loop {
+            sys::eventfd_clear(self.wake.as_raw_fd());
+            self.drain(&mut st)?;
+            if st.queue.head().is_some() {
+                break self.apply(&mut st, take);
+            }
+            let remaining = match deadline {
+                None => None,
+                Some(dl) => {
+                    let now = Instant::now();
+                    if now >= dl || peek {
+                        break Err(ReadError::Timeout);
+                    }
+                    Some(dl - now)
+                }
+            };
+            self.begin_wait(&mut st);
+            drop(st);
+            let mut ev = [libc::epoll_event { events: 0, u64: 0 }; 1];
+            let r = sys::epoll_wait(self.wait_epoll.as_raw_fd(), &mut ev, remaining);
+            st = self.lock();
+            self.end_wait(&mut st);
+            r?;
+        };
+        st.last_reader_activity = Some(Instant::now());
+        result
+    }
+
+    fn apply(&self, st: &mut State, take: Take<'_>) -> Result<Taken, ReadError> {
+        let head = st.queue.head().ok_or(ReadError::Timeout)?;
+        let len = head.data.len();
+        let remove = matches!(take, Take::Read(_));
+        let taken = match take {
+            Take::Read(buf) | Take::Peek(buf) => {
+                if buf.len() < len {
+                    return Err(ReadError::BufferTooSmall { needed: len });
+                }
+                buf[..len].copy_from_slice(&head.data);
+                let t = Taken::Copied {
+                    len,
+                    priority: head.priority,
+                    class: head.class,
+                    sender: head.sender.clone(),
+                };
+                if remove {
+                    st.queue.pop();
+                    self.control.release(len);
+                }
+                t
+            }
+            Take::ReadMessage => {
+                let m = st.queue.pop().ok_or(ReadError::Timeout)?;
+                self.control.release(len);
+                Taken::Message(m)
+            }
+            Take::PeekMessage => Taken::Message(head.clone()),
+        };
+        Ok(taken)
+    }
+
+    /// Queue state after draining: (count, next size, next priority).
+    pub fn status(&self) -> (usize, Option<usize>, Option<u8>, Timeout) {
+        let mut st = self.lock();
+        sys::eventfd_clear(self.wake.as_raw_fd());
+        let _ = self.drain(&mut st);
+        st.last_reader_activity = Some(Instant::now());
+        let head = st.queue.head();
+        (
+            st.queue.len(),
+            head.map(|m| m.data.len()),
+            head.map(|m| m.priority),
+            st.read_timeout,
+        )
+    }
+
+    /// (dropped, refused) counters.
+    pub fn counters(&self) -> (u64, u64) {
+        let st = self.lock();
+        (st.dropped, st.refused)
+    }
+
+    pub fn begin_wait(&self, st: &mut State) {
+        st.readers_waiting += 1;
+        if st.arming == Arming::Armed {
+            self.service.disarm(self);
+            st.arming = Arming::Idle;
+        }
+    }
+
+    pub fn end_wait(&self, st: &mut State) {
+        st.readers_waiting -= 1;
+        st.last_reader_activity = Some(Instant::now());
+        if st.readers_waiting == 0 && st.arming == Arming::Idle {
+            self.service.arm(self);
+            st.arming = Arming::Armed;
+        }
+    }
+
+    /// Closes the slot: frees the name at once, tells writers, drops the queue.
+    pub fn close(&self) {
+        self.service.unregister(self);
+        self.control.close();
+        let mut st = self.lock();
+        st.arming = Arming::Closed;
+        st.listener = None;
+        st.conns.clear();
+        st.queue = Queue::default();
+    }
+}

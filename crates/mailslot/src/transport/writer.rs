@@ -1,0 +1,163 @@
+//! Writer side: connect, handshake, reserve room, send one record per message.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use super::{address, encode_header, Greeting, HEADER_LEN};
+use crate::control::Control;
+use crate::error::{OpenError, WriteError};
+use crate::name::Name;
+use crate::sys;
+use crate::types::{Class, Timeout, WriteOptions, MAX_PRIORITY};
+
+/// How long a second-class write waits for socket buffer space when the owner's process is slow
+/// to drain (the quota already had room, so this is back-pressure, not a full mailslot).
+const SEND_GRACE: Duration = Duration::from_secs(2);
+/// Longest single futex sleep while waiting for room, so a dead owner is noticed quickly.
+const ROOM_POLL: Duration = Duration::from_millis(50);
+
+/// An open connection to a local mailslot.
+pub(crate) struct Connection {
+    sock: OwnedFd,
+    control: Control,
+    pub greeting: Greeting,
+}
+
+fn is_gone(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN | libc::ECONNREFUSED)
+    )
+}
+
+impl Connection {
+    pub fn open(name: &Name, timeout: Duration) -> Result<Connection, OpenError> {
+        let sock = sys::seqpacket(false)?;
+        match sys::connect_abstract(&sock, &address(&name.key())) {
+            Ok(()) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNREFUSED | libc::ENOENT)) => {
+                return Err(OpenError::NotFound(name.to_string()));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 256];
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(OpenError::NotResponding(name.to_string()));
+            }
+            sys::poll_one(sock.as_raw_fd(), libc::POLLIN, Some(remaining))?;
+            match sys::recv_msg(sock.as_raw_fd(), &mut buf, true) {
+                Ok(None) => continue,
+                Ok(Some(r)) if r.len == 0 => return Err(OpenError::NotFound(name.to_string())),
+                Ok(Some(r)) => {
+                    let g = Greeting::decode(&buf[..r.len.min(buf.len())]).ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::InvalidData, "malformed greeting from owner")
+                    })?;
+                    if !g.admitted {
+                        return Err(OpenError::AccessDenied(name.to_string()));
+                    }
+                    let fd = r.fd.ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::InvalidData, "owner sent no control page")
+                    })?;
+                    let control = Control::attach(&fd)?;
+                    return Ok(Connection {
+                        sock,
+                        control,
+                        greeting: g,
+                    });
+                }
+                Err(e) if is_gone(&e) => return Err(OpenError::NotFound(name.to_string())),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn hung_up(&self) -> bool {
+        self.control.is_closed()
+            || sys::poll_one(self.sock.as_raw_fd(), 0, Some(Duration::ZERO))
+                .map(|r| r & (libc::POLLHUP | libc::POLLERR) != 0)
+                .unwrap_or(true)
+    }
+
+    pub fn write(&self, data: &[u8], opts: WriteOptions) -> Result<(), WriteError> {
+        if opts.priority > MAX_PRIORITY {
+            return Err(WriteError::InvalidPriority(opts.priority));
+        }
+        let max = self.greeting.max_message_size as usize;
+        if data.len() > max {
+            return Err(WriteError::TooLarge {
+                size: data.len(),
+                max,
+            });
+        }
+        if self.control.is_closed() {
+            return Err(WriteError::OwnerGone);
+        }
+        let quota = self.greeting.quota as usize;
+        let max_messages = self.greeting.max_messages as usize;
+        let deadline = match (opts.class, opts.timeout) {
+            (Class::Second, _) => Some(Instant::now()),
+            (Class::First, Timeout::After(d)) => Some(Instant::now() + d),
+            (Class::First, Timeout::Forever) => None,
+        };
+        // 1. Room in the quota.
+        while !self.control.try_reserve(data.len(), quota, max_messages) {
+            if opts.class == Class::Second {
+                return Err(WriteError::Full);
+            }
+            let slice = match deadline {
+                None => ROOM_POLL,
+                Some(dl) => {
+                    let left = dl.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(WriteError::Timeout);
+                    }
+                    left.min(ROOM_POLL)
+                }
+            };
+            if self.hung_up() {
+                return Err(WriteError::OwnerGone);
+            }
+            if self.control.wait_for_room(data.len(), quota, max_messages, slice) {
+                break;
+            }
+        }
+        // 2. Send; room is reserved, give it back on failure.
+        let header = encode_header(opts.priority, opts.class.number(), self.control.next_seq());
+        let send_deadline = match opts.class {
+            Class::Second => Some(Instant::now() + SEND_GRACE),
+            Class::First => deadline,
+        };
+        loop {
+            match sys::send_parts(self.sock.as_raw_fd(), &[&header, data], None, true) {
+                Ok(n) if n == HEADER_LEN + data.len() => return Ok(()),
+                Ok(_) => {
+                    self.control.release(data.len());
+                    return Err(io::Error::new(io::ErrorKind::WriteZero, "short send").into());
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let left = send_deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                    if left == Some(Duration::ZERO) {
+                        self.control.release(data.len());
+                        return Err(match opts.class {
+                            Class::Second => WriteError::Full,
+                            Class::First => WriteError::Timeout,
+                        });
+                    }
+                    sys::poll_one(self.sock.as_raw_fd(), libc::POLLOUT, left)?;
+                }
+                Err(e) if is_gone(&e) => {
+                    self.control.release(data.len());
+                    return Err(WriteError::OwnerGone);
+                }
+                Err(e) => {
+                    self.control.release(data.len());
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Plain value types: messages, senders, classes, timeouts, access policies and slot info.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// Delivery class of a message (LAN Manager).
+///
+/// Locally both classes are delivered the same way; they differ when the mailslot is full:
+/// a second-class write fails at once, a first-class write waits up to its timeout for room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Class {
+    /// First class: reliable; waits for room, the writer learns of failure.
+    First = 1,
+    /// Second class: a datagram; fails at once when there is no room (the default).
+    #[default]
+    Second = 2,
+}
+
+impl Class {
+    /// The class number, 1 or 2.
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+
+    /// The class for number 1 or 2.
+    pub fn from_number(n: u16) -> Option<Class> {
+        match n {
+            1 => Some(Class::First),
+            2 => Some(Class::Second),
+            _ => None,
+        }
+    }
+}
+
+/// Highest message priority; 0 is the lowest and the default.
+pub const MAX_PRIORITY: u8 = 9;
+
+/// How long an operation waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Timeout {
+    /// Wait at most this long; `Duration::ZERO` returns at once.
+    After(Duration),
+    /// Wait until it can complete.
+    Forever,
+}
+
+impl Timeout {
+    /// Do not wait.
+    pub const ZERO: Timeout = Timeout::After(Duration::ZERO);
+
+    /// From Win32 milliseconds: `0xFFFF_FFFF` (`MAILSLOT_WAIT_FOREVER`) is forever.
+    pub fn from_win32_millis(ms: u32) -> Timeout {
+        if ms == u32::MAX {
+            Timeout::Forever
+        } else {
+            Timeout::After(Duration::from_millis(ms.into()))
+        }
+    }
+
+    /// From LAN Manager milliseconds: any negative value (`MAILSLOT_NO_TIMEOUT` is -1) is forever.
+    pub fn from_lanman_millis(ms: i64) -> Timeout {
+        if ms < 0 {
+            Timeout::Forever
+        } else {
+            Timeout::After(Duration::from_millis(ms as u64))
+        }
+    }
+
+    /// As Win32 milliseconds (forever is `0xFFFF_FFFF`; long durations clamp to `0xFFFF_FFFE`).
+    pub fn as_win32_millis(self) -> u32 {
+        match self {
+            Timeout::Forever => u32::MAX,
+            Timeout::After(d) => d.as_millis().min(u128::from(u32::MAX - 1)) as u32,
+        }
+    }
+
+    /// True for a zero timeout.
+    pub fn is_zero(self) -> bool {
+        self == Timeout::ZERO
+    }
+}
+
+impl From<Duration> for Timeout {
+    fn from(d: Duration) -> Self {
+        Timeout::After(d)
+    }
+}
+
+/// Who may open a mailslot for writing.
+///
+/// The owner's user and root are always admitted. The policy is enforced by the owner's process
+/// from the writer's kernel-supplied peer credentials (`SO_PEERCRED`, `SO_PEERGROUPS`), never from
+/// anything the writer claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Access {
+    /// Only the owner's effective uid and root (the default).
+    #[default]
+    Owner,
+    /// Also every process whose primary or supplementary groups include this gid.
+    Group(u32),
+    /// Every local user.
+    Everyone,
+}
+
+/// Who sent a message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Sender {
+    /// A process on this host, as the kernel reported it when the writer opened the mailslot.
+    Local {
+        /// Process id of the writer (the process that opened the handle).
+        pid: u32,
+        /// Effective user id of the writer.
+        uid: u32,
+        /// Effective group id of the writer.
+        gid: u32,
+    },
+    /// A host on the network (delivered by the mailslot daemon).
+    Remote {
+        /// The sender's NetBIOS name.
+        name: String,
+        /// The sender's IPv4 address.
+        ip: Ipv4Addr,
+    },
+}
+
+/// One message taken from (or peeked in) a mailslot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The bytes written, possibly none.
+    pub data: Vec<u8>,
+    /// Priority 0–9 (9 is read first).
+    pub priority: u8,
+    /// Delivery class the writer asked for.
+    pub class: Class,
+    /// Who wrote it.
+    pub sender: Sender,
+}
+
+/// State of a mailslot, from [`Mailslot::info`](crate::Mailslot::info).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Info {
+    /// Largest message accepted, in bytes.
+    pub max_message_size: usize,
+    /// Total bytes of queued messages allowed.
+    pub quota: usize,
+    /// Size of the next message, `None` when the mailslot is empty.
+    pub next_size: Option<usize>,
+    /// Priority of the next message, `None` when empty.
+    pub next_priority: Option<u8>,
+    /// Number of queued messages.
+    pub count: usize,
+    /// Current read timeout.
+    pub read_timeout: Timeout,
+}
+
+/// How a message is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// Priority 0–9 (default 0).
+    pub priority: u8,
+    /// Delivery class (default [`Class::Second`]).
+    pub class: Class,
+    /// How long a first-class write waits for room (default forever). Second-class writes never
+    /// wait for room.
+    pub timeout: Timeout,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        WriteOptions {
+            priority: 0,
+            class: Class::Second,
+            timeout: Timeout::Forever,
+        }
+    }
+}
+
+impl WriteOptions {
+    /// Defaults: priority 0, second class, wait forever (first class only).
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the priority (0–9).
+    pub fn priority(mut self, p: u8) -> Self {
+        self.priority = p;
+        self
+    }
+    /// Sets the class.
+    pub fn class(mut self, c: Class) -> Self {
+        self.class = c;
+        self
+    }
+    /// Sets how long a first-class write waits for room.
+    pub fn timeout(mut self, t: impl Into<Timeout>) -> Self {
+        self.timeout = t.into();
+        self
+    }
+}

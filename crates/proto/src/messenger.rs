@@ -1,0 +1,74 @@
+//! Messenger service messages on `\MAILSLOT\MESSNGR` ("net send", WinPopup;
+//! [MS-MSRP] §3.2.4.4): `From\0To\0Text\0`, OEM bytes, no type byte.
+//! A directed message goes to `<recipient><03>`.
+
+use crate::error::{Error, Reader, Result, Writer};
+
+/// A Messenger message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessengerMessage<'a> {
+    /// Sender, no NUL.
+    pub from: &'a [u8],
+    /// Recipient (a NetBIOS name without suffix), no NUL.
+    pub to: &'a [u8],
+    /// Text, no NUL (≤ 652 bytes by the spec; the datagram limit also applies).
+    pub text: &'a [u8],
+}
+
+impl<'a> MessengerMessage<'a> {
+    /// Parses `From\0To\0Text[\0]`: the text may lack its NUL (it then runs
+    /// to the end); bytes after the text's NUL are ignored.
+    pub fn parse(data: &'a [u8]) -> Result<Self> {
+        let mut r = Reader::new(data);
+        let from = r.cstr()?;
+        let to = r.cstr()?;
+        let text = match r.cstr() {
+            Ok(t) => t,
+            Err(_) => r.rest(),
+        };
+        Ok(MessengerMessage { from, to, text })
+    }
+
+    /// Bytes [`Self::emit`] writes.
+    pub fn buffer_len(&self) -> usize {
+        self.from.len() + self.to.len() + self.text.len() + 3
+    }
+
+    /// Writes `From\0To\0Text\0` into `buf[..buffer_len()]`.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
+        if self.from.contains(&0) || self.to.contains(&0) || self.text.contains(&0) {
+            return Err(Error::Inconsistent { what: "NUL inside a string" });
+        }
+        let len = self.buffer_len();
+        let mut w = Writer::new(buf, len)?;
+        w.cstr(self.from);
+        w.cstr(self.to);
+        w.cstr(self.text);
+        Ok(len)
+    }
+
+    /// [`Self::emit`] into a new vector.
+    pub fn to_vec(&self) -> Result<Vec<u8>> {
+        let mut v = vec![0; self.buffer_len()];
+        self.emit(&mut v)?;
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn win98_example() {
+        let d = b"WIN98USER\0WORKGROUP\0HELLO WORLD\0";
+        assert_eq!(d.len(), 32);
+        let m = MessengerMessage::parse(d).unwrap();
+        assert_eq!(m.from, b"WIN98USER");
+        assert_eq!(m.to, b"WORKGROUP");
+        assert_eq!(m.text, b"HELLO WORLD");
+        assert_eq!(m.to_vec().unwrap(), d);
+        assert!(MessengerMessage::parse(b"A\0B").is_err());
+        assert_eq!(MessengerMessage::parse(b"A\0B\0hi").unwrap().text, b"hi");
+    }
+}

@@ -1,0 +1,441 @@
+//! SMB_COM_TRANSACTION carrying a mailslot write ([MS-MAIL] §2.2.1, [MS-CIFS] §2.2.4.33).
+//!
+//! All SMB fields are little-endian. Offsets are from the start of the SMB
+//! message, which is the user data of a NetBIOS datagram.
+//!
+//! # Receiving
+//! [`MailslotWriteRepr::parse`] checks the signature, command 0x25, WordCount
+//! = 14 + SetupCount with SetupCount ≥ 3, Setup\[0\] = 1 (write) and a
+//! `\MAILSLOT\` transaction name (any case), then takes the data from
+//! **DataOffset/DataCount only**: padding between the name and the data may be
+//! absent, zero or garbage. DataOffset may not point into the name, and
+//! DataOffset + DataCount must lie inside the message (as Samba checks).
+//! Every other header field (SMB Flags/Flags2, PID, MaxParameterCount,
+//! transaction Flags, Timeout, ParameterOffset, ByteCount) is ignored.
+//!
+//! # Sending
+//! [`MailslotWriteRepr::emit`] writes the layout Samba's nmbd and the Windows
+//! browser use: SMB Flags, Flags2, PID, UID, MID, TID all 0 (what Samba and the
+//! Windows browser send; [MS-MAIL]'s suggested 0x18/0x0004/0xFEFF are optional
+//! and ignored by every receiver); WordCount 17; TotalDataCount = DataCount = N;
+//! all parameter counts and MaxParameter/MaxData/MaxSetup 0; transaction Flags
+//! 0; Timeout 1000 ms (Samba, Windows browser; ignored on receipt);
+//! ParameterOffset 0; SetupCount 3 with opcode 1, priority and class;
+//! ByteCount = name + NUL + N; **no padding**, so DataOffset = 70 + L where L is
+//! the length of the `\MAILSLOT\…` name (Samba's and the browser's layout,
+//! which tshark and nmbd accept).
+
+use crate::error::{Error, Reader, Result, Writer};
+
+/// SMB_COM_TRANSACTION.
+pub const SMB_COM_TRANSACTION: u8 = 0x25;
+/// The SMB protocol signature.
+pub const SMB_SIGNATURE: [u8; 4] = *b"\xFFSMB";
+/// Mailslot opcode 1: write.
+pub const MAILSLOT_WRITE: u16 = 1;
+/// The transaction-name prefix of every mailslot.
+pub const MAILSLOT_PREFIX: &str = "\\MAILSLOT\\";
+/// Fixed part of an emitted message before the name: header, WordCount, 17 words, ByteCount.
+pub const FIXED_LEN: usize = 69;
+/// Timeout (ms) written by [`MailslotWriteRepr::emit`].
+pub const EMIT_TIMEOUT_MS: u32 = 1000;
+
+/// Byte ranges of the SMB transaction fields.
+#[allow(missing_docs)]
+pub mod field {
+    use core::ops::Range;
+    pub const PROTOCOL: Range<usize> = 0..4;
+    pub const COMMAND: usize = 4;
+    pub const WORD_COUNT: usize = 32;
+    pub const TOTAL_DATA_COUNT: Range<usize> = 35..37;
+    pub const TIMEOUT: Range<usize> = 45..49;
+    pub const DATA_COUNT: Range<usize> = 55..57;
+    pub const DATA_OFFSET: Range<usize> = 57..59;
+    pub const SETUP_COUNT: usize = 59;
+    pub const SETUP0: Range<usize> = 61..63;
+    pub const SETUP1: Range<usize> = 63..65;
+    pub const SETUP2: Range<usize> = 65..67;
+}
+
+/// Largest payload of a mailslot message sent in one datagram, given the
+/// mailslot name (with or without the `\MAILSLOT\` prefix, any case):
+/// `432 − roundup4(n)` where `n` is the number of characters after
+/// `\MAILSLOT\` ([MS-MAIL] endnote 2: 1–4 → 428, 5–8 → 424, 9–12 → 420 …).
+///
+/// ```
+/// assert_eq!(mailslot_proto::max_network_payload("\\MAILSLOT\\BROWSE"), 424);
+/// assert_eq!(mailslot_proto::max_network_payload("net\\netlogon"), 420);
+/// ```
+pub fn max_network_payload(mailslot_name: &str) -> usize {
+    let b = mailslot_name.as_bytes();
+    let p = MAILSLOT_PREFIX.as_bytes();
+    let rest = if b.len() >= p.len() && b[..p.len()].eq_ignore_ascii_case(p) {
+        &b[p.len()..]
+    } else {
+        b
+    };
+    432usize.saturating_sub(rest.len().div_ceil(4) * 4)
+}
+
+/// Normalises a mailslot name to the wire form `\MAILSLOT\path`: accepts
+/// `\MAILSLOT\path`, `\\.\mailslot\path`, `/mailslot/path`, `MAILSLOT\path`
+/// or a bare `path`; `/` becomes `\`; the prefix is upper-cased (Wireshark only
+/// dissects an upper-case prefix), the path keeps its case.
+pub fn mailslot_path(name: &str) -> String {
+    let n = name.replace('/', "\\");
+    let n = n.strip_prefix("\\\\.").unwrap_or(&n);
+    let lower = n.to_ascii_lowercase();
+    let rest = if lower.starts_with("\\mailslot\\") {
+        &n[10..]
+    } else if lower.starts_with("mailslot\\") {
+        &n[9..]
+    } else {
+        n.trim_start_matches('\\')
+    };
+    format!("{MAILSLOT_PREFIX}{rest}")
+}
+
+/// Zero-copy view of an SMB_COM_TRANSACTION message (smoltcp style).
+#[derive(Debug, Clone)]
+pub struct SmbTransaction<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> SmbTransaction<T> {
+    /// Wraps a buffer without checking it; accessors may panic on short input.
+    pub const fn new_unchecked(buffer: T) -> Self {
+        SmbTransaction { buffer }
+    }
+
+    /// Wraps a buffer after [`Self::check_len`].
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        let p = Self::new_unchecked(buffer);
+        p.check_len()?;
+        Ok(p)
+    }
+
+    /// Ensures every fixed field and the words announced by WordCount are present;
+    /// after it no accessor panics.
+    pub fn check_len(&self) -> Result<()> {
+        let b = self.buffer.as_ref();
+        let need = if b.len() > field::WORD_COUNT {
+            (33 + 2 * usize::from(b[field::WORD_COUNT]) + 2).max(FIXED_LEN)
+        } else {
+            FIXED_LEN
+        };
+        if b.len() < need {
+            return Err(Error::Truncated {
+                offset: 0,
+                need,
+                have: b.len(),
+            });
+        }
+        Ok(())
+    }
+
+    fn le16(&self, r: core::ops::Range<usize>) -> u16 {
+        let b = &self.buffer.as_ref()[r];
+        u16::from_le_bytes([b[0], b[1]])
+    }
+
+    /// The SMB command byte.
+    pub fn command(&self) -> u8 {
+        self.buffer.as_ref()[field::COMMAND]
+    }
+    /// WordCount.
+    pub fn word_count(&self) -> u8 {
+        self.buffer.as_ref()[field::WORD_COUNT]
+    }
+    /// TotalDataCount.
+    pub fn total_data_count(&self) -> u16 {
+        self.le16(field::TOTAL_DATA_COUNT)
+    }
+    /// Timeout in milliseconds (ignored on receipt).
+    pub fn timeout(&self) -> u32 {
+        let b = &self.buffer.as_ref()[field::TIMEOUT];
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+    }
+    /// DataCount.
+    pub fn data_count(&self) -> u16 {
+        self.le16(field::DATA_COUNT)
+    }
+    /// DataOffset (from the start of the SMB message).
+    pub fn data_offset(&self) -> u16 {
+        self.le16(field::DATA_OFFSET)
+    }
+    /// SetupCount.
+    pub fn setup_count(&self) -> u8 {
+        self.buffer.as_ref()[field::SETUP_COUNT]
+    }
+    /// Setup\[0\]: mailslot opcode.
+    pub fn opcode(&self) -> u16 {
+        self.le16(field::SETUP0)
+    }
+    /// Setup\[1\]: priority.
+    pub fn priority(&self) -> u16 {
+        self.le16(field::SETUP1)
+    }
+    /// Setup\[2\]: class.
+    pub fn class(&self) -> u16 {
+        self.le16(field::SETUP2)
+    }
+    /// Offset of the ByteCount field.
+    pub fn byte_count_offset(&self) -> usize {
+        33 + 2 * usize::from(self.word_count())
+    }
+    /// The underlying buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+}
+
+/// A mailslot write: what a receiver needs and a sender chooses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailslotWriteRepr<'a> {
+    /// Full transaction name, e.g. `\MAILSLOT\BROWSE` (no NUL).
+    pub name: &'a [u8],
+    /// Priority (Setup\[1\]), 0–9 by convention; ignored by Windows.
+    pub priority: u16,
+    /// Class (Setup\[2\]): 2 = unreliable/broadcast (the only one used over datagrams), 1 = reliable.
+    pub class: u16,
+    /// The message (Databytes).
+    pub data: &'a [u8],
+}
+
+impl<'a> MailslotWriteRepr<'a> {
+    /// Parses an SMB mailslot write (see the module docs for what is checked and ignored).
+    pub fn parse(buf: &'a [u8]) -> Result<Self> {
+        if buf.len() < 4 {
+            return Err(Error::Truncated {
+                offset: 0,
+                need: 4,
+                have: buf.len(),
+            });
+        }
+        if buf[field::PROTOCOL] != SMB_SIGNATURE {
+            return Err(Error::NotSmb { offset: 0 });
+        }
+        if buf.len() > field::COMMAND && buf[field::COMMAND] != SMB_COM_TRANSACTION {
+            return Err(Error::NotTransaction {
+                offset: field::COMMAND,
+                command: buf[field::COMMAND],
+            });
+        }
+        let p = SmbTransaction::new_checked(buf)?;
+        let (wc, sc) = (p.word_count(), p.setup_count());
+        if sc < 3 || u16::from(wc) != 14 + u16::from(sc) {
+            return Err(Error::BadWordCount {
+                offset: field::WORD_COUNT,
+                word_count: wc,
+                setup_count: sc,
+            });
+        }
+        if p.opcode() != MAILSLOT_WRITE {
+            return Err(Error::BadValue {
+                offset: field::SETUP0.start,
+                field: "mailslot opcode",
+                value: u32::from(p.opcode()),
+            });
+        }
+        let name_off = p.byte_count_offset() + 2;
+        let mut r = Reader::at(buf, name_off);
+        let name = r.cstr()?;
+        if name.len() < MAILSLOT_PREFIX.len()
+            || !name[..MAILSLOT_PREFIX.len()].eq_ignore_ascii_case(MAILSLOT_PREFIX.as_bytes())
+        {
+            return Err(Error::NotMailslot { offset: name_off });
+        }
+        let (doff, dcnt) = (p.data_offset(), p.data_count());
+        let start = usize::from(doff);
+        let end = start + usize::from(dcnt);
+        if start < r.pos() || end > buf.len() {
+            return Err(Error::DataOutOfBounds {
+                offset: field::DATA_COUNT.start,
+                data_offset: doff,
+                data_count: dcnt,
+                len: buf.len(),
+            });
+        }
+        Ok(MailslotWriteRepr {
+            name,
+            priority: p.priority(),
+            class: p.class(),
+            data: &buf[start..end],
+        })
+    }
+
+    /// Offset of the data in an emitted message: 70 + name length (no padding).
+    pub fn data_offset(&self) -> usize {
+        FIXED_LEN + self.name.len() + 1
+    }
+
+    /// Bytes [`Self::emit`] writes.
+    pub fn buffer_len(&self) -> usize {
+        self.data_offset() + self.data.len()
+    }
+
+    /// Checks the fields fit their wire fields (offsets and counts ≤ 65535,
+    /// no NUL in the name, name starts with `\MAILSLOT\`).
+    pub fn check(&self) -> Result<()> {
+        if self.name.len() < MAILSLOT_PREFIX.len()
+            || !self.name[..MAILSLOT_PREFIX.len()].eq_ignore_ascii_case(MAILSLOT_PREFIX.as_bytes())
+            || self.name.contains(&0)
+        {
+            return Err(Error::NotMailslot { offset: 0 });
+        }
+        if self.buffer_len() > usize::from(u16::MAX) {
+            return Err(Error::TooLong {
+                field: "mailslot message",
+                len: self.buffer_len(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Fails with [`Error::TooLargeForNetwork`] if the data exceeds
+    /// [`max_network_payload`] for this name. Applies to any write sent as a
+    /// datagram (second class; first class over datagrams has the same cap).
+    pub fn check_network_size(&self) -> Result<()> {
+        let limit = max_network_payload(&String::from_utf8_lossy(self.name));
+        if self.data.len() > limit {
+            return Err(Error::TooLargeForNetwork {
+                len: self.data.len(),
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes the message (layout in the module docs) into `buf[..buffer_len()]`;
+    /// returns the number of bytes written.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
+        self.check()?;
+        let len = self.buffer_len();
+        let mut w = Writer::new(buf, len)?;
+        let n = self.data.len() as u16;
+        w.bytes(&SMB_SIGNATURE);
+        w.u8(SMB_COM_TRANSACTION);
+        w.zeros(4 + 1 + 2 + 2 + 8 + 2 + 2 + 2 + 2 + 2); // status .. MID
+        w.u8(17); // WordCount
+        w.le16(0); // TotalParameterCount
+        w.le16(n); // TotalDataCount
+        w.le16(0); // MaxParameterCount
+        w.le16(0); // MaxDataCount
+        w.u8(0); // MaxSetupCount
+        w.u8(0); // Reserved
+        w.le16(0); // Flags
+        w.le32(EMIT_TIMEOUT_MS);
+        w.le16(0); // Reserved2
+        w.le16(0); // ParameterCount
+        w.le16(0); // ParameterOffset
+        w.le16(n); // DataCount
+        w.le16(self.data_offset() as u16);
+        w.u8(3); // SetupCount
+        w.u8(0);
+        w.le16(MAILSLOT_WRITE);
+        w.le16(self.priority);
+        w.le16(self.class);
+        w.le16((self.name.len() + 1 + self.data.len()) as u16); // ByteCount
+        w.cstr(self.name);
+        w.bytes(self.data);
+        debug_assert_eq!(w.pos(), len);
+        Ok(len)
+    }
+
+    /// [`Self::emit`] into a new vector.
+    pub fn to_vec(&self) -> Result<Vec<u8>> {
+        let mut v = vec![0; self.buffer_len()];
+        self.emit(&mut v)?;
+        Ok(v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits() {
+        assert_eq!(max_network_payload("\\MAILSLOT\\a"), 428);
+        assert_eq!(max_network_payload("\\mailslot\\abcd"), 428);
+        assert_eq!(max_network_payload("\\MAILSLOT\\abcde"), 424);
+        assert_eq!(max_network_payload("abcdefgh"), 424);
+        assert_eq!(max_network_payload("\\MAILSLOT\\abcdefghi"), 420);
+        assert_eq!(max_network_payload("\\MAILSLOT\\abcdefghijklmnop"), 416);
+        let data = [0u8; 425];
+        let w = MailslotWriteRepr {
+            name: b"\\MAILSLOT\\BROWSE",
+            priority: 1,
+            class: 2,
+            data: &data,
+        };
+        assert_eq!(
+            w.check_network_size(),
+            Err(Error::TooLargeForNetwork { len: 425, limit: 424 })
+        );
+        let ok = MailslotWriteRepr { data: &data[..424], ..w };
+        assert_eq!(ok.check_network_size(), Ok(()));
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(mailslot_path("NET\\NETLOGON"), "\\MAILSLOT\\NET\\NETLOGON");
+        assert_eq!(mailslot_path("/mailslot/a/b"), "\\MAILSLOT\\a\\b");
+        assert_eq!(mailslot_path("\\\\.\\mailslot\\x"), "\\MAILSLOT\\x");
+        assert_eq!(mailslot_path("\\MAILSLOT\\BROWSE"), "\\MAILSLOT\\BROWSE");
+    }
+
+    #[test]
+    fn emit_layout_prefilled() {
+        let w = MailslotWriteRepr {
+            name: b"\\MAILSLOT\\T",
+            priority: 5,
+            class: 2,
+            data: b"hi",
+        };
+        let mut buf = vec![0xa5; w.buffer_len() + 3];
+        assert_eq!(w.emit(&mut buf).unwrap(), 70 + 11 + 2);
+        assert_eq!(&buf[83..], &[0xa5; 3]);
+        assert_eq!(u16::from_le_bytes([buf[57], buf[58]]), 81);
+        assert_eq!(MailslotWriteRepr::parse(&buf[..83]).unwrap(), w);
+        assert_eq!(
+            w.emit(&mut [0u8; 10]),
+            Err(Error::BufferTooSmall { need: 83, have: 10 })
+        );
+    }
+
+    #[test]
+    fn bad_input() {
+        let w = MailslotWriteRepr {
+            name: b"\\MAILSLOT\\T",
+            priority: 5,
+            class: 2,
+            data: b"hi",
+        };
+        let good = w.to_vec().unwrap();
+        for n in 0..good.len() {
+            assert!(MailslotWriteRepr::parse(&good[..n]).is_err(), "len {n}");
+        }
+        let mut b = good.clone();
+        b[4] = 0x72;
+        assert_eq!(
+            MailslotWriteRepr::parse(&b),
+            Err(Error::NotTransaction { offset: 4, command: 0x72 })
+        );
+        let mut b = good.clone();
+        b[32] = 16;
+        assert!(matches!(MailslotWriteRepr::parse(&b), Err(Error::BadWordCount { .. })));
+        let mut b = good.clone();
+        b[55] = 3; // DataCount past the end
+        assert!(matches!(MailslotWriteRepr::parse(&b), Err(Error::DataOutOfBounds { .. })));
+        let mut b = good.clone();
+        b[57] = 70; // DataOffset into the name
+        assert!(matches!(MailslotWriteRepr::parse(&b), Err(Error::DataOutOfBounds { .. })));
+        let mut b = good.clone();
+        b[70] = b'X';
+        assert_eq!(MailslotWriteRepr::parse(&b), Err(Error::NotMailslot { offset: 69 }));
+        let mut b = good;
+        b[61] = 2;
+        assert!(matches!(MailslotWriteRepr::parse(&b), Err(Error::BadValue { .. })));
+    }
+}
