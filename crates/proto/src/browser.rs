@@ -145,10 +145,15 @@ fn cstr_or_rest<'a>(r: &mut Reader<'a>) -> &'a [u8] {
 
 fn check_str(field: &'static str, s: &[u8], max: usize) -> Result<()> {
     if s.contains(&0) {
-        return Err(Error::Inconsistent { what: "NUL inside a string" });
+        return Err(Error::Inconsistent {
+            what: "NUL inside a string",
+        });
     }
     if s.len() > max {
-        return Err(Error::TooLong { field, len: s.len() });
+        return Err(Error::TooLong {
+            field,
+            len: s.len(),
+        });
     }
     Ok(())
 }
@@ -288,21 +293,30 @@ impl<'a> BrowserMessage<'a> {
                 check_str("announcement name", a.name, 16)?;
                 check_str("comment", a.comment, usize::MAX)
             }
-            AnnouncementRequest { response_name: s, .. }
+            AnnouncementRequest {
+                response_name: s, ..
+            }
             | BecomeBackup { browser_name: s }
             | MasterAnnouncement { master_name: s } => check_str("name", s, usize::MAX),
             RequestElection(e) => check_str("server name", e.server_name, usize::MAX),
             GetBackupListResponse { servers, .. } => {
                 if servers.len() > 255 {
-                    return Err(Error::TooLong { field: "backup list", len: servers.len() });
+                    return Err(Error::TooLong {
+                        field: "backup list",
+                        len: servers.len(),
+                    });
                 }
-                servers.iter().try_for_each(|s| check_str("server name", s, usize::MAX))
+                servers
+                    .iter()
+                    .try_for_each(|s| check_str("server name", s, usize::MAX))
             }
             Unknown { opcode, .. } => {
                 if matches!(BrowserOpcode::from(*opcode), BrowserOpcode::Unknown(_)) {
                     Ok(())
                 } else {
-                    Err(Error::Inconsistent { what: "Unknown with a known opcode" })
+                    Err(Error::Inconsistent {
+                        what: "Unknown with a known opcode",
+                    })
                 }
             }
             _ => Ok(()),
@@ -317,8 +331,13 @@ impl<'a> BrowserMessage<'a> {
         let mut w = Writer::new(buf, len)?;
         w.u8(self.opcode().into());
         match self {
-            HostAnnouncement(a) | DomainAnnouncement(a) | LocalMasterAnnouncement(a) => a.write(&mut w),
-            AnnouncementRequest { unused, response_name } => {
+            HostAnnouncement(a) | DomainAnnouncement(a) | LocalMasterAnnouncement(a) => {
+                a.write(&mut w)
+            }
+            AnnouncementRequest {
+                unused,
+                response_name,
+            } => {
                 w.u8(*unused);
                 w.cstr(response_name);
             }
@@ -389,7 +408,10 @@ mod tests {
     #[test]
     fn small_frames() {
         for m in [
-            BrowserMessage::AnnouncementRequest { unused: 0, response_name: b"MSB" },
+            BrowserMessage::AnnouncementRequest {
+                unused: 0,
+                response_name: b"MSB",
+            },
             BrowserMessage::RequestElection(Election {
                 version: 1,
                 criteria: 0x2001_0000,
@@ -397,10 +419,16 @@ mod tests {
                 server_name: b"SMBPEER",
             }),
             BrowserMessage::GetBackupListRequest { count: 4, token: 7 },
-            BrowserMessage::GetBackupListResponse { token: 7, servers: vec![b"A", b"BB"] },
+            BrowserMessage::GetBackupListResponse {
+                token: 7,
+                servers: vec![b"A", b"BB"],
+            },
             BrowserMessage::BecomeBackup { browser_name: b"X" },
             BrowserMessage::ResetStateRequest { options: 1 },
-            BrowserMessage::Unknown { opcode: 0x42, body: b"zz" },
+            BrowserMessage::Unknown {
+                opcode: 0x42,
+                body: b"zz",
+            },
         ] {
             let v = m.to_vec().unwrap();
             assert_eq!(BrowserMessage::parse(&v).unwrap(), m);

@@ -552,7 +552,10 @@ mod tests {
         assert_eq!(m.emit(&mut buf).unwrap(), buf.len());
         assert_eq!(&buf[..4], &[0x10, 0x02, 0x12, 0x34]);
         assert_eq!(&buf[4..10], &[10, 99, 0, 1, 0, 138]);
-        assert_eq!(usize::from(u16::from_be_bytes([buf[10], buf[11]])), buf.len() - 14);
+        assert_eq!(
+            usize::from(u16::from_be_bytes([buf[10], buf[11]])),
+            buf.len() - 14
+        );
         assert_eq!(&buf[12..14], &[0, 0]);
         assert_eq!(MailslotMessage::parse(&buf).unwrap(), m);
         let view = Datagram::new_checked(&buf[..]).unwrap();
@@ -572,7 +575,10 @@ mod tests {
         assert_eq!(p.flags.node_type(), NodeType::H);
         for t in [0x11, 0x12] {
             buf[0] = t;
-            assert_eq!(MailslotMessage::parse(&buf).unwrap().msg_type, MsgType::from(t));
+            assert_eq!(
+                MailslotMessage::parse(&buf).unwrap().msg_type,
+                MsgType::from(t)
+            );
         }
     }
 
@@ -582,20 +588,32 @@ mod tests {
         buf[1] = 0x03;
         assert_eq!(
             DatagramRepr::parse(&buf),
-            Err(Error::Fragmented { offset: 1, flags: 0x03 })
+            Err(Error::Fragmented {
+                offset: 1,
+                flags: 0x03
+            })
         );
         buf[1] = 0x00;
-        assert!(matches!(DatagramRepr::parse(&buf), Err(Error::Fragmented { .. })));
+        assert!(matches!(
+            DatagramRepr::parse(&buf),
+            Err(Error::Fragmented { .. })
+        ));
         buf[1] = 0x02;
         buf[13] = 8;
-        assert!(matches!(DatagramRepr::parse(&buf), Err(Error::Fragmented { .. })));
+        assert!(matches!(
+            DatagramRepr::parse(&buf),
+            Err(Error::Fragmented { .. })
+        ));
     }
 
     #[test]
     fn error_and_query() {
         let e = [0x13, 0x02, 0, 1, 10, 0, 0, 1, 0, 138, 0x82];
         let d = DatagramRepr::parse(&e).unwrap();
-        assert_eq!(d.body, DatagramBody::Error(DatagramErrorCode::DestinationNameNotPresent));
+        assert_eq!(
+            d.body,
+            DatagramBody::Error(DatagramErrorCode::DestinationNameNotPresent)
+        );
         assert_eq!(d.to_vec().unwrap(), e);
         assert!(matches!(
             MailslotMessage::parse(&e),
@@ -614,7 +632,10 @@ mod tests {
         assert_eq!(DatagramRepr::parse(&v).unwrap(), q);
         assert_eq!(
             DatagramRepr::parse(&[0x20; 12]),
-            Err(Error::UnknownMsgType { offset: 0, msg_type: 0x20 })
+            Err(Error::UnknownMsgType {
+                offset: 0,
+                msg_type: 0x20
+            })
         );
     }
 
@@ -633,7 +654,10 @@ mod tests {
         buf[82 + 4] = 0x72;
         assert_eq!(
             MailslotMessage::parse(&buf),
-            Err(Error::NotTransaction { offset: 86, command: 0x72 })
+            Err(Error::NotTransaction {
+                offset: 86,
+                command: 0x72
+            })
         );
     }
 }

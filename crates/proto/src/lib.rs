@@ -74,8 +74,8 @@ pub mod smb;
 
 pub use browser::{Announcement, BrowserMessage, BrowserOpcode, Election};
 pub use datagram::{
-    Datagram, DatagramBody, DatagramErrorCode, DatagramFlags, DatagramRepr, MailslotMessage, MsgType,
-    NodeType, DATAGRAM_PORT,
+    Datagram, DatagramBody, DatagramErrorCode, DatagramFlags, DatagramRepr, MailslotMessage,
+    MsgType, NodeType, DATAGRAM_PORT,
 };
 pub use error::{Error, Result};
 pub use messenger::MessengerMessage;

@@ -37,7 +37,9 @@ impl<'a> MessengerMessage<'a> {
     /// Writes `From\0To\0Text\0` into `buf[..buffer_len()]`.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
         if self.from.contains(&0) || self.to.contains(&0) || self.text.contains(&0) {
-            return Err(Error::Inconsistent { what: "NUL inside a string" });
+            return Err(Error::Inconsistent {
+                what: "NUL inside a string",
+            });
         }
         let len = self.buffer_len();
         let mut w = Writer::new(buf, len)?;

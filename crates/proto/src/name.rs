@@ -198,7 +198,8 @@ impl FromStr for NetbiosName {
     fn from_str(s: &str) -> Result<Self> {
         if let Some(open) = s.rfind('<') {
             if let Some(hex) = s[open + 1..].strip_suffix('>') {
-                let suffix = u8::from_str_radix(hex, 16).map_err(|_| Error::NameChar { byte: b'<' })?;
+                let suffix =
+                    u8::from_str_radix(hex, 16).map_err(|_| Error::NameChar { byte: b'<' })?;
                 if hex.len() != 2 {
                     return Err(Error::NameChar { byte: b'<' });
                 }
@@ -322,7 +323,8 @@ impl QualifiedName {
                 return Err(Error::BadScope { offset: at });
             }
             // checked ASCII above, so this is lossless
-            scope.push_str(core::str::from_utf8(label).map_err(|_| Error::BadScope { offset: at })?);
+            scope
+                .push_str(core::str::from_utf8(label).map_err(|_| Error::BadScope { offset: at })?);
             if scope.len() + 1 > MAX_SCOPE_LEN {
                 return Err(Error::BadScope { offset: at });
             }
@@ -371,7 +373,10 @@ mod tests {
         );
         assert_eq!(&NetbiosName::WILDCARD.first_level()[..4], b"CKAA");
         assert!(NetbiosName::WILDCARD.is_wildcard());
-        assert_eq!(NetbiosName::MSBROWSE.to_string(), "\\x01\\x02__MSBROWSE__\\x02<01>");
+        assert_eq!(
+            NetbiosName::MSBROWSE.to_string(),
+            "\\x01\\x02__MSBROWSE__\\x02<01>"
+        );
     }
 
     #[test]
@@ -381,8 +386,14 @@ mod tests {
             NetbiosName::new("ABCDEFGHIJKLMNOP", 0),
             Err(Error::NameLength { len: 16 })
         );
-        assert_eq!(NetbiosName::new("a?b", 0), Err(Error::NameChar { byte: b'?' }));
-        assert_eq!(NetbiosName::new("a\tb", 0), Err(Error::NameChar { byte: b'\t' }));
+        assert_eq!(
+            NetbiosName::new("a?b", 0),
+            Err(Error::NameChar { byte: b'?' })
+        );
+        assert_eq!(
+            NetbiosName::new("a\tb", 0),
+            Err(Error::NameChar { byte: b'\t' })
+        );
         let n: NetbiosName = "client<1c>".parse().unwrap();
         assert_eq!(n.to_string(), "CLIENT<1C>");
         let plain: NetbiosName = "client".parse().unwrap();
@@ -410,7 +421,10 @@ mod tests {
         v[5] = b'Z';
         assert_eq!(
             QualifiedName::parse(&v, 0),
-            Err(Error::BadNameEncoding { offset: 5, byte: b'Z' })
+            Err(Error::BadNameEncoding {
+                offset: 5,
+                byte: b'Z'
+            })
         );
         assert_eq!(
             QualifiedName::parse(&[31], 0),

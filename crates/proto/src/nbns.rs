@@ -84,7 +84,9 @@ impl NsFlags {
 
     /// Builds flags from an opcode, the other bits and an rcode.
     pub fn new(opcode: NsOpcode, bits: u16, rcode: u8) -> Self {
-        NsFlags((u16::from(u8::from(opcode) & 0x0F) << 11) | (bits & 0x87F0) | u16::from(rcode & 0x0F))
+        NsFlags(
+            (u16::from(u8::from(opcode) & 0x0F) << 11) | (bits & 0x87F0) | u16::from(rcode & 0x0F),
+        )
     }
     /// Is R set?
     pub fn is_response(self) -> bool {
@@ -254,7 +256,11 @@ impl NamePacket {
     ) -> Self {
         Self::one_answer(
             trn_id,
-            NsFlags::new(NsOpcode::Query, NsFlags::RESPONSE | NsFlags::AA | NsFlags::RD | NsFlags::RA, 0),
+            NsFlags::new(
+                NsOpcode::Query,
+                NsFlags::RESPONSE | NsFlags::AA | NsFlags::RD | NsFlags::RA,
+                0,
+            ),
             ResourceRecord {
                 name,
                 rr_type: RrType::Nb,
@@ -269,7 +275,11 @@ impl NamePacket {
     pub fn negative_query_response(trn_id: u16, name: QualifiedName) -> Self {
         Self::one_answer(
             trn_id,
-            NsFlags::new(NsOpcode::Query, NsFlags::RESPONSE | NsFlags::AA | NsFlags::RD | NsFlags::RA, 3),
+            NsFlags::new(
+                NsOpcode::Query,
+                NsFlags::RESPONSE | NsFlags::AA | NsFlags::RD | NsFlags::RA,
+                3,
+            ),
             ResourceRecord {
                 name,
                 rr_type: RrType::Null,
@@ -280,7 +290,13 @@ impl NamePacket {
         )
     }
 
-    fn with_additional(trn_id: u16, flags: NsFlags, name: QualifiedName, ttl: u32, addr: NbAddress) -> Self {
+    fn with_additional(
+        trn_id: u16,
+        flags: NsFlags,
+        name: QualifiedName,
+        ttl: u32,
+        addr: NbAddress,
+    ) -> Self {
         NamePacket {
             trn_id,
             flags,
@@ -304,14 +320,32 @@ impl NamePacket {
     /// Name registration request: FLAGS 0x2910 broadcast (B-node) or 0x2900 to
     /// a WINS server; the question plus an additional NB record (name pointer
     /// `C0 0C`) with `ttl` and `addr`.
-    pub fn registration(trn_id: u16, name: QualifiedName, ttl: u32, addr: NbAddress, broadcast: bool) -> Self {
+    pub fn registration(
+        trn_id: u16,
+        name: QualifiedName,
+        ttl: u32,
+        addr: NbAddress,
+        broadcast: bool,
+    ) -> Self {
         let b = if broadcast { NsFlags::BROADCAST } else { 0 };
-        Self::with_additional(trn_id, NsFlags::new(NsOpcode::Registration, NsFlags::RD | b, 0), name, ttl, addr)
+        Self::with_additional(
+            trn_id,
+            NsFlags::new(NsOpcode::Registration, NsFlags::RD | b, 0),
+            name,
+            ttl,
+            addr,
+        )
     }
 
     /// Name refresh request to a WINS server: opcode 8 (as Windows NT), FLAGS 0x4000.
     pub fn refresh(trn_id: u16, name: QualifiedName, ttl: u32, addr: NbAddress) -> Self {
-        Self::with_additional(trn_id, NsFlags::new(NsOpcode::Refresh, 0, 0), name, ttl, addr)
+        Self::with_additional(
+            trn_id,
+            NsFlags::new(NsOpcode::Refresh, 0, 0),
+            name,
+            ttl,
+            addr,
+        )
     }
 
     /// Name release request: opcode 6, FLAGS 0x3010 broadcast or 0x3000 unicast, TTL 0.
@@ -323,7 +357,11 @@ impl NamePacket {
     /// Negative registration response (defending a unique name we own):
     /// FLAGS 0xAD86 (R, opcode 5, AA|RD|RA, RCODE ACT_ERR 6), answer = the name
     /// with the owner's address, TTL 0. Send it unicast to the claimant.
-    pub fn negative_registration_response(trn_id: u16, name: QualifiedName, owner: NbAddress) -> Self {
+    pub fn negative_registration_response(
+        trn_id: u16,
+        name: QualifiedName,
+        owner: NbAddress,
+    ) -> Self {
         Self::one_answer(
             trn_id,
             NsFlags::new(
@@ -386,7 +424,11 @@ impl NamePacket {
             let name = QualifiedName::read(&mut r, true)?;
             let qtype = RrType::from(r.be16()?);
             let qclass = r.be16()?;
-            questions.push(Question { name, qtype, qclass });
+            questions.push(Question {
+                name,
+                qtype,
+                qclass,
+            });
         }
         let mut sections = [Vec::new(), Vec::new(), Vec::new()];
         for (n, sec) in [an, ns, ar].into_iter().zip(sections.iter_mut()) {
@@ -418,7 +460,10 @@ impl NamePacket {
     }
 
     fn records(&self) -> impl Iterator<Item = &ResourceRecord> {
-        self.answers.iter().chain(&self.authority).chain(&self.additional)
+        self.answers
+            .iter()
+            .chain(&self.authority)
+            .chain(&self.additional)
     }
 
     /// Bytes [`Self::emit`] writes.
@@ -443,7 +488,10 @@ impl NamePacket {
             (self.additional.len(), "additional records"),
         ] {
             if n > usize::from(u16::MAX) {
-                return Err(Error::TooLong { field: what, len: n });
+                return Err(Error::TooLong {
+                    field: what,
+                    len: n,
+                });
             }
         }
         for q in &self.questions {
@@ -465,7 +513,9 @@ impl NamePacket {
                     })
                 }
                 RData::Nb(_) if rr.rr_type != RrType::Nb => {
-                    return Err(Error::Inconsistent { what: "NB RDATA in a non-NB record" })
+                    return Err(Error::Inconsistent {
+                        what: "NB RDATA in a non-NB record",
+                    })
                 }
                 RData::NodeStatus(_) if rr.rr_type != RrType::NbStat => {
                     return Err(Error::Inconsistent {
@@ -619,7 +669,10 @@ mod tests {
         assert_eq!(NamePacket::parse(&v).unwrap(), neg);
         let rel = NamePacket::release(1, q("CLIENT", 0), addr, true);
         assert_eq!(rel.flags.0, 0x3010);
-        assert_eq!(NamePacket::refresh(1, q("C", 0), 60, addr).flags.opcode(), NsOpcode::Refresh);
+        assert_eq!(
+            NamePacket::refresh(1, q("C", 0), 60, addr).flags.opcode(),
+            NsOpcode::Refresh
+        );
     }
 
     #[test]
@@ -633,7 +686,10 @@ mod tests {
         };
         let p = NamePacket::node_status_response(3, NetbiosName::WILDCARD.into(), st);
         let v = p.to_vec().unwrap();
-        assert_eq!(u16::from_be_bytes([v[12 + 34 + 8], v[12 + 34 + 9]]), 18 + 47);
+        assert_eq!(
+            u16::from_be_bytes([v[12 + 34 + 8], v[12 + 34 + 9]]),
+            18 + 47
+        );
         assert_eq!(NamePacket::parse(&v).unwrap(), p);
         let req = NamePacket::node_status_request(3, NetbiosName::WILDCARD.into());
         assert_eq!(&req.to_vec().unwrap()[13..17], b"CKAA");
@@ -659,6 +715,9 @@ mod tests {
         .to_vec()
         .unwrap();
         bad[51] = 0x40;
-        assert!(matches!(NamePacket::parse(&bad), Err(Error::BadPointer { .. })));
+        assert!(matches!(
+            NamePacket::parse(&bad),
+            Err(Error::BadPointer { .. })
+        ));
     }
 }

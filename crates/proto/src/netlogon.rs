@@ -154,7 +154,9 @@ fn is_sam_response(op: NetlogonOpcode) -> bool {
 
 fn no_nul(s: &[u8]) -> Result<()> {
     if s.contains(&0) {
-        return Err(Error::Inconsistent { what: "NUL inside a string" });
+        return Err(Error::Inconsistent {
+            what: "NUL inside a string",
+        });
     }
     Ok(())
 }
@@ -215,7 +217,10 @@ impl<'a> NetlogonMessage<'a> {
                         version,
                     });
                 }
-                r.skip(pad).map_err(|_| Error::BadLength { offset: at, field: "pad" })?;
+                r.skip(pad).map_err(|_| Error::BadLength {
+                    offset: at,
+                    field: "pad",
+                })?;
                 NetlogonMessage::PrimaryResponse {
                     primary_dc_name,
                     unicode_primary_dc_name,
@@ -341,7 +346,9 @@ impl<'a> NetlogonMessage<'a> {
                 ..
             } => {
                 if *pad_before_nt_version > 3 {
-                    return Err(Error::Inconsistent { what: "pad_before_nt_version > 3" });
+                    return Err(Error::Inconsistent {
+                        what: "pad_before_nt_version > 3",
+                    });
                 }
                 no_nul(primary_dc_name)?;
                 no_nul_str(unicode_primary_dc_name)?;
@@ -365,25 +372,25 @@ impl<'a> NetlogonMessage<'a> {
                 ..
             } => {
                 if !is_sam_response(*opcode) {
-                    return Err(Error::Inconsistent { what: "SamLogonResponse opcode" });
+                    return Err(Error::Inconsistent {
+                        what: "SamLogonResponse opcode",
+                    });
                 }
                 no_nul_str(unicode_logon_server)?;
                 no_nul_str(unicode_user_name)?;
                 no_nul_str(unicode_domain_name)
             }
-            NetlogonMessage::Unknown { opcode, .. } => {
-                match NetlogonOpcode::from(*opcode) {
-                    NetlogonOpcode::LogonPrimaryQuery
-                    | NetlogonOpcode::LogonPrimaryResponse
-                    | NetlogonOpcode::LogonSamLogonRequest => {
-                        Err(Error::Inconsistent { what: "Unknown with a parsed opcode" })
-                    }
-                    op if is_sam_response(op) => {
-                        Err(Error::Inconsistent { what: "Unknown with a parsed opcode" })
-                    }
-                    _ => Ok(()),
-                }
-            }
+            NetlogonMessage::Unknown { opcode, .. } => match NetlogonOpcode::from(*opcode) {
+                NetlogonOpcode::LogonPrimaryQuery
+                | NetlogonOpcode::LogonPrimaryResponse
+                | NetlogonOpcode::LogonSamLogonRequest => Err(Error::Inconsistent {
+                    what: "Unknown with a parsed opcode",
+                }),
+                op if is_sam_response(op) => Err(Error::Inconsistent {
+                    what: "Unknown with a parsed opcode",
+                }),
+                _ => Ok(()),
+            },
         }
     }
 
@@ -501,7 +508,9 @@ mod tests {
 
     #[test]
     fn sam_logon_request_with_sid() {
-        let sid = [1u8, 4, 0, 0, 0, 0, 0, 5, 21, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+        let sid = [
+            1u8, 4, 0, 0, 0, 0, 0, 5, 21, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+        ];
         let m = NetlogonMessage::SamLogonRequest {
             request_count: 0,
             unicode_computer_name: "CLIENT".into(),

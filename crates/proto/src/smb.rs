@@ -371,9 +371,15 @@ mod tests {
         };
         assert_eq!(
             w.check_network_size(),
-            Err(Error::TooLargeForNetwork { len: 425, limit: 424 })
+            Err(Error::TooLargeForNetwork {
+                len: 425,
+                limit: 424
+            })
         );
-        let ok = MailslotWriteRepr { data: &data[..424], ..w };
+        let ok = MailslotWriteRepr {
+            data: &data[..424],
+            ..w
+        };
         assert_eq!(ok.check_network_size(), Ok(()));
     }
 
@@ -420,22 +426,40 @@ mod tests {
         b[4] = 0x72;
         assert_eq!(
             MailslotWriteRepr::parse(&b),
-            Err(Error::NotTransaction { offset: 4, command: 0x72 })
+            Err(Error::NotTransaction {
+                offset: 4,
+                command: 0x72
+            })
         );
         let mut b = good.clone();
         b[32] = 16;
-        assert!(matches!(MailslotWriteRepr::parse(&b), Err(Error::BadWordCount { .. })));
+        assert!(matches!(
+            MailslotWriteRepr::parse(&b),
+            Err(Error::BadWordCount { .. })
+        ));
         let mut b = good.clone();
         b[55] = 3; // DataCount past the end
-        assert!(matches!(MailslotWriteRepr::parse(&b), Err(Error::DataOutOfBounds { .. })));
+        assert!(matches!(
+            MailslotWriteRepr::parse(&b),
+            Err(Error::DataOutOfBounds { .. })
+        ));
         let mut b = good.clone();
         b[57] = 70; // DataOffset into the name
-        assert!(matches!(MailslotWriteRepr::parse(&b), Err(Error::DataOutOfBounds { .. })));
+        assert!(matches!(
+            MailslotWriteRepr::parse(&b),
+            Err(Error::DataOutOfBounds { .. })
+        ));
         let mut b = good.clone();
         b[70] = b'X';
-        assert_eq!(MailslotWriteRepr::parse(&b), Err(Error::NotMailslot { offset: 69 }));
+        assert_eq!(
+            MailslotWriteRepr::parse(&b),
+            Err(Error::NotMailslot { offset: 69 })
+        );
         let mut b = good;
         b[61] = 2;
-        assert!(matches!(MailslotWriteRepr::parse(&b), Err(Error::BadValue { .. })));
+        assert!(matches!(
+            MailslotWriteRepr::parse(&b),
+            Err(Error::BadValue { .. })
+        ));
     }
 }
