@@ -57,13 +57,19 @@ impl Control {
     /// Maps a page received from an owner (writer side).
     pub fn attach(fd: &OwnedFd) -> io::Result<Control> {
         if sys::file_size(fd.as_raw_fd())? < PAGE as u64 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "control page too small"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "control page too small",
+            ));
         }
         let c = Control {
             map: Mapping::new(fd.as_raw_fd(), PAGE)?,
         };
         if c.page().magic.load(SeqCst) != MAGIC || c.page().version.load(SeqCst) != VERSION {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "bad control page"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "bad control page",
+            ));
         }
         Ok(c)
     }
@@ -129,7 +135,13 @@ impl Control {
     }
 
     /// Waits up to `max` for room to be freed (or the slot to close); the caller re-checks.
-    pub fn wait_for_room(&self, bytes: usize, quota: usize, max_messages: usize, max: Duration) -> bool {
+    pub fn wait_for_room(
+        &self,
+        bytes: usize,
+        quota: usize,
+        max_messages: usize,
+        max: Duration,
+    ) -> bool {
         let p = self.page();
         p.waiters.fetch_add(1, SeqCst);
         let seen = p.space.load(SeqCst);

@@ -253,10 +253,7 @@ mod tests {
         assert_eq!(CreateError::AlreadyExists("x".into()).win32_code(), 183);
         assert_eq!(OpenError::NotFound("x".into()).win32_code(), 2);
         assert_eq!(OpenError::AccessDenied("x".into()).win32_code(), 5);
-        assert_eq!(
-            CreateError::InvalidName(NameError::Empty).win32_code(),
-            123
-        );
+        assert_eq!(CreateError::InvalidName(NameError::Empty).win32_code(), 123);
         assert_eq!(CreateError::InvalidName(NameError::Empty).lanman_code(), 3);
         assert_eq!(WriteError::Timeout.win32_code(), 121);
         assert_eq!(WriteError::OwnerGone.win32_code(), 109);

@@ -134,11 +134,17 @@ impl Builder {
             )));
         }
         if self.max_messages == 0 {
-            return Err(CreateError::InvalidParameter("max_messages must be at least 1".into()));
+            return Err(CreateError::InvalidParameter(
+                "max_messages must be at least 1".into(),
+            ));
         }
-        let quota = self.quota.unwrap_or(DEFAULT_QUOTA.max(self.max_message_size));
+        let quota = self
+            .quota
+            .unwrap_or(DEFAULT_QUOTA.max(self.max_message_size));
         if quota == 0 {
-            return Err(CreateError::InvalidParameter("quota must be at least 1 byte".into()));
+            return Err(CreateError::InvalidParameter(
+                "quota must be at least 1 byte".into(),
+            ));
         }
         let max_message_size = match self.max_message_size {
             0 => MAX_MESSAGE_SIZE.min(quota),
@@ -243,7 +249,11 @@ impl Mailslot {
     }
 
     /// Like [`read`](Self::read) with its own timeout instead of the mailslot's.
-    pub fn read_timeout_with(&self, buf: &mut [u8], timeout: Timeout) -> Result<ReadInfo, ReadError> {
+    pub fn read_timeout_with(
+        &self,
+        buf: &mut [u8],
+        timeout: Timeout,
+    ) -> Result<ReadInfo, ReadError> {
         self.slot.take(Take::Read(buf), Some(timeout)).map(copied)
     }
 
@@ -399,7 +409,9 @@ impl MailslotWriter {
 /// Opens `name`, writes one message and closes it, like LAN Manager's `DosWriteMailslot`.
 pub fn write_mailslot(name: &str, data: &[u8], opts: WriteOptions) -> Result<(), WriteError> {
     let timeout = match (opts.class, opts.timeout) {
-        (Class::First, Timeout::After(d)) => d.max(Duration::from_millis(1)).min(DEFAULT_OPEN_TIMEOUT),
+        (Class::First, Timeout::After(d)) => {
+            d.max(Duration::from_millis(1)).min(DEFAULT_OPEN_TIMEOUT)
+        }
         _ => DEFAULT_OPEN_TIMEOUT,
     };
     MailslotWriter::open_timeout(name, timeout)?.write_with(data, opts)

@@ -36,7 +36,11 @@ impl Queue {
     }
 
     pub fn head(&self) -> Option<&Message> {
-        self.levels.iter().rev().find_map(|l| l.front()).map(|e| &e.msg)
+        self.levels
+            .iter()
+            .rev()
+            .find_map(|l| l.front())
+            .map(|e| &e.msg)
     }
 
     pub fn pop(&mut self) -> Option<Message> {

@@ -267,8 +267,7 @@ pub fn recv_msg(fd: RawFd, buf: &mut [u8], want_fd: bool) -> io::Result<Option<R
             let mut c = libc::CMSG_FIRSTHDR(&msg);
             while !c.is_null() {
                 if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                    let n = ((*c).cmsg_len as usize
-                        - libc::CMSG_LEN(0) as usize)
+                    let n = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
                         / std::mem::size_of::<RawFd>();
                     let data = libc::CMSG_DATA(c).cast::<RawFd>();
                     for i in 0..n {
@@ -290,7 +289,11 @@ pub fn recv_msg(fd: RawFd, buf: &mut [u8], want_fd: bool) -> io::Result<Option<R
 }
 
 /// `poll(2)` on one descriptor; returns the revents (0 on timeout).
-pub fn poll_one(fd: RawFd, events: libc::c_short, timeout: Option<Duration>) -> io::Result<libc::c_short> {
+pub fn poll_one(
+    fd: RawFd,
+    events: libc::c_short,
+    timeout: Option<Duration>,
+) -> io::Result<libc::c_short> {
     let mut p = libc::pollfd {
         fd,
         events,
@@ -334,7 +337,11 @@ pub fn epoll_ctl(ep: RawFd, op: libc::c_int, fd: RawFd, events: u32, token: u64)
 }
 
 /// `epoll_wait`; returns the number of events filled (0 on timeout or EINTR).
-pub fn epoll_wait(ep: RawFd, events: &mut [libc::epoll_event], timeout: Option<Duration>) -> io::Result<usize> {
+pub fn epoll_wait(
+    ep: RawFd,
+    events: &mut [libc::epoll_event],
+    timeout: Option<Duration>,
+) -> io::Result<usize> {
     let ms = timeout_ms(timeout);
     // SAFETY: `events` is a writable array of its length.
     let r = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, ms) };
@@ -373,7 +380,9 @@ pub fn eventfd_clear(fd: RawFd) {
 pub fn memfd(len: usize) -> io::Result<OwnedFd> {
     let name = c"mailslot-control";
     // SAFETY: `name` is a valid C string.
-    let fd = owned(cvt(unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) })?);
+    let fd = owned(cvt(unsafe {
+        libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
+    })?);
     // SAFETY: plain system calls on a descriptor we own.
     cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) })?;
     // Writers must not be able to shrink it under the owner (SIGBUS) or grow it.
@@ -424,10 +433,7 @@ impl Mapping {
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Mapping {
-            ptr: p.cast(),
-            len,
-        })
+        Ok(Mapping { ptr: p.cast(), len })
     }
 
     /// Base address.

@@ -14,12 +14,13 @@
 //! transaction Flags, Timeout, ParameterOffset, ByteCount) is ignored.
 //!
 //! # Sending
-//! [`MailslotWriteRepr::emit`] writes the layout Samba's nmbd and the Windows
-//! browser use: SMB Flags, Flags2, PID, UID, MID, TID all 0 (what Samba and the
+//! [`MailslotWriteRepr::emit`] writes the layout Samba's nmbd uses (byte for byte,
+//! checked against captures): SMB Flags, Flags2, PID, UID, MID, TID all 0 (what Samba and the
 //! Windows browser send; [MS-MAIL]'s suggested 0x18/0x0004/0xFEFF are optional
 //! and ignored by every receiver); WordCount 17; TotalDataCount = DataCount = N;
 //! all parameter counts and MaxParameter/MaxData/MaxSetup 0; transaction Flags
-//! 0; Timeout 1000 ms (Samba, Windows browser; ignored on receipt);
+//! 0; Timeout 0 (what nmbd sends and the [MS-MAIL] example has; the Windows
+//! browser sends 1000; ignored on receipt);
 //! ParameterOffset 0; SetupCount 3 with opcode 1, priority and class;
 //! ByteCount = name + NUL + N; **no padding**, so DataOffset = 70 + L where L is
 //! the length of the `\MAILSLOT\…` name (Samba's and the browser's layout,
@@ -37,8 +38,8 @@ pub const MAILSLOT_WRITE: u16 = 1;
 pub const MAILSLOT_PREFIX: &str = "\\MAILSLOT\\";
 /// Fixed part of an emitted message before the name: header, WordCount, 17 words, ByteCount.
 pub const FIXED_LEN: usize = 69;
-/// Timeout (ms) written by [`MailslotWriteRepr::emit`].
-pub const EMIT_TIMEOUT_MS: u32 = 1000;
+/// Timeout (ms) written by [`MailslotWriteRepr::emit`] (0, as nmbd).
+pub const EMIT_TIMEOUT_MS: u32 = 0;
 
 /// Byte ranges of the SMB transaction fields.
 #[allow(missing_docs)]

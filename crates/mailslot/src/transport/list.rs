@@ -31,7 +31,10 @@ pub(crate) fn parse_proc_net_unix(text: &str) -> Vec<(u64, String)> {
         ) else {
             continue;
         };
-        let Some(path) = rest.strip_prefix('@').and_then(|p| p.strip_prefix(ADDR_PREFIX)) else {
+        let Some(path) = rest
+            .strip_prefix('@')
+            .and_then(|p| p.strip_prefix(ADDR_PREFIX))
+        else {
             continue;
         };
         if flags & ACCEPTCON != 0 && ty == SEQPACKET {

@@ -18,9 +18,9 @@
 //!   **per-process** service thread (not one per mailslot) drains slots nobody is reading;
 //!   it stays out of the way of active readers (see [`service`]).
 
+pub(crate) mod list;
 pub(crate) mod service;
 pub(crate) mod slot;
-pub(crate) mod list;
 pub(crate) mod writer;
 
 /// Prefix of every abstract socket name of this project (format version 1).
@@ -158,7 +158,10 @@ mod tests {
         };
         assert_eq!(Greeting::decode(&g.encode()), Some(g.clone()));
         assert_eq!(Greeting::decode(&g.encode()[..39]), None);
-        let denied = Greeting { admitted: false, ..g };
+        let denied = Greeting {
+            admitted: false,
+            ..g
+        };
         assert!(!Greeting::decode(&denied.encode()).unwrap().admitted);
     }
 }

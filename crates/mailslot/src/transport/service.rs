@@ -83,7 +83,13 @@ impl Service {
     }
 
     pub fn unregister(&self, slot: &Slot) {
-        let _ = sys::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, slot.epoll_fd(), 0, 0);
+        let _ = sys::epoll_ctl(
+            self.epoll.as_raw_fd(),
+            libc::EPOLL_CTL_DEL,
+            slot.epoll_fd(),
+            0,
+            0,
+        );
         self.slots().remove(&slot.token);
     }
 

@@ -208,7 +208,10 @@ impl Slot {
             Access::Owner => false,
             Access::Everyone => true,
             Access::Group(g) => {
-                cred.gid == g || sys::peer_groups(conn).map(|gs| gs.contains(&g)).unwrap_or(false)
+                cred.gid == g
+                    || sys::peer_groups(conn)
+                        .map(|gs| gs.contains(&g))
+                        .unwrap_or(false)
             }
         }
     }
@@ -262,7 +265,13 @@ impl Slot {
 
     fn remove_conn(&self, st: &mut State, fd: RawFd) {
         if let Some(c) = st.conns.remove(&fd) {
-            let _ = sys::epoll_ctl(self.epoll.as_raw_fd(), libc::EPOLL_CTL_DEL, c.fd.as_raw_fd(), 0, 0);
+            let _ = sys::epoll_ctl(
+                self.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                c.fd.as_raw_fd(),
+                0,
+                0,
+            );
         }
     }
 

@@ -121,7 +121,10 @@ impl Connection {
             if self.hung_up() {
                 return Err(WriteError::OwnerGone);
             }
-            if self.control.wait_for_room(data.len(), quota, max_messages, slice) {
+            if self
+                .control
+                .wait_for_room(data.len(), quota, max_messages, slice)
+            {
                 break;
             }
         }
