@@ -111,7 +111,7 @@ pub enum PayloadArg {
 /// Build one mailslot-write datagram and print the whole UDP payload as one line of hex.
 ///
 /// The datagram is unfragmented (F=1), DGM_LENGTH exact, SMB laid out as Samba
-/// does (no padding, timeout 1000). Data comes from --data-hex, --text or a
+/// does (no padding, timeout 0, as nmbd). Data comes from --data-hex, --text or a
 /// --payload builder. Payloads above the network limit
 /// (432 − roundup4(chars after \MAILSLOT\)) are refused.
 ///

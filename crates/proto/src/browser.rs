@@ -80,7 +80,8 @@ pub struct Election<'a> {
 pub enum BrowserMessage<'a> {
     /// 0x01, sent to `<workgroup><1D>`.
     HostAnnouncement(Announcement<'a>),
-    /// 0x02 `{unused u8, ResponseName}`.
+    /// 0x02 `{unused u8, ResponseName}`. nmbd's variant (an extra 0 byte before
+    /// the name, no final NUL) is accepted; `emit` writes the [MS-BRWS] layout.
     AnnouncementRequest {
         /// Unused byte (0).
         unused: u8,
@@ -226,10 +227,17 @@ impl<'a> BrowserMessage<'a> {
             BrowserOpcode::LocalMasterAnnouncement => {
                 LocalMasterAnnouncement(Announcement::read(&mut r)?)
             }
-            BrowserOpcode::AnnouncementRequest => AnnouncementRequest {
-                unused: r.u8()?,
-                response_name: cstr_or_rest(&mut r),
-            },
+            BrowserOpcode::AnnouncementRequest => {
+                let unused = r.u8()?;
+                // nmbd writes one extra 0 byte before the name (and no final NUL).
+                if r.rest().len() > 1 && r.rest()[0] == 0 {
+                    r.skip(1)?;
+                }
+                AnnouncementRequest {
+                    unused,
+                    response_name: cstr_or_rest(&mut r),
+                }
+            }
             BrowserOpcode::RequestElection => {
                 let version = r.u8()?;
                 let criteria = r.le32()?;
