@@ -557,3 +557,33 @@ fn demo_runs() {
     assert!(s.contains("URGENT"));
     assert!(s.contains("demo finished"));
 }
+
+#[test]
+fn each_network_namespace_is_its_own_host() {
+    if !is_root() {
+        eprintln!("SKIP each_network_namespace_is_its_own_host: needs root for unshare --net");
+        return;
+    }
+    let name = unique("netns");
+    let _here = Mailslot::create(&name).unwrap();
+    let in_new_netns = |args: &[&str]| {
+        Command::new("unshare")
+            .arg("--net")
+            .arg(exe())
+            .args(args)
+            .output()
+            .expect("unshare")
+    };
+    // The same name is free in another namespace (created, then exit 1 on the timeout)...
+    let o = in_new_netns(&["listen", &name, "--count", "1", "--timeout", "100"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // ...and ours is not visible there.
+    let o = in_new_netns(&["send", &name, "x"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no mailslot"));
+}

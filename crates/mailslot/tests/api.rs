@@ -1,0 +1,250 @@
+//! Library behaviour within one process (writers and owner in different threads), plus host
+//! scope across network namespaces.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mailslot::{
+    write_mailslot, Access, Class, CreateError, Mailslot, MailslotWriter, NameError, OpenError,
+    ReadError, Timeout, WriteError, WriteOptions, DEFAULT_QUOTA, MAX_MESSAGE_SIZE,
+};
+
+fn unique(tag: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        r"\\.\mailslot\api\{tag}\{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[test]
+fn create_defaults_and_info() {
+    let name = unique("info");
+    let slot = Mailslot::create(&name).unwrap();
+    let i = slot.info();
+    assert_eq!(i.max_message_size, MAX_MESSAGE_SIZE);
+    assert_eq!(i.quota, DEFAULT_QUOTA);
+    assert_eq!(i.count, 0);
+    assert_eq!(i.next_size, None);
+    assert_eq!(i.next_priority, None);
+    assert_eq!(i.read_timeout, Timeout::Forever);
+    slot.set_read_timeout(Duration::from_millis(100));
+    assert_eq!(
+        slot.info().read_timeout,
+        Timeout::After(Duration::from_millis(100))
+    );
+    assert_eq!(slot.info().read_timeout.as_win32_millis(), 100);
+    let t0 = Instant::now();
+    assert!(matches!(slot.read_message(), Err(ReadError::Timeout)));
+    assert!(t0.elapsed() >= Duration::from_millis(100));
+}
+
+#[test]
+fn create_errors() {
+    assert!(matches!(
+        Mailslot::create("blah"),
+        Err(CreateError::InvalidName(NameError::NotMailslot(_)))
+    ));
+    let e = Mailslot::create(r"\\SERVER\mailslot\x").unwrap_err();
+    assert!(matches!(e, CreateError::RemoteName(_)));
+    assert_eq!(e.win32_code(), 123);
+    assert!(matches!(
+        Mailslot::create(r"\\*\mailslot\x"),
+        Err(CreateError::RemoteName(_))
+    ));
+    assert!(matches!(
+        Mailslot::builder()
+            .max_message_size(MAX_MESSAGE_SIZE + 1)
+            .create(&unique("big")),
+        Err(CreateError::InvalidParameter(_))
+    ));
+    assert!(matches!(
+        Mailslot::builder()
+            .max_message_size(100)
+            .quota(50)
+            .create(&unique("q")),
+        Err(CreateError::InvalidParameter(_))
+    ));
+    // Quota smaller than the implementation maximum caps the message size.
+    let s = Mailslot::builder()
+        .quota(1000)
+        .create(&unique("cap"))
+        .unwrap();
+    assert_eq!(s.info().max_message_size, 1000);
+}
+
+#[test]
+fn open_errors() {
+    assert!(matches!(
+        MailslotWriter::open(r"\\.\pipe\x"),
+        Err(OpenError::InvalidName(_))
+    ));
+    let e = MailslotWriter::open(r"\\SERVER\mailslot\x").unwrap_err();
+    assert!(matches!(e, OpenError::Remote { .. }));
+    assert_eq!(e.win32_code(), 53);
+    let e = write_mailslot(&unique("nobody"), b"x", WriteOptions::new()).unwrap_err();
+    assert!(matches!(e, WriteError::Open(OpenError::NotFound(_))));
+    assert_eq!(e.lanman_code(), 2);
+}
+
+#[test]
+fn peek_leaves_the_message_and_reports_metadata() {
+    let name = unique("peek");
+    let slot = Mailslot::create(&name).unwrap();
+    assert_eq!(slot.peek_message().unwrap(), None);
+    let w = MailslotWriter::open(&name).unwrap();
+    w.write_with(b"low", WriteOptions::new().priority(1))
+        .unwrap();
+    w.write_with(b"high", WriteOptions::new().priority(7).class(Class::First))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let p = slot.peek(&mut buf).unwrap().unwrap();
+    assert_eq!(&buf[..p.len], b"high");
+    assert_eq!(p.priority, 7);
+    assert_eq!(p.class, Class::First);
+    assert_eq!(slot.info().count, 2);
+    assert!(matches!(
+        slot.peek(&mut [0u8; 2]),
+        Err(ReadError::BufferTooSmall { needed: 4 })
+    ));
+    assert_eq!(slot.peek_message().unwrap().unwrap().data, b"high");
+    assert_eq!(slot.read_message().unwrap().data, b"high");
+    let i = slot.info();
+    assert_eq!(
+        (i.count, i.next_size, i.next_priority),
+        (1, Some(3), Some(1))
+    );
+}
+
+#[test]
+fn write_option_errors() {
+    let name = unique("opts");
+    let _slot = Mailslot::create(&name).unwrap();
+    let w = MailslotWriter::open(&name).unwrap();
+    assert!(matches!(
+        w.write_with(b"x", WriteOptions::new().priority(10)),
+        Err(WriteError::InvalidPriority(10))
+    ));
+    assert_eq!(w.max_message_size(), MAX_MESSAGE_SIZE);
+    assert_eq!(w.owner().0, std::process::id());
+}
+
+#[test]
+fn delete_tells_writers_and_frees_the_name_and_old_writers_stay_out() {
+    let name = unique("delete");
+    let slot = Mailslot::create(&name).unwrap();
+    let w = MailslotWriter::open(&name).unwrap();
+    w.write(b"queued").unwrap();
+    slot.delete();
+    assert!(matches!(w.write(b"x"), Err(WriteError::OwnerGone)));
+    let again = Mailslot::create(&name).unwrap();
+    assert_eq!(again.info().count, 0, "queued data of the old slot is gone");
+    // A writer of the old slot never writes into the new one.
+    assert!(matches!(w.write(b"x"), Err(WriteError::OwnerGone)));
+    assert_eq!(again.info().count, 0);
+}
+
+#[test]
+fn read_waiting_in_one_thread_woken_by_writer_thread() {
+    let name = unique("thread");
+    let slot = Arc::new(Mailslot::create(&name).unwrap());
+    let n = name.clone();
+    let h = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        MailslotWriter::open(&n).unwrap().write(b"ping").unwrap();
+    });
+    let m = slot
+        .read_message_timeout(Timeout::After(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(m.data, b"ping");
+    h.join().unwrap();
+}
+
+#[test]
+fn writers_flow_while_owner_is_busy() {
+    // The owner does not read while 200 messages (more than a socket buffer holds) are written:
+    // the service thread keeps them flowing into the queue.
+    let name = unique("busy");
+    let slot = Mailslot::create(&name).unwrap();
+    let w = MailslotWriter::open(&name).unwrap();
+    for i in 0..200u32 {
+        w.write(&i.to_le_bytes()).unwrap();
+    }
+    assert_eq!(slot.info().count, 200);
+    for i in 0..200u32 {
+        assert_eq!(slot.read_message().unwrap().data, i.to_le_bytes());
+    }
+}
+
+#[test]
+fn quota_counts_bytes_and_messages() {
+    let name = unique("quota");
+    let slot = Mailslot::builder()
+        .max_message_size(10)
+        .quota(25)
+        .max_messages(3)
+        .create(&name)
+        .unwrap();
+    let w = MailslotWriter::open(&name).unwrap();
+    w.write(&[1; 10]).unwrap();
+    w.write(&[2; 10]).unwrap();
+    assert!(matches!(w.write(&[3; 10]), Err(WriteError::Full)));
+    w.write(&[3; 5]).unwrap();
+    assert!(
+        matches!(w.write(&[]), Err(WriteError::Full)),
+        "message limit"
+    );
+    assert_eq!(WriteError::Full.win32_code(), 8);
+    slot.read_message().unwrap();
+    w.write(&[]).unwrap();
+    assert_eq!(slot.info().count, 3);
+}
+
+#[test]
+fn access_option_is_kept() {
+    let name = unique("acl");
+    let slot = Mailslot::builder()
+        .access(Access::Everyone)
+        .create(&name)
+        .unwrap();
+    MailslotWriter::open(&name).unwrap().write(b"ok").unwrap();
+    assert_eq!(slot.read_message().unwrap().data, b"ok");
+}
+
+#[test]
+fn async_read_with_tokio() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let name = unique("async");
+        let slot = mailslot::tokio::AsyncMailslot::new(Mailslot::create(&name).unwrap()).unwrap();
+        let n = name.clone();
+        let writer = tokio::task::spawn_blocking(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            let w = Arc::new(MailslotWriter::open(&n).unwrap());
+            for i in 0..50u8 {
+                w.write_with(&[i], WriteOptions::new()).unwrap();
+                if i % 10 == 0 {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            w
+        });
+        for i in 0..50u8 {
+            let m = tokio::time::timeout(Duration::from_secs(5), slot.read_message())
+                .await
+                .expect("async read timed out")
+                .unwrap();
+            assert_eq!(m.data, [i]);
+        }
+        let w = writer.await.unwrap();
+        mailslot::tokio::write_async(w, b"last".to_vec(), WriteOptions::new().class(Class::First))
+            .await
+            .unwrap();
+        assert_eq!(slot.read_message().await.unwrap().data, b"last");
+    });
+}
