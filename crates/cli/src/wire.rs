@@ -382,7 +382,7 @@ pub fn encode_bytes(a: &EncodeArgs) -> anyhow::Result<Vec<u8>> {
 /// `mailslot encode`.
 pub fn run_encode(args: &EncodeArgs) -> anyhow::Result<()> {
     let bytes = encode_bytes(args)?;
-    println!("{}", hex::encode(bytes));
+    writeln!(io::stdout(), "{}", hex::encode(bytes))?;
     Ok(())
 }
 
@@ -390,7 +390,7 @@ pub fn run_encode(args: &EncodeArgs) -> anyhow::Result<()> {
 pub fn run_encode_name_query(args: &EncodeNameQueryArgs) -> anyhow::Result<()> {
     let name = parse_name(&args.name, &args.scope)?;
     let p = NamePacket::name_query(args.id, name, args.broadcast);
-    println!("{}", hex::encode(p.to_vec()?));
+    writeln!(io::stdout(), "{}", hex::encode(p.to_vec()?))?;
     Ok(())
 }
 

@@ -364,9 +364,7 @@ fn decode_classic_pcap_with_linux_sll() {
     let mut frame = vec![0, 1, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00];
     frame.extend_from_slice(&ip);
     let mut pcap = Vec::new();
-    for v in [0xa1b2c3d4u32] {
-        pcap.extend_from_slice(&v.to_le_bytes());
-    }
+    pcap.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
     pcap.extend_from_slice(&2u16.to_le_bytes());
     pcap.extend_from_slice(&4u16.to_le_bytes());
     for v in [0u32, 0, 65535, 113, 1, 0] {

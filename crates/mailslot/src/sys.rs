@@ -181,19 +181,24 @@ pub fn send_parts(
     pass_fd: Option<RawFd>,
     dontwait: bool,
 ) -> io::Result<usize> {
-    let iov: Vec<libc::iovec> = parts
-        .iter()
-        .map(|p| libc::iovec {
-            iov_base: p.as_ptr() as *mut libc::c_void,
-            iov_len: p.len(),
-        })
-        .collect();
+    const MAX_PARTS: usize = 4;
+    if parts.len() > MAX_PARTS {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many parts"));
+    }
+    let mut iov = [libc::iovec {
+        iov_base: ptr::null_mut(),
+        iov_len: 0,
+    }; MAX_PARTS];
+    for (v, p) in iov.iter_mut().zip(parts) {
+        v.iov_base = p.as_ptr() as *mut libc::c_void;
+        v.iov_len = p.len();
+    }
     // Room for one SCM_RIGHTS descriptor, aligned for cmsghdr.
     let mut cbuf = [0u64; 8];
     // SAFETY: msghdr is plain old data; all-zero is valid.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
-    msg.msg_iovlen = iov.len();
+    msg.msg_iov = iov.as_mut_ptr();
+    msg.msg_iovlen = parts.len();
     if let Some(pfd) = pass_fd {
         // SAFETY: CMSG_SPACE is a pure computation.
         let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;

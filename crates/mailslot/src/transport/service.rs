@@ -114,24 +114,28 @@ impl Service {
     }
 
     /// Serves one slot; returns when to look at it again, if it was left to a busy reader.
-    fn serve(&self, slot: &Slot, now: Instant) -> Option<Instant> {
+    fn serve(&self, slot: &Slot, now: Instant, from_timer: bool) -> Option<Instant> {
         let mut st = slot.lock();
-        if st.arming == Arming::Closed || st.readers_waiting > 0 {
-            // A waiting reader re-arms the slot when it wakes.
-            if st.arming == Arming::Armed {
-                st.arming = Arming::Idle;
-            }
+        if from_timer {
+            st.deferred = false;
+        }
+        if st.arming == Arming::Closed {
             return None;
         }
         st.arming = Arming::Idle;
+        if st.readers_waiting > 0 {
+            // The waiting reader re-arms the slot when it wakes.
+            return None;
+        }
         if let Some(t) = st.last_reader_activity {
             if now.duration_since(t) < DEFER {
+                st.deferred = true;
                 return Some(t + DEFER);
             }
         }
         if let Ok(n) = slot.drain(&mut st) {
             if n > 0 {
-                slot.signal_wake();
+                slot.signal_wake(&mut st);
             }
         }
         self.arm(slot);
@@ -155,19 +159,19 @@ impl Service {
                 }
             };
             let now = Instant::now();
-            let mut due: Vec<u64> = events[..n].iter().map(|e| e.u64).collect();
+            let mut due: Vec<(u64, bool)> = events[..n].iter().map(|e| (e.u64, false)).collect();
             deferred.retain(|(t, tok)| {
                 if *t <= now {
-                    due.push(*tok);
+                    due.push((*tok, true));
                     false
                 } else {
                     true
                 }
             });
-            for tok in due {
+            for (tok, from_timer) in due {
                 let slot = self.slots().get(&tok).and_then(Weak::upgrade);
                 if let Some(slot) = slot {
-                    if let Some(again) = self.serve(&slot, now) {
+                    if let Some(again) = self.serve(&slot, now, from_timer) {
                         if !deferred.iter().any(|(_, t)| *t == tok) {
                             deferred.push((again, tok));
                         }

@@ -54,6 +54,10 @@ pub(crate) struct State {
     pub readers_waiting: usize,
     pub last_reader_activity: Option<Instant>,
     pub arming: Arming,
+    /// The service thread has this slot on its timer list (it will re-arm it).
+    pub deferred: bool,
+    /// The wake eventfd was signalled and not yet cleared.
+    pub wake_pending: bool,
     buf: Vec<u8>,
     /// Messages dropped because they were malformed or over the limits (misbehaving writers).
     pub dropped: u64,
@@ -152,6 +156,8 @@ impl Slot {
                 readers_waiting: 0,
                 last_reader_activity: None,
                 arming: Arming::Idle,
+                deferred: false,
+                wake_pending: false,
                 buf,
                 dropped: 0,
                 refused: 0,
@@ -175,8 +181,19 @@ impl Slot {
         self.wait_epoll.as_raw_fd()
     }
 
-    pub fn signal_wake(&self) {
-        sys::eventfd_signal(self.wake.as_raw_fd());
+    /// Signals waiting readers that the service moved messages into the queue.
+    pub fn signal_wake(&self, st: &mut State) {
+        if !st.wake_pending {
+            st.wake_pending = true;
+            sys::eventfd_signal(self.wake.as_raw_fd());
+        }
+    }
+
+    fn clear_wake(&self, st: &mut State) {
+        if st.wake_pending {
+            st.wake_pending = false;
+            sys::eventfd_clear(self.wake.as_raw_fd());
+        }
     }
 
     /// Moves everything pending on the sockets into the queue; returns how many messages arrived.
@@ -344,7 +361,7 @@ impl Slot {
         };
         let peek = matches!(take, Take::Peek(_) | Take::PeekMessage);
         let result = loop {
-            sys::eventfd_clear(self.wake.as_raw_fd());
+            self.clear_wake(&mut st);
             self.drain(&mut st)?;
             if st.queue.head().is_some() {
                 break self.apply(&mut st, take);
@@ -406,7 +423,7 @@ impl Slot {
     /// Queue state after draining: (count, next size, next priority).
     pub fn status(&self) -> (usize, Option<usize>, Option<u8>, Timeout) {
         let mut st = self.lock();
-        sys::eventfd_clear(self.wake.as_raw_fd());
+        self.clear_wake(&mut st);
         let _ = self.drain(&mut st);
         st.last_reader_activity = Some(Instant::now());
         let head = st.queue.head();
@@ -435,7 +452,7 @@ impl Slot {
     pub fn end_wait(&self, st: &mut State) {
         st.readers_waiting -= 1;
         st.last_reader_activity = Some(Instant::now());
-        if st.readers_waiting == 0 && st.arming == Arming::Idle {
+        if st.readers_waiting == 0 && st.arming == Arming::Idle && !st.deferred {
             self.service.arm(self);
             st.arming = Arming::Armed;
         }
