@@ -393,7 +393,11 @@ fn access_denied_for_another_uid_and_allowed_with_everyone() {
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("denied"));
     assert_eq!(slot.info().count, 0);
-    assert_eq!(slot.counters().1, 1, "one refused writer counted");
+    assert_eq!(
+        slot.counters().refused_writers,
+        1,
+        "one refused writer counted"
+    );
 
     let open = unique("open");
     let slot2 = Mailslot::builder()

@@ -178,6 +178,26 @@ pub enum WriteError {
     /// A first-class write waited for room until its timeout.
     #[error("timed out waiting for room in the mailslot")]
     Timeout,
+    /// Larger than one datagram carries to another host (`432 − roundup4(path length)` bytes);
+    /// nothing was sent. Windows reports this as `ERROR_BAD_NETPATH` (53).
+    #[error(
+        "message of {size} bytes is larger than the {max} bytes a network mailslot write carries"
+    )]
+    TooLargeForNetwork {
+        /// Size of the message.
+        size: usize,
+        /// The limit for this name.
+        max: usize,
+    },
+    /// The mailslot daemon could not send the message (for example 53: the computer name does
+    /// not resolve).
+    #[error("network write failed (error {code}): {message}")]
+    Network {
+        /// Win32 error number from the daemon.
+        code: u32,
+        /// The daemon's explanation.
+        message: String,
+    },
     /// The owner closed the mailslot or its process died; the message was not delivered.
     #[error("the mailslot's owner has closed it (or exited); message not delivered")]
     OwnerGone,
@@ -195,6 +215,8 @@ impl WriteError {
             Self::Full => code::NOT_ENOUGH_MEMORY,
             Self::Timeout => code::SEM_TIMEOUT,
             Self::OwnerGone => code::BROKEN_PIPE,
+            Self::TooLargeForNetwork { .. } => code::BAD_NETPATH,
+            Self::Network { code, .. } => *code,
             Self::Io(e) => io_code(e),
         }
     }

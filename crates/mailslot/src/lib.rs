@@ -35,6 +35,7 @@
 
 #![warn(missing_docs)]
 
+pub mod daemon;
 pub mod error;
 pub mod name;
 
@@ -47,12 +48,14 @@ mod types;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
+use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{CreateError, OpenError, ReadError, WriteError};
 pub use name::{Name, NameError, Target};
+pub use transport::slot::Counters;
 pub use types::{Access, Class, Info, Message, Sender, Timeout, WriteOptions, MAX_PRIORITY};
 
 use transport::slot::{Config, Slot, Take, Taken};
@@ -74,6 +77,7 @@ pub struct Builder {
     max_messages: usize,
     read_timeout: Timeout,
     access: Access,
+    accept_remote: bool,
 }
 
 impl Default for Builder {
@@ -84,6 +88,7 @@ impl Default for Builder {
             max_messages: DEFAULT_MAX_MESSAGES,
             read_timeout: Timeout::Forever,
             access: Access::Owner,
+            accept_remote: true,
         }
     }
 }
@@ -118,6 +123,13 @@ impl Builder {
     /// Who may write (default: the owner's user and root).
     pub fn access(mut self, a: Access) -> Self {
         self.access = a;
+        self
+    }
+
+    /// Whether messages from other hosts (delivered by the mailslot daemon) are accepted
+    /// (default true). Refused ones are dropped silently and counted, as Windows does.
+    pub fn accept_remote(mut self, yes: bool) -> Self {
+        self.accept_remote = yes;
         self
     }
 
@@ -162,6 +174,7 @@ impl Builder {
             max_messages: self.max_messages,
             access: self.access,
             owner_uid: sys::geteuid(),
+            accept_remote: self.accept_remote,
         };
         Ok(Mailslot {
             slot: Slot::create(config, self.read_timeout)?,
@@ -304,9 +317,9 @@ impl Mailslot {
         self.slot.lock().read_timeout = t.into();
     }
 
-    /// Messages dropped because a writer broke the protocol, and writers refused by the access
-    /// policy, since creation.
-    pub fn counters(&self) -> (u64, u64) {
+    /// Counters since creation: messages dropped because a writer broke the protocol, writers
+    /// refused by the access policy, network messages refused (see [`Builder::accept_remote`]).
+    pub fn counters(&self) -> Counters {
         self.slot.counters()
     }
 
@@ -335,10 +348,15 @@ impl Drop for Mailslot {
     }
 }
 
-/// A writer's handle of a mailslot on this host.
+/// A writer's handle of a mailslot: on this host, or on other hosts through the mailslot daemon.
 pub struct MailslotWriter {
     name: Name,
-    conn: transport::writer::Connection,
+    inner: WriterInner,
+}
+
+enum WriterInner {
+    Local(transport::writer::Connection),
+    Remote(daemon::DaemonClient),
 }
 
 impl std::fmt::Debug for MailslotWriter {
@@ -349,13 +367,19 @@ impl std::fmt::Debug for MailslotWriter {
     }
 }
 
+/// How long a remote write waits for the daemon's answer (name resolution included).
+const DAEMON_TIMEOUT: Duration = Duration::from_secs(15);
+
 impl MailslotWriter {
     /// Opens the mailslot `name` for writing.
     ///
+    /// Local names connect to the owner. Remote names (`\\HOST\mailslot\x`, `\\*\mailslot\x`)
+    /// connect to the mailslot daemon of this host, which sends each message as a NetBIOS
+    /// datagram.
+    ///
     /// Errors: `InvalidName`, `NotFound` (no such mailslot), `AccessDenied` (its access policy
-    /// does not admit this user), `Remote` (remote names need the mailslot daemon, not part of this
-    /// version), `NotResponding` (the owner's process did not answer within
-    /// [`DEFAULT_OPEN_TIMEOUT`]).
+    /// does not admit this user), `Remote` (a remote name and no daemon running),
+    /// `NotResponding` (the owner's process did not answer within [`DEFAULT_OPEN_TIMEOUT`]).
     pub fn open(name: &str) -> Result<MailslotWriter, OpenError> {
         Self::open_timeout(name, DEFAULT_OPEN_TIMEOUT)
     }
@@ -363,16 +387,17 @@ impl MailslotWriter {
     /// Like [`open`](Self::open), waiting at most `timeout` for the owner to answer.
     pub fn open_timeout(name: &str, timeout: Duration) -> Result<MailslotWriter, OpenError> {
         let name = Name::parse(name)?;
-        if !name.is_local() {
-            return Err(OpenError::Remote {
-                name: name.to_string(),
-                reason: "remote mailslot names need the mailslot daemon (mailslotd), which is not \
-                         available in this version"
-                    .into(),
-            });
-        }
-        let conn = transport::writer::Connection::open(&name, timeout)?;
-        Ok(MailslotWriter { name, conn })
+        let inner = if name.is_local() {
+            WriterInner::Local(transport::writer::Connection::open(&name, timeout)?)
+        } else {
+            WriterInner::Remote(
+                daemon::DaemonClient::connect().map_err(|e| OpenError::Remote {
+                    name: name.to_string(),
+                    reason: e.to_string(),
+                })?,
+            )
+        };
+        Ok(MailslotWriter { name, inner })
     }
 
     /// The name this handle writes to.
@@ -380,29 +405,112 @@ impl MailslotWriter {
         &self.name
     }
 
-    /// The mailslot's maximum message size.
+    /// The largest message this handle can write: the mailslot's maximum, or for a remote name
+    /// the most one datagram carries (`432 − roundup4(path length)` bytes).
     pub fn max_message_size(&self) -> usize {
-        self.conn.greeting.max_message_size as usize
+        match &self.inner {
+            WriterInner::Local(c) => c.greeting.max_message_size as usize,
+            WriterInner::Remote(_) => mailslot_proto::max_network_payload(&self.name.wire_name()),
+        }
     }
 
-    /// The mailslot's quota in bytes.
+    /// The mailslot's quota in bytes (0 for a remote name: unknown).
     pub fn quota(&self) -> usize {
-        self.conn.greeting.quota as usize
+        match &self.inner {
+            WriterInner::Local(c) => c.greeting.quota as usize,
+            WriterInner::Remote(_) => 0,
+        }
     }
 
-    /// Process id and user id of the owner.
-    pub fn owner(&self) -> (u32, u32) {
-        (self.conn.greeting.owner_pid, self.conn.greeting.owner_uid)
+    /// Process id and user id of the owner (`None` for a remote name).
+    pub fn owner(&self) -> Option<(u32, u32)> {
+        match &self.inner {
+            WriterInner::Local(c) => Some((c.greeting.owner_pid, c.greeting.owner_uid)),
+            WriterInner::Remote(_) => None,
+        }
+    }
+
+    /// Whether the owner accepts messages from other hosts (`true` for a remote name).
+    pub fn accepts_remote(&self) -> bool {
+        match &self.inner {
+            WriterInner::Local(c) => c.greeting.accepts_remote,
+            WriterInner::Remote(_) => true,
+        }
     }
 
     /// Writes one message: priority 0, second class.
     pub fn write(&self, data: &[u8]) -> Result<(), WriteError> {
-        self.conn.write(data, WriteOptions::default())
+        self.write_with(data, WriteOptions::default())
     }
 
     /// Writes one message with a priority, class and (first class) timeout.
     pub fn write_with(&self, data: &[u8], opts: WriteOptions) -> Result<(), WriteError> {
-        self.conn.write(data, opts)
+        match &self.inner {
+            WriterInner::Local(c) => c.write(data, opts, None),
+            WriterInner::Remote(d) => self.write_remote(d, data, opts),
+        }
+    }
+
+    /// Delivers a message that arrived from another host, naming that host as the sender.
+    ///
+    /// For the mailslot daemon: owners accept it only from root or the [`daemon::DAEMON_USER`]
+    /// (anyone else's message is dropped) and only if the slot accepts remote messages.
+    pub fn write_from_remote(
+        &self,
+        data: &[u8],
+        opts: WriteOptions,
+        sender_name: &str,
+        sender_ip: Ipv4Addr,
+    ) -> Result<(), WriteError> {
+        match &self.inner {
+            WriterInner::Local(c) => {
+                let block = transport::encode_remote(sender_name, sender_ip);
+                c.write(data, opts, Some(&block))
+            }
+            WriterInner::Remote(_) => Err(WriteError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "write_from_remote needs a local mailslot",
+            ))),
+        }
+    }
+
+    fn write_remote(
+        &self,
+        d: &daemon::DaemonClient,
+        data: &[u8],
+        opts: WriteOptions,
+    ) -> Result<(), WriteError> {
+        if opts.priority > MAX_PRIORITY {
+            return Err(WriteError::InvalidPriority(opts.priority));
+        }
+        let max = self.max_message_size();
+        if data.len() > max {
+            return Err(WriteError::TooLargeForNetwork {
+                size: data.len(),
+                max,
+            });
+        }
+        let target = match self.name.target() {
+            Target::Host(h) => daemon::RemoteTarget::Host(h.clone()),
+            Target::PrimaryDomain => daemon::RemoteTarget::PrimaryDomain,
+            Target::Local => unreachable!("remote writer with a local name"),
+        };
+        let req = daemon::Request::Write {
+            target,
+            path: self.name.path().to_string(),
+            priority: opts.priority,
+            class: opts.class.number(),
+            timeout_ms: opts.timeout.as_win32_millis(),
+            data: data.to_vec(),
+        };
+        let reply = d.call(&req, DAEMON_TIMEOUT)?;
+        match reply.code {
+            0 => Ok(()),
+            code => Err(WriteError::Network {
+                code,
+                message: reply.text,
+            }),
+        }
     }
 }
 

@@ -183,7 +183,10 @@ pub fn send_parts(
 ) -> io::Result<usize> {
     const MAX_PARTS: usize = 4;
     if parts.len() > MAX_PARTS {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "too many parts"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "too many parts",
+        ));
     }
     let mut iov = [libc::iovec {
         iov_base: ptr::null_mut(),
@@ -506,4 +509,24 @@ pub fn raise_nofile_limit() {
             libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
         }
     }
+}
+
+/// The uid of the user `name`, if it exists (`getpwnam_r`).
+pub fn uid_of_user(name: &str) -> Option<u32> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    // SAFETY: passwd is plain old data; all-zero is valid before getpwnam_r fills it.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::passwd = ptr::null_mut();
+    // SAFETY: every pointer refers to live, writable storage of the stated size.
+    let r = unsafe {
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    (r == 0 && !result.is_null()).then_some(pwd.pw_uid)
 }

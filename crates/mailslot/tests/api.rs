@@ -128,7 +128,8 @@ fn write_option_errors() {
         Err(WriteError::InvalidPriority(10))
     ));
     assert_eq!(w.max_message_size(), MAX_MESSAGE_SIZE);
-    assert_eq!(w.owner().0, std::process::id());
+    assert_eq!(w.owner().unwrap().0, std::process::id());
+    assert!(w.accepts_remote());
 }
 
 #[test]
@@ -247,4 +248,85 @@ fn async_read_with_tokio() {
             .unwrap();
         assert_eq!(slot.read_message().await.unwrap().data, b"last");
     });
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+#[test]
+fn remote_sender_records_are_trusted_only_from_the_daemon() {
+    if !is_root() {
+        eprintln!("SKIP remote_sender_records: needs root (root stands in for the daemon)");
+        return;
+    }
+    let ip = std::net::Ipv4Addr::new(10, 99, 0, 2);
+    let name = unique("remote");
+    let slot = Mailslot::builder()
+        .access(Access::Everyone)
+        .create(&name)
+        .unwrap();
+    let w = MailslotWriter::open(&name).unwrap();
+    w.write_from_remote(b"from afar", WriteOptions::new().priority(1), "HOSTB", ip)
+        .unwrap();
+    let m = slot.read_message().unwrap();
+    assert_eq!(m.data, b"from afar");
+    assert_eq!(
+        m.sender,
+        mailslot::Sender::Remote {
+            name: "HOSTB".into(),
+            ip
+        }
+    );
+    // A process that is neither root nor the daemon user cannot claim to be a remote host: its
+    // record is dropped and counted. (A raw setresuid changes only the calling thread.)
+    let n = name.clone();
+    std::thread::spawn(move || {
+        // SAFETY: raw syscall on this thread only; the thread ends right after.
+        let r = unsafe { libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) };
+        assert_eq!(r, 0);
+        let w = MailslotWriter::open(&n).unwrap();
+        w.write_from_remote(b"forged", WriteOptions::new(), "FAKE", ip)
+            .unwrap();
+        w.write(b"honest").unwrap();
+    })
+    .join()
+    .unwrap();
+    let m = slot
+        .read_message_timeout(Timeout::After(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(m.data, b"honest");
+    assert!(matches!(
+        m.sender,
+        mailslot::Sender::Local { uid: 65534, .. }
+    ));
+    assert_eq!(slot.counters().dropped, 1);
+
+    // A slot that refuses remote messages drops them and counts them.
+    let name = unique("noremote");
+    let slot = Mailslot::builder()
+        .accept_remote(false)
+        .create(&name)
+        .unwrap();
+    let w = MailslotWriter::open(&name).unwrap();
+    assert!(!w.accepts_remote());
+    w.write_from_remote(b"x", WriteOptions::new(), "HOSTB", ip)
+        .unwrap();
+    w.write(b"local").unwrap();
+    assert_eq!(slot.read_message().unwrap().data, b"local");
+    assert_eq!(slot.counters().refused_remote, 1);
+}
+
+#[test]
+fn remote_names_without_a_daemon_fail_clearly() {
+    // No daemon runs in this test's network namespace unless one was started by hand.
+    if mailslot::daemon::DaemonClient::connect().is_ok() {
+        eprintln!("SKIP remote_names_without_a_daemon: a mailslot daemon is running here");
+        return;
+    }
+    let e = MailslotWriter::open(r"\\HOSTB\mailslot\x").unwrap_err();
+    assert!(matches!(e, OpenError::Remote { .. }));
+    assert!(e.to_string().contains("not running"), "{e}");
+    assert_eq!(e.win32_code(), 53);
 }

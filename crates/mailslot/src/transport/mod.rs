@@ -38,14 +38,41 @@ pub(crate) fn address(key: &str) -> Vec<u8> {
 pub(crate) const HEADER_LEN: usize = 16;
 const HEADER_VERSION: u8 = 1;
 
+/// Header flag: a [`REMOTE_LEN`]-byte remote-sender block follows the header.
+pub(crate) const FLAG_REMOTE: u8 = 0x01;
+/// Remote-sender block: 16 bytes of NetBIOS name (NUL padded), 4 bytes of IPv4 address.
+pub(crate) const REMOTE_LEN: usize = 20;
+
 /// Encodes a message header.
-pub(crate) fn encode_header(priority: u8, class: u8, seq: u64) -> [u8; HEADER_LEN] {
+pub(crate) fn encode_header(priority: u8, class: u8, flags: u8, seq: u64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[0] = HEADER_VERSION;
     h[1] = priority;
     h[2] = class;
+    h[3] = flags;
     h[8..16].copy_from_slice(&seq.to_le_bytes());
     h
+}
+
+/// Encodes a remote-sender block.
+pub(crate) fn encode_remote(name: &str, ip: std::net::Ipv4Addr) -> [u8; REMOTE_LEN] {
+    let mut b = [0u8; REMOTE_LEN];
+    let n = name.as_bytes();
+    let len = n.len().min(16);
+    b[..len].copy_from_slice(&n[..len]);
+    b[16..].copy_from_slice(&ip.octets());
+    b
+}
+
+/// Decodes a remote-sender block (name without padding, address).
+pub(crate) fn decode_remote(b: &[u8]) -> Option<(String, std::net::Ipv4Addr)> {
+    if b.len() < REMOTE_LEN {
+        return None;
+    }
+    let end = b[..16].iter().position(|&c| c == 0).unwrap_or(16);
+    let name = String::from_utf8_lossy(&b[..end]).trim_end().to_string();
+    let ip = std::net::Ipv4Addr::new(b[16], b[17], b[18], b[19]);
+    Some((name, ip))
 }
 
 /// A decoded message header.
@@ -53,6 +80,7 @@ pub(crate) fn encode_header(priority: u8, class: u8, seq: u64) -> [u8; HEADER_LE
 pub(crate) struct Header {
     pub priority: u8,
     pub class: u8,
+    pub flags: u8,
     pub seq: u64,
 }
 
@@ -66,10 +94,15 @@ pub(crate) fn decode_header(b: &[u8]) -> Option<Header> {
     if priority > crate::types::MAX_PRIORITY || !(class == 1 || class == 2) {
         return None;
     }
+    let flags = b[3];
+    if flags & !FLAG_REMOTE != 0 {
+        return None;
+    }
     let seq = u64::from_le_bytes(b[8..16].try_into().ok()?);
     Some(Header {
         priority,
         class,
+        flags,
         seq,
     })
 }
@@ -78,6 +111,7 @@ pub(crate) fn decode_header(b: &[u8]) -> Option<Header> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Greeting {
     pub admitted: bool,
+    pub accepts_remote: bool,
     pub max_message_size: u64,
     pub quota: u64,
     pub max_messages: u64,
@@ -94,7 +128,7 @@ impl Greeting {
         let mut b = Vec::with_capacity(GREETING_FIXED + self.display.len());
         b.extend_from_slice(GREETING_MAGIC);
         b.extend_from_slice(&u16::from(!self.admitted).to_le_bytes());
-        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&u16::from(self.accepts_remote).to_le_bytes());
         b.extend_from_slice(&self.max_message_size.to_le_bytes());
         b.extend_from_slice(&self.quota.to_le_bytes());
         b.extend_from_slice(&self.max_messages.to_le_bytes());
@@ -112,6 +146,7 @@ impl Greeting {
         let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or_default());
         Some(Greeting {
             admitted: u16::from_le_bytes([b[4], b[5]]) == 0,
+            accepts_remote: u16::from_le_bytes([b[6], b[7]]) & 1 != 0,
             max_message_size: u64_at(8),
             quota: u64_at(16),
             max_messages: u64_at(24),
@@ -128,18 +163,26 @@ mod tests {
 
     #[test]
     fn header_round_trip_and_rejects() {
-        let h = encode_header(9, 1, 77);
+        let h = encode_header(9, 1, FLAG_REMOTE, 77);
         assert_eq!(
             decode_header(&h),
             Some(Header {
                 priority: 9,
                 class: 1,
+                flags: FLAG_REMOTE,
                 seq: 77
             })
         );
         assert_eq!(decode_header(&h[..15]), None);
-        assert_eq!(decode_header(&encode_header(10, 1, 0)), None);
-        assert_eq!(decode_header(&encode_header(0, 3, 0)), None);
+        assert_eq!(decode_header(&encode_header(10, 1, 0, 0)), None);
+        assert_eq!(decode_header(&encode_header(0, 3, 0, 0)), None);
+        assert_eq!(decode_header(&encode_header(0, 2, 0x80, 0)), None);
+        let r = encode_remote("SERVER1", std::net::Ipv4Addr::new(10, 99, 0, 1));
+        assert_eq!(
+            decode_remote(&r),
+            Some(("SERVER1".to_string(), std::net::Ipv4Addr::new(10, 99, 0, 1)))
+        );
+        assert_eq!(decode_remote(&r[..19]), None);
         let mut bad = h;
         bad[0] = 2;
         assert_eq!(decode_header(&bad), None);
@@ -149,6 +192,7 @@ mod tests {
     fn greeting_round_trip() {
         let g = Greeting {
             admitted: true,
+            accepts_remote: true,
             max_message_size: 424,
             quota: 1 << 20,
             max_messages: 4096,

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::service::{self, Service};
-use super::{address, decode_header, Greeting, HEADER_LEN};
+use super::{address, decode_header, decode_remote, Greeting, FLAG_REMOTE, HEADER_LEN, REMOTE_LEN};
 use crate::control::Control;
 use crate::error::{CreateError, ReadError};
 use crate::name::Name;
@@ -16,8 +16,25 @@ use crate::sys::{self, PeerCred};
 use crate::types::{Access, Class, Message, Sender, Timeout};
 
 const TOKEN_LISTENER: u64 = u64::MAX;
+
+/// Root and the daemon's user may deliver messages on behalf of remote hosts.
+fn is_daemon(cred: &PeerCred) -> bool {
+    cred.uid == 0 || Some(cred.uid) == crate::daemon::daemon_uid()
+}
 /// Messages taken from one connection per drain before moving on (fairness between writers).
 const PER_CONN_BATCH: usize = 4096;
+
+/// Counters of a mailslot since it was created.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Records dropped because a writer broke the protocol (malformed, over the limits, or a
+    /// remote-sender record from a process that is not the daemon).
+    pub dropped: u64,
+    /// Writers refused by the access policy.
+    pub refused_writers: u64,
+    /// Network messages refused because the mailslot does not accept remote messages.
+    pub refused_remote: u64,
+}
 
 /// Fixed settings of a slot.
 #[derive(Debug, Clone)]
@@ -28,6 +45,7 @@ pub(crate) struct Config {
     pub max_messages: usize,
     pub access: Access,
     pub owner_uid: u32,
+    pub accept_remote: bool,
 }
 
 struct Conn {
@@ -63,6 +81,8 @@ pub(crate) struct State {
     pub dropped: u64,
     /// Writers refused by the access policy.
     pub refused: u64,
+    /// Network messages refused because the slot does not accept remote messages.
+    pub refused_remote: u64,
 }
 
 /// One owned mailslot.
@@ -139,7 +159,7 @@ impl Slot {
         }
         let (memfd, control) = Control::create()?;
         let service = service::get()?;
-        let buf = vec![0u8; HEADER_LEN + config.max_message_size + 1];
+        let buf = vec![0u8; HEADER_LEN + REMOTE_LEN + config.max_message_size + 1];
         let slot = Arc::new(Slot {
             epoll,
             wait_epoll,
@@ -161,6 +181,7 @@ impl Slot {
                 buf,
                 dropped: 0,
                 refused: 0,
+                refused_remote: 0,
             }),
             config,
         });
@@ -218,7 +239,7 @@ impl Slot {
     }
 
     fn admits(&self, cred: &PeerCred, conn: &OwnedFd) -> bool {
-        if cred.uid == 0 || cred.uid == self.config.owner_uid {
+        if cred.uid == 0 || cred.uid == self.config.owner_uid || is_daemon(cred) {
             return true;
         }
         match self.config.access {
@@ -250,6 +271,7 @@ impl Slot {
             let admitted = self.admits(&cred, &conn);
             let greeting = Greeting {
                 admitted,
+                accepts_remote: self.config.accept_remote,
                 max_message_size: self.config.max_message_size as u64,
                 quota: self.config.quota as u64,
                 max_messages: self.config.max_messages as u64,
@@ -325,7 +347,25 @@ impl Slot {
             st.dropped += 1;
             return;
         };
-        let data = &record[HEADER_LEN..];
+        let mut data = &record[HEADER_LEN..];
+        let mut sender = Sender::Local {
+            pid: cred.pid,
+            uid: cred.uid,
+            gid: cred.gid,
+        };
+        if h.flags & FLAG_REMOTE != 0 {
+            // Only the daemon (root or its own user) speaks for remote hosts.
+            let Some((name, ip)) = decode_remote(data).filter(|_| is_daemon(&cred)) else {
+                st.dropped += 1;
+                return;
+            };
+            if !self.config.accept_remote {
+                st.refused_remote += 1;
+                return;
+            }
+            data = &data[REMOTE_LEN..];
+            sender = Sender::Remote { name, ip };
+        }
         // A writer that follows the protocol reserved room first; these checks only stop one
         // that does not, so that it cannot grow the queue past its limits.
         if data.len() > self.config.max_message_size
@@ -342,11 +382,7 @@ impl Slot {
                 data: data.to_vec(),
                 priority: h.priority,
                 class,
-                sender: Sender::Local {
-                    pid: cred.pid,
-                    uid: cred.uid,
-                    gid: cred.gid,
-                },
+                sender,
             },
         });
     }
@@ -435,10 +471,14 @@ impl Slot {
         )
     }
 
-    /// (dropped, refused) counters.
-    pub fn counters(&self) -> (u64, u64) {
+    /// The slot's counters.
+    pub fn counters(&self) -> Counters {
         let st = self.lock();
-        (st.dropped, st.refused)
+        Counters {
+            dropped: st.dropped,
+            refused_writers: st.refused,
+            refused_remote: st.refused_remote,
+        }
     }
 
     pub fn begin_wait(&self, st: &mut State) {

@@ -4,7 +4,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::{address, encode_header, Greeting, HEADER_LEN};
+use super::{address, encode_header, Greeting, FLAG_REMOTE, HEADER_LEN, REMOTE_LEN};
 use crate::control::Control;
 use crate::error::{OpenError, WriteError};
 use crate::name::Name;
@@ -82,7 +82,13 @@ impl Connection {
                 .unwrap_or(true)
     }
 
-    pub fn write(&self, data: &[u8], opts: WriteOptions) -> Result<(), WriteError> {
+    /// Writes one message; `remote` is the sender block when the daemon delivers for a remote host.
+    pub fn write(
+        &self,
+        data: &[u8],
+        opts: WriteOptions,
+        remote: Option<&[u8; REMOTE_LEN]>,
+    ) -> Result<(), WriteError> {
         if opts.priority > MAX_PRIORITY {
             return Err(WriteError::InvalidPriority(opts.priority));
         }
@@ -129,14 +135,22 @@ impl Connection {
             }
         }
         // 2. Send; room is reserved, give it back on failure.
-        let header = encode_header(opts.priority, opts.class.number(), self.control.next_seq());
+        let flags = if remote.is_some() { FLAG_REMOTE } else { 0 };
+        let header = encode_header(
+            opts.priority,
+            opts.class.number(),
+            flags,
+            self.control.next_seq(),
+        );
+        let remote: &[u8] = remote.map_or(&[], |r| &r[..]);
+        let record_len = HEADER_LEN + remote.len() + data.len();
         let send_deadline = match opts.class {
             Class::Second => Some(Instant::now() + SEND_GRACE),
             Class::First => deadline,
         };
         loop {
-            match sys::send_parts(self.sock.as_raw_fd(), &[&header, data], None, true) {
-                Ok(n) if n == HEADER_LEN + data.len() => return Ok(()),
+            match sys::send_parts(self.sock.as_raw_fd(), &[&header, remote, data], None, true) {
+                Ok(n) if n == record_len => return Ok(()),
                 Ok(_) => {
                     self.control.release(data.len());
                     return Err(io::Error::new(io::ErrorKind::WriteZero, "short send").into());
