@@ -18,6 +18,28 @@ use mailslot_proto::{
 };
 use serde_json::{json, Map, Value};
 
+const DECODE_HELP: &str =
+    "Input is `--hex HEX` (one packet), or FILE: a pcap/pcapng capture (recognised
+by its magic number; Ethernet, 802.1Q, Linux cooked SLL/SLL2 and raw IPv4
+link types; UDP payloads on ports 137/138 are decoded, other frames skipped)
+or a hex text file (`#` starts a comment to the end of the line, whitespace
+is ignored, blank lines separate packets: one block = one packet). FILE `-`
+reads standard input.
+
+Kind: from a capture, port 138 means datagram and 137 name service. Without
+ports (hex), both parsers are tried: if only one accepts the bytes it wins;
+if both do, name service wins when its parse covers every byte, else datagram;
+if neither does, the error reported is the datagram one when the first byte is
+a datagram MSG_TYPE (0x10–0x16), the name-service one otherwise. `--kind` forces one.
+
+Output: one JSON object per packet (`kind`, header fields, names with
+`*_suffix` as two hex digits, `mailslot`, `priority`, `class`, `data_hex`,
+`payload` for BROWSE/LANMAN, NET\\*, MESSNGR; from captures also `frame`,
+`udp_source`, `udp_destination`). A packet that does not parse
+prints `{\"error\": \"...\", \"offset\": N}`. Exit status: 0 all packets decoded,
+1 some packet failed, 2 the input could not be read (a capture damaged part-way:
+the packets before the damage are printed, then exit 2).";
+
 /// Decode NetBIOS datagrams (UDP 138) and name-service packets (UDP 137) to JSON lines.
 ///
 /// Input is `--hex HEX` (one packet), or FILE: a pcap/pcapng capture (recognised
@@ -35,10 +57,13 @@ use serde_json::{json, Map, Value};
 ///
 /// Output: one JSON object per packet (`kind`, header fields, names with
 /// `*_suffix` as two hex digits, `mailslot`, `priority`, `class`, `data_hex`,
-/// `payload` for BROWSE/LANMAN, NET\*, MESSNGR). A packet that does not parse
+/// `payload` for BROWSE/LANMAN, NET\*, MESSNGR; from captures also `frame`,
+/// `udp_source`, `udp_destination`). A packet that does not parse
 /// prints `{"error": "...", "offset": N}`. Exit status: 0 all packets decoded,
-/// 1 some packet failed, 2 the input could not be read.
+/// 1 some packet failed, 2 the input could not be read (a capture damaged part-way:
+/// the packets before the damage are printed, then exit 2).
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = DECODE_HELP)]
 pub struct DecodeArgs {
     /// One packet as hex digits (whitespace allowed).
     #[arg(long, value_name = "HEX", conflicts_with = "file")]
@@ -108,6 +133,15 @@ pub enum PayloadArg {
     Messenger,
 }
 
+const ENCODE_HELP: &str =
+    "The datagram is unfragmented (F=1), DGM_LENGTH exact, SMB laid out as Samba
+does (no padding, timeout 0, as nmbd). Data comes from --data-hex, --text or a
+--payload builder. Payloads above the network limit
+(432 − roundup4(chars after \\MAILSLOT\\)) are refused.
+
+Example: `mailslot encode --from CLIENT --to SMBPEER<00> --mailslot 'NET\\NETLOGON'
+--payload netlogon-primary-query --reply-mailslot '\\MAILSLOT\\NET\\GETDC42'`";
+
 /// Build one mailslot-write datagram and print the whole UDP payload as one line of hex.
 ///
 /// The datagram is unfragmented (F=1), DGM_LENGTH exact, SMB laid out as Samba
@@ -118,6 +152,7 @@ pub enum PayloadArg {
 /// Example: `mailslot encode --from CLIENT --to SMBPEER<00> --mailslot 'NET\NETLOGON'
 /// --payload netlogon-primary-query --reply-mailslot '\MAILSLOT\NET\GETDC42'`
 #[derive(clap::Args, Debug)]
+#[command(after_long_help = ENCODE_HELP)]
 pub struct EncodeArgs {
     /// Source NetBIOS name, `NAME<xx>` (suffix hex; `<00>` if omitted).
     #[arg(long, value_name = "NAME<xx>")]
@@ -406,7 +441,7 @@ struct Packet {
 
 /// `mailslot decode`: returns the exit code (0 ok, 1 a packet failed, 2 unreadable input).
 pub fn run_decode(args: &DecodeArgs) -> i32 {
-    let packets = match read_input(args) {
+    let (packets, read_error) = match read_input(args) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("mailslot decode: {e:#}");
@@ -440,18 +475,27 @@ pub fn run_decode(args: &DecodeArgs) -> i32 {
             return if failed { 1 } else { 0 };
         }
     }
+    if let Some(e) = read_error {
+        // e.g. a capture cut short: what could be read was decoded above.
+        eprintln!("mailslot decode: {e:#}");
+        return 2;
+    }
     i32::from(failed)
 }
 
-fn read_input(args: &DecodeArgs) -> anyhow::Result<Vec<Packet>> {
+/// The packets read, and an error that stopped reading part-way (a damaged capture).
+type Input = (Vec<Packet>, Option<anyhow::Error>);
+
+fn read_input(args: &DecodeArgs) -> anyhow::Result<Input> {
     if let Some(h) = &args.hex {
         let bytes = parse_hex(h)?;
-        return Ok(vec![Packet {
+        let p = Packet {
             bytes,
             kind: KindArg::Auto,
             frame: None,
             udp: None,
-        }]);
+        };
+        return Ok((vec![p], None));
     }
     let path = args
         .file
@@ -468,7 +512,7 @@ fn read_input(args: &DecodeArgs) -> anyhow::Result<Vec<Packet>> {
     if is_capture(&data) {
         read_capture(&data)
     } else {
-        read_hex_text(&data)
+        Ok((read_hex_text(&data)?, None))
     }
 }
 
@@ -513,15 +557,26 @@ fn read_hex_text(data: &[u8]) -> anyhow::Result<Vec<Packet>> {
     Ok(out)
 }
 
-fn read_capture(data: &[u8]) -> anyhow::Result<Vec<Packet>> {
+fn read_capture(data: &[u8]) -> anyhow::Result<Input> {
     use pcap_file::pcapng::{Block, PcapNgReader};
     use pcap_file::DataLink;
     let mut frames: Vec<(DataLink, Vec<u8>)> = Vec::new();
+    let mut error = None;
     if data.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
         let mut r = PcapNgReader::new(data).context("reading pcapng")?;
         let mut links: Vec<DataLink> = Vec::new();
         while let Some(b) = r.next_block() {
-            match b.context("reading pcapng block")? {
+            let b = match b {
+                Ok(b) => b,
+                Err(e) => {
+                    error = Some(
+                        anyhow!(e)
+                            .context(format!("reading pcapng after {} frame(s)", frames.len())),
+                    );
+                    break;
+                }
+            };
+            match b {
                 Block::SectionHeader(_) => links.clear(),
                 Block::InterfaceDescription(i) => links.push(i.linktype),
                 Block::EnhancedPacket(p) => {
@@ -542,7 +597,15 @@ fn read_capture(data: &[u8]) -> anyhow::Result<Vec<Packet>> {
         let mut r = pcap_file::pcap::PcapReader::new(data).context("reading pcap")?;
         let link = r.header().datalink;
         while let Some(p) = r.next_packet() {
-            frames.push((link, p.context("reading pcap packet")?.data.into_owned()));
+            match p {
+                Ok(p) => frames.push((link, p.data.into_owned())),
+                Err(e) => {
+                    error = Some(
+                        anyhow!(e).context(format!("reading pcap after {} frame(s)", frames.len())),
+                    );
+                    break;
+                }
+            }
         }
     }
     let mut out = Vec::new();
@@ -563,7 +626,7 @@ fn read_capture(data: &[u8]) -> anyhow::Result<Vec<Packet>> {
             });
         }
     }
-    Ok(out)
+    Ok((out, error))
 }
 
 type Udp<'a> = (Ipv4Addr, u16, Ipv4Addr, u16, &'a [u8]);
@@ -602,7 +665,7 @@ fn udp_payload(link: pcap_file::DataLink, f: &[u8]) -> Option<Udp<'_>> {
         DataLink::RAW | DataLink::IPV4 => f,
         _ => return None,
     };
-    if ip.first()? >> 4 != 4 || *ip.get(9)? != 17 {
+    if ip.len() < 20 || ip[0] >> 4 != 4 || ip[9] != 17 {
         return None;
     }
     if be16(ip, 6)? & 0x1fff != 0 {

@@ -389,3 +389,36 @@ fn decode_classic_pcap_with_linux_sll() {
     assert_eq!(l[0]["data_hex"], "736c6c");
     assert_eq!(l[0]["udp_source"], "10.0.0.1:138");
 }
+
+#[test]
+fn damaged_captures_never_panic() {
+    let data = std::fs::read(fixture("nmbd-round.pcapng")).unwrap();
+    let dir = std::env::temp_dir().join(format!("wire-cli-cut-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Cut short: the frames before the cut are decoded, then exit 2.
+    let p = dir.join("cut.pcapng");
+    std::fs::write(&p, &data[..data.len() / 2]).unwrap();
+    let o = run(&["decode", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!lines(&o).is_empty());
+    // Flipped bytes all over the file: any exit code but never a crash.
+    let mut seed = 0x1234_5678u32;
+    for round in 0..30 {
+        let mut d = data.clone();
+        for _ in 0..20 {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let i = (seed as usize >> 4) % d.len();
+            d[i] ^= (seed >> 24) as u8 | 1;
+        }
+        std::fs::write(&p, &d).unwrap();
+        let o = run(&["decode", p.to_str().unwrap()]);
+        let code = o.status.code();
+        assert!(
+            matches!(code, Some(0..=2)),
+            "round {round}: {code:?} {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let _ = lines(&o);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -302,3 +302,88 @@ mod tests {
         assert_eq!(Reply::decode(&[1, 2]), None);
     }
 }
+
+/// The daemon's side of the control socket (blocking; one thread per connection is fine for the
+/// few local clients a daemon has).
+#[derive(Debug)]
+pub struct ControlServer {
+    listener: OwnedFd,
+}
+
+/// Credentials of a connected client, from the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCredentials {
+    /// Process id.
+    pub pid: u32,
+    /// Effective user id.
+    pub uid: u32,
+    /// Effective group id.
+    pub gid: u32,
+}
+
+impl ControlServer {
+    /// Binds [`CONTROL_ADDRESS`] in this network namespace; `AddrInUse` when a daemon runs.
+    pub fn bind() -> io::Result<ControlServer> {
+        let listener = sys::seqpacket(false)?;
+        sys::bind_abstract(&listener, CONTROL_ADDRESS.as_bytes())?;
+        sys::listen(&listener, 128)?;
+        Ok(ControlServer { listener })
+    }
+
+    /// Waits for the next client.
+    pub fn accept(&self) -> io::Result<ControlConnection> {
+        loop {
+            sys::poll_one(self.listener.as_raw_fd(), libc::POLLIN, None)?;
+            if let Some(sock) = sys::accept(&self.listener)? {
+                let c = sys::peer_cred(&sock)?;
+                return Ok(ControlConnection {
+                    sock,
+                    peer: PeerCredentials {
+                        pid: c.pid,
+                        uid: c.uid,
+                        gid: c.gid,
+                    },
+                });
+            }
+        }
+    }
+}
+
+/// One client of the control socket.
+#[derive(Debug)]
+pub struct ControlConnection {
+    sock: OwnedFd,
+    /// Who it is.
+    pub peer: PeerCredentials,
+}
+
+impl ControlConnection {
+    /// The next request record, `Ok(None)` when the client hung up. Malformed records are
+    /// reported as `InvalidData`.
+    pub fn recv(&self) -> io::Result<Option<Request>> {
+        let mut buf = vec![0u8; 70 * 1024];
+        loop {
+            sys::poll_one(self.sock.as_raw_fd(), libc::POLLIN, None)?;
+            match sys::recv_msg(self.sock.as_raw_fd(), &mut buf, false)? {
+                None => continue,
+                Some(r) if r.len == 0 => return Ok(None),
+                Some(r) if r.truncated => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "request too large",
+                    ))
+                }
+                Some(r) => {
+                    return Request::decode(&buf[..r.len]).map(Some).ok_or_else(|| {
+                        io::Error::new(io::ErrorKind::InvalidData, "malformed request")
+                    })
+                }
+            }
+        }
+    }
+
+    /// Sends a reply record.
+    pub fn send(&self, reply: &Reply) -> io::Result<()> {
+        sys::send_parts(self.sock.as_raw_fd(), &[&reply.encode()], None, false).map(|_| ())
+    }
+}

@@ -515,14 +515,11 @@ impl MailslotWriter {
 }
 
 /// Opens `name`, writes one message and closes it, like LAN Manager's `DosWriteMailslot`.
+///
+/// The write's timeout bounds only the wait for room (first class); opening waits up to
+/// [`DEFAULT_OPEN_TIMEOUT`] for the owner's process to answer, as [`MailslotWriter::open`] does.
 pub fn write_mailslot(name: &str, data: &[u8], opts: WriteOptions) -> Result<(), WriteError> {
-    let timeout = match (opts.class, opts.timeout) {
-        (Class::First, Timeout::After(d)) => {
-            d.max(Duration::from_millis(1)).min(DEFAULT_OPEN_TIMEOUT)
-        }
-        _ => DEFAULT_OPEN_TIMEOUT,
-    };
-    MailslotWriter::open_timeout(name, timeout)?.write_with(data, opts)
+    MailslotWriter::open(name)?.write_with(data, opts)
 }
 
 /// A mailslot that exists on this host, from [`list`].

@@ -330,3 +330,42 @@ fn remote_names_without_a_daemon_fail_clearly() {
     assert!(e.to_string().contains("not running"), "{e}");
     assert_eq!(e.win32_code(), 53);
 }
+
+#[test]
+fn one_shot_first_class_write_with_zero_timeout_succeeds_when_there_is_room() {
+    let name = unique("oneshot");
+    let slot = Mailslot::create(&name).unwrap();
+    for i in 0..200u32 {
+        write_mailslot(
+            &name,
+            &i.to_le_bytes(),
+            WriteOptions::new()
+                .class(Class::First)
+                .timeout(Timeout::ZERO),
+        )
+        .unwrap();
+    }
+    assert_eq!(slot.info().count, 200);
+}
+
+#[test]
+fn dropping_an_inherited_owner_handle_in_a_child_keeps_the_parents_slot() {
+    let name = unique("fork");
+    let slot = Mailslot::create(&name).unwrap();
+    // SAFETY: the child only drops the handle and exits with _exit (no allocation-sensitive
+    // work besides the drop, which touches no lock the parent could hold).
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let inherited = unsafe { std::ptr::read(&slot) };
+        drop(inherited);
+        unsafe { libc::_exit(0) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child just forked.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    MailslotWriter::open(&name)
+        .unwrap()
+        .write(b"still here")
+        .unwrap();
+    assert_eq!(slot.read_message().unwrap().data, b"still here");
+}

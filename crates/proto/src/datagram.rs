@@ -279,19 +279,11 @@ impl<'a> DatagramRepr<'a> {
                 })
             }
             t if t.has_user_data() => {
-                if flags.more() || !flags.first() || d.packet_offset() != 0 {
-                    return Err(Error::Fragmented {
-                        offset: field::FLAGS,
-                        flags: buf[field::FLAGS],
-                    });
-                }
-                let mut r = Reader::at(buf, field::NAMES);
-                let source = QualifiedName::read(&mut r, false)?;
-                let destination = QualifiedName::read(&mut r, false)?;
+                let (source, destination, user_data) = parse_data_body(&d, buf)?;
                 DatagramBody::Data {
                     source,
                     destination,
-                    user_data: r.rest(),
+                    user_data,
                 }
             }
             MsgType::Error => DatagramBody::Error(d.error_code()),
@@ -388,6 +380,24 @@ impl<'a> DatagramRepr<'a> {
     }
 }
 
+/// Fragment check, then the two names and the user data of a 0x10/0x11/0x12 datagram.
+fn parse_data_body<'a>(
+    d: &Datagram<&'a [u8]>,
+    buf: &'a [u8],
+) -> Result<(QualifiedName, QualifiedName, &'a [u8])> {
+    let flags = d.flags();
+    if flags.more() || !flags.first() || d.packet_offset() != 0 {
+        return Err(Error::Fragmented {
+            offset: field::FLAGS,
+            flags: buf[field::FLAGS],
+        });
+    }
+    let mut r = Reader::at(buf, field::NAMES);
+    let source = QualifiedName::read(&mut r, false)?;
+    let destination = QualifiedName::read(&mut r, false)?;
+    Ok((source, destination, r.rest()))
+}
+
 /// A NetBIOS datagram carrying a mailslot write: the usual thing on UDP 138.
 ///
 /// Build one with [`MailslotMessage::new`] and adjust the public fields, then
@@ -437,26 +447,25 @@ impl<'a> MailslotMessage<'a> {
     /// Parses a datagram and the mailslot write in it. Error offsets are from
     /// the start of the datagram.
     pub fn parse(buf: &'a [u8]) -> Result<Self> {
-        let d = DatagramRepr::parse(buf)?;
-        let DatagramBody::Data {
-            source,
-            destination,
-            user_data,
-        } = d.body
-        else {
+        let d = Datagram::new_checked(buf)?;
+        let msg_type = d.msg_type();
+        if !msg_type.has_user_data() {
+            // Same errors as DatagramRepr::parse for bad input, else NoUserData.
+            DatagramRepr::parse(buf)?;
             return Err(Error::NoUserData {
                 offset: 0,
-                msg_type: d.msg_type.into(),
+                msg_type: msg_type.into(),
             });
-        };
+        }
+        let (source, destination, user_data) = parse_data_body(&d, buf)?;
         let base = buf.len() - user_data.len();
         let write = MailslotWriteRepr::parse(user_data).map_err(|e| e.shifted(base))?;
         Ok(MailslotMessage {
-            msg_type: d.msg_type,
-            flags: d.flags,
-            dgm_id: d.dgm_id,
-            source_ip: d.source_ip,
-            source_port: d.source_port,
+            msg_type,
+            flags: d.flags(),
+            dgm_id: d.dgm_id(),
+            source_ip: d.source_ip(),
+            source_port: d.source_port(),
             source,
             destination,
             write,

@@ -155,23 +155,29 @@ impl NetbiosName {
                 have: enc.len(),
             });
         }
+        let enc: &[u8; 32] = enc.try_into().map_err(|_| Error::Truncated {
+            offset: base,
+            need: 32,
+            have: enc.len(),
+        })?;
+        // Branch-free decode; locate the offending byte only on failure.
         let mut raw = [0u8; 16];
-        for (i, pair) in enc.chunks_exact(2).enumerate() {
-            let hi = pair[0].wrapping_sub(b'A');
-            let lo = pair[1].wrapping_sub(b'A');
-            if hi > 15 {
-                return Err(Error::BadNameEncoding {
-                    offset: base + 2 * i,
-                    byte: pair[0],
-                });
-            }
-            if lo > 15 {
-                return Err(Error::BadNameEncoding {
-                    offset: base + 2 * i + 1,
-                    byte: pair[1],
-                });
-            }
-            raw[i] = (hi << 4) | lo;
+        let mut bad = 0u8;
+        for (i, out) in raw.iter_mut().enumerate() {
+            let hi = enc[2 * i].wrapping_sub(b'A');
+            let lo = enc[2 * i + 1].wrapping_sub(b'A');
+            bad |= (hi | lo) & 0xF0;
+            *out = (hi << 4) | (lo & 0x0F);
+        }
+        if bad != 0 {
+            let i = enc
+                .iter()
+                .position(|b| b.wrapping_sub(b'A') > 15)
+                .unwrap_or(0);
+            return Err(Error::BadNameEncoding {
+                offset: base + i,
+                byte: enc[i],
+            });
         }
         Ok(NetbiosName { raw })
     }

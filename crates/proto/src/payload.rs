@@ -20,16 +20,17 @@ pub enum PayloadKind {
 impl PayloadKind {
     /// Classifies a `\MAILSLOT\…` name (ASCII case-insensitive); `None` for other mailslots.
     pub fn of(mailslot: &[u8]) -> Option<Self> {
-        let up = mailslot.to_ascii_uppercase();
-        match &up[..] {
-            b"\\MAILSLOT\\BROWSE" | b"\\MAILSLOT\\LANMAN" | b"\\MAILSLOT\\MSBROWSE" => {
-                Some(PayloadKind::Browser)
-            }
-            b"\\MAILSLOT\\MESSNGR" => Some(PayloadKind::Messenger),
-            n if n.starts_with(b"\\MAILSLOT\\NET\\") || n == b"\\MAILSLOT\\TEMP\\NETLOGON" => {
-                Some(PayloadKind::Netlogon)
-            }
-            _ => None,
+        let is = |s: &[u8]| mailslot.eq_ignore_ascii_case(s);
+        let starts =
+            |p: &[u8]| mailslot.len() >= p.len() && mailslot[..p.len()].eq_ignore_ascii_case(p);
+        if is(b"\\MAILSLOT\\BROWSE") || is(b"\\MAILSLOT\\LANMAN") || is(b"\\MAILSLOT\\MSBROWSE") {
+            Some(PayloadKind::Browser)
+        } else if is(b"\\MAILSLOT\\MESSNGR") {
+            Some(PayloadKind::Messenger)
+        } else if starts(b"\\MAILSLOT\\NET\\") || is(b"\\MAILSLOT\\TEMP\\NETLOGON") {
+            Some(PayloadKind::Netlogon)
+        } else {
+            None
         }
     }
 }
@@ -54,5 +55,36 @@ impl<'a> Payload<'a> {
             PayloadKind::Netlogon => NetlogonMessage::parse(data).map(Payload::Netlogon),
             PayloadKind::Messenger => MessengerMessage::parse(data).map(Payload::Messenger),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds() {
+        assert_eq!(
+            PayloadKind::of(b"\\mailslot\\browse"),
+            Some(PayloadKind::Browser)
+        );
+        assert_eq!(
+            PayloadKind::of(b"\\MAILSLOT\\LANMAN"),
+            Some(PayloadKind::Browser)
+        );
+        assert_eq!(
+            PayloadKind::of(b"\\MAILSLOT\\NET\\GETDC576"),
+            Some(PayloadKind::Netlogon)
+        );
+        assert_eq!(
+            PayloadKind::of(b"\\MAILSLOT\\NET\\NTLOGON"),
+            Some(PayloadKind::Netlogon)
+        );
+        assert_eq!(
+            PayloadKind::of(b"\\MAILSLOT\\MESSNGR"),
+            Some(PayloadKind::Messenger)
+        );
+        assert_eq!(PayloadKind::of(b"\\MAILSLOT\\NET"), None);
+        assert_eq!(PayloadKind::of(b"\\MAILSLOT\\demo"), None);
     }
 }

@@ -97,6 +97,8 @@ pub(crate) struct Slot {
     memfd: OwnedFd,
     control: Control,
     pub token: u64,
+    /// The process that created the slot; only it may close it (see [`Slot::close`]).
+    creator_pid: u32,
     service: Arc<Service>,
     state: Mutex<State>,
 }
@@ -167,6 +169,7 @@ impl Slot {
             memfd,
             control,
             token: service.next_token(),
+            creator_pid: sys::getpid(),
             service,
             state: Mutex::new(State {
                 queue: Queue::default(),
@@ -499,7 +502,14 @@ impl Slot {
     }
 
     /// Closes the slot: frees the name at once, tells writers, drops the queue.
+    ///
+    /// In a forked child that inherited the handle this does nothing shared: the control page and
+    /// the service epoll are the parent's, and the parent's mailslot must live on. The child's
+    /// copies of the descriptors are closed when the slot is dropped.
     pub fn close(&self) {
+        if sys::getpid() != self.creator_pid {
+            return;
+        }
         self.service.unregister(self);
         self.control.close();
         let mut st = self.lock();

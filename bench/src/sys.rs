@@ -1,0 +1,178 @@
+//! Small process-level helpers shared by every role: CPU pinning, the clock, self re-exec with a
+//! line protocol over stdin/stdout, and `key=value` result lines.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// The writer side's CPU (as in ipcbench: writer/pinger on cpu0).
+pub const WRITER_CPU: usize = 0;
+/// The reader side's CPU (as in ipcbench: reader/owner/echoer on cpu1).
+pub const READER_CPU: usize = 1;
+
+/// Pins the calling thread (and so every thread it starts later) to `cpu`, honouring the same
+/// `PIN` environment variable as ipcbench: `1` (default) pins as asked, `2` pins everything to
+/// cpu0, `0` leaves the process unpinned.
+pub fn pin(cpu: usize) -> Result<()> {
+    let mode = std::env::var("PIN").unwrap_or_else(|_| "1".into());
+    let cpu = match mode.trim() {
+        "0" => return Ok(()),
+        "2" => 0,
+        _ => cpu,
+    };
+    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write inside it, and
+    // sched_setaffinity reads exactly size_of::<cpu_set_t>() bytes from it.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("sched_setaffinity to cpu{cpu} (set PIN=0 to run unpinned)"));
+    }
+    Ok(())
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock ipcbench uses, comparable across processes.
+pub fn now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Parses a line of whitespace-separated `key=value` pairs (ipcbench's and our roles' output).
+pub fn parse_kv(line: &str) -> BTreeMap<String, String> {
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Reads `key` from a parsed result line as a number.
+pub fn kv_f64(kv: &BTreeMap<String, String>, key: &str, what: &str) -> Result<f64> {
+    kv.get(key)
+        .ok_or_else(|| anyhow!("{what}: no `{key}=` in its output {kv:?}"))?
+        .parse()
+        .with_context(|| format!("{what}: `{key}` is not a number"))
+}
+
+/// The running benchmark binary, for re-executing it with a hidden role subcommand.
+fn self_command(args: &[String]) -> Result<Command> {
+    let exe = std::env::current_exe().context("locating the benchmark binary to re-exec")?;
+    let mut cmd = Command::new(exe);
+    cmd.args(args);
+    Ok(cmd)
+}
+
+/// Runs this binary with a hidden role subcommand to completion and returns its last stdout line
+/// parsed as `key=value` pairs. Its stderr is passed through.
+pub fn run_role(args: &[String]) -> Result<BTreeMap<String, String>> {
+    let out = self_command(args)?
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running role {args:?}"))?;
+    if !out.status.success() {
+        bail!("role {args:?} failed ({})", out.status);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .last()
+        .ok_or_else(|| anyhow!("role {args:?} printed nothing"))?;
+    Ok(parse_kv(line))
+}
+
+/// A peer process (this binary re-executed) that talks one line at a time over stdin/stdout.
+pub struct Peer {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+    what: String,
+}
+
+impl Peer {
+    /// Starts this binary with `args` (a hidden role), stdin and stdout piped.
+    pub fn spawn(args: &[String]) -> Result<Peer> {
+        let mut child = self_command(args)?
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting role {args:?}"))?;
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        Ok(Peer {
+            child,
+            stdin,
+            stdout,
+            what: args.first().cloned().unwrap_or_default(),
+        })
+    }
+
+    /// The next line the peer prints (without the newline); an error if it exited instead.
+    pub fn read_line(&mut self) -> Result<String> {
+        let mut s = String::new();
+        let n = self
+            .stdout
+            .read_line(&mut s)
+            .with_context(|| format!("reading from {}", self.what))?;
+        if n == 0 {
+            let st = self.child.wait()?;
+            bail!("{} exited early ({st})", self.what);
+        }
+        Ok(s.trim_end().to_string())
+    }
+
+    /// Waits for the peer to print exactly `want`.
+    pub fn expect(&mut self, want: &str) -> Result<()> {
+        let got = self.read_line()?;
+        if got != want {
+            bail!("{} said {got:?}, expected {want:?}", self.what);
+        }
+        Ok(())
+    }
+
+    /// Sends one line to the peer.
+    pub fn send_line(&mut self, line: &str) -> Result<()> {
+        let w = self.stdin.as_mut().ok_or_else(|| anyhow!("stdin closed"))?;
+        writeln!(w, "{line}")
+            .and_then(|()| w.flush())
+            .with_context(|| format!("writing to {}", self.what))
+    }
+
+    /// Closes the peer's stdin and waits for it to exit successfully.
+    pub fn finish(mut self) -> Result<()> {
+        drop(self.stdin.take());
+        let st = self.child.wait()?;
+        if !st.success() {
+            bail!("{} failed ({st})", self.what);
+        }
+        Ok(())
+    }
+}
+
+/// The role side of [`Peer`]: prints one line to the parent.
+pub fn say(line: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The role side of [`Peer`]: waits for one line from the parent.
+pub fn hear() -> Result<String> {
+    let mut s = String::new();
+    if std::io::stdin().read_line(&mut s)? == 0 {
+        bail!("parent closed the control pipe");
+    }
+    Ok(s.trim_end().to_string())
+}

@@ -1,0 +1,197 @@
+//! Throughput roles: one owner process reading `n` messages sent by `k` writer processes.
+//!
+//! Timing mirrors ipcbench's `tput`: the clock starts in the writer just before its first send
+//! (after the owner is waiting and a 20 ms pause), and stops in the owner right after it has
+//! received the last message; rate = messages received / (stop − start). With several writers the
+//! start is the earliest writer's. Owner on cpu1, every writer on cpu0 (see [`crate::sys::pin`]).
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use mailslot::{Class, Mailslot, MailslotWriter, WriteOptions};
+
+use crate::mq::Mq;
+use crate::sys::{self, Peer};
+
+/// What carries the messages in a throughput role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    /// Our mailslots (the `mailslot` crate).
+    Ours,
+    /// A POSIX message queue (maxmsg `MQMAX`, default 10, as in ipcbench).
+    Mq,
+}
+
+impl Transport {
+    fn arg(self) -> &'static str {
+        match self {
+            Transport::Ours => "ours",
+            Transport::Mq => "mq",
+        }
+    }
+}
+
+/// How long the owner waits for any one message before declaring the run broken.
+const STALL: Duration = Duration::from_secs(60);
+
+/// ipcbench's pause between "reader ready" and the first send.
+pub const SETTLE: Duration = Duration::from_millis(20);
+
+/// `MQMAX` as ipcbench reads it (default 10, the unprivileged ceiling).
+fn mq_max() -> i64 {
+    std::env::var("MQMAX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+}
+
+/// The reading end.
+enum Receiver {
+    Ours(Mailslot),
+    Mq(Mq),
+}
+
+impl Receiver {
+    fn recv(&self, buf: &mut [u8]) -> Result<usize> {
+        Ok(match self {
+            Receiver::Ours(s) => s.read(buf).context("mailslot read")?.len,
+            Receiver::Mq(q) => q.receive(buf).context("mq_receive")?,
+        })
+    }
+}
+
+/// The owner role: creates the mailslot (or queue), starts `writers` writer processes that send
+/// `count / writers` messages of `size` bytes each, reads them all and prints one result line.
+pub fn owner(
+    transport: Transport,
+    writers: usize,
+    size: usize,
+    count: u64,
+    quota: usize,
+) -> Result<()> {
+    sys::pin(sys::READER_CPU)?;
+    if size < 16 {
+        bail!("message size must be at least 16 bytes (sequence number and writer id)");
+    }
+    let writers = writers.max(1);
+    let per = count / writers as u64;
+    let total = per * writers as u64;
+    let pid = std::process::id();
+    let (name, rx) = match transport {
+        Transport::Ours => {
+            let name = format!(r"\\.\mailslot\bench\{pid}\tput");
+            let slot = Mailslot::builder()
+                .max_message_size(0)
+                .quota(quota)
+                .read_timeout(STALL)
+                .create(&name)
+                .with_context(|| format!("creating {name}"))?;
+            (name, Receiver::Ours(slot))
+        }
+        Transport::Mq => {
+            let name = format!("/mailslot-bench-{pid}-tput");
+            let q = Mq::create(&name, mq_max(), size as i64)
+                .with_context(|| format!("mq_open {name} (maxmsg {})", mq_max()))?;
+            (name, Receiver::Mq(q))
+        }
+    };
+    let mut peers = Vec::with_capacity(writers);
+    for id in 0..writers {
+        peers.push(Peer::spawn(&[
+            "__tput-writer".into(),
+            "--transport".into(),
+            transport.arg().into(),
+            "--name".into(),
+            name.clone(),
+            "--size".into(),
+            size.to_string(),
+            "--count".into(),
+            per.to_string(),
+            "--id".into(),
+            id.to_string(),
+        ])?);
+    }
+    for p in &mut peers {
+        p.expect("ready")?;
+    }
+    if transport == Transport::Mq {
+        Mq::unlink(&name).ok();
+    }
+    for p in &mut peers {
+        p.send_line("go")?;
+    }
+    let mut buf = vec![0u8; (size + 64).max(65536)];
+    let mut expect = vec![0u64; writers];
+    let (mut got, mut bad, mut last) = (0u64, 0u64, 0u64);
+    while got < total {
+        let n = rx.recv(&mut buf)?;
+        last = sys::now_ns();
+        if n != size {
+            bail!("received {n} bytes, expected {size}");
+        }
+        let seq = u64::from_le_bytes(buf[..8].try_into().expect("8 bytes"));
+        let id = buf[8] as usize;
+        if id >= writers {
+            bail!("message from unknown writer id {id}");
+        }
+        if seq != expect[id] {
+            bad += 1;
+        }
+        expect[id] = seq + 1;
+        got += 1;
+    }
+    let mut t0 = u64::MAX;
+    for mut p in peers {
+        let line = p.read_line()?;
+        let kv = sys::parse_kv(&line);
+        t0 = t0.min(sys::kv_f64(&kv, "t0", "writer")? as u64);
+        p.finish()?;
+    }
+    let secs = last.saturating_sub(t0) as f64 / 1e9;
+    sys::say(&format!(
+        "transport={} test=tput writers={writers} size={size} n={total} recvd={got} secs={secs:.4} rate={:.0} badseq={bad}",
+        transport.arg(),
+        got as f64 / secs
+    ))
+}
+
+/// The sending end.
+enum SendEnd {
+    Ours(MailslotWriter),
+    Mq(Mq),
+}
+
+/// The writer role: opens `name`, says `ready`, waits for `go`, pauses like ipcbench, then sends
+/// `count` messages of `size` bytes (sequence number in bytes 0–7, `id` in byte 8) and prints
+/// `t0=<ns>`, the clock just before its first send.
+pub fn writer(transport: Transport, name: &str, size: usize, count: u64, id: u8) -> Result<()> {
+    sys::pin(sys::WRITER_CPU)?;
+    let tx = match transport {
+        Transport::Ours => {
+            SendEnd::Ours(MailslotWriter::open(name).with_context(|| format!("opening {name}"))?)
+        }
+        Transport::Mq => {
+            SendEnd::Mq(Mq::open_writer(name).with_context(|| format!("mq_open {name}"))?)
+        }
+    };
+    // First class: waits for room like a blocking mq_send, so the writer is flow-controlled.
+    let opts = WriteOptions::new().class(Class::First);
+    let mut buf = vec![0u8; size];
+    buf[8] = id;
+    sys::say("ready")?;
+    let go = sys::hear()?;
+    if go != "go" {
+        bail!("writer expected `go`, got {go:?}");
+    }
+    std::thread::sleep(SETTLE);
+    let t0 = sys::now_ns();
+    for seq in 0..count {
+        buf[..8].copy_from_slice(&seq.to_le_bytes());
+        match &tx {
+            SendEnd::Ours(w) => w.write_with(&buf, opts).context("mailslot write")?,
+            SendEnd::Mq(q) => q.send(&buf).context("mq_send")?,
+        }
+    }
+    sys::say(&format!("t0={t0}"))
+}

@@ -1,0 +1,327 @@
+//! Configuration: the TOML file of the daemon ([`DaemonConfig`]) and what the protocol logic needs
+//! of it ([`RouterConfig`]).
+//!
+//! ```toml
+//! netbios_name = "HOSTA"          # default: the host name, upper case, cut to 15 characters
+//! workgroup = "WORKGROUP"         # the primary workgroup / domain (`\\*\mailslot\x` goes there)
+//! interfaces = ["10.99.0.1/24"]   # address/prefix or interface name; default: every IPv4 interface but loopback
+//! wins_server = "10.99.0.3"       # optional: H-node (WINS first, broadcast next)
+//! bind_address = "0.0.0.0"
+//! port = 138                      # NetBIOS datagram service
+//! name_port = 137                 # NetBIOS name service
+//! user = "mailslot"               # drop root to this user after binding ("" = keep root)
+//! metrics_port = 9138             # optional: Prometheus text on 127.0.0.1:PORT
+//! recv_buffer = 4194304           # SO_RCVBUF of the UDP sockets, bytes
+//! ```
+
+use std::net::Ipv4Addr;
+
+use mailslot_proto::NetbiosName;
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Default path of the configuration file.
+pub const DEFAULT_PATH: &str = "/etc/mailslot/mailslotd.toml";
+
+/// Why a configuration is not usable.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML is invalid or has unknown keys.
+    #[error("invalid configuration: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// A value is out of range.
+    #[error("invalid value for {key}: {reason}")]
+    Value {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// The daemon's configuration file (keys named like Samba's `smb.conf` where one exists).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// Our computer name (`netbios name`).
+    pub netbios_name: Option<String>,
+    /// Primary workgroup or domain (`workgroup`).
+    pub workgroup: String,
+    /// Interfaces (`interfaces`): `"10.0.0.5/24"` or `"eth0"`; empty = all IPv4 but loopback.
+    pub interfaces: Vec<String>,
+    /// WINS server (`wins server`).
+    pub wins_server: Option<Ipv4Addr>,
+    /// Address to bind both UDP sockets to.
+    pub bind_address: Ipv4Addr,
+    /// Datagram port (138).
+    pub port: u16,
+    /// Name-service port (137).
+    pub name_port: u16,
+    /// NetBIOS scope (`netbios scope`), usually empty.
+    pub scope: String,
+    /// User to switch to after binding, when started as root ("" = stay root).
+    pub user: String,
+    /// Serve Prometheus metrics on 127.0.0.1:PORT.
+    pub metrics_port: Option<u16>,
+    /// SO_RCVBUF for the UDP sockets.
+    pub recv_buffer: usize,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            netbios_name: None,
+            workgroup: "WORKGROUP".into(),
+            interfaces: Vec::new(),
+            wins_server: None,
+            bind_address: Ipv4Addr::UNSPECIFIED,
+            port: mailslot_proto::datagram::DATAGRAM_PORT,
+            name_port: mailslot_proto::nbns::NAME_SERVICE_PORT,
+            scope: String::new(),
+            user: mailslot::daemon::DAEMON_USER.into(),
+            metrics_port: None,
+            recv_buffer: 4 << 20,
+        }
+    }
+}
+
+impl DaemonConfig {
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<DaemonConfig, ConfigError> {
+        let c: DaemonConfig = toml::from_str(text)?;
+        c.check()?;
+        Ok(c)
+    }
+
+    /// Reads and parses a file.
+    pub fn load(path: &str) -> Result<DaemonConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Checks the values that need no I/O.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if let Some(n) = &self.netbios_name {
+            check_name("netbios_name", n)?;
+        }
+        check_name("workgroup", &self.workgroup)?;
+        for i in &self.interfaces {
+            if i.contains('/') {
+                Interface::parse(i).map_err(|reason| ConfigError::Value {
+                    key: "interfaces",
+                    reason,
+                })?;
+            } else if i.is_empty() {
+                return Err(ConfigError::Value {
+                    key: "interfaces",
+                    reason: "empty interface name".into(),
+                });
+            }
+        }
+        if self.port == 0 || self.name_port == 0 {
+            return Err(ConfigError::Value {
+                key: "port",
+                reason: "ports must not be 0".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn check_name(key: &'static str, n: &str) -> Result<(), ConfigError> {
+    if n == "*" {
+        return Err(ConfigError::Value {
+            key,
+            reason: "\"*\" is not a name".into(),
+        });
+    }
+    NetbiosName::new(n, 0)
+        .map(|_| ())
+        .map_err(|e| ConfigError::Value {
+            key,
+            reason: format!("{n:?}: {e}"),
+        })
+}
+
+/// The NetBIOS computer name for a host name: first label, upper case, at most 15 characters.
+pub fn netbios_name_for_host(host: &str) -> String {
+    let label = host.split('.').next().unwrap_or(host);
+    let mut n: String = label
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && !"\\/:*?\"<>|".contains(*c))
+        .collect();
+    n.make_ascii_uppercase();
+    n.truncate(15);
+    if n.is_empty() {
+        n.push_str("LINUX");
+    }
+    n
+}
+
+/// One IPv4 interface: our address and its subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Interface {
+    /// Our address.
+    pub ip: Ipv4Addr,
+    /// Prefix length.
+    pub prefix: u8,
+    /// The subnet's broadcast address.
+    pub broadcast: Ipv4Addr,
+}
+
+impl Interface {
+    /// An interface from address and prefix length.
+    pub fn new(ip: Ipv4Addr, prefix: u8) -> Interface {
+        let prefix = prefix.min(32);
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(prefix))
+        };
+        Interface {
+            ip,
+            prefix,
+            broadcast: Ipv4Addr::from(u32::from(ip) | !mask),
+        }
+    }
+
+    /// Parses `"10.0.0.5/24"`.
+    pub fn parse(s: &str) -> Result<Interface, String> {
+        let (ip, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?}: expected ADDRESS/PREFIX"))?;
+        let ip: Ipv4Addr = ip.parse().map_err(|e| format!("{s:?}: {e}"))?;
+        let prefix: u8 = prefix.parse().map_err(|e| format!("{s:?}: {e}"))?;
+        if prefix > 32 {
+            return Err(format!("{s:?}: prefix above 32"));
+        }
+        Ok(Interface::new(ip, prefix))
+    }
+
+    /// Is `ip` on this subnet?
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        let mask = if self.prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.prefix))
+        };
+        u32::from(ip) & mask == u32::from(self.ip) & mask
+    }
+}
+
+/// What the protocol logic needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterConfig {
+    /// Our computer name, upper case.
+    pub netbios_name: String,
+    /// Our workgroup, upper case.
+    pub workgroup: String,
+    /// Our interfaces (at least one).
+    pub interfaces: Vec<Interface>,
+    /// WINS server, if any.
+    pub wins_server: Option<Ipv4Addr>,
+    /// Datagram port of every node (ours and peers').
+    pub port: u16,
+    /// Name-service port of every node.
+    pub name_port: u16,
+    /// NetBIOS scope.
+    pub scope: String,
+    /// Start of the transaction and datagram id sequences.
+    pub seed: u16,
+}
+
+impl RouterConfig {
+    /// A configuration with default ports, no WINS, no scope.
+    pub fn new(netbios_name: &str, workgroup: &str, interfaces: Vec<Interface>) -> RouterConfig {
+        RouterConfig {
+            netbios_name: netbios_name.to_ascii_uppercase(),
+            workgroup: workgroup.to_ascii_uppercase(),
+            interfaces,
+            wins_server: None,
+            port: mailslot_proto::datagram::DATAGRAM_PORT,
+            name_port: mailslot_proto::nbns::NAME_SERVICE_PORT,
+            scope: String::new(),
+            seed: 1,
+        }
+    }
+
+    /// `COMPUTER<suffix>`.
+    pub fn computer(&self, suffix: u8) -> NetbiosName {
+        NetbiosName::new(&self.netbios_name, suffix).unwrap_or(NetbiosName::WILDCARD)
+    }
+
+    /// `WORKGROUP<suffix>`.
+    pub fn workgroup_name(&self, suffix: u8) -> NetbiosName {
+        NetbiosName::new(&self.workgroup, suffix).unwrap_or(NetbiosName::WILDCARD)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_file_and_rejects_bad_values() {
+        let c = DaemonConfig::parse(
+            r#"
+netbios_name = "hosta"
+workgroup = "LAB"
+interfaces = ["10.99.0.1/24", "eth1"]
+wins_server = "10.99.0.3"
+port = 1138
+name_port = 1137
+user = ""
+metrics_port = 9138
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.netbios_name.as_deref(), Some("hosta"));
+        assert_eq!(c.workgroup, "LAB");
+        assert_eq!(c.wins_server, Some(Ipv4Addr::new(10, 99, 0, 3)));
+        assert_eq!((c.port, c.name_port), (1138, 1137));
+        assert_eq!(DaemonConfig::parse("").unwrap(), DaemonConfig::default());
+        assert!(matches!(
+            DaemonConfig::parse("colour = 1"),
+            Err(ConfigError::Toml(_))
+        ));
+        assert!(matches!(
+            DaemonConfig::parse("netbios_name = \"SIXTEEN-CHARS-XX\""),
+            Err(ConfigError::Value {
+                key: "netbios_name",
+                ..
+            })
+        ));
+        assert!(DaemonConfig::parse("interfaces = [\"10.0.0.1/33\"]").is_err());
+        assert!(DaemonConfig::parse("port = 0").is_err());
+        assert!(DaemonConfig::parse("workgroup = \"*\"").is_err());
+    }
+
+    #[test]
+    fn interfaces_and_names() {
+        let i = Interface::parse("10.99.0.2/24").unwrap();
+        assert_eq!(i.broadcast, Ipv4Addr::new(10, 99, 0, 255));
+        assert!(i.contains(Ipv4Addr::new(10, 99, 0, 77)));
+        assert!(!i.contains(Ipv4Addr::new(10, 98, 0, 77)));
+        assert_eq!(
+            Interface::new(Ipv4Addr::new(192, 168, 1, 9), 16).broadcast,
+            Ipv4Addr::new(192, 168, 255, 255)
+        );
+        assert_eq!(netbios_name_for_host("web-01.example.org"), "WEB-01");
+        assert_eq!(
+            netbios_name_for_host("averyveryverylonghostname"),
+            "AVERYVERYVERYLO"
+        );
+    }
+}

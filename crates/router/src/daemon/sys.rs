@@ -1,0 +1,100 @@
+//! The few system calls of the daemon shell: host name, interfaces, socket buffer, privileges.
+
+use std::ffi::CStr;
+use std::io;
+use std::net::Ipv4Addr;
+
+use anyhow::{bail, Context, Result};
+use tracing::{info, warn};
+
+use crate::config::Interface;
+
+/// The host name (`uname`).
+pub fn hostname() -> io::Result<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    Ok(String::from_utf8_lossy(&buf[..end]).into_owned())
+}
+
+/// `(interface name, address/prefix)` of every IPv4 address (`getifaddrs`).
+pub fn ipv4_interfaces() -> io::Result<Vec<(String, Interface)>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs allocates a list and stores its head in `head`.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut cur = head;
+    while !cur.is_null() {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, valid until freeifaddrs; the
+        // address structures are sockaddr_in when sa_family is AF_INET.
+        unsafe {
+            let ifa = &*cur;
+            if !ifa.ifa_addr.is_null()
+                && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET
+                && !ifa.ifa_netmask.is_null()
+            {
+                let addr = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                let mask = &*(ifa.ifa_netmask as *const libc::sockaddr_in);
+                let ip = Ipv4Addr::from(u32::from_be(addr.sin_addr.s_addr));
+                let prefix = u32::from_be(mask.sin_addr.s_addr).count_ones() as u8;
+                let name = CStr::from_ptr(ifa.ifa_name).to_string_lossy().into_owned();
+                out.push((name, Interface::new(ip, prefix)));
+            }
+            cur = ifa.ifa_next;
+        }
+    }
+    // SAFETY: frees the list getifaddrs allocated, once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
+
+/// Raises SO_RCVBUF past net.core.rmem_max when we are root (SO_RCVBUFFORCE); best effort.
+pub fn force_recv_buffer(s: &socket2::Socket, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let v = bytes.min(i32::MAX as usize) as libc::c_int;
+    // SAFETY: passes a pointer to a live c_int and its size.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Switches to `user` when running as root (after the sockets are bound). An empty name keeps
+/// root; a user that does not exist keeps root with a warning.
+pub fn drop_privileges(user: &str) -> Result<()> {
+    // SAFETY: geteuid has no preconditions.
+    if user.is_empty() || unsafe { libc::geteuid() } != 0 {
+        return Ok(());
+    }
+    let cname = std::ffi::CString::new(user).context("user name")?;
+    // SAFETY: getpwnam returns NULL or a pointer to static storage, read at once.
+    let pw = unsafe { libc::getpwnam(cname.as_ptr()) };
+    if pw.is_null() {
+        warn!("user {user:?} does not exist; staying root (create it, or set user = \"\")");
+        return Ok(());
+    }
+    // SAFETY: `pw` is non-null and points to a valid passwd record.
+    let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
+    // SAFETY: plain system calls; each result is checked.
+    unsafe {
+        if libc::setgroups(1, &gid) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+            bail!(
+                "cannot switch to user {user:?}: {}",
+                io::Error::last_os_error()
+            );
+        }
+    }
+    info!("running as user {user} (uid {uid})");
+    Ok(())
+}

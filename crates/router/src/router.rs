@@ -1,0 +1,1080 @@
+//! The protocol logic of the daemon, without I/O: name service (B-node, H-node with WINS) and
+//! mailslot datagram routing. The caller passes the time in, feeds received packets and local
+//! requests, and takes out what to transmit, what to deliver and when to call back.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use mailslot_proto::datagram::{MsgType, NodeType};
+use mailslot_proto::nbns::{NbAddress, NodeStatus, NodeStatusName, NsOpcode, RData, RrType};
+use mailslot_proto::{
+    max_network_payload, DatagramFlags, MailslotMessage, MailslotWriteRepr, NamePacket, NetbiosName,
+};
+
+use crate::config::RouterConfig;
+
+/// RFC 1002 BCAST_REQ_RETRY_TIMEOUT.
+pub const RETRY_INTERVAL: Duration = Duration::from_millis(250);
+/// RFC 1002 BCAST_REQ_RETRY_COUNT.
+pub const RETRY_COUNT: u32 = 3;
+/// Duplicates (same source IP and DGM_ID) are dropped within this window.
+pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(2);
+/// Most (source IP, DGM_ID) pairs remembered for duplicate detection.
+pub const DUPLICATE_CAPACITY: usize = 16_384;
+/// Most names in the resolution cache.
+pub const CACHE_CAPACITY: usize = 4096;
+/// Most resolutions in progress (each with its waiters).
+pub const MAX_PENDING_QUERIES: usize = 1024;
+/// TTL we register with and answer with.
+pub const NAME_TTL: u32 = 259_200;
+/// How long a name learnt from an answer is kept when the answer's TTL is 0.
+const MIN_CACHE_TTL: Duration = Duration::from_secs(60);
+/// Most a cached entry is kept, whatever the TTL.
+const MAX_CACHE_TTL: Duration = Duration::from_secs(3600);
+/// How long a negative resolution is remembered.
+const NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// Which of our two sockets a packet belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Port {
+    /// UDP 138: NetBIOS datagrams.
+    Datagram,
+    /// UDP 137: NetBIOS name service.
+    Name,
+}
+
+/// A packet to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct Transmit {
+    /// Send from this socket.
+    pub port: Port,
+    /// To this address.
+    pub dest: SocketAddrV4,
+    /// The UDP payload.
+    pub payload: Vec<u8>,
+}
+
+/// Where a local program's write goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `\\NAME\…`: a computer or a domain name.
+    Host(String),
+    /// `\\*\…`: the primary workgroup.
+    PrimaryDomain,
+}
+
+/// A request from a local program (through the daemon's control socket).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalRequest {
+    /// Send a mailslot write.
+    Write {
+        /// Identifies the answer ([`Event::WriteDone`]).
+        id: u64,
+        /// Destination.
+        target: Target,
+        /// Mailslot path after `\MAILSLOT\`.
+        path: String,
+        /// Priority 0–9.
+        priority: u8,
+        /// Class 1 or 2.
+        class: u8,
+        /// The message.
+        data: Vec<u8>,
+    },
+    /// Resolve a NetBIOS name.
+    Resolve {
+        /// Identifies the answer ([`Event::Resolved`]).
+        id: u64,
+        /// Name (≤ 15 characters).
+        name: String,
+        /// Suffix byte.
+        suffix: u8,
+    },
+}
+
+/// A failure reported to a local program: a Win32 error number and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Win32 error number (53 = bad network path, 87 = invalid parameter).
+    pub code: u32,
+    /// Explanation.
+    pub message: String,
+}
+
+/// `ERROR_BAD_NETPATH`.
+pub const ERROR_BAD_NETPATH: u32 = 53;
+/// `ERROR_INVALID_PARAMETER`.
+pub const ERROR_INVALID_PARAMETER: u32 = 87;
+
+/// One address a name resolved to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resolved {
+    /// IPv4 address.
+    pub ip: Ipv4Addr,
+    /// The name is a group name.
+    pub group: bool,
+}
+
+/// Something for the shell to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Deliver a message from the network into the local mailslot `path`.
+    Deliver {
+        /// Mailslot path after `\MAILSLOT\` (case as received).
+        path: String,
+        /// The message.
+        data: Vec<u8>,
+        /// Priority from the wire (Windows sends 0 or 1).
+        priority: u8,
+        /// Class from the wire.
+        class: u8,
+        /// Sender's NetBIOS name.
+        sender_name: String,
+        /// Sender's IPv4 address (from the datagram header).
+        sender_ip: Ipv4Addr,
+    },
+    /// A local write finished.
+    WriteDone {
+        /// The request id.
+        id: u64,
+        /// Sent, or why not.
+        result: Result<(), Failure>,
+    },
+    /// A local resolution finished.
+    Resolved {
+        /// The request id.
+        id: u64,
+        /// The addresses, or why not.
+        result: Result<Vec<Resolved>, Failure>,
+    },
+    /// All our names are registered (the registration broadcasts drew no objection).
+    NamesRegistered,
+    /// Another node holds one of our unique names: the daemon must not run.
+    NameConflict {
+        /// The name, e.g. `HOSTA<00>`.
+        name: String,
+        /// Who objected.
+        by: Ipv4Addr,
+    },
+}
+
+/// Counters of the router (the shell adds the delivery ones).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counters {
+    /// Datagrams received on UDP 138.
+    pub datagrams_received: u64,
+    /// Name-service packets received on UDP 137.
+    pub name_packets_received: u64,
+    /// Mailslot writes accepted for local delivery (including our own group writes).
+    pub accepted: u64,
+    /// Dropped: not parseable as a datagram / name packet.
+    pub dropped_malformed: u64,
+    /// Dropped: fragments (we do not reassemble).
+    pub dropped_fragment: u64,
+    /// Dropped: a datagram that is not a mailslot write (other SMB, no user data).
+    pub dropped_not_mailslot: u64,
+    /// Dropped: addressed to a name we do not hold.
+    pub dropped_not_for_us: u64,
+    /// Dropped: same source IP and DGM_ID within 2 s.
+    pub dropped_duplicate: u64,
+    /// Ignored: our own datagram looped back.
+    pub ignored_own: u64,
+    /// Datagrams sent.
+    pub datagrams_sent: u64,
+    /// Name-service packets sent.
+    pub name_packets_sent: u64,
+    /// Name queries answered.
+    pub queries_answered: u64,
+    /// Negative registration responses sent in defence of our names.
+    pub names_defended: u64,
+    /// Resolutions that failed.
+    pub resolution_failures: u64,
+    /// Local writes refused (too large, unresolvable).
+    pub writes_failed: u64,
+}
+
+/// State of one of our names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameState {
+    /// Registration broadcast `sent` times so far.
+    Registering {
+        sent: u32,
+    },
+    Registered,
+}
+
+#[derive(Debug, Clone)]
+struct OwnName {
+    name: NetbiosName,
+    group: bool,
+    state: NameState,
+}
+
+#[derive(Debug, Clone)]
+struct CacheEntry {
+    addrs: Vec<Resolved>,
+    expires: Instant,
+}
+
+#[derive(Debug)]
+enum Waiter {
+    Write {
+        id: u64,
+        path: String,
+        priority: u8,
+        class: u8,
+        data: Vec<u8>,
+        dest: NetbiosName,
+    },
+    Resolve {
+        id: u64,
+    },
+}
+
+#[derive(Debug)]
+struct Query {
+    trn_id: u16,
+    name: NetbiosName,
+    /// Tries sent to the WINS server, then broadcast tries.
+    wins_tries: u32,
+    bcast_tries: u32,
+    next: Instant,
+    waiters: Vec<Waiter>,
+}
+
+/// The sans-IO router.
+#[derive(Debug)]
+pub struct Router {
+    cfg: RouterConfig,
+    names: Vec<OwnName>,
+    registration_next: Option<Instant>,
+    registered_reported: bool,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    cache: HashMap<NetbiosName, CacheEntry>,
+    queries: Vec<Query>,
+    dup_seen: HashSet<(Ipv4Addr, u16)>,
+    dup_order: VecDeque<(Instant, (Ipv4Addr, u16))>,
+    next_trn: u16,
+    next_dgm: u16,
+    counters: Counters,
+    shut_down: bool,
+}
+
+fn name_key(n: &NetbiosName) -> NetbiosName {
+    // Receivers compare the 15 name bytes case-insensitively, the suffix exactly.
+    let mut raw = *n.as_raw();
+    raw[..15].make_ascii_uppercase();
+    NetbiosName::from_raw(raw)
+}
+
+fn display(n: &NetbiosName) -> String {
+    format!("{}<{:02X}>", n.name_lossy(), n.suffix())
+}
+
+impl Router {
+    /// A router for `cfg`, starting name registration at `now`.
+    pub fn new(cfg: RouterConfig, now: Instant) -> Router {
+        let mut names = Vec::new();
+        let own = |name: NetbiosName, group| OwnName {
+            name,
+            group,
+            state: NameState::Registering { sent: 0 },
+        };
+        names.push(own(cfg.computer(0x00), false));
+        names.push(own(cfg.computer(0x03), false));
+        names.push(own(cfg.workgroup_name(0x00), true));
+        names.push(own(cfg.workgroup_name(0x1E), true));
+        let seed = cfg.seed;
+        Router {
+            cfg,
+            names,
+            registration_next: Some(now),
+            registered_reported: false,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            cache: HashMap::new(),
+            queries: Vec::new(),
+            dup_seen: HashSet::new(),
+            dup_order: VecDeque::new(),
+            next_trn: seed,
+            next_dgm: seed.rotate_left(7),
+            counters: Counters::default(),
+            shut_down: false,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RouterConfig {
+        &self.cfg
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Our names as `(display, group, registered)`.
+    pub fn names(&self) -> Vec<(String, bool, bool)> {
+        self.names
+            .iter()
+            .map(|n| (display(&n.name), n.group, n.state == NameState::Registered))
+            .collect()
+    }
+
+    /// Cached resolutions as `(name, addresses)`.
+    pub fn cache(&self) -> Vec<(String, Vec<Resolved>)> {
+        let mut v: Vec<_> = self
+            .cache
+            .iter()
+            .map(|(k, e)| (display(k), e.addrs.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// The next packet to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the shell.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let q = self.queries.iter().map(|q| q.next).min();
+        let d = self.dup_order.front().map(|(t, _)| *t + DUPLICATE_WINDOW);
+        [self.registration_next, q, d].into_iter().flatten().min()
+    }
+
+    fn trn(&mut self) -> u16 {
+        self.next_trn = self.next_trn.wrapping_add(1);
+        self.next_trn
+    }
+
+    fn dgm(&mut self) -> u16 {
+        self.next_dgm = self.next_dgm.wrapping_add(1);
+        self.next_dgm
+    }
+
+    fn send_ns(&mut self, dest: SocketAddrV4, p: &NamePacket) {
+        if let Ok(payload) = p.to_vec() {
+            self.counters.name_packets_sent += 1;
+            self.transmits.push_back(Transmit {
+                port: Port::Name,
+                dest,
+                payload,
+            });
+        }
+    }
+
+    fn ns_broadcasts(&self) -> Vec<SocketAddrV4> {
+        self.cfg
+            .interfaces
+            .iter()
+            .map(|i| SocketAddrV4::new(i.broadcast, self.cfg.name_port))
+            .collect()
+    }
+
+    fn node_type(&self) -> NodeType {
+        if self.cfg.wins_server.is_some() {
+            NodeType::H
+        } else {
+            NodeType::B
+        }
+    }
+
+    /// Our address as seen from `peer` (the interface on its subnet, else the first).
+    fn local_ip_for(&self, peer: Ipv4Addr) -> Ipv4Addr {
+        self.cfg
+            .interfaces
+            .iter()
+            .find(|i| i.contains(peer))
+            .or(self.cfg.interfaces.first())
+            .map_or(Ipv4Addr::UNSPECIFIED, |i| i.ip)
+    }
+
+    fn is_own_ip(&self, ip: Ipv4Addr) -> bool {
+        self.cfg.interfaces.iter().any(|i| i.ip == ip)
+    }
+
+    fn own(&self, n: &NetbiosName) -> Option<&OwnName> {
+        let k = name_key(n);
+        self.names.iter().find(|o| name_key(&o.name) == k)
+    }
+
+    // ---- timers -------------------------------------------------------------------------------
+
+    /// Runs what is due at `now`: registration broadcasts, query retries, expiry.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(t) = self.registration_next {
+            if t <= now {
+                self.registration_step(now);
+            }
+        }
+        self.query_step(now);
+        while let Some((t, key)) = self.dup_order.front().copied() {
+            if t + DUPLICATE_WINDOW > now {
+                break;
+            }
+            self.dup_order.pop_front();
+            self.dup_seen.remove(&key);
+        }
+    }
+
+    fn registration_step(&mut self, now: Instant) {
+        let mut pending = Vec::new();
+        for (i, n) in self.names.iter_mut().enumerate() {
+            if let NameState::Registering { sent } = n.state {
+                if sent >= RETRY_COUNT {
+                    n.state = NameState::Registered;
+                } else {
+                    n.state = NameState::Registering { sent: sent + 1 };
+                    pending.push(i);
+                }
+            }
+        }
+        for i in pending {
+            let n = self.names[i].clone();
+            for iface in self.cfg.interfaces.clone() {
+                let trn = self.trn();
+                let addr = NbAddress::new(iface.ip, n.group, self.node_type());
+                let p = NamePacket::registration(trn, n.name.into(), NAME_TTL, addr, true);
+                self.send_ns(SocketAddrV4::new(iface.broadcast, self.cfg.name_port), &p);
+                if let Some(wins) = self.cfg.wins_server {
+                    let trn = self.trn();
+                    let p = NamePacket::registration(trn, n.name.into(), NAME_TTL, addr, false);
+                    self.send_ns(SocketAddrV4::new(wins, self.cfg.name_port), &p);
+                }
+            }
+        }
+        if self.names.iter().all(|n| n.state == NameState::Registered) {
+            self.registration_next = None;
+            if !self.registered_reported {
+                self.registered_reported = true;
+                self.events.push_back(Event::NamesRegistered);
+            }
+        } else {
+            self.registration_next = Some(now + RETRY_INTERVAL);
+        }
+    }
+
+    fn query_step(&mut self, now: Instant) {
+        let mut i = 0;
+        while i < self.queries.len() {
+            if self.queries[i].next > now {
+                i += 1;
+                continue;
+            }
+            let q = &mut self.queries[i];
+            let wins = self.cfg.wins_server;
+            let (dests, done) = if let (Some(w), true) = (wins, q.wins_tries < RETRY_COUNT) {
+                q.wins_tries += 1;
+                (
+                    vec![(SocketAddrV4::new(w, self.cfg.name_port), false)],
+                    false,
+                )
+            } else if q.bcast_tries < RETRY_COUNT {
+                q.bcast_tries += 1;
+                (
+                    self.cfg
+                        .interfaces
+                        .iter()
+                        .map(|i| (SocketAddrV4::new(i.broadcast, self.cfg.name_port), true))
+                        .collect(),
+                    false,
+                )
+            } else {
+                (Vec::new(), true)
+            };
+            if done {
+                let q = self.queries.swap_remove(i);
+                self.counters.resolution_failures += 1;
+                self.cache.insert(
+                    name_key(&q.name),
+                    CacheEntry {
+                        addrs: Vec::new(),
+                        expires: now + NEGATIVE_CACHE_TTL,
+                    },
+                );
+                self.fail_waiters(q.waiters, &format!("cannot resolve {}", display(&q.name)));
+                continue;
+            }
+            q.next = now + RETRY_INTERVAL;
+            let (trn, name) = (q.trn_id, q.name);
+            for (dest, bcast) in dests {
+                let p = NamePacket::name_query(trn, name.into(), bcast);
+                self.send_ns(dest, &p);
+            }
+            i += 1;
+        }
+    }
+
+    fn fail_waiters(&mut self, waiters: Vec<Waiter>, why: &str) {
+        for w in waiters {
+            let failure = Failure {
+                code: ERROR_BAD_NETPATH,
+                message: why.to_string(),
+            };
+            match w {
+                Waiter::Write { id, .. } => {
+                    self.counters.writes_failed += 1;
+                    self.events.push_back(Event::WriteDone {
+                        id,
+                        result: Err(failure),
+                    });
+                }
+                Waiter::Resolve { id } => self.events.push_back(Event::Resolved {
+                    id,
+                    result: Err(failure),
+                }),
+            }
+        }
+    }
+
+    // ---- local requests -----------------------------------------------------------------------
+
+    /// A request from a local program.
+    pub fn handle_local(&mut self, now: Instant, req: LocalRequest) {
+        match req {
+            LocalRequest::Resolve { id, name, suffix } => match NetbiosName::new(&name, suffix) {
+                Err(e) => self.events.push_back(Event::Resolved {
+                    id,
+                    result: Err(Failure {
+                        code: ERROR_INVALID_PARAMETER,
+                        message: format!("invalid NetBIOS name {name:?}: {e}"),
+                    }),
+                }),
+                Ok(n) => self.resolve(now, n, Waiter::Resolve { id }),
+            },
+            LocalRequest::Write {
+                id,
+                target,
+                path,
+                priority,
+                class,
+                data,
+            } => self.local_write(now, id, target, path, priority, class, data),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn local_write(
+        &mut self,
+        now: Instant,
+        id: u64,
+        target: Target,
+        path: String,
+        priority: u8,
+        class: u8,
+        data: Vec<u8>,
+    ) {
+        let wire = format!("\\MAILSLOT\\{path}");
+        let limit = max_network_payload(&wire);
+        let fail = |this: &mut Self, code, message: String| {
+            this.counters.writes_failed += 1;
+            this.events.push_back(Event::WriteDone {
+                id,
+                result: Err(Failure { code, message }),
+            });
+        };
+        if data.len() > limit {
+            return fail(
+                self,
+                ERROR_BAD_NETPATH,
+                format!(
+                    "{} bytes is more than the {limit} a network mailslot write carries",
+                    data.len()
+                ),
+            );
+        }
+        let host = match &target {
+            Target::PrimaryDomain => self.cfg.workgroup.clone(),
+            Target::Host(h) => h.clone(),
+        };
+        let dest = match NetbiosName::new(&host, 0x00) {
+            Ok(d) => d,
+            Err(e) => {
+                return fail(
+                    self,
+                    ERROR_BAD_NETPATH,
+                    format!("invalid name {host:?}: {e}"),
+                )
+            }
+        };
+        let waiter = Waiter::Write {
+            id,
+            path,
+            priority,
+            class,
+            data,
+            dest,
+        };
+        // Our workgroup (and `*`) is a group: broadcast without asking anybody.
+        if name_key(&dest) == name_key(&self.cfg.workgroup_name(0)) {
+            return self.complete_write(
+                waiter,
+                &[Resolved {
+                    ip: Ipv4Addr::BROADCAST,
+                    group: true,
+                }],
+            );
+        }
+        // Ourselves.
+        if name_key(&dest) == name_key(&self.cfg.computer(0)) {
+            let ip = self
+                .cfg
+                .interfaces
+                .first()
+                .map_or(Ipv4Addr::LOCALHOST, |i| i.ip);
+            return self.complete_write(waiter, &[Resolved { ip, group: false }]);
+        }
+        self.resolve(now, dest, waiter);
+    }
+
+    fn resolve(&mut self, now: Instant, name: NetbiosName, waiter: Waiter) {
+        let key = name_key(&name);
+        if let Some(e) = self.cache.get(&key) {
+            if e.expires > now {
+                let addrs = e.addrs.clone();
+                if addrs.is_empty() {
+                    self.counters.resolution_failures += 1;
+                    return self
+                        .fail_waiters(vec![waiter], &format!("cannot resolve {}", display(&name)));
+                }
+                return self.complete(waiter, &addrs);
+            }
+            self.cache.remove(&key);
+        }
+        if let Some(q) = self.queries.iter_mut().find(|q| name_key(&q.name) == key) {
+            q.waiters.push(waiter);
+            return;
+        }
+        if self.queries.len() >= MAX_PENDING_QUERIES {
+            return self.fail_waiters(vec![waiter], "too many name resolutions in progress");
+        }
+        let trn_id = self.trn();
+        self.queries.push(Query {
+            trn_id,
+            name,
+            wins_tries: 0,
+            bcast_tries: 0,
+            next: now,
+            waiters: vec![waiter],
+        });
+        self.query_step(now);
+    }
+
+    fn complete(&mut self, waiter: Waiter, addrs: &[Resolved]) {
+        match waiter {
+            Waiter::Resolve { id } => self.events.push_back(Event::Resolved {
+                id,
+                result: Ok(addrs.to_vec()),
+            }),
+            w @ Waiter::Write { .. } => self.complete_write(w, addrs),
+        }
+    }
+
+    fn complete_write(&mut self, waiter: Waiter, addrs: &[Resolved]) {
+        let Waiter::Write {
+            id,
+            path,
+            priority,
+            class,
+            data,
+            dest,
+        } = waiter
+        else {
+            return;
+        };
+        let group = addrs.iter().any(|a| a.group);
+        let wire = format!("\\MAILSLOT\\{path}");
+        let write = MailslotWriteRepr {
+            name: wire.as_bytes(),
+            priority: u16::from(priority),
+            class: u16::from(class),
+            data: &data,
+        };
+        let mut sent = false;
+        if group {
+            // DIRECT_GROUP to every subnet broadcast; our own copy is delivered directly.
+            for iface in self.cfg.interfaces.clone() {
+                let dgm = self.dgm();
+                let mut m = MailslotMessage::new(
+                    MsgType::DirectGroup,
+                    dgm,
+                    iface.ip,
+                    self.cfg.computer(0).into(),
+                    dest.into(),
+                    write.clone(),
+                );
+                m.flags = DatagramFlags::new(self.node_type());
+                m.source_port = self.cfg.port;
+                sent |= self.push_datagram(SocketAddrV4::new(iface.broadcast, self.cfg.port), &m);
+            }
+            let own_ip = self
+                .cfg
+                .interfaces
+                .first()
+                .map_or(Ipv4Addr::LOCALHOST, |i| i.ip);
+            self.counters.accepted += 1;
+            self.events.push_back(Event::Deliver {
+                path: path.clone(),
+                data: data.clone(),
+                priority,
+                class,
+                sender_name: self.cfg.netbios_name.clone(),
+                sender_ip: own_ip,
+            });
+        } else if let Some(a) = addrs.first() {
+            if self.is_own_ip(a.ip) {
+                // A write to our own computer name never touches the network.
+                self.counters.accepted += 1;
+                self.events.push_back(Event::Deliver {
+                    path,
+                    data,
+                    priority,
+                    class,
+                    sender_name: self.cfg.netbios_name.clone(),
+                    sender_ip: a.ip,
+                });
+                self.events
+                    .push_back(Event::WriteDone { id, result: Ok(()) });
+                return;
+            }
+            let dgm = self.dgm();
+            let src_ip = self.local_ip_for(a.ip);
+            let mut m = MailslotMessage::new(
+                MsgType::DirectUnique,
+                dgm,
+                src_ip,
+                self.cfg.computer(0).into(),
+                dest.into(),
+                write,
+            );
+            m.flags = DatagramFlags::new(self.node_type());
+            m.source_port = self.cfg.port;
+            sent = self.push_datagram(SocketAddrV4::new(a.ip, self.cfg.port), &m);
+        }
+        let result = if sent || group {
+            Ok(())
+        } else {
+            self.counters.writes_failed += 1;
+            Err(Failure {
+                code: ERROR_INVALID_PARAMETER,
+                message: "the message cannot be encoded as a datagram".into(),
+            })
+        };
+        self.events.push_back(Event::WriteDone { id, result });
+    }
+
+    fn push_datagram(&mut self, dest: SocketAddrV4, m: &MailslotMessage<'_>) -> bool {
+        match m.to_vec() {
+            Ok(payload) => {
+                self.counters.datagrams_sent += 1;
+                self.transmits.push_back(Transmit {
+                    port: Port::Datagram,
+                    dest,
+                    payload,
+                });
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    // ---- received packets ---------------------------------------------------------------------
+
+    /// A packet received on `port` from `src`.
+    pub fn handle_datagram(&mut self, now: Instant, port: Port, src: SocketAddrV4, bytes: &[u8]) {
+        match port {
+            Port::Datagram => self.on_datagram(now, src, bytes),
+            Port::Name => self.on_name_packet(now, src, bytes),
+        }
+    }
+
+    fn on_datagram(&mut self, now: Instant, src: SocketAddrV4, bytes: &[u8]) {
+        self.counters.datagrams_received += 1;
+        let m = match MailslotMessage::parse(bytes) {
+            Ok(m) => m,
+            Err(mailslot_proto::Error::Fragmented { .. }) => {
+                self.counters.dropped_fragment += 1;
+                return;
+            }
+            Err(
+                mailslot_proto::Error::NoUserData { .. }
+                | mailslot_proto::Error::NotTransaction { .. }
+                | mailslot_proto::Error::NotMailslot { .. },
+            ) => {
+                self.counters.dropped_not_mailslot += 1;
+                return;
+            }
+            Err(_) => {
+                self.counters.dropped_malformed += 1;
+                return;
+            }
+        };
+        if self.is_own_ip(*src.ip()) && src.port() == self.cfg.port {
+            self.counters.ignored_own += 1;
+            return;
+        }
+        let dest = m.destination.name;
+        let for_us = dest.is_wildcard() || self.own(&dest).is_some();
+        if !for_us || m.destination.scope != self.cfg.scope {
+            self.counters.dropped_not_for_us += 1;
+            return;
+        }
+        let key = (m.source_ip, m.dgm_id);
+        if self.dup_seen.contains(&key) {
+            self.counters.dropped_duplicate += 1;
+            return;
+        }
+        if self.dup_order.len() >= DUPLICATE_CAPACITY {
+            if let Some((_, old)) = self.dup_order.pop_front() {
+                self.dup_seen.remove(&old);
+            }
+        }
+        self.dup_seen.insert(key);
+        self.dup_order.push_back((now, key));
+        let Some(path) = mailslot_path_of(m.write.name) else {
+            self.counters.dropped_not_mailslot += 1;
+            return;
+        };
+        self.counters.accepted += 1;
+        self.events.push_back(Event::Deliver {
+            path,
+            data: m.write.data.to_vec(),
+            priority: u8::try_from(m.write.priority.min(9)).unwrap_or(0),
+            class: if m.write.class == 1 { 1 } else { 2 },
+            sender_name: m.source.name.name_lossy(),
+            sender_ip: m.source_ip,
+        });
+    }
+
+    fn on_name_packet(&mut self, now: Instant, src: SocketAddrV4, bytes: &[u8]) {
+        self.counters.name_packets_received += 1;
+        let Ok(p) = NamePacket::parse(bytes) else {
+            self.counters.dropped_malformed += 1;
+            return;
+        };
+        if self.is_own_ip(*src.ip()) && src.port() == self.cfg.name_port {
+            self.counters.ignored_own += 1;
+            return;
+        }
+        if p.flags.is_response() {
+            self.on_ns_response(now, src, &p);
+        } else {
+            self.on_ns_request(src, &p);
+        }
+    }
+
+    fn on_ns_request(&mut self, src: SocketAddrV4, p: &NamePacket) {
+        let Some(q) = p.questions.first() else {
+            return;
+        };
+        if q.name.scope != self.cfg.scope {
+            return;
+        }
+        match p.flags.opcode() {
+            NsOpcode::Query if q.qtype == RrType::NbStat => {
+                let ours = q.name.name.is_wildcard() || self.own(&q.name.name).is_some();
+                if ours {
+                    let status = NodeStatus {
+                        names: self
+                            .names
+                            .iter()
+                            .filter(|n| n.state == NameState::Registered)
+                            .map(|n| NodeStatusName {
+                                name: n.name,
+                                flags: (if n.group { 0x8000 } else { 0 }) | 0x0400,
+                            })
+                            .collect(),
+                        statistics: vec![0; 46],
+                    };
+                    let r = NamePacket::node_status_response(p.trn_id, q.name.clone(), status);
+                    self.counters.queries_answered += 1;
+                    self.send_ns(src, &r);
+                }
+            }
+            NsOpcode::Query => {
+                let own = self.own(&q.name.name).cloned();
+                match own {
+                    Some(n) if n.state == NameState::Registered => {
+                        let ip = self.local_ip_for(*src.ip());
+                        let addr = NbAddress::new(ip, n.group, self.node_type());
+                        let r = NamePacket::positive_query_response(
+                            p.trn_id,
+                            q.name.clone(),
+                            NAME_TTL,
+                            vec![addr],
+                        );
+                        self.counters.queries_answered += 1;
+                        self.send_ns(src, &r);
+                    }
+                    _ => {}
+                }
+            }
+            NsOpcode::Registration | NsOpcode::MultiHomedRegistration => {
+                // Defend a unique name of ours (or a group name of ours claimed as unique).
+                let Some(claim) = p.additional.first() else {
+                    return;
+                };
+                let claimed_group = match &claim.rdata {
+                    RData::Nb(a) => a.first().is_some_and(|a| a.is_group()),
+                    _ => false,
+                };
+                let claimant_ip = match &claim.rdata {
+                    RData::Nb(a) => a.first().map(|a| a.ip),
+                    _ => None,
+                };
+                if claimant_ip.is_some_and(|ip| self.is_own_ip(ip)) {
+                    return;
+                }
+                let own = self.own(&q.name.name).cloned();
+                if let Some(n) = own {
+                    if !n.group || !claimed_group {
+                        let ip = self.local_ip_for(*src.ip());
+                        let owner = NbAddress::new(ip, n.group, self.node_type());
+                        let r = NamePacket::negative_registration_response(
+                            p.trn_id,
+                            q.name.clone(),
+                            owner,
+                        );
+                        self.counters.names_defended += 1;
+                        self.send_ns(src, &r);
+                    }
+                }
+            }
+            NsOpcode::Release => {
+                self.cache.remove(&name_key(&q.name.name));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_ns_response(&mut self, now: Instant, src: SocketAddrV4, p: &NamePacket) {
+        let Some(a) = p.answers.first() else {
+            return;
+        };
+        match p.flags.opcode() {
+            NsOpcode::Registration | NsOpcode::MultiHomedRegistration if p.flags.rcode() != 0 => {
+                // Someone objects to our registration: fatal for a unique name of ours.
+                if let Some(n) = self.own(&a.name.name).cloned() {
+                    if !n.group && !self.shut_down {
+                        let by = match &a.rdata {
+                            RData::Nb(v) => v.first().map_or(*src.ip(), |x| x.ip),
+                            _ => *src.ip(),
+                        };
+                        self.events.push_back(Event::NameConflict {
+                            name: display(&n.name),
+                            by,
+                        });
+                    }
+                }
+            }
+            NsOpcode::Query if a.rr_type == RrType::Nb => {
+                let Some(pos) = self.queries.iter().position(|q| {
+                    q.trn_id == p.trn_id && name_key(&q.name) == name_key(&a.name.name)
+                }) else {
+                    return;
+                };
+                if p.flags.rcode() != 0 {
+                    // Negative: from WINS, go on with broadcast; from a node, ignore.
+                    if self.cfg.wins_server == Some(*src.ip()) {
+                        self.queries[pos].wins_tries = RETRY_COUNT;
+                        self.queries[pos].next = now;
+                        self.query_step(now);
+                    }
+                    return;
+                }
+                let RData::Nb(addrs) = &a.rdata else {
+                    return;
+                };
+                let resolved: Vec<Resolved> = addrs
+                    .iter()
+                    .map(|x| Resolved {
+                        ip: x.ip,
+                        group: x.is_group(),
+                    })
+                    .collect();
+                if resolved.is_empty() {
+                    return;
+                }
+                let q = self.queries.swap_remove(pos);
+                let ttl = Duration::from_secs(u64::from(a.ttl))
+                    .max(MIN_CACHE_TTL)
+                    .min(MAX_CACHE_TTL);
+                if self.cache.len() >= CACHE_CAPACITY {
+                    self.cache.retain(|_, e| e.expires > now);
+                    if self.cache.len() >= CACHE_CAPACITY {
+                        self.cache.clear();
+                    }
+                }
+                self.cache.insert(
+                    name_key(&q.name),
+                    CacheEntry {
+                        addrs: resolved.clone(),
+                        expires: now + ttl,
+                    },
+                );
+                for w in q.waiters {
+                    self.complete(w, &resolved);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Starts an orderly shutdown: queues name releases. Send what
+    /// [`poll_transmit`](Self::poll_transmit) gives, then stop.
+    pub fn shutdown(&mut self, _now: Instant) {
+        self.shut_down = true;
+        let names: Vec<OwnName> = self
+            .names
+            .iter()
+            .filter(|n| {
+                n.state == NameState::Registered
+                    || matches!(n.state, NameState::Registering { sent } if sent > 0)
+            })
+            .cloned()
+            .collect();
+        for n in names {
+            for iface in self.cfg.interfaces.clone() {
+                let trn = self.trn();
+                let addr = NbAddress::new(iface.ip, n.group, self.node_type());
+                let p = NamePacket::release(trn, n.name.into(), addr, true);
+                self.send_ns(SocketAddrV4::new(iface.broadcast, self.cfg.name_port), &p);
+                if let Some(w) = self.cfg.wins_server {
+                    let trn = self.trn();
+                    let p = NamePacket::release(trn, n.name.into(), addr, false);
+                    self.send_ns(SocketAddrV4::new(w, self.cfg.name_port), &p);
+                }
+            }
+        }
+        self.registration_next = None;
+        let queries = std::mem::take(&mut self.queries);
+        for q in queries {
+            self.fail_waiters(q.waiters, "the mailslot daemon is shutting down");
+        }
+    }
+
+    /// The name-service broadcast destinations (for the shell's logs).
+    pub fn broadcast_destinations(&self) -> Vec<SocketAddrV4> {
+        self.ns_broadcasts()
+    }
+}
+
+/// The path after `\MAILSLOT\` (case-insensitive prefix), if the name is a mailslot name.
+fn mailslot_path_of(name: &[u8]) -> Option<String> {
+    const P: &[u8] = b"\\MAILSLOT\\";
+    if name.len() <= P.len() || !name[..P.len()].eq_ignore_ascii_case(P) {
+        return None;
+    }
+    let rest = std::str::from_utf8(&name[P.len()..]).ok()?;
+    Some(rest.to_string())
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Regenerate fuzz/corpus/<target>/ seeds from the test fixtures (captures and vectors).
+
+Usage: fuzz/seed-corpus.py   (stdlib only; file names are content hashes)."""
+import hashlib
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIX = os.path.join(HERE, "..", "crates", "proto", "tests", "fixtures")
+
+
+def pcapng_udp(path):
+    data = open(path, "rb").read()
+    off = 0
+    while off + 12 <= len(data):
+        btype, blen = struct.unpack_from("<II", data, off)
+        if btype == 6:  # enhanced packet block
+            caplen = struct.unpack_from("<I", data, off + 20)[0]
+            f = data[off + 28: off + 28 + caplen]
+            if len(f) > 42 and f[12:14] == b"\x08\x00" and f[23] == 17:
+                ihl = (f[14] & 0x0F) * 4
+                u = f[14 + ihl:]
+                sp, dp, ln = struct.unpack_from(">HHH", u, 0)
+                yield sp, dp, u[8:ln]
+        off += blen
+
+
+def hexfile(name):
+    text = open(os.path.join(FIX, name)).read()
+    return bytes.fromhex("".join(l for l in text.splitlines() if not l.startswith("#")).replace(" ", ""))
+
+
+seeds = {t: set() for t in ("names", "datagram", "smb_mailslot", "name_service", "browser", "netlogon", "messenger")}
+for cap in ("nmbd-round.pcapng", "nmbd-startup-330s.pcapng"):
+    for sp, dp, p in pcapng_udp(os.path.join(FIX, cap)):
+        if 138 in (sp, dp):
+            seeds["datagram"].add(p)
+            seeds["names"].add(p[14:48])
+            smb = p[82:]
+            seeds["smb_mailslot"].add(smb)
+            dcnt, doff = struct.unpack_from("<HH", smb, 55)
+            name = smb[69:smb.index(b"\x00", 69)].upper()
+            payload = smb[doff:doff + dcnt]
+            if name in (b"\\MAILSLOT\\BROWSE", b"\\MAILSLOT\\LANMAN"):
+                seeds["browser"].add(payload)
+            elif name.startswith(b"\\MAILSLOT\\NET\\"):
+                seeds["netlogon"].add(payload)
+        elif 137 in (sp, dp):
+            seeds["name_service"].add(p)
+            seeds["names"].add(p[12:])
+seeds["name_service"].add(hexfile("nbns-name-query-TEST1-20.hex"))
+seeds["name_service"].add(hexfile("nbns-positive-response-POTATO-00.hex"))
+seeds["netlogon"].add(hexfile("netlogon-logon-primary-query.hex"))
+seeds["smb_mailslot"].add(hexfile("smb-mailslot-write-spec-example.hex"))
+seeds["messenger"].add(b"WIN98USER\x00WORKGROUP\x00HELLO WORLD\x00")
+seeds["messenger"].add(b"ALICE\x00BOB\x00hi there\x00")
+for t, items in seeds.items():
+    d = os.path.join(HERE, "corpus", t)
+    os.makedirs(d, exist_ok=True)
+    for s in items:
+        with open(os.path.join(d, hashlib.sha1(s).hexdigest()), "wb") as f:
+            f.write(s)
+    print("%s: %d seeds" % (t, len(items)))
