@@ -157,6 +157,9 @@ enum Role {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    if cli.role.is_some() {
+        sys::watchdog("benchmark role");
+    }
     match cli.role {
         Some(Role::TputOwner {
             transport,

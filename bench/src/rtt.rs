@@ -14,9 +14,6 @@ use mailslot::{Class, Mailslot, MailslotWriter, ReadError, ReadInfo, Timeout, Wr
 use crate::sys::{self, Peer};
 use crate::tput::SETTLE;
 
-/// How long either side waits for any one message before declaring the run broken.
-const STALL: Duration = Duration::from_secs(60);
-
 /// Warm-up round trips for `count` samples (ipcbench: `count / 10 + 100`).
 fn warmup(count: u64) -> u64 {
     count / 10 + 100
@@ -43,7 +40,6 @@ fn create(name: &str, quota: usize) -> Result<Mailslot> {
     Mailslot::builder()
         .max_message_size(0)
         .quota(quota)
-        .read_timeout(STALL)
         .create(name)
         .with_context(|| format!("creating {name}"))
 }

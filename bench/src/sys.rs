@@ -37,6 +37,20 @@ pub fn pin(cpu: usize) -> Result<()> {
     Ok(())
 }
 
+/// Longest a measuring role may run before [`watchdog`] ends it.
+pub const WATCHDOG: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Ends this process with an error after [`WATCHDOG`], so that a lost message cannot hang the
+/// harness. The measuring roles read with the library's default timeout (forever), as a user
+/// would; their peers see the owner gone and exit too.
+pub fn watchdog(what: &'static str) {
+    std::thread::spawn(move || {
+        std::thread::sleep(WATCHDOG);
+        eprintln!("mailslot-bench: {what} still running after {WATCHDOG:?}; giving up");
+        std::process::exit(3);
+    });
+}
+
 /// `CLOCK_MONOTONIC` in nanoseconds: the clock ipcbench uses, comparable across processes.
 pub fn now_ns() -> u64 {
     let mut ts = libc::timespec {

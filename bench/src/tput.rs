@@ -32,9 +32,6 @@ impl Transport {
     }
 }
 
-/// How long the owner waits for any one message before declaring the run broken.
-const STALL: Duration = Duration::from_secs(60);
-
 /// ipcbench's pause between "reader ready" and the first send.
 pub const SETTLE: Duration = Duration::from_millis(20);
 
@@ -84,7 +81,6 @@ pub fn owner(
             let slot = Mailslot::builder()
                 .max_message_size(0)
                 .quota(quota)
-                .read_timeout(STALL)
                 .create(&name)
                 .with_context(|| format!("creating {name}"))?;
             (name, Receiver::Ours(slot))

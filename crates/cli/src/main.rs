@@ -47,6 +47,28 @@ enum Command {
     Encode(wire::EncodeArgs),
     /// Encode a NetBIOS name query (UDP 137 payload), printed as hex.
     EncodeNameQuery(wire::EncodeNameQueryArgs),
+    /// Run the network daemon in the foreground (the same as `mailslotd`).
+    Daemon(mailslot_router::daemon::DaemonArgs),
+    /// Show the network daemon's names, cache and counters.
+    DaemonStatus(StatusArgs),
+    /// Resolve a NetBIOS name (NAME or NAME<xx>, default suffix 00) through the daemon.
+    Resolve(ResolveArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct StatusArgs {
+    /// Print the raw JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct ResolveArgs {
+    /// NetBIOS name, optionally with a hex suffix: HOST, HOST<20>, LAB<1C>.
+    name: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -135,6 +157,9 @@ fn main() -> ExitCode {
         Command::Decode(a) => Ok(wire::run_decode(&a)),
         Command::Encode(a) => wire::run_encode(&a).map(|()| 0),
         Command::EncodeNameQuery(a) => wire::run_encode_name_query(&a).map(|()| 0),
+        Command::Daemon(a) => Ok(i32::from(mailslot_router::daemon::run(&a))),
+        Command::DaemonStatus(a) => daemon_status(&a).map(|()| 0),
+        Command::Resolve(a) => resolve(&a),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),
@@ -272,4 +297,84 @@ fn list(a: &ListArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn daemon_call(req: &mailslot::daemon::Request) -> Result<mailslot::daemon::Reply> {
+    let c = mailslot::daemon::DaemonClient::connect()?;
+    Ok(c.call(req, Duration::from_secs(15))?)
+}
+
+fn daemon_status(a: &StatusArgs) -> Result<()> {
+    let r = daemon_call(&mailslot::daemon::Request::Status)?;
+    if r.code != 0 {
+        bail!("the daemon answered error {}: {}", r.code, r.text);
+    }
+    let v: serde_json::Value = serde_json::from_str(&r.text).context("daemon status")?;
+    let mut out = io::stdout().lock();
+    if a.json {
+        writeln!(out, "{v}")?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{} in workgroup {} ({})",
+        v["netbios_name"], v["workgroup"], v["interfaces"]
+    )?;
+    for n in v["names"].as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "  name {:<12} group {:<5} registered {}",
+            n["name"], n["group"], n["registered"]
+        )?;
+    }
+    for section in ["counters", "delivery"] {
+        for (k, val) in v[section].as_object().into_iter().flatten() {
+            writeln!(out, "  {k:<24} {val}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Parses `NAME` or `NAME<xx>`.
+fn parse_netbios(s: &str) -> Result<(String, u8)> {
+    match s.split_once('<') {
+        None => Ok((s.to_string(), 0)),
+        Some((n, rest)) => {
+            let hexs = rest
+                .strip_suffix('>')
+                .ok_or_else(|| anyhow!("expected NAME<xx>, got {s:?}"))?;
+            let suffix =
+                u8::from_str_radix(hexs, 16).map_err(|_| anyhow!("bad suffix in {s:?}"))?;
+            Ok((n.to_string(), suffix))
+        }
+    }
+}
+
+fn resolve(a: &ResolveArgs) -> Result<i32> {
+    let (name, suffix) = parse_netbios(&a.name)?;
+    let r = daemon_call(&mailslot::daemon::Request::Resolve {
+        name: name.clone(),
+        suffix,
+    })?;
+    if r.code != 0 {
+        eprintln!("mailslot: error: {} (error {})", r.text, r.code);
+        return Ok(2);
+    }
+    let v: serde_json::Value = serde_json::from_str(&r.text).context("daemon answer")?;
+    let mut out = io::stdout().lock();
+    if a.json {
+        let mut v = v;
+        v["name"] = serde_json::json!(format!("{}<{suffix:02X}>", name.to_ascii_uppercase()));
+        writeln!(out, "{v}")?;
+    } else {
+        for addr in v["addresses"].as_array().into_iter().flatten() {
+            let kind = if addr["group"].as_bool() == Some(true) {
+                "group"
+            } else {
+                "unique"
+            };
+            writeln!(out, "{} {kind}", addr["ip"].as_str().unwrap_or("?"))?;
+        }
+    }
+    Ok(0)
 }

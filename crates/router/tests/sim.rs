@@ -1,0 +1,538 @@
+//! Routers wired together by an in-memory network, driven by a fake clock. Deterministic.
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::{Duration, Instant};
+
+use mailslot_proto::{MailslotMessage, NamePacket, NetbiosName};
+use mailslot_router::{
+    Event, Interface, LocalRequest, Port, Router, RouterConfig, Target, Transmit, ERROR_BAD_NETPATH,
+};
+
+const WG: &str = "LAB";
+
+fn ip(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 0, 0, n)
+}
+
+struct Node {
+    router: Router,
+    ip: Ipv4Addr,
+    events: Vec<Event>,
+}
+
+/// The network: every packet is delivered after the sender's step; broadcasts go to every node
+/// (the sender too, as Linux loops them back).
+struct Net {
+    now: Instant,
+    nodes: Vec<Node>,
+    /// Every packet sent, for inspection: (from ip, transmit).
+    wire: Vec<(Ipv4Addr, Transmit)>,
+    /// Packets to drop (by index in `wire` order) — unused unless a test sets a filter.
+    drop_to: Option<Ipv4Addr>,
+}
+
+impl Net {
+    fn new() -> Net {
+        Net {
+            now: Instant::now(),
+            nodes: Vec::new(),
+            wire: Vec::new(),
+            drop_to: None,
+        }
+    }
+
+    fn cfg(name: &str, n: u8) -> RouterConfig {
+        let mut c = RouterConfig::new(name, WG, vec![Interface::new(ip(n), 24)]);
+        c.seed = u16::from(n) * 1000;
+        c
+    }
+
+    fn add(&mut self, name: &str, n: u8) -> usize {
+        self.add_cfg(Self::cfg(name, n))
+    }
+
+    fn add_cfg(&mut self, cfg: RouterConfig) -> usize {
+        let ip = cfg.interfaces[0].ip;
+        self.nodes.push(Node {
+            router: Router::new(cfg, self.now),
+            ip,
+            events: Vec::new(),
+        });
+        let i = self.nodes.len() - 1;
+        self.nodes[i].router.handle_timeout(self.now);
+        self.step();
+        i
+    }
+
+    /// Delivers everything until nothing moves.
+    fn step(&mut self) {
+        loop {
+            let mut moved = false;
+            let mut queue: VecDeque<(Ipv4Addr, Transmit)> = VecDeque::new();
+            for node in &mut self.nodes {
+                while let Some(t) = node.router.poll_transmit() {
+                    queue.push_back((node.ip, t));
+                }
+                while let Some(e) = node.router.poll_event() {
+                    node.events.push(e);
+                }
+            }
+            while let Some((from, t)) = queue.pop_front() {
+                moved = true;
+                self.wire.push((from, t.clone()));
+                let src_port = match t.port {
+                    Port::Datagram => 138,
+                    Port::Name => 137,
+                };
+                let bcast = t.dest.ip().octets()[3] == 255;
+                for node in &mut self.nodes {
+                    if (bcast || node.ip == *t.dest.ip()) && self.drop_to != Some(node.ip) {
+                        node.router.handle_datagram(
+                            self.now,
+                            t.port,
+                            SocketAddrV4::new(from, src_port),
+                            &t.payload,
+                        );
+                    }
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        for node in &mut self.nodes {
+            while let Some(e) = node.router.poll_event() {
+                node.events.push(e);
+            }
+        }
+    }
+
+    /// Advances the clock in small steps, firing every due timer.
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        loop {
+            let next = self
+                .nodes
+                .iter()
+                .filter_map(|n| n.router.poll_timeout())
+                .filter(|t| *t <= end)
+                .min();
+            let Some(t) = next else { break };
+            self.now = t.max(self.now);
+            for node in &mut self.nodes {
+                if node.router.poll_timeout().is_some_and(|x| x <= self.now) {
+                    node.router.handle_timeout(self.now);
+                }
+            }
+            self.step();
+        }
+        self.now = end;
+    }
+
+    fn events(&mut self, i: usize) -> Vec<Event> {
+        std::mem::take(&mut self.nodes[i].events)
+    }
+
+    fn write(&mut self, i: usize, id: u64, target: Target, path: &str, data: &[u8]) {
+        let now = self.now;
+        self.nodes[i].router.handle_local(
+            now,
+            LocalRequest::Write {
+                id,
+                target,
+                path: path.into(),
+                priority: 1,
+                class: 2,
+                data: data.to_vec(),
+            },
+        );
+        self.step();
+    }
+}
+
+fn delivered(events: &[Event]) -> Vec<(String, Vec<u8>, String, Ipv4Addr)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Deliver {
+                path,
+                data,
+                sender_name,
+                sender_ip,
+                ..
+            } => Some((path.clone(), data.clone(), sender_name.clone(), *sender_ip)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn three_hosts() -> Net {
+    let mut net = Net::new();
+    net.add("A", 1);
+    net.add("B", 2);
+    net.add("C", 3);
+    net.advance(Duration::from_secs(1));
+    for i in 0..3 {
+        let ev = net.events(i);
+        assert!(ev.contains(&Event::NamesRegistered), "node {i}: {ev:?}");
+    }
+    net
+}
+
+#[test]
+fn registration_takes_three_broadcasts_per_name() {
+    let mut net = Net::new();
+    net.add("A", 1);
+    net.advance(Duration::from_millis(600));
+    assert!(
+        net.events(0).is_empty(),
+        "not registered before the third retry"
+    );
+    net.advance(Duration::from_millis(400));
+    assert_eq!(net.events(0), vec![Event::NamesRegistered]);
+    // 4 names × 3 broadcasts, all to 10.0.0.255:137.
+    assert_eq!(net.wire.len(), 12);
+    for (_, t) in &net.wire {
+        assert_eq!(t.dest, SocketAddrV4::new(ip(255), 137));
+        let p = NamePacket::parse(&t.payload).unwrap();
+        assert_eq!(u8::from(p.flags.opcode()), 5);
+    }
+    let names: Vec<String> = net.nodes[0]
+        .router
+        .names()
+        .into_iter()
+        .map(|n| n.0)
+        .collect();
+    assert_eq!(names, ["A<00>", "A<03>", "LAB<00>", "LAB<1E>"]);
+}
+
+#[test]
+fn a_second_node_with_the_same_name_is_refused() {
+    let mut net = three_hosts();
+    let dup = net.add("b", 9);
+    net.advance(Duration::from_secs(1));
+    let ev = net.events(dup);
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, Event::NameConflict { name, by } if name == "B<00>" && *by == ip(2))
+        ),
+        "{ev:?}"
+    );
+    assert!(net.nodes[1].router.counters().names_defended >= 1);
+    // Group names are shared, not defended.
+    assert!(!ev
+        .iter()
+        .any(|e| matches!(e, Event::NameConflict { name, .. } if name.starts_with("LAB"))));
+}
+
+#[test]
+fn unique_write_reaches_only_that_host() {
+    let mut net = three_hosts();
+    net.wire.clear();
+    net.write(0, 7, Target::Host("b".into()), "t", b"hello B");
+    net.advance(Duration::from_millis(100));
+    let a = net.events(0);
+    assert!(
+        a.contains(&Event::WriteDone {
+            id: 7,
+            result: Ok(())
+        }),
+        "{a:?}"
+    );
+    assert!(delivered(&a).is_empty());
+    assert_eq!(
+        delivered(&net.events(1)),
+        vec![("t".into(), b"hello B".to_vec(), "A".into(), ip(1))]
+    );
+    assert!(delivered(&net.events(2)).is_empty());
+    // One broadcast query, one answer, one DIRECT_UNIQUE datagram to B.
+    let dgms: Vec<&Transmit> = net
+        .wire
+        .iter()
+        .filter(|(_, t)| t.port == Port::Datagram)
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(dgms.len(), 1);
+    assert_eq!(dgms[0].dest, SocketAddrV4::new(ip(2), 138));
+    let m = MailslotMessage::parse(&dgms[0].payload).unwrap();
+    assert_eq!(u8::from(m.msg_type), 0x10);
+    assert_eq!(m.destination.name, NetbiosName::new("B", 0).unwrap());
+    assert_eq!(m.source.name, NetbiosName::new("A", 0).unwrap());
+    assert_eq!(m.write.name, b"\\MAILSLOT\\t");
+    // The answer is cached: a second write sends no query.
+    net.wire.clear();
+    net.write(0, 8, Target::Host("B".into()), "t", b"again");
+    assert!(net.wire.iter().all(|(_, t)| t.port == Port::Datagram));
+    assert_eq!(delivered(&net.events(1)).len(), 1);
+}
+
+#[test]
+fn domain_and_star_writes_reach_every_host_once_including_the_sender() {
+    for target in [Target::PrimaryDomain, Target::Host("lab".into())] {
+        let mut net = three_hosts();
+        net.wire.clear();
+        let own_before = net.nodes[0].router.counters().ignored_own;
+        net.write(0, 1, target.clone(), "t", b"to all");
+        for i in 0..3 {
+            let d = delivered(&net.events(i));
+            assert_eq!(d.len(), 1, "node {i} {target:?}: {d:?}");
+            assert_eq!(d[0].1, b"to all");
+            assert_eq!(d[0].2, "A");
+        }
+        // No name query for our own workgroup: straight to the broadcast address.
+        assert!(net.wire.iter().all(|(_, t)| t.port == Port::Datagram));
+        let (_, t) = &net.wire[0];
+        assert_eq!(t.dest, SocketAddrV4::new(ip(255), 138));
+        let m = MailslotMessage::parse(&t.payload).unwrap();
+        assert_eq!(u8::from(m.msg_type), 0x11);
+        assert_eq!(m.destination.name, NetbiosName::new("LAB", 0).unwrap());
+        assert_eq!(
+            net.nodes[0].router.counters().ignored_own,
+            own_before + 1,
+            "own broadcast ignored"
+        );
+    }
+}
+
+#[test]
+fn unknown_host_fails_with_bad_netpath_after_three_tries() {
+    let mut net = three_hosts();
+    net.wire.clear();
+    net.write(0, 5, Target::Host("NOBODY".into()), "t", b"x");
+    net.advance(Duration::from_millis(700));
+    assert!(net.events(0).is_empty(), "still trying");
+    net.advance(Duration::from_millis(100));
+    let ev = net.events(0);
+    match &ev[..] {
+        [Event::WriteDone {
+            id: 5,
+            result: Err(f),
+        }] => {
+            assert_eq!(f.code, ERROR_BAD_NETPATH);
+            assert!(f.message.contains("NOBODY<00>"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let queries = net
+        .wire
+        .iter()
+        .filter(|(_, t)| t.port == Port::Name)
+        .count();
+    assert_eq!(queries, 3);
+    assert_eq!(net.nodes[0].router.counters().resolution_failures, 1);
+    // Remembered for a moment: the next write fails at once, without queries.
+    net.wire.clear();
+    net.write(0, 6, Target::Host("NOBODY".into()), "t", b"x");
+    assert!(matches!(
+        &net.events(0)[..],
+        [Event::WriteDone {
+            id: 6,
+            result: Err(_)
+        }]
+    ));
+    assert!(net.wire.is_empty());
+}
+
+#[test]
+fn too_large_for_the_network_fails_before_sending() {
+    let mut net = three_hosts();
+    net.wire.clear();
+    // "t" is 1 character: 432 - 4 = 428 bytes at most.
+    net.write(0, 1, Target::PrimaryDomain, "t", &[0; 429]);
+    assert!(
+        matches!(&net.events(0)[..], [Event::WriteDone { id: 1, result: Err(f) }] if f.code == ERROR_BAD_NETPATH)
+    );
+    assert!(net.wire.is_empty());
+    net.write(0, 2, Target::PrimaryDomain, "t", &[0; 428]);
+    assert!(net.events(0).contains(&Event::WriteDone {
+        id: 2,
+        result: Ok(())
+    }));
+}
+
+#[test]
+fn duplicates_within_two_seconds_are_dropped_once() {
+    let mut net = three_hosts();
+    net.wire.clear();
+    net.write(0, 1, Target::Host("B".into()), "t", b"once");
+    net.events(1);
+    let (_, t) = net
+        .wire
+        .iter()
+        .find(|(_, t)| t.port == Port::Datagram)
+        .cloned()
+        .unwrap();
+    let now = net.now;
+    let src = SocketAddrV4::new(ip(1), 138);
+    net.nodes[1]
+        .router
+        .handle_datagram(now, Port::Datagram, src, &t.payload);
+    net.step();
+    assert!(delivered(&net.events(1)).is_empty());
+    assert_eq!(net.nodes[1].router.counters().dropped_duplicate, 1);
+    net.advance(Duration::from_millis(2100));
+    let now = net.now;
+    net.nodes[1]
+        .router
+        .handle_datagram(now, Port::Datagram, src, &t.payload);
+    net.step();
+    assert_eq!(
+        delivered(&net.events(1)).len(),
+        1,
+        "accepted again after the window"
+    );
+}
+
+#[test]
+fn foreign_malformed_and_fragmented_datagrams_are_counted() {
+    let mut net = three_hosts();
+    net.wire.clear();
+    net.write(0, 1, Target::Host("B".into()), "t", b"x");
+    let (_, t) = net
+        .wire
+        .iter()
+        .find(|(_, t)| t.port == Port::Datagram)
+        .cloned()
+        .unwrap();
+    let r = &mut net.nodes[2].router; // C: not addressed to it
+    let now = net.now;
+    let src = SocketAddrV4::new(ip(1), 138);
+    r.handle_datagram(now, Port::Datagram, src, &t.payload);
+    assert_eq!(r.counters().dropped_not_for_us, 1);
+    r.handle_datagram(now, Port::Datagram, src, b"\x10\x02garbage");
+    r.handle_datagram(now, Port::Name, SocketAddrV4::new(ip(1), 137), b"\x00");
+    assert_eq!(r.counters().dropped_malformed, 2);
+    let mut frag = t.payload.clone();
+    frag[1] |= 0x01; // M: more fragments follow
+    let r = &mut net.nodes[1].router;
+    r.handle_datagram(now, Port::Datagram, src, &frag);
+    assert_eq!(r.counters().dropped_fragment, 1);
+}
+
+#[test]
+fn answers_queries_and_node_status_for_its_names_only() {
+    let mut net = three_hosts();
+    let r = &mut net.nodes[1].router;
+    let asker = SocketAddrV4::new(ip(50), 137);
+    let q = NamePacket::name_query(0x1234, NetbiosName::new("b", 0).unwrap().into(), true);
+    r.handle_datagram(net.now, Port::Name, asker, &q.to_vec().unwrap());
+    let t = r.poll_transmit().expect("an answer");
+    assert_eq!(t.dest, asker);
+    let p = NamePacket::parse(&t.payload).unwrap();
+    assert!(p.flags.is_response());
+    assert_eq!(p.trn_id, 0x1234);
+    assert_eq!(p.flags.rcode(), 0);
+    match &p.answers[0].rdata {
+        mailslot_proto::RData::Nb(a) => assert_eq!(a[0].ip, ip(2)),
+        other => panic!("{other:?}"),
+    }
+    let q = NamePacket::name_query(0x1235, NetbiosName::new("OTHER", 0).unwrap().into(), true);
+    r.handle_datagram(net.now, Port::Name, asker, &q.to_vec().unwrap());
+    assert!(
+        r.poll_transmit().is_none(),
+        "no answer for a name we do not hold"
+    );
+    let q = NamePacket::node_status_request(0x1236, NetbiosName::WILDCARD.into());
+    r.handle_datagram(net.now, Port::Name, asker, &q.to_vec().unwrap());
+    let p = NamePacket::parse(&r.poll_transmit().unwrap().payload).unwrap();
+    match &p.answers[0].rdata {
+        mailslot_proto::RData::NodeStatus(s) => assert_eq!(s.names.len(), 4),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn wins_is_asked_first_then_broadcast() {
+    let mut net = Net::new();
+    let mut cfg = Net::cfg("A", 1);
+    cfg.wins_server = Some(ip(100));
+    net.add_cfg(cfg);
+    net.add("B", 2);
+    net.advance(Duration::from_secs(1));
+    net.wire.clear();
+    net.write(0, 1, Target::Host("B".into()), "t", b"x");
+    net.advance(Duration::from_secs(2));
+    let to: Vec<Ipv4Addr> = net
+        .wire
+        .iter()
+        .filter(|(_, t)| t.port == Port::Name && t.dest.ip() != &ip(2))
+        .map(|(_, t)| *t.dest.ip())
+        .collect();
+    assert_eq!(
+        &to[..3],
+        &[ip(100); 3],
+        "three unicast tries to WINS first: {to:?}"
+    );
+    assert_eq!(to[3], ip(255));
+    assert!(net.events(0).contains(&Event::WriteDone {
+        id: 1,
+        result: Ok(())
+    }));
+}
+
+#[test]
+fn shutdown_releases_names() {
+    let mut net = three_hosts();
+    net.wire.clear();
+    let now = net.now;
+    net.nodes[0].router.shutdown(now);
+    net.step();
+    let releases = net
+        .wire
+        .iter()
+        .filter(|(_, t)| {
+            NamePacket::parse(&t.payload)
+                .map(|p| u8::from(p.flags.opcode()) == 6)
+                .unwrap_or(false)
+        })
+        .count();
+    assert_eq!(releases, 4);
+}
+
+#[test]
+fn resolve_requests_report_addresses() {
+    let mut net = three_hosts();
+    let now = net.now;
+    net.nodes[0].router.handle_local(
+        now,
+        LocalRequest::Resolve {
+            id: 3,
+            name: "c".into(),
+            suffix: 0,
+        },
+    );
+    net.step();
+    let ev = net.events(0);
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Resolved { id: 3, result: Ok(a) } if a[0].ip == ip(3) && !a[0].group)),
+        "{ev:?}"
+    );
+    net.nodes[0].router.handle_local(
+        now,
+        LocalRequest::Resolve {
+            id: 4,
+            name: "LAB".into(),
+            suffix: 0,
+        },
+    );
+    net.step();
+    let ev = net.events(0);
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, Event::Resolved { id: 4, result: Ok(a) } if a.iter().all(|x| x.group))
+        ),
+        "{ev:?}"
+    );
+}
+
+proptest::proptest! {
+    #[test]
+    fn random_packets_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600), port in 0u8..2) {
+        let mut r = Router::new(Net::cfg("A", 1), Instant::now());
+        let p = if port == 0 { Port::Datagram } else { Port::Name };
+        r.handle_datagram(Instant::now(), p, SocketAddrV4::new(ip(9), 138), &data);
+        while r.poll_transmit().is_some() {}
+        while r.poll_event().is_some() {}
+    }
+}
