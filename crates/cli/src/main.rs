@@ -47,12 +47,26 @@ enum Command {
     Encode(wire::EncodeArgs),
     /// Encode a NetBIOS name query (UDP 137 payload), printed as hex.
     EncodeNameQuery(wire::EncodeNameQueryArgs),
+    /// Send a Messenger message ("net send"): From/To/Text to \\HOST\mailslot\messngr.
+    Messenger(MessengerArgs),
     /// Run the network daemon in the foreground (the same as `mailslotd`).
     Daemon(mailslot_router::daemon::DaemonArgs),
     /// Show the network daemon's names, cache and counters.
     DaemonStatus(StatusArgs),
     /// Resolve a NetBIOS name (NAME or NAME<xx>, default suffix 00) through the daemon.
     Resolve(ResolveArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct MessengerArgs {
+    /// Recipient computer (or `*` for the whole workgroup).
+    #[arg(long)]
+    to: String,
+    /// Sender name shown to the recipient (default: this host's name, upper case).
+    #[arg(long)]
+    from: Option<String>,
+    /// The text.
+    text: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -157,6 +171,7 @@ fn main() -> ExitCode {
         Command::Decode(a) => Ok(wire::run_decode(&a)),
         Command::Encode(a) => wire::run_encode(&a).map(|()| 0),
         Command::EncodeNameQuery(a) => wire::run_encode_name_query(&a).map(|()| 0),
+        Command::Messenger(a) => messenger(&a).map(|()| 0),
         Command::Daemon(a) => Ok(i32::from(mailslot_router::daemon::run(&a))),
         Command::DaemonStatus(a) => daemon_status(&a).map(|()| 0),
         Command::Resolve(a) => resolve(&a),
@@ -242,7 +257,14 @@ fn listen(a: &ListenArgs) -> Result<i32> {
         got += 1;
         let mut out = stdout.lock();
         if a.json {
-            writeln!(out, "{}", message_json(&m))?;
+            let mut v = message_json(&m);
+            // Well-known mailslots (browser, NETLOGON, Messenger): the decoded payload too.
+            if let Some(Ok(p)) =
+                mailslot_proto::Payload::parse(slot.name().wire_name().as_bytes(), &m.data)
+            {
+                v["payload"] = wire::payload_json(&p);
+            }
+            writeln!(out, "{v}")?;
         } else {
             writeln!(out, "{}", message_text(&m))?;
         }
@@ -377,4 +399,31 @@ fn resolve(a: &ResolveArgs) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+fn messenger(a: &MessengerArgs) -> Result<()> {
+    let from = match &a.from {
+        Some(f) => f.clone(),
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| mailslot_router::config::netbios_name_for_host(h.trim()))
+            .unwrap_or_else(|_| "LINUX".into()),
+    };
+    let to = if a.to == "*" {
+        "*".to_string()
+    } else {
+        a.to.to_ascii_uppercase()
+    };
+    let msg = mailslot_proto::MessengerMessage {
+        from: from.as_bytes(),
+        to: to.as_bytes(),
+        text: a.text.as_bytes(),
+    };
+    let data = msg
+        .to_vec()
+        .map_err(|e| anyhow!("cannot build the message: {e}"))?;
+    let name = format!("\\\\{to}\\mailslot\\messngr");
+    let w = MailslotWriter::open(&name).with_context(|| format!("cannot open {name}"))?;
+    w.write(&data)
+        .with_context(|| format!("cannot send to {name}"))?;
+    Ok(())
 }

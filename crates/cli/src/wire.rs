@@ -826,7 +826,7 @@ fn announcement_json(o: &mut Map<String, Value>, a: &Announcement<'_>) {
     o.insert("comment".into(), json!(latin1(a.comment)));
 }
 
-fn payload_json(p: &Payload<'_>) -> Value {
+pub(crate) fn payload_json(p: &Payload<'_>) -> Value {
     let mut o = Map::new();
     match p {
         Payload::Browser(b) => {

@@ -28,12 +28,12 @@ pub const DEFAULT_PATH: &str = "/etc/mailslot/mailslotd.toml";
 #[non_exhaustive]
 pub enum ConfigError {
     /// The file cannot be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         /// The path.
         path: String,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The TOML is invalid or has unknown keys.
     #[error("invalid configuration: {0}")]
@@ -104,9 +104,9 @@ impl DaemonConfig {
 
     /// Reads and parses a file.
     pub fn load(path: &str) -> Result<DaemonConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_string(),
-            source,
+            error,
         })?;
         Self::parse(&text)
     }

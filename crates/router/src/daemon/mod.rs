@@ -160,6 +160,7 @@ pub fn run(args: &DaemonArgs) -> u8 {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
     let settings = match load(args) {
         Ok(s) => s,
