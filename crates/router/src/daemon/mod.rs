@@ -230,7 +230,11 @@ struct ControlCall {
     reply: oneshot::Sender<Reply>,
 }
 
+/// Most control-socket clients served at once (one thread each); more are turned away.
+const MAX_CONTROL_CLIENTS: usize = 256;
+
 fn spawn_control_server(server: ControlServer, tx: mpsc::Sender<ControlCall>) {
+    let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     std::thread::Builder::new()
         .name("mailslotd-control".into())
         .spawn(move || loop {
@@ -242,40 +246,57 @@ fn spawn_control_server(server: ControlServer, tx: mpsc::Sender<ControlCall>) {
                     continue;
                 }
             };
+            use std::sync::atomic::Ordering::SeqCst;
+            if active.fetch_add(1, SeqCst) >= MAX_CONTROL_CLIENTS {
+                active.fetch_sub(1, SeqCst);
+                let _ = conn.send(&Reply {
+                    code: 8,
+                    text: "the mailslot daemon has too many clients".into(),
+                });
+                continue;
+            }
             let tx = tx.clone();
+            let active = active.clone();
             let _ = std::thread::Builder::new()
                 .name("mailslotd-client".into())
-                .spawn(move || loop {
-                    let request = match conn.recv() {
-                        Ok(Some(r)) => r,
-                        Ok(None) => return,
-                        Err(e) => {
-                            let _ = conn.send(&Reply {
-                                code: crate::router::ERROR_INVALID_PARAMETER,
-                                text: e.to_string(),
-                            });
-                            return;
-                        }
-                    };
-                    let (rtx, rrx) = oneshot::channel();
-                    let call = ControlCall {
-                        request,
-                        uid: conn.peer.uid,
-                        reply: rtx,
-                    };
-                    if tx.blocking_send(call).is_err() {
-                        return;
-                    }
-                    let reply = rrx.blocking_recv().unwrap_or(Reply {
-                        code: 1,
-                        text: "the daemon is shutting down".into(),
-                    });
-                    if conn.send(&reply).is_err() {
-                        return;
-                    }
+                .spawn(move || {
+                    serve_client(&conn, &tx);
+                    active.fetch_sub(1, SeqCst);
                 });
         })
         .expect("spawn the control thread");
+}
+
+fn serve_client(conn: &mailslot::daemon::ControlConnection, tx: &mpsc::Sender<ControlCall>) {
+    loop {
+        let request = match conn.recv() {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(e) => {
+                let _ = conn.send(&Reply {
+                    code: crate::router::ERROR_INVALID_PARAMETER,
+                    text: e.to_string(),
+                });
+                return;
+            }
+        };
+        let (rtx, rrx) = oneshot::channel();
+        let call = ControlCall {
+            request,
+            uid: conn.peer.uid,
+            reply: rtx,
+        };
+        if tx.blocking_send(call).is_err() {
+            return;
+        }
+        let reply = rrx.blocking_recv().unwrap_or(Reply {
+            code: 1,
+            text: "the daemon is shutting down".into(),
+        });
+        if conn.send(&reply).is_err() {
+            return;
+        }
+    }
 }
 
 /// The daemon's state shared with the metrics endpoint.
