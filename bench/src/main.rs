@@ -6,8 +6,9 @@
 //! ```
 //!
 //! Every measurement runs in separate processes: this binary re-executes itself with hidden role
-//! subcommands (`__tput-owner`, `__tput-writer`, `__rtt-ping`, `__rtt-echo`), pinned like
-//! ipcbench (writer side cpu0, reader side cpu1; `PIN` changes it for both). See `bench/README.md`.
+//! subcommands (`__tput-owner`, `__tput-writer`, `__rtt-ping`, `__rtt-echo`, `__rtt8-echo`,
+//! `__rtt8-ping`), pinned like ipcbench (writer side cpu0, reader side cpu1; `PIN` changes it for
+//! both). See `bench/README.md`.
 
 mod anchor;
 mod mq;

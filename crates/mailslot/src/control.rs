@@ -117,6 +117,11 @@ impl Control {
         }
     }
 
+    /// The current write-order counter (changes whenever a writer is about to send).
+    pub fn seq_now(&self) -> u64 {
+        self.page().seq.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// The next write-order number.
     pub fn next_seq(&self) -> u64 {
         self.page().seq.fetch_add(1, SeqCst)

@@ -78,7 +78,11 @@ pub struct Builder {
     read_timeout: Timeout,
     access: Access,
     accept_remote: bool,
+    spin: Duration,
 }
+
+/// Default of [`Builder::spin`].
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 
 impl Default for Builder {
     fn default() -> Self {
@@ -89,6 +93,7 @@ impl Default for Builder {
             read_timeout: Timeout::Forever,
             access: Access::Owner,
             accept_remote: true,
+            spin: DEFAULT_SPIN,
         }
     }
 }
@@ -130,6 +135,14 @@ impl Builder {
     /// (default true). Refused ones are dropped silently and counted, as Windows does.
     pub fn accept_remote(mut self, yes: bool) -> Self {
         self.accept_remote = yes;
+        self
+    }
+
+    /// How long a read that finds the mailslot empty polls for a message (without a system call)
+    /// before it sleeps (default [`DEFAULT_SPIN`], 20 µs). Waking a sleeping process costs tens of
+    /// microseconds, so a short poll makes request/response traffic much faster; zero never polls.
+    pub fn spin(mut self, d: Duration) -> Self {
+        self.spin = d;
         self
     }
 
@@ -175,6 +188,7 @@ impl Builder {
             access: self.access,
             owner_uid: sys::geteuid(),
             accept_remote: self.accept_remote,
+            spin: self.spin,
         };
         Ok(Mailslot {
             slot: Slot::create(config, self.read_timeout)?,

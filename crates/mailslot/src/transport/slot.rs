@@ -21,6 +21,10 @@ const TOKEN_LISTENER: u64 = u64::MAX;
 fn is_daemon(cred: &PeerCred) -> bool {
     cred.uid == 0 || Some(cred.uid) == crate::daemon::daemon_uid()
 }
+/// Spins in a row without a message after which a reader stops spinning.
+const SPIN_MAX_MISSES: u32 = 8;
+/// While spinning is off, one wait in this many spins again (to notice that it would pay off).
+const SPIN_PROBE_EVERY: u32 = 32;
 /// Messages taken from one connection per drain before moving on (fairness between writers).
 const PER_CONN_BATCH: usize = 4096;
 
@@ -46,6 +50,8 @@ pub(crate) struct Config {
     pub access: Access,
     pub owner_uid: u32,
     pub accept_remote: bool,
+    /// How long a reader polls for a message before it goes to sleep.
+    pub spin: Duration,
 }
 
 struct Conn {
@@ -76,6 +82,10 @@ pub(crate) struct State {
     pub deferred: bool,
     /// The wake eventfd was signalled and not yet cleared.
     pub wake_pending: bool,
+    /// Spins in a row that ended without a message; at [`SPIN_MAX_MISSES`] spinning stops.
+    spin_misses: u32,
+    /// Waits without spinning since spinning stopped (a probe spins every [`SPIN_PROBE_EVERY`]).
+    spin_skipped: u32,
     buf: Vec<u8>,
     /// Messages dropped because they were malformed or over the limits (misbehaving writers).
     pub dropped: u64,
@@ -181,6 +191,8 @@ impl Slot {
                 arming: Arming::Idle,
                 deferred: false,
                 wake_pending: false,
+                spin_misses: 0,
+                spin_skipped: 0,
                 buf,
                 dropped: 0,
                 refused: 0,
@@ -399,6 +411,7 @@ impl Slot {
             Timeout::Forever => None,
         };
         let peek = matches!(take, Take::Peek(_) | Take::PeekMessage);
+        let mut spun = false;
         let result = loop {
             self.clear_wake(&mut st);
             self.drain(&mut st)?;
@@ -415,6 +428,42 @@ impl Slot {
                     Some(dl - now)
                 }
             };
+            let budget = if spun {
+                Duration::ZERO
+            } else {
+                self.spin_budget(&mut st)
+            };
+            if !budget.is_zero() {
+                // Poll the writers' counter for a moment before sleeping: a message that is
+                // about to arrive costs no wake-up (tens of µs) this way. No lock is held.
+                spun = true;
+                let seen = self.control.seq_now();
+                let until = Instant::now() + remaining.map_or(budget, |r| r.min(budget));
+                drop(st);
+                let mut moved = false;
+                'spin: loop {
+                    for _ in 0..64 {
+                        if self.control.seq_now() != seen {
+                            moved = true;
+                            break 'spin;
+                        }
+                        std::hint::spin_loop();
+                    }
+                    if Instant::now() >= until {
+                        break;
+                    }
+                    // Let other runnable processes on this CPU go first (the writer we wait
+                    // for may be one of them); costs next to nothing when none is.
+                    std::thread::yield_now();
+                }
+                st = self.lock();
+                // Adapt: keep spinning while it pays off; stop after a run of misses (messages
+                // come later than the spin, e.g. more busy processes than CPUs).
+                st.spin_misses = if moved { 0 } else { st.spin_misses + 1 };
+                if moved {
+                    continue;
+                }
+            }
             self.begin_wait(&mut st);
             drop(st);
             let mut ev = [libc::epoll_event { events: 0, u64: 0 }; 1];
@@ -425,6 +474,22 @@ impl Slot {
         };
         st.last_reader_activity = Some(Instant::now());
         result
+    }
+
+    /// The spin budget for this wait: the configured spin, or none after [`SPIN_MAX_MISSES`]
+    /// misses in a row, except that every [`SPIN_PROBE_EVERY`]th wait then tries again.
+    fn spin_budget(&self, st: &mut State) -> Duration {
+        if self.config.spin.is_zero() {
+            return Duration::ZERO;
+        }
+        if st.spin_misses >= SPIN_MAX_MISSES {
+            st.spin_skipped += 1;
+            if st.spin_skipped < SPIN_PROBE_EVERY {
+                return Duration::ZERO;
+            }
+            st.spin_skipped = 0;
+        }
+        self.config.spin
     }
 
     fn apply(&self, st: &mut State, take: Take<'_>) -> Result<Taken, ReadError> {

@@ -124,14 +124,16 @@ impl Connection {
                     left.min(ROOM_POLL)
                 }
             };
-            if self.hung_up() {
-                return Err(WriteError::OwnerGone);
-            }
             if self
                 .control
                 .wait_for_room(data.len(), quota, max_messages, slice)
             {
                 break;
+            }
+            // Still no room: is anybody still reading? (Checked after the wait, not before, so a
+            // wait that ends with room costs no extra system call.)
+            if self.hung_up() {
+                return Err(WriteError::OwnerGone);
             }
         }
         // 2. Send; room is reserved, give it back on failure.
