@@ -168,7 +168,11 @@ impl Name {
             _ => return Err(not_ms()),
         };
         const WORD: &str = "mailslot";
-        if rest.len() < WORD.len() || !rest[..WORD.len()].eq_ignore_ascii_case(WORD) {
+        // `get` (not indexing): the prefix may end inside a multi-byte character.
+        if !rest
+            .get(..WORD.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(WORD))
+        {
             return Err(not_ms());
         }
         let rest = &rest[WORD.len()..];
@@ -377,6 +381,19 @@ mod tests {
         assert!(matches!(
             p(r"\\a.b\mailslot\x"),
             Err(NameError::InvalidHost { .. })
+        ));
+    }
+
+    #[test]
+    fn multibyte_character_where_mailslot_should_be_is_an_error_not_a_panic() {
+        // Found by the `mailslot_name` fuzz target.
+        assert!(matches!(
+            p("\\\\.\\mailslo\u{ed}]pp\\eve<ts"),
+            Err(NameError::NotMailslot(_))
+        ));
+        assert!(matches!(
+            p("/mailsl\u{e9}t/x"),
+            Err(NameError::NotMailslot(_))
         ));
     }
 

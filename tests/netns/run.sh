@@ -1,0 +1,455 @@
+#!/usr/bin/env bash
+# tests/netns/run.sh — end-to-end tests of mailslotd in network namespaces (the shared "lab"),
+# against each other, against Samba's nmbd, judged by tshark.
+#
+#   sudo tests/netns/run.sh            (needs root: ip netns; ~1 minute)
+#
+# Prints "PASS name" / "FAIL name: reason" per check and ends with "N passed, M failed";
+# exit status 1 if any check failed. Not root: prints "SKIP netns suite: needs root (ip netns)"
+# and exits 0 (exits 1 when CI=true).
+#
+# Environment: SHARED_DIR (default: the repo root's sibling "shared"), KEEP_WORK=1 keeps the
+# work directory (logs, captures) when all passed (it is always kept when something failed),
+# BLAST_COUNT (default 100000), BLAST_SEED, PEER_WORKGROUP (default MSLAB, passed to samba-peer).
+#
+# Lab layout (all in 10.99.0.0/24 on bridge msbr0 inside namespace ms-hub):
+#   ms-a   10.99.0.1  HOSTA  workgroup LAB, later restarted in workgroup MSLAB for the Samba checks
+#   ms-b   10.99.0.2  HOSTB  workgroup LAB, --metrics-port 9138
+#   ms-smb 10.99.0.3  SMBPEER (nmbd via shared/interop/samba-peer, workgroup MSLAB)
+#   ms-c   10.99.0.4  HOSTC  workgroup LAB, target of the fuzzer
+#   ms-d   10.99.0.5  second "HOSTB" (name conflict), then the AnnouncementRequest sender
+#   ms-f   10.99.0.9  fuzzer (tests/netns/blast.py), no daemon
+set -uo pipefail
+
+T_START=$(date +%s.%N)
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+
+if [ "$(id -u)" != 0 ]; then
+    echo "SKIP netns suite: needs root (ip netns)"
+    if [ "${CI:-}" = true ]; then
+        echo "netns suite: CI=true, so a skip is an error" >&2
+        exit 1
+    fi
+    exit 0
+fi
+
+SHARED_DIR=${SHARED_DIR:-$(dirname "$0")/../../../shared}
+SHARED_DIR=$(cd "$SHARED_DIR" 2>/dev/null && pwd) || { echo "FAIL setup: shared dir not found (set SHARED_DIR)"; echo "0 passed, 1 failed"; exit 1; }
+I=$SHARED_DIR/interop
+LAB=$I/lab
+PEER=$I/samba-peer
+export PEER_WORKGROUP=${PEER_WORKGROUP:-MSLAB}
+SMB_WG=$PEER_WORKGROUP
+PEER_CONF=${PEER_DIR:-${TMPDIR:-/tmp}/mailslot-samba-peer}/smb.conf
+BLAST_COUNT=${BLAST_COUNT:-100000}
+export DEBIAN_FRONTEND=noninteractive
+
+WORK=$(mktemp -d /tmp/mailslot-netns.XXXXXX)
+PASSED=0
+FAILED=0
+PIDS=()          # background processes we started (daemons, listeners, captures)
+NONCE=$$.$RANDOM
+
+pass() { PASSED=$((PASSED + 1)); echo "PASS $1"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL $1: $2"; }
+check() { # check NAME REASON-IF-FALSE COMMAND...
+    local name=$1 reason=$2; shift 2
+    if "$@"; then pass "$name"; else fail "$name" "$reason"; fi
+}
+info() { echo "# $*"; }
+elapsed() { awk -v a="$T_START" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'; }
+x() { "$LAB" exec "$@"; }   # x NS CMD...: run in a lab namespace
+
+cleanup() {
+    local rc=$? p
+    trap - EXIT INT TERM
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    sleep 0.2
+    for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null; done
+    "$PEER" stop >/dev/null 2>&1
+    "$LAB" down >/dev/null 2>&1
+    if [ "$FAILED" = 0 ] && [ "${KEEP_WORK:-0}" != 1 ] && [ "$rc" = 0 ]; then
+        rm -rf "$WORK"
+    else
+        echo "# logs and captures kept in $WORK" >&2
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "interrupted" >&2; exit 130' INT TERM
+
+finish() {
+    info "total time $(elapsed) s"
+    echo "$PASSED passed, $FAILED failed"
+    [ "$FAILED" = 0 ] && exit 0
+    exit 1
+}
+
+# ---------------------------------------------------------------- prerequisites and build
+need_apt=()
+command -v python3 >/dev/null || need_apt+=(python3)
+command -v tshark >/dev/null || need_apt+=(tshark)
+command -v dumpcap >/dev/null || need_apt+=(tshark)
+command -v curl >/dev/null || need_apt+=(curl)
+command -v ip >/dev/null || need_apt+=(iproute2)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    info "installing: ${need_apt[*]}"
+    { apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"; } >"$WORK/apt.log" 2>&1 \
+        || { fail setup "apt-get install ${need_apt[*]} failed (see $WORK/apt.log)"; finish; }
+fi
+
+if ! (cd "$ROOT" && cargo build -q -p mailslot-cli -p mailslot-router) >"$WORK/build.log" 2>&1; then
+    fail build "cargo build -p mailslot-cli -p mailslot-router failed: $(tail -5 "$WORK/build.log" | tr '\n' ' ')"
+    finish
+fi
+MS=$ROOT/target/debug/mailslot
+[ -x "$MS" ] || { fail build "no $MS"; finish; }
+
+# JSON helpers (python3, stdlib): jq-like one-liners
+jpy() { python3 -c "$1" "${@:2}"; }
+status_json() { x "$1" "$MS" daemon-status --json 2>/dev/null; }
+counter() { # counter NS NAME -> value (counters or delivery), empty on error
+    status_json "$1" | jpy 'import json,sys
+d=json.load(sys.stdin); n=sys.argv[1]
+print(d["counters"].get(n, d["delivery"].get(n, "")))' "$2" 2>/dev/null
+}
+all_registered() { # all_registered NS -> 0 when every name of the daemon is registered
+    status_json "$1" | jpy 'import json,sys
+d=json.load(sys.stdin)
+sys.exit(0 if d["names"] and all(n["registered"] for n in d["names"]) else 1)' 2>/dev/null
+}
+rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status" 2>/dev/null; }
+
+# ---------------------------------------------------------------- daemons and listeners
+declare -A DPID   # namespace -> daemon pid
+start_daemon() { # start_daemon NS NAME WORKGROUP [EXTRA ARGS...]
+    local ns=$1 name=$2 wg=$3; shift 3
+    "$LAB" exec "$ns" "$MS" daemon --netbios-name "$name" --workgroup "$wg" --user "" "$@" \
+        >>"$WORK/daemon-$ns.log" 2>&1 &
+    DPID[$ns]=$!
+    PIDS+=($!)
+}
+wait_ready() { # wait_ready NS [SECONDS]: all names registered
+    local ns=$1 i n=$(( ${2:-5} * 10 ))
+    for ((i = 0; i < n; i++)); do
+        all_registered "$ns" && return 0
+        kill -0 "${DPID[$ns]}" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+stop_daemon() { # stop_daemon NS -> exit status of the daemon after SIGTERM (124 if it hung)
+    local ns=$1 pid=${DPID[$1]} i
+    kill -TERM "$pid" 2>/dev/null || return 125
+    for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid"; wait "$pid" 2>/dev/null; return 124; fi
+    wait "$pid"
+}
+LISTEN_PID=
+listen_bg() { # listen_bg NS SLOT OUTFILE [ARGS...]: start a JSON listener, wait until it listens
+    local ns=$1 slot=$2 out=$3 i; shift 3
+    : >"$out"; : >"$out.err"
+    "$LAB" exec "$ns" "$MS" listen "$slot" --json "$@" >"$out" 2>"$out.err" &
+    LISTEN_PID=$!
+    PIDS+=($!)
+    for ((i = 0; i < 50; i++)); do
+        grep -q "listening on" "$out.err" 2>/dev/null && return 0
+        kill -0 "$LISTEN_PID" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+count_text() { # count_text FILE TEXT -> number of messages whose text is TEXT
+    jpy 'import json,sys
+n=0
+for l in open(sys.argv[1]):
+    l=l.strip()
+    if l.startswith("{"):
+        try: n += json.loads(l).get("text") == sys.argv[2]
+        except ValueError: pass
+print(n)' "$1" "$2"
+}
+
+# ---------------------------------------------------------------- lab, capture, peers
+"$LAB" down >/dev/null 2>&1   # a clean slate: stale lab processes would hold the ports
+if ! "$LAB" up ms-a=10.99.0.1 ms-b=10.99.0.2 ms-smb=10.99.0.3 ms-c=10.99.0.4 ms-d=10.99.0.5 \
+        ms-f=10.99.0.9 >"$WORK/lab.log" 2>&1; then
+    fail setup "lab up failed: $(tail -3 "$WORK/lab.log" | tr '\n' ' ')"
+    finish
+fi
+
+CAP1=$WORK/run1.pcapng
+"$LAB" capture 600 "$CAP1" >"$WORK/capture1.log" 2>&1 &
+CAP1_PID=$!
+PIDS+=($CAP1_PID)
+
+# nmbd first: it needs ~16-22 s to win the browser election (needed by the BROWSE check)
+if "$PEER" start >"$WORK/samba-peer.log" 2>&1; then
+    SMB_OK=1
+    T_NMBD=$(date +%s)
+else
+    SMB_OK=0
+    fail samba-peer-start "samba-peer start failed: $(tail -3 "$WORK/samba-peer.log" | tr '\n' ' ')"
+fi
+SAMBA_VERSION=$(nmbd --version 2>/dev/null || echo unknown)
+info "Samba: $SAMBA_VERSION"
+
+start_daemon ms-a HOSTA LAB
+start_daemon ms-b HOSTB LAB --metrics-port 9138
+start_daemon ms-c HOSTC LAB
+for ns in ms-a ms-b ms-c; do
+    if ! wait_ready "$ns" 5; then
+        fail daemons-ready "$ns: names not registered within 5 s: $(tail -3 "$WORK/daemon-$ns.log" | tr '\n' ' ')"
+        finish
+    fi
+done
+RSS_C0=$(rss_kb "${DPID[ms-c]}")
+for i in $(seq 1 30); do [ -s "$CAP1" ] && break; sleep 0.1; done
+pass daemons-ready
+info "daemons ready after $(elapsed) s (HOSTC RSS ${RSS_C0} kB)"
+
+# ---------------------------------------------------------------- 1+2: three hosts
+for n in a b c; do
+    listen_bg "ms-$n" '\\.\mailslot\t' "$WORK/l1-$n.json" --timeout 3000 || fail listener-start "ms-$n: $(cat "$WORK/l1-$n.json.err")"
+    eval "L1_$n=\$LISTEN_PID"
+done
+s_ok=1
+x ms-a "$MS" send '\\HOSTB\mailslot\t' "unique-$NONCE" >"$WORK/send1.log" 2>&1 || s_ok=0
+x ms-a "$MS" send '\\*\mailslot\t' "star-$NONCE" >>"$WORK/send1.log" 2>&1 || s_ok=0
+x ms-a "$MS" send '\\LAB\mailslot\t' "domain-$NONCE" >>"$WORK/send1.log" 2>&1 || s_ok=0
+[ $s_ok = 1 ] || fail send-remote "a send exited non-zero: $(tr '\n' ' ' <"$WORK/send1.log")"
+nobody_out=$(x ms-a "$MS" send '\\NOBODY\mailslot\t' "nobody-$NONCE" 2>&1); nobody_rc=$?
+resolve_c=$(x ms-a "$MS" resolve HOSTC --json 2>&1); resolve_rc=$?
+wait "$L1_a" "$L1_b" "$L1_c" 2>/dev/null   # they time out (exit 1) after 3 s: late duplicates count too
+
+counts() { echo "$(count_text "$1" "unique-$NONCE") $(count_text "$1" "star-$NONCE") $(count_text "$1" "domain-$NONCE")"; }
+ca=$(counts "$WORK/l1-a.json"); cb=$(counts "$WORK/l1-b.json"); cc=$(counts "$WORK/l1-c.json")
+info "received (unique star domain): A=[$ca] B=[$cb] C=[$cc]"
+set -- $ca; a_u=$1 a_s=$2 a_d=$3
+set -- $cb; b_u=$1 b_s=$2 b_d=$3
+set -- $cc; c_u=$1 c_s=$2 c_d=$3
+check unique-to-hostb-only "\\\\HOSTB write: A got $a_u, B got $b_u, C got $c_u (want 0,1,0)" \
+    test "$a_u$b_u$c_u" = 010
+check star-to-all-once "\\\\* write: A got $a_s, B got $b_s, C got $c_s (want 1 each)" \
+    test "$a_s$b_s$c_s" = 111
+check domain-to-all-once "\\\\LAB write: A got $a_d, B got $b_d, C got $c_d (want 1 each)" \
+    test "$a_d$b_d$c_d" = 111
+check unknown-name-error-53 "send to \\\\NOBODY exited $nobody_rc (want 2) with: $nobody_out" \
+    eval '[ "$nobody_rc" = 2 ] && grep -q 53 <<<"$nobody_out"'
+check resolve-hostc "resolve HOSTC from A (rc $resolve_rc): $resolve_c" \
+    jpy 'import json,sys
+d=json.loads(sys.argv[1]); sys.exit(0 if any(a["ip"]=="10.99.0.4" and not a["group"] for a in d["addresses"]) else 1)' "$resolve_c"
+sender_b=$(jpy 'import json,sys
+for l in open(sys.argv[1]):
+    try: m=json.loads(l)
+    except ValueError: continue
+    if m.get("text")==sys.argv[2]: print(json.dumps(m.get("sender"), sort_keys=True))' "$WORK/l1-b.json" "unique-$NONCE")
+check remote-sender-shown "B's listener shows sender $sender_b (want {\"ip\": \"10.99.0.1\", \"name\": \"HOSTA\"})" \
+    test "$sender_b" = '{"ip": "10.99.0.1", "name": "HOSTA"}'
+
+# ---------------------------------------------------------------- 3: name conflict
+defended0=$(counter ms-b names_defended)
+conf_out=$(timeout 20 "$LAB" exec ms-d "$MS" daemon --netbios-name HOSTB --workgroup LAB --user "" 2>&1); conf_rc=$?
+echo "$conf_out" >"$WORK/daemon-conflict.log"
+conf_msg=$(grep -i "already in use" <<<"$conf_out" | head -1)
+check name-conflict-exit-3 "second HOSTB daemon exited $conf_rc (want 3), message: $(tail -2 <<<"$conf_out" | tr '\n' ' ')" \
+    eval '[ "$conf_rc" = 3 ] && [ -n "$conf_msg" ]'
+info "conflict message: $conf_msg"
+defended=$(counter ms-b names_defended)
+check name-conflict-defended "B's names_defended is '$defended' (was $defended0; want >= 1)" \
+    eval '[ -n "$defended" ] && [ "$defended" -ge 1 ]'
+check name-conflict-b-keeps-names "B's daemon lost its names after the conflict" all_registered ms-b
+
+# ---------------------------------------------------------------- 7: metrics
+metrics=$(x ms-b curl -s --max-time 3 http://127.0.0.1:9138/metrics 2>&1); metrics_rc=$?
+echo "$metrics" >"$WORK/metrics.txt"
+check metrics "curl rc $metrics_rc; no mailslotd_datagrams_received_total sample in: $(head -c 200 <<<"$metrics")" \
+    grep -Eq '^mailslotd_datagrams_received_total(\{[^}]*\})? [0-9]' <<<"$metrics"
+
+# ---------------------------------------------------------------- 8a: SIGTERM, restart A in the Samba workgroup
+stop_daemon ms-a; term_rc=$?
+check sigterm-exit-0 "HOSTA daemon exited $term_rc after SIGTERM (want 0)" test "$term_rc" = 0
+sleep 0.2
+start_daemon ms-a HOSTA "$SMB_WG"
+wait_ready ms-a 5 || fail daemon-restart "HOSTA in $SMB_WG not ready: $(tail -3 "$WORK/daemon-ms-a.log" | tr '\n' ' ')"
+
+# ---------------------------------------------------------------- 4: Samba interop
+if [ "$SMB_OK" = 1 ]; then
+    # (a) nmbd's nmblookup resolves our name by broadcast (B-node, like nmbd itself)
+    nmbl_args=(-B 10.99.0.255)
+    [ -f "$PEER_CONF" ] && nmbl_args=(-s "$PEER_CONF" "${nmbl_args[@]}")
+    nmbl_ok=0
+    for i in 1 2 3; do
+        nmbl=$(x ms-smb nmblookup "${nmbl_args[@]}" HOSTA 2>&1)
+        grep -q '^10\.99\.0\.1 HOSTA<00>' <<<"$nmbl" && { nmbl_ok=1; break; }
+        sleep 0.3
+    done
+    check samba-nmblookup-hosta "nmblookup ${nmbl_args[*]} HOSTA said: $(tr '\n' ' ' <<<"$nmbl")" test $nmbl_ok = 1
+
+    # (b) we resolve nmbd's name
+    res_smb=$(x ms-a "$MS" resolve SMBPEER --json 2>&1)
+    check samba-resolve-smbpeer "resolve SMBPEER: $res_smb" jpy 'import json,sys
+d=json.loads(sys.argv[1]); sys.exit(0 if any(a["ip"]=="10.99.0.3" for a in d["addresses"]) else 1)' "$res_smb"
+
+    # (d) NETLOGON LOGON_PRIMARY_QUERY -> nmbd's LOGON_PRIMARY_RESPONSE on our reply mailslot
+    nl_dg=$("$MS" encode --from HOSTA --to 'SMBPEER<00>' --payload netlogon-primary-query \
+        --reply-mailslot '\MAILSLOT\NET\GETDC123' 2>"$WORK/encode.err")
+    nl_data=$("$MS" decode --hex "$nl_dg" 2>>"$WORK/encode.err" | jpy 'import json,sys; print(json.load(sys.stdin)["data_hex"])' 2>>"$WORK/encode.err")
+    if [ -z "$nl_data" ]; then
+        fail samba-netlogon "could not build the LOGON_PRIMARY_QUERY payload: $(cat "$WORK/encode.err")"
+    elif ! listen_bg ms-a '\\.\mailslot\net\getdc123' "$WORK/netlogon.json" --count 1 --timeout 5000; then
+        fail samba-netlogon "listener did not start: $(cat "$WORK/netlogon.json.err")"
+    else
+        nl_pid=$LISTEN_PID
+        nl_send=$(x ms-a "$MS" send '\\SMBPEER\mailslot\net\netlogon' --hex "$nl_data" 2>&1); nl_send_rc=$?
+        wait "$nl_pid"; nl_rc=$?
+        nl_got=$(head -1 "$WORK/netlogon.json")
+        check samba-netlogon "send rc $nl_send_rc ($nl_send), listener rc $nl_rc, got: ${nl_got:-nothing}" jpy 'import json,sys
+m=json.loads(sys.argv[1])
+sys.exit(0 if m["data_hex"].startswith("0c00") and m["sender"].get("name")=="SMBPEER" and m["sender"].get("ip")=="10.99.0.3" else 1)' "$nl_got"
+    fi
+fi
+
+# (e) Messenger write A -> B (checked in the capture below; B's listener confirms delivery)
+MSG_HEX=$(printf 'HOSTA\0HOSTB\0hello from A\0' | od -An -tx1 | tr -d ' \n')
+if listen_bg ms-b '\\.\mailslot\messngr' "$WORK/messngr.json" --count 1 --timeout 3000; then
+    m_pid=$LISTEN_PID
+    m_send=$(x ms-a "$MS" send '\\HOSTB\mailslot\messngr' --hex "$MSG_HEX" 2>&1); m_rc=$?
+    wait "$m_pid"; ml_rc=$?
+    check messenger-delivered "send rc $m_rc ($m_send), B's listener rc $ml_rc: $(head -c 300 "$WORK/messngr.json")" \
+        grep -q "\"data_hex\":\"$MSG_HEX\"" "$WORK/messngr.json"
+else
+    fail messenger-delivered "listener did not start: $(cat "$WORK/messngr.json.err")"
+fi
+
+if [ "$SMB_OK" = 1 ]; then
+    # (c) nmbd's browser announcements reach \\.\mailslot\browse (once nmbd won the election)
+    listen_bg ms-a '\\.\mailslot\browse' "$WORK/browse.json" --timeout 60000 || fail samba-browse "listener did not start"
+    br_pid=$LISTEN_PID
+    br_ok=0
+    br_check='import json,sys
+for l in open(sys.argv[1]):
+    try: m=json.loads(l)
+    except ValueError: continue
+    d=bytes.fromhex(m.get("data_hex",""))
+    if m.get("sender",{}).get("name")=="SMBPEER" and len(d)>=22 and d[0] in (0x0f,0x01,0x0c) \
+       and d[6:22].split(b"\0")[0]==b"SMBPEER":
+        print("opcode 0x%02x from %s" % (d[0], m["sender"])); sys.exit(0)
+sys.exit(1)'
+    while :; do
+        "$PEER" announce ms-d >>"$WORK/announce.log" 2>&1
+        sleep 2
+        br_found=$(jpy "$br_check" "$WORK/browse.json") && { br_ok=1; break; }
+        [ $(( $(date +%s) - T_NMBD )) -ge 45 ] && break
+    done
+    kill -TERM "$br_pid" 2>/dev/null; wait "$br_pid" 2>/dev/null
+    check samba-browse-announcement "no LocalMaster/Host/DomainAnnouncement from SMBPEER within 45 s of nmbd start; got: $(head -c 400 "$WORK/browse.json")" \
+        test $br_ok = 1
+    [ $br_ok = 1 ] && info "browse: $br_found, $(( $(date +%s) - T_NMBD )) s after nmbd start"
+fi
+
+# ---------------------------------------------------------------- 5+8b+4e: judge capture 1
+sleep 0.3
+kill -INT "$CAP1_PID" 2>/dev/null; wait "$CAP1_PID" 2>/dev/null
+info "capture 1: $(tshark -r "$CAP1" -Y 'udp.port==137 || udp.port==138' 2>/dev/null | wc -l) frames on UDP 137/138"
+
+judge_capture() { # judge_capture TAG FILE
+    local tag=$1 f=$2 out rc n137 bad137
+    out=$("$I/tshark-check" --min-count 1 "$f" 2>&1); rc=$?
+    echo "$out" >"$WORK/tshark-check-$tag.txt"
+    check "$tag-udp138-tshark-check" "tshark-check exit $rc: $(grep -v '"problems": \[\]' <<<"$out" | head -5 | cut -c1-400 | tr '\n' ' ')" \
+        test "$rc" = 0
+    n137=$(tshark -r "$f" -Y 'udp.port==137' 2>/dev/null | wc -l)
+    bad137=$(tshark -r "$f" -Y 'udp.port==137 && (_ws.malformed || !nbns || _ws.expert.severity >= 0x00600000)' 2>/dev/null)
+    check "$tag-udp137-clean" "$n137 NBNS frames, bad ones: $(head -5 <<<"$bad137" | tr '\n' ' ')" \
+        eval '[ "$n137" -gt 0 ] && [ -z "$bad137" ]'
+}
+judge_capture capture1 "$CAP1"
+
+releases() { # releases FILE IP -> names released by IP (NBNS opcode 6 requests)
+    tshark -r "$1" -Y "nbns.flags.opcode == 6 && nbns.flags.response == 0 && ip.src == $2" \
+        -T fields -e nbns.name 2>/dev/null | sed 's/,.*//' | sort -u | tr '\n' ' '
+}
+rel_a=$(releases "$CAP1" 10.99.0.1)
+check sigterm-name-release "HOSTA's releases in the capture: '${rel_a}' (want HOSTA<00> and HOSTA<03>)" \
+    eval 'grep -q "HOSTA<00>" <<<"$rel_a" && grep -q "HOSTA<03>" <<<"$rel_a"'
+info "HOSTA released on SIGTERM: $rel_a"
+
+msg_fields=$(tshark -r "$CAP1" -Y 'mailslot.name matches "(?i)messngr" && ip.src == 10.99.0.1' \
+    -T fields -e nbdgm.source_name -e nbdgm.destination_name -e mailslot.name -e data.data 2>/dev/null | head -1)
+msg_dec=$(jpy 'import sys
+f=sys.argv[1].split("\t")
+if len(f) < 4 or not f[3]: sys.exit(1)
+p=bytes.fromhex(f[3].replace(":","")).split(b"\0")
+print("From=%s To=%s Text=%s (mailslot %s, %s -> %s)" % (p[0].decode(), p[1].decode(), p[2].decode(), f[2], f[0], f[1]))' "$msg_fields" 2>/dev/null)
+check messenger-tshark "tshark fields: '${msg_fields}' decoded: '${msg_dec}'" \
+    test "${msg_dec%% (*}" = "From=HOSTA To=HOSTB Text=hello from A"
+[ -n "$msg_dec" ] && info "tshark messenger: $msg_dec"
+
+# ---------------------------------------------------------------- 6: robustness (not captured)
+CPID=${DPID[ms-c]}
+rss_before=$(rss_kb "$CPID")
+declare -A C0
+DROPS="dropped_malformed dropped_fragment dropped_duplicate dropped_not_for_us dropped_not_mailslot"
+c_status0=$(status_json ms-c)
+for k in datagrams_received name_packets_received $DROPS; do
+    C0[$k]=$(jpy 'import json,sys; print(json.loads(sys.argv[1])["counters"][sys.argv[2]])' "$c_status0" "$k")
+done
+blast_out=$(x ms-f python3 "$HERE/blast.py" --target 10.99.0.4 --count "$BLAST_COUNT" --name-share 0.1 \
+    --mailslot-bin "$MS" --vectors "$SHARED_DIR/vectors" --target-name HOSTC --workgroup LAB \
+    ${BLAST_SEED:+--seed "$BLAST_SEED"} 2>"$WORK/blast.err")
+blast_rc=$?
+info "blast: $blast_out"
+sleep 1
+alive=0; kill -0 "$CPID" 2>/dev/null && status_json ms-c >/dev/null && alive=1
+check blast-daemon-alive "HOSTC's daemon died or stopped answering after the blast (blast rc $blast_rc): $(tail -3 "$WORK/daemon-ms-c.log" | tr '\n' ' ')" \
+    test $alive = 1
+rss_after=$(rss_kb "$CPID")
+check blast-rss "VmRSS after start-up ${RSS_C0} kB, before blast ${rss_before} kB, after ${rss_after:-?} kB (limit +10240 kB)" \
+    eval '[ -n "$rss_after" ] && [ $((rss_after - RSS_C0)) -lt 10240 ]'
+info "HOSTC VmRSS: ${RSS_C0} kB after start-up, ${rss_after:-?} kB after the blast"
+c_status1=$(status_json ms-c)
+drop_report=$(jpy 'import json,sys
+a=json.loads(sys.argv[1])["counters"]; b=json.loads(sys.argv[2])["counters"]
+keys=sys.argv[3].split()
+d={k: b[k]-a[k] for k in ["datagrams_received","name_packets_received"]+keys}
+print(" ".join("%s+%d" % kv for kv in d.items()))
+print(sum(d[k] for k in keys), d["dropped_malformed"], d["datagrams_received"]+d["name_packets_received"])' \
+    "$c_status0" "$c_status1" "$DROPS" 2>/dev/null)
+info "HOSTC counters: $(head -1 <<<"$drop_report")"
+set -- $(tail -1 <<<"$drop_report"); drops_total=${1:-0} drops_malformed=${2:-0} received=${3:-0}
+check blast-drops-counted "received +$received, drops +$drops_total, dropped_malformed +$drops_malformed (want received >= 90% of $BLAST_COUNT, drops >= 50%, malformed >= 25%)" \
+    eval '[ $((received * 10)) -ge $((BLAST_COUNT * 9)) ] && [ $((drops_total * 2)) -ge "$BLAST_COUNT" ] && [ $((drops_malformed * 4)) -ge "$BLAST_COUNT" ]'
+
+# ---------------------------------------------------------------- capture 2: after the blast, shutdown
+CAP2=$WORK/run2.pcapng
+"$LAB" capture 120 "$CAP2" >"$WORK/capture2.log" 2>&1 &
+CAP2_PID=$!
+PIDS+=($CAP2_PID)
+for i in $(seq 1 30); do [ -s "$CAP2" ] && break; sleep 0.1; done
+sleep 0.3
+
+if listen_bg ms-c '\\.\mailslot\t' "$WORK/after-blast.json" --count 1 --timeout 5000; then
+    ab_pid=$LISTEN_PID
+    ab_send=$(x ms-b "$MS" send '\\HOSTC\mailslot\t' "after-blast-$NONCE" 2>&1); ab_send_rc=$?
+    wait "$ab_pid"; ab_rc=$?
+    check blast-delivery-after "send B->HOSTC rc $ab_send_rc ($ab_send), listener rc $ab_rc: $(head -c 300 "$WORK/after-blast.json")" \
+        eval '[ "$(count_text "$WORK/after-blast.json" "after-blast-$NONCE")" = 1 ]'
+else
+    fail blast-delivery-after "listener on HOSTC did not start: $(cat "$WORK/after-blast.json.err")"
+fi
+
+term_all=""
+for ns in ms-a ms-b ms-c; do stop_daemon "$ns"; term_all+="$ns:$? "; done
+check sigterm-all-exit-0 "exit statuses after SIGTERM: $term_all(want 0; ms-c is the fuzzed one)" \
+    test "$term_all" = "ms-a:0 ms-b:0 ms-c:0 "
+sleep 0.3
+kill -INT "$CAP2_PID" 2>/dev/null; wait "$CAP2_PID" 2>/dev/null
+judge_capture capture2 "$CAP2"
+rel_b=$(releases "$CAP2" 10.99.0.2); rel_c=$(releases "$CAP2" 10.99.0.4)
+check sigterm-name-release-all "releases: HOSTB '$rel_b', HOSTC '$rel_c'" \
+    eval 'grep -q "HOSTB<00>" <<<"$rel_b" && grep -q "HOSTC<00>" <<<"$rel_c"'
+
+info "Samba version: $SAMBA_VERSION"
+finish
