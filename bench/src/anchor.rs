@@ -96,4 +96,57 @@ impl IpcBench {
         }
         Ok(kv)
     }
+
+    /// Runs `<env> ipcbench <transport> tput <size> <count>` for a lossy transport (`udp`,
+    /// `udprouter`: loss is a result, not an error) and returns its `key=value` line and the CPU
+    /// time (ns) its **first forked child** used: the reader of `udp`, the forwarding process of
+    /// `udprouter`. ipcbench does not report CPU, so the harness samples that child's
+    /// `/proc/<pid>/stat` every few ms while it runs; the child idles for its 300 ms receive
+    /// timeout before it exits, so the last sample holds all its work. `None` if the child was
+    /// never seen.
+    pub fn run_lossy_tput(
+        &self,
+        transport: &str,
+        size: usize,
+        count: u64,
+        env: &[(&str, &str)],
+    ) -> Result<(BTreeMap<String, String>, Option<u64>)> {
+        let what = format!("ipcbench {transport} tput {size} {count}");
+        let mut child = Command::new(&self.exe)
+            .args([transport, "tput", &size.to_string(), &count.to_string()])
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running {}", self.exe.display()))?;
+        let parent = child.id();
+        let (mut watched, mut cpu) = (None::<u32>, None::<u64>);
+        let status = loop {
+            if let Some(st) = child.try_wait()? {
+                break st;
+            }
+            match watched {
+                None => watched = sys::children_of(parent).first().copied(),
+                Some(pid) => {
+                    if let Some(s) = sys::proc_stat(pid).filter(|s| s.ppid == parent) {
+                        cpu = Some(s.cpu_ns);
+                    }
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(if watched.is_some() {
+                10
+            } else {
+                1
+            }));
+        };
+        let out = child.wait_with_output()?;
+        if !status.success() {
+            bail!(
+                "{what} failed ({status}): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok((sys::parse_kv(text.lines().last().unwrap_or("")), cpu))
+    }
 }

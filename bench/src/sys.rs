@@ -190,3 +190,47 @@ pub fn hear() -> Result<String> {
     }
     Ok(s.trim_end().to_string())
 }
+
+/// What the harness reads from `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcStat {
+    /// Parent process id.
+    pub ppid: u32,
+    /// CPU time used so far (utime + stime of all its threads), in nanoseconds.
+    pub cpu_ns: u64,
+    /// Start time after boot, in clock ticks (orders processes forked one after the other).
+    pub start: u64,
+}
+
+/// Reads `/proc/<pid>/stat`; `None` once the process is gone (or unreadable).
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces: fields start after the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After ')': [0] state, [1] ppid, … [11] utime, [12] stime, … [19] starttime (man 5 proc).
+    let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
+    // SAFETY: sysconf has no preconditions.
+    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(ProcStat {
+        ppid: num(1)? as u32,
+        cpu_ns: (num(11)? + num(12)?) * (1_000_000_000 / tck),
+        start: num(19)?,
+    })
+}
+
+/// The children of `parent` that exist now, oldest (first forked) first.
+pub fn children_of(parent: u32) -> Vec<u32> {
+    let mut out: Vec<(u64, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let s = proc_stat(pid)?;
+            (s.ppid == parent).then_some((s.start, pid))
+        })
+        .collect();
+    out.sort_unstable();
+    out.into_iter().map(|(_, pid)| pid).collect()
+}

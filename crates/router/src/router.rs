@@ -169,7 +169,7 @@ pub struct Counters {
     pub name_packets_received: u64,
     /// Mailslot writes accepted for local delivery (including our own group writes).
     pub accepted: u64,
-    /// Dropped: not parseable as a datagram / name packet.
+    /// Dropped: datagrams that do not parse.
     pub dropped_malformed: u64,
     /// Dropped: fragments (we do not reassemble).
     pub dropped_fragment: u64,
@@ -191,6 +191,10 @@ pub struct Counters {
     pub names_defended: u64,
     /// Resolutions that failed.
     pub resolution_failures: u64,
+    /// Negative registration responses ignored (not an answer to one of our pending requests).
+    pub ignored_objections: u64,
+    /// Dropped: name-service packets that do not parse.
+    pub dropped_malformed_name: u64,
     /// Local writes refused (too large, unresolvable).
     pub writes_failed: u64,
 }
@@ -203,6 +207,8 @@ enum NameState {
         sent: u32,
     },
     Registered,
+    /// Another node objected to our registration: the name is theirs.
+    Lost,
 }
 
 #[derive(Debug, Clone)]
@@ -210,6 +216,9 @@ struct OwnName {
     name: NetbiosName,
     group: bool,
     state: NameState,
+    /// Transaction ids of our registration requests for this name (an objection must answer one
+    /// of them).
+    trn_ids: Vec<u16>,
 }
 
 #[derive(Debug, Clone)]
@@ -282,6 +291,7 @@ impl Router {
             name,
             group,
             state: NameState::Registering { sent: 0 },
+            trn_ids: Vec::new(),
         };
         names.push(own(cfg.computer(0x00), false));
         names.push(own(cfg.computer(0x03), false));
@@ -443,17 +453,23 @@ impl Router {
             let n = self.names[i].clone();
             for iface in self.cfg.interfaces.clone() {
                 let trn = self.trn();
+                self.names[i].trn_ids.push(trn);
                 let addr = NbAddress::new(iface.ip, n.group, self.node_type());
                 let p = NamePacket::registration(trn, n.name.into(), NAME_TTL, addr, true);
                 self.send_ns(SocketAddrV4::new(iface.broadcast, self.cfg.name_port), &p);
                 if let Some(wins) = self.cfg.wins_server {
                     let trn = self.trn();
+                    self.names[i].trn_ids.push(trn);
                     let p = NamePacket::registration(trn, n.name.into(), NAME_TTL, addr, false);
                     self.send_ns(SocketAddrV4::new(wins, self.cfg.name_port), &p);
                 }
             }
         }
-        if self.names.iter().all(|n| n.state == NameState::Registered) {
+        if self
+            .names
+            .iter()
+            .all(|n| matches!(n.state, NameState::Registered | NameState::Lost))
+        {
             self.registration_next = None;
             if !self.registered_reported {
                 self.registered_reported = true;
@@ -693,7 +709,9 @@ impl Router {
             return;
         };
         let group = addrs.iter().any(|a| a.group);
-        let wire = format!("\\MAILSLOT\\{path}");
+        // Upper case on the wire, as LAN Manager and Windows programs name mailslots (receivers
+        // compare case-insensitively; Wireshark dissects only upper-case names).
+        let wire = format!("\\MAILSLOT\\{}", path.to_ascii_uppercase());
         let write = MailslotWriteRepr {
             name: wire.as_bytes(),
             priority: u16::from(priority),
@@ -859,7 +877,7 @@ impl Router {
     fn on_name_packet(&mut self, now: Instant, src: SocketAddrV4, bytes: &[u8]) {
         self.counters.name_packets_received += 1;
         let Ok(p) = NamePacket::parse(bytes) else {
-            self.counters.dropped_malformed += 1;
+            self.counters.dropped_malformed_name += 1;
             return;
         };
         if self.is_own_ip(*src.ip()) && src.port() == self.cfg.name_port {
@@ -951,7 +969,18 @@ impl Router {
                 }
             }
             NsOpcode::Release => {
-                self.cache.remove(&name_key(&q.name.name));
+                // Forget the cached address only if the releasing node is the one we cached.
+                let released: Vec<Ipv4Addr> = match p.additional.first().map(|r| &r.rdata) {
+                    Some(RData::Nb(v)) => v.iter().map(|x| x.ip).collect(),
+                    _ => Vec::new(),
+                };
+                let key = name_key(&q.name.name);
+                if let Some(e) = self.cache.get_mut(&key) {
+                    e.addrs.retain(|x| !released.contains(&x.ip));
+                    if e.addrs.is_empty() {
+                        self.cache.remove(&key);
+                    }
+                }
             }
             _ => {}
         }
@@ -963,19 +992,29 @@ impl Router {
         };
         match p.flags.opcode() {
             NsOpcode::Registration | NsOpcode::MultiHomedRegistration if p.flags.rcode() != 0 => {
-                // Someone objects to our registration: fatal for a unique name of ours.
-                if let Some(n) = self.own(&a.name.name).cloned() {
-                    if !n.group && !self.shut_down {
-                        let by = match &a.rdata {
-                            RData::Nb(v) => v.first().map_or(*src.ip(), |x| x.ip),
-                            _ => *src.ip(),
-                        };
-                        self.events.push_back(Event::NameConflict {
-                            name: display(&n.name),
-                            by,
-                        });
-                    }
+                // An objection to our registration: fatal for a unique name of ours, but only
+                // while we are registering it and only in answer to one of our own requests
+                // (RFC 1002 matches responses by NAME_TRN_ID). Anything else is a stray or a
+                // forgery and must not take a running daemon down.
+                let key = name_key(&a.name.name);
+                let Some(idx) = self.names.iter().position(|n| name_key(&n.name) == key) else {
+                    return;
+                };
+                let n = &self.names[idx];
+                let registering = matches!(n.state, NameState::Registering { .. });
+                if n.group || !registering || !n.trn_ids.contains(&p.trn_id) || self.shut_down {
+                    self.counters.ignored_objections += 1;
+                    return;
                 }
+                let by = match &a.rdata {
+                    RData::Nb(v) => v.first().map_or(*src.ip(), |x| x.ip),
+                    _ => *src.ip(),
+                };
+                self.names[idx].state = NameState::Lost;
+                self.events.push_back(Event::NameConflict {
+                    name: display(&self.names[idx].name),
+                    by,
+                });
             }
             NsOpcode::Query if a.rr_type == RrType::Nb => {
                 let Some(pos) = self.queries.iter().position(|q| {
@@ -1037,10 +1076,9 @@ impl Router {
         let names: Vec<OwnName> = self
             .names
             .iter()
-            .filter(|n| {
-                n.state == NameState::Registered
-                    || matches!(n.state, NameState::Registering { sent } if sent > 0)
-            })
+            // Only names we hold: never one we are still registering or have lost (another
+            // node owns it).
+            .filter(|n| n.state == NameState::Registered)
             .cloned()
             .collect();
         for n in names {

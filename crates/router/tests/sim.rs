@@ -241,9 +241,10 @@ fn unique_write_reaches_only_that_host() {
         "{a:?}"
     );
     assert!(delivered(&a).is_empty());
+    // The path travels in upper case (receivers compare case-insensitively).
     assert_eq!(
         delivered(&net.events(1)),
-        vec![("t".into(), b"hello B".to_vec(), "A".into(), ip(1))]
+        vec![("T".into(), b"hello B".to_vec(), "A".into(), ip(1))]
     );
     assert!(delivered(&net.events(2)).is_empty());
     // One broadcast query, one answer, one DIRECT_UNIQUE datagram to B.
@@ -259,7 +260,7 @@ fn unique_write_reaches_only_that_host() {
     assert_eq!(u8::from(m.msg_type), 0x10);
     assert_eq!(m.destination.name, NetbiosName::new("B", 0).unwrap());
     assert_eq!(m.source.name, NetbiosName::new("A", 0).unwrap());
-    assert_eq!(m.write.name, b"\\MAILSLOT\\t");
+    assert_eq!(m.write.name, b"\\MAILSLOT\\T");
     // The answer is cached: a second write sends no query.
     net.wire.clear();
     net.write(0, 8, Target::Host("B".into()), "t", b"again");
@@ -402,7 +403,8 @@ fn foreign_malformed_and_fragmented_datagrams_are_counted() {
     assert_eq!(r.counters().dropped_not_for_us, 1);
     r.handle_datagram(now, Port::Datagram, src, b"\x10\x02garbage");
     r.handle_datagram(now, Port::Name, SocketAddrV4::new(ip(1), 137), b"\x00");
-    assert_eq!(r.counters().dropped_malformed, 2);
+    assert_eq!(r.counters().dropped_malformed, 1);
+    assert_eq!(r.counters().dropped_malformed_name, 1);
     let mut frag = t.payload.clone();
     frag[1] |= 0x01; // M: more fragments follow
     let r = &mut net.nodes[1].router;
@@ -535,4 +537,131 @@ proptest::proptest! {
         while r.poll_transmit().is_some() {}
         while r.poll_event().is_some() {}
     }
+}
+
+#[test]
+fn a_stray_objection_does_not_stop_a_registered_node() {
+    // Regression: one forged negative registration response used to stop a running daemon.
+    let mut net = three_hosts();
+    let owner =
+        mailslot_proto::nbns::NbAddress::new(ip(9), false, mailslot_proto::datagram::NodeType::B);
+    let forged = NamePacket::negative_registration_response(
+        0x7777,
+        NetbiosName::new("B", 0).unwrap().into(),
+        owner,
+    );
+    let now = net.now;
+    net.nodes[1].router.handle_datagram(
+        now,
+        Port::Name,
+        SocketAddrV4::new(ip(9), 137),
+        &forged.to_vec().unwrap(),
+    );
+    net.step();
+    assert!(!net
+        .events(1)
+        .iter()
+        .any(|e| matches!(e, Event::NameConflict { .. })));
+    assert_eq!(net.nodes[1].router.counters().ignored_objections, 1);
+    assert!(
+        net.nodes[1].router.names().iter().all(|n| n.2),
+        "names stay registered"
+    );
+}
+
+#[test]
+fn the_loser_of_a_name_does_not_release_it_and_others_keep_their_cache() {
+    let mut net = three_hosts();
+    // A learns B's address.
+    net.write(0, 1, Target::Host("B".into()), "t", b"x");
+    net.events(0);
+    net.events(1);
+    let dup = net.add("B", 9);
+    net.advance(Duration::from_secs(1));
+    assert!(net
+        .events(dup)
+        .iter()
+        .any(|e| matches!(e, Event::NameConflict { .. })));
+    net.wire.clear();
+    let now = net.now;
+    net.nodes[dup].router.shutdown(now);
+    net.step();
+    let released: Vec<String> = net
+        .wire
+        .iter()
+        .filter_map(|(from, t)| {
+            let p = NamePacket::parse(&t.payload).ok()?;
+            (*from == ip(9) && u8::from(p.flags.opcode()) == 6)
+                .then(|| p.questions[0].name.name.name_lossy())
+        })
+        .collect();
+    assert!(
+        !released.iter().any(|n| n == "B"),
+        "released B's names: {released:?}"
+    );
+    // A still has B's real address cached: no new query for the next write.
+    net.wire.clear();
+    net.write(0, 2, Target::Host("B".into()), "t", b"y");
+    assert!(
+        net.wire.iter().all(|(_, t)| t.port == Port::Datagram),
+        "{:?}",
+        net.wire
+    );
+    assert_eq!(delivered(&net.events(1)).len(), 1);
+}
+
+#[test]
+fn a_release_from_another_address_keeps_the_cache_entry() {
+    let mut net = three_hosts();
+    net.write(0, 1, Target::Host("C".into()), "t", b"x");
+    let owner =
+        mailslot_proto::nbns::NbAddress::new(ip(77), false, mailslot_proto::datagram::NodeType::B);
+    let rel = NamePacket::release(5, NetbiosName::new("C", 0).unwrap().into(), owner, true);
+    let now = net.now;
+    net.nodes[0].router.handle_datagram(
+        now,
+        Port::Name,
+        SocketAddrV4::new(ip(77), 137),
+        &rel.to_vec().unwrap(),
+    );
+    assert_eq!(
+        net.nodes[0]
+            .router
+            .cache()
+            .iter()
+            .find(|(n, _)| n == "C<00>")
+            .map(|(_, a)| a.len()),
+        Some(1)
+    );
+    let real =
+        mailslot_proto::nbns::NbAddress::new(ip(3), false, mailslot_proto::datagram::NodeType::B);
+    let rel = NamePacket::release(6, NetbiosName::new("C", 0).unwrap().into(), real, true);
+    net.nodes[0].router.handle_datagram(
+        now,
+        Port::Name,
+        SocketAddrV4::new(ip(3), 137),
+        &rel.to_vec().unwrap(),
+    );
+    assert!(net.nodes[0]
+        .router
+        .cache()
+        .iter()
+        .all(|(n, _)| n != "C<00>"));
+}
+
+#[test]
+fn mailslot_names_go_upper_case_on_the_wire() {
+    let mut net = three_hosts();
+    net.wire.clear();
+    net.write(0, 1, Target::Host("B".into()), "net\\netlogon", b"x");
+    let (_, t) = net
+        .wire
+        .iter()
+        .find(|(_, t)| t.port == Port::Datagram)
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        MailslotMessage::parse(&t.payload).unwrap().write.name,
+        b"\\MAILSLOT\\NET\\NETLOGON"
+    );
 }
