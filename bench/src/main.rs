@@ -7,11 +7,13 @@
 //!
 //! Every measurement runs in separate processes: this binary re-executes itself with hidden role
 //! subcommands (`__tput-owner`, `__tput-writer`, `__rtt-ping`, `__rtt-echo`, `__rtt8-echo`,
-//! `__rtt8-ping`), pinned like ipcbench (writer side cpu0, reader side cpu1; `PIN` changes it for
-//! both). See `bench/README.md`.
+//! `__rtt8-ping`, `__net-owner`, `__net-sender`), pinned like ipcbench (writer side cpu0, reader
+//! side cpu1; `PIN` changes it for both). The `net` bench also starts `mailslotd` as a child. See
+//! `bench/README.md`.
 
 mod anchor;
 mod mq;
+mod net;
 mod rtt;
 mod sys;
 mod tput;
@@ -66,9 +68,27 @@ struct Cli {
     /// Skip the harness-side multi-writer POSIX mq anchor (`mq8`).
     #[arg(long)]
     no_mq8: bool,
+    /// Which benches to run: `tput` (tput_1to1, tput_kto1), `rtt` (rtt_1to1, rtt_kto1), `net`
+    /// (UDP → mailslotd → mailslot beside ipcbench udp/udprouter); default all.
+    #[arg(long, value_delimiter = ',', value_enum)]
+    only: Vec<Bench>,
+    /// Datagrams per network throughput run (default 500000, or 100000 with --quick).
+    #[arg(long)]
+    net_count: Option<u64>,
     /// Internal: a role in a benchmark process (the harness re-executes itself).
     #[command(subcommand)]
     role: Option<Role>,
+}
+
+/// Groups of benches selectable with `--only`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Bench {
+    /// Local throughput (tput_1to1, tput_kto1) and their anchors.
+    Tput,
+    /// Local round trips (rtt_1to1, rtt_kto1) and their anchors.
+    Rtt,
+    /// UDP loopback → mailslotd → local mailslot, beside ipcbench udp and udprouter.
+    Net,
 }
 
 /// Hidden subcommands: the processes of one measurement.
@@ -140,6 +160,30 @@ enum Role {
         #[arg(long)]
         quota: usize,
     },
+    /// Network throughput owner (reads the local mailslot; starts the sender).
+    #[command(name = "__net-owner", hide = true)]
+    NetOwner {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        size: usize,
+        #[arg(long)]
+        count: u64,
+        #[arg(long)]
+        epoch: u8,
+    },
+    /// Network throughput sender (UDP datagrams to the daemon).
+    #[command(name = "__net-sender", hide = true)]
+    NetSender {
+        #[arg(long)]
+        port: u16,
+        #[arg(long)]
+        size: usize,
+        #[arg(long)]
+        count: u64,
+        #[arg(long)]
+        epoch: u8,
+    },
     /// One pinger of the multi-client round trip.
     #[command(name = "__rtt8-ping", hide = true)]
     RttManyPing {
@@ -202,6 +246,18 @@ fn main() -> Result<()> {
             count,
             quota,
         }) => rtt::ping_one(&echo, id, size, count, quota),
+        Some(Role::NetOwner {
+            port,
+            size,
+            count,
+            epoch,
+        }) => net::owner(port, size, count, epoch),
+        Some(Role::NetSender {
+            port,
+            size,
+            count,
+            epoch,
+        }) => net::sender(port, size, count, epoch),
         None => harness(&cli),
     }
 }
@@ -223,7 +279,35 @@ enum Series {
     OursRtt(Pct),
     /// Our k→1 round trip (p50, p99 over all pingers' samples), ns.
     OursRttK(Pct),
+    /// Our UDP → mailslotd → mailslot throughput.
+    OursNet(NetMetric),
+    /// ipcbench `BATCH=32 <udp|udprouter> tput`.
+    AnchorNet(String, NetMetric),
 }
+
+/// What one network throughput run yields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum NetMetric {
+    /// Delivered msg/s.
+    Rate,
+    /// Fraction lost.
+    Loss,
+    /// CPU ns per sent datagram of the daemon (ours) or of ipcbench's first child (anchor).
+    Cpu,
+    /// The same CPU time per datagram the owner / reader received.
+    CpuPerDelivered,
+    /// Fraction lost before the daemon read it (ours).
+    LossSocket,
+    /// Fraction the daemon read but did not deliver (ours).
+    LossDaemon,
+}
+
+/// The ipcbench transports the `net` bench runs beside ours.
+const NET_ANCHORS: [&str; 2] = ["udp", "udprouter"];
+/// The goal: delivered rate ≥ 1.0 × direct UDP …
+const NET_TARGET: f64 = 1.0;
+/// … with at most 2 % loss.
+const NET_LOSS_TARGET: f64 = 0.02;
 
 /// Which percentile of a latency run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -263,6 +347,49 @@ struct Row {
     anchor_runs: Vec<f64>,
     /// Quota of our mailslots in bytes.
     quota: usize,
+    /// The `net` bench's extra columns (absent from the other benches' rows).
+    #[serde(flatten)]
+    net: NetColumns,
+}
+
+/// The columns only `net` rows have.
+#[derive(Debug, Default, Serialize)]
+struct NetColumns {
+    /// `net`: median fraction of our datagrams lost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ours_loss: Option<f64>,
+    /// `net`: median fraction of the anchor's datagrams lost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anchor_loss: Option<f64>,
+    /// `net`: the loss target (`meets_target` needs ratio ≥ target and ours_loss ≤ this).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    loss_target: Option<f64>,
+    /// `net`: our median loss before the daemon (its socket buffer), fraction of sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ours_loss_socket: Option<f64>,
+    /// `net`: our median loss inside the daemon (received, not delivered), fraction of sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ours_loss_daemon: Option<f64>,
+    /// `net`: median daemon CPU (utime + stime) per sent datagram, ns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ours_cpu_ns_per_dgram: Option<f64>,
+    /// `net`: median CPU per sent datagram of the anchor process in `anchor_cpu_of`, ns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anchor_cpu_ns_per_dgram: Option<f64>,
+    /// `net`: median daemon CPU per message the owner received, ns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ours_cpu_ns_per_delivered: Option<f64>,
+    /// `net`: median anchor-process CPU per message its reader received, ns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anchor_cpu_ns_per_delivered: Option<f64>,
+    /// `net`: which anchor process `anchor_cpu_ns_per_dgram` is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anchor_cpu_of: Option<&'static str>,
+    /// `net`: ours_cpu_ns_per_delivered ÷ anchor_cpu_ns_per_delivered (lower is better). Per
+    /// delivered, not per sent: a datagram the kernel drops before the daemon reads it costs the
+    /// daemon nothing, so per sent a lossier path looks cheaper.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu_ratio: Option<f64>,
 }
 
 /// Prints progress on stderr (stdout carries only results).
@@ -279,6 +406,9 @@ fn harness(cli: &Cli) -> Result<()> {
     let rtt_n = cli
         .rtt_count
         .unwrap_or(if cli.quick { 5_000 } else { 20_000 });
+    let net_n = cli
+        .net_count
+        .unwrap_or(if cli.quick { 100_000 } else { 500_000 });
     let k = cli.writers.max(1);
     let dir = std::env::temp_dir().join(format!("mailslot-bench-{}", std::process::id()));
     let ipc = anchor::IpcBench::build(&dir);
@@ -289,7 +419,12 @@ fn harness(cli: &Cli) -> Result<()> {
             return Err(e);
         }
     };
-    let result = measure(cli, &ipc, runs, tput_n, rtt_n, k);
+    let counts = Counts {
+        tput: tput_n,
+        rtt: rtt_n,
+        net: net_n,
+    };
+    let result = measure(cli, &ipc, &dir, runs, counts, k);
     std::fs::remove_dir_all(&dir).ok();
     let samples = result?;
     let rows = rows(cli, &samples, runs, k);
@@ -298,37 +433,114 @@ fn harness(cli: &Cli) -> Result<()> {
             println!("{}", serde_json::to_string(r)?);
         }
     } else {
-        print_table(&rows, runs, tput_n, rtt_n);
+        print_table(&rows, runs, tput_n, rtt_n, net_n);
     }
     Ok(())
+}
+
+/// Messages per run of each kind of bench.
+#[derive(Debug, Clone, Copy)]
+struct Counts {
+    /// Local throughput messages.
+    tput: u64,
+    /// Recorded round trips.
+    rtt: u64,
+    /// Network datagrams.
+    net: u64,
 }
 
 /// Takes all samples.
 fn measure(
     cli: &Cli,
     ipc: &anchor::IpcBench,
+    dir: &std::path::Path,
     runs: usize,
-    tput_n: u64,
-    rtt_n: u64,
+    counts: Counts,
     k: usize,
 ) -> Result<Samples> {
+    let Counts {
+        tput: tput_n,
+        rtt: rtt_n,
+        net: net_n,
+    } = counts;
     let mut s = Samples::new();
     let mut add =
         |series: Series, size: usize, v: f64| s.entry((series, size)).or_default().push(v);
+    let want = |b: Bench| cli.only.is_empty() || cli.only.contains(&b);
+    let daemon = if want(Bench::Net) {
+        progress("starting mailslotd for the net bench");
+        Some(net::Daemon::start(&dir.join("mailslotd"))?)
+    } else {
+        None
+    };
+    let mut epoch = 0u8;
     for run in 1..=runs {
         for &size in &cli.sizes {
             let quota = cli
                 .quota_msgs
                 .map_or(cli.quota, |n| n.max(1) * size)
                 .to_string();
+            if let Some(d) = &daemon {
+                progress(&format!(
+                    "run {run}/{runs}, {size} B: net (udp, udprouter, ours)"
+                ));
+                for t in NET_ANCHORS {
+                    let (kv, cpu) = ipc.run_lossy_tput(t, size, net_n, &[("BATCH", "32")])?;
+                    let what = format!("ipcbench {t}");
+                    let n = sys::kv_f64(&kv, "n", &what)?;
+                    add(
+                        Series::AnchorNet(t.into(), NetMetric::Rate),
+                        size,
+                        sys::kv_f64(&kv, "rate", &what)?,
+                    );
+                    add(
+                        Series::AnchorNet(t.into(), NetMetric::Loss),
+                        size,
+                        sys::kv_f64(&kv, "loss", &what)?,
+                    );
+                    if let Some(c) = cpu {
+                        let recvd = sys::kv_f64(&kv, "recvd", &what)?;
+                        add(
+                            Series::AnchorNet(t.into(), NetMetric::Cpu),
+                            size,
+                            c as f64 / n,
+                        );
+                        add(
+                            Series::AnchorNet(t.into(), NetMetric::CpuPerDelivered),
+                            size,
+                            c as f64 / recvd.max(1.0),
+                        );
+                    }
+                }
+                let o = net::measure(d, size, net_n, epoch)?;
+                epoch = epoch.wrapping_add(1);
+                add(Series::OursNet(NetMetric::Rate), size, o.rate);
+                add(Series::OursNet(NetMetric::Loss), size, o.loss);
+                add(Series::OursNet(NetMetric::Cpu), size, o.cpu_ns_per_dgram);
+                add(
+                    Series::OursNet(NetMetric::CpuPerDelivered),
+                    size,
+                    o.cpu_ns_per_delivered,
+                );
+                add(Series::OursNet(NetMetric::LossSocket), size, o.loss_socket);
+                add(Series::OursNet(NetMetric::LossDaemon), size, o.loss_daemon);
+            }
+            if !want(Bench::Tput) && !want(Bench::Rtt) {
+                continue;
+            }
             progress(&format!("run {run}/{runs}, {size} B: anchors"));
             for t in &cli.anchors {
-                let kv = ipc.run(t, "tput", size, tput_n)?;
-                add(
-                    Series::AnchorTput(t.clone()),
-                    size,
-                    sys::kv_f64(&kv, "rate", t)?,
-                );
+                if want(Bench::Tput) {
+                    let kv = ipc.run(t, "tput", size, tput_n)?;
+                    add(
+                        Series::AnchorTput(t.clone()),
+                        size,
+                        sys::kv_f64(&kv, "rate", t)?,
+                    );
+                }
+                if !want(Bench::Rtt) {
+                    continue;
+                }
                 let kv = ipc.run(t, "lat", size, rtt_n)?;
                 add(
                     Series::AnchorLat(t.clone(), Pct::P50),
@@ -362,10 +574,15 @@ fn measure(
                 }
                 sys::kv_f64(&kv, "rate", "tput owner")
             };
-            add(Series::OursTput1, size, owner("ours", 1)?);
-            add(Series::OursTputK, size, owner("ours", k)?);
-            if !cli.no_mq8 {
-                add(Series::Mq8, size, owner("mq", k)?);
+            if want(Bench::Tput) {
+                add(Series::OursTput1, size, owner("ours", 1)?);
+                add(Series::OursTputK, size, owner("ours", k)?);
+                if !cli.no_mq8 {
+                    add(Series::Mq8, size, owner("mq", k)?);
+                }
+            }
+            if !want(Bench::Rtt) {
+                continue;
             }
             let kv = sys::run_role(&[
                 "__rtt-ping".into(),
@@ -483,6 +700,7 @@ fn rows(cli: &Cli, s: &Samples, runs: usize, k: usize) -> Vec<Row> {
                 ours_runs: o.iter().map(|v| v.round()).collect(),
                 anchor_runs: a.iter().map(|v| v.round()).collect(),
                 quota,
+                net: NetColumns::default(),
             });
         }
         for (bench, series) in [
@@ -518,29 +736,117 @@ fn rows(cli: &Cli, s: &Samples, runs: usize, k: usize) -> Vec<Row> {
                     ours_runs: o.iter().map(|v| v.round()).collect(),
                     anchor_runs: a.iter().map(|v| v.round()).collect(),
                     quota,
+                    net: NetColumns::default(),
                 });
             }
+        }
+        for anchor in NET_ANCHORS {
+            let ours = |m| get(&Series::OursNet(m)).map(|v| median(v));
+            let theirs = |m| get(&Series::AnchorNet(anchor.into(), m)).map(|v| median(v));
+            let (Some(o), Some(a)) = (
+                get(&Series::OursNet(NetMetric::Rate)),
+                get(&Series::AnchorNet(anchor.into(), NetMetric::Rate)),
+            ) else {
+                continue;
+            };
+            let ratio = median(o) / median(a);
+            let ours_loss = ours(NetMetric::Loss);
+            let (target, loss_target) = if anchor == "udp" {
+                (Some(NET_TARGET), Some(NET_LOSS_TARGET))
+            } else {
+                (None, None)
+            };
+            let meets =
+                target.map(|t| ratio >= t && ours_loss.is_some_and(|l| l <= NET_LOSS_TARGET));
+            let (oc, ac) = (ours(NetMetric::Cpu), theirs(NetMetric::Cpu));
+            let (od, ad) = (
+                ours(NetMetric::CpuPerDelivered),
+                theirs(NetMetric::CpuPerDelivered),
+            );
+            let round1 = |v: f64| (v * 10.0).round() / 10.0;
+            let round4 = |v: f64| (v * 10_000.0).round() / 10_000.0;
+            out.push(Row {
+                bench: "net_tput".into(),
+                size,
+                unit: "msg/s",
+                ours: median(o).round(),
+                ours_p99: None,
+                anchor: anchor.into(),
+                anchor_value: median(a).round(),
+                anchor_p99: None,
+                anchor_mode: "1to1",
+                ratio: round(ratio),
+                better: "higher",
+                target,
+                meets_target: meets,
+                runs,
+                mode,
+                ours_runs: o.iter().map(|v| v.round()).collect(),
+                anchor_runs: a.iter().map(|v| v.round()).collect(),
+                quota: net::QUOTA,
+                net: NetColumns {
+                    ours_loss: ours_loss.map(round4),
+                    anchor_loss: theirs(NetMetric::Loss).map(round4),
+                    loss_target,
+                    ours_loss_socket: ours(NetMetric::LossSocket).map(round4),
+                    ours_loss_daemon: ours(NetMetric::LossDaemon).map(round4),
+                    ours_cpu_ns_per_dgram: oc.map(round1),
+                    anchor_cpu_ns_per_dgram: ac.map(round1),
+                    ours_cpu_ns_per_delivered: od.map(round1),
+                    anchor_cpu_ns_per_delivered: ad.map(round1),
+                    anchor_cpu_of: Some(if anchor == "udp" {
+                        "reader process"
+                    } else {
+                        "router process"
+                    }),
+                    cpu_ratio: od.zip(ad).map(|(o, a)| round(o / a)),
+                },
+            });
         }
     }
     out
 }
 
+/// The table's note for a row: p99s, the net bench's loss and CPU, or what the anchor is.
+fn note(r: &Row) -> String {
+    let n = &r.net;
+    match (r.ours_p99, r.anchor_p99) {
+        (Some(o), Some(a)) => format!("p99 {o:.0}/{a:.0}"),
+        _ if n.ours_loss.is_some() => format!(
+            "loss {:.1}%/{:.1}%, cpu/delivered {:.0}/{:.0} ns",
+            n.ours_loss.unwrap_or(f64::NAN) * 100.0,
+            n.anchor_loss.unwrap_or(f64::NAN) * 100.0,
+            n.ours_cpu_ns_per_delivered.unwrap_or(f64::NAN),
+            n.anchor_cpu_ns_per_delivered.unwrap_or(f64::NAN)
+        ),
+        _ if r.anchor_mode == "1to1" && !r.bench.ends_with("1to1") => "anchor is 1→1".into(),
+        _ => String::new(),
+    }
+}
+
 /// Prints the rows as a readable table.
-fn print_table(rows: &[Row], runs: usize, tput_n: u64, rtt_n: u64) {
+fn print_table(rows: &[Row], runs: usize, tput_n: u64, rtt_n: u64, net_n: u64) {
     println!(
-        "mailslot-bench: median of {runs} run(s); {tput_n} msgs per throughput run, {rtt_n} round trips per latency run"
+        "mailslot-bench: median of {runs} run(s); {tput_n} msgs per throughput run, {rtt_n} round trips per latency run, {net_n} datagrams per net run"
     );
+    let notes: Vec<String> = rows.iter().map(note).collect();
+    let w = notes
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(16);
     println!(
-        "{:<11} {:>5} {:<6} {:>12} {:<11} {:>12} {:>7}  {:<16} target",
+        "{:<11} {:>5} {:<6} {:>12} {:<11} {:>12} {:>7}  {:<w$} target",
         "bench", "size", "unit", "ours", "anchor", "anchor", "ratio", "note"
     );
-    for r in rows {
-        let note = match (r.ours_p99, r.anchor_p99) {
-            (Some(o), Some(a)) => format!("p99 {o:.0}/{a:.0}"),
-            _ if r.anchor_mode == "1to1" && !r.bench.ends_with("1to1") => "anchor is 1→1".into(),
-            _ => String::new(),
-        };
+    for (r, note) in rows.iter().zip(notes) {
         let target = match (r.target, r.meets_target) {
+            (Some(t), Some(ok)) if r.net.loss_target.is_some() => format!(
+                "≥ {t}, loss ≤ {}% {}",
+                r.net.loss_target.unwrap_or(0.0) * 100.0,
+                if ok { "met" } else { "MISSED" }
+            ),
             (Some(t), Some(ok)) => format!(
                 "{} {t} {}",
                 if r.better == "higher" { "≥" } else { "≤" },
@@ -549,7 +855,7 @@ fn print_table(rows: &[Row], runs: usize, tput_n: u64, rtt_n: u64) {
             _ => String::new(),
         };
         println!(
-            "{:<11} {:>5} {:<6} {:>12.0} {:<11} {:>12.0} {:>7.3}  {:<16} {target}",
+            "{:<11} {:>5} {:<6} {:>12.0} {:<11} {:>12.0} {:>7.3}  {:<w$} {target}",
             r.bench, r.size, r.unit, r.ours, r.anchor, r.anchor_value, r.ratio, note
         );
     }

@@ -196,7 +196,9 @@ pub fn hear() -> Result<String> {
 pub struct ProcStat {
     /// Parent process id.
     pub ppid: u32,
-    /// CPU time used so far (utime + stime of all its threads), in nanoseconds.
+    /// CPU time its live threads have used so far, in nanoseconds: the sum of
+    /// `/proc/<pid>/task/*/schedstat` run times (ns resolution), or utime + stime of
+    /// `/proc/<pid>/stat` (clock-tick resolution, 10 ms) where schedstat is missing.
     pub cpu_ns: u64,
     /// Start time after boot, in clock ticks (orders processes forked one after the other).
     pub start: u64,
@@ -212,9 +214,10 @@ pub fn proc_stat(pid: u32) -> Option<ProcStat> {
     let num = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok());
     // SAFETY: sysconf has no preconditions.
     let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let ticks_ns = (num(11)? + num(12)?) * (1_000_000_000 / tck);
     Some(ProcStat {
         ppid: num(1)? as u32,
-        cpu_ns: (num(11)? + num(12)?) * (1_000_000_000 / tck),
+        cpu_ns: schedstat_ns(pid).unwrap_or(ticks_ns),
         start: num(19)?,
     })
 }
@@ -233,4 +236,17 @@ pub fn children_of(parent: u32) -> Vec<u32> {
         .collect();
     out.sort_unstable();
     out.into_iter().map(|(_, pid)| pid).collect()
+}
+
+/// The summed run time (ns) of every live thread of `pid`, from `/proc/<pid>/task/*/schedstat`.
+fn schedstat_ns(pid: u32) -> Option<u64> {
+    let mut sum = 0u64;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let text = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+        sum += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(sum)
 }
