@@ -35,6 +35,8 @@ struct Page {
     /// Reserved messages (high 24 bits) and bytes (low 40 bits).
     used: AtomicU64,
     seq: AtomicU64,
+    /// Records writers have finished sending (incremented after a successful send).
+    sent: AtomicU64,
 }
 
 /// A mapped control page.
@@ -120,6 +122,16 @@ impl Control {
     /// The current write-order counter (changes whenever a writer is about to send).
     pub fn seq_now(&self) -> u64 {
         self.page().seq.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Counts one record as sent (writer side, after the send succeeded).
+    pub fn note_sent(&self) {
+        self.page().sent.fetch_add(1, SeqCst);
+    }
+
+    /// Records writers have finished sending so far.
+    pub fn sent_now(&self) -> u64 {
+        self.page().sent.load(SeqCst)
     }
 
     /// The next write-order number.

@@ -369,3 +369,26 @@ fn dropping_an_inherited_owner_handle_in_a_child_keeps_the_parents_slot() {
         .unwrap();
     assert_eq!(slot.read_message().unwrap().data, b"still here");
 }
+
+#[test]
+fn a_completed_high_priority_write_overtakes_queued_messages_at_once() {
+    // Reads may skip draining the sockets while messages are queued; a write that completed
+    // before the read must still be seen (priority order across the skip).
+    let name = unique("overtake");
+    let slot = Mailslot::create(&name).unwrap();
+    let w = MailslotWriter::open(&name).unwrap();
+    for i in 0..3u8 {
+        w.write(&[i]).unwrap();
+    }
+    assert_eq!(slot.read_message().unwrap().data, [0]);
+    let other = MailslotWriter::open(&name).unwrap();
+    other
+        .write_with(b"urgent", WriteOptions::new().priority(9))
+        .unwrap();
+    assert_eq!(slot.read_message().unwrap().data, b"urgent");
+    assert_eq!(slot.read_message().unwrap().data, [1]);
+    w.write_with(b"also urgent", WriteOptions::new().priority(5))
+        .unwrap();
+    assert_eq!(slot.read_message().unwrap().data, b"also urgent");
+    assert_eq!(slot.read_message().unwrap().data, [2]);
+}

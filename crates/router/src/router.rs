@@ -808,6 +808,12 @@ impl Router {
 
     // ---- received packets ---------------------------------------------------------------------
 
+    /// Counts a datagram the shell could not read whole (longer than its buffer): malformed.
+    pub fn count_truncated(&mut self) {
+        self.counters.datagrams_received += 1;
+        self.counters.dropped_malformed += 1;
+    }
+
     /// A packet received on `port` from `src`.
     pub fn handle_datagram(&mut self, now: Instant, port: Port, src: SocketAddrV4, bytes: &[u8]) {
         match port {

@@ -14,6 +14,8 @@ use crate::types::{Class, Timeout, WriteOptions, MAX_PRIORITY};
 /// How long a second-class write waits for socket buffer space when the owner's process is slow
 /// to drain (the quota already had room, so this is back-pressure, not a full mailslot).
 const SEND_GRACE: Duration = Duration::from_secs(2);
+/// The same for the daemon delivering a network message (see `write`).
+const DAEMON_SEND_GRACE: Duration = Duration::from_millis(10);
 /// Longest single futex sleep while waiting for room, so a dead owner is noticed quickly.
 const ROOM_POLL: Duration = Duration::from_millis(50);
 
@@ -89,6 +91,10 @@ impl Connection {
         opts: WriteOptions,
         remote: Option<&[u8; REMOTE_LEN]>,
     ) -> Result<(), WriteError> {
+        // The daemon delivering for a remote host must not block long on one slow owner (it
+        // would stall every other delivery): it waits at most DAEMON_SEND_GRACE for socket
+        // buffer space, then counts the mailslot as full.
+        let daemon_delivery = remote.is_some() && opts.timeout.is_zero();
         if opts.priority > MAX_PRIORITY {
             return Err(WriteError::InvalidPriority(opts.priority));
         }
@@ -147,12 +153,16 @@ impl Connection {
         let remote: &[u8] = remote.map_or(&[], |r| &r[..]);
         let record_len = HEADER_LEN + remote.len() + data.len();
         let send_deadline = match opts.class {
+            _ if daemon_delivery => Some(Instant::now() + DAEMON_SEND_GRACE),
             Class::Second => Some(Instant::now() + SEND_GRACE),
             Class::First => deadline,
         };
         loop {
             match sys::send_parts(self.sock.as_raw_fd(), &[&header, remote, data], None, true) {
-                Ok(n) if n == record_len => return Ok(()),
+                Ok(n) if n == record_len => {
+                    self.control.note_sent();
+                    return Ok(());
+                }
                 Ok(_) => {
                     self.control.release(data.len());
                     return Err(io::Error::new(io::ErrorKind::WriteZero, "short send").into());

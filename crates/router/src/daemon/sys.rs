@@ -98,3 +98,83 @@ pub fn drop_privileges(user: &str) -> Result<()> {
     info!("running as user {user} (uid {uid})");
     Ok(())
 }
+
+/// Receives up to `n` UDP datagrams per system call (`recvmmsg`).
+pub struct RecvBatch {
+    size: usize,
+    bufs: Vec<u8>,
+    addrs: Vec<libc::sockaddr_in>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+}
+
+impl RecvBatch {
+    /// Room for `n` datagrams of up to `size` bytes (longer ones are reported truncated).
+    pub fn new(n: usize, size: usize) -> RecvBatch {
+        RecvBatch {
+            size,
+            bufs: vec![0; n * size],
+            // SAFETY: sockaddr_in and mmsghdr are plain old data; all-zero is valid.
+            addrs: vec![unsafe { std::mem::zeroed() }; n],
+            iovs: vec![
+                libc::iovec {
+                    iov_base: std::ptr::null_mut(),
+                    iov_len: 0
+                };
+                n
+            ],
+            // SAFETY: as above.
+            hdrs: vec![unsafe { std::mem::zeroed() }; n],
+        }
+    }
+
+    /// Receives without blocking; `WouldBlock` when nothing is queued.
+    pub fn recv(&mut self, fd: std::os::fd::RawFd) -> io::Result<usize> {
+        let n = self.hdrs.len();
+        for i in 0..n {
+            self.iovs[i] = libc::iovec {
+                iov_base: self.bufs[i * self.size..].as_mut_ptr().cast(),
+                iov_len: self.size,
+            };
+            // SAFETY: plain old data.
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_in).cast();
+            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            h.msg_hdr.msg_iov = &mut self.iovs[i];
+            h.msg_hdr.msg_iovlen = 1;
+            self.hdrs[i] = h;
+        }
+        // SAFETY: every header points into buffers owned by `self` that live across the call
+        // and are not moved (no Vec is resized here).
+        let r = unsafe {
+            libc::recvmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(r as usize)
+    }
+
+    /// Datagram `i` of the last [`recv`](Self::recv): sender, bytes, truncated.
+    pub fn get(&self, i: usize) -> (std::net::SocketAddrV4, &[u8], bool) {
+        let a = &self.addrs[i];
+        let src = std::net::SocketAddrV4::new(
+            Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+            u16::from_be(a.sin_port),
+        );
+        let h = &self.hdrs[i];
+        let len = (h.msg_len as usize).min(self.size);
+        let truncated = h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+        (
+            src,
+            &self.bufs[i * self.size..i * self.size + len],
+            truncated,
+        )
+    }
+}
