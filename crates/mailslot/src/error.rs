@@ -116,7 +116,8 @@ pub enum OpenError {
     /// The mailslot's access policy does not admit this process's user.
     #[error("access to mailslot {0} denied by its owner's access policy")]
     AccessDenied(String),
-    /// Remote names (`\\HOST\…`, `\\*\…`) need the mailslot daemon, which this build cannot reach.
+    /// A remote name (`\\HOST\…`, `\\*\…`) and no mailslot daemon runs in this network namespace (or
+    /// it cannot be reached).
     #[error("cannot write to remote mailslot {name}: {reason}")]
     Remote {
         /// The name as given.

@@ -345,7 +345,7 @@ impl Mailslot {
     ///
     /// For event loops: wait for it, then call a read with [`Timeout::ZERO`]; it can be readable
     /// without a message being ready (a writer connecting), so treat `Timeout` as "wait again".
-    /// Waiting on it directly does not pause the service thread; [`crate::tokio`] does that.
+    /// Waiting on it directly does not pause the service thread; the `tokio` feature's `AsyncMailslot` does that.
     pub fn as_raw_fd(&self) -> RawFd {
         self.slot.wait_fd()
     }

@@ -1,4 +1,4 @@
-//! The thin tokio shell around [`Router`](crate::Router): `mailslotd`.
+//! The thin tokio shell around [`Router`]: `mailslotd`.
 //!
 //! It owns the two UDP sockets (datagrams, name service), the clock, the control socket for local
 //! programs, delivery into local mailslots, signals, privileges and metrics. Everything the
