@@ -139,6 +139,11 @@ impl Control {
         self.page().seq.fetch_add(1, SeqCst)
     }
 
+    /// `n` consecutive write-order numbers; returns the first.
+    pub fn next_seqs(&self, n: u64) -> u64 {
+        self.page().seq.fetch_add(n, SeqCst)
+    }
+
     /// Marks the slot closed (owner side) and wakes every waiting writer.
     pub fn close(&self) {
         self.page().closed.store(1, SeqCst);

@@ -488,6 +488,23 @@ impl MailslotWriter {
         }
     }
 
+    /// Delivers several messages from other hosts, in as few system calls as possible: the
+    /// mailslot daemon's path. Like [`write_from_remote`](Self::write_from_remote), owners accept
+    /// them only from root or the daemon's user. Nothing waits for room: each message is queued
+    /// or counted in the outcome. Errors: `OwnerGone` (the owner closed), `Io`.
+    pub fn write_batch_from_remote(
+        &self,
+        msgs: &[RemoteMessage<'_>],
+    ) -> Result<BatchOutcome, WriteError> {
+        match &self.inner {
+            WriterInner::Local(c) => c.write_batch(msgs),
+            WriterInner::Remote(_) => Err(WriteError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "write_batch_from_remote needs a local mailslot",
+            ))),
+        }
+    }
+
     fn write_remote(
         &self,
         d: &daemon::DaemonClient,
@@ -526,6 +543,32 @@ impl MailslotWriter {
             }),
         }
     }
+}
+
+/// A message from another host, for [`MailslotWriter::write_batch_from_remote`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteMessage<'a> {
+    /// The message.
+    pub data: &'a [u8],
+    /// Priority 0–9.
+    pub priority: u8,
+    /// Class from the wire.
+    pub class: Class,
+    /// The sending host's NetBIOS name.
+    pub sender_name: &'a str,
+    /// The sending host's address.
+    pub sender_ip: Ipv4Addr,
+}
+
+/// What [`MailslotWriter::write_batch_from_remote`] did with the messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Queued in the mailslot.
+    pub queued: usize,
+    /// Not queued: no room (quota, or the owner's process not keeping up).
+    pub full: usize,
+    /// Not queued: larger than the mailslot's maximum message size (or priority above 9).
+    pub too_large: usize,
 }
 
 /// Opens `name`, writes one message and closes it, like LAN Manager's `DosWriteMailslot`.

@@ -392,3 +392,97 @@ fn a_completed_high_priority_write_overtakes_queued_messages_at_once() {
     assert_eq!(slot.read_message().unwrap().data, b"also urgent");
     assert_eq!(slot.read_message().unwrap().data, [2]);
 }
+
+#[test]
+fn batches_from_the_daemon_keep_order_limits_and_trust() {
+    if !is_root() {
+        eprintln!("SKIP batches_from_the_daemon: needs root (root stands in for the daemon)");
+        return;
+    }
+    use mailslot::RemoteMessage;
+    let ip = std::net::Ipv4Addr::new(10, 99, 0, 2);
+    let m = move |data: &'static [u8], priority| RemoteMessage {
+        data,
+        priority,
+        class: Class::Second,
+        sender_name: "HOSTB",
+        sender_ip: ip,
+    };
+    let name = unique("batch");
+    let slot = Mailslot::builder()
+        .max_message_size(8)
+        .quota(20)
+        .access(Access::Everyone)
+        .create(&name)
+        .unwrap();
+    let w = MailslotWriter::open(&name).unwrap();
+    let out = w
+        .write_batch_from_remote(&[
+            m(b"low", 0),
+            m(b"high", 9),
+            m(b"mid", 5),
+            m(b"far too long", 1),
+            m(b"12345678", 2),
+            m(b"none", 3),
+        ])
+        .unwrap();
+    // 3 + 4 + 3 + 8 = 18 bytes fit the quota of 20; "none" (4 more) does not.
+    assert_eq!(
+        out,
+        mailslot::BatchOutcome {
+            queued: 4,
+            full: 1,
+            too_large: 1
+        }
+    );
+    let order: Vec<Vec<u8>> = (0..4).map(|_| slot.read_message().unwrap().data).collect();
+    assert_eq!(
+        order,
+        [
+            b"high".to_vec(),
+            b"mid".to_vec(),
+            b"12345678".to_vec(),
+            b"low".to_vec()
+        ]
+    );
+    let mut again = w.write_batch_from_remote(&[m(b"x", 0)]).unwrap();
+    assert_eq!(again.queued, 1);
+    let msg = slot.read_message().unwrap();
+    assert_eq!(
+        msg.sender,
+        mailslot::Sender::Remote {
+            name: "HOSTB".into(),
+            ip
+        }
+    );
+
+    // From a process that is neither root nor the daemon user: the whole record is dropped.
+    let n = name.clone();
+    again = std::thread::spawn(move || {
+        // SAFETY: raw syscall on this thread only; the thread ends right after.
+        assert_eq!(
+            unsafe { libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) },
+            0
+        );
+        let w = MailslotWriter::open(&n).unwrap();
+        w.write_batch_from_remote(&[m(b"forged", 9)]).unwrap()
+    })
+    .join()
+    .unwrap();
+    assert_eq!(again.queued, 1, "sent; the owner decides");
+    assert_eq!(slot.info().count, 0);
+    assert_eq!(slot.counters().dropped, 1);
+
+    // A slot that refuses remote messages counts each one.
+    let name = unique("batchnoremote");
+    let slot = Mailslot::builder()
+        .accept_remote(false)
+        .create(&name)
+        .unwrap();
+    let w = MailslotWriter::open(&name).unwrap();
+    w.write_batch_from_remote(&[m(b"a", 0), m(b"b", 0)])
+        .unwrap();
+    w.write(b"local").unwrap();
+    assert_eq!(slot.read_message().unwrap().data, b"local");
+    assert_eq!(slot.counters().refused_remote, 2);
+}

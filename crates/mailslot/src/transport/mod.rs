@@ -42,6 +42,67 @@ const HEADER_VERSION: u8 = 1;
 pub(crate) const FLAG_REMOTE: u8 = 0x01;
 /// Remote-sender block: 16 bytes of NetBIOS name (NUL padded), 4 bytes of IPv4 address.
 pub(crate) const REMOTE_LEN: usize = 20;
+/// Header flag: the record carries several network messages (only the daemon sends these).
+/// After the header come entries of [`BATCH_ENTRY_LEN`] bytes of entry header, a remote-sender
+/// block and the data; the header's `seq` is the write-order number of the first entry, the
+/// others follow in order.
+pub(crate) const FLAG_BATCH: u8 = 0x02;
+/// Entry header of a batch record: data length (u32 LE), priority, class, 2 bytes reserved.
+pub(crate) const BATCH_ENTRY_LEN: usize = 8;
+/// Largest batch record a writer builds; owners can always receive a record of this size.
+pub(crate) const BATCH_RECORD_MAX: usize = 64 * 1024;
+
+/// One entry of a batch record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct BatchEntry<'a> {
+    pub priority: u8,
+    pub class: u8,
+    pub remote: &'a [u8],
+    pub data: &'a [u8],
+}
+
+/// Appends one batch entry to `out`.
+pub(crate) fn encode_batch_entry(
+    out: &mut Vec<u8>,
+    priority: u8,
+    class: u8,
+    remote: &[u8; REMOTE_LEN],
+    data: &[u8],
+) {
+    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[priority, class, 0, 0]);
+    out.extend_from_slice(remote);
+    out.extend_from_slice(data);
+}
+
+/// Splits the body of a batch record into entries; `None` if anything is malformed.
+pub(crate) fn decode_batch(mut b: &[u8]) -> Option<Vec<BatchEntry<'_>>> {
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        if b.len() < BATCH_ENTRY_LEN + REMOTE_LEN {
+            return None;
+        }
+        let len = u32::from_le_bytes(b[..4].try_into().ok()?) as usize;
+        let (priority, class) = (b[4], b[5]);
+        if priority > crate::types::MAX_PRIORITY || !(class == 1 || class == 2) {
+            return None;
+        }
+        let rest = &b[BATCH_ENTRY_LEN..];
+        let (remote, rest) = rest.split_at(REMOTE_LEN);
+        if rest.len() < len {
+            return None;
+        }
+        let (data, rest) = rest.split_at(len);
+        out.push(BatchEntry {
+            priority,
+            class,
+            remote,
+            data,
+        });
+        b = rest;
+    }
+    Some(out)
+}
 
 /// Encodes a message header.
 pub(crate) fn encode_header(priority: u8, class: u8, flags: u8, seq: u64) -> [u8; HEADER_LEN] {
@@ -95,7 +156,7 @@ pub(crate) fn decode_header(b: &[u8]) -> Option<Header> {
         return None;
     }
     let flags = b[3];
-    if flags & !FLAG_REMOTE != 0 {
+    if flags & !(FLAG_REMOTE | FLAG_BATCH) != 0 || flags == FLAG_REMOTE | FLAG_BATCH {
         return None;
     }
     let seq = u64::from_le_bytes(b[8..16].try_into().ok()?);
@@ -186,6 +247,35 @@ mod tests {
         let mut bad = h;
         bad[0] = 2;
         assert_eq!(decode_header(&bad), None);
+    }
+
+    #[test]
+    fn batch_entries_round_trip_and_reject_garbage() {
+        let ip = std::net::Ipv4Addr::new(10, 0, 0, 1);
+        let r = encode_remote("HOSTA", ip);
+        let mut b = Vec::new();
+        encode_batch_entry(&mut b, 9, 2, &r, b"first");
+        encode_batch_entry(&mut b, 0, 1, &r, b"");
+        let e = decode_batch(&b).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(
+            (e[0].priority, e[0].class, e[0].data),
+            (9, 2, &b"first"[..])
+        );
+        assert_eq!(decode_remote(e[1].remote), Some(("HOSTA".into(), ip)));
+        assert_eq!(e[1].data, b"");
+        assert_eq!(decode_batch(&b[..b.len() - 1]), None, "truncated entry");
+        let mut bad = b.clone();
+        bad[4] = 10;
+        assert_eq!(decode_batch(&bad), None, "priority 10");
+        let mut long = b.clone();
+        long[0] = 200;
+        assert_eq!(decode_batch(&long), None, "length past the end");
+        assert_eq!(decode_batch(&[]), Some(vec![]));
+        assert_eq!(
+            decode_header(&encode_header(0, 2, FLAG_REMOTE | FLAG_BATCH, 0)),
+            None
+        );
     }
 
     #[test]

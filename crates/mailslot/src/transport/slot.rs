@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::service::{self, Service};
-use super::{address, decode_header, decode_remote, Greeting, FLAG_REMOTE, HEADER_LEN, REMOTE_LEN};
+use super::{
+    address, decode_batch, decode_header, decode_remote, Greeting, BATCH_RECORD_MAX, FLAG_BATCH,
+    FLAG_REMOTE, HEADER_LEN, REMOTE_LEN,
+};
 use crate::control::Control;
 use crate::error::{CreateError, ReadError};
 use crate::name::Name;
@@ -173,7 +176,10 @@ impl Slot {
         }
         let (memfd, control) = Control::create()?;
         let service = service::get()?;
-        let buf = vec![0u8; HEADER_LEN + REMOTE_LEN + config.max_message_size + 1];
+        let buf = vec![
+            0u8;
+            (HEADER_LEN + REMOTE_LEN + config.max_message_size).max(BATCH_RECORD_MAX) + 1
+        ];
         let slot = Arc::new(Slot {
             epoll,
             wait_epoll,
@@ -366,6 +372,9 @@ impl Slot {
             st.dropped += 1;
             return;
         };
+        if h.flags & FLAG_BATCH != 0 {
+            return self.enqueue_batch(st, cred, h.seq, &record[HEADER_LEN..]);
+        }
         let mut data = &record[HEADER_LEN..];
         let mut sender = Sender::Local {
             pid: cred.pid,
@@ -404,6 +413,43 @@ impl Slot {
                 sender,
             },
         });
+    }
+
+    /// A batch record of network messages from the daemon.
+    fn enqueue_batch(&self, st: &mut State, cred: PeerCred, first_seq: u64, body: &[u8]) {
+        let entries = match decode_batch(body) {
+            Some(e) if is_daemon(&cred) => e,
+            _ => {
+                st.dropped += 1;
+                return;
+            }
+        };
+        if !self.config.accept_remote {
+            st.refused_remote += entries.len() as u64;
+            return;
+        }
+        for (i, e) in entries.into_iter().enumerate() {
+            let Some((name, ip)) = decode_remote(e.remote) else {
+                st.dropped += 1;
+                continue;
+            };
+            if e.data.len() > self.config.max_message_size
+                || st.queue.bytes() + e.data.len() > self.config.quota
+                || st.queue.len() + 1 > self.config.max_messages
+            {
+                st.dropped += 1;
+                continue;
+            }
+            st.queue.push(Entry {
+                seq: first_seq.wrapping_add(i as u64),
+                msg: Message {
+                    data: e.data.to_vec(),
+                    priority: e.priority,
+                    class: Class::from_number(e.class.into()).unwrap_or_default(),
+                    sender: Sender::Remote { name, ip },
+                },
+            });
+        }
     }
 
     /// Waits for a head message (up to `timeout`, or the slot's read timeout) and applies `take`.

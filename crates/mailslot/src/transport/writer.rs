@@ -4,12 +4,16 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use super::{address, encode_header, Greeting, FLAG_REMOTE, HEADER_LEN, REMOTE_LEN};
+use super::{
+    address, encode_batch_entry, encode_header, encode_remote, Greeting, BATCH_ENTRY_LEN,
+    BATCH_RECORD_MAX, FLAG_BATCH, FLAG_REMOTE, HEADER_LEN, REMOTE_LEN,
+};
 use crate::control::Control;
 use crate::error::{OpenError, WriteError};
 use crate::name::Name;
 use crate::sys;
 use crate::types::{Class, Timeout, WriteOptions, MAX_PRIORITY};
+use crate::{BatchOutcome, RemoteMessage};
 
 /// How long a second-class write waits for socket buffer space when the owner's process is slow
 /// to drain (the quota already had room, so this is back-pressure, not a full mailslot).
@@ -188,5 +192,88 @@ impl Connection {
                 }
             }
         }
+    }
+
+    /// Delivers network messages in as few records as possible (the daemon's path): each
+    /// message reserves its own room; those that do not fit are counted, not waited for.
+    pub fn write_batch(&self, msgs: &[RemoteMessage<'_>]) -> Result<BatchOutcome, WriteError> {
+        if self.control.is_closed() {
+            return Err(WriteError::OwnerGone);
+        }
+        let max = self.greeting.max_message_size as usize;
+        let quota = self.greeting.quota as usize;
+        let max_messages = self.greeting.max_messages as usize;
+        let mut out = BatchOutcome::default();
+        let mut body = Vec::with_capacity(4096);
+        let mut lens: Vec<usize> = Vec::with_capacity(msgs.len());
+        let mut i = 0;
+        while i < msgs.len() {
+            body.clear();
+            lens.clear();
+            while let Some(m) = msgs.get(i) {
+                let entry = BATCH_ENTRY_LEN + REMOTE_LEN + m.data.len();
+                if m.data.len() > max || m.priority > MAX_PRIORITY {
+                    out.too_large += 1;
+                } else if HEADER_LEN + entry > BATCH_RECORD_MAX {
+                    // Too big to share a record (never for a datagram): on its own.
+                    let opts = WriteOptions::new()
+                        .priority(m.priority)
+                        .class(m.class)
+                        .timeout(Timeout::ZERO);
+                    let block = encode_remote(m.sender_name, m.sender_ip);
+                    match self.write(m.data, opts, Some(&block)) {
+                        Ok(()) => out.queued += 1,
+                        Err(WriteError::Full | WriteError::Timeout) => out.full += 1,
+                        Err(e) => return Err(e),
+                    }
+                } else if HEADER_LEN + body.len() + entry > BATCH_RECORD_MAX {
+                    break; // the record is full: send it, then go on with this message
+                } else if self.control.try_reserve(m.data.len(), quota, max_messages) {
+                    let block = encode_remote(m.sender_name, m.sender_ip);
+                    encode_batch_entry(&mut body, m.priority, m.class.number(), &block, m.data);
+                    lens.push(m.data.len());
+                } else {
+                    out.full += 1;
+                }
+                i += 1;
+            }
+            if lens.is_empty() {
+                continue;
+            }
+            let header = encode_header(0, 2, FLAG_BATCH, self.control.next_seqs(lens.len() as u64));
+            let release = |lens: &[usize]| lens.iter().for_each(|&l| self.control.release(l));
+            let deadline = Instant::now() + DAEMON_SEND_GRACE;
+            loop {
+                match sys::send_parts(self.sock.as_raw_fd(), &[&header, &body], None, true) {
+                    Ok(n) if n == HEADER_LEN + body.len() => {
+                        self.control.note_sent();
+                        out.queued += lens.len();
+                        break;
+                    }
+                    Ok(_) => {
+                        release(&lens);
+                        return Err(io::Error::new(io::ErrorKind::WriteZero, "short send").into());
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            release(&lens);
+                            out.full += lens.len();
+                            break;
+                        }
+                        sys::poll_one(self.sock.as_raw_fd(), libc::POLLOUT, Some(left))?;
+                    }
+                    Err(e) if is_gone(&e) => {
+                        release(&lens);
+                        return Err(WriteError::OwnerGone);
+                    }
+                    Err(e) => {
+                        release(&lens);
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 }

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use mailslot::{Class, MailslotWriter, OpenError, Timeout, WriteError, WriteOptions};
+use mailslot::{Class, MailslotWriter, OpenError, RemoteMessage, WriteError};
 use tracing::debug;
 
 /// How long opening a local mailslot may take before the message is dropped.
@@ -39,84 +39,107 @@ pub struct Deliverer {
     pub counters: DeliveryCounters,
 }
 
+/// One message from the network for a local mailslot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// Mailslot path after `\MAILSLOT\`.
+    pub path: String,
+    /// The message.
+    pub data: Vec<u8>,
+    /// Priority from the wire.
+    pub priority: u8,
+    /// Class from the wire.
+    pub class: u8,
+    /// Sender's NetBIOS name.
+    pub sender: String,
+    /// Sender's address.
+    pub ip: Ipv4Addr,
+}
+
 impl Deliverer {
-    /// Delivers one message (silently dropping and counting what cannot be delivered).
-    pub fn deliver(
-        &mut self,
-        path: &str,
-        data: &[u8],
-        priority: u8,
-        class: u8,
-        sender: &str,
-        ip: Ipv4Addr,
-    ) {
-        let key = path.to_ascii_lowercase();
-        // First class must not wait here: a remote first-class write is dropped when full.
-        let opts = WriteOptions::new()
-            .priority(priority.min(9))
-            .class(if class == 1 {
-                Class::First
-            } else {
-                Class::Second
-            })
-            .timeout(Timeout::ZERO);
+    /// Delivers messages, grouping those for the same mailslot into one record (order kept
+    /// within a mailslot). What cannot be delivered is dropped silently and counted.
+    pub fn deliver_all(&mut self, all: &[Delivery]) {
+        let mut groups: Vec<(String, Vec<&Delivery>)> = Vec::new();
+        for d in all {
+            let key = d.path.to_ascii_lowercase();
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, v)) => v.push(d),
+                None => groups.push((key, vec![d])),
+            }
+        }
+        for (key, group) in groups {
+            let msgs: Vec<RemoteMessage<'_>> = group
+                .iter()
+                .map(|d| RemoteMessage {
+                    data: &d.data,
+                    priority: d.priority.min(9),
+                    class: if d.class == 1 {
+                        Class::First
+                    } else {
+                        Class::Second
+                    },
+                    sender_name: &d.sender,
+                    sender_ip: d.ip,
+                })
+                .collect();
+            self.deliver_batch(&key, &group[0].path, &msgs);
+        }
+    }
+
+    fn deliver_batch(&mut self, key: &str, path: &str, msgs: &[RemoteMessage<'_>]) {
+        let n = msgs.len() as u64;
         for _attempt in 0..2 {
-            if !self.writers.contains_key(&key) {
+            if !self.writers.contains_key(key) {
                 if self.writers.len() >= MAX_WRITERS {
                     self.writers.clear();
                 }
                 let name = format!("\\\\.\\mailslot\\{path}");
                 match MailslotWriter::open_timeout(&name, OPEN_TIMEOUT) {
                     Ok(w) => {
-                        self.writers.insert(key.clone(), w);
+                        self.writers.insert(key.to_string(), w);
                     }
                     Err(OpenError::NotFound(_)) => {
-                        self.counters.dropped_no_mailslot += 1;
+                        self.counters.dropped_no_mailslot += n;
                         return;
                     }
                     Err(OpenError::InvalidName(_)) => {
-                        self.counters.dropped_bad_name += 1;
+                        self.counters.dropped_bad_name += n;
                         return;
                     }
                     Err(e) => {
                         debug!("cannot open {name}: {e}");
-                        self.counters.dropped_error += 1;
+                        self.counters.dropped_error += n;
                         return;
                     }
                 }
             }
-            let Some(w) = self.writers.get(&key) else {
+            let Some(w) = self.writers.get(key) else {
                 return;
             };
             if !w.accepts_remote() {
-                self.counters.dropped_refused_remote += 1;
+                self.counters.dropped_refused_remote += n;
                 return;
             }
-            match w.write_from_remote(data, opts, sender, ip) {
-                Ok(()) => {
-                    self.counters.delivered += 1;
+            match w.write_batch_from_remote(msgs) {
+                Ok(o) => {
+                    self.counters.delivered += o.queued as u64;
+                    self.counters.dropped_full += o.full as u64;
+                    self.counters.dropped_too_large += o.too_large as u64;
                     return;
                 }
                 Err(WriteError::OwnerGone) => {
                     // The slot was closed (maybe re-created): open again once.
-                    self.writers.remove(&key);
-                }
-                Err(WriteError::Full | WriteError::Timeout) => {
-                    self.counters.dropped_full += 1;
-                    return;
-                }
-                Err(WriteError::TooLarge { .. }) => {
-                    self.counters.dropped_too_large += 1;
-                    return;
+                    self.writers.remove(key);
                 }
                 Err(e) => {
                     debug!("cannot deliver to {path}: {e}");
-                    self.writers.remove(&key);
-                    self.counters.dropped_error += 1;
+                    self.writers.remove(key);
+                    self.counters.dropped_error += n;
                     return;
                 }
             }
         }
-        self.counters.dropped_no_mailslot += 1;
+        self.counters.dropped_no_mailslot += n;
     }
 }

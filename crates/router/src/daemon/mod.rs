@@ -22,7 +22,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::{netbios_name_for_host, DaemonConfig, Interface, RouterConfig, DEFAULT_PATH};
 use crate::router::{Event, LocalRequest, Port, Router, Target};
-use deliver::{Deliverer, DeliveryCounters};
+use deliver::{Deliverer, Delivery, DeliveryCounters};
 
 /// Command-line options of the daemon (`mailslotd` and `mailslot daemon`). Options override the
 /// configuration file.
@@ -421,6 +421,7 @@ async fn serve(settings: Settings) -> Result<u8> {
     );
     let mut router = Router::new(settings.router.clone(), started);
     let mut deliverer = Deliverer::default();
+    let mut deliveries: Vec<Delivery> = Vec::new();
     let mut pending: HashMap<u64, oneshot::Sender<Reply>> = HashMap::new();
     let mut next_id = 1u64;
     let mut batch = sys::RecvBatch::new(BATCH, DATAGRAM_BUFFER);
@@ -449,7 +450,14 @@ async fn serve(settings: Settings) -> Result<u8> {
                     class,
                     sender_name,
                     sender_ip,
-                } => deliverer.deliver(&path, &data, priority, class, &sender_name, sender_ip),
+                } => deliveries.push(Delivery {
+                    path,
+                    data,
+                    priority,
+                    class,
+                    sender: sender_name,
+                    ip: sender_ip,
+                }),
                 Event::WriteDone { id, result } => {
                     if let Some(tx) = pending.remove(&id) {
                         let _ = tx.send(match result {
@@ -478,6 +486,10 @@ async fn serve(settings: Settings) -> Result<u8> {
                 Event::NamesRegistered => info!("names registered: {:?}", router.names()),
                 Event::NameConflict { name, by } => conflict = Some((name, by)),
             }
+        }
+        if !deliveries.is_empty() {
+            deliverer.deliver_all(&deliveries);
+            deliveries.clear();
         }
         if let Some((name, by)) = conflict {
             error!("name conflict: {name} is held by {by}; stopping");
