@@ -2,7 +2,11 @@
 //! mailslot datagram routing. The caller passes the time in, feeds received packets and local
 //! requests, and takes out what to transmit, what to deliver and when to call back.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+// The duplicate filter and the cache are on the path of every datagram: a fast hash (the keys
+// are not attacker-chosen in a way that matters: both maps are bounded in size).
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
@@ -214,6 +218,8 @@ enum NameState {
 #[derive(Debug, Clone)]
 struct OwnName {
     name: NetbiosName,
+    /// `name` as receivers compare it (see `name_key`).
+    key: NetbiosName,
     group: bool,
     state: NameState,
     /// Transaction ids of our registration requests for this name (an objection must answer one
@@ -289,6 +295,7 @@ impl Router {
         let mut names = Vec::new();
         let own = |name: NetbiosName, group| OwnName {
             name,
+            key: name_key(&name),
             group,
             state: NameState::Registering { sent: 0 },
             trn_ids: Vec::new(),
@@ -305,9 +312,9 @@ impl Router {
             registered_reported: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
-            cache: HashMap::new(),
+            cache: HashMap::default(),
             queries: Vec::new(),
-            dup_seen: HashSet::new(),
+            dup_seen: HashSet::default(),
             dup_order: VecDeque::new(),
             next_trn: seed,
             next_dgm: seed.rotate_left(7),
@@ -415,7 +422,7 @@ impl Router {
 
     fn own(&self, n: &NetbiosName) -> Option<&OwnName> {
         let k = name_key(n);
-        self.names.iter().find(|o| name_key(&o.name) == k)
+        self.names.iter().find(|o| o.key == k)
     }
 
     // ---- timers -------------------------------------------------------------------------------

@@ -60,15 +60,19 @@ impl Deliverer {
     /// Delivers messages, grouping those for the same mailslot into one record (order kept
     /// within a mailslot). What cannot be delivered is dropped silently and counted.
     pub fn deliver_all(&mut self, all: &[Delivery]) {
-        let mut groups: Vec<(String, Vec<&Delivery>)> = Vec::new();
+        // Almost always one mailslot per batch: a linear search beats hashing here.
+        let mut groups: Vec<Vec<&Delivery>> = Vec::new();
         for d in all {
-            let key = d.path.to_ascii_lowercase();
-            match groups.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, v)) => v.push(d),
-                None => groups.push((key, vec![d])),
+            match groups
+                .iter_mut()
+                .find(|g| g[0].path.eq_ignore_ascii_case(&d.path))
+            {
+                Some(g) => g.push(d),
+                None => groups.push(vec![d]),
             }
         }
-        for (key, group) in groups {
+        for group in groups {
+            let key = group[0].path.to_ascii_lowercase();
             let msgs: Vec<RemoteMessage<'_>> = group
                 .iter()
                 .map(|d| RemoteMessage {
