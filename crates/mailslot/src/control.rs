@@ -101,6 +101,30 @@ impl Control {
             .is_ok()
     }
 
+    /// Reserves room for `n` messages of `bytes` in total at once; false (nothing reserved) when
+    /// they do not all fit.
+    pub fn try_reserve_many(
+        &self,
+        bytes: usize,
+        n: usize,
+        quota: usize,
+        max_messages: usize,
+    ) -> bool {
+        let (bytes, n) = (bytes as u64, n as u64);
+        self.page()
+            .used
+            .fetch_update(SeqCst, SeqCst, |cur| {
+                let b = cur & BYTES_MASK;
+                let c = cur >> COUNT_SHIFT;
+                if b + bytes > quota as u64 || c + n > max_messages as u64 {
+                    None
+                } else {
+                    Some(((c + n) << COUNT_SHIFT) | (b + bytes))
+                }
+            })
+            .is_ok()
+    }
+
     /// Gives back the room of one message and wakes writers waiting for room.
     pub fn release(&self, bytes: usize) {
         let bytes = bytes as u64;

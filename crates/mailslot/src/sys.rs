@@ -227,6 +227,26 @@ pub fn send_parts(
     })
 }
 
+/// Sends `parts` as one message, gathered (any number of parts, up to `IOV_MAX`), with
+/// `MSG_NOSIGNAL | MSG_DONTWAIT`.
+pub fn send_gather(fd: RawFd, parts: &[&[u8]]) -> io::Result<usize> {
+    let iov: Vec<libc::iovec> = parts
+        .iter()
+        .map(|p| libc::iovec {
+            iov_base: p.as_ptr() as *mut libc::c_void,
+            iov_len: p.len(),
+        })
+        .collect();
+    // SAFETY: msghdr is plain old data; all-zero is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+    msg.msg_iovlen = iov.len();
+    retry(|| {
+        // SAFETY: `msg` points to live iovecs (over live slices) for the duration of the call.
+        cvt_size(unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) })
+    })
+}
+
 /// Result of [`recv_msg`].
 pub struct Received {
     /// Bytes of the message (possibly more than the buffer when `truncated`).

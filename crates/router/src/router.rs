@@ -3,6 +3,7 @@
 //! requests, and takes out what to transmit, what to deliver and when to call back.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 // The duplicate filter and the cache are on the path of every datagram: a fast hash (the keys
 // are not attacker-chosen in a way that matters: both maps are bounded in size).
@@ -126,16 +127,17 @@ pub struct Resolved {
 pub enum Event {
     /// Deliver a message from the network into the local mailslot `path`.
     Deliver {
-        /// Mailslot path after `\MAILSLOT\` (case as received).
-        path: String,
+        /// Mailslot path after `\MAILSLOT\` (case as received). Shared between consecutive
+        /// events with the same path.
+        path: Arc<str>,
         /// The message.
         data: Vec<u8>,
         /// Priority from the wire (Windows sends 0 or 1).
         priority: u8,
         /// Class from the wire.
         class: u8,
-        /// Sender's NetBIOS name.
-        sender_name: String,
+        /// Sender's NetBIOS name (shared like `path`).
+        sender_name: Arc<str>,
         /// Sender's IPv4 address (from the datagram header).
         sender_ip: Ipv4Addr,
     },
@@ -276,6 +278,11 @@ pub struct Router {
     next_dgm: u16,
     counters: Counters,
     shut_down: bool,
+    /// The last delivered path and sender name, reused while they repeat (saves two
+    /// allocations per datagram in a stream).
+    last_path: Arc<str>,
+    last_sender: (NetbiosName, Arc<str>),
+    own_name: Arc<str>,
 }
 
 fn name_key(n: &NetbiosName) -> NetbiosName {
@@ -305,6 +312,7 @@ impl Router {
         names.push(own(cfg.workgroup_name(0x00), true));
         names.push(own(cfg.workgroup_name(0x1E), true));
         let seed = cfg.seed;
+        let own_name: Arc<str> = Arc::from(cfg.netbios_name.as_str());
         Router {
             cfg,
             names,
@@ -320,6 +328,9 @@ impl Router {
             next_dgm: seed.rotate_left(7),
             counters: Counters::default(),
             shut_down: false,
+            last_path: Arc::from(""),
+            last_sender: (NetbiosName::WILDCARD, Arc::from("*")),
+            own_name,
         }
     }
 
@@ -749,11 +760,11 @@ impl Router {
                 .map_or(Ipv4Addr::LOCALHOST, |i| i.ip);
             self.counters.accepted += 1;
             self.events.push_back(Event::Deliver {
-                path: path.clone(),
+                path: Arc::from(path.as_str()),
                 data: data.clone(),
                 priority,
                 class,
-                sender_name: self.cfg.netbios_name.clone(),
+                sender_name: self.own_name.clone(),
                 sender_ip: own_ip,
             });
         } else if let Some(a) = addrs.first() {
@@ -761,11 +772,11 @@ impl Router {
                 // A write to our own computer name never touches the network.
                 self.counters.accepted += 1;
                 self.events.push_back(Event::Deliver {
-                    path,
+                    path: Arc::from(path.as_str()),
                     data,
                     priority,
                     class,
-                    sender_name: self.cfg.netbios_name.clone(),
+                    sender_name: self.own_name.clone(),
                     sender_ip: a.ip,
                 });
                 self.events
@@ -876,13 +887,22 @@ impl Router {
             self.counters.dropped_not_mailslot += 1;
             return;
         };
+        if *self.last_path != *path {
+            self.last_path = Arc::from(path);
+        }
+        if self.last_sender.0 != m.source.name {
+            self.last_sender = (
+                m.source.name,
+                Arc::from(m.source.name.name_lossy().as_str()),
+            );
+        }
         self.counters.accepted += 1;
         self.events.push_back(Event::Deliver {
-            path,
+            path: self.last_path.clone(),
             data: m.write.data.to_vec(),
             priority: u8::try_from(m.write.priority.min(9)).unwrap_or(0),
             class: if m.write.class == 1 { 1 } else { 2 },
-            sender_name: m.source.name.name_lossy(),
+            sender_name: self.last_sender.1.clone(),
             sender_ip: m.source_ip,
         });
     }
@@ -1121,11 +1141,10 @@ impl Router {
 }
 
 /// The path after `\MAILSLOT\` (case-insensitive prefix), if the name is a mailslot name.
-fn mailslot_path_of(name: &[u8]) -> Option<String> {
+fn mailslot_path_of(name: &[u8]) -> Option<&str> {
     const P: &[u8] = b"\\MAILSLOT\\";
     if name.len() <= P.len() || !name[..P.len()].eq_ignore_ascii_case(P) {
         return None;
     }
-    let rest = std::str::from_utf8(&name[P.len()..]).ok()?;
-    Some(rest.to_string())
+    std::str::from_utf8(&name[P.len()..]).ok()
 }

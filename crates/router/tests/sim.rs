@@ -161,7 +161,12 @@ fn delivered(events: &[Event]) -> Vec<(String, Vec<u8>, String, Ipv4Addr)> {
                 sender_name,
                 sender_ip,
                 ..
-            } => Some((path.clone(), data.clone(), sender_name.clone(), *sender_ip)),
+            } => Some((
+                path.to_string(),
+                data.clone(),
+                sender_name.to_string(),
+                *sender_ip,
+            )),
             _ => None,
         })
         .collect()

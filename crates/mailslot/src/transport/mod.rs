@@ -61,7 +61,21 @@ pub(crate) struct BatchEntry<'a> {
     pub data: &'a [u8],
 }
 
-/// Appends one batch entry to `out`.
+/// Appends the head of one batch entry (entry header and remote-sender block, not the data).
+pub(crate) fn encode_batch_head(
+    out: &mut Vec<u8>,
+    priority: u8,
+    class: u8,
+    remote: &[u8; REMOTE_LEN],
+    data_len: usize,
+) {
+    out.extend_from_slice(&(data_len as u32).to_le_bytes());
+    out.extend_from_slice(&[priority, class, 0, 0]);
+    out.extend_from_slice(remote);
+}
+
+/// Appends one whole batch entry to `out`.
+#[cfg(test)]
 pub(crate) fn encode_batch_entry(
     out: &mut Vec<u8>,
     priority: u8,
@@ -69,9 +83,7 @@ pub(crate) fn encode_batch_entry(
     remote: &[u8; REMOTE_LEN],
     data: &[u8],
 ) {
-    out.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    out.extend_from_slice(&[priority, class, 0, 0]);
-    out.extend_from_slice(remote);
+    encode_batch_head(out, priority, class, remote, data.len());
     out.extend_from_slice(data);
 }
 

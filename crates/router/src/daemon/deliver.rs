@@ -43,7 +43,7 @@ pub struct Deliverer {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     /// Mailslot path after `\MAILSLOT\`.
-    pub path: String,
+    pub path: std::sync::Arc<str>,
     /// The message.
     pub data: Vec<u8>,
     /// Priority from the wire.
@@ -51,7 +51,7 @@ pub struct Delivery {
     /// Class from the wire.
     pub class: u8,
     /// Sender's NetBIOS name.
-    pub sender: String,
+    pub sender: std::sync::Arc<str>,
     /// Sender's address.
     pub ip: Ipv4Addr,
 }
