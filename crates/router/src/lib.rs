@@ -30,6 +30,6 @@ mod router;
 
 pub use config::{ConfigError, DaemonConfig, Interface, RouterConfig};
 pub use router::{
-    Counters, Event, Failure, LocalRequest, Port, Resolved, Router, Target, Transmit,
+    Counters, Event, Failure, Incoming, LocalRequest, Port, Resolved, Router, Target, Transmit,
     DUPLICATE_WINDOW, ERROR_BAD_NETPATH, RETRY_COUNT, RETRY_INTERVAL,
 };

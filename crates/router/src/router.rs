@@ -166,6 +166,24 @@ pub enum Event {
     },
 }
 
+/// A mailslot write from the network to deliver, borrowing the received packet
+/// (see [`Router::accept_datagram`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incoming<'a> {
+    /// Mailslot path after `\MAILSLOT\`.
+    pub path: Arc<str>,
+    /// The message, inside the received packet.
+    pub data: &'a [u8],
+    /// Priority from the wire.
+    pub priority: u8,
+    /// Class from the wire.
+    pub class: u8,
+    /// Sender's NetBIOS name.
+    pub sender_name: Arc<str>,
+    /// Sender's IPv4 address (from the datagram header).
+    pub sender_ip: Ipv4Addr,
+}
+
 /// Counters of the router (the shell adds the delivery ones).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Counters {
@@ -841,12 +859,35 @@ impl Router {
     }
 
     fn on_datagram(&mut self, now: Instant, src: SocketAddrV4, bytes: &[u8]) {
+        if let Some(m) = self.accept_datagram(now, src, bytes) {
+            let ev = Event::Deliver {
+                path: m.path,
+                data: m.data.to_vec(),
+                priority: m.priority,
+                class: m.class,
+                sender_name: m.sender_name,
+                sender_ip: m.sender_ip,
+            };
+            self.events.push_back(ev);
+        }
+    }
+
+    /// Like [`handle_datagram`](Self::handle_datagram) for a packet on the datagram port, but a
+    /// mailslot write to deliver is returned borrowing `bytes` instead of being queued as an
+    /// [`Event::Deliver`] (no copy: the shell's fast path). Everything else — counters, the
+    /// duplicate filter, dropping — is the same.
+    pub fn accept_datagram<'a>(
+        &mut self,
+        now: Instant,
+        src: SocketAddrV4,
+        bytes: &'a [u8],
+    ) -> Option<Incoming<'a>> {
         self.counters.datagrams_received += 1;
         let m = match MailslotMessage::parse(bytes) {
             Ok(m) => m,
             Err(mailslot_proto::Error::Fragmented { .. }) => {
                 self.counters.dropped_fragment += 1;
-                return;
+                return None;
             }
             Err(
                 mailslot_proto::Error::NoUserData { .. }
@@ -854,27 +895,27 @@ impl Router {
                 | mailslot_proto::Error::NotMailslot { .. },
             ) => {
                 self.counters.dropped_not_mailslot += 1;
-                return;
+                return None;
             }
             Err(_) => {
                 self.counters.dropped_malformed += 1;
-                return;
+                return None;
             }
         };
         if self.is_own_ip(*src.ip()) && src.port() == self.cfg.port {
             self.counters.ignored_own += 1;
-            return;
+            return None;
         }
         let dest = m.destination.name;
         let for_us = dest.is_wildcard() || self.own(&dest).is_some();
         if !for_us || m.destination.scope != self.cfg.scope {
             self.counters.dropped_not_for_us += 1;
-            return;
+            return None;
         }
         let key = (m.source_ip, m.dgm_id);
         if self.dup_seen.contains(&key) {
             self.counters.dropped_duplicate += 1;
-            return;
+            return None;
         }
         if self.dup_order.len() >= DUPLICATE_CAPACITY {
             if let Some((_, old)) = self.dup_order.pop_front() {
@@ -885,7 +926,7 @@ impl Router {
         self.dup_order.push_back((now, key));
         let Some(path) = mailslot_path_of(m.write.name) else {
             self.counters.dropped_not_mailslot += 1;
-            return;
+            return None;
         };
         if *self.last_path != *path {
             self.last_path = Arc::from(path);
@@ -897,14 +938,14 @@ impl Router {
             );
         }
         self.counters.accepted += 1;
-        self.events.push_back(Event::Deliver {
+        Some(Incoming {
             path: self.last_path.clone(),
-            data: m.write.data.to_vec(),
+            data: m.write.data,
             priority: u8::try_from(m.write.priority.min(9)).unwrap_or(0),
             class: if m.write.class == 1 { 1 } else { 2 },
             sender_name: self.last_sender.1.clone(),
             sender_ip: m.source_ip,
-        });
+        })
     }
 
     fn on_name_packet(&mut self, now: Instant, src: SocketAddrV4, bytes: &[u8]) {

@@ -1,10 +1,11 @@
 //! Delivery of network messages into local mailslots.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use mailslot::{Class, MailslotWriter, OpenError, RemoteMessage, WriteError};
+
+use crate::router::Incoming;
 use tracing::debug;
 
 /// How long opening a local mailslot may take before the message is dropped.
@@ -39,29 +40,12 @@ pub struct Deliverer {
     pub counters: DeliveryCounters,
 }
 
-/// One message from the network for a local mailslot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
-    /// Mailslot path after `\MAILSLOT\`.
-    pub path: std::sync::Arc<str>,
-    /// The message.
-    pub data: Vec<u8>,
-    /// Priority from the wire.
-    pub priority: u8,
-    /// Class from the wire.
-    pub class: u8,
-    /// Sender's NetBIOS name.
-    pub sender: std::sync::Arc<str>,
-    /// Sender's address.
-    pub ip: Ipv4Addr,
-}
-
 impl Deliverer {
     /// Delivers messages, grouping those for the same mailslot into one record (order kept
     /// within a mailslot). What cannot be delivered is dropped silently and counted.
-    pub fn deliver_all(&mut self, all: &[Delivery]) {
+    pub fn deliver_all(&mut self, all: &[Incoming<'_>]) {
         // Almost always one mailslot per batch: a linear search beats hashing here.
-        let mut groups: Vec<Vec<&Delivery>> = Vec::new();
+        let mut groups: Vec<Vec<&Incoming<'_>>> = Vec::new();
         for d in all {
             match groups
                 .iter_mut()
@@ -76,15 +60,15 @@ impl Deliverer {
             let msgs: Vec<RemoteMessage<'_>> = group
                 .iter()
                 .map(|d| RemoteMessage {
-                    data: &d.data,
+                    data: d.data,
                     priority: d.priority.min(9),
                     class: if d.class == 1 {
                         Class::First
                     } else {
                         Class::Second
                     },
-                    sender_name: &d.sender,
-                    sender_ip: d.ip,
+                    sender_name: &d.sender_name,
+                    sender_ip: d.sender_ip,
                 })
                 .collect();
             self.deliver_batch(&key, &group[0].path, &msgs);

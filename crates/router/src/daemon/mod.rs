@@ -21,8 +21,8 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use crate::config::{netbios_name_for_host, DaemonConfig, Interface, RouterConfig, DEFAULT_PATH};
-use crate::router::{Event, LocalRequest, Port, Router, Target};
-use deliver::{Deliverer, Delivery, DeliveryCounters};
+use crate::router::{Event, Incoming, LocalRequest, Port, Router, Target};
+use deliver::{Deliverer, DeliveryCounters};
 
 /// Command-line options of the daemon (`mailslotd` and `mailslot daemon`). Options override the
 /// configuration file.
@@ -421,7 +421,16 @@ async fn serve(settings: Settings) -> Result<u8> {
     );
     let mut router = Router::new(settings.router.clone(), started);
     let mut deliverer = Deliverer::default();
-    let mut deliveries: Vec<Delivery> = Vec::new();
+    // Owned deliveries from router events (our own group writes, writes to ourselves).
+    type Owned = (
+        std::sync::Arc<str>,
+        Vec<u8>,
+        u8,
+        u8,
+        std::sync::Arc<str>,
+        Ipv4Addr,
+    );
+    let mut deliveries: Vec<Owned> = Vec::new();
     let mut pending: HashMap<u64, oneshot::Sender<Reply>> = HashMap::new();
     let mut next_id = 1u64;
     let mut batch = sys::RecvBatch::new(BATCH, DATAGRAM_BUFFER);
@@ -450,14 +459,7 @@ async fn serve(settings: Settings) -> Result<u8> {
                     class,
                     sender_name,
                     sender_ip,
-                } => deliveries.push(Delivery {
-                    path,
-                    data,
-                    priority,
-                    class,
-                    sender: sender_name,
-                    ip: sender_ip,
-                }),
+                } => deliveries.push((path, data, priority, class, sender_name, sender_ip)),
                 Event::WriteDone { id, result } => {
                     if let Some(tx) = pending.remove(&id) {
                         let _ = tx.send(match result {
@@ -488,7 +490,21 @@ async fn serve(settings: Settings) -> Result<u8> {
             }
         }
         if !deliveries.is_empty() {
-            deliverer.deliver_all(&deliveries);
+            let view: Vec<Incoming<'_>> = deliveries
+                .iter()
+                .map(
+                    |(path, data, priority, class, sender_name, sender_ip)| Incoming {
+                        path: path.clone(),
+                        data,
+                        priority: *priority,
+                        class: *class,
+                        sender_name: sender_name.clone(),
+                        sender_ip: *sender_ip,
+                    },
+                )
+                .collect();
+            deliverer.deliver_all(&view);
+            drop(view);
             deliveries.clear();
         }
         if let Some((name, by)) = conflict {
@@ -516,14 +532,18 @@ async fn serve(settings: Settings) -> Result<u8> {
                     for _ in 0..8 {
                         let got = dgm.try_io(tokio::io::Interest::READABLE, || batch.recv(dgm.as_raw_fd()));
                         let Ok(n) = got else { break };
+                        // Deliver straight from the receive buffers (no copy), before they are
+                        // reused by the next recvmmsg.
+                        let mut incoming: Vec<Incoming<'_>> = Vec::with_capacity(n);
                         for i in 0..n {
                             let (src, bytes, truncated) = batch.get(i);
                             if truncated {
                                 router.count_truncated();
-                            } else {
-                                router.handle_datagram(now, Port::Datagram, src, bytes);
+                            } else if let Some(m) = router.accept_datagram(now, src, bytes) {
+                                incoming.push(m);
                             }
                         }
+                        deliverer.deliver_all(&incoming);
                         if n < BATCH {
                             break;
                         }
