@@ -7,7 +7,7 @@
 
 use std::ffi::{c_char, c_long, c_ushort, c_void};
 
-use ms::{Class, Mailslot, MailslotWriter, Message, Timeout, WriteOptions};
+use ms::{Class, Mailslot, Message, Timeout, WriteOptions};
 
 use crate::codes::*;
 use crate::handles::{self, Entry, Object, Owner, ReadFail};
@@ -153,15 +153,8 @@ pub unsafe extern "C" fn DosWriteMailslot(
             .priority(priority as u8)
             .class(class)
             .timeout(lm_timeout(timeout_ms));
-        // Not `ms::write_mailslot`: it bounds the open handshake by a first-class write's
-        // timeout (at least 1 ms), so a class-1 write with a short timeout could fail with 121
-        // on a busy machine although the mailslot has room. The timeout here only bounds the
-        // wait for room, as in LAN Manager.
-        let writer = match MailslotWriter::open(name) {
-            Ok(w) => w,
-            Err(e) => return e.lanman_code(),
-        };
-        match writer.write_with(data, opts) {
+        // The timeout bounds only the wait for room (first class), as in LAN Manager.
+        match ms::write_mailslot(name, data, opts) {
             Ok(()) => NERR_SUCCESS,
             Err(e) => e.lanman_code(),
         }
