@@ -319,6 +319,19 @@ enum Pct {
 /// Samples per (series, size), one per run.
 type Samples = BTreeMap<(Series, usize), Vec<f64>>;
 
+/// Records the p50 and p99 (`p50_ns=`, `p99_ns=`) of a latency run as `series(P50/P99)`.
+fn add_percentiles(
+    add: &mut impl FnMut(Series, usize, f64),
+    size: usize,
+    kv: &BTreeMap<String, String>,
+    what: &str,
+    series: impl Fn(Pct) -> Series,
+) -> Result<()> {
+    add(series(Pct::P50), size, sys::kv_f64(kv, "p50_ns", what)?);
+    add(series(Pct::P99), size, sys::kv_f64(kv, "p99_ns", what)?);
+    Ok(())
+}
+
 /// One output row: our value beside one anchor's.
 #[derive(Debug, Serialize)]
 struct Row {
@@ -542,16 +555,7 @@ fn measure(
                     continue;
                 }
                 let kv = ipc.run(t, "lat", size, rtt_n)?;
-                add(
-                    Series::AnchorLat(t.clone(), Pct::P50),
-                    size,
-                    sys::kv_f64(&kv, "p50_ns", t)?,
-                );
-                add(
-                    Series::AnchorLat(t.clone(), Pct::P99),
-                    size,
-                    sys::kv_f64(&kv, "p99_ns", t)?,
-                );
+                add_percentiles(&mut add, size, &kv, t, |p| Series::AnchorLat(t.clone(), p))?;
             }
             progress(&format!("run {run}/{runs}, {size} B: mailslots"));
             let owner = |transport: &str, writers: usize| -> Result<f64> {
@@ -584,46 +588,23 @@ fn measure(
             if !want(Bench::Rtt) {
                 continue;
             }
-            let kv = sys::run_role(&[
-                "__rtt-ping".into(),
-                "--size".into(),
-                size.to_string(),
-                "--count".into(),
-                rtt_n.to_string(),
-                "--quota".into(),
-                quota.clone(),
-            ])?;
-            add(
-                Series::OursRtt(Pct::P50),
-                size,
-                sys::kv_f64(&kv, "p50_ns", "rtt")?,
-            );
-            add(
-                Series::OursRtt(Pct::P99),
-                size,
-                sys::kv_f64(&kv, "p99_ns", "rtt")?,
-            );
-            let kv = sys::run_role(&[
-                "__rtt8-echo".into(),
-                "--clients".into(),
-                k.to_string(),
-                "--size".into(),
-                size.to_string(),
-                "--count".into(),
-                rtt_n.to_string(),
-                "--quota".into(),
-                quota.clone(),
-            ])?;
-            add(
-                Series::OursRttK(Pct::P50),
-                size,
-                sys::kv_f64(&kv, "p50_ns", "rtt k")?,
-            );
-            add(
-                Series::OursRttK(Pct::P99),
-                size,
-                sys::kv_f64(&kv, "p99_ns", "rtt k")?,
-            );
+            let rtt_role = |role: &str, extra: &[String]| {
+                let mut args = vec![role.to_string()];
+                args.extend_from_slice(extra);
+                args.extend([
+                    "--size".into(),
+                    size.to_string(),
+                    "--count".into(),
+                    rtt_n.to_string(),
+                    "--quota".into(),
+                    quota.clone(),
+                ]);
+                sys::run_role(&args)
+            };
+            let kv = rtt_role("__rtt-ping", &[])?;
+            add_percentiles(&mut add, size, &kv, "rtt", Series::OursRtt)?;
+            let kv = rtt_role("__rtt8-echo", &["--clients".into(), k.to_string()])?;
+            add_percentiles(&mut add, size, &kv, "rtt k", Series::OursRttK)?;
         }
     }
     Ok(s)
