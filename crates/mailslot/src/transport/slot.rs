@@ -394,8 +394,21 @@ impl Slot {
             data = &data[REMOTE_LEN..];
             sender = Sender::Remote { name, ip };
         }
-        // A writer that follows the protocol reserved room first; these checks only stop one
-        // that does not, so that it cannot grow the queue past its limits.
+        self.push_checked(st, h.seq, data, h.priority, h.class, sender);
+    }
+
+    /// Queues one message if it is within the slot's limits, else drops and counts it. A writer
+    /// that follows the protocol reserved room first; these checks only stop one that does
+    /// not, so that it cannot grow the queue past its limits.
+    fn push_checked(
+        &self,
+        st: &mut State,
+        seq: u64,
+        data: &[u8],
+        priority: u8,
+        class: u8,
+        sender: Sender,
+    ) {
         if data.len() > self.config.max_message_size
             || st.queue.bytes() + data.len() > self.config.quota
             || st.queue.len() + 1 > self.config.max_messages
@@ -403,13 +416,12 @@ impl Slot {
             st.dropped += 1;
             return;
         }
-        let class = Class::from_number(h.class.into()).unwrap_or_default();
         st.queue.push(Entry {
-            seq: h.seq,
+            seq,
             msg: Message {
                 data: data.to_vec(),
-                priority: h.priority,
-                class,
+                priority,
+                class: Class::from_number(class.into()).unwrap_or_default(),
                 sender,
             },
         });
@@ -433,22 +445,9 @@ impl Slot {
                 st.dropped += 1;
                 continue;
             };
-            if e.data.len() > self.config.max_message_size
-                || st.queue.bytes() + e.data.len() > self.config.quota
-                || st.queue.len() + 1 > self.config.max_messages
-            {
-                st.dropped += 1;
-                continue;
-            }
-            st.queue.push(Entry {
-                seq: first_seq.wrapping_add(i as u64),
-                msg: Message {
-                    data: e.data.to_vec(),
-                    priority: e.priority,
-                    class: Class::from_number(e.class.into()).unwrap_or_default(),
-                    sender: Sender::Remote { name, ip },
-                },
-            });
+            let seq = first_seq.wrapping_add(i as u64);
+            let sender = Sender::Remote { name, ip };
+            self.push_checked(st, seq, e.data, e.priority, e.class, sender);
         }
     }
 

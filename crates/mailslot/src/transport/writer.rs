@@ -161,35 +161,45 @@ impl Connection {
             Class::Second => Some(Instant::now() + SEND_GRACE),
             Class::First => deadline,
         };
+        match self.send_record(&[&header, remote, data], record_len, send_deadline) {
+            Ok(true) => Ok(()),
+            other => {
+                self.control.release(data.len());
+                Err(match other {
+                    Ok(_) if opts.class == Class::Second => WriteError::Full,
+                    Ok(_) => WriteError::Timeout,
+                    Err(e) => e,
+                })
+            }
+        }
+    }
+
+    /// Sends one record of `len` bytes gathered from `parts`, waiting for socket space until
+    /// `deadline` (`None`: for ever). `Ok(true)`: sent (and counted as sent on the control
+    /// page); `Ok(false)`: no space before the deadline. On anything but `Ok(true)` the caller
+    /// still holds its quota reservations and must release them.
+    fn send_record(
+        &self,
+        parts: &[&[u8]],
+        len: usize,
+        deadline: Option<Instant>,
+    ) -> Result<bool, WriteError> {
         loop {
-            match sys::send_parts(self.sock.as_raw_fd(), &[&header, remote, data], None, true) {
-                Ok(n) if n == record_len => {
+            match sys::send_gather(self.sock.as_raw_fd(), parts) {
+                Ok(n) if n == len => {
                     self.control.note_sent();
-                    return Ok(());
+                    return Ok(true);
                 }
-                Ok(_) => {
-                    self.control.release(data.len());
-                    return Err(io::Error::new(io::ErrorKind::WriteZero, "short send").into());
-                }
+                Ok(_) => return Err(io::Error::new(io::ErrorKind::WriteZero, "short send").into()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let left = send_deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                    let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                     if left == Some(Duration::ZERO) {
-                        self.control.release(data.len());
-                        return Err(match opts.class {
-                            Class::Second => WriteError::Full,
-                            Class::First => WriteError::Timeout,
-                        });
+                        return Ok(false);
                     }
                     sys::poll_one(self.sock.as_raw_fd(), libc::POLLOUT, left)?;
                 }
-                Err(e) if is_gone(&e) => {
-                    self.control.release(data.len());
-                    return Err(WriteError::OwnerGone);
-                }
-                Err(e) => {
-                    self.control.release(data.len());
-                    return Err(e.into());
-                }
+                Err(e) if is_gone(&e) => return Err(WriteError::OwnerGone),
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -286,7 +296,6 @@ impl Connection {
                 continue;
             }
             let header = encode_header(0, 2, FLAG_BATCH, self.control.next_seqs(lens.len() as u64));
-            let release = |lens: &[usize]| lens.iter().for_each(|&l| self.control.release(l));
             const HEAD: usize = BATCH_ENTRY_LEN + REMOTE_LEN;
             let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + 2 * datas.len());
             parts.push(&header);
@@ -295,33 +304,13 @@ impl Connection {
                 parts.push(d);
             }
             let deadline = Instant::now() + DAEMON_SEND_GRACE;
-            loop {
-                match sys::send_gather(self.sock.as_raw_fd(), &parts) {
-                    Ok(n) if n == HEADER_LEN + body_len => {
-                        self.control.note_sent();
-                        out.queued += lens.len();
-                        break;
-                    }
-                    Ok(_) => {
-                        release(&lens);
-                        return Err(io::Error::new(io::ErrorKind::WriteZero, "short send").into());
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            release(&lens);
-                            out.full += lens.len();
-                            break;
-                        }
-                        sys::poll_one(self.sock.as_raw_fd(), libc::POLLOUT, Some(left))?;
-                    }
-                    Err(e) if is_gone(&e) => {
-                        release(&lens);
-                        return Err(WriteError::OwnerGone);
-                    }
-                    Err(e) => {
-                        release(&lens);
-                        return Err(e.into());
+            match self.send_record(&parts, HEADER_LEN + body_len, Some(deadline)) {
+                Ok(true) => out.queued += lens.len(),
+                other => {
+                    lens.iter().for_each(|&l| self.control.release(l));
+                    match other {
+                        Ok(_) => out.full += lens.len(),
+                        Err(e) => return Err(e),
                     }
                 }
             }

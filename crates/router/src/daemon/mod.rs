@@ -382,6 +382,19 @@ async fn serve_metrics(port: u16, shared: Arc<Mutex<Shared>>) -> Result<()> {
     Ok(())
 }
 
+/// Sends every packet the router has queued, each from its port's socket.
+async fn flush_transmits(router: &mut Router, dgm: &UdpSocket, ns: &UdpSocket) {
+    while let Some(t) = router.poll_transmit() {
+        let sock = match t.port {
+            Port::Datagram => dgm,
+            Port::Name => ns,
+        };
+        if let Err(e) = sock.send_to(&t.payload, SocketAddr::V4(t.dest)).await {
+            debug!("send to {} failed: {e}", t.dest);
+        }
+    }
+}
+
 async fn serve(settings: Settings) -> Result<u8> {
     let file = &settings.file;
     let dgm = udp_socket(
@@ -440,15 +453,7 @@ async fn serve(settings: Settings) -> Result<u8> {
 
     loop {
         // Everything the router wants done now.
-        while let Some(t) = router.poll_transmit() {
-            let sock = match t.port {
-                Port::Datagram => &dgm,
-                Port::Name => &ns,
-            };
-            if let Err(e) = sock.send_to(&t.payload, SocketAddr::V4(t.dest)).await {
-                debug!("send to {} failed: {e}", t.dest);
-            }
-        }
+        flush_transmits(&mut router, &dgm, &ns).await;
         let mut conflict = None;
         while let Some(ev) = router.poll_event() {
             match ev {
@@ -592,13 +597,7 @@ async fn serve(settings: Settings) -> Result<u8> {
         }
     }
     router.shutdown(Instant::now());
-    while let Some(t) = router.poll_transmit() {
-        let sock = match t.port {
-            Port::Datagram => &dgm,
-            Port::Name => &ns,
-        };
-        let _ = sock.send_to(&t.payload, SocketAddr::V4(t.dest)).await;
-    }
+    flush_transmits(&mut router, &dgm, &ns).await;
     while let Some(ev) = router.poll_event() {
         if let Event::WriteDone { id, result: Err(f) } | Event::Resolved { id, result: Err(f) } = ev
         {
