@@ -171,6 +171,9 @@ enum Role {
         count: u64,
         #[arg(long)]
         epoch: u8,
+        /// Pin (owner on the reader CPU, sender on the writer CPU).
+        #[arg(long)]
+        pinned: bool,
     },
     /// Network throughput sender (UDP datagrams to the daemon).
     #[command(name = "__net-sender", hide = true)]
@@ -183,6 +186,9 @@ enum Role {
         count: u64,
         #[arg(long)]
         epoch: u8,
+        /// Pin to the writer CPU.
+        #[arg(long)]
+        pinned: bool,
     },
     /// One pinger of the multi-client round trip.
     #[command(name = "__rtt8-ping", hide = true)]
@@ -251,13 +257,15 @@ fn main() -> Result<()> {
             size,
             count,
             epoch,
-        }) => net::owner(port, size, count, epoch),
+            pinned,
+        }) => net::owner(port, size, count, epoch, pinned),
         Some(Role::NetSender {
             port,
             size,
             count,
             epoch,
-        }) => net::sender(port, size, count, epoch),
+            pinned,
+        }) => net::sender(port, size, count, epoch, pinned),
         None => harness(&cli),
     }
 }
@@ -279,9 +287,9 @@ enum Series {
     OursRtt(Pct),
     /// Our k→1 round trip (p50, p99 over all pingers' samples), ns.
     OursRttK(Pct),
-    /// Our UDP → mailslotd → mailslot throughput.
-    OursNet(NetMetric),
-    /// ipcbench `BATCH=32 <udp|udprouter> tput`.
+    /// Our UDP → mailslotd → mailslot throughput, placed one way.
+    OursNet(net::Placement, NetMetric),
+    /// ipcbench `BATCH=32 <udp|udprouter> tput` (by its name in [`net_anchors`]).
     AnchorNet(String, NetMetric),
 }
 
@@ -302,8 +310,22 @@ enum NetMetric {
     LossDaemon,
 }
 
-/// The ipcbench transports the `net` bench runs beside ours.
-const NET_ANCHORS: [&str; 2] = ["udp", "udprouter"];
+/// The ipcbench runs the `net` bench sets ours beside, per placement: (name in the results,
+/// transport, `PIN`). `udp` is pinned by default in ipcbench and `udprouter` unpinned.
+fn net_anchors(p: net::Placement) -> [(&'static str, &'static str, &'static str); 2] {
+    match p {
+        net::Placement::Pinned => [("udp", "udp", "1"), ("udprouter", "udprouter", "0")],
+        net::Placement::Unpinned => [("udp PIN=0", "udp", "0"), ("udprouter", "udprouter", "0")],
+    }
+}
+
+/// The bench name of our `net` rows for a placement.
+fn net_bench_name(p: net::Placement) -> &'static str {
+    match p {
+        net::Placement::Pinned => "net_tput",
+        net::Placement::Unpinned => "net_tput_unpinned",
+    }
+}
 /// The goal: delivered rate ≥ 1.0 × direct UDP …
 const NET_TARGET: f64 = 1.0;
 /// … with at most 2 % loss.
@@ -495,48 +517,54 @@ fn measure(
                 .to_string();
             if let Some(d) = &daemon {
                 progress(&format!(
-                    "run {run}/{runs}, {size} B: net (udp, udprouter, ours)"
+                    "run {run}/{runs}, {size} B: net (udp pinned and not, udprouter, ours pinned and not)"
                 ));
-                for t in NET_ANCHORS {
-                    let (kv, cpu) = ipc.run_lossy_tput(t, size, net_n, &[("BATCH", "32")])?;
-                    let what = format!("ipcbench {t}");
+                let mut done: Vec<&str> = Vec::new();
+                for (name, t, pin) in net::Placement::ALL.into_iter().flat_map(net_anchors) {
+                    if done.contains(&name) {
+                        continue;
+                    }
+                    done.push(name);
+                    let env = [("BATCH", "32"), ("PIN", pin)];
+                    let (kv, cpu) = ipc.run_lossy_tput(t, size, net_n, &env)?;
+                    let what = format!("ipcbench {t} PIN={pin}");
                     let n = sys::kv_f64(&kv, "n", &what)?;
+                    let series = |m| Series::AnchorNet(name.into(), m);
                     add(
-                        Series::AnchorNet(t.into(), NetMetric::Rate),
+                        series(NetMetric::Rate),
                         size,
                         sys::kv_f64(&kv, "rate", &what)?,
                     );
                     add(
-                        Series::AnchorNet(t.into(), NetMetric::Loss),
+                        series(NetMetric::Loss),
                         size,
                         sys::kv_f64(&kv, "loss", &what)?,
                     );
                     if let Some(c) = cpu {
                         let recvd = sys::kv_f64(&kv, "recvd", &what)?;
+                        add(series(NetMetric::Cpu), size, c as f64 / n);
                         add(
-                            Series::AnchorNet(t.into(), NetMetric::Cpu),
-                            size,
-                            c as f64 / n,
-                        );
-                        add(
-                            Series::AnchorNet(t.into(), NetMetric::CpuPerDelivered),
+                            series(NetMetric::CpuPerDelivered),
                             size,
                             c as f64 / recvd.max(1.0),
                         );
                     }
                 }
-                let o = net::measure(d, size, net_n, epoch)?;
-                epoch = epoch.wrapping_add(1);
-                add(Series::OursNet(NetMetric::Rate), size, o.rate);
-                add(Series::OursNet(NetMetric::Loss), size, o.loss);
-                add(Series::OursNet(NetMetric::Cpu), size, o.cpu_ns_per_dgram);
-                add(
-                    Series::OursNet(NetMetric::CpuPerDelivered),
-                    size,
-                    o.cpu_ns_per_delivered,
-                );
-                add(Series::OursNet(NetMetric::LossSocket), size, o.loss_socket);
-                add(Series::OursNet(NetMetric::LossDaemon), size, o.loss_daemon);
+                for p in net::Placement::ALL {
+                    let o = net::measure(d, size, net_n, epoch, p)?;
+                    epoch = epoch.wrapping_add(1);
+                    let series = |m| Series::OursNet(p, m);
+                    add(series(NetMetric::Rate), size, o.rate);
+                    add(series(NetMetric::Loss), size, o.loss);
+                    add(series(NetMetric::Cpu), size, o.cpu_ns_per_dgram);
+                    add(
+                        series(NetMetric::CpuPerDelivered),
+                        size,
+                        o.cpu_ns_per_delivered,
+                    );
+                    add(series(NetMetric::LossSocket), size, o.loss_socket);
+                    add(series(NetMetric::LossDaemon), size, o.loss_daemon);
+                }
             }
             if !want(Bench::Tput) && !want(Bench::Rtt) {
                 continue;
@@ -721,18 +749,21 @@ fn rows(cli: &Cli, s: &Samples, runs: usize, k: usize) -> Vec<Row> {
                 });
             }
         }
-        for anchor in NET_ANCHORS {
-            let ours = |m| get(&Series::OursNet(m)).map(|v| median(v));
+        for (p, (anchor, transport, _)) in net::Placement::ALL
+            .into_iter()
+            .flat_map(|p| net_anchors(p).map(|a| (p, a)))
+        {
+            let ours = |m| get(&Series::OursNet(p, m)).map(|v| median(v));
             let theirs = |m| get(&Series::AnchorNet(anchor.into(), m)).map(|v| median(v));
             let (Some(o), Some(a)) = (
-                get(&Series::OursNet(NetMetric::Rate)),
+                get(&Series::OursNet(p, NetMetric::Rate)),
                 get(&Series::AnchorNet(anchor.into(), NetMetric::Rate)),
             ) else {
                 continue;
             };
             let ratio = median(o) / median(a);
             let ours_loss = ours(NetMetric::Loss);
-            let (target, loss_target) = if anchor == "udp" {
+            let (target, loss_target) = if transport == "udp" {
                 (Some(NET_TARGET), Some(NET_LOSS_TARGET))
             } else {
                 (None, None)
@@ -747,7 +778,7 @@ fn rows(cli: &Cli, s: &Samples, runs: usize, k: usize) -> Vec<Row> {
             let round1 = |v: f64| (v * 10.0).round() / 10.0;
             let round4 = |v: f64| (v * 10_000.0).round() / 10_000.0;
             out.push(Row {
-                bench: "net_tput".into(),
+                bench: net_bench_name(p).into(),
                 size,
                 unit: "msg/s",
                 ours: median(o).round(),
@@ -775,7 +806,7 @@ fn rows(cli: &Cli, s: &Samples, runs: usize, k: usize) -> Vec<Row> {
                     anchor_cpu_ns_per_dgram: ac.map(round1),
                     ours_cpu_ns_per_delivered: od.map(round1),
                     anchor_cpu_ns_per_delivered: ad.map(round1),
-                    anchor_cpu_of: Some(if anchor == "udp" {
+                    anchor_cpu_of: Some(if transport == "udp" {
                         "reader process"
                     } else {
                         "router process"
@@ -818,7 +849,7 @@ fn print_table(rows: &[Row], runs: usize, tput_n: u64, rtt_n: u64, net_n: u64) {
         .unwrap_or(0)
         .max(16);
     println!(
-        "{:<11} {:>5} {:<6} {:>12} {:<11} {:>12} {:>7}  {:<w$} target",
+        "{:<17} {:>5} {:<6} {:>12} {:<11} {:>12} {:>7}  {:<w$} target",
         "bench", "size", "unit", "ours", "anchor", "anchor", "ratio", "note"
     );
     for (r, note) in rows.iter().zip(notes) {
@@ -836,7 +867,7 @@ fn print_table(rows: &[Row], runs: usize, tput_n: u64, rtt_n: u64, net_n: u64) {
             _ => String::new(),
         };
         println!(
-            "{:<11} {:>5} {:<6} {:>12.0} {:<11} {:>12.0} {:>7.3}  {:<w$} {target}",
+            "{:<17} {:>5} {:<6} {:>12.0} {:<11} {:>12.0} {:>7.3}  {:<w$} {target}",
             r.bench, r.size, r.unit, r.ours, r.anchor, r.anchor_value, r.ratio, note
         );
     }

@@ -12,13 +12,14 @@
 //! one. rate = received / (t1 − t0); loss = 1 − received / N. The daemon's CPU is the growth of
 //! utime + stime in `/proc/<pid>/stat` across the measurement, divided by N.
 //!
-//! Pinning follows `udprouter`, whose default is unpinned: with `PIN` unset nothing is pinned;
-//! `PIN=1` puts the sender on cpu0 and the daemon and the owner on cpu1, `PIN=2` everything on
-//! cpu0, `PIN=0` nothing.
+//! Placement: each measurement runs twice. **Pinned** places the processes as ipcbench places
+//! the `udp` anchor the target is set against (its default, `PIN=1`): the sender on cpu0, the
+//! receiving side — the daemon and the owner — on cpu1. **Unpinned** pins nothing; it is set
+//! beside `udp` run with `PIN=0`. `udprouter` is unpinned in both (its own default). The `PIN`
+//! environment variable does not apply to this bench.
 
 use std::net::{Ipv4Addr, UdpSocket};
 use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -49,21 +50,51 @@ pub const IDLE: Duration = Duration::from_millis(500);
 /// Environment variable naming the daemon binary (default: `mailslotd` beside this binary).
 pub const DAEMON_ENV: &str = "MAILSLOTD";
 
-/// Pins like ipcbench's `udprouter`: unpinned unless `PIN` is set (then as [`sys::pin`]).
-fn pin(cpu: usize) -> Result<()> {
-    match std::env::var("PIN") {
-        Ok(_) => sys::pin(cpu),
-        Err(_) => Ok(()),
+/// Where the processes of one measurement run (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Placement {
+    /// Sender on cpu0; daemon and owner on cpu1 (as ipcbench pins `udp`).
+    Pinned,
+    /// Nothing pinned.
+    Unpinned,
+}
+
+impl Placement {
+    /// Both placements, in the order they are measured.
+    pub const ALL: [Placement; 2] = [Placement::Pinned, Placement::Unpinned];
+}
+
+/// Pins the calling process to `cpu` when `pinned`.
+fn pin(cpu: usize, pinned: bool) -> Result<()> {
+    if pinned {
+        set_affinity(0, Some(cpu))
+    } else {
+        Ok(())
     }
 }
 
-/// The CPU the daemon is pinned to, if any (same rule as [`pin`], daemon on the reader side).
-fn daemon_cpu() -> Option<usize> {
-    match std::env::var("PIN").ok()?.trim() {
-        "0" => None,
-        "2" => Some(0),
-        _ => Some(sys::READER_CPU),
+/// Sets the CPU affinity of thread `tid` (0: the caller) to `cpu`, or to every CPU for `None`.
+fn set_affinity(tid: libc::pid_t, cpu: Option<usize>) -> Result<()> {
+    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write inside it, and
+    // sched_setaffinity reads exactly size_of::<cpu_set_t>() bytes from it.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        match cpu {
+            Some(c) => libc::CPU_SET(c, &mut set),
+            None => {
+                for c in 0..libc::CPU_SETSIZE as usize {
+                    libc::CPU_SET(c, &mut set);
+                }
+            }
+        }
+        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("sched_setaffinity of thread {tid} to {cpu:?}"));
     }
+    Ok(())
 }
 
 /// Where the daemon binary is: `$MAILSLOTD`, else `mailslotd` in this binary's directory. When
@@ -174,22 +205,6 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
-        if let Some(cpu) = daemon_cpu() {
-            // SAFETY: the closure runs in the forked child before exec and only makes the
-            // sched_setaffinity system call on a local cpu_set_t (async-signal-safe).
-            unsafe {
-                cmd.pre_exec(move || {
-                    let mut set: libc::cpu_set_t = std::mem::zeroed();
-                    libc::CPU_ZERO(&mut set);
-                    libc::CPU_SET(cpu, &mut set);
-                    if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {}", exe.display()))?;
@@ -224,6 +239,18 @@ impl Daemon {
             bail!("daemon status: code {} {}", r.code, r.text);
         }
         Ok(serde_json::from_str(&r.text)?)
+    }
+
+    /// Places every thread of the daemon: on the reader side's CPU when pinned, else anywhere.
+    pub fn place(&self, placement: Placement) -> Result<()> {
+        let cpu = (placement == Placement::Pinned).then_some(sys::READER_CPU);
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid))
+            .with_context(|| format!("listing the threads of mailslotd (pid {})", self.pid))?;
+        for t in tasks {
+            let tid: libc::pid_t = t?.file_name().to_string_lossy().parse()?;
+            set_affinity(tid, cpu)?;
+        }
+        Ok(())
     }
 
     /// CPU time (utime + stime, all threads) the daemon used so far, ns.
@@ -275,9 +302,16 @@ fn counter(s: &serde_json::Value, section: &str, key: &str) -> u64 {
 /// Measures our path once: `count` datagrams with `size`-byte payloads. `epoch` (one per
 /// measurement) goes into the header SOURCE_IP so that no (SOURCE_IP, DGM_ID) pair repeats across
 /// measurements within the daemon's 2 s duplicate window.
-pub fn measure(d: &Daemon, size: usize, count: u64, epoch: u8) -> Result<Sample> {
+pub fn measure(
+    d: &Daemon,
+    size: usize,
+    count: u64,
+    epoch: u8,
+    placement: Placement,
+) -> Result<Sample> {
+    d.place(placement)?;
     let (s0, c0) = (d.status()?, d.cpu_ns()?);
-    let kv = sys::run_role(&[
+    let mut role = vec![
         "__net-owner".into(),
         "--port".into(),
         d.port.to_string(),
@@ -287,7 +321,11 @@ pub fn measure(d: &Daemon, size: usize, count: u64, epoch: u8) -> Result<Sample>
         count.to_string(),
         "--epoch".into(),
         epoch.to_string(),
-    ])?;
+    ];
+    if placement == Placement::Pinned {
+        role.push("--pinned".into());
+    }
+    let kv = sys::run_role(&role)?;
     let c1 = d.cpu_ns()?;
     let s1 = d.status()?;
     let delta = |section: &str, key: &str| {
@@ -306,7 +344,7 @@ pub fn measure(d: &Daemon, size: usize, count: u64, epoch: u8) -> Result<Sample>
         loss_daemon: (received - delivered).max(0.0) / n,
     };
     crate::progress(&format!(
-        "  net {size} B: sent {count}, daemon received {received}, delivered {delivered} \
+        "  net {size} B {placement:?}: sent {count}, daemon received {received}, delivered {delivered} \
          (full {}, duplicate {}, other {}), owner read {recvd}; {:.0} msg/s; CPU per sent datagram: \
          daemon {:.0} ns, owner {:.0} ns",
         delta("delivery", "dropped_full"),
@@ -330,8 +368,8 @@ pub fn measure(d: &Daemon, size: usize, count: u64, epoch: u8) -> Result<Sample>
 
 /// The owner role: creates [`SLOT_NAME`], starts the sender, reads until the last sequence
 /// number, `count` messages or [`IDLE`] without one, and prints one result line.
-pub fn owner(port: u16, size: usize, count: u64, epoch: u8) -> Result<()> {
-    pin(sys::READER_CPU)?;
+pub fn owner(port: u16, size: usize, count: u64, epoch: u8, pinned: bool) -> Result<()> {
+    pin(sys::READER_CPU, pinned)?;
     if size < 8 {
         bail!("message size must be at least 8 bytes (sequence number)");
     }
@@ -340,7 +378,7 @@ pub fn owner(port: u16, size: usize, count: u64, epoch: u8) -> Result<()> {
         .max_messages(MAX_MESSAGES)
         .create(SLOT_NAME)
         .with_context(|| format!("creating {SLOT_NAME}"))?;
-    let mut sender = Peer::spawn(&[
+    let mut args = vec![
         "__net-sender".into(),
         "--port".into(),
         port.to_string(),
@@ -350,18 +388,36 @@ pub fn owner(port: u16, size: usize, count: u64, epoch: u8) -> Result<()> {
         count.to_string(),
         "--epoch".into(),
         epoch.to_string(),
-    ])?;
+    ];
+    if pinned {
+        args.push("--pinned".into());
+    }
+    let mut sender = Peer::spawn(&args)?;
     sender.expect("ready")?;
     sender.send_line("go")?;
     let mut buf = vec![0u8; size + 64];
     let (mut got, mut last, mut reordered, mut expect) = (0u64, 0u64, 0u64, 0u64);
+    // Like ipcbench's reader, which reads the clock once per recvmmsg batch: the time of the
+    // last message is taken when the queue runs empty (a zero-timeout read finds nothing), or
+    // at the final sequence number, not after every message.
+    let mut unstamped = false;
     while got < count {
-        let info = match slot.read_timeout_with(&mut buf, Timeout::After(IDLE)) {
+        let info = match slot.read_timeout_with(&mut buf, Timeout::ZERO) {
             Ok(i) => i,
-            Err(ReadError::Timeout) => break,
+            Err(ReadError::Timeout) => {
+                if unstamped {
+                    last = sys::now_ns();
+                    unstamped = false;
+                }
+                match slot.read_timeout_with(&mut buf, Timeout::After(IDLE)) {
+                    Ok(i) => i,
+                    Err(ReadError::Timeout) => break,
+                    Err(e) => return Err(e).context("mailslot read"),
+                }
+            }
             Err(e) => return Err(e).context("mailslot read"),
         };
-        last = sys::now_ns();
+        unstamped = true;
         if info.len != size {
             bail!("received {} bytes, expected {size}", info.len);
         }
@@ -374,6 +430,9 @@ pub fn owner(port: u16, size: usize, count: u64, epoch: u8) -> Result<()> {
         if seq == count - 1 {
             break;
         }
+    }
+    if unstamped {
+        last = sys::now_ns();
     }
     let kv = sys::parse_kv(&sender.read_line()?);
     let t0 = sys::kv_f64(&kv, "t0", "net sender")? as u64;
@@ -396,8 +455,8 @@ fn source_ip(epoch: u8, seq: u64) -> [u8; 4] {
 
 /// The sender role: sends `count` DIRECT_UNIQUE datagrams to `BENCH<00>` at 127.0.0.1:`port`
 /// from an ephemeral port, in `sendmmsg` batches of [`BATCH`], like ipcbench's `BATCH=32` writer.
-pub fn sender(port: u16, size: usize, count: u64, epoch: u8) -> Result<()> {
-    pin(sys::WRITER_CPU)?;
+pub fn sender(port: u16, size: usize, count: u64, epoch: u8, pinned: bool) -> Result<()> {
+    pin(sys::WRITER_CPU, pinned)?;
     let payload = vec![0u8; size];
     let proto = |e: mailslot_proto::Error| anyhow!("encoding the datagram: {e}");
     let msg = MailslotMessage::new(

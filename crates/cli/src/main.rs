@@ -192,7 +192,9 @@ fn main() -> ExitCode {
 pub(crate) fn message_json(m: &Message) -> serde_json::Value {
     let sender = match &m.sender {
         Sender::Local { pid, uid, gid } => serde_json::json!({"pid": pid, "uid": uid, "gid": gid}),
-        Sender::Remote { name, ip } => serde_json::json!({"name": name, "ip": ip.to_string()}),
+        Sender::Remote { name, ip } => {
+            serde_json::json!({"name": name.as_str(), "ip": ip.to_string()})
+        }
         other => serde_json::json!({"unknown": format!("{other:?}")}),
     };
     serde_json::json!({

@@ -56,7 +56,9 @@ use std::time::Duration;
 pub use error::{CreateError, OpenError, ReadError, WriteError};
 pub use name::{Name, NameError, Target};
 pub use transport::slot::Counters;
-pub use types::{Access, Class, Info, Message, Sender, Timeout, WriteOptions, MAX_PRIORITY};
+pub use types::{
+    Access, Class, Info, Message, RemoteName, Sender, Timeout, WriteOptions, MAX_PRIORITY,
+};
 
 use transport::slot::{Config, Slot, Take, Taken};
 

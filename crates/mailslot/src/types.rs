@@ -102,8 +102,115 @@ pub enum Access {
     Everyone,
 }
 
+/// The NetBIOS name of a host that sent a message: at most 16 bytes of UTF-8, kept inline so
+/// that a message from the network costs no allocation for it. Reads as a `&str`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RemoteName {
+    bytes: [u8; RemoteName::MAX_LEN],
+    len: u8,
+}
+
+impl RemoteName {
+    /// Longest name kept, in bytes (a NetBIOS name has 15 characters and a suffix byte).
+    pub const MAX_LEN: usize = 16;
+
+    /// The name `name`, cut to [`MAX_LEN`](Self::MAX_LEN) bytes at a character boundary.
+    pub fn new(name: &str) -> RemoteName {
+        let mut end = name.len().min(Self::MAX_LEN);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        let mut bytes = [0u8; Self::MAX_LEN];
+        bytes[..end].copy_from_slice(&name.as_bytes()[..end]);
+        RemoteName {
+            bytes,
+            len: end as u8,
+        }
+    }
+
+    /// A name as it travels in a record: up to 16 bytes, ended by a NUL or the end, trailing
+    /// spaces dropped; each byte sequence that is not UTF-8 becomes `?` (so it never grows).
+    pub(crate) fn from_record(raw: &[u8]) -> RemoteName {
+        let raw = &raw[..raw.len().min(Self::MAX_LEN)];
+        let end = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
+        let mut raw = &raw[..end];
+        while let [rest @ .., b' '] = raw {
+            raw = rest;
+        }
+        let mut out = RemoteName {
+            bytes: [0u8; Self::MAX_LEN],
+            len: 0,
+        };
+        if raw.is_ascii() {
+            out.bytes[..raw.len()].copy_from_slice(raw);
+            out.len = raw.len() as u8;
+            return out;
+        }
+        for chunk in raw.utf8_chunks() {
+            for part in [
+                chunk.valid().as_bytes(),
+                &b"?"[..chunk.invalid().len().min(1)],
+            ] {
+                let at = usize::from(out.len);
+                out.bytes[at..at + part.len()].copy_from_slice(part);
+                out.len += part.len() as u8;
+            }
+        }
+        out
+    }
+
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        // Built only from whole UTF-8 characters (see `new` and `from_record`).
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl std::ops::Deref for RemoteName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for RemoteName {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for RemoteName {
+    fn from(name: &str) -> RemoteName {
+        RemoteName::new(name)
+    }
+}
+
+impl PartialEq<str> for RemoteName {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for RemoteName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for RemoteName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for RemoteName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 /// Who sent a message.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Sender {
     /// A process on this host, as the kernel reported it when the writer opened the mailslot.
@@ -118,7 +225,7 @@ pub enum Sender {
     /// A host on the network (delivered by the mailslot daemon).
     Remote {
         /// The sender's NetBIOS name.
-        name: String,
+        name: RemoteName,
         /// The sender's IPv4 address.
         ip: Ipv4Addr,
     },
@@ -195,5 +302,44 @@ impl WriteOptions {
     pub fn timeout(mut self, t: impl Into<Timeout>) -> Self {
         self.timeout = t.into();
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RemoteName;
+
+    #[test]
+    fn remote_names_from_records() {
+        // Padding: NUL, then trailing spaces (as a NetBIOS name is padded) are dropped.
+        assert_eq!(
+            RemoteName::from_record(b"HOSTA\0\0\0\0\0\0\0\0\0\0\0"),
+            "HOSTA"
+        );
+        assert_eq!(RemoteName::from_record(b"HOSTA           "), "HOSTA");
+        assert_eq!(RemoteName::from_record(b""), "");
+        // At most 16 bytes are read.
+        assert_eq!(
+            RemoteName::from_record(b"ABCDEFGHIJKLMNOPQRST").as_str(),
+            "ABCDEFGHIJKLMNOP"
+        );
+        // Valid UTF-8 is kept; each invalid sequence becomes one `?`, so the name never grows.
+        assert_eq!(RemoteName::from_record("CAFÉ".as_bytes()), "CAFÉ");
+        assert_eq!(RemoteName::from_record(b"A\x82B\xff\xfeC"), "A?B??C");
+        let all_bad = RemoteName::from_record(&[0xC3; 16]);
+        assert!(all_bad.len() <= RemoteName::MAX_LEN);
+        assert!(all_bad.chars().all(|c| c == '?'));
+        // A character cut at byte 16 is not kept half.
+        let cut = RemoteName::from_record("ABCDEFGHIJKLMNOÉ".as_bytes());
+        assert_eq!(cut.as_str(), "ABCDEFGHIJKLMNO?");
+    }
+
+    #[test]
+    fn remote_names_from_text() {
+        assert_eq!(RemoteName::new("SERVER1").as_str(), "SERVER1");
+        assert_eq!(RemoteName::new("ÉÉÉÉÉÉÉÉÉ").as_str(), "ÉÉÉÉÉÉÉÉ");
+        assert_eq!(format!("{}", RemoteName::new("X")), "X");
+        assert_eq!(format!("{:?}", RemoteName::new("X")), "\"X\"");
+        assert_eq!(RemoteName::from("HOSTB"), "HOSTB");
     }
 }

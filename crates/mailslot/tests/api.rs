@@ -486,3 +486,36 @@ fn batches_from_the_daemon_keep_order_limits_and_trust() {
     assert_eq!(slot.read_message().unwrap().data, b"local");
     assert_eq!(slot.counters().refused_remote, 2);
 }
+
+#[test]
+fn reused_message_buffers_never_show_stale_bytes() {
+    // Buffers of messages read by copy are reused for later messages: sizes going up and down,
+    // empty messages and reads by `read_message` mixed in must still give back exactly what was
+    // written, in order.
+    let name = unique("reuse");
+    let slot = Mailslot::builder().quota(4 << 20).create(&name).unwrap();
+    let w = MailslotWriter::open(&name).unwrap();
+    let body = |i: usize| -> Vec<u8> {
+        let len = [0, 1, 424, 7, 4000, 64, 3, 1500][i % 8];
+        (0..len).map(|k| (i * 31 + k) as u8).collect()
+    };
+    let mut buf = vec![0u8; 8192];
+    for round in 0..4 {
+        for i in 0..600 {
+            w.write(&body(round * 600 + i)).unwrap();
+        }
+        for i in 0..600 {
+            let want = body(round * 600 + i);
+            if i % 5 == 4 {
+                assert_eq!(slot.read_message().unwrap().data, want, "message {i}");
+            } else {
+                let info = slot.read_timeout_with(&mut buf, Timeout::ZERO).unwrap();
+                assert_eq!(&buf[..info.len], &want[..], "message {i}");
+            }
+        }
+        assert!(matches!(
+            slot.read_timeout_with(&mut buf, Timeout::ZERO),
+            Err(ReadError::Timeout)
+        ));
+    }
+}

@@ -26,6 +26,7 @@
 
 pub mod config;
 pub mod daemon;
+mod dedupe;
 mod router;
 
 pub use config::{ConfigError, DaemonConfig, Interface, RouterConfig};

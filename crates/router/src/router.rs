@@ -5,9 +5,9 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-// The duplicate filter and the cache are on the path of every datagram: a fast hash (the keys
-// are not attacker-chosen in a way that matters: both maps are bounded in size).
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+// The cache is on the path of every datagram: a fast hash (the keys are not attacker-chosen in a
+// way that matters: the map is bounded in size).
+use rustc_hash::FxHashMap as HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
@@ -25,8 +25,7 @@ pub const RETRY_INTERVAL: Duration = Duration::from_millis(250);
 pub const RETRY_COUNT: u32 = 3;
 /// Duplicates (same source IP and DGM_ID) are dropped within this window.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(2);
-/// Most (source IP, DGM_ID) pairs remembered for duplicate detection.
-pub const DUPLICATE_CAPACITY: usize = 16_384;
+use crate::dedupe::DuplicateFilter;
 /// Most names in the resolution cache.
 pub const CACHE_CAPACITY: usize = 4096;
 /// Most resolutions in progress (each with its waiters).
@@ -290,8 +289,7 @@ pub struct Router {
     events: VecDeque<Event>,
     cache: HashMap<NetbiosName, CacheEntry>,
     queries: Vec<Query>,
-    dup_seen: HashSet<(Ipv4Addr, u16)>,
-    dup_order: VecDeque<(Instant, (Ipv4Addr, u16))>,
+    duplicates: DuplicateFilter,
     next_trn: u16,
     next_dgm: u16,
     counters: Counters,
@@ -340,8 +338,7 @@ impl Router {
             events: VecDeque::new(),
             cache: HashMap::default(),
             queries: Vec::new(),
-            dup_seen: HashSet::default(),
-            dup_order: VecDeque::new(),
+            duplicates: DuplicateFilter::new(DUPLICATE_WINDOW),
             next_trn: seed,
             next_dgm: seed.rotate_left(7),
             counters: Counters::default(),
@@ -394,8 +391,7 @@ impl Router {
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let q = self.queries.iter().map(|q| q.next).min();
-        let d = self.dup_order.front().map(|(t, _)| *t + DUPLICATE_WINDOW);
-        [self.registration_next, q, d].into_iter().flatten().min()
+        [self.registration_next, q].into_iter().flatten().min()
     }
 
     fn trn(&mut self) -> u16 {
@@ -464,13 +460,6 @@ impl Router {
             }
         }
         self.query_step(now);
-        while let Some((t, key)) = self.dup_order.front().copied() {
-            if t + DUPLICATE_WINDOW > now {
-                break;
-            }
-            self.dup_order.pop_front();
-            self.dup_seen.remove(&key);
-        }
     }
 
     fn registration_step(&mut self, now: Instant) {
@@ -908,22 +897,14 @@ impl Router {
         }
         let dest = m.destination.name;
         let for_us = dest.is_wildcard() || self.own(&dest).is_some();
-        if !for_us || m.destination.scope != self.cfg.scope {
+        if !for_us || !same_scope(&m.destination.scope, &self.cfg.scope) {
             self.counters.dropped_not_for_us += 1;
             return None;
         }
-        let key = (m.source_ip, m.dgm_id);
-        if self.dup_seen.contains(&key) {
+        if self.duplicates.seen(now, m.source_ip, m.dgm_id) {
             self.counters.dropped_duplicate += 1;
             return None;
         }
-        if self.dup_order.len() >= DUPLICATE_CAPACITY {
-            if let Some((_, old)) = self.dup_order.pop_front() {
-                self.dup_seen.remove(&old);
-            }
-        }
-        self.dup_seen.insert(key);
-        self.dup_order.push_back((now, key));
         let Some(path) = mailslot_path_of(m.write.name) else {
             self.counters.dropped_not_mailslot += 1;
             return None;
@@ -969,7 +950,7 @@ impl Router {
         let Some(q) = p.questions.first() else {
             return;
         };
-        if q.name.scope != self.cfg.scope {
+        if !same_scope(&q.name.scope, &self.cfg.scope) {
             return;
         }
         match p.flags.opcode() {
@@ -1182,6 +1163,14 @@ impl Router {
 }
 
 /// The path after `\MAILSLOT\` (case-insensitive prefix), if the name is a mailslot name.
+/// Whether two NetBIOS scopes are the same. Two empty scopes (the usual case) are compared by
+/// length only: `==` on two empty `String`s calls `memcmp` with their dangling pointers, which
+/// some `memcmp` implementations (masked AVX-512 loads) turn into a slow fault-suppression assist
+/// on every datagram.
+fn same_scope(a: &str, b: &str) -> bool {
+    a.len() == b.len() && (a.is_empty() || a == b)
+}
+
 fn mailslot_path_of(name: &[u8]) -> Option<&str> {
     const P: &[u8] = b"\\MAILSLOT\\";
     if name.len() <= P.len() || !name[..P.len()].eq_ignore_ascii_case(P) {

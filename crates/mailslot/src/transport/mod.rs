@@ -138,12 +138,11 @@ pub(crate) fn encode_remote(name: &str, ip: std::net::Ipv4Addr) -> [u8; REMOTE_L
 }
 
 /// Decodes a remote-sender block (name without padding, address).
-pub(crate) fn decode_remote(b: &[u8]) -> Option<(String, std::net::Ipv4Addr)> {
+pub(crate) fn decode_remote(b: &[u8]) -> Option<(crate::RemoteName, std::net::Ipv4Addr)> {
     if b.len() < REMOTE_LEN {
         return None;
     }
-    let end = b[..16].iter().position(|&c| c == 0).unwrap_or(16);
-    let name = String::from_utf8_lossy(&b[..end]).trim_end().to_string();
+    let name = crate::RemoteName::from_record(&b[..16]);
     let ip = std::net::Ipv4Addr::new(b[16], b[17], b[18], b[19]);
     Some((name, ip))
 }
@@ -253,7 +252,10 @@ mod tests {
         let r = encode_remote("SERVER1", std::net::Ipv4Addr::new(10, 99, 0, 1));
         assert_eq!(
             decode_remote(&r),
-            Some(("SERVER1".to_string(), std::net::Ipv4Addr::new(10, 99, 0, 1)))
+            Some((
+                crate::RemoteName::new("SERVER1"),
+                std::net::Ipv4Addr::new(10, 99, 0, 1)
+            ))
         );
         assert_eq!(decode_remote(&r[..19]), None);
         let mut bad = h;

@@ -9,8 +9,9 @@
 //! - each slot's socket epoll is registered in the service epoll **one-shot**;
 //! - a reader about to sleep disarms it (so one message never wakes two threads) and re-arms it
 //!   when it wakes;
-//! - when the service fires for a slot whose reader was active within the last [`DEFER`], it
-//!   looks again after `DEFER` instead of competing for the slot;
+//! - when the service fires for a slot whose reader was active since the service last looked, it
+//!   looks again after [`DEFER`] instead of competing for the slot (readers only bump a counter,
+//!   so a read costs no clock reading);
 //! - when it does move messages, it signals the slot's eventfd so that a reader (or an async
 //!   task) waiting on the slot wakes up.
 //!
@@ -26,7 +27,7 @@ use std::time::{Duration, Instant};
 use super::slot::{Arming, Slot};
 use crate::sys;
 
-/// How long after a reader's last activity the service leaves a slot to that reader.
+/// How long the service leaves a slot to a reader that was active since it last looked.
 pub(crate) const DEFER: Duration = Duration::from_millis(2);
 
 pub(crate) struct Service {
@@ -127,11 +128,10 @@ impl Service {
             // The waiting reader re-arms the slot when it wakes.
             return None;
         }
-        if let Some(t) = st.last_reader_activity {
-            if now.duration_since(t) < DEFER {
-                st.deferred = true;
-                return Some(t + DEFER);
-            }
+        if st.reader_ops != st.service_seen_ops {
+            st.service_seen_ops = st.reader_ops;
+            st.deferred = true;
+            return Some(now + DEFER);
         }
         if let Ok(n) = slot.drain(&mut st) {
             if n > 0 {

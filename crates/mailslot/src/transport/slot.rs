@@ -79,7 +79,14 @@ pub(crate) struct State {
     listener: Option<OwnedFd>,
     pub read_timeout: Timeout,
     pub readers_waiting: usize,
-    pub last_reader_activity: Option<Instant>,
+    /// Reads, peeks and waits so far: the service thread leaves the slot alone while it moves.
+    pub reader_ops: u64,
+    /// `reader_ops` when the service thread last looked at the slot.
+    pub service_seen_ops: u64,
+    /// Buffers of messages read by copy, reused for new messages (no allocation per message).
+    spare: Vec<Vec<u8>>,
+    /// Capacity of the buffers in `spare`, bytes.
+    spare_bytes: usize,
     pub arming: Arming,
     /// The service thread has this slot on its timer list (it will re-arm it).
     pub deferred: bool,
@@ -98,6 +105,41 @@ pub(crate) struct State {
     pub refused: u64,
     /// Network messages refused because the slot does not accept remote messages.
     pub refused_remote: u64,
+}
+
+/// Most buffers kept for reuse, the most bytes they may hold together, and the largest buffer
+/// worth keeping: enough for the bursts a reader takes in at once (a drain moves up to
+/// [`PER_CONN_BATCH`] records of up to 64 KiB each), while a slot that once held many or large
+/// messages does not keep much of their memory.
+const SPARE_BUFFERS: usize = 1024;
+const SPARE_BYTES: usize = 512 << 10;
+const SPARE_CAPACITY: usize = 4096;
+
+impl State {
+    /// Keeps the buffer of a message read by copy for the next message.
+    fn recycle(&mut self, buf: Vec<u8>) {
+        let cap = buf.capacity();
+        if self.spare.len() < SPARE_BUFFERS
+            && cap <= SPARE_CAPACITY
+            && self.spare_bytes + cap <= SPARE_BYTES
+        {
+            self.spare_bytes += cap;
+            self.spare.push(buf);
+        }
+    }
+
+    /// A buffer holding `data`, reused when one is kept.
+    fn buffer_with(&mut self, data: &[u8]) -> Vec<u8> {
+        match self.spare.pop() {
+            Some(mut b) => {
+                self.spare_bytes -= b.capacity();
+                b.clear();
+                b.extend_from_slice(data);
+                b
+            }
+            None => data.to_vec(),
+        }
+    }
 }
 
 /// One owned mailslot.
@@ -195,7 +237,10 @@ impl Slot {
                 listener: Some(listener),
                 read_timeout,
                 readers_waiting: 0,
-                last_reader_activity: None,
+                reader_ops: 0,
+                service_seen_ops: 0,
+                spare: Vec::new(),
+                spare_bytes: 0,
                 arming: Arming::Idle,
                 deferred: false,
                 wake_pending: false,
@@ -416,10 +461,11 @@ impl Slot {
             st.dropped += 1;
             return;
         }
+        let buf = st.buffer_with(data);
         st.queue.push(Entry {
             seq,
             msg: Message {
-                data: data.to_vec(),
+                data: buf,
                 priority,
                 class: Class::from_number(class.into()).unwrap_or_default(),
                 sender,
@@ -455,10 +501,9 @@ impl Slot {
     pub fn take(&self, take: Take<'_>, timeout: Option<Timeout>) -> Result<Taken, ReadError> {
         let mut st = self.lock();
         let timeout = timeout.unwrap_or(st.read_timeout);
-        let deadline = match timeout {
-            Timeout::After(d) => Some(Instant::now() + d),
-            Timeout::Forever => None,
-        };
+        // The clock is read only once the queue is found empty: a read that finds a message
+        // costs no clock reading.
+        let mut deadline: Option<Instant> = None;
         let peek = matches!(take, Take::Peek(_) | Take::PeekMessage);
         let mut spun = false;
         let result = loop {
@@ -473,11 +518,15 @@ impl Slot {
             if st.queue.head().is_some() {
                 break self.apply(&mut st, take);
             }
-            let remaining = match deadline {
-                None => None,
-                Some(dl) => {
+            let remaining = match timeout {
+                Timeout::Forever => None,
+                Timeout::After(d) => {
+                    if d.is_zero() || peek {
+                        break Err(ReadError::Timeout);
+                    }
                     let now = Instant::now();
-                    if now >= dl || peek {
+                    let dl = *deadline.get_or_insert(now + d);
+                    if now >= dl {
                         break Err(ReadError::Timeout);
                     }
                     Some(dl - now)
@@ -527,7 +576,7 @@ impl Slot {
             self.end_wait(&mut st);
             r?;
         };
-        st.last_reader_activity = Some(Instant::now());
+        st.reader_ops = st.reader_ops.wrapping_add(1);
         result
     }
 
@@ -561,10 +610,12 @@ impl Slot {
                     len,
                     priority: head.priority,
                     class: head.class,
-                    sender: head.sender.clone(),
+                    sender: head.sender,
                 };
                 if remove {
-                    st.queue.pop();
+                    if let Some(m) = st.queue.pop() {
+                        st.recycle(m.data);
+                    }
                     self.control.release(len);
                 }
                 t
@@ -584,7 +635,7 @@ impl Slot {
         let mut st = self.lock();
         self.clear_wake(&mut st);
         let _ = self.drain(&mut st);
-        st.last_reader_activity = Some(Instant::now());
+        st.reader_ops = st.reader_ops.wrapping_add(1);
         let head = st.queue.head();
         (
             st.queue.len(),
@@ -614,7 +665,7 @@ impl Slot {
 
     pub fn end_wait(&self, st: &mut State) {
         st.readers_waiting -= 1;
-        st.last_reader_activity = Some(Instant::now());
+        st.reader_ops = st.reader_ops.wrapping_add(1);
         if st.readers_waiting == 0 && st.arming == Arming::Idle && !st.deferred {
             self.service.arm(self);
             st.arming = Arming::Armed;
