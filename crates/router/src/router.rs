@@ -32,6 +32,8 @@ pub const CACHE_CAPACITY: usize = 4096;
 pub const MAX_PENDING_QUERIES: usize = 1024;
 /// TTL we register with and answer with.
 pub const NAME_TTL: u32 = 259_200;
+/// Shortest interval between refreshes of our names with the WINS server, whatever TTL it grants.
+pub const MIN_WINS_REFRESH: Duration = Duration::from_secs(60);
 /// How long a name learnt from an answer is kept when the answer's TTL is 0.
 const MIN_CACHE_TTL: Duration = Duration::from_secs(60);
 /// Most a cached entry is kept, whatever the TTL.
@@ -220,6 +222,10 @@ pub struct Counters {
     pub dropped_malformed_name: u64,
     /// Local writes refused (too large, unresolvable).
     pub writes_failed: u64,
+    /// Name refresh requests sent to the WINS server.
+    pub wins_refreshes_sent: u64,
+    /// Negative answers of the WINS server to a registration or refresh of ours.
+    pub wins_refusals: u64,
 }
 
 /// State of one of our names.
@@ -290,6 +296,12 @@ pub struct Router {
     cache: HashMap<NetbiosName, CacheEntry>,
     queries: Vec<Query>,
     duplicates: DuplicateFilter,
+    /// When to refresh our names with the WINS server next (RFC 1002 §5.1.2.6).
+    wins_refresh_next: Option<Instant>,
+    /// The shortest TTL the WINS server granted one of our names (ours until it answers).
+    wins_ttl: Duration,
+    /// The WINS server refused a refresh: the next round registers instead of refreshing.
+    wins_reregister: bool,
     next_trn: u16,
     next_dgm: u16,
     counters: Counters,
@@ -339,6 +351,9 @@ impl Router {
             cache: HashMap::default(),
             queries: Vec::new(),
             duplicates: DuplicateFilter::new(DUPLICATE_WINDOW),
+            wins_refresh_next: None,
+            wins_ttl: Duration::from_secs(u64::from(NAME_TTL)),
+            wins_reregister: false,
             next_trn: seed,
             next_dgm: seed.rotate_left(7),
             counters: Counters::default(),
@@ -391,7 +406,10 @@ impl Router {
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let q = self.queries.iter().map(|q| q.next).min();
-        [self.registration_next, q].into_iter().flatten().min()
+        [self.registration_next, q, self.wins_refresh_next]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn trn(&mut self) -> u16 {
@@ -460,6 +478,67 @@ impl Router {
             }
         }
         self.query_step(now);
+        if self.wins_refresh_next.is_some_and(|t| t <= now) {
+            self.wins_refresh(now);
+        }
+    }
+
+    /// How long after a registration or refresh the names are refreshed again: half the TTL the
+    /// WINS server granted (as Windows and Samba do), at least [`MIN_WINS_REFRESH`].
+    fn wins_refresh_interval(&self) -> Duration {
+        (self.wins_ttl / 2).max(MIN_WINS_REFRESH)
+    }
+
+    /// Sends a name refresh request to the WINS server for each of our names we hold, one per
+    /// interface address (a registration instead after the server refused one), and schedules
+    /// the next round.
+    fn wins_refresh(&mut self, now: Instant) {
+        let Some(wins) = self.cfg.wins_server else {
+            self.wins_refresh_next = None;
+            return;
+        };
+        if self.shut_down {
+            self.wins_refresh_next = None;
+            return;
+        }
+        let held: Vec<OwnName> = self
+            .names
+            .iter()
+            .filter(|n| matches!(n.state, NameState::Registered))
+            .cloned()
+            .collect();
+        let reregister = std::mem::take(&mut self.wins_reregister);
+        for n in held {
+            for iface in self.cfg.interfaces.clone() {
+                let trn = self.trn();
+                let addr = NbAddress::new(iface.ip, n.group, self.node_type());
+                let p = if reregister {
+                    NamePacket::registration(trn, n.name.into(), NAME_TTL, addr, false)
+                } else {
+                    self.counters.wins_refreshes_sent += 1;
+                    NamePacket::refresh(trn, n.name.into(), NAME_TTL, addr)
+                };
+                self.send_ns(SocketAddrV4::new(wins, self.cfg.name_port), &p);
+            }
+        }
+        self.wins_refresh_next = Some(now + self.wins_refresh_interval());
+    }
+
+    /// The WINS server answered a registration or refresh of ours.
+    fn on_wins_answer(&mut self, now: Instant, p: &NamePacket, ttl: u32) {
+        if p.flags.rcode() != 0 {
+            // Refused (the name is taken there, or the server forgot us and wants a
+            // registration): count it and register again at the next round.
+            self.counters.wins_refusals += 1;
+            self.wins_reregister = true;
+            return;
+        }
+        let granted = Duration::from_secs(u64::from(ttl).max(1));
+        self.wins_ttl = self.wins_ttl.min(granted);
+        let next = now + self.wins_refresh_interval();
+        if self.wins_refresh_next.is_none_or(|t| t > next) {
+            self.wins_refresh_next = Some(next);
+        }
     }
 
     fn registration_step(&mut self, now: Instant) {
@@ -496,6 +575,9 @@ impl Router {
             .all(|n| matches!(n.state, NameState::Registered | NameState::Lost))
         {
             self.registration_next = None;
+            if self.cfg.wins_server.is_some() && self.wins_refresh_next.is_none() {
+                self.wins_refresh_next = Some(now + self.wins_refresh_interval());
+            }
             if !self.registered_reported {
                 self.registered_reported = true;
                 self.events.push_back(Event::NamesRegistered);
@@ -1045,6 +1127,22 @@ impl Router {
         let Some(a) = p.answers.first() else {
             return;
         };
+        let from_wins = self.cfg.wins_server == Some(*src.ip());
+        if from_wins
+            && matches!(
+                p.flags.opcode(),
+                NsOpcode::Registration
+                    | NsOpcode::MultiHomedRegistration
+                    | NsOpcode::Refresh
+                    | NsOpcode::RefreshAlt
+            )
+            && self.own(&a.name.name).is_some()
+        {
+            self.on_wins_answer(now, p, a.ttl);
+            if p.flags.opcode() != NsOpcode::Registration || p.flags.rcode() == 0 {
+                return;
+            }
+        }
         match p.flags.opcode() {
             NsOpcode::Registration | NsOpcode::MultiHomedRegistration if p.flags.rcode() != 0 => {
                 // An objection to our registration: fatal for a unique name of ours, but only

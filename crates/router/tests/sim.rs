@@ -4,7 +4,9 @@ use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-use mailslot_proto::{MailslotMessage, NamePacket, NetbiosName};
+use mailslot_proto::{
+    MailslotMessage, NamePacket, NetbiosName, NsFlags, NsOpcode, RData, ResourceRecord, RrType,
+};
 use mailslot_router::{
     Event, Interface, LocalRequest, Port, Router, RouterConfig, Target, Transmit, ERROR_BAD_NETPATH,
 };
@@ -669,4 +671,122 @@ fn mailslot_names_go_upper_case_on_the_wire() {
         MailslotMessage::parse(&t.payload).unwrap().write.name,
         b"\\MAILSLOT\\NET\\NETLOGON"
     );
+}
+
+/// What the node sent the WINS server at `wins` on the name port since the wire was cleared:
+/// (opcode, name, trn_id, packet).
+fn sent_to_wins(net: &Net, wins: Ipv4Addr) -> Vec<(NsOpcode, String, NamePacket)> {
+    net.wire
+        .iter()
+        .filter(|(_, t)| t.port == Port::Name && *t.dest.ip() == wins)
+        .map(|(_, t)| {
+            let p = NamePacket::parse(&t.payload).expect("our name packet parses");
+            let name = p.questions[0].name.name.to_string();
+            (p.flags.opcode(), name, p)
+        })
+        .collect()
+}
+
+/// The WINS server's answer to a registration or refresh `req`: granted with `ttl`, or refused.
+fn wins_answer(req: &NamePacket, ttl: u32, refused: bool) -> Vec<u8> {
+    let rec = &req.additional[0];
+    NamePacket {
+        trn_id: req.trn_id,
+        flags: NsFlags::new(
+            req.flags.opcode(),
+            NsFlags::RESPONSE | NsFlags::AA | NsFlags::RD | NsFlags::RA,
+            if refused { 6 } else { 0 },
+        ),
+        questions: Vec::new(),
+        answers: vec![ResourceRecord {
+            name: rec.name.clone(),
+            rr_type: RrType::Nb,
+            class: 1,
+            ttl,
+            rdata: rec.rdata.clone(),
+        }],
+        authority: Vec::new(),
+        additional: Vec::new(),
+    }
+    .to_vec()
+    .expect("answer encodes")
+}
+
+#[test]
+fn names_are_refreshed_with_wins_at_half_the_granted_ttl() {
+    let wins = ip(100);
+    let mut net = Net::new();
+    let mut cfg = Net::cfg("A", 1);
+    cfg.wins_server = Some(wins);
+    net.add_cfg(cfg);
+    net.advance(Duration::from_secs(1));
+    // Registered by broadcast and with WINS (a unicast registration per try and name).
+    let regs = sent_to_wins(&net, wins);
+    assert!(regs.iter().all(|(op, ..)| *op == NsOpcode::Registration));
+    assert_eq!(regs.len(), 4 * 3, "4 names × 3 tries: {regs:?}");
+    // The server grants 600 s: refreshes come 300 s later, for every name, then every 300 s.
+    let from_wins = SocketAddrV4::new(wins, 137);
+    for (_, _, req) in &regs {
+        let now = net.now;
+        net.nodes[0].router.handle_datagram(
+            now,
+            Port::Name,
+            from_wins,
+            &wins_answer(req, 600, false),
+        );
+    }
+    net.wire.clear();
+    net.advance(Duration::from_secs(299));
+    assert!(sent_to_wins(&net, wins).is_empty(), "nothing before 300 s");
+    net.advance(Duration::from_secs(2));
+    let refreshes = sent_to_wins(&net, wins);
+    let mut names: Vec<&str> = refreshes.iter().map(|(_, n, _)| n.as_str()).collect();
+    names.sort();
+    assert!(
+        refreshes.iter().all(|(op, ..)| *op == NsOpcode::Refresh),
+        "{refreshes:?}"
+    );
+    assert_eq!(names, ["A<00>", "A<03>", "LAB<00>", "LAB<1E>"]);
+    // Each refresh carries our address, the group bit as registered, and no broadcast flag.
+    for (_, n, p) in &refreshes {
+        let RData::Nb(a) = &p.additional[0].rdata else {
+            panic!("no address in the refresh of {n}");
+        };
+        assert_eq!(a[0].ip, ip(1));
+        assert_eq!(a[0].is_group(), n.starts_with("LAB"), "{n}");
+        assert!(!p.flags.has(NsFlags::BROADCAST), "{n}");
+    }
+    net.wire.clear();
+    net.advance(Duration::from_secs(300));
+    assert_eq!(
+        sent_to_wins(&net, wins).len(),
+        4,
+        "the next round 300 s later"
+    );
+    // A refusal: the next round registers again instead of refreshing.
+    let (_, _, req) = sent_to_wins(&net, wins).remove(0);
+    let now = net.now;
+    net.nodes[0]
+        .router
+        .handle_datagram(now, Port::Name, from_wins, &wins_answer(&req, 600, true));
+    net.wire.clear();
+    net.advance(Duration::from_secs(300));
+    let again = sent_to_wins(&net, wins);
+    assert_eq!(again.len(), 4);
+    assert!(again.iter().all(|(op, ..)| *op == NsOpcode::Registration));
+    // The node still holds its names and did not stop.
+    assert!(!net
+        .events(0)
+        .iter()
+        .any(|e| matches!(e, Event::NameConflict { .. })));
+}
+
+#[test]
+fn without_wins_nothing_is_refreshed() {
+    let mut net = Net::new();
+    net.add("A", 1);
+    net.advance(Duration::from_secs(1));
+    net.wire.clear();
+    net.advance(Duration::from_secs(4 * 86_400));
+    assert!(net.wire.is_empty(), "{:?}", net.wire);
 }
