@@ -67,34 +67,10 @@ impl Placement {
 /// Pins the calling process to `cpu` when `pinned`.
 fn pin(cpu: usize, pinned: bool) -> Result<()> {
     if pinned {
-        set_affinity(0, Some(cpu))
+        sys::set_affinity(0, Some(cpu))
     } else {
         Ok(())
     }
-}
-
-/// Sets the CPU affinity of thread `tid` (0: the caller) to `cpu`, or to every CPU for `None`.
-fn set_affinity(tid: libc::pid_t, cpu: Option<usize>) -> Result<()> {
-    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write inside it, and
-    // sched_setaffinity reads exactly size_of::<cpu_set_t>() bytes from it.
-    let rc = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_ZERO(&mut set);
-        match cpu {
-            Some(c) => libc::CPU_SET(c, &mut set),
-            None => {
-                for c in 0..libc::CPU_SETSIZE as usize {
-                    libc::CPU_SET(c, &mut set);
-                }
-            }
-        }
-        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("sched_setaffinity of thread {tid} to {cpu:?}"));
-    }
-    Ok(())
 }
 
 /// Where the daemon binary is: `$MAILSLOTD`, else `mailslotd` in this binary's directory. When
@@ -248,7 +224,7 @@ impl Daemon {
             .with_context(|| format!("listing the threads of mailslotd (pid {})", self.pid))?;
         for t in tasks {
             let tid: libc::pid_t = t?.file_name().to_string_lossy().parse()?;
-            set_affinity(tid, cpu)?;
+            sys::set_affinity(tid, cpu)?;
         }
         Ok(())
     }

@@ -22,17 +22,30 @@ pub fn pin(cpu: usize) -> Result<()> {
         "2" => 0,
         _ => cpu,
     };
+    set_affinity(0, Some(cpu)).context("set PIN=0 to run unpinned")
+}
+
+/// Sets the CPU affinity of thread `tid` (0: the calling thread) to `cpu`, or to every CPU for
+/// `None`.
+pub fn set_affinity(tid: libc::pid_t, cpu: Option<usize>) -> Result<()> {
     // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write inside it, and
     // sched_setaffinity reads exactly size_of::<cpu_set_t>() bytes from it.
     let rc = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_ZERO(&mut set);
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+        match cpu {
+            Some(c) => libc::CPU_SET(c, &mut set),
+            None => {
+                for c in 0..libc::CPU_SETSIZE as usize {
+                    libc::CPU_SET(c, &mut set);
+                }
+            }
+        }
+        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
     };
     if rc != 0 {
         return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("sched_setaffinity to cpu{cpu} (set PIN=0 to run unpinned)"));
+            .with_context(|| format!("sched_setaffinity of thread {tid} to {cpu:?}"));
     }
     Ok(())
 }

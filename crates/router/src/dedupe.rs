@@ -60,7 +60,7 @@ impl DuplicateFilter {
         // Consecutive DGM_IDs of one source take consecutive slots; sources are spread.
         let h = ip.wrapping_mul(0x9E37_79B1).rotate_left(16) ^ u32::from(id);
         let e = &mut self.slots[h as usize & (DUPLICATE_CAPACITY - 1)];
-        if e.at != 0 && e.ip == ip && e.id == id && at - e.at.min(at) < self.window_ms {
+        if e.at != 0 && e.ip == ip && e.id == id && at.saturating_sub(e.at) < self.window_ms {
             return true;
         }
         *e = Entry { at, ip, id };

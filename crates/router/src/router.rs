@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use crate::dedupe::DuplicateFilter;
 use mailslot_proto::datagram::{MsgType, NodeType};
 use mailslot_proto::nbns::{NbAddress, NodeStatus, NodeStatusName, NsOpcode, RData, RrType};
 use mailslot_proto::{
@@ -25,7 +26,6 @@ pub const RETRY_INTERVAL: Duration = Duration::from_millis(250);
 pub const RETRY_COUNT: u32 = 3;
 /// Duplicates (same source IP and DGM_ID) are dropped within this window.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(2);
-use crate::dedupe::DuplicateFilter;
 /// Most names in the resolution cache.
 pub const CACHE_CAPACITY: usize = 4096;
 /// Most resolutions in progress (each with its waiters).
@@ -1127,19 +1127,18 @@ impl Router {
         let Some(a) = p.answers.first() else {
             return;
         };
-        let from_wins = self.cfg.wins_server == Some(*src.ip());
-        if from_wins
-            && matches!(
-                p.flags.opcode(),
-                NsOpcode::Registration
-                    | NsOpcode::MultiHomedRegistration
-                    | NsOpcode::Refresh
-                    | NsOpcode::RefreshAlt
-            )
+        let registration = matches!(
+            p.flags.opcode(),
+            NsOpcode::Registration | NsOpcode::MultiHomedRegistration
+        );
+        let refresh = matches!(p.flags.opcode(), NsOpcode::Refresh | NsOpcode::RefreshAlt);
+        if self.cfg.wins_server == Some(*src.ip())
+            && (registration || refresh)
             && self.own(&a.name.name).is_some()
         {
             self.on_wins_answer(now, p, a.ttl);
-            if p.flags.opcode() != NsOpcode::Registration || p.flags.rcode() == 0 {
+            // A refused registration is also an objection (handled below, as from any node).
+            if !registration || p.flags.rcode() == 0 {
                 return;
             }
         }
@@ -1260,7 +1259,6 @@ impl Router {
     }
 }
 
-/// The path after `\MAILSLOT\` (case-insensitive prefix), if the name is a mailslot name.
 /// Whether two NetBIOS scopes are the same. Two empty scopes (the usual case) are compared by
 /// length only: `==` on two empty `String`s calls `memcmp` with their dangling pointers, which
 /// some `memcmp` implementations (masked AVX-512 loads) turn into a slow fault-suppression assist
@@ -1269,6 +1267,7 @@ fn same_scope(a: &str, b: &str) -> bool {
     a.len() == b.len() && (a.is_empty() || a == b)
 }
 
+/// The path after `\MAILSLOT\` (case-insensitive prefix), if the name is a mailslot name.
 fn mailslot_path_of(name: &[u8]) -> Option<&str> {
     const P: &[u8] = b"\\MAILSLOT\\";
     if name.len() <= P.len() || !name[..P.len()].eq_ignore_ascii_case(P) {
