@@ -222,7 +222,7 @@ impl DaemonClient {
         let bytes = req
             .encode()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "name too long"))?;
-        sys::send_parts(self.sock.as_raw_fd(), &[&bytes], None, false)?;
+        sys::send_parts(self.sock.as_raw_fd(), &[&bytes], &[], false)?;
         let deadline = Instant::now() + timeout;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
@@ -384,6 +384,6 @@ impl ControlConnection {
 
     /// Sends a reply record.
     pub fn send(&self, reply: &Reply) -> io::Result<()> {
-        sys::send_parts(self.sock.as_raw_fd(), &[&reply.encode()], None, false).map(|_| ())
+        sys::send_parts(self.sock.as_raw_fd(), &[&reply.encode()], &[], false).map(|_| ())
     }
 }

@@ -48,6 +48,8 @@ pub mod code {
     pub const INSUFFICIENT_BUFFER: u32 = 122;
     /// `ERROR_INVALID_NAME`.
     pub const INVALID_NAME: u32 = 123;
+    /// `ERROR_PIPE_BUSY`: every instance the owner allows this user is in use.
+    pub const PIPE_BUSY: u32 = 231;
     /// `ERROR_ALREADY_EXISTS`.
     pub const ALREADY_EXISTS: u32 = 183;
     /// `NERR_NetNotStarted`: the network part (the daemon) is not running.
@@ -128,6 +130,11 @@ pub enum OpenError {
     /// The owner did not answer the open handshake in time (its process is stopped or hung).
     #[error("the owner of mailslot {0} did not answer")]
     NotResponding(String),
+    /// The owner refused one more connection from this user: the user already holds as many
+    /// writer handles to this mailslot as an owner allows one user (256), or the owner is out of
+    /// resources. Code 231 (`ERROR_PIPE_BUSY`).
+    #[error("mailslot {0} refused another writer of this user (too many open writer handles)")]
+    Busy(String),
     /// A system call failed.
     #[error("system error while opening the mailslot: {0}")]
     Io(#[from] io::Error),
@@ -142,6 +149,7 @@ impl OpenError {
             Self::AccessDenied(_) => code::ACCESS_DENIED,
             Self::Remote { .. } => code::BAD_NETPATH,
             Self::NotResponding(_) => code::SEM_TIMEOUT,
+            Self::Busy(_) => code::PIPE_BUSY,
             Self::Io(e) => io_code(e),
         }
     }

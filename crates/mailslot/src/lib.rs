@@ -39,8 +39,8 @@ pub mod daemon;
 pub mod error;
 pub mod name;
 
-mod control;
 mod queue;
+mod shm;
 mod sys;
 mod transport;
 mod types;
@@ -317,14 +317,14 @@ impl Mailslot {
 
     /// Limits and the state of the queue.
     pub fn info(&self) -> Info {
-        let (count, next_size, next_priority, read_timeout) = self.slot.status();
+        let s = self.slot.status();
         Info {
             max_message_size: self.slot.config.max_message_size,
             quota: self.slot.config.quota,
-            next_size,
-            next_priority,
-            count,
-            read_timeout,
+            next_size: s.next_size,
+            next_priority: s.next_priority,
+            count: s.count,
+            read_timeout: s.read_timeout,
         }
     }
 
@@ -371,7 +371,7 @@ pub struct MailslotWriter {
 }
 
 enum WriterInner {
-    Local(transport::writer::Connection),
+    Local(Box<transport::writer::Connection>),
     Remote(daemon::DaemonClient),
 }
 
@@ -404,7 +404,9 @@ impl MailslotWriter {
     pub fn open_timeout(name: &str, timeout: Duration) -> Result<MailslotWriter, OpenError> {
         let name = Name::parse(name)?;
         let inner = if name.is_local() {
-            WriterInner::Local(transport::writer::Connection::open(&name, timeout)?)
+            WriterInner::Local(Box::new(transport::writer::Connection::open(
+                &name, timeout,
+            )?))
         } else {
             WriterInner::Remote(
                 daemon::DaemonClient::connect().map_err(|e| OpenError::Remote {
@@ -438,10 +440,12 @@ impl MailslotWriter {
         }
     }
 
-    /// Process id and user id of the owner (`None` for a remote name).
+    /// Process id and user id of the owner (`None` for a remote name), as the kernel reported
+    /// them for the process that accepted this handle's connection (`SO_PEERCRED`), not as the
+    /// owner claims.
     pub fn owner(&self) -> Option<(u32, u32)> {
         match &self.inner {
-            WriterInner::Local(c) => Some((c.greeting.owner_pid, c.greeting.owner_uid)),
+            WriterInner::Local(c) => Some((c.owner.pid, c.owner.uid)),
             WriterInner::Remote(_) => None,
         }
     }

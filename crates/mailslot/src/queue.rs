@@ -7,10 +7,12 @@ use std::collections::VecDeque;
 
 use crate::types::{Message, MAX_PRIORITY};
 
-/// One queued message and its write-order number.
+/// One queued message, its write-order stamp and the connection it came from.
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub seq: u64,
+    /// The owner's id of the writer's connection (0: none), for per-writer accounting.
+    pub origin: u64,
     pub msg: Message,
 }
 
@@ -43,11 +45,17 @@ impl Queue {
             .map(|e| &e.msg)
     }
 
+    #[cfg(test)]
     pub fn pop(&mut self) -> Option<Message> {
+        self.pop_entry().map(|e| e.msg)
+    }
+
+    /// Removes the head with its stamp and origin.
+    pub fn pop_entry(&mut self) -> Option<Entry> {
         let e = self.levels.iter_mut().rev().find_map(|l| l.pop_front())?;
         self.count -= 1;
         self.bytes -= e.msg.data.len();
-        Some(e.msg)
+        Some(e)
     }
 
     pub fn len(&self) -> usize {
@@ -84,6 +92,7 @@ mod tests {
         for (seq, (p, t)) in input.iter().enumerate() {
             q.push(Entry {
                 seq: seq as u64,
+                origin: 0,
                 msg: m(*p, *t),
             });
         }
@@ -102,6 +111,7 @@ mod tests {
         for seq in [3u64, 1, 2, 0, 5, 4] {
             q.push(Entry {
                 seq,
+                origin: 0,
                 msg: m(2, seq as u8),
             });
         }
@@ -114,7 +124,11 @@ mod tests {
         let mut q = Queue::default();
         let mut e = m(0, 0);
         e.data.clear();
-        q.push(Entry { seq: 0, msg: e });
+        q.push(Entry {
+            seq: 0,
+            origin: 0,
+            msg: e,
+        });
         assert_eq!(q.len(), 1);
         assert_eq!(q.bytes(), 0);
         assert_eq!(q.head().unwrap().data.len(), 0);
@@ -125,7 +139,7 @@ mod tests {
         fn pops_are_sorted(items in proptest::collection::vec((0u8..=9, 0u64..1000), 0..200)) {
             let mut q = Queue::default();
             for (p, seq) in &items {
-                q.push(Entry { seq: *seq, msg: m(*p, 0) });
+                q.push(Entry { seq: *seq, origin: 0, msg: m(*p, 0) });
             }
             let mut last: Option<(u8, u64)> = None;
             let mut seen = 0;

@@ -4,7 +4,6 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
-use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
@@ -174,18 +173,17 @@ pub fn peer_groups(fd: &OwnedFd) -> io::Result<Vec<u32>> {
     }
 }
 
-/// Sends `parts` as one message (gathered), with `MSG_NOSIGNAL`, optionally passing `pass_fd`.
-pub fn send_parts(
-    fd: RawFd,
-    parts: &[&[u8]],
-    pass_fd: Option<RawFd>,
-    dontwait: bool,
-) -> io::Result<usize> {
+/// Most descriptors [`send_parts`] passes at once.
+pub const MAX_PASS_FDS: usize = 4;
+
+/// Sends `parts` as one message (gathered), with `MSG_NOSIGNAL`, passing the descriptors `pass`
+/// (at most [`MAX_PASS_FDS`]) with `SCM_RIGHTS`.
+pub fn send_parts(fd: RawFd, parts: &[&[u8]], pass: &[RawFd], dontwait: bool) -> io::Result<usize> {
     const MAX_PARTS: usize = 4;
-    if parts.len() > MAX_PARTS {
+    if parts.len() > MAX_PARTS || pass.len() > MAX_PASS_FDS {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            "too many parts",
+            "too many parts or descriptors",
         ));
     }
     let mut iov = [libc::iovec {
@@ -196,25 +194,30 @@ pub fn send_parts(
         v.iov_base = p.as_ptr() as *mut libc::c_void;
         v.iov_len = p.len();
     }
-    // Room for one SCM_RIGHTS descriptor, aligned for cmsghdr.
+    // Room for MAX_PASS_FDS SCM_RIGHTS descriptors, aligned for cmsghdr.
     let mut cbuf = [0u64; 8];
     // SAFETY: msghdr is plain old data; all-zero is valid.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = iov.as_mut_ptr();
     msg.msg_iovlen = parts.len();
-    if let Some(pfd) = pass_fd {
+    if !pass.is_empty() {
+        let bytes = std::mem::size_of_val(pass) as u32;
         // SAFETY: CMSG_SPACE is a pure computation.
-        let space = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+        let space = unsafe { libc::CMSG_SPACE(bytes) } as usize;
         msg.msg_control = cbuf.as_mut_ptr().cast();
         msg.msg_controllen = space;
-        // SAFETY: msg_control points to `space` <= 64 zeroed, aligned bytes, enough for one
-        // cmsghdr with one descriptor; CMSG_FIRSTHDR therefore returns a valid pointer.
+        // SAFETY: msg_control points to `space` <= 64 zeroed, aligned bytes (16 of header and at
+        // most 4 descriptors), enough for one cmsghdr; CMSG_FIRSTHDR therefore returns a valid
+        // pointer and CMSG_DATA has room for `pass`.
         unsafe {
             let c = libc::CMSG_FIRSTHDR(&msg);
             (*c).cmsg_level = libc::SOL_SOCKET;
             (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) as usize;
-            ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), pfd);
+            (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+            let data = libc::CMSG_DATA(c).cast::<RawFd>();
+            for (i, pfd) in pass.iter().enumerate() {
+                ptr::write_unaligned(data.add(i), *pfd);
+            }
         }
     }
     let mut flags = libc::MSG_NOSIGNAL;
@@ -253,8 +256,8 @@ pub struct Received {
     pub len: usize,
     /// The message did not fit in the buffer.
     pub truncated: bool,
-    /// A descriptor passed with `SCM_RIGHTS`, if any.
-    pub fd: Option<OwnedFd>,
+    /// Descriptors passed with `SCM_RIGHTS` (at most [`MAX_PASS_FDS`] are kept).
+    pub fds: Vec<OwnedFd>,
 }
 
 /// Receives one message without blocking (`Ok(None)` when none is queued; `len == 0` at EOF).
@@ -287,7 +290,7 @@ pub fn recv_msg(fd: RawFd, buf: &mut [u8], want_fd: bool) -> io::Result<Option<R
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
         Err(e) => return Err(e),
     };
-    let mut passed = None;
+    let mut passed = Vec::new();
     if want_fd && msg.msg_controllen > 0 {
         // SAFETY: the kernel filled msg_control with msg_controllen bytes of well-formed cmsgs;
         // CMSG_FIRSTHDR/NXTHDR walk them within those bounds.
@@ -300,8 +303,8 @@ pub fn recv_msg(fd: RawFd, buf: &mut [u8], want_fd: bool) -> io::Result<Option<R
                     let data = libc::CMSG_DATA(c).cast::<RawFd>();
                     for i in 0..n {
                         let got = owned(ptr::read_unaligned(data.add(i)));
-                        if passed.is_none() {
-                            passed = Some(got);
+                        if passed.len() < MAX_PASS_FDS {
+                            passed.push(got);
                         } // extra descriptors are closed when `got` drops
                     }
                 }
@@ -312,7 +315,7 @@ pub fn recv_msg(fd: RawFd, buf: &mut [u8], want_fd: bool) -> io::Result<Option<R
     Ok(Some(Received {
         len,
         truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
-        fd: passed,
+        fds: passed,
     }))
 }
 
@@ -404,24 +407,43 @@ pub fn eventfd_clear(fd: RawFd) {
     unsafe { libc::read(fd, ptr::addr_of_mut!(v).cast(), 8) };
 }
 
-/// A sealed-size anonymous shared memory file of `len` bytes.
-pub fn memfd(len: usize) -> io::Result<OwnedFd> {
-    let name = c"mailslot-control";
+/// A sealed-size anonymous shared memory file of `len` bytes named `name` (shown in
+/// `/proc/PID/fd`). Its size is sealed (`F_SEAL_SHRINK | F_SEAL_GROW`), so that nobody it is passed
+/// to can shrink it under a mapping (which would raise `SIGBUS`) or grow it; further seals can be
+/// added with [`add_seals`] until `F_SEAL_SEAL`.
+pub fn memfd(name: &std::ffi::CStr, len: usize) -> io::Result<OwnedFd> {
     // SAFETY: `name` is a valid C string.
     let fd = owned(cvt(unsafe {
         libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
     })?);
     // SAFETY: plain system calls on a descriptor we own.
     cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) })?;
-    // Writers must not be able to shrink it under the owner (SIGBUS) or grow it.
-    cvt(unsafe {
-        libc::fcntl(
-            fd.as_raw_fd(),
-            libc::F_ADD_SEALS,
-            libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL,
-        )
-    })?;
+    add_seals(&fd, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW)?;
     Ok(fd)
+}
+
+/// `F_ADD_SEALS`.
+pub fn add_seals(fd: &OwnedFd, seals: libc::c_int) -> io::Result<()> {
+    // SAFETY: plain system call on a descriptor we own.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
+    Ok(())
+}
+
+/// `F_GET_SEALS` (an error for a file that is not a memfd).
+pub fn seals(fd: &OwnedFd) -> io::Result<libc::c_int> {
+    // SAFETY: plain system call on a descriptor we own.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) })
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every process of the machine.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live timespec; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Size of a file.
@@ -438,8 +460,8 @@ pub struct Mapping {
     len: usize,
 }
 
-// SAFETY: the mapping is only accessed through atomics (see `control.rs`); the pointer itself can
-// move between threads.
+// SAFETY: the mapping is only accessed through atomics and raw copies (see `shm.rs`); the
+// pointer itself can move between threads.
 unsafe impl Send for Mapping {}
 // SAFETY: as above, all shared access is atomic.
 unsafe impl Sync for Mapping {}
@@ -447,17 +469,17 @@ unsafe impl Sync for Mapping {}
 impl Mapping {
     /// Maps `len` bytes of `fd` shared and read-write.
     pub fn new(fd: RawFd, len: usize) -> io::Result<Mapping> {
+        Self::map(fd, len, libc::PROT_READ | libc::PROT_WRITE)
+    }
+
+    /// Maps `len` bytes of `fd` shared and read-only.
+    pub fn read_only(fd: RawFd, len: usize) -> io::Result<Mapping> {
+        Self::map(fd, len, libc::PROT_READ)
+    }
+
+    fn map(fd: RawFd, len: usize, prot: libc::c_int) -> io::Result<Mapping> {
         // SAFETY: a fresh mapping chosen by the kernel; the result is checked.
-        let p = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            )
-        };
+        let p = unsafe { libc::mmap(ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, 0) };
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
@@ -480,31 +502,6 @@ impl Drop for Mapping {
         // SAFETY: unmaps exactly the region mapped in `new`.
         unsafe { libc::munmap(self.ptr.cast(), self.len) };
     }
-}
-
-/// `FUTEX_WAIT` (process-shared) while `*word == expected`, for at most `timeout`.
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) {
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
-    };
-    // SAFETY: `word` is a live, aligned u32; the kernel only reads it. Errors (EAGAIN, ETIMEDOUT,
-    // EINTR) all mean "re-check", which every caller does.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            &ts as *const libc::timespec,
-        )
-    };
-}
-
-/// `FUTEX_WAKE` (process-shared) of every waiter on `word`.
-pub fn futex_wake_all(word: &AtomicU32) {
-    // SAFETY: `word` is a live, aligned u32.
-    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX) };
 }
 
 /// Effective user id.

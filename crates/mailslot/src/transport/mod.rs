@@ -9,14 +9,21 @@
 //!   each), vanish when the socket closes — also when the process is killed — and leave nothing on
 //!   disk. A second bind of the same name fails, which is `AlreadyExists`.
 //! - A writer connects. The owner's side accepts, reads the writer's kernel-verified credentials
-//!   (`SO_PEERCRED`, `SO_PEERGROUPS`), applies the access policy and answers with a greeting (limits
-//!   and, if admitted, the control page as an `SCM_RIGHTS` descriptor).
-//! - Each write is one `SEQPACKET` record: a 16-byte header (version, priority, class, write-order
-//!   number) and the data.
-//! - Owner side, a reader drains every connection into the in-process priority queue before it
-//!   looks at the head. So that writers never stall while the owner is busy elsewhere, one
-//!   **per-process** service thread (not one per mailslot) drains slots nobody is reading;
-//!   it stays out of the way of active readers (see [`service`]).
+//!   (`SO_PEERCRED`, `SO_PEERGROUPS`), applies the access policy and a bound on connections per
+//!   user, and answers with a greeting (limits and, if admitted, the read-only control page and
+//!   the writer's own ring, as `SCM_RIGHTS` descriptors; see `shm`).
+//! - Each write is one record in the writer's ring (header with priority, class and a
+//!   `CLOCK_MONOTONIC` stamp, then the data), made visible by a release store of the ring's tail.
+//!   The writer sends one wake-up byte on its socket only when the owner asked for it (nobody on
+//!   its side is looking at the rings).
+//! - Owner side, a reader takes every ring's new records into the in-process priority queue
+//!   (ordered by stamp within a priority) before it looks at the head, checking each record's
+//!   bounds first. So that writers never stall while the owner is busy elsewhere, one
+//!   **per-process** service thread (not one per mailslot) does the same for slots nobody is
+//!   reading; it stays out of the way of active readers (see [`service`]).
+//! - Fallback: a writer without a ring (the owner could not make one, or the writer could not
+//!   map it) sends each message as one `SEQPACKET` record on its socket: a 16-byte header
+//!   (version, priority, class, stamp) and the data.
 
 pub(crate) mod list;
 pub(crate) mod service;
@@ -42,80 +49,6 @@ const HEADER_VERSION: u8 = 1;
 pub(crate) const FLAG_REMOTE: u8 = 0x01;
 /// Remote-sender block: 16 bytes of NetBIOS name (NUL padded), 4 bytes of IPv4 address.
 pub(crate) const REMOTE_LEN: usize = 20;
-/// Header flag: the record carries several network messages (only the daemon sends these).
-/// After the header come entries of [`BATCH_ENTRY_LEN`] bytes of entry header, a remote-sender
-/// block and the data; the header's `seq` is the write-order number of the first entry, the
-/// others follow in order.
-pub(crate) const FLAG_BATCH: u8 = 0x02;
-/// Entry header of a batch record: data length (u32 LE), priority, class, 2 bytes reserved.
-pub(crate) const BATCH_ENTRY_LEN: usize = 8;
-/// Largest batch record a writer builds; owners can always receive a record of this size.
-pub(crate) const BATCH_RECORD_MAX: usize = 64 * 1024;
-
-/// One entry of a batch record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct BatchEntry<'a> {
-    pub priority: u8,
-    pub class: u8,
-    pub remote: &'a [u8],
-    pub data: &'a [u8],
-}
-
-/// Appends the head of one batch entry (entry header and remote-sender block, not the data).
-pub(crate) fn encode_batch_head(
-    out: &mut Vec<u8>,
-    priority: u8,
-    class: u8,
-    remote: &[u8; REMOTE_LEN],
-    data_len: usize,
-) {
-    out.extend_from_slice(&(data_len as u32).to_le_bytes());
-    out.extend_from_slice(&[priority, class, 0, 0]);
-    out.extend_from_slice(remote);
-}
-
-/// Appends one whole batch entry to `out`.
-#[cfg(test)]
-pub(crate) fn encode_batch_entry(
-    out: &mut Vec<u8>,
-    priority: u8,
-    class: u8,
-    remote: &[u8; REMOTE_LEN],
-    data: &[u8],
-) {
-    encode_batch_head(out, priority, class, remote, data.len());
-    out.extend_from_slice(data);
-}
-
-/// Splits the body of a batch record into entries; `None` if anything is malformed.
-pub(crate) fn decode_batch(mut b: &[u8]) -> Option<Vec<BatchEntry<'_>>> {
-    let mut out = Vec::new();
-    while !b.is_empty() {
-        if b.len() < BATCH_ENTRY_LEN + REMOTE_LEN {
-            return None;
-        }
-        let len = u32::from_le_bytes(b[..4].try_into().ok()?) as usize;
-        let (priority, class) = (b[4], b[5]);
-        if priority > crate::types::MAX_PRIORITY || !(class == 1 || class == 2) {
-            return None;
-        }
-        let rest = &b[BATCH_ENTRY_LEN..];
-        let (remote, rest) = rest.split_at(REMOTE_LEN);
-        if rest.len() < len {
-            return None;
-        }
-        let (data, rest) = rest.split_at(len);
-        out.push(BatchEntry {
-            priority,
-            class,
-            remote,
-            data,
-        });
-        b = rest;
-    }
-    Some(out)
-}
-
 /// Encodes a message header.
 pub(crate) fn encode_header(priority: u8, class: u8, flags: u8, seq: u64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
@@ -167,7 +100,7 @@ pub(crate) fn decode_header(b: &[u8]) -> Option<Header> {
         return None;
     }
     let flags = b[3];
-    if flags & !(FLAG_REMOTE | FLAG_BATCH) != 0 || flags == FLAG_REMOTE | FLAG_BATCH {
+    if flags & !FLAG_REMOTE != 0 {
         return None;
     }
     let seq = u64::from_le_bytes(b[8..16].try_into().ok()?);
@@ -179,33 +112,46 @@ pub(crate) fn decode_header(b: &[u8]) -> Option<Header> {
     })
 }
 
-/// The owner's answer to a connecting writer.
+/// Why an owner refused a writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The access policy does not admit the writer's user.
+    Denied,
+    /// The writer's user holds too many connections to this mailslot already (or the owner is
+    /// out of resources).
+    Busy,
+}
+
+/// The owner's answer to a connecting writer. With an admitted writer it passes the control
+/// page and, normally, the writer's ring (`SCM_RIGHTS`, in that order). The owner's identity is
+/// not part of it: the writer asks the kernel (`SO_PEERCRED`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Greeting {
-    pub admitted: bool,
+    pub refusal: Option<Refusal>,
     pub accepts_remote: bool,
     pub max_message_size: u64,
     pub quota: u64,
     pub max_messages: u64,
-    pub owner_pid: u32,
-    pub owner_uid: u32,
     pub display: String,
 }
 
-const GREETING_MAGIC: &[u8; 4] = b"MSG1";
-const GREETING_FIXED: usize = 40;
+const GREETING_MAGIC: &[u8; 4] = b"MSG2";
+const GREETING_FIXED: usize = 32;
 
 impl Greeting {
     pub fn encode(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(GREETING_FIXED + self.display.len());
         b.extend_from_slice(GREETING_MAGIC);
-        b.extend_from_slice(&u16::from(!self.admitted).to_le_bytes());
+        let refusal: u16 = match self.refusal {
+            None => 0,
+            Some(Refusal::Denied) => 1,
+            Some(Refusal::Busy) => 2,
+        };
+        b.extend_from_slice(&refusal.to_le_bytes());
         b.extend_from_slice(&u16::from(self.accepts_remote).to_le_bytes());
         b.extend_from_slice(&self.max_message_size.to_le_bytes());
         b.extend_from_slice(&self.quota.to_le_bytes());
         b.extend_from_slice(&self.max_messages.to_le_bytes());
-        b.extend_from_slice(&self.owner_pid.to_le_bytes());
-        b.extend_from_slice(&self.owner_uid.to_le_bytes());
         b.extend_from_slice(self.display.as_bytes());
         b
     }
@@ -215,15 +161,17 @@ impl Greeting {
             return None;
         }
         let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or_default());
-        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or_default());
+        let refusal = match u16::from_le_bytes([b[4], b[5]]) {
+            0 => None,
+            1 => Some(Refusal::Denied),
+            _ => Some(Refusal::Busy),
+        };
         Some(Greeting {
-            admitted: u16::from_le_bytes([b[4], b[5]]) == 0,
+            refusal,
             accepts_remote: u16::from_le_bytes([b[6], b[7]]) & 1 != 0,
             max_message_size: u64_at(8),
             quota: u64_at(16),
             max_messages: u64_at(24),
-            owner_pid: u32_at(32),
-            owner_uid: u32_at(36),
             display: String::from_utf8_lossy(&b[GREETING_FIXED..]).into_owned(),
         })
     }
@@ -264,52 +212,26 @@ mod tests {
     }
 
     #[test]
-    fn batch_entries_round_trip_and_reject_garbage() {
-        let ip = std::net::Ipv4Addr::new(10, 0, 0, 1);
-        let r = encode_remote("HOSTA", ip);
-        let mut b = Vec::new();
-        encode_batch_entry(&mut b, 9, 2, &r, b"first");
-        encode_batch_entry(&mut b, 0, 1, &r, b"");
-        let e = decode_batch(&b).unwrap();
-        assert_eq!(e.len(), 2);
-        assert_eq!(
-            (e[0].priority, e[0].class, e[0].data),
-            (9, 2, &b"first"[..])
-        );
-        assert_eq!(decode_remote(e[1].remote), Some(("HOSTA".into(), ip)));
-        assert_eq!(e[1].data, b"");
-        assert_eq!(decode_batch(&b[..b.len() - 1]), None, "truncated entry");
-        let mut bad = b.clone();
-        bad[4] = 10;
-        assert_eq!(decode_batch(&bad), None, "priority 10");
-        let mut long = b.clone();
-        long[0] = 200;
-        assert_eq!(decode_batch(&long), None, "length past the end");
-        assert_eq!(decode_batch(&[]), Some(vec![]));
-        assert_eq!(
-            decode_header(&encode_header(0, 2, FLAG_REMOTE | FLAG_BATCH, 0)),
-            None
-        );
-    }
-
-    #[test]
     fn greeting_round_trip() {
         let g = Greeting {
-            admitted: true,
+            refusal: None,
             accepts_remote: true,
             max_message_size: 424,
             quota: 1 << 20,
             max_messages: 4096,
-            owner_pid: 42,
-            owner_uid: 1000,
             display: r"\\.\mailslot\App".into(),
         };
         assert_eq!(Greeting::decode(&g.encode()), Some(g.clone()));
-        assert_eq!(Greeting::decode(&g.encode()[..39]), None);
-        let denied = Greeting {
-            admitted: false,
-            ..g
-        };
-        assert!(!Greeting::decode(&denied.encode()).unwrap().admitted);
+        assert_eq!(Greeting::decode(&g.encode()[..31]), None);
+        for r in [Refusal::Denied, Refusal::Busy] {
+            let refused = Greeting {
+                refusal: Some(r),
+                ..g.clone()
+            };
+            assert_eq!(
+                Greeting::decode(&refused.encode()).unwrap().refusal,
+                Some(r)
+            );
+        }
     }
 }

@@ -34,7 +34,14 @@ pub(crate) struct Service {
     epoll: OwnedFd,
     slots: Mutex<HashMap<u64, Weak<Slot>>>,
     next: AtomicU64,
+    /// Slots a reader asked the service to look at again after [`DEFER`] (see `watch`).
+    watch: Mutex<Vec<u64>>,
+    /// Signalled when `watch` gets an entry.
+    watch_wake: OwnedFd,
 }
+
+/// Epoll token of `watch_wake` (slot tokens count up from 1).
+const TOKEN_WATCH: u64 = u64::MAX;
 
 static SERVICE: Mutex<Option<(u32, Arc<Service>)>> = Mutex::new(None);
 
@@ -51,7 +58,16 @@ pub(crate) fn get() -> io::Result<Arc<Service>> {
         epoll: sys::epoll_create()?,
         slots: Mutex::new(HashMap::new()),
         next: AtomicU64::new(1),
+        watch: Mutex::new(Vec::new()),
+        watch_wake: sys::eventfd()?,
     });
+    sys::epoll_ctl(
+        s.epoll.as_raw_fd(),
+        libc::EPOLL_CTL_ADD,
+        s.watch_wake.as_raw_fd(),
+        libc::EPOLLIN as u32,
+        TOKEN_WATCH,
+    )?;
     let run = s.clone();
     std::thread::Builder::new()
         .name("mailslot-service".into())
@@ -67,6 +83,17 @@ impl Service {
 
     fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Weak<Slot>>> {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A reader became active on the slot `token` (and told writers not to wake anybody): look
+    /// at it again after [`DEFER`], and once the reader has gone quiet ask writers for wake-ups
+    /// again (so that messages written meanwhile are noticed).
+    pub fn watch(&self, token: u64) {
+        self.watch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(token);
+        sys::eventfd_signal(self.watch_wake.as_raw_fd());
     }
 
     pub fn register(&self, slot: &Arc<Slot>) -> io::Result<()> {
@@ -133,6 +160,9 @@ impl Service {
             st.deferred = true;
             return Some(now + DEFER);
         }
+        // Nobody is looking at the rings: writers must wake us (asked before the drain, so
+        // that nothing published in between is missed).
+        slot.set_wake_me(&mut st, true);
         if let Ok(n) = slot.drain(&mut st) {
             if n > 0 {
                 slot.signal_wake(&mut st);
@@ -159,7 +189,20 @@ impl Service {
                 }
             };
             let now = Instant::now();
-            let mut due: Vec<(u64, bool)> = events[..n].iter().map(|e| (e.u64, false)).collect();
+            let mut due: Vec<(u64, bool)> = Vec::with_capacity(n);
+            for e in &events[..n] {
+                if e.u64 == TOKEN_WATCH {
+                    sys::eventfd_clear(self.watch_wake.as_raw_fd());
+                    let mut w = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+                    for tok in w.drain(..) {
+                        if !deferred.iter().any(|(_, t)| *t == tok) {
+                            deferred.push((now + DEFER, tok));
+                        }
+                    }
+                } else {
+                    due.push((e.u64, false));
+                }
+            }
             deferred.retain(|(t, tok)| {
                 if *t <= now {
                     due.push((*tok, true));

@@ -8,17 +8,25 @@ use std::time::{Duration, Instant};
 
 use super::service::{self, Service};
 use super::{
-    address, decode_batch, decode_header, decode_remote, Greeting, BATCH_RECORD_MAX, FLAG_BATCH,
-    FLAG_REMOTE, HEADER_LEN, REMOTE_LEN,
+    address, decode_header, decode_remote, Greeting, Refusal, FLAG_REMOTE, HEADER_LEN, REMOTE_LEN,
 };
-use crate::control::Control;
 use crate::error::{CreateError, ReadError};
 use crate::name::Name;
 use crate::queue::{Entry, Queue};
+use crate::shm::{self, Control, Record, RingReader, REC_REMOTE};
 use crate::sys::{self, PeerCred};
 use crate::types::{Access, Class, Message, Sender, Timeout};
 
 const TOKEN_LISTENER: u64 = u64::MAX;
+/// Connections one user other than root, the owner's user and the daemon's may hold open to one
+/// mailslot; more are refused with [`Refusal::Busy`], so that nobody can use up the owner's
+/// descriptors.
+pub(crate) const MAX_CONNS_PER_UID: u32 = 256;
+/// Connections the owner keeps in all; more are refused with [`Refusal::Busy`], except from root
+/// and the owner's user.
+const MAX_CONNS: usize = 8192;
+/// Largest record accepted over a socket (the fallback path).
+const SOCKET_RECORD_MAX: usize = HEADER_LEN + REMOTE_LEN + crate::MAX_MESSAGE_SIZE;
 
 /// Root and the daemon's user may deliver messages on behalf of remote hosts.
 fn is_daemon(cred: &PeerCred) -> bool {
@@ -41,6 +49,8 @@ pub struct Counters {
     pub refused_writers: u64,
     /// Network messages refused because the mailslot does not accept remote messages.
     pub refused_remote: u64,
+    /// Writers dropped because they broke the record format of their ring.
+    pub dropped_writers: u64,
 }
 
 /// Fixed settings of a slot.
@@ -60,6 +70,12 @@ pub(crate) struct Config {
 struct Conn {
     fd: OwnedFd,
     cred: PeerCred,
+    /// The writer's ring (`None`: it writes records on the socket, the fallback path).
+    ring: Option<RingReader>,
+    /// This writer's messages in the queue: a writer that follows the protocol never has more
+    /// than the quota on its own, so records past that are a writer's misbehaviour (dropped).
+    queued_bytes: usize,
+    queued_count: usize,
 }
 
 /// Service-thread state of a slot (see `service`).
@@ -75,8 +91,19 @@ pub(crate) enum Arming {
 
 pub(crate) struct State {
     queue: Queue,
-    conns: HashMap<RawFd, Conn>,
+    conns: HashMap<u64, Conn>,
+    next_conn: u64,
+    /// Open connections per user.
+    per_uid: HashMap<u32, u32>,
     listener: Option<OwnedFd>,
+    /// The control page, made when the first writer connects (an idle slot has none).
+    control: Option<(OwnedFd, Control)>,
+    /// What the control page says of `wake_me`.
+    wake_me: bool,
+    /// The queued totals last published on the control page.
+    published: (usize, usize),
+    /// Some writer's ring said it waits for room (seen in the last scan).
+    waiters: bool,
     pub read_timeout: Timeout,
     pub readers_waiting: usize,
     /// Reads, peeks and waits so far: the service thread leaves the slot alone while it moves.
@@ -92,15 +119,16 @@ pub(crate) struct State {
     pub deferred: bool,
     /// The wake eventfd was signalled and not yet cleared.
     pub wake_pending: bool,
-    /// Records taken from the sockets so far (compared with the writers' `sent` counter).
-    received: u64,
     /// Spins in a row that ended without a message; at [`SPIN_MAX_MISSES`] spinning stops.
     spin_misses: u32,
     /// Waits without spinning since spinning stopped (a probe spins every [`SPIN_PROBE_EVERY`]).
     spin_skipped: u32,
+    /// Receive buffer for socket records (allocated when a writer first uses the socket path).
     buf: Vec<u8>,
     /// Messages dropped because they were malformed or over the limits (misbehaving writers).
     pub dropped: u64,
+    /// Writers dropped for a broken ring.
+    pub dropped_writers: u64,
     /// Writers refused by the access policy.
     pub refused: u64,
     /// Network messages refused because the slot does not accept remote messages.
@@ -151,8 +179,6 @@ pub(crate) struct Slot {
     wait_epoll: OwnedFd,
     /// Signalled by the service thread when it moved messages into the queue.
     wake: OwnedFd,
-    memfd: OwnedFd,
-    control: Control,
     pub token: u64,
     /// The process that created the slot; only it may close it (see [`Slot::close`]).
     creator_pid: u32,
@@ -183,6 +209,15 @@ pub(crate) enum Taken {
     },
     /// The whole message.
     Message(Message),
+}
+
+/// Queue state after draining.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Status {
+    pub count: usize,
+    pub next_size: Option<usize>,
+    pub next_priority: Option<u8>,
+    pub read_timeout: Timeout,
 }
 
 impl Slot {
@@ -216,25 +251,24 @@ impl Slot {
                 fd as u64,
             )?;
         }
-        let (memfd, control) = Control::create()?;
         let service = service::get()?;
-        let buf = vec![
-            0u8;
-            (HEADER_LEN + REMOTE_LEN + config.max_message_size).max(BATCH_RECORD_MAX) + 1
-        ];
         let slot = Arc::new(Slot {
             epoll,
             wait_epoll,
             wake,
-            memfd,
-            control,
             token: service.next_token(),
             creator_pid: sys::getpid(),
             service,
             state: Mutex::new(State {
                 queue: Queue::default(),
                 conns: HashMap::new(),
+                next_conn: 1,
+                per_uid: HashMap::new(),
                 listener: Some(listener),
+                control: None,
+                wake_me: true,
+                published: (0, 0),
+                waiters: false,
                 read_timeout,
                 readers_waiting: 0,
                 reader_ops: 0,
@@ -244,11 +278,11 @@ impl Slot {
                 arming: Arming::Idle,
                 deferred: false,
                 wake_pending: false,
-                received: 0,
                 spin_misses: 0,
                 spin_skipped: 0,
-                buf,
+                buf: Vec::new(),
                 dropped: 0,
+                dropped_writers: 0,
                 refused: 0,
                 refused_remote: 0,
             }),
@@ -286,25 +320,205 @@ impl Slot {
         }
     }
 
-    /// Moves everything pending on the sockets into the queue; returns how many messages arrived.
+    /// Asks writers to send a wake-up byte after each message (`on`: nobody on this side is
+    /// looking at the rings), or not to.
+    pub fn set_wake_me(&self, st: &mut State, on: bool) {
+        if st.wake_me != on {
+            st.wake_me = on;
+            if let Some((_, c)) = &st.control {
+                c.set_wake_me(on);
+            }
+        }
+    }
+
+    /// A reader is active: writers need not wake anybody; the service thread looks again later
+    /// and asks for wake-ups once the reader has gone quiet.
+    fn reader_active(&self, st: &mut State) {
+        if st.wake_me {
+            self.set_wake_me(st, false);
+            if !st.deferred && st.arming != Arming::Closed {
+                st.deferred = true;
+                self.service.watch(self.token);
+            }
+        }
+    }
+
+    /// Moves everything pending on the sockets and in the rings into the queue; returns how many
+    /// messages arrived.
     pub fn drain(&self, st: &mut State) -> io::Result<usize> {
         let before = st.queue.len();
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
         loop {
             let n = sys::epoll_wait(self.epoll.as_raw_fd(), &mut events, Some(Duration::ZERO))?;
             for ev in &events[..n] {
-                let (token, flags) = (ev.u64, ev.events);
-                if token == TOKEN_LISTENER {
+                if ev.u64 == TOKEN_LISTENER {
                     self.accept_all(st);
                 } else {
-                    self.recv_conn(st, token as RawFd, flags);
+                    self.recv_conn(st, ev.u64);
                 }
             }
             if n < events.len() {
                 break;
             }
         }
+        self.scan_rings(st);
+        // Writers that wait for room re-check against the current totals.
+        self.publish_used(st);
+        if st.waiters {
+            self.notify_waiters(st);
+        }
         Ok(st.queue.len() - before)
+    }
+
+    /// Takes in every record published in the writers' rings.
+    fn scan_rings(&self, st: &mut State) {
+        let mut bad = Vec::new();
+        let mut waiters = false;
+        let mut took = false;
+        // Split borrows: the rings live in `conns`, the queue and buffers in the rest of `st`.
+        let State {
+            conns,
+            queue,
+            spare,
+            spare_bytes,
+            dropped,
+            refused_remote,
+            ..
+        } = st;
+        for (&id, c) in conns.iter_mut() {
+            let Some(ring) = c.ring.as_mut() else {
+                continue;
+            };
+            waiters |= ring.writer_waiting();
+            if !ring.has_records() {
+                continue;
+            }
+            let cred = c.cred;
+            let (mut qb, mut qc) = (c.queued_bytes, c.queued_count);
+            let r = ring.scan(|ring, rec| {
+                let mut sink = Sink {
+                    queue,
+                    spare,
+                    spare_bytes,
+                    dropped,
+                    refused_remote,
+                };
+                if let Some((bytes, sender)) =
+                    self.check_record(&mut sink, &cred, ring, &rec, qb, qc)
+                {
+                    let mut data = sink.take_buffer(rec.len);
+                    ring.data_into(&rec, &mut data);
+                    debug_assert_eq!(data.len(), bytes);
+                    qb += bytes;
+                    qc += 1;
+                    sink.queue.push(Entry {
+                        seq: rec.stamp,
+                        origin: id,
+                        msg: Message {
+                            data,
+                            priority: rec.priority,
+                            class: Class::from_number(rec.class.into()).unwrap_or_default(),
+                            sender,
+                        },
+                    });
+                }
+            });
+            took |= r.map_or(true, |n| n > 0);
+            c.queued_bytes = qb;
+            c.queued_count = qc;
+            if r.is_err() {
+                bad.push(id);
+            }
+        }
+        st.waiters = waiters;
+        for id in bad {
+            st.dropped_writers += 1;
+            self.remove_conn(st, id);
+        }
+        if took {
+            self.publish_used(st);
+        }
+    }
+
+    /// Checks one ring record: `Some((len, sender))` to queue it, `None` (counted) to drop it.
+    fn check_record(
+        &self,
+        sink: &mut Sink<'_>,
+        cred: &PeerCred,
+        ring: &RingReader,
+        rec: &Record,
+        queued_bytes: usize,
+        queued_count: usize,
+    ) -> Option<(usize, Sender)> {
+        let valid = rec.priority <= crate::types::MAX_PRIORITY
+            && (rec.class == 1 || rec.class == 2)
+            && rec.flags & !REC_REMOTE == 0
+            && rec.len <= self.config.max_message_size
+            // A writer on its own never holds more than the quota: past that it ignored it.
+            && queued_bytes + rec.len <= self.config.quota
+            && queued_count < self.config.max_messages;
+        if !valid {
+            *sink.dropped += 1;
+            return None;
+        }
+        let mut sender = Sender::Local {
+            pid: cred.pid,
+            uid: cred.uid,
+            gid: cred.gid,
+        };
+        if rec.flags & REC_REMOTE != 0 {
+            let block = ring.remote_block(rec);
+            let Some((name, ip)) = decode_remote(&block).filter(|_| is_daemon(cred)) else {
+                *sink.dropped += 1;
+                return None;
+            };
+            if !self.config.accept_remote {
+                *sink.refused_remote += 1;
+                return None;
+            }
+            sender = Sender::Remote { name, ip };
+        }
+        Some((rec.len, sender))
+    }
+
+    /// Publishes the queued totals on the control page.
+    fn publish_used(&self, st: &mut State) {
+        let now = (st.queue.bytes(), st.queue.len());
+        if now != st.published {
+            st.published = now;
+            if let Some((_, c)) = &st.control {
+                c.set_used(now.0, now.1);
+            }
+        }
+    }
+
+    /// After a message was removed: publish the totals when writers may need them (the slot is
+    /// filling up, it is empty, someone waits for room, or the published value is far off), and
+    /// wake writers that wait for room.
+    fn after_remove(&self, st: &mut State) {
+        let (bytes, count) = (st.queue.bytes(), st.queue.len());
+        let (q, m) = (self.config.quota, self.config.max_messages);
+        let near_full = (bytes + self.config.max_message_size) * 2 > q || count * 2 + 2 > m;
+        let far_off = st.published.0 - bytes.min(st.published.0) > q / 8
+            || st.published.1 - count.min(st.published.1) > m / 8;
+        if count == 0 || st.waiters || near_full || far_off {
+            self.publish_used(st);
+        }
+        if st.waiters {
+            self.notify_waiters(st);
+        }
+    }
+
+    /// Sends a room notice to every writer that says it waits.
+    fn notify_waiters(&self, st: &mut State) {
+        let mut any = false;
+        for c in st.conns.values() {
+            if c.ring.as_ref().is_some_and(RingReader::writer_waiting) {
+                any = true;
+                let _ = sys::send_parts(c.fd.as_raw_fd(), &[b"R"], &[], true);
+            }
+        }
+        st.waiters = any;
     }
 
     fn admits(&self, cred: &PeerCred, conn: &OwnedFd) -> bool {
@@ -323,6 +537,14 @@ impl Slot {
         }
     }
 
+    /// Whether this user may hold one more connection.
+    fn has_room_for(&self, st: &State, cred: &PeerCred) -> bool {
+        let privileged = cred.uid == 0 || cred.uid == self.config.owner_uid || is_daemon(cred);
+        privileged
+            || (st.conns.len() < MAX_CONNS
+                && st.per_uid.get(&cred.uid).copied().unwrap_or(0) < MAX_CONNS_PER_UID)
+    }
+
     fn accept_all(&self, st: &mut State) {
         loop {
             let Some(listener) = st.listener.as_ref() else {
@@ -337,42 +559,86 @@ impl Slot {
             let Ok(cred) = sys::peer_cred(&conn) else {
                 continue;
             };
-            let admitted = self.admits(&cred, &conn);
-            let greeting = Greeting {
-                admitted,
+            let refusal = if !self.admits(&cred, &conn) {
+                Some(Refusal::Denied)
+            } else if !self.has_room_for(st, &cred) {
+                Some(Refusal::Busy)
+            } else {
+                None
+            };
+            let mut greeting = Greeting {
+                refusal,
                 accepts_remote: self.config.accept_remote,
                 max_message_size: self.config.max_message_size as u64,
                 quota: self.config.quota as u64,
                 max_messages: self.config.max_messages as u64,
-                owner_pid: sys::getpid(),
-                owner_uid: self.config.owner_uid,
                 display: self.config.name.to_string(),
+            };
+            let mut pass: Vec<RawFd> = Vec::new();
+            let mut ring = None;
+            let mut ring_fd = None;
+            if refusal.is_none() {
+                if st.control.is_none() {
+                    match Control::create() {
+                        Ok((fd, c)) => {
+                            c.set_wake_me(st.wake_me);
+                            c.set_used(st.published.0, st.published.1);
+                            st.control = Some((fd, c));
+                        }
+                        Err(_) => greeting.refusal = Some(Refusal::Busy),
+                    }
+                }
+                if let Some((fd, _)) = &st.control {
+                    pass.push(fd.as_raw_fd());
+                    // No ring (out of memory or descriptors): the writer uses the socket.
+                    if let Ok((fd, r)) =
+                        RingReader::create(shm::ring_capacity(self.config.max_message_size))
+                    {
+                        ring = Some(r);
+                        ring_fd = Some(fd);
+                    }
+                }
             }
-            .encode();
-            let pass = admitted.then(|| self.memfd.as_raw_fd());
-            if sys::send_parts(conn.as_raw_fd(), &[&greeting], pass, true).is_err() || !admitted {
-                if !admitted {
+            if let Some(fd) = &ring_fd {
+                pass.push(fd.as_raw_fd());
+            }
+            let bytes = greeting.encode();
+            let sent = sys::send_parts(conn.as_raw_fd(), &[&bytes], &pass, true).is_ok();
+            drop(ring_fd); // the mapping keeps the ring; the writer has its own descriptor
+            if !sent || greeting.refusal.is_some() {
+                if greeting.refusal == Some(Refusal::Denied) {
                     st.refused += 1;
                 }
                 continue; // dropping `conn` closes it
             }
-            let fd = conn.as_raw_fd();
+            let id = st.next_conn;
+            st.next_conn += 1;
             if sys::epoll_ctl(
                 self.epoll.as_raw_fd(),
                 libc::EPOLL_CTL_ADD,
-                fd,
+                conn.as_raw_fd(),
                 (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
-                fd as u64,
+                id,
             )
             .is_ok()
             {
-                st.conns.insert(fd, Conn { fd: conn, cred });
+                *st.per_uid.entry(cred.uid).or_insert(0) += 1;
+                st.conns.insert(
+                    id,
+                    Conn {
+                        fd: conn,
+                        cred,
+                        ring,
+                        queued_bytes: 0,
+                        queued_count: 0,
+                    },
+                );
             }
         }
     }
 
-    fn remove_conn(&self, st: &mut State, fd: RawFd) {
-        if let Some(c) = st.conns.remove(&fd) {
+    fn remove_conn(&self, st: &mut State, id: u64) {
+        if let Some(c) = st.conns.remove(&id) {
             let _ = sys::epoll_ctl(
                 self.epoll.as_raw_fd(),
                 libc::EPOLL_CTL_DEL,
@@ -380,31 +646,46 @@ impl Slot {
                 0,
                 0,
             );
+            if let Some(n) = st.per_uid.get_mut(&c.cred.uid) {
+                *n -= 1;
+                if *n == 0 {
+                    st.per_uid.remove(&c.cred.uid);
+                }
+            }
         }
     }
 
-    fn recv_conn(&self, st: &mut State, fd: RawFd, _flags: u32) {
-        let Some(cred) = st.conns.get(&fd).map(|c| c.cred) else {
+    /// Reads what a writer sent on its socket: wake-up bytes (ring writers), or records (the
+    /// socket path). A hang-up removes the connection once its ring has been taken in.
+    fn recv_conn(&self, st: &mut State, id: u64) {
+        let Some(c) = st.conns.get(&id) else {
             return;
         };
+        let (fd, cred) = (c.fd.as_raw_fd(), c.cred);
+        if let Some(r) = &c.ring {
+            r.clear_wake_sent();
+        }
+        if st.buf.is_empty() {
+            st.buf = vec![0u8; SOCKET_RECORD_MAX + 1];
+        }
         let mut buf = std::mem::take(&mut st.buf);
         for _ in 0..PER_CONN_BATCH {
             match sys::recv_msg(fd, &mut buf, false) {
                 Ok(None) => break,
                 Ok(Some(r)) if r.len == 0 => {
-                    self.remove_conn(st, fd);
+                    self.hang_up(st, id);
                     break;
                 }
+                Ok(Some(r)) if r.len == 1 => {} // a wake-up byte
                 Ok(Some(r)) => {
-                    st.received += 1;
                     if r.truncated {
                         st.dropped += 1;
                         continue;
                     }
-                    self.enqueue(st, cred, &buf[..r.len]);
+                    self.enqueue(st, id, cred, &buf[..r.len]);
                 }
                 Err(_) => {
-                    self.remove_conn(st, fd);
+                    self.hang_up(st, id);
                     break;
                 }
             }
@@ -412,14 +693,17 @@ impl Slot {
         st.buf = buf;
     }
 
-    fn enqueue(&self, st: &mut State, cred: PeerCred, record: &[u8]) {
+    /// A writer closed its connection: take in what its ring still holds, then forget it.
+    fn hang_up(&self, st: &mut State, id: u64) {
+        self.scan_rings(st);
+        self.remove_conn(st, id);
+    }
+
+    fn enqueue(&self, st: &mut State, id: u64, cred: PeerCred, record: &[u8]) {
         let Some(h) = decode_header(record) else {
             st.dropped += 1;
             return;
         };
-        if h.flags & FLAG_BATCH != 0 {
-            return self.enqueue_batch(st, cred, h.seq, &record[HEADER_LEN..]);
-        }
         let mut data = &record[HEADER_LEN..];
         let mut sender = Sender::Local {
             pid: cred.pid,
@@ -439,31 +723,39 @@ impl Slot {
             data = &data[REMOTE_LEN..];
             sender = Sender::Remote { name, ip };
         }
-        self.push_checked(st, h.seq, data, h.priority, h.class, sender);
+        self.push_checked(st, id, h.seq, data, h.priority, h.class, sender);
+        self.publish_used(st);
     }
 
-    /// Queues one message if it is within the slot's limits, else drops and counts it. A writer
-    /// that follows the protocol reserved room first; these checks only stop one that does
-    /// not, so that it cannot grow the queue past its limits.
+    /// Queues one message from the socket path if it is within the writer's share of the
+    /// limits, else drops and counts it.
+    #[allow(clippy::too_many_arguments)]
     fn push_checked(
         &self,
         st: &mut State,
+        id: u64,
         seq: u64,
         data: &[u8],
         priority: u8,
         class: u8,
         sender: Sender,
     ) {
+        let Some(c) = st.conns.get_mut(&id) else {
+            return;
+        };
         if data.len() > self.config.max_message_size
-            || st.queue.bytes() + data.len() > self.config.quota
-            || st.queue.len() + 1 > self.config.max_messages
+            || c.queued_bytes + data.len() > self.config.quota
+            || c.queued_count + 1 > self.config.max_messages
         {
             st.dropped += 1;
             return;
         }
+        c.queued_bytes += data.len();
+        c.queued_count += 1;
         let buf = st.buffer_with(data);
         st.queue.push(Entry {
             seq,
+            origin: id,
             msg: Message {
                 data: buf,
                 priority,
@@ -473,28 +765,10 @@ impl Slot {
         });
     }
 
-    /// A batch record of network messages from the daemon.
-    fn enqueue_batch(&self, st: &mut State, cred: PeerCred, first_seq: u64, body: &[u8]) {
-        let entries = match decode_batch(body) {
-            Some(e) if is_daemon(&cred) => e,
-            _ => {
-                st.dropped += 1;
-                return;
-            }
-        };
-        if !self.config.accept_remote {
-            st.refused_remote += entries.len() as u64;
-            return;
-        }
-        for (i, e) in entries.into_iter().enumerate() {
-            let Some((name, ip)) = decode_remote(e.remote) else {
-                st.dropped += 1;
-                continue;
-            };
-            let seq = first_seq.wrapping_add(i as u64);
-            let sender = Sender::Remote { name, ip };
-            self.push_checked(st, seq, e.data, e.priority, e.class, sender);
-        }
+    /// Whether anything may be waiting that a scan of the rings alone would not find: socket
+    /// records of the fallback path, new connections, hang-ups.
+    fn rings_only(&self, st: &State) -> bool {
+        st.conns.values().all(|c| c.ring.is_some())
     }
 
     /// Waits for a head message (up to `timeout`, or the slot's read timeout) and applies `take`.
@@ -507,13 +781,15 @@ impl Slot {
         let peek = matches!(take, Take::Peek(_) | Take::PeekMessage);
         let mut spun = false;
         let result = loop {
-            // Draining costs system calls; it can be skipped while messages are queued and every
-            // record writers finished sending has been taken in (so no completed write of higher
-            // priority can be waiting in a socket). Any mismatch — a misbehaving writer
-            // included — just means draining.
-            if st.queue.head().is_none() || self.control.sent_now() != st.received {
+            self.reader_active(&mut st);
+            // Rings are looked at on every read (a load per writer), so that a completed
+            // higher-priority write is never overtaken. The sockets cost system calls: they are
+            // read when the queue is empty, or when a writer uses the socket path.
+            if st.queue.head().is_none() || !self.rings_only(&st) {
                 self.clear_wake(&mut st);
                 self.drain(&mut st)?;
+            } else {
+                self.scan_rings(&mut st);
             }
             if st.queue.head().is_some() {
                 break self.apply(&mut st, take);
@@ -538,16 +814,18 @@ impl Slot {
                 self.spin_budget(&mut st)
             };
             if !budget.is_zero() {
-                // Poll the writers' counter for a moment before sleeping: a message that is
-                // about to arrive costs no wake-up (tens of µs) this way. No lock is held.
+                // Poll the writers' rings for a moment before sleeping: a message that is about
+                // to arrive costs no wake-up (tens of µs) this way.
                 spun = true;
-                let seen = self.control.seq_now();
                 let until = Instant::now() + remaining.map_or(budget, |r| r.min(budget));
-                drop(st);
                 let mut moved = false;
                 'spin: loop {
-                    for _ in 0..64 {
-                        if self.control.seq_now() != seen {
+                    for _ in 0..16 {
+                        if st
+                            .conns
+                            .values()
+                            .any(|c| c.ring.as_ref().is_some_and(|r| r.has_records()))
+                        {
                             moved = true;
                             break 'spin;
                         }
@@ -557,10 +835,12 @@ impl Slot {
                         break;
                     }
                     // Let other runnable processes on this CPU go first (the writer we wait
-                    // for may be one of them); costs next to nothing when none is.
+                    // for may be one of them); costs next to nothing when none is. The lock is
+                    // let go meanwhile.
+                    drop(st);
                     std::thread::yield_now();
+                    st = self.lock();
                 }
-                st = self.lock();
                 // Adapt: keep spinning while it pays off; stop after a run of misses (messages
                 // come later than the spin, e.g. more busy processes than CPUs).
                 st.spin_misses = if moved { 0 } else { st.spin_misses + 1 };
@@ -569,6 +849,13 @@ impl Slot {
                 }
             }
             self.begin_wait(&mut st);
+            // Writers now send wake-up bytes; look once more, so that a message published just
+            // before they could see the request is not slept through.
+            self.scan_rings(&mut st);
+            if st.queue.head().is_some() {
+                self.end_wait(&mut st);
+                continue;
+            }
             drop(st);
             let mut ev = [libc::epoll_event { events: 0, u64: 0 }; 1];
             let r = sys::epoll_wait(self.wait_epoll.as_raw_fd(), &mut ev, remaining);
@@ -576,6 +863,10 @@ impl Slot {
             self.end_wait(&mut st);
             r?;
         };
+        if matches!(result, Err(ReadError::Timeout)) {
+            // The caller may poll the descriptor next: writers must wake it.
+            self.set_wake_me(&mut st, true);
+        }
         st.reader_ops = st.reader_ops.wrapping_add(1);
         result
     }
@@ -596,6 +887,16 @@ impl Slot {
         self.config.spin
     }
 
+    /// Removes the head, updating its writer's share.
+    fn remove_head(&self, st: &mut State) -> Option<Message> {
+        let e = st.queue.pop_entry()?;
+        if let Some(c) = st.conns.get_mut(&e.origin) {
+            c.queued_bytes -= e.msg.data.len().min(c.queued_bytes);
+            c.queued_count = c.queued_count.saturating_sub(1);
+        }
+        Some(e.msg)
+    }
+
     fn apply(&self, st: &mut State, take: Take<'_>) -> Result<Taken, ReadError> {
         let head = st.queue.head().ok_or(ReadError::Timeout)?;
         let len = head.data.len();
@@ -613,16 +914,16 @@ impl Slot {
                     sender: head.sender,
                 };
                 if remove {
-                    if let Some(m) = st.queue.pop() {
+                    if let Some(m) = self.remove_head(st) {
                         st.recycle(m.data);
                     }
-                    self.control.release(len);
+                    self.after_remove(st);
                 }
                 t
             }
             Take::ReadMessage => {
-                let m = st.queue.pop().ok_or(ReadError::Timeout)?;
-                self.control.release(len);
+                let m = self.remove_head(st).ok_or(ReadError::Timeout)?;
+                self.after_remove(st);
                 Taken::Message(m)
             }
             Take::PeekMessage => Taken::Message(head.clone()),
@@ -630,19 +931,19 @@ impl Slot {
         Ok(taken)
     }
 
-    /// Queue state after draining: (count, next size, next priority).
-    pub fn status(&self) -> (usize, Option<usize>, Option<u8>, Timeout) {
+    /// Queue state after draining.
+    pub fn status(&self) -> Status {
         let mut st = self.lock();
         self.clear_wake(&mut st);
         let _ = self.drain(&mut st);
         st.reader_ops = st.reader_ops.wrapping_add(1);
         let head = st.queue.head();
-        (
-            st.queue.len(),
-            head.map(|m| m.data.len()),
-            head.map(|m| m.priority),
-            st.read_timeout,
-        )
+        Status {
+            count: st.queue.len(),
+            next_size: head.map(|m| m.data.len()),
+            next_priority: head.map(|m| m.priority),
+            read_timeout: st.read_timeout,
+        }
     }
 
     /// The slot's counters.
@@ -652,11 +953,13 @@ impl Slot {
             dropped: st.dropped,
             refused_writers: st.refused,
             refused_remote: st.refused_remote,
+            dropped_writers: st.dropped_writers,
         }
     }
 
     pub fn begin_wait(&self, st: &mut State) {
         st.readers_waiting += 1;
+        self.set_wake_me(st, true);
         if st.arming == Arming::Armed {
             self.service.disarm(self);
             st.arming = Arming::Idle;
@@ -682,11 +985,38 @@ impl Slot {
             return;
         }
         self.service.unregister(self);
-        self.control.close();
         let mut st = self.lock();
+        if let Some((_, c)) = &st.control {
+            c.close();
+        }
         st.arming = Arming::Closed;
         st.listener = None;
         st.conns.clear();
+        st.per_uid.clear();
         st.queue = Queue::default();
+    }
+}
+
+/// Where `scan_rings` puts what it takes in (the parts of [`State`] besides the connections).
+struct Sink<'a> {
+    queue: &'a mut Queue,
+    spare: &'a mut Vec<Vec<u8>>,
+    spare_bytes: &'a mut usize,
+    dropped: &'a mut u64,
+    refused_remote: &'a mut u64,
+}
+
+impl Sink<'_> {
+    /// An empty buffer for a message of `len` bytes, reused when one is kept.
+    fn take_buffer(&mut self, len: usize) -> Vec<u8> {
+        match self.spare.pop() {
+            Some(mut b) => {
+                *self.spare_bytes -= b.capacity();
+                b.clear();
+                b.reserve(len);
+                b
+            }
+            None => Vec::with_capacity(len),
+        }
     }
 }

@@ -1,33 +1,44 @@
-//! Writer side: connect, handshake, reserve room, send one record per message.
+//! Writer side: connect, handshake, then one record per message in the writer's own ring (or,
+//! as a fallback, on the socket).
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::{
-    address, encode_batch_head, encode_header, encode_remote, Greeting, BATCH_ENTRY_LEN,
-    BATCH_RECORD_MAX, FLAG_BATCH, FLAG_REMOTE, HEADER_LEN, REMOTE_LEN,
+    address, encode_header, encode_remote, Greeting, Refusal, FLAG_REMOTE, HEADER_LEN, REMOTE_LEN,
 };
-use crate::control::Control;
 use crate::error::{OpenError, WriteError};
 use crate::name::Name;
-use crate::sys;
+use crate::shm::{Control, RingWriter};
+use crate::sys::{self, PeerCred};
 use crate::types::{Class, Timeout, WriteOptions, MAX_PRIORITY};
 use crate::{BatchOutcome, RemoteMessage};
 
-/// How long a second-class write waits for socket buffer space when the owner's process is slow
-/// to drain (the quota already had room, so this is back-pressure, not a full mailslot).
+/// How long a second-class write waits for the owner's process to take in the writer's ring (or
+/// socket) when it is slow to do so (the quota had room, so this is back-pressure, not a full
+/// mailslot).
 const SEND_GRACE: Duration = Duration::from_secs(2);
-/// The same for the daemon delivering a network message (see `write`).
+/// The same for the daemon delivering a network message: it must not stall on one slow owner.
 const DAEMON_SEND_GRACE: Duration = Duration::from_millis(10);
-/// Longest single futex sleep while waiting for room, so a dead owner is noticed quickly.
+/// Longest single wait for room, after which the writer looks at the quota again.
 const ROOM_POLL: Duration = Duration::from_millis(50);
+/// A write into the ring needs no system call, so the writer would not notice that the owner's
+/// process died; it asks the kernel (one `poll`) when this long has passed since it last did.
+const LIVENESS_EVERY_NS: u64 = 1_000_000;
 
 /// An open connection to a local mailslot.
 pub(crate) struct Connection {
     sock: OwnedFd,
     control: Control,
+    /// The writer's ring; `None` on the socket path.
+    ring: Option<Mutex<RingWriter>>,
+    /// `CLOCK_MONOTONIC` ns of the last check that the owner's side is still there.
+    checked_ns: std::sync::atomic::AtomicU64,
     pub greeting: Greeting,
+    /// The owner's process as the kernel saw it when it accepted the connection.
+    pub owner: PeerCred,
 }
 
 fn is_gone(e: &io::Error) -> bool {
@@ -35,6 +46,10 @@ fn is_gone(e: &io::Error) -> bool {
         e.raw_os_error(),
         Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN | libc::ECONNREFUSED)
     )
+}
+
+fn bad_owner(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("owner sent {what}"))
 }
 
 impl Connection {
@@ -59,20 +74,31 @@ impl Connection {
                 Ok(None) => continue,
                 Ok(Some(r)) if r.len == 0 => return Err(OpenError::NotFound(name.to_string())),
                 Ok(Some(r)) => {
-                    let g = Greeting::decode(&buf[..r.len.min(buf.len())]).ok_or_else(|| {
-                        io::Error::new(io::ErrorKind::InvalidData, "malformed greeting from owner")
-                    })?;
-                    if !g.admitted {
-                        return Err(OpenError::AccessDenied(name.to_string()));
+                    let g = Greeting::decode(&buf[..r.len.min(buf.len())])
+                        .ok_or_else(|| bad_owner("a malformed greeting"))?;
+                    match g.refusal {
+                        None => {}
+                        Some(Refusal::Denied) => {
+                            return Err(OpenError::AccessDenied(name.to_string()))
+                        }
+                        Some(Refusal::Busy) => return Err(OpenError::Busy(name.to_string())),
                     }
-                    let fd = r.fd.ok_or_else(|| {
-                        io::Error::new(io::ErrorKind::InvalidData, "owner sent no control page")
-                    })?;
-                    let control = Control::attach(&fd)?;
+                    let mut fds = r.fds.into_iter();
+                    let control_fd = fds.next().ok_or_else(|| bad_owner("no control page"))?;
+                    let control = Control::attach(&control_fd)?;
+                    // A ring that cannot be used means the socket path, not a failure.
+                    let ring = fds
+                        .next()
+                        .and_then(|fd| RingWriter::attach(&fd).ok())
+                        .map(Mutex::new);
+                    let owner = sys::peer_cred(&sock)?;
                     return Ok(Connection {
                         sock,
                         control,
+                        ring,
+                        checked_ns: std::sync::atomic::AtomicU64::new(sys::monotonic_ns()),
                         greeting: g,
+                        owner,
                     });
                 }
                 Err(e) if is_gone(&e) => return Err(OpenError::NotFound(name.to_string())),
@@ -81,11 +107,81 @@ impl Connection {
         }
     }
 
+    /// Whether the owner's side of the connection is gone.
     fn hung_up(&self) -> bool {
         self.control.is_closed()
             || sys::poll_one(self.sock.as_raw_fd(), 0, Some(Duration::ZERO))
                 .map(|r| r & (libc::POLLHUP | libc::POLLERR) != 0)
                 .unwrap_or(true)
+    }
+
+    /// Whether the owner's process is gone, asked of the kernel at most once per
+    /// [`LIVENESS_EVERY_NS`].
+    fn owner_died(&self) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = sys::monotonic_ns();
+        if now.saturating_sub(self.checked_ns.load(Relaxed)) < LIVENESS_EVERY_NS {
+            return false;
+        }
+        self.checked_ns.store(now, Relaxed);
+        self.hung_up()
+    }
+
+    /// Whether the quota has room for `n` more messages of `bytes` in total: what the owner
+    /// has queued, plus what this writer wrote that the owner has not taken in yet.
+    fn quota_ok(&self, ring: Option<&RingWriter>, bytes: usize, n: usize) -> bool {
+        let (qb, qc) = self.control.used();
+        let (ob, oc) = ring.map_or((0, 0), RingWriter::unscanned);
+        qb + ob + bytes as u64 <= self.greeting.quota
+            && qc + oc + n as u64 <= self.greeting.max_messages
+    }
+
+    fn lock_ring(&self) -> Option<MutexGuard<'_, RingWriter>> {
+        self.ring
+            .as_ref()
+            .map(|r| r.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Waits up to `max` for the owner to free room or take in the ring. The first wait of a
+    /// write tells the owner (`announced`). `OwnerGone` when the owner's side hung up.
+    fn wait_for_owner(
+        &self,
+        ring: Option<&RingWriter>,
+        announced: &mut bool,
+        max: Duration,
+    ) -> Result<(), WriteError> {
+        if let Some(r) = ring {
+            r.set_waiting(true);
+        }
+        if !*announced {
+            *announced = true;
+            let _ = sys::send_parts(self.sock.as_raw_fd(), &[b"W"], &[], true);
+        }
+        let ev = sys::poll_one(self.sock.as_raw_fd(), libc::POLLIN, Some(max))?;
+        if ev & (libc::POLLHUP | libc::POLLERR) != 0 {
+            return Err(WriteError::OwnerGone);
+        }
+        if ev & libc::POLLIN != 0 {
+            // Room notices: one byte each.
+            let mut b = [0u8; 64];
+            loop {
+                match sys::recv_msg(self.sock.as_raw_fd(), &mut b, false) {
+                    Ok(Some(r)) if r.len == 0 => return Err(WriteError::OwnerGone),
+                    Ok(Some(_)) => continue,
+                    Ok(None) => break,
+                    Err(e) if is_gone(&e) => return Err(WriteError::OwnerGone),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a wake-up byte if the owner asked for one and none is on its way.
+    fn wake_owner(&self, ring: &RingWriter) {
+        if self.control.wake_me() && ring.claim_wake() {
+            let _ = sys::send_parts(self.sock.as_raw_fd(), &[b"W"], &[], true);
+        }
     }
 
     /// Writes one message; `remote` is the sender block when the daemon delivers for a remote host.
@@ -95,10 +191,6 @@ impl Connection {
         opts: WriteOptions,
         remote: Option<&[u8; REMOTE_LEN]>,
     ) -> Result<(), WriteError> {
-        // The daemon delivering for a remote host must not block long on one slow owner (it
-        // would stall every other delivery): it waits at most DAEMON_SEND_GRACE for socket
-        // buffer space, then counts the mailslot as full.
-        let daemon_delivery = remote.is_some() && opts.timeout.is_zero();
         if opts.priority > MAX_PRIORITY {
             return Err(WriteError::InvalidPriority(opts.priority));
         }
@@ -109,92 +201,107 @@ impl Connection {
                 max,
             });
         }
-        if self.control.is_closed() {
+        if self.control.is_closed() || self.owner_died() {
             return Err(WriteError::OwnerGone);
         }
-        let quota = self.greeting.quota as usize;
-        let max_messages = self.greeting.max_messages as usize;
-        let deadline = match (opts.class, opts.timeout) {
-            (Class::Second, _) => Some(Instant::now()),
-            (Class::First, Timeout::After(d)) => Some(Instant::now() + d),
-            (Class::First, Timeout::Forever) => None,
+        let now = Instant::now();
+        // Until when a first-class write waits for room in the quota.
+        let deadline = match opts.timeout {
+            Timeout::After(d) => Some(now + d),
+            Timeout::Forever => None,
         };
-        // 1. Room in the quota.
-        while !self.control.try_reserve(data.len(), quota, max_messages) {
-            if opts.class == Class::Second {
-                return Err(WriteError::Full);
+        // Until when any write waits for the owner to take in what is already written. The
+        // daemon delivering for a remote host must not block long on one slow owner (it would
+        // stall every other delivery).
+        let grace = match opts.class {
+            _ if remote.is_some() && opts.timeout.is_zero() => Some(now + DAEMON_SEND_GRACE),
+            Class::Second => Some(now + SEND_GRACE),
+            Class::First => deadline,
+        };
+        let mut ring = self.lock_ring();
+        let mut announced = false;
+        let result = loop {
+            let r = ring.as_deref();
+            let quota_ok = self.quota_ok(r, data.len(), 1);
+            if !quota_ok && opts.class == Class::Second {
+                // Full, unless nobody reads any more.
+                break Err(if self.hung_up() {
+                    WriteError::OwnerGone
+                } else {
+                    WriteError::Full
+                });
             }
-            let slice = match deadline {
-                None => ROOM_POLL,
-                Some(dl) => {
-                    let left = dl.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return Err(WriteError::Timeout);
-                    }
-                    left.min(ROOM_POLL)
-                }
-            };
-            if self
-                .control
-                .wait_for_room(data.len(), quota, max_messages, slice)
-            {
-                break;
+            let room = r.is_none_or(|r| r.fits(data.len(), remote.is_some()));
+            if quota_ok && room {
+                break Ok(());
             }
-            // Still no room: is anybody still reading? (Checked after the wait, not before, so a
-            // wait that ends with room costs no extra system call.)
-            if self.hung_up() {
-                return Err(WriteError::OwnerGone);
+            if self.control.is_closed() {
+                break Err(WriteError::OwnerGone);
+            }
+            let until = if quota_ok { grace } else { deadline };
+            let left = until.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) {
+                break Err(if opts.class == Class::Second {
+                    WriteError::Full
+                } else {
+                    WriteError::Timeout
+                });
+            }
+            if let Err(e) = self.wait_for_owner(
+                r,
+                &mut announced,
+                left.map_or(ROOM_POLL, |l| l.min(ROOM_POLL)),
+            ) {
+                break Err(e);
+            }
+        };
+        if let Some(r) = ring.as_deref() {
+            if announced {
+                r.set_waiting(false);
             }
         }
-        // 2. Send; room is reserved, give it back on failure.
+        result?;
+        match ring.as_deref_mut() {
+            Some(r) => {
+                r.append(opts.priority, opts.class.number(), remote, data);
+                r.publish();
+                self.wake_owner(r);
+                Ok(())
+            }
+            None => self.send_on_socket(data, opts, remote, grace),
+        }
+    }
+
+    /// The socket path: one record per message.
+    fn send_on_socket(
+        &self,
+        data: &[u8],
+        opts: WriteOptions,
+        remote: Option<&[u8; REMOTE_LEN]>,
+        deadline: Option<Instant>,
+    ) -> Result<(), WriteError> {
         let flags = if remote.is_some() { FLAG_REMOTE } else { 0 };
         let header = encode_header(
             opts.priority,
             opts.class.number(),
             flags,
-            self.control.next_seq(),
+            sys::monotonic_ns(),
         );
         let remote: &[u8] = remote.map_or(&[], |r| &r[..]);
-        let record_len = HEADER_LEN + remote.len() + data.len();
-        let send_deadline = match opts.class {
-            _ if daemon_delivery => Some(Instant::now() + DAEMON_SEND_GRACE),
-            Class::Second => Some(Instant::now() + SEND_GRACE),
-            Class::First => deadline,
-        };
-        match self.send_record(&[&header, remote, data], record_len, send_deadline) {
-            Ok(true) => Ok(()),
-            other => {
-                self.control.release(data.len());
-                Err(match other {
-                    Ok(_) if opts.class == Class::Second => WriteError::Full,
-                    Ok(_) => WriteError::Timeout,
-                    Err(e) => e,
-                })
-            }
-        }
-    }
-
-    /// Sends one record of `len` bytes gathered from `parts`, waiting for socket space until
-    /// `deadline` (`None`: for ever). `Ok(true)`: sent (and counted as sent on the control
-    /// page); `Ok(false)`: no space before the deadline. On anything but `Ok(true)` the caller
-    /// still holds its quota reservations and must release them.
-    fn send_record(
-        &self,
-        parts: &[&[u8]],
-        len: usize,
-        deadline: Option<Instant>,
-    ) -> Result<bool, WriteError> {
+        let parts: [&[u8]; 3] = [&header, remote, data];
+        let len = HEADER_LEN + remote.len() + data.len();
         loop {
-            match sys::send_gather(self.sock.as_raw_fd(), parts) {
-                Ok(n) if n == len => {
-                    self.control.note_sent();
-                    return Ok(true);
-                }
+            match sys::send_gather(self.sock.as_raw_fd(), &parts) {
+                Ok(n) if n == len => return Ok(()),
                 Ok(_) => return Err(io::Error::new(io::ErrorKind::WriteZero, "short send").into()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                     if left == Some(Duration::ZERO) {
-                        return Ok(false);
+                        return Err(if opts.class == Class::Second {
+                            WriteError::Full
+                        } else {
+                            WriteError::Timeout
+                        });
                     }
                     sys::poll_one(self.sock.as_raw_fd(), libc::POLLOUT, left)?;
                 }
@@ -204,117 +311,70 @@ impl Connection {
         }
     }
 
-    /// Delivers network messages in as few records as possible (the daemon's path): each
-    /// message reserves its own room; those that do not fit are counted, not waited for.
+    /// Delivers network messages (the daemon's path): all of them in the ring with one wake-up
+    /// at most. Each message takes its own room in the quota; those that do not fit are counted,
+    /// not waited for.
     pub fn write_batch(&self, msgs: &[RemoteMessage<'_>]) -> Result<BatchOutcome, WriteError> {
-        if self.control.is_closed() {
+        if self.control.is_closed() || self.owner_died() {
             return Err(WriteError::OwnerGone);
         }
         let max = self.greeting.max_message_size as usize;
-        let quota = self.greeting.quota as usize;
-        let max_messages = self.greeting.max_messages as usize;
         let mut out = BatchOutcome::default();
-        // Entry heads (28 bytes each); the data is gathered straight from the callers' buffers.
-        let mut heads: Vec<u8> = Vec::with_capacity(msgs.len() * (BATCH_ENTRY_LEN + REMOTE_LEN));
-        let mut datas: Vec<&[u8]> = Vec::with_capacity(msgs.len());
-        let mut lens: Vec<usize> = Vec::with_capacity(msgs.len());
-        let mut body_len;
-        let mut i = 0;
-        while i < msgs.len() {
-            heads.clear();
-            datas.clear();
-            lens.clear();
-            body_len = 0;
-            // Fast path: the next messages that fit one record, all valid, all reserved with a
-            // single atomic update (the quota word is shared with the reading CPU).
-            let (mut k, mut size, mut total) = (0, HEADER_LEN, 0);
-            while let Some(m) = msgs.get(i + k) {
-                let entry = BATCH_ENTRY_LEN + REMOTE_LEN + m.data.len();
-                if m.data.len() > max
-                    || m.priority > MAX_PRIORITY
-                    || size + entry > BATCH_RECORD_MAX
-                {
-                    break;
-                }
-                size += entry;
-                total += m.data.len();
-                k += 1;
-            }
-            if k > 1 && self.control.try_reserve_many(total, k, quota, max_messages) {
-                for m in &msgs[i..i + k] {
-                    let block = encode_remote(m.sender_name, m.sender_ip);
-                    encode_batch_head(
-                        &mut heads,
-                        m.priority,
-                        m.class.number(),
-                        &block,
-                        m.data.len(),
-                    );
-                    datas.push(m.data);
-                    lens.push(m.data.len());
-                    body_len += BATCH_ENTRY_LEN + REMOTE_LEN + m.data.len();
-                }
-                i += k;
-            }
-            // Otherwise (and after it, for what else fits the record), one message at a time.
-            while let Some(m) = msgs.get(i) {
-                let entry = BATCH_ENTRY_LEN + REMOTE_LEN + m.data.len();
-                if m.data.len() > max || m.priority > MAX_PRIORITY {
-                    out.too_large += 1;
-                } else if HEADER_LEN + entry > BATCH_RECORD_MAX {
-                    // Too big to share a record (never for a datagram): on its own.
-                    let opts = WriteOptions::new()
-                        .priority(m.priority)
-                        .class(m.class)
-                        .timeout(Timeout::ZERO);
-                    let block = encode_remote(m.sender_name, m.sender_ip);
-                    match self.write(m.data, opts, Some(&block)) {
-                        Ok(()) => out.queued += 1,
-                        Err(WriteError::Full | WriteError::Timeout) => out.full += 1,
-                        Err(e) => return Err(e),
+        let Some(mut ring) = self.lock_ring() else {
+            // Socket path: one record each.
+            for m in msgs {
+                let opts = WriteOptions::new()
+                    .priority(m.priority)
+                    .class(m.class)
+                    .timeout(Timeout::ZERO);
+                let block = encode_remote(m.sender_name, m.sender_ip);
+                match self.write(m.data, opts, Some(&block)) {
+                    Ok(()) => out.queued += 1,
+                    Err(WriteError::Full | WriteError::Timeout) => out.full += 1,
+                    Err(WriteError::TooLarge { .. } | WriteError::InvalidPriority(_)) => {
+                        out.too_large += 1
                     }
-                } else if HEADER_LEN + body_len + entry > BATCH_RECORD_MAX {
-                    break; // the record is full: send it, then go on with this message
-                } else if self.control.try_reserve(m.data.len(), quota, max_messages) {
-                    let block = encode_remote(m.sender_name, m.sender_ip);
-                    encode_batch_head(
-                        &mut heads,
-                        m.priority,
-                        m.class.number(),
-                        &block,
-                        m.data.len(),
-                    );
-                    datas.push(m.data);
-                    lens.push(m.data.len());
-                    body_len += entry;
-                } else {
-                    out.full += 1;
+                    Err(e) => return Err(e),
                 }
-                i += 1;
             }
-            if lens.is_empty() {
+            return Ok(out);
+        };
+        let grace = Instant::now() + DAEMON_SEND_GRACE;
+        let mut announced = false;
+        let mut waited_out = false;
+        for m in msgs {
+            if m.data.len() > max || m.priority > MAX_PRIORITY {
+                out.too_large += 1;
                 continue;
             }
-            let header = encode_header(0, 2, FLAG_BATCH, self.control.next_seqs(lens.len() as u64));
-            const HEAD: usize = BATCH_ENTRY_LEN + REMOTE_LEN;
-            let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + 2 * datas.len());
-            parts.push(&header);
-            for (j, d) in datas.iter().enumerate() {
-                parts.push(&heads[j * HEAD..(j + 1) * HEAD]);
-                parts.push(d);
+            if !self.quota_ok(Some(&ring), m.data.len(), 1) {
+                out.full += 1;
+                continue;
             }
-            let deadline = Instant::now() + DAEMON_SEND_GRACE;
-            match self.send_record(&parts, HEADER_LEN + body_len, Some(deadline)) {
-                Ok(true) => out.queued += lens.len(),
-                other => {
-                    lens.iter().for_each(|&l| self.control.release(l));
-                    match other {
-                        Ok(_) => out.full += lens.len(),
-                        Err(e) => return Err(e),
-                    }
+            while !waited_out && !ring.fits(m.data.len(), true) {
+                // The owner has not taken in the ring yet: let it see what is there, wait a
+                // little (once per batch), then count the rest as full.
+                ring.publish();
+                let left = grace.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    waited_out = true;
+                    break;
                 }
+                self.wait_for_owner(Some(&ring), &mut announced, left.min(ROOM_POLL))?;
             }
+            if !ring.fits(m.data.len(), true) {
+                out.full += 1;
+                continue;
+            }
+            let block = encode_remote(m.sender_name, m.sender_ip);
+            ring.append(m.priority, m.class.number(), Some(&block), m.data);
+            out.queued += 1;
         }
+        if announced {
+            ring.set_waiting(false);
+        }
+        ring.publish();
+        self.wake_owner(&ring);
         Ok(out)
     }
 }

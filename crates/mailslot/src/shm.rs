@@ -1,0 +1,542 @@
+//! The shared-memory views of the local transport: the control page an owner publishes to its
+//! writers, and the ring each writer writes its messages into. All `unsafe` access to shared
+//! memory is in this module.
+//!
+//! # Who may write what
+//! - The **control page** is written by the owner only. After mapping it read-write, the owner
+//!   seals the memfd with `F_SEAL_FUTURE_WRITE`: writers can map it read-only and nothing else
+//!   (no writable mapping, no `write(2)`, no `mprotect` to writable). So the closed flag, the
+//!   queued totals and the wake-up word cannot be changed by a writer.
+//! - A **ring** belongs to one writer. Both sides map it read-write; the writer can scribble over
+//!   all of it, and therefore only over its own messages. The owner keeps its own copy of the
+//!   read position, checks every record against the ring's bounds before it copies anything, and
+//!   drops the writer on the first broken record (see `RingReader::scan`).
+//! - Both are memfds whose size is sealed, so neither side can shrink one under the other's
+//!   mapping (`SIGBUS`); each side checks the seals of what it is handed before mapping it.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
+
+use crate::sys::{self, Mapping};
+
+const MAGIC: u32 = 0x4d53_4c43; // "MSLC"
+const VERSION: u32 = 2;
+/// Size of the control page.
+pub(crate) const PAGE: usize = 4096;
+const COUNT_SHIFT: u32 = 40;
+const BYTES_MASK: u64 = (1 << COUNT_SHIFT) - 1;
+
+// Control page layout (byte offsets).
+const C_MAGIC: usize = 0;
+const C_VERSION: usize = 4;
+const C_CLOSED: usize = 8;
+const C_WAKE_ME: usize = 12;
+const C_USED: usize = 16;
+
+/// Checks that a memfd handed over by the other side has its size sealed and is at least `min`
+/// bytes long; returns its size.
+fn check_sealed(fd: &OwnedFd, min: usize) -> io::Result<u64> {
+    let seals = sys::seals(fd)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not a sealed memfd"))?;
+    if seals & libc::F_SEAL_SHRINK == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "shared memory whose size is not sealed",
+        ));
+    }
+    let size = sys::file_size(fd.as_raw_fd())?;
+    if size < min as u64 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "shared memory smaller than announced",
+        ));
+    }
+    Ok(size)
+}
+
+/// A mapped view with typed access to aligned words.
+struct View {
+    map: Mapping,
+}
+
+impl View {
+    fn u32(&self, off: usize) -> &AtomicU32 {
+        assert!(off & 3 == 0 && off + 4 <= self.map.len());
+        // SAFETY: in bounds and aligned (checked above; mappings are page-aligned), the mapping
+        // lives as long as `self`, and every shared word is only accessed atomically, so access
+        // from several processes is free of data races.
+        unsafe { &*(self.map.as_ptr().add(off) as *const AtomicU32) }
+    }
+
+    fn u64(&self, off: usize) -> &AtomicU64 {
+        assert!(off & 7 == 0 && off + 8 <= self.map.len());
+        // SAFETY: as in `u32`.
+        unsafe { &*(self.map.as_ptr().add(off) as *const AtomicU64) }
+    }
+}
+
+/// The control page: what every writer reads and only the owner writes.
+pub(crate) struct Control {
+    view: View,
+}
+
+impl Control {
+    /// A new page (owner side), mapped read-write and then sealed against any other writing;
+    /// returns the descriptor to pass to writers.
+    pub fn create() -> io::Result<(OwnedFd, Control)> {
+        let fd = sys::memfd(c"mailslot-control", PAGE)?;
+        let view = View {
+            map: Mapping::new(fd.as_raw_fd(), PAGE)?,
+        };
+        sys::add_seals(&fd, libc::F_SEAL_FUTURE_WRITE | libc::F_SEAL_SEAL)?;
+        let c = Control { view };
+        c.view.u32(C_MAGIC).store(MAGIC, SeqCst);
+        c.view.u32(C_VERSION).store(VERSION, SeqCst);
+        Ok((fd, c))
+    }
+
+    /// Maps a page received from an owner, read-only (writer side).
+    pub fn attach(fd: &OwnedFd) -> io::Result<Control> {
+        check_sealed(fd, PAGE)?;
+        let c = Control {
+            view: View {
+                map: Mapping::read_only(fd.as_raw_fd(), PAGE)?,
+            },
+        };
+        if c.view.u32(C_MAGIC).load(SeqCst) != MAGIC
+            || c.view.u32(C_VERSION).load(SeqCst) != VERSION
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "bad control page",
+            ));
+        }
+        Ok(c)
+    }
+
+    /// Publishes the queued totals (owner side).
+    pub fn set_used(&self, bytes: usize, count: usize) {
+        let v = ((count as u64) << COUNT_SHIFT) | (bytes as u64 & BYTES_MASK);
+        self.view.u64(C_USED).store(v, SeqCst);
+    }
+
+    /// Queued bytes and messages the owner knows of.
+    pub fn used(&self) -> (u64, u64) {
+        let v = self.view.u64(C_USED).load(SeqCst);
+        (v & BYTES_MASK, v >> COUNT_SHIFT)
+    }
+
+    /// Marks the slot closed (owner side).
+    pub fn close(&self) {
+        self.view.u32(C_CLOSED).store(1, SeqCst);
+    }
+
+    /// True once the owner closed the slot.
+    pub fn is_closed(&self) -> bool {
+        self.view.u32(C_CLOSED).load(SeqCst) != 0
+    }
+
+    /// Owner side: whether writers should send a wake-up byte after they publish a message
+    /// (nobody on the owner's side is looking at the rings right now).
+    pub fn set_wake_me(&self, on: bool) {
+        self.view.u32(C_WAKE_ME).store(u32::from(on), SeqCst);
+    }
+
+    /// See [`set_wake_me`](Self::set_wake_me).
+    pub fn wake_me(&self) -> bool {
+        self.view.u32(C_WAKE_ME).load(SeqCst) != 0
+    }
+}
+
+// Ring layout: a header of RING_HDR bytes, then `cap` bytes of records.
+/// Bytes before the first record.
+pub(crate) const RING_HDR: usize = 256;
+const R_TAIL: usize = 0; // u64, writer: bytes published so far
+const R_WAKE_SENT: usize = 8; // u32, writer sets, owner clears: a wake-up byte is on its way
+const R_WAITING: usize = 12; // u32, writer: waits for room
+const R_HEAD: usize = 64; // u64, owner: bytes taken in so far
+const R_SCANNED_BYTES: usize = 72; // u64, owner: message bytes taken in so far
+const R_SCANNED_COUNT: usize = 80; // u64, owner: messages taken in so far
+const R_CAP: usize = 128; // u64, owner: capacity in bytes
+
+/// Record header: data length (u32; [`WRAP`] = skip to the start), priority, class, flags, a
+/// reserved byte, and the write stamp (u64, `CLOCK_MONOTONIC` ns).
+pub(crate) const REC_HDR: usize = 16;
+/// Record flag: a remote-sender block of [`REMOTE_PAD`] bytes precedes the data.
+pub(crate) const REC_REMOTE: u8 = 0x01;
+/// The remote-sender block (20 bytes) padded to 8.
+pub(crate) const REMOTE_PAD: usize = 24;
+const WRAP: u32 = u32::MAX;
+
+fn align8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// Bytes one record of `len` data bytes takes in a ring.
+pub(crate) fn record_size(len: usize, remote: bool) -> usize {
+    align8(REC_HDR + if remote { REMOTE_PAD } else { 0 } + len)
+}
+
+/// Ring capacity for a slot whose largest message is `max_message_size`: room for at least four
+/// of the largest records, at least 64 KiB, at most 512 KiB (a power of two).
+pub(crate) fn ring_capacity(max_message_size: usize) -> usize {
+    (4 * record_size(max_message_size, true))
+        .next_power_of_two()
+        .clamp(64 << 10, 512 << 10)
+}
+
+struct Ring {
+    view: View,
+    cap: usize,
+}
+
+impl Ring {
+    fn data(&self) -> *mut u8 {
+        // SAFETY: RING_HDR < the mapping's length (RING_HDR + cap).
+        unsafe { self.view.map.as_ptr().add(RING_HDR) }
+    }
+}
+
+/// The owner's side of a writer's ring.
+pub(crate) struct RingReader {
+    ring: Ring,
+    /// Where the next record starts (the owner's own copy; never read back from the ring).
+    head: u64,
+    bytes: u64,
+    count: u64,
+}
+
+/// One record found by [`RingReader::scan`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Record {
+    pub priority: u8,
+    pub class: u8,
+    pub flags: u8,
+    pub stamp: u64,
+    /// Offset of the remote-sender block or the data in the ring's data area.
+    body: usize,
+    pub len: usize,
+}
+
+/// A ring whose writer broke the record format: the owner drops that writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Corrupt;
+
+impl RingReader {
+    /// A new ring of `cap` bytes (owner side); returns the descriptor to pass to the writer.
+    pub fn create(cap: usize) -> io::Result<(OwnedFd, RingReader)> {
+        debug_assert!(cap & 7 == 0 && cap >= 64);
+        let fd = sys::memfd(c"mailslot-ring", RING_HDR + cap)?;
+        sys::add_seals(&fd, libc::F_SEAL_SEAL)?;
+        let view = View {
+            map: Mapping::new(fd.as_raw_fd(), RING_HDR + cap)?,
+        };
+        view.u64(R_CAP).store(cap as u64, SeqCst);
+        Ok((
+            fd,
+            RingReader {
+                ring: Ring { view, cap },
+                head: 0,
+                bytes: 0,
+                count: 0,
+            },
+        ))
+    }
+
+    /// Whether the writer waits for room.
+    pub fn writer_waiting(&self) -> bool {
+        self.ring.view.u32(R_WAITING).load(SeqCst) != 0
+    }
+
+    /// Forgets that a wake-up byte is on its way (the owner read the writer's socket).
+    pub fn clear_wake_sent(&self) {
+        self.ring.view.u32(R_WAKE_SENT).store(0, SeqCst);
+    }
+
+    /// Whether records are waiting (cheap: one load).
+    pub fn has_records(&self) -> bool {
+        self.ring.view.u64(R_TAIL).load(Acquire) != self.head
+    }
+
+    /// Calls `f` for every record published since the last scan, in order, then gives the room
+    /// back to the writer. Each record's bounds are checked before `f` sees it; the first record
+    /// that does not fit the ring ends the scan with `Corrupt` (what came before it was valid and
+    /// has been handed to `f`). Records whose contents are wrong but whose frame is sound
+    /// (priority, class, size) are for `f` to judge.
+    pub fn scan(&mut self, mut f: impl FnMut(&Self, Record)) -> Result<usize, Corrupt> {
+        let tail = self.ring.view.u64(R_TAIL).load(Acquire);
+        let cap = self.ring.cap as u64;
+        if tail < self.head || tail - self.head > cap || tail & 7 != 0 {
+            return Err(Corrupt);
+        }
+        let mut n = 0;
+        let mut result = Ok(());
+        while self.head < tail {
+            let pos = (self.head % cap) as usize;
+            let to_end = self.ring.cap - pos;
+            let mut hdr = [0u8; REC_HDR];
+            self.copy(pos, &mut hdr[..REC_HDR.min(to_end)]);
+            let len = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
+            if len == WRAP {
+                if self.head + to_end as u64 > tail {
+                    result = Err(Corrupt);
+                    break;
+                }
+                self.head += to_end as u64;
+                continue;
+            }
+            let flags = hdr[6];
+            let size = record_size(len as usize, flags & REC_REMOTE != 0);
+            if to_end < REC_HDR || size > to_end || self.head + size as u64 > tail {
+                result = Err(Corrupt);
+                break;
+            }
+            let rec = Record {
+                priority: hdr[4],
+                class: hdr[5],
+                flags,
+                stamp: u64::from_le_bytes(hdr[8..16].try_into().unwrap_or_default()),
+                body: pos + REC_HDR,
+                len: len as usize,
+            };
+            f(self, rec);
+            self.head += size as u64;
+            self.bytes += len as u64;
+            self.count += 1;
+            n += 1;
+        }
+        let v = &self.ring.view;
+        v.u64(R_SCANNED_BYTES).store(self.bytes, SeqCst);
+        v.u64(R_SCANNED_COUNT).store(self.count, SeqCst);
+        v.u64(R_HEAD).store(self.head, Release);
+        result.map(|()| n)
+    }
+
+    /// The remote-sender block of a record with [`REC_REMOTE`].
+    pub fn remote_block(&self, rec: &Record) -> [u8; REMOTE_PAD] {
+        let mut b = [0u8; REMOTE_PAD];
+        if rec.len <= self.ring.cap && rec.body + REMOTE_PAD <= self.ring.cap {
+            self.copy(rec.body, &mut b);
+        }
+        b
+    }
+
+    /// Appends a record's data to `out`.
+    pub fn data_into(&self, rec: &Record, out: &mut Vec<u8>) {
+        let off = rec.body
+            + if rec.flags & REC_REMOTE != 0 {
+                REMOTE_PAD
+            } else {
+                0
+            };
+        // `scan` checked that the whole record lies within the data area.
+        debug_assert!(off + rec.len <= self.ring.cap);
+        let start = out.len();
+        out.resize(start + rec.len, 0);
+        self.copy(off, &mut out[start..]);
+    }
+
+    fn copy(&self, off: usize, dst: &mut [u8]) {
+        assert!(off <= self.ring.cap && dst.len() <= self.ring.cap - off);
+        // SAFETY: the source range lies within the ring's data area (checked above) and `dst`
+        // is a distinct, live buffer. The writer may be changing these bytes at the same time:
+        // any byte value is a valid `u8`, so the worst outcome is a copy of garbage, which only
+        // the writer's own message can contain (its record bounds were checked by the owner).
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ring.data().add(off), dst.as_mut_ptr(), dst.len())
+        };
+    }
+}
+
+/// The writer's side of its ring.
+pub(crate) struct RingWriter {
+    ring: Ring,
+    /// Bytes written so far (published or not).
+    tail: u64,
+    bytes: u64,
+    count: u64,
+}
+
+impl RingWriter {
+    /// Maps a ring received from the owner (writer side).
+    pub fn attach(fd: &OwnedFd) -> io::Result<RingWriter> {
+        let size = check_sealed(fd, RING_HDR + 64)? as usize;
+        let view = View {
+            map: Mapping::new(fd.as_raw_fd(), size)?,
+        };
+        let cap = view.u64(R_CAP).load(SeqCst) as usize;
+        if cap & 7 != 0 || cap < 64 || cap > size - RING_HDR {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "bad ring"));
+        }
+        let tail = view.u64(R_TAIL).load(SeqCst);
+        Ok(RingWriter {
+            ring: Ring { view, cap },
+            tail,
+            bytes: 0,
+            count: 0,
+        })
+    }
+
+    /// Message bytes and messages written that the owner has not taken in yet.
+    pub fn unscanned(&self) -> (u64, u64) {
+        let v = &self.ring.view;
+        let b = self
+            .bytes
+            .saturating_sub(v.u64(R_SCANNED_BYTES).load(SeqCst));
+        let c = self
+            .count
+            .saturating_sub(v.u64(R_SCANNED_COUNT).load(SeqCst));
+        (b, c)
+    }
+
+    /// Room left for records, in bytes.
+    fn free(&self) -> usize {
+        let head = self.ring.view.u64(R_HEAD).load(Acquire);
+        let used = self.tail.saturating_sub(head) as usize;
+        self.ring.cap.saturating_sub(used)
+    }
+
+    /// Whether a record of `len` data bytes fits now.
+    pub fn fits(&self, len: usize, remote: bool) -> bool {
+        let size = record_size(len, remote);
+        let pos = (self.tail % self.ring.cap as u64) as usize;
+        let to_end = self.ring.cap - pos;
+        let need = if size <= to_end { size } else { to_end + size };
+        need <= self.free()
+    }
+
+    /// Writes one record (not yet visible to the owner: see [`publish`](Self::publish)).
+    /// The caller checked [`fits`](Self::fits).
+    pub fn append(&mut self, priority: u8, class: u8, remote: Option<&[u8; 20]>, data: &[u8]) {
+        let size = record_size(data.len(), remote.is_some());
+        let cap = self.ring.cap;
+        let mut pos = (self.tail % cap as u64) as usize;
+        if size > cap - pos {
+            self.put(pos, &WRAP.to_le_bytes());
+            self.tail += (cap - pos) as u64;
+            pos = 0;
+        }
+        let mut hdr = [0u8; REC_HDR];
+        hdr[..4].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        hdr[4] = priority;
+        hdr[5] = class;
+        hdr[6] = if remote.is_some() { REC_REMOTE } else { 0 };
+        hdr[8..].copy_from_slice(&sys::monotonic_ns().to_le_bytes());
+        self.put(pos, &hdr);
+        let mut off = pos + REC_HDR;
+        if let Some(r) = remote {
+            let mut block = [0u8; REMOTE_PAD];
+            block[..20].copy_from_slice(r);
+            self.put(off, &block);
+            off += REMOTE_PAD;
+        }
+        self.put(off, data);
+        self.tail += size as u64;
+        self.bytes += data.len() as u64;
+        self.count += 1;
+    }
+
+    /// Makes every appended record visible to the owner.
+    pub fn publish(&self) {
+        self.ring.view.u64(R_TAIL).store(self.tail, SeqCst);
+    }
+
+    /// Marks that a wake-up byte is being sent; false if one is already on its way.
+    pub fn claim_wake(&self) -> bool {
+        let w = self.ring.view.u32(R_WAKE_SENT);
+        w.load(SeqCst) == 0 && w.swap(1, SeqCst) == 0
+    }
+
+    /// Announces (or withdraws) that this writer waits for room.
+    pub fn set_waiting(&self, on: bool) {
+        self.ring.view.u32(R_WAITING).store(u32::from(on), SeqCst);
+    }
+
+    fn put(&self, off: usize, src: &[u8]) {
+        assert!(off <= self.ring.cap && src.len() <= self.ring.cap - off);
+        // SAFETY: the destination range lies within the ring's data area (checked above) and
+        // `src` is a distinct, live buffer. The owner reads these bytes only after `publish`
+        // (release store of the tail).
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ring.data().add(off), src.len())
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_page_is_read_only_for_writers() {
+        let (fd, owner) = Control::create().unwrap();
+        let w = Control::attach(&fd).unwrap();
+        owner.set_used(30, 2);
+        assert_eq!(w.used(), (30, 2));
+        assert!(!w.is_closed());
+        owner.close();
+        assert!(w.is_closed());
+        // A writable mapping is refused by the seal.
+        assert!(Mapping::new(fd.as_raw_fd(), PAGE).is_err());
+    }
+
+    #[test]
+    fn ring_round_trip_with_wrap_and_remote_block() {
+        let (fd, mut r) = RingReader::create(256).unwrap();
+        let mut w = RingWriter::attach(&fd).unwrap();
+        let mut got = Vec::new();
+        for i in 0..40u8 {
+            let data = vec![i; (i as usize * 7) % 50];
+            let remote = [i % 10; 20];
+            if !w.fits(data.len(), i % 3 == 0) {
+                w.publish();
+                r.scan(|r, rec| {
+                    let mut d = Vec::new();
+                    r.data_into(&rec, &mut d);
+                    got.push((rec.priority, d));
+                })
+                .unwrap();
+            }
+            assert!(w.fits(data.len(), i % 3 == 0));
+            w.append(i % 10, 2, (i % 3 == 0).then_some(&remote), &data);
+        }
+        w.publish();
+        r.scan(|r, rec| {
+            let mut d = Vec::new();
+            r.data_into(&rec, &mut d);
+            if rec.flags & REC_REMOTE != 0 {
+                assert_eq!(r.remote_block(&rec)[..20], [rec.priority; 20][..]);
+            }
+            got.push((rec.priority, d));
+        })
+        .unwrap();
+        assert_eq!(got.len(), 40);
+        for (i, (p, d)) in got.iter().enumerate() {
+            assert_eq!(*p, i as u8 % 10);
+            assert_eq!(d, &vec![i as u8; (i * 7) % 50]);
+        }
+        assert_eq!(w.unscanned(), (0, 0));
+    }
+
+    #[test]
+    fn scribbled_rings_are_caught() {
+        let (fd, mut r) = RingReader::create(256).unwrap();
+        let mut w = RingWriter::attach(&fd).unwrap();
+        w.append(1, 2, None, b"fine");
+        w.publish();
+        // A tail far ahead of the head.
+        w.ring.view.u64(R_TAIL).store(10_000, SeqCst);
+        assert_eq!(r.scan(|_, _| {}), Err(Corrupt));
+        // A record whose length runs past the tail: the good records before it are delivered.
+        let (fd, mut r) = RingReader::create(256).unwrap();
+        let mut w = RingWriter::attach(&fd).unwrap();
+        w.append(1, 2, None, b"fine");
+        w.append(1, 2, None, b"bad");
+        w.publish();
+        w.put(24, &200u32.to_le_bytes());
+        let mut n = 0;
+        assert_eq!(r.scan(|_, _| n += 1), Err(Corrupt));
+        assert_eq!(n, 1);
+    }
+}
