@@ -1,0 +1,154 @@
+//! Helpers shared by the hostile tests: running roles (as root or as nobody), reading their
+//! output lines, killing them.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+/// The role binary.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_mailslot-hostile")
+}
+
+/// True when running as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Prints the SKIP line and returns true when not root.
+pub fn skip_unless_root(test: &str) -> bool {
+    if is_root() {
+        return false;
+    }
+    eprintln!("SKIP: {test} needs root (setpriv to nobody)");
+    true
+}
+
+/// Panics with a clear message if user nobody cannot execute the binary (a directory on its
+/// path without search permission for others, or the file not executable by others).
+pub fn assert_nobody_can_run_binary() {
+    let p = Path::new(bin());
+    let mode = std::fs::metadata(p)
+        .expect("stat binary")
+        .permissions()
+        .mode();
+    assert!(
+        mode & 0o005 == 0o005,
+        "{} is mode {:o}: user nobody cannot run it",
+        p.display(),
+        mode & 0o7777
+    );
+    for dir in p.ancestors().skip(1) {
+        if dir.as_os_str().is_empty() {
+            continue;
+        }
+        let mode = std::fs::metadata(dir)
+            .expect("stat dir")
+            .permissions()
+            .mode();
+        assert!(
+            mode & 0o001 != 0,
+            "directory {} is mode {:o}: user nobody cannot reach {} (give others search permission \
+             or set CARGO_TARGET_DIR to a reachable place)",
+            dir.display(),
+            mode & 0o7777,
+            p.display()
+        );
+    }
+}
+
+/// Starts a role; as user nobody through `setpriv` when `as_nobody`. Stdout is piped.
+pub fn spawn(as_nobody: bool, args: &[&str]) -> Child {
+    spawn_io(as_nobody, args, false)
+}
+
+/// Like [`spawn`]; stdin is piped too when `stdin_piped`.
+pub fn spawn_io(as_nobody: bool, args: &[&str], stdin_piped: bool) -> Child {
+    let mut cmd = if as_nobody {
+        assert_nobody_can_run_binary();
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", bin()]);
+        c
+    } else {
+        Command::new(bin())
+    };
+    cmd.args(args)
+        .stdin(if stdin_piped {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    cmd.spawn().expect("spawn role")
+}
+
+/// Lines of the child's stdout, delivered on a channel by a thread (which ends at EOF).
+pub fn lines(child: &mut Child) -> Receiver<String> {
+    let out = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for a line that starts with `prefix` (others are collected into `seen`); panics after
+/// `timeout` or at EOF.
+pub fn wait_line(
+    rx: &Receiver<String>,
+    prefix: &str,
+    timeout: Duration,
+    seen: &mut Vec<String>,
+) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) if l.starts_with(prefix) => return l,
+            Ok(l) => seen.push(l),
+            Err(e) => panic!("no line starting with {prefix:?} ({e:?}); got so far: {seen:?}"),
+        }
+    }
+}
+
+/// SIGKILLs the child and reaps it.
+pub fn kill9(child: &mut Child) {
+    // `Child::kill` sends SIGKILL, and nothing once the child was reaped.
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Kills the children when dropped (so a failing assertion leaves no process behind).
+pub struct Reaper(pub Vec<Child>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            kill9(c);
+        }
+    }
+}
+
+/// Number of descriptors this process holds; `None` when /proc/self/fd cannot even be opened
+/// (the process is out of descriptors).
+pub fn fd_count() -> Option<usize> {
+    std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count())
+}
+
+/// Sends a signal to the child.
+pub fn signal(child: &Child, sig: i32) {
+    // SAFETY: kill on the pid of a child that has not been reaped.
+    unsafe { libc::kill(child.id() as libc::pid_t, sig) };
+}

@@ -1,0 +1,116 @@
+//! First-class writers blocked on a full slot whose owner is SIGKILLed must each get
+//! `OwnerGone` (109) within 100 ms, and the name must be free to create again within 100 ms.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use mailslot::{Class, Mailslot, MailslotWriter, Timeout, WriteError, WriteOptions};
+use mailslot_hostile::unique_name;
+
+const QUOTA: usize = 40_000;
+const SIZE: usize = 4_000;
+const BLOCKED: usize = 3;
+
+#[test]
+fn class1_writers_blocked_on_a_full_slot_get_owner_gone_at_once_and_the_name_is_free() {
+    let test = "class1_writers_blocked_on_a_full_slot_get_owner_gone_at_once_and_the_name_is_free";
+    let name = unique_name("gone1");
+    let mut owner = common::spawn(
+        false,
+        &["own", &name, &QUOTA.to_string(), &SIZE.to_string()],
+    );
+    let rx = common::lines(&mut owner);
+    let mut reaper = common::Reaper(vec![owner]);
+    common::wait_line(&rx, "ready", Duration::from_secs(10), &mut Vec::new());
+    let w = MailslotWriter::open(&name).expect("open");
+    let data = vec![b'x'; SIZE];
+    let mut filled = 0;
+    loop {
+        match w.write(&data) {
+            Ok(()) => filled += 1,
+            Err(WriteError::Full) => break,
+            Err(e) => panic!("filling: unexpected {e}"),
+        }
+        assert!(filled < 10_000, "never full");
+    }
+    let go = Arc::new(Barrier::new(BLOCKED + 1));
+    let threads: Vec<_> = (0..BLOCKED)
+        .map(|_| {
+            let w = MailslotWriter::open(&name).expect("open");
+            let go = go.clone();
+            std::thread::spawn(move || {
+                go.wait();
+                let r = w.write_with(
+                    &[b'y'; SIZE],
+                    WriteOptions::new()
+                        .class(Class::First)
+                        .timeout(Timeout::Forever),
+                );
+                (r, Instant::now())
+            })
+        })
+        .collect();
+    go.wait();
+    std::thread::sleep(Duration::from_millis(300));
+    for t in &threads {
+        assert!(
+            !t.is_finished(),
+            "a first-class write returned on a full slot"
+        );
+    }
+    let killed_at = Instant::now();
+    common::signal(&reaper.0[0], libc::SIGKILL);
+    // Create the name again as soon as it is free.
+    let mut tries = 0u64;
+    let created = loop {
+        tries += 1;
+        match Mailslot::create(&name) {
+            Ok(s) => break Some((s, killed_at.elapsed())),
+            Err(_) if killed_at.elapsed() < Duration::from_secs(2) => {
+                std::thread::sleep(Duration::from_micros(200))
+            }
+            Err(e) => {
+                eprintln!("{test}: create still fails 2 s after the kill: {e}");
+                break None;
+            }
+        }
+    };
+    let _ = reaper.0[0].wait();
+    reaper.0.clear();
+    // Bounded wait for the writers: a writer that never returns fails the test, not hangs it.
+    let deadline = killed_at + Duration::from_secs(3);
+    while threads.iter().any(|t| !t.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut results = Vec::new();
+    for t in threads {
+        if t.is_finished() {
+            let (r, at) = t.join().expect("writer thread");
+            results.push(Some((r.map_err(|e| e.win32_code()), at - killed_at)));
+        } else {
+            results.push(None); // still blocked 3 s after the kill (left running)
+        }
+    }
+    eprintln!(
+        "{test}: filled with {filled}; blocked writers after the kill: {results:?}; create again: \
+         {:?} after {tries} tries",
+        created.as_ref().map(|(_, at)| *at)
+    );
+    for r in &results {
+        match r {
+            Some((Err(109), at)) => assert!(
+                *at <= Duration::from_millis(100),
+                "a blocked writer got OwnerGone only {at:?} after the owner's SIGKILL"
+            ),
+            Some((other, at)) => panic!("a blocked writer got {other:?} {at:?} after the kill"),
+            None => panic!("a blocked writer was still blocked 3 s after the owner's SIGKILL"),
+        }
+    }
+    let (_slot, at) = created.expect("the name was never free again");
+    assert!(
+        at <= Duration::from_millis(100),
+        "the name was free only {at:?} after the owner's SIGKILL"
+    );
+}
