@@ -259,8 +259,8 @@ impl RingReader {
         self.ring.view.u64(R_TAIL).load(Acquire) != self.head
     }
 
-    /// Calls `f` for every record published since the last scan, in order, then gives the room
-    /// back to the writer. Each record's bounds are checked before `f` sees it; the first record
+    /// Calls `f` for every record published since the last scan, in order (the writer learns of
+    /// it at [`commit`](Self::commit)). Each record's bounds are checked before `f` sees it; the first record
     /// that does not fit the ring ends the scan with `Corrupt` (what came before it was valid and
     /// has been handed to `f`). Records whose contents are wrong but whose frame is sound
     /// (priority, class, size) are for `f` to judge.
@@ -306,11 +306,18 @@ impl RingReader {
             self.count += 1;
             n += 1;
         }
+        result.map(|()| n)
+    }
+
+    /// Tells the writer what the scans so far took in: the room they freed in the ring and the
+    /// messages that now count in the owner's published totals. Called after those totals are
+    /// published, so that the writer never sees a message in neither (it would then think there
+    /// was room that is not there).
+    pub fn commit(&self) {
         let v = &self.ring.view;
         v.u64(R_SCANNED_BYTES).store(self.bytes, SeqCst);
         v.u64(R_SCANNED_COUNT).store(self.count, SeqCst);
         v.u64(R_HEAD).store(self.head, Release);
-        result.map(|()| n)
     }
 
     /// The remote-sender block of a record with [`REC_REMOTE`].
@@ -497,6 +504,7 @@ mod tests {
                     got.push((rec.priority, d));
                 })
                 .unwrap();
+                r.commit();
             }
             assert!(w.fits(data.len(), i % 3 == 0));
             w.append(i % 10, 2, (i % 3 == 0).then_some(&remote), &data);
@@ -511,6 +519,7 @@ mod tests {
             got.push((rec.priority, d));
         })
         .unwrap();
+        r.commit();
         assert_eq!(got.len(), 40);
         for (i, (p, d)) in got.iter().enumerate() {
             assert_eq!(*p, i as u8 % 10);

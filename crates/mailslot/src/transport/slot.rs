@@ -431,12 +431,18 @@ impl Slot {
             }
         }
         st.waiters = waiters;
+        if took {
+            // First the totals, then each writer's share of them (see `RingReader::commit`).
+            self.publish_used(st);
+            for c in st.conns.values() {
+                if let Some(r) = &c.ring {
+                    r.commit();
+                }
+            }
+        }
         for id in bad {
             st.dropped_writers += 1;
             self.remove_conn(st, id);
-        }
-        if took {
-            self.publish_used(st);
         }
     }
 
