@@ -55,7 +55,7 @@ struct Cli {
     #[arg(long, value_delimiter = ',', default_values_t = [64usize, 424])]
     sizes: Vec<usize>,
     /// ipcbench transports used as anchors.
-    #[arg(long, value_delimiter = ',', default_values_t = ["mq".to_string(), "useqpacket".into(), "pipe".into(), "shmhybrid".into()])]
+    #[arg(long, value_delimiter = ',', default_values_t = ["mq".to_string(), "useqpacket".into(), "pipe".into(), "shmfutex".into(), "shmhybrid".into()])]
     anchors: Vec<String>,
     /// Quota (bytes) of the mailslots we create (default: the library's default quota).
     #[arg(long, default_value_t = mailslot::DEFAULT_QUOTA)]
@@ -70,7 +70,8 @@ struct Cli {
     /// Skip the harness-side multi-writer POSIX mq anchor (`mq8`).
     #[arg(long)]
     no_mq8: bool,
-    /// Which benches to run: `tput` (tput_1to1, tput_kto1), `rtt` (rtt_1to1, rtt_kto1), `net` (UDP → mailslotd → mailslot beside ipcbench udp/udprouter), `mem`
+    /// Which benches to run: `tput` (tput_1to1, tput_kto1), `rtt` (rtt_1to1, rtt_1to1_nospin,
+    /// rtt_kto1), `net` (UDP → mailslotd → mailslot beside ipcbench udp/udprouter), `mem`
     /// (idle_slot, idle_10k beside memidle udgram); default all.
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Bench>,
@@ -87,7 +88,7 @@ struct Cli {
 enum Bench {
     /// Local throughput (tput_1to1, tput_kto1) and their anchors.
     Tput,
-    /// Local round trips (rtt_1to1, rtt_kto1) and their anchors.
+    /// Local round trips (rtt_1to1, rtt_1to1_nospin, rtt_kto1) and their anchors.
     Rtt,
     /// UDP loopback → mailslotd → local mailslot, beside ipcbench udp and udprouter.
     Net,
@@ -137,6 +138,9 @@ enum Role {
         quota: usize,
         #[arg(long, default_value_t = 0)]
         spin_us: u64,
+        /// The library's read spin off on both mailslots (`Builder::spin(Duration::ZERO)`).
+        #[arg(long)]
+        nospin: bool,
     },
     /// Round-trip echoer.
     #[command(name = "__rtt-echo", hide = true)]
@@ -151,6 +155,8 @@ enum Role {
         quota: usize,
         #[arg(long, default_value_t = 0)]
         spin_us: u64,
+        #[arg(long)]
+        nospin: bool,
     },
     /// Multi-client round-trip coordinator and echoer.
     #[command(name = "__rtt8-echo", hide = true)]
@@ -241,14 +247,23 @@ fn main() -> Result<()> {
             count,
             quota,
             spin_us,
-        }) => rtt::ping(size, count, quota, Duration::from_micros(spin_us)),
+            nospin,
+        }) => rtt::ping(size, count, quota, Duration::from_micros(spin_us), nospin),
         Some(Role::RttEcho {
             reply,
             size,
             count,
             quota,
             spin_us,
-        }) => rtt::echo(&reply, size, count, quota, Duration::from_micros(spin_us)),
+            nospin,
+        }) => rtt::echo(
+            &reply,
+            size,
+            count,
+            quota,
+            Duration::from_micros(spin_us),
+            nospin,
+        ),
         Some(Role::RttManyEcho {
             clients,
             size,
@@ -296,6 +311,8 @@ enum Series {
     Mq8,
     /// Our 1→1 round trip (p50, p99), ns.
     OursRtt(Pct),
+    /// Our 1→1 round trip with the library's read spin off (p50, p99), ns.
+    OursRttNoSpin(Pct),
     /// Our k→1 round trip (p50, p99 over all pingers' samples), ns.
     OursRttK(Pct),
     /// Our UDP → mailslotd → mailslot throughput, placed one way.
@@ -787,6 +804,8 @@ fn measure(
             };
             let kv = rtt_role("__rtt-ping", &[])?;
             add_percentiles(&mut add, size, &kv, "rtt", Series::OursRtt)?;
+            let kv = rtt_role("__rtt-ping", &["--nospin".into()])?;
+            add_percentiles(&mut add, size, &kv, "rtt nospin", Series::OursRttNoSpin)?;
             let kv = rtt_role("__rtt8-echo", &["--clients".into(), k.to_string()])?;
             add_percentiles(&mut add, size, &kv, "rtt k", Series::OursRttK)?;
         }
@@ -871,6 +890,7 @@ fn rows(cli: &Cli, s: &Samples, runs: usize, k: usize) -> Vec<Row> {
         }
         for (bench, series) in [
             ("rtt_1to1".to_string(), Series::OursRtt as fn(Pct) -> Series),
+            ("rtt_1to1_nospin".to_string(), Series::OursRttNoSpin),
             (format!("rtt_{k}to1"), Series::OursRttK),
         ] {
             for t in &cli.anchors {
