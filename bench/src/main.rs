@@ -328,7 +328,7 @@ enum Series {
 /// What one idle-memory run yields (per object unless said otherwise).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum MemMetric {
-    /// slab + kernel stack + page tables + RSS, bytes per object ([`mem::bytes_per`]).
+    /// Kernel slab + RSS, bytes per object ([`mem::bytes_per`]).
     Bytes,
     /// `Slab` delta, bytes per object.
     Slab,
@@ -491,6 +491,12 @@ struct MemColumns {
     /// memidle's `slab_B_per`.
     #[serde(skip_serializing_if = "Option::is_none")]
     anchor_slab: Option<f64>,
+    /// memidle's `kstack_B_per`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anchor_kstack: Option<f64>,
+    /// memidle's `pgtbl_B_per`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anchor_pgtbl: Option<f64>,
     /// memidle's `rss_B_per`.
     #[serde(skip_serializing_if = "Option::is_none")]
     anchor_rss: Option<f64>,
@@ -1063,6 +1069,8 @@ fn mem_rows(cli: &Cli, s: &Samples, runs: usize) -> Vec<Row> {
                 ours_rss: ours(MemMetric::Rss).map(|v| (v * scale).round()),
                 ours_memfree: ours(MemMetric::MemFree).map(|v| (v * scale).round()),
                 anchor_slab: theirs(MemMetric::Slab).map(|v| (v * ascale).round()),
+                anchor_kstack: theirs(MemMetric::Kstack).map(|v| (v * ascale).round()),
+                anchor_pgtbl: theirs(MemMetric::Pgtbl).map(|v| (v * ascale).round()),
                 anchor_rss: theirs(MemMetric::Rss).map(|v| (v * ascale).round()),
                 anchor_memfree: theirs(MemMetric::MemFree).map(|v| (v * ascale).round()),
                 fds_per_slot: ours(MemMetric::Fds).map(round3),
