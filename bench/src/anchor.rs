@@ -1,5 +1,6 @@
-//! The anchors: `shared/bench/ipcbench.c`, compiled with gcc at run time and run beside our
-//! benchmarks so that every ratio compares numbers measured in the same run.
+//! The anchors: `shared/bench/ipcbench.c` and `shared/bench/memidle.c`, compiled with gcc at run
+//! time and run beside our benchmarks so that every ratio compares numbers measured in the same
+//! run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,8 @@ use anyhow::{bail, Context, Result};
 
 use crate::sys;
 
-/// Environment variable naming the directory that holds `ipcbench.c` (overrides the default).
+/// Environment variable naming the directory that holds `ipcbench.c` and `memidle.c` (overrides
+/// the default).
 pub const ANCHORS_DIR_ENV: &str = "MAILSLOT_ANCHORS_DIR";
 
 /// The compiled ipcbench program.
@@ -17,16 +19,85 @@ pub struct IpcBench {
     exe: PathBuf,
 }
 
-/// Where `ipcbench.c` is: `$MAILSLOT_ANCHORS_DIR/ipcbench.c`, else `<workspace>/../shared/bench/`.
-pub fn source_path() -> PathBuf {
+/// Where the anchor source `file` is: `$MAILSLOT_ANCHORS_DIR/<file>`, else
+/// `<workspace>/../shared/bench/<file>`.
+fn source_path(file: &str) -> PathBuf {
     match std::env::var_os(ANCHORS_DIR_ENV) {
-        Some(dir) => PathBuf::from(dir).join("ipcbench.c"),
+        Some(dir) => PathBuf::from(dir).join(file),
         None => Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("..")
             .join("..")
             .join("shared")
             .join("bench")
-            .join("ipcbench.c"),
+            .join(file),
+    }
+}
+
+/// Compiles the anchor `<name>.c` into `out_dir/<name>` with `gcc -O2 -Wall -o … <libs>`. Fails
+/// (never skips) when the source or gcc is missing or the build fails.
+fn compile(out_dir: &Path, name: &str, libs: &[&str]) -> Result<PathBuf> {
+    let src = source_path(&format!("{name}.c"));
+    if !src.is_file() {
+        bail!(
+            "anchor source {} not found: the repository must be checked out with `shared/` \
+             beside it, or set {ANCHORS_DIR_ENV} to the directory holding {name}.c",
+            src.display()
+        );
+    }
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let exe = out_dir.join(name);
+    let out = Command::new("gcc")
+        .args(["-O2", "-Wall", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .args(libs)
+        .output()
+        .with_context(|| format!("running gcc to build the {name} anchor (is gcc installed?)"))?;
+    if !out.status.success() {
+        bail!(
+            "gcc failed to build {} ({}):\n{}",
+            src.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(exe)
+}
+
+/// The compiled memidle program.
+pub struct MemIdle {
+    exe: PathBuf,
+}
+
+impl MemIdle {
+    /// Compiles memidle into `out_dir` with `gcc -O2 -Wall … -lrt -lpthread` (its own build line).
+    pub fn build(out_dir: &Path) -> Result<MemIdle> {
+        Ok(MemIdle {
+            exe: compile(out_dir, "memidle", &["-lrt", "-lpthread"])?,
+        })
+    }
+
+    /// Runs `memidle <kind> <k>` and returns its result line (the one starting `kind=`; a second
+    /// line lists the slab caches that grew).
+    pub fn run(&self, kind: &str, k: usize) -> Result<BTreeMap<String, String>> {
+        let what = format!("memidle {kind} {k}");
+        let out = Command::new(&self.exe)
+            .args([kind, &k.to_string()])
+            .output()
+            .with_context(|| format!("running {}", self.exe.display()))?;
+        if !out.status.success() {
+            bail!(
+                "{what} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("kind="))
+            .with_context(|| format!("{what}: no result line in {text:?}"))?;
+        Ok(sys::parse_kv(line))
     }
 }
 
@@ -34,33 +105,9 @@ impl IpcBench {
     /// Compiles ipcbench into `out_dir` with `gcc -O2 -Wall … -lrt`. Fails (never skips) when
     /// the source or gcc is missing or the build fails.
     pub fn build(out_dir: &Path) -> Result<IpcBench> {
-        let src = source_path();
-        if !src.is_file() {
-            bail!(
-                "anchor source {} not found: the repository must be checked out with `shared/` \
-                 beside it, or set {ANCHORS_DIR_ENV} to the directory holding ipcbench.c",
-                src.display()
-            );
-        }
-        std::fs::create_dir_all(out_dir)
-            .with_context(|| format!("creating {}", out_dir.display()))?;
-        let exe = out_dir.join("ipcbench");
-        let out = Command::new("gcc")
-            .args(["-O2", "-Wall", "-o"])
-            .arg(&exe)
-            .arg(&src)
-            .arg("-lrt")
-            .output()
-            .context("running gcc to build the ipcbench anchor (is gcc installed?)")?;
-        if !out.status.success() {
-            bail!(
-                "gcc failed to build {} ({}):\n{}",
-                src.display(),
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        Ok(IpcBench { exe })
+        Ok(IpcBench {
+            exe: compile(out_dir, "ipcbench", &["-lrt"])?,
+        })
     }
 
     /// Runs `ipcbench <transport> <test> <size> <count>` and returns its `key=value` line.

@@ -1,5 +1,6 @@
-//! `mailslot-bench`: throughput and round-trip benchmarks of our mailslots, each printed beside
-//! the anchors of `shared/bench/ipcbench.c` measured in the same run, with ratios.
+//! `mailslot-bench`: throughput, round-trip and idle-memory benchmarks of our mailslots, each
+//! printed beside the anchors of `shared/bench/ipcbench.c` and `shared/bench/memidle.c` measured
+//! in the same run, with ratios.
 //!
 //! ```sh
 //! cargo run --release -p mailslot-bench -- [--quick] [--json]
@@ -7,11 +8,12 @@
 //!
 //! Every measurement runs in separate processes: this binary re-executes itself with hidden role
 //! subcommands (`__tput-owner`, `__tput-writer`, `__rtt-ping`, `__rtt-echo`, `__rtt8-echo`,
-//! `__rtt8-ping`, `__net-owner`, `__net-sender`), pinned like ipcbench (writer side cpu0, reader
+//! `__rtt8-ping`, `__net-owner`, `__net-sender`, `__mem-idle`), pinned like ipcbench (writer side cpu0, reader
 //! side cpu1; `PIN` changes it for both). The `net` bench also starts `mailslotd` as a child. See
 //! `bench/README.md`.
 
 mod anchor;
+mod mem;
 mod mq;
 mod net;
 mod rtt;
@@ -53,7 +55,7 @@ struct Cli {
     #[arg(long, value_delimiter = ',', default_values_t = [64usize, 424])]
     sizes: Vec<usize>,
     /// ipcbench transports used as anchors.
-    #[arg(long, value_delimiter = ',', default_values_t = ["mq".to_string(), "useqpacket".into(), "pipe".into(), "shmhybrid".into()])]
+    #[arg(long, value_delimiter = ',', default_values_t = ["mq".to_string(), "useqpacket".into(), "pipe".into(), "shmfutex".into(), "shmhybrid".into()])]
     anchors: Vec<String>,
     /// Quota (bytes) of the mailslots we create (default: the library's default quota).
     #[arg(long, default_value_t = mailslot::DEFAULT_QUOTA)]
@@ -68,8 +70,9 @@ struct Cli {
     /// Skip the harness-side multi-writer POSIX mq anchor (`mq8`).
     #[arg(long)]
     no_mq8: bool,
-    /// Which benches to run: `tput` (tput_1to1, tput_kto1), `rtt` (rtt_1to1, rtt_kto1), `net`
-    /// (UDP → mailslotd → mailslot beside ipcbench udp/udprouter); default all.
+    /// Which benches to run: `tput` (tput_1to1, tput_kto1), `rtt` (rtt_1to1, rtt_1to1_nospin,
+    /// rtt_kto1), `net` (UDP → mailslotd → mailslot beside ipcbench udp/udprouter), `mem`
+    /// (idle_slot, idle_10k beside memidle udgram); default all.
     #[arg(long, value_delimiter = ',', value_enum)]
     only: Vec<Bench>,
     /// Datagrams per network throughput run (default 500000, or 100000 with --quick).
@@ -85,10 +88,12 @@ struct Cli {
 enum Bench {
     /// Local throughput (tput_1to1, tput_kto1) and their anchors.
     Tput,
-    /// Local round trips (rtt_1to1, rtt_kto1) and their anchors.
+    /// Local round trips (rtt_1to1, rtt_1to1_nospin, rtt_kto1) and their anchors.
     Rtt,
     /// UDP loopback → mailslotd → local mailslot, beside ipcbench udp and udprouter.
     Net,
+    /// Memory of idle mailslots (idle_slot, idle_10k) beside memidle's udgram.
+    Mem,
 }
 
 /// Hidden subcommands: the processes of one measurement.
@@ -133,6 +138,9 @@ enum Role {
         quota: usize,
         #[arg(long, default_value_t = 0)]
         spin_us: u64,
+        /// The library's read spin off on both mailslots (`Builder::spin(Duration::ZERO)`).
+        #[arg(long)]
+        nospin: bool,
     },
     /// Round-trip echoer.
     #[command(name = "__rtt-echo", hide = true)]
@@ -147,6 +155,8 @@ enum Role {
         quota: usize,
         #[arg(long, default_value_t = 0)]
         spin_us: u64,
+        #[arg(long)]
+        nospin: bool,
     },
     /// Multi-client round-trip coordinator and echoer.
     #[command(name = "__rtt8-echo", hide = true)]
@@ -204,6 +214,12 @@ enum Role {
         #[arg(long)]
         quota: usize,
     },
+    /// Creates idle mailslots and prints their memory the way memidle does.
+    #[command(name = "__mem-idle", hide = true)]
+    MemIdle {
+        #[arg(long)]
+        count: usize,
+    },
 }
 
 fn main() -> Result<()> {
@@ -231,14 +247,23 @@ fn main() -> Result<()> {
             count,
             quota,
             spin_us,
-        }) => rtt::ping(size, count, quota, Duration::from_micros(spin_us)),
+            nospin,
+        }) => rtt::ping(size, count, quota, Duration::from_micros(spin_us), nospin),
         Some(Role::RttEcho {
             reply,
             size,
             count,
             quota,
             spin_us,
-        }) => rtt::echo(&reply, size, count, quota, Duration::from_micros(spin_us)),
+            nospin,
+        }) => rtt::echo(
+            &reply,
+            size,
+            count,
+            quota,
+            Duration::from_micros(spin_us),
+            nospin,
+        ),
         Some(Role::RttManyEcho {
             clients,
             size,
@@ -266,6 +291,7 @@ fn main() -> Result<()> {
             epoch,
             pinned,
         }) => net::sender(port, size, count, epoch, pinned),
+        Some(Role::MemIdle { count }) => mem::idle(count),
         None => harness(&cli),
     }
 }
@@ -285,13 +311,60 @@ enum Series {
     Mq8,
     /// Our 1→1 round trip (p50, p99), ns.
     OursRtt(Pct),
+    /// Our 1→1 round trip with the library's read spin off (p50, p99), ns.
+    OursRttNoSpin(Pct),
     /// Our k→1 round trip (p50, p99 over all pingers' samples), ns.
     OursRttK(Pct),
     /// Our UDP → mailslotd → mailslot throughput, placed one way.
     OursNet(net::Placement, NetMetric),
     /// ipcbench `BATCH=32 <udp|udprouter> tput` (by its name in [`net_anchors`]).
     AnchorNet(String, NetMetric),
+    /// Our idle mailslots, K of them in one process (samples under size 0).
+    OursMem(usize, MemMetric),
+    /// memidle `udgram K` (samples under size 0).
+    AnchorMem(usize, MemMetric),
 }
+
+/// What one idle-memory run yields (per object unless said otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum MemMetric {
+    /// Kernel slab + RSS, bytes per object ([`mem::bytes_per`]).
+    Bytes,
+    /// `Slab` delta, bytes per object.
+    Slab,
+    /// `KernelStack` delta, bytes per object.
+    Kstack,
+    /// `PageTables` delta, bytes per object.
+    Pgtbl,
+    /// `VmRSS` delta, bytes per object.
+    Rss,
+    /// `MemFree` drop, bytes per object (system-wide, noisiest).
+    MemFree,
+    /// Descriptors per object (ours).
+    Fds,
+    /// Seconds to create all (ours).
+    CreateSecs,
+    /// Seconds to drop all (ours).
+    CloseSecs,
+    /// `VmRSS` given back by dropping all, bytes in total (ours).
+    RssReturned,
+    /// Objects actually created (ours; fewer than K when creation failed).
+    Created,
+}
+
+/// The per-object keys of a memidle-style line, besides the sum [`MemMetric::Bytes`].
+const MEM_KEYS: [(MemMetric, &str); 5] = [
+    (MemMetric::Slab, "slab_B_per"),
+    (MemMetric::Kstack, "kstack_B_per"),
+    (MemMetric::Pgtbl, "pgtbl_B_per"),
+    (MemMetric::Rss, "rss_B_per"),
+    (MemMetric::MemFree, "memfree_B_per"),
+];
+
+/// The anchor kind of the memory rows: memidle's bound (abstract) Unix datagram socket.
+const MEM_ANCHOR: &str = "udgram";
+/// `idle_slot` target: bytes per idle slot ≤ 1.0 × udgram.
+const MEM_SLOT_TARGET: f64 = 1.0;
 
 /// What one network throughput run yields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -385,6 +458,70 @@ struct Row {
     /// The `net` bench's extra columns (absent from the other benches' rows).
     #[serde(flatten)]
     net: NetColumns,
+    /// The `mem` bench's extra columns (absent from the other benches' rows).
+    #[serde(flatten)]
+    mem: MemColumns,
+}
+
+/// The columns only `mem` rows (`idle_slot`, `idle_10k`) have. Memory figures are medians over
+/// the runs, bytes per object for `idle_slot` and in total for `idle_10k`.
+#[derive(Debug, Default, Serialize)]
+struct MemColumns {
+    /// Mailslots asked for (and memidle objects made) in one process.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slots: Option<usize>,
+    /// Mailslots actually created (the fewest of the runs; below `slots` when creation failed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created: Option<usize>,
+    /// Our `Slab` delta.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ours_slab: Option<f64>,
+    /// Our `KernelStack` delta.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ours_kstack: Option<f64>,
+    /// Our `PageTables` delta.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ours_pgtbl: Option<f64>,
+    /// Our `VmRSS` delta.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ours_rss: Option<f64>,
+    /// Our `MemFree` drop (not in `ours`: system-wide).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ours_memfree: Option<f64>,
+    /// memidle's `slab_B_per`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anchor_slab: Option<f64>,
+    /// memidle's `kstack_B_per`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anchor_kstack: Option<f64>,
+    /// memidle's `pgtbl_B_per`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anchor_pgtbl: Option<f64>,
+    /// memidle's `rss_B_per`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anchor_rss: Option<f64>,
+    /// memidle's `memfree_B_per`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anchor_memfree: Option<f64>,
+    /// Descriptors per idle mailslot (`/proc/self/fd` after − before, ÷ created).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fds_per_slot: Option<f64>,
+    /// `idle_10k`: seconds to create all the slots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    create_s: Option<f64>,
+    /// `idle_10k`: seconds to close (drop) all the slots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    close_s: Option<f64>,
+    /// `idle_10k`: `VmRSS` given back by closing them all, bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rss_returned: Option<f64>,
+    /// `idle_10k`: the target on `ours` (total bytes); `meets_target` needs it, all slots
+    /// created and both times within `target_secs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_bytes: Option<f64>,
+    /// `idle_10k`: the target on `create_s` and on `close_s`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_secs: Option<f64>,
 }
 
 /// The columns only `net` rows have.
@@ -508,8 +645,50 @@ fn measure(
     } else {
         None
     };
+    let memidle = if want(Bench::Mem) {
+        Some(anchor::MemIdle::build(dir)?)
+    } else {
+        None
+    };
     let mut epoch = 0u8;
     for run in 1..=runs {
+        if let Some(m) = &memidle {
+            progress(&format!(
+                "run {run}/{runs}: idle memory, memidle {MEM_ANCHOR} and ours, {} and {} objects \
+                 (≈ 2 s each: memidle's settling pauses)",
+                mem::K_SLOT,
+                mem::K_10K
+            ));
+            for k in [mem::K_SLOT, mem::K_10K] {
+                let what = format!("memidle {MEM_ANCHOR} {k}");
+                let kv = m.run(MEM_ANCHOR, k)?;
+                let anchor = |m| Series::AnchorMem(k, m);
+                add(anchor(MemMetric::Bytes), 0, mem::bytes_per(&kv, &what)?);
+                for (metric, key) in MEM_KEYS {
+                    add(anchor(metric), 0, sys::kv_f64(&kv, key, &what)?);
+                }
+                let what = format!("{k} idle mailslots");
+                let kv = sys::run_role(&["__mem-idle".into(), "--count".into(), k.to_string()])?;
+                let ours = |m| Series::OursMem(k, m);
+                add(ours(MemMetric::Bytes), 0, mem::bytes_per(&kv, &what)?);
+                for (metric, key) in MEM_KEYS.into_iter().chain([
+                    (MemMetric::Fds, "fds_per"),
+                    (MemMetric::CreateSecs, "create_s"),
+                    (MemMetric::CloseSecs, "close_s"),
+                    (MemMetric::RssReturned, "rss_returned_B"),
+                    (MemMetric::Created, "created"),
+                ]) {
+                    add(ours(metric), 0, sys::kv_f64(&kv, key, &what)?);
+                }
+                let created = sys::kv_f64(&kv, "created", &what)?;
+                if created < k as f64 {
+                    progress(&format!(
+                        "{what}: only {created} of {k} could be created (see the error above); \
+                         the figures are for those"
+                    ));
+                }
+            }
+        }
         for &size in &cli.sizes {
             let quota = cli
                 .quota_msgs
@@ -631,6 +810,8 @@ fn measure(
             };
             let kv = rtt_role("__rtt-ping", &[])?;
             add_percentiles(&mut add, size, &kv, "rtt", Series::OursRtt)?;
+            let kv = rtt_role("__rtt-ping", &["--nospin".into()])?;
+            add_percentiles(&mut add, size, &kv, "rtt nospin", Series::OursRttNoSpin)?;
             let kv = rtt_role("__rtt8-echo", &["--clients".into(), k.to_string()])?;
             add_percentiles(&mut add, size, &kv, "rtt k", Series::OursRttK)?;
         }
@@ -710,10 +891,12 @@ fn rows(cli: &Cli, s: &Samples, runs: usize, k: usize) -> Vec<Row> {
                 anchor_runs: a.iter().map(|v| v.round()).collect(),
                 quota,
                 net: NetColumns::default(),
+                mem: MemColumns::default(),
             });
         }
         for (bench, series) in [
             ("rtt_1to1".to_string(), Series::OursRtt as fn(Pct) -> Series),
+            ("rtt_1to1_nospin".to_string(), Series::OursRttNoSpin),
             (format!("rtt_{k}to1"), Series::OursRttK),
         ] {
             for t in &cli.anchors {
@@ -746,6 +929,7 @@ fn rows(cli: &Cli, s: &Samples, runs: usize, k: usize) -> Vec<Row> {
                     anchor_runs: a.iter().map(|v| v.round()).collect(),
                     quota,
                     net: NetColumns::default(),
+                    mem: MemColumns::default(),
                 });
             }
         }
@@ -813,15 +997,153 @@ fn rows(cli: &Cli, s: &Samples, runs: usize, k: usize) -> Vec<Row> {
                     }),
                     cpu_ratio: od.zip(ad).map(|(o, a)| round(o / a)),
                 },
+                mem: MemColumns::default(),
             });
         }
+    }
+    out.extend(mem_rows(cli, s, runs));
+    out
+}
+
+/// The `idle_slot` and `idle_10k` rows, when the `mem` bench ran.
+fn mem_rows(cli: &Cli, s: &Samples, runs: usize) -> Vec<Row> {
+    let mode = if cli.quick { "quick" } else { "full" };
+    let get = |series: Series| s.get(&(series, 0)).map(|v| median(v));
+    let runs_of = |series: Series| -> Vec<f64> {
+        s.get(&(series, 0))
+            .map(|v| v.iter().map(|x| x.round()).collect())
+            .unwrap_or_default()
+    };
+    let round3 = |v: f64| (v * 1000.0).round() / 1000.0;
+    let mut out = Vec::new();
+    for (bench, k) in [("idle_slot", mem::K_SLOT), ("idle_10k", mem::K_10K)] {
+        let ours = |m| get(Series::OursMem(k, m));
+        let theirs = |m| get(Series::AnchorMem(k, m));
+        let (Some(o), Some(a)) = (ours(MemMetric::Bytes), theirs(MemMetric::Bytes)) else {
+            continue;
+        };
+        // The fewest created over the runs: a single failed run shows.
+        let created = s
+            .get(&(Series::OursMem(k, MemMetric::Created), 0))
+            .and_then(|v| v.iter().copied().reduce(f64::min))
+            .unwrap_or(0.0) as usize;
+        let ratio = o / a;
+        // idle_slot: per object; idle_10k: the whole process's K slots (per object × created).
+        let (scale, ascale, unit) = if k == mem::K_SLOT {
+            (1.0, 1.0, "B/slot")
+        } else {
+            (created as f64, k as f64, "B")
+        };
+        let per_run = |series: Series, f: f64| -> Vec<f64> {
+            runs_of(series)
+                .into_iter()
+                .map(|v| (v * f).round())
+                .collect()
+        };
+        let mut row = Row {
+            bench: bench.into(),
+            size: 0,
+            unit,
+            ours: (o * scale).round(),
+            ours_p99: None,
+            anchor: MEM_ANCHOR.into(),
+            anchor_value: (a * ascale).round(),
+            anchor_p99: None,
+            anchor_mode: "same K",
+            ratio: round3(ratio),
+            better: "lower",
+            target: None,
+            meets_target: None,
+            runs,
+            mode,
+            ours_runs: per_run(Series::OursMem(k, MemMetric::Bytes), scale),
+            anchor_runs: per_run(Series::AnchorMem(k, MemMetric::Bytes), ascale),
+            quota: mailslot::DEFAULT_QUOTA,
+            net: NetColumns::default(),
+            mem: MemColumns {
+                slots: Some(k),
+                created: Some(created),
+                ours_slab: ours(MemMetric::Slab).map(|v| (v * scale).round()),
+                ours_kstack: ours(MemMetric::Kstack).map(|v| (v * scale).round()),
+                ours_pgtbl: ours(MemMetric::Pgtbl).map(|v| (v * scale).round()),
+                ours_rss: ours(MemMetric::Rss).map(|v| (v * scale).round()),
+                ours_memfree: ours(MemMetric::MemFree).map(|v| (v * scale).round()),
+                anchor_slab: theirs(MemMetric::Slab).map(|v| (v * ascale).round()),
+                anchor_kstack: theirs(MemMetric::Kstack).map(|v| (v * ascale).round()),
+                anchor_pgtbl: theirs(MemMetric::Pgtbl).map(|v| (v * ascale).round()),
+                anchor_rss: theirs(MemMetric::Rss).map(|v| (v * ascale).round()),
+                anchor_memfree: theirs(MemMetric::MemFree).map(|v| (v * ascale).round()),
+                fds_per_slot: ours(MemMetric::Fds).map(round3),
+                ..MemColumns::default()
+            },
+        };
+        if k == mem::K_SLOT {
+            row.target = Some(MEM_SLOT_TARGET);
+            row.meets_target = Some(created == k && ratio <= MEM_SLOT_TARGET);
+        } else {
+            let (c, d) = (ours(MemMetric::CreateSecs), ours(MemMetric::CloseSecs));
+            row.mem.create_s = c.map(|v| (v * 1e4).round() / 1e4);
+            row.mem.close_s = d.map(|v| (v * 1e4).round() / 1e4);
+            row.mem.rss_returned = ours(MemMetric::RssReturned).map(f64::round);
+            row.mem.target_bytes = Some(mem::TARGET_10K_BYTES);
+            row.mem.target_secs = Some(mem::TARGET_10K_SECS);
+            let secs_ok = |v: Option<f64>| v.is_some_and(|v| v < mem::TARGET_10K_SECS);
+            row.meets_target =
+                Some(created == k && row.ours <= mem::TARGET_10K_BYTES && secs_ok(c) && secs_ok(d));
+        }
+        out.push(row);
     }
     out
 }
 
-/// The table's note for a row: p99s, the net bench's loss and CPU, or what the anchor is.
+/// Bytes as a short human figure (B, KiB, MiB).
+fn human(b: f64) -> String {
+    if b.abs() >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", b / (1024.0 * 1024.0))
+    } else if b.abs() >= 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else {
+        format!("{b:.0} B")
+    }
+}
+
+/// The note of a `mem` row: what its memory is made of, and for `idle_10k` the times.
+fn mem_note(r: &Row) -> String {
+    let m = &r.mem;
+    let nan = f64::NAN;
+    let mut note = String::new();
+    if let (Some(k), Some(c)) = (m.slots, m.created) {
+        if c < k {
+            note.push_str(&format!("ONLY {c}/{k} CREATED; "));
+        }
+    }
+    if m.target_bytes.is_some() {
+        note.push_str(&format!(
+            "create {:.3} s, close {:.3} s, RSS returned {}",
+            m.create_s.unwrap_or(nan),
+            m.close_s.unwrap_or(nan),
+            human(m.rss_returned.unwrap_or(nan))
+        ));
+    } else {
+        note.push_str(&format!(
+            "{:.2} fd/slot; slab {} + rss {} (udgram {} + {})",
+            m.fds_per_slot.unwrap_or(nan),
+            human(m.ours_slab.unwrap_or(nan)),
+            human(m.ours_rss.unwrap_or(nan)),
+            human(m.anchor_slab.unwrap_or(nan)),
+            human(m.anchor_rss.unwrap_or(nan))
+        ));
+    }
+    note
+}
+
+/// The table's note for a row: p99s, the net bench's loss and CPU, the mem bench's make-up, or
+/// what the anchor is.
 fn note(r: &Row) -> String {
     let n = &r.net;
+    if r.mem.slots.is_some() {
+        return mem_note(r);
+    }
     match (r.ours_p99, r.anchor_p99) {
         (Some(o), Some(a)) => format!("p99 {o:.0}/{a:.0}"),
         _ if n.ours_loss.is_some() => format!(
@@ -853,7 +1175,14 @@ fn print_table(rows: &[Row], runs: usize, tput_n: u64, rtt_n: u64, net_n: u64) {
         "bench", "size", "unit", "ours", "anchor", "anchor", "ratio", "note"
     );
     for (r, note) in rows.iter().zip(notes) {
+        let met = |ok: bool| if ok { "met" } else { "MISSED" };
         let target = match (r.target, r.meets_target) {
+            (None, Some(ok)) if r.mem.target_bytes.is_some() => format!(
+                "≤ {}, < {} s each {}",
+                human(r.mem.target_bytes.unwrap_or(f64::NAN)),
+                r.mem.target_secs.unwrap_or(f64::NAN),
+                met(ok)
+            ),
             (Some(t), Some(ok)) if r.net.loss_target.is_some() => format!(
                 "≥ {t}, loss ≤ {}% {}",
                 r.net.loss_target.unwrap_or(0.0) * 100.0,

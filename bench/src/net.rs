@@ -218,13 +218,44 @@ impl Daemon {
     }
 
     /// Places every thread of the daemon: on the reader side's CPU when pinned, else anywhere.
+    ///
+    /// The daemon starts and ends threads while it runs: a thread listed in
+    /// `/proc/<pid>/task` that exits before its affinity is set (`ESRCH`), or whose entry
+    /// vanishes while the directory is read (`ENOENT`), is skipped. Any other error is one; so
+    /// is the daemon itself being gone.
     pub fn place(&self, placement: Placement) -> Result<()> {
         let cpu = (placement == Placement::Pinned).then_some(sys::READER_CPU);
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid))
-            .with_context(|| format!("listing the threads of mailslotd (pid {})", self.pid))?;
+        let what = || format!("listing the threads of mailslotd (pid {})", self.pid);
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid)).with_context(what)?;
+        let gone =
+            |e: &std::io::Error| matches!(e.raw_os_error(), Some(libc::ESRCH) | Some(libc::ENOENT));
+        let mut placed = 0usize;
         for t in tasks {
-            let tid: libc::pid_t = t?.file_name().to_string_lossy().parse()?;
-            sys::set_affinity(tid, cpu)?;
+            let t = match t {
+                Ok(t) => t,
+                Err(e) if gone(&e) => continue,
+                Err(e) => return Err(e).with_context(what),
+            };
+            let name = t.file_name();
+            let tid: libc::pid_t = name
+                .to_string_lossy()
+                .parse()
+                .with_context(|| format!("{}: entry {name:?} is not a thread id", what()))?;
+            match sys::try_set_affinity(tid, cpu) {
+                Ok(()) => placed += 1,
+                Err(e) if gone(&e) => {}
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("sched_setaffinity of mailslotd thread {tid} to {cpu:?}")
+                    })
+                }
+            }
+        }
+        if placed == 0 {
+            bail!(
+                "mailslotd (pid {}) is gone: none of its threads could be placed",
+                self.pid
+            );
         }
         Ok(())
     }

@@ -36,27 +36,31 @@ fn read(slot: &Mailslot, buf: &mut [u8], spin: Duration) -> Result<ReadInfo> {
     Ok(slot.read(buf)?)
 }
 
-fn create(name: &str, quota: usize) -> Result<Mailslot> {
-    Mailslot::builder()
-        .max_message_size(0)
-        .quota(quota)
-        .create(name)
-        .with_context(|| format!("creating {name}"))
+/// Creates a mailslot for the round-trip roles. `nospin` turns off the library's own
+/// spin-before-sleep of reads on it ([`mailslot::Builder::spin`] with zero); otherwise it keeps
+/// the library's default.
+fn create(name: &str, quota: usize, nospin: bool) -> Result<Mailslot> {
+    let mut b = Mailslot::builder().max_message_size(0).quota(quota);
+    if nospin {
+        b = b.spin(Duration::ZERO);
+    }
+    b.create(name).with_context(|| format!("creating {name}"))
 }
 
 /// The pinger role: owns mailslot A, starts the echoer (which owns B), measures `count` round
 /// trips of `size`-byte messages and prints ipcbench-style percentiles. `spin` (both sides): see
-/// [`read`]; the harness always uses zero.
-pub fn ping(size: usize, count: u64, quota: usize, spin: Duration) -> Result<()> {
+/// [`read`]; the harness always uses zero. `nospin` (both sides): the library's read spin off,
+/// see [`create`].
+pub fn ping(size: usize, count: u64, quota: usize, spin: Duration, nospin: bool) -> Result<()> {
     sys::pin(sys::WRITER_CPU)?;
     if size < 8 || count == 0 {
         bail!("size must be at least 8 and count at least 1");
     }
     let pid = std::process::id();
     let name_a = format!(r"\\.\mailslot\bench\{pid}\ping");
-    let a = create(&name_a, quota)?;
+    let a = create(&name_a, quota, nospin)?;
     let total = warmup(count) + count;
-    let mut echo = Peer::spawn(&[
+    let mut args = vec![
         "__rtt-echo".into(),
         "--reply".into(),
         name_a.clone(),
@@ -68,7 +72,11 @@ pub fn ping(size: usize, count: u64, quota: usize, spin: Duration) -> Result<()>
         quota.to_string(),
         "--spin-us".into(),
         spin.as_micros().to_string(),
-    ])?;
+    ];
+    if nospin {
+        args.push("--nospin".into());
+    }
+    let mut echo = Peer::spawn(&args)?;
     let line = echo.read_line()?;
     let name_b = line
         .strip_prefix("ready ")
@@ -108,11 +116,18 @@ pub fn ping(size: usize, count: u64, quota: usize, spin: Duration) -> Result<()>
 }
 
 /// The echoer role: owns mailslot B, opens the pinger's mailslot `reply`, and sends back each of
-/// the `count` messages it reads. `spin`: see [`read`].
-pub fn echo(reply: &str, size: usize, count: u64, quota: usize, spin: Duration) -> Result<()> {
+/// the `count` messages it reads. `spin`: see [`read`]; `nospin`: see [`create`].
+pub fn echo(
+    reply: &str,
+    size: usize,
+    count: u64,
+    quota: usize,
+    spin: Duration,
+    nospin: bool,
+) -> Result<()> {
     sys::pin(sys::READER_CPU)?;
     let name_b = format!(r"\\.\mailslot\bench\{}\echo", std::process::id());
-    let b = create(&name_b, quota)?;
+    let b = create(&name_b, quota, nospin)?;
     let a = MailslotWriter::open(reply).with_context(|| format!("opening {reply}"))?;
     let opts = WriteOptions::new().class(Class::First);
     let mut rb = vec![0u8; 65536.max(size)];
@@ -135,7 +150,7 @@ pub fn echo_many(clients: usize, size: usize, count: u64, quota: usize) -> Resul
     }
     let per = (count / clients as u64).max(1);
     let name_e = format!(r"\\.\mailslot\bench\{}\echo8", std::process::id());
-    let e = create(&name_e, quota)?;
+    let e = create(&name_e, quota, false)?;
     let mut peers = Vec::with_capacity(clients);
     for id in 0..clients {
         peers.push(Peer::spawn(&[
@@ -196,7 +211,7 @@ pub fn echo_many(clients: usize, size: usize, count: u64, quota: usize) -> Resul
 pub fn ping_one(echo: &str, id: u8, size: usize, count: u64, quota: usize) -> Result<()> {
     sys::pin(sys::WRITER_CPU)?;
     let name = format!(r"\\.\mailslot\bench\{}\ping8", std::process::id());
-    let own = create(&name, quota)?;
+    let own = create(&name, quota, false)?;
     let e = MailslotWriter::open(echo).with_context(|| format!("opening {echo}"))?;
     sys::say(&format!("ready {name}"))?;
     let go = sys::hear()?;

@@ -28,6 +28,13 @@ pub fn pin(cpu: usize) -> Result<()> {
 /// Sets the CPU affinity of thread `tid` (0: the calling thread) to `cpu`, or to every CPU for
 /// `None`.
 pub fn set_affinity(tid: libc::pid_t, cpu: Option<usize>) -> Result<()> {
+    try_set_affinity(tid, cpu)
+        .with_context(|| format!("sched_setaffinity of thread {tid} to {cpu:?}"))
+}
+
+/// [`set_affinity`] returning the bare OS error, so that a caller can tell a thread that has
+/// exited (`ESRCH`) from a real failure.
+pub fn try_set_affinity(tid: libc::pid_t, cpu: Option<usize>) -> std::io::Result<()> {
     // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write inside it, and
     // sched_setaffinity reads exactly size_of::<cpu_set_t>() bytes from it.
     let rc = unsafe {
@@ -44,8 +51,7 @@ pub fn set_affinity(tid: libc::pid_t, cpu: Option<usize>) -> Result<()> {
         libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
     };
     if rc != 0 {
-        return Err(std::io::Error::last_os_error())
-            .with_context(|| format!("sched_setaffinity of thread {tid} to {cpu:?}"));
+        return Err(std::io::Error::last_os_error());
     }
     Ok(())
 }
