@@ -249,6 +249,13 @@ impl RingReader {
         self.ring.view.u32(R_WAITING).load(SeqCst) != 0
     }
 
+    /// Takes the writer's "waiting" flag: true if it was set (the owner then sends one notice;
+    /// a writer that still finds no room sets it again).
+    pub fn take_waiting(&self) -> bool {
+        let w = self.ring.view.u32(R_WAITING);
+        w.load(SeqCst) != 0 && w.swap(0, SeqCst) != 0
+    }
+
     /// Forgets that a wake-up byte is on its way (the owner read the writer's socket).
     pub fn clear_wake_sent(&self) {
         self.ring.view.u32(R_WAKE_SENT).store(0, SeqCst);
@@ -415,7 +422,14 @@ impl RingWriter {
 
     /// Writes one record (not yet visible to the owner: see [`publish`](Self::publish)).
     /// The caller checked [`fits`](Self::fits).
-    pub fn append(&mut self, priority: u8, class: u8, remote: Option<&[u8; 20]>, data: &[u8]) {
+    pub fn append(
+        &mut self,
+        priority: u8,
+        class: u8,
+        remote: Option<&[u8; 20]>,
+        data: &[u8],
+        stamp: u64,
+    ) {
         let size = record_size(data.len(), remote.is_some());
         let cap = self.ring.cap;
         let mut pos = (self.tail % cap as u64) as usize;
@@ -429,7 +443,7 @@ impl RingWriter {
         hdr[4] = priority;
         hdr[5] = class;
         hdr[6] = if remote.is_some() { REC_REMOTE } else { 0 };
-        hdr[8..].copy_from_slice(&sys::monotonic_ns().to_le_bytes());
+        hdr[8..].copy_from_slice(&stamp.to_le_bytes());
         self.put(pos, &hdr);
         let mut off = pos + REC_HDR;
         if let Some(r) = remote {
@@ -453,6 +467,11 @@ impl RingWriter {
     pub fn claim_wake(&self) -> bool {
         let w = self.ring.view.u32(R_WAKE_SENT);
         w.load(SeqCst) == 0 && w.swap(1, SeqCst) == 0
+    }
+
+    /// Whether this writer's "waiting" flag is set.
+    pub fn is_waiting(&self) -> bool {
+        self.ring.view.u32(R_WAITING).load(SeqCst) != 0
     }
 
     /// Announces (or withdraws) that this writer waits for room.
@@ -507,7 +526,7 @@ mod tests {
                 r.commit();
             }
             assert!(w.fits(data.len(), i % 3 == 0));
-            w.append(i % 10, 2, (i % 3 == 0).then_some(&remote), &data);
+            w.append(i % 10, 2, (i % 3 == 0).then_some(&remote), &data, i as u64);
         }
         w.publish();
         r.scan(|r, rec| {
@@ -532,7 +551,7 @@ mod tests {
     fn scribbled_rings_are_caught() {
         let (fd, mut r) = RingReader::create(256).unwrap();
         let mut w = RingWriter::attach(&fd).unwrap();
-        w.append(1, 2, None, b"fine");
+        w.append(1, 2, None, b"fine", 1);
         w.publish();
         // A tail far ahead of the head.
         w.ring.view.u64(R_TAIL).store(10_000, SeqCst);
@@ -540,8 +559,8 @@ mod tests {
         // A record whose length runs past the tail: the good records before it are delivered.
         let (fd, mut r) = RingReader::create(256).unwrap();
         let mut w = RingWriter::attach(&fd).unwrap();
-        w.append(1, 2, None, b"fine");
-        w.append(1, 2, None, b"bad");
+        w.append(1, 2, None, b"fine", 1);
+        w.append(1, 2, None, b"bad", 2);
         w.publish();
         w.put(24, &200u32.to_le_bytes());
         let mut n = 0;

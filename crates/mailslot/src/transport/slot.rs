@@ -104,6 +104,8 @@ pub(crate) struct State {
     published: (usize, usize),
     /// Some writer's ring said it waits for room (seen in the last scan).
     waiters: bool,
+    /// Records taken in by a scan, before they are sorted into the queue.
+    incoming: Vec<Entry>,
     pub read_timeout: Timeout,
     pub readers_waiting: usize,
     /// Reads, peeks and waits so far: the service thread leaves the slot alone while it moves.
@@ -269,6 +271,7 @@ impl Slot {
                 wake_me: true,
                 published: (0, 0),
                 waiters: false,
+                incoming: Vec::new(),
                 read_timeout,
                 readers_waiting: 0,
                 reader_ops: 0,
@@ -378,7 +381,7 @@ impl Slot {
         // Split borrows: the rings live in `conns`, the queue and buffers in the rest of `st`.
         let State {
             conns,
-            queue,
+            incoming,
             spare,
             spare_bytes,
             dropped,
@@ -397,7 +400,7 @@ impl Slot {
             let (mut qb, mut qc) = (c.queued_bytes, c.queued_count);
             let r = ring.scan(|ring, rec| {
                 let mut sink = Sink {
-                    queue,
+                    incoming,
                     spare,
                     spare_bytes,
                     dropped,
@@ -411,7 +414,7 @@ impl Slot {
                     debug_assert_eq!(data.len(), bytes);
                     qb += bytes;
                     qc += 1;
-                    sink.queue.push(Entry {
+                    sink.incoming.push(Entry {
                         seq: rec.stamp,
                         origin: id,
                         msg: Message {
@@ -431,6 +434,16 @@ impl Slot {
             }
         }
         st.waiters = waiters;
+        // Each ring's records are in stamp order, but rings interleave: sorted first, they are
+        // appended to the queue's levels instead of inserted in the middle.
+        if !st.incoming.is_empty() {
+            st.incoming.sort_unstable_by_key(|e| e.seq);
+            let mut incoming = std::mem::take(&mut st.incoming);
+            for e in incoming.drain(..) {
+                st.queue.push(e);
+            }
+            st.incoming = incoming;
+        }
         if took {
             // First the totals, then each writer's share of them (see `RingReader::commit`).
             self.publish_used(st);
@@ -438,6 +451,10 @@ impl Slot {
                 if let Some(r) = &c.ring {
                     r.commit();
                 }
+            }
+            // Rings have room again.
+            if st.waiters {
+                self.notify_waiters(st);
             }
         }
         for id in bad {
@@ -515,16 +532,15 @@ impl Slot {
         }
     }
 
-    /// Sends a room notice to every writer that says it waits.
+    /// Sends one room notice to every writer that says it waits (and takes its flag: a writer
+    /// that still finds no room sets it again).
     fn notify_waiters(&self, st: &mut State) {
-        let mut any = false;
         for c in st.conns.values() {
-            if c.ring.as_ref().is_some_and(RingReader::writer_waiting) {
-                any = true;
+            if c.ring.as_ref().is_some_and(RingReader::take_waiting) {
                 let _ = sys::send_parts(c.fd.as_raw_fd(), &[b"R"], &[], true);
             }
         }
-        st.waiters = any;
+        st.waiters = false;
     }
 
     fn admits(&self, cred: &PeerCred, conn: &OwnedFd) -> bool {
@@ -1005,7 +1021,7 @@ impl Slot {
 
 /// Where `scan_rings` puts what it takes in (the parts of [`State`] besides the connections).
 struct Sink<'a> {
-    queue: &'a mut Queue,
+    incoming: &'a mut Vec<Entry>,
     spare: &'a mut Vec<Vec<u8>>,
     spare_bytes: &'a mut usize,
     dropped: &'a mut u64,

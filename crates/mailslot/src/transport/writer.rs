@@ -22,6 +22,26 @@ use crate::{BatchOutcome, RemoteMessage};
 const SEND_GRACE: Duration = Duration::from_secs(2);
 /// The same for the daemon delivering a network message: it must not stall on one slow owner.
 const DAEMON_SEND_GRACE: Duration = Duration::from_millis(10);
+/// How long a writer whose ring is full polls for the owner to take it in before it sleeps.
+const RING_SPIN: Duration = Duration::from_micros(50);
+
+/// Polls `ready` (yielding the CPU between rounds) until it is true or `max` has passed.
+fn spin_until(max: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let until = Instant::now() + max;
+    loop {
+        for _ in 0..32 {
+            if ready() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        std::thread::yield_now();
+    }
+}
+
 /// Longest single wait for room, after which the writer looks at the quota again.
 const ROOM_POLL: Duration = Duration::from_millis(50);
 /// A write into the ring needs no system call, so the writer would not notice that the owner's
@@ -117,9 +137,8 @@ impl Connection {
 
     /// Whether the owner's process is gone, asked of the kernel at most once per
     /// [`LIVENESS_EVERY_NS`].
-    fn owner_died(&self) -> bool {
+    fn owner_died(&self, now: u64) -> bool {
         use std::sync::atomic::Ordering::Relaxed;
-        let now = sys::monotonic_ns();
         if now.saturating_sub(self.checked_ns.load(Relaxed)) < LIVENESS_EVERY_NS {
             return false;
         }
@@ -144,15 +163,7 @@ impl Connection {
 
     /// Waits up to `max` for the owner to free room or take in the ring. The first wait of a
     /// write tells the owner (`announced`). `OwnerGone` when the owner's side hung up.
-    fn wait_for_owner(
-        &self,
-        ring: Option<&RingWriter>,
-        announced: &mut bool,
-        max: Duration,
-    ) -> Result<(), WriteError> {
-        if let Some(r) = ring {
-            r.set_waiting(true);
-        }
+    fn wait_for_owner(&self, announced: &mut bool, max: Duration) -> Result<(), WriteError> {
         if !*announced {
             *announced = true;
             let _ = sys::send_parts(self.sock.as_raw_fd(), &[b"W"], &[], true);
@@ -201,7 +212,8 @@ impl Connection {
                 max,
             });
         }
-        if self.control.is_closed() || self.owner_died() {
+        let stamp = sys::monotonic_ns();
+        if self.control.is_closed() || self.owner_died(stamp) {
             return Err(WriteError::OwnerGone);
         }
         let now = Instant::now();
@@ -220,6 +232,7 @@ impl Connection {
         };
         let mut ring = self.lock_ring();
         let mut announced = false;
+        let mut spun = false;
         let result = loop {
             let r = ring.as_deref();
             let quota_ok = self.quota_ok(r, data.len(), 1);
@@ -235,6 +248,22 @@ impl Connection {
             if quota_ok && room {
                 break Ok(());
             }
+            // Say that we wait, then look once more: room freed before the owner could see the
+            // flag would otherwise go unnoticed until the next poll slice.
+            if let Some(r) = r {
+                // Only the ring is full: the owner is busy taking it in. Poll for a moment
+                // before sleeping (a sleep and a wake-up cost tens of µs on both sides).
+                if quota_ok && !spun {
+                    spun = true;
+                    if spin_until(RING_SPIN, || r.fits(data.len(), remote.is_some())) {
+                        continue;
+                    }
+                }
+                if !r.is_waiting() {
+                    r.set_waiting(true);
+                    continue;
+                }
+            }
             if self.control.is_closed() {
                 break Err(WriteError::OwnerGone);
             }
@@ -247,23 +276,21 @@ impl Connection {
                     WriteError::Timeout
                 });
             }
-            if let Err(e) = self.wait_for_owner(
-                r,
-                &mut announced,
-                left.map_or(ROOM_POLL, |l| l.min(ROOM_POLL)),
-            ) {
+            if let Err(e) =
+                self.wait_for_owner(&mut announced, left.map_or(ROOM_POLL, |l| l.min(ROOM_POLL)))
+            {
                 break Err(e);
             }
         };
         if let Some(r) = ring.as_deref() {
-            if announced {
+            if r.is_waiting() {
                 r.set_waiting(false);
             }
         }
         result?;
         match ring.as_deref_mut() {
             Some(r) => {
-                r.append(opts.priority, opts.class.number(), remote, data);
+                r.append(opts.priority, opts.class.number(), remote, data, stamp);
                 r.publish();
                 self.wake_owner(r);
                 Ok(())
@@ -315,7 +342,8 @@ impl Connection {
     /// at most. Each message takes its own room in the quota; those that do not fit are counted,
     /// not waited for.
     pub fn write_batch(&self, msgs: &[RemoteMessage<'_>]) -> Result<BatchOutcome, WriteError> {
-        if self.control.is_closed() || self.owner_died() {
+        let stamp = sys::monotonic_ns();
+        if self.control.is_closed() || self.owner_died(stamp) {
             return Err(WriteError::OwnerGone);
         }
         let max = self.greeting.max_message_size as usize;
@@ -352,6 +380,10 @@ impl Connection {
                 continue;
             }
             while !waited_out && !ring.fits(m.data.len(), true) {
+                if !ring.is_waiting() {
+                    ring.set_waiting(true);
+                    continue;
+                }
                 // The owner has not taken in the ring yet: let it see what is there, wait a
                 // little (once per batch), then count the rest as full.
                 ring.publish();
@@ -360,17 +392,17 @@ impl Connection {
                     waited_out = true;
                     break;
                 }
-                self.wait_for_owner(Some(&ring), &mut announced, left.min(ROOM_POLL))?;
+                self.wait_for_owner(&mut announced, left.min(ROOM_POLL))?;
             }
             if !ring.fits(m.data.len(), true) {
                 out.full += 1;
                 continue;
             }
             let block = encode_remote(m.sender_name, m.sender_ip);
-            ring.append(m.priority, m.class.number(), Some(&block), m.data);
+            ring.append(m.priority, m.class.number(), Some(&block), m.data, stamp);
             out.queued += 1;
         }
-        if announced {
+        if ring.is_waiting() {
             ring.set_waiting(false);
         }
         ring.publish();
