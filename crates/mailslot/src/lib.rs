@@ -348,8 +348,11 @@ impl Mailslot {
     /// For event loops: wait for it, then call a read with [`Timeout::ZERO`]; it can be readable
     /// without a message being ready (a writer connecting), so treat `Timeout` as "wait again".
     /// Waiting on it directly does not pause the service thread; the `tokio` feature's `AsyncMailslot` does that.
+    ///
+    /// The descriptor is made on first use (an idle mailslot holds only its listening socket);
+    /// `-1` if that fails (out of descriptors).
     pub fn as_raw_fd(&self) -> RawFd {
-        self.slot.wait_fd()
+        self.slot.wait_fd().unwrap_or(-1)
     }
 
     #[cfg(feature = "tokio")]

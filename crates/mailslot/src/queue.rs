@@ -16,17 +16,25 @@ pub(crate) struct Entry {
     pub msg: Message,
 }
 
-/// Priority queue with per-level FIFO.
+type Levels = [VecDeque<Entry>; MAX_PRIORITY as usize + 1];
+
+/// Priority queue with per-level FIFO. The levels are allocated with the first message, so an
+/// idle mailslot costs a pointer.
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
-    levels: [VecDeque<Entry>; MAX_PRIORITY as usize + 1],
+    levels: Option<Box<Levels>>,
     count: usize,
     bytes: usize,
 }
 
 impl Queue {
+    fn levels(&self) -> &[VecDeque<Entry>] {
+        self.levels.as_deref().map_or(&[], |l| &l[..])
+    }
+
     pub fn push(&mut self, e: Entry) {
-        let level = &mut self.levels[usize::from(e.msg.priority.min(MAX_PRIORITY))];
+        let levels = self.levels.get_or_insert_with(Box::default);
+        let level = &mut levels[usize::from(e.msg.priority.min(MAX_PRIORITY))];
         self.count += 1;
         self.bytes += e.msg.data.len();
         // Almost always in order: search from the back.
@@ -38,7 +46,7 @@ impl Queue {
     }
 
     pub fn head(&self) -> Option<&Message> {
-        self.levels
+        self.levels()
             .iter()
             .rev()
             .find_map(|l| l.front())
@@ -52,7 +60,12 @@ impl Queue {
 
     /// Removes the head with its stamp and origin.
     pub fn pop_entry(&mut self) -> Option<Entry> {
-        let e = self.levels.iter_mut().rev().find_map(|l| l.pop_front())?;
+        let e = self
+            .levels
+            .as_deref_mut()?
+            .iter_mut()
+            .rev()
+            .find_map(|l| l.pop_front())?;
         self.count -= 1;
         self.bytes -= e.msg.data.len();
         Some(e)

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -102,7 +102,7 @@ impl Service {
         sys::epoll_ctl(
             self.epoll.as_raw_fd(),
             libc::EPOLL_CTL_ADD,
-            slot.epoll_fd(),
+            slot.service_fd(),
             (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
             slot.token,
         )?;
@@ -110,11 +110,23 @@ impl Service {
         Ok(())
     }
 
+    /// The slot now wants `new` watched instead of `old` (armed or not, as before).
+    pub fn replace(&self, slot: &Slot, old: RawFd, new: RawFd, armed: bool) -> io::Result<()> {
+        let ep = self.epoll.as_raw_fd();
+        let _ = sys::epoll_ctl(ep, libc::EPOLL_CTL_DEL, old, 0, 0);
+        let events = if armed {
+            (libc::EPOLLIN | libc::EPOLLONESHOT) as u32
+        } else {
+            0
+        };
+        sys::epoll_ctl(ep, libc::EPOLL_CTL_ADD, new, events, slot.token)
+    }
+
     pub fn unregister(&self, slot: &Slot) {
         let _ = sys::epoll_ctl(
             self.epoll.as_raw_fd(),
             libc::EPOLL_CTL_DEL,
-            slot.epoll_fd(),
+            slot.service_fd(),
             0,
             0,
         );
@@ -125,7 +137,7 @@ impl Service {
         let _ = sys::epoll_ctl(
             self.epoll.as_raw_fd(),
             libc::EPOLL_CTL_MOD,
-            slot.epoll_fd(),
+            slot.service_fd(),
             (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
             slot.token,
         );
@@ -135,7 +147,7 @@ impl Service {
         let _ = sys::epoll_ctl(
             self.epoll.as_raw_fd(),
             libc::EPOLL_CTL_MOD,
-            slot.epoll_fd(),
+            slot.service_fd(),
             0,
             slot.token,
         );

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::service::{self, Service};
@@ -175,17 +175,27 @@ impl State {
 /// One owned mailslot.
 pub(crate) struct Slot {
     pub config: Config,
+    /// The listening socket's descriptor number (the socket itself is in the state, so that
+    /// closing frees the name); what the service watches until the slot has `fds`.
+    listener_fd: RawFd,
+    /// Made when the first writer connects or a reader first waits: an idle slot costs one
+    /// descriptor (its listener).
+    fds: OnceLock<Fds>,
+    pub token: u64,
+    /// The process that created the slot; only it may close it (see [`Slot::close`]).
+    creator_pid: u32,
+    service: Arc<Service>,
+    state: Mutex<State>,
+}
+
+/// The descriptors of a slot that has writers or readers waiting.
+struct Fds {
     /// Listener and writer connections.
     epoll: OwnedFd,
     /// What readers wait on: `epoll` plus `wake`.
     wait_epoll: OwnedFd,
     /// Signalled by the service thread when it moved messages into the queue.
     wake: OwnedFd,
-    pub token: u64,
-    /// The process that created the slot; only it may close it (see [`Slot::close`]).
-    creator_pid: u32,
-    service: Arc<Service>,
-    state: Mutex<State>,
 }
 
 /// What a reader wants from the head of the queue.
@@ -234,30 +244,10 @@ impl Slot {
             Err(e) => return Err(e.into()),
         }
         sys::listen(&listener, 4096)?;
-        let epoll = sys::epoll_create()?;
-        sys::epoll_ctl(
-            epoll.as_raw_fd(),
-            libc::EPOLL_CTL_ADD,
-            listener.as_raw_fd(),
-            libc::EPOLLIN as u32,
-            TOKEN_LISTENER,
-        )?;
-        let wake = sys::eventfd()?;
-        let wait_epoll = sys::epoll_create()?;
-        for fd in [epoll.as_raw_fd(), wake.as_raw_fd()] {
-            sys::epoll_ctl(
-                wait_epoll.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                fd,
-                libc::EPOLLIN as u32,
-                fd as u64,
-            )?;
-        }
         let service = service::get()?;
         let slot = Arc::new(Slot {
-            epoll,
-            wait_epoll,
-            wake,
+            listener_fd: listener.as_raw_fd(),
+            fds: OnceLock::new(),
             token: service.next_token(),
             creator_pid: sys::getpid(),
             service,
@@ -299,27 +289,71 @@ impl Slot {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn epoll_fd(&self) -> RawFd {
-        self.epoll.as_raw_fd()
+    /// What the service thread watches for this slot.
+    pub fn service_fd(&self) -> RawFd {
+        self.fds
+            .get()
+            .map_or(self.listener_fd, |f| f.epoll.as_raw_fd())
+    }
+
+    /// The slot's descriptors, made on first use. The service then watches the slot's epoll
+    /// (which holds the listener) instead of the bare listener.
+    fn fds(&self, st: &mut State) -> io::Result<&Fds> {
+        if let Some(f) = self.fds.get() {
+            return Ok(f);
+        }
+        let epoll = sys::epoll_create()?;
+        if st.listener.is_some() {
+            sys::epoll_ctl(
+                epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                self.listener_fd,
+                libc::EPOLLIN as u32,
+                TOKEN_LISTENER,
+            )?;
+        }
+        let wake = sys::eventfd()?;
+        let wait_epoll = sys::epoll_create()?;
+        for fd in [epoll.as_raw_fd(), wake.as_raw_fd()] {
+            sys::epoll_ctl(
+                wait_epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                fd,
+                libc::EPOLLIN as u32,
+                fd as u64,
+            )?;
+        }
+        let new = epoll.as_raw_fd();
+        let f = self.fds.get_or_init(|| Fds {
+            epoll,
+            wait_epoll,
+            wake,
+        });
+        if st.arming != Arming::Closed {
+            self.service
+                .replace(self, self.listener_fd, new, st.arming == Arming::Armed)?;
+        }
+        Ok(f)
     }
 
     /// The descriptor readers (and async users) wait on.
-    pub fn wait_fd(&self) -> RawFd {
-        self.wait_epoll.as_raw_fd()
+    pub fn wait_fd(&self) -> io::Result<RawFd> {
+        let mut st = self.lock();
+        Ok(self.fds(&mut st)?.wait_epoll.as_raw_fd())
     }
 
     /// Signals waiting readers that the service moved messages into the queue.
     pub fn signal_wake(&self, st: &mut State) {
-        if !st.wake_pending {
+        if let (false, Some(f)) = (st.wake_pending, self.fds.get()) {
             st.wake_pending = true;
-            sys::eventfd_signal(self.wake.as_raw_fd());
+            sys::eventfd_signal(f.wake.as_raw_fd());
         }
     }
 
     fn clear_wake(&self, st: &mut State) {
-        if st.wake_pending {
+        if let (true, Some(f)) = (st.wake_pending, self.fds.get()) {
             st.wake_pending = false;
-            sys::eventfd_clear(self.wake.as_raw_fd());
+            sys::eventfd_clear(f.wake.as_raw_fd());
         }
     }
 
@@ -350,9 +384,14 @@ impl Slot {
     /// messages arrived.
     pub fn drain(&self, st: &mut State) -> io::Result<usize> {
         let before = st.queue.len();
+        let Some(fds) = self.fds.get() else {
+            // No writer yet: only the listener to look at.
+            self.accept_all(st);
+            return Ok(st.queue.len() - before);
+        };
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
         loop {
-            let n = sys::epoll_wait(self.epoll.as_raw_fd(), &mut events, Some(Duration::ZERO))?;
+            let n = sys::epoll_wait(fds.epoll.as_raw_fd(), &mut events, Some(Duration::ZERO))?;
             for ev in &events[..n] {
                 if ev.u64 == TOKEN_LISTENER {
                     self.accept_all(st);
@@ -635,8 +674,11 @@ impl Slot {
             }
             let id = st.next_conn;
             st.next_conn += 1;
+            let Ok(fds) = self.fds(st) else {
+                continue;
+            };
             if sys::epoll_ctl(
-                self.epoll.as_raw_fd(),
+                fds.epoll.as_raw_fd(),
                 libc::EPOLL_CTL_ADD,
                 conn.as_raw_fd(),
                 (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
@@ -660,9 +702,9 @@ impl Slot {
     }
 
     fn remove_conn(&self, st: &mut State, id: u64) {
-        if let Some(c) = st.conns.remove(&id) {
+        if let (Some(c), Some(fds)) = (st.conns.remove(&id), self.fds.get()) {
             let _ = sys::epoll_ctl(
-                self.epoll.as_raw_fd(),
+                fds.epoll.as_raw_fd(),
                 libc::EPOLL_CTL_DEL,
                 c.fd.as_raw_fd(),
                 0,
@@ -878,9 +920,16 @@ impl Slot {
                 self.end_wait(&mut st);
                 continue;
             }
+            let wait_fd = match self.fds(&mut st) {
+                Ok(f) => f.wait_epoll.as_raw_fd(),
+                Err(e) => {
+                    self.end_wait(&mut st);
+                    break Err(e.into());
+                }
+            };
             drop(st);
             let mut ev = [libc::epoll_event { events: 0, u64: 0 }; 1];
-            let r = sys::epoll_wait(self.wait_epoll.as_raw_fd(), &mut ev, remaining);
+            let r = sys::epoll_wait(wait_fd, &mut ev, remaining);
             st = self.lock();
             self.end_wait(&mut st);
             r?;
