@@ -203,6 +203,8 @@ pub(crate) struct RingReader {
     ring: Ring,
     /// Where the next record starts (the owner's own copy; never read back from the ring).
     head: u64,
+    /// `head` as last told to the writer.
+    committed: u64,
     bytes: u64,
     count: u64,
 }
@@ -238,10 +240,21 @@ impl RingReader {
             RingReader {
                 ring: Ring { view, cap },
                 head: 0,
+                committed: 0,
                 bytes: 0,
                 count: 0,
             },
         ))
+    }
+
+    /// Bytes of the ring taken in but not yet given back to the writer.
+    pub fn uncommitted(&self) -> u64 {
+        self.head - self.committed
+    }
+
+    /// Capacity in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.ring.cap as u64
     }
 
     /// Whether the writer waits for room.
@@ -320,7 +333,8 @@ impl RingReader {
     /// messages that now count in the owner's published totals. Called after those totals are
     /// published, so that the writer never sees a message in neither (it would then think there
     /// was room that is not there).
-    pub fn commit(&self) {
+    pub fn commit(&mut self) {
+        self.committed = self.head;
         let v = &self.ring.view;
         v.u64(R_SCANNED_BYTES).store(self.bytes, SeqCst);
         v.u64(R_SCANNED_COUNT).store(self.count, SeqCst);

@@ -91,8 +91,7 @@ pub(crate) enum Arming {
 
 pub(crate) struct State {
     queue: Queue,
-    conns: HashMap<u64, Conn>,
-    next_conn: u64,
+    conns: Conns,
     /// Open connections per user.
     per_uid: HashMap<u32, u32>,
     listener: Option<OwnedFd>,
@@ -253,8 +252,7 @@ impl Slot {
             service,
             state: Mutex::new(State {
                 queue: Queue::default(),
-                conns: HashMap::new(),
-                next_conn: 1,
+                conns: Conns::default(),
                 per_uid: HashMap::new(),
                 listener: Some(listener),
                 control: None,
@@ -403,7 +401,7 @@ impl Slot {
                 break;
             }
         }
-        self.scan_rings(st);
+        self.scan_rings(st, true);
         // Writers that wait for room re-check against the current totals.
         self.publish_used(st);
         if st.waiters {
@@ -412,8 +410,35 @@ impl Slot {
         Ok(st.queue.len() - before)
     }
 
-    /// Takes in every record published in the writers' rings.
-    fn scan_rings(&self, st: &mut State) {
+    /// Tells writers what was taken in from their rings (see `RingReader::commit`): every ring
+    /// with `force`, else only rings with an eighth of their room to give back or a writer that
+    /// waits. Until then a writer counts those messages twice (its own and the published
+    /// totals), which errs on the safe side; committing less often spares the writer's and the
+    /// reader's CPUs a shared cache line per message.
+    fn commit_rings(&self, st: &mut State, force: bool) {
+        let due = |r: &RingReader| {
+            r.uncommitted() > 0
+                && (force || r.uncommitted() >= r.capacity() / 8 || r.writer_waiting())
+        };
+        if !st.conns.values().any(|c| c.ring.as_ref().is_some_and(due)) {
+            return;
+        }
+        // First the totals, then each writer's share of them.
+        self.publish_used(st);
+        for (_, c) in st.conns.iter_mut() {
+            if let Some(r) = c.ring.as_mut().filter(|r| due(r)) {
+                r.commit();
+            }
+        }
+        // Rings have room again.
+        if st.waiters {
+            self.notify_waiters(st);
+        }
+    }
+
+    /// Takes in every record published in the writers' rings; `force`: tell every writer at
+    /// once (see [`commit_rings`](Self::commit_rings)).
+    fn scan_rings(&self, st: &mut State, force: bool) {
         let mut bad = Vec::new();
         let mut waiters = false;
         let mut took = false;
@@ -427,7 +452,7 @@ impl Slot {
             refused_remote,
             ..
         } = st;
-        for (&id, c) in conns.iter_mut() {
+        for (id, c) in conns.iter_mut() {
             let Some(ring) = c.ring.as_mut() else {
                 continue;
             };
@@ -483,19 +508,8 @@ impl Slot {
             }
             st.incoming = incoming;
         }
-        if took {
-            // First the totals, then each writer's share of them (see `RingReader::commit`).
-            self.publish_used(st);
-            for c in st.conns.values() {
-                if let Some(r) = &c.ring {
-                    r.commit();
-                }
-            }
-            // Rings have room again.
-            if st.waiters {
-                self.notify_waiters(st);
-            }
-        }
+        let _ = took;
+        self.commit_rings(st, force);
         for id in bad {
             st.dropped_writers += 1;
             self.remove_conn(st, id);
@@ -554,20 +568,27 @@ impl Slot {
         }
     }
 
-    /// After a message was removed: publish the totals when writers may need them (the slot is
-    /// filling up, it is empty, someone waits for room, or the published value is far off), and
-    /// wake writers that wait for room.
+    /// After a message was removed: publish the totals (and wake writers that wait for room)
+    /// once the room freed since the last publication is worth it — a sixteenth of the quota or
+    /// of the message limit, and at least one message of the largest size — or the queue is
+    /// empty. Publishing after every read would make a writer that fills the slot and the reader
+    /// trade a cache line (and a wake-up) per message; in steps, the writer writes in bursts.
     fn after_remove(&self, st: &mut State) {
         let (bytes, count) = (st.queue.bytes(), st.queue.len());
         let (q, m) = (self.config.quota, self.config.max_messages);
-        let near_full = (bytes + self.config.max_message_size) * 2 > q || count * 2 + 2 > m;
-        let far_off = st.published.0 - bytes.min(st.published.0) > q / 8
-            || st.published.1 - count.min(st.published.1) > m / 8;
-        if count == 0 || st.waiters || near_full || far_off {
-            self.publish_used(st);
+        let step_bytes = (q / 16).max(self.config.max_message_size).min(q);
+        let step_count = (m / 16).max(1);
+        let freed_bytes = st.published.0.saturating_sub(bytes);
+        let freed_count = st.published.1.saturating_sub(count);
+        if count == 0 {
+            // The reader is about to find the slot empty: hand every ring's room back.
+            self.commit_rings(st, true);
         }
-        if st.waiters {
-            self.notify_waiters(st);
+        if count == 0 || freed_bytes >= step_bytes || freed_count >= step_count {
+            self.publish_used(st);
+            if st.waiters {
+                self.notify_waiters(st);
+            }
         }
     }
 
@@ -672,8 +693,7 @@ impl Slot {
                 }
                 continue; // dropping `conn` closes it
             }
-            let id = st.next_conn;
-            st.next_conn += 1;
+            let id = st.conns.next_id();
             let Ok(fds) = self.fds(st) else {
                 continue;
             };
@@ -687,7 +707,7 @@ impl Slot {
             .is_ok()
             {
                 *st.per_uid.entry(cred.uid).or_insert(0) += 1;
-                st.conns.insert(
+                st.conns.insert_at(
                     id,
                     Conn {
                         fd: conn,
@@ -702,7 +722,7 @@ impl Slot {
     }
 
     fn remove_conn(&self, st: &mut State, id: u64) {
-        if let (Some(c), Some(fds)) = (st.conns.remove(&id), self.fds.get()) {
+        if let (Some(c), Some(fds)) = (st.conns.remove(id), self.fds.get()) {
             let _ = sys::epoll_ctl(
                 fds.epoll.as_raw_fd(),
                 libc::EPOLL_CTL_DEL,
@@ -722,7 +742,7 @@ impl Slot {
     /// Reads what a writer sent on its socket: wake-up bytes (ring writers), or records (the
     /// socket path). A hang-up removes the connection once its ring has been taken in.
     fn recv_conn(&self, st: &mut State, id: u64) {
-        let Some(c) = st.conns.get(&id) else {
+        let Some(c) = st.conns.get(id) else {
             return;
         };
         let (fd, cred) = (c.fd.as_raw_fd(), c.cred);
@@ -759,7 +779,7 @@ impl Slot {
 
     /// A writer closed its connection: take in what its ring still holds, then forget it.
     fn hang_up(&self, st: &mut State, id: u64) {
-        self.scan_rings(st);
+        self.scan_rings(st, true);
         self.remove_conn(st, id);
     }
 
@@ -804,7 +824,7 @@ impl Slot {
         class: u8,
         sender: Sender,
     ) {
-        let Some(c) = st.conns.get_mut(&id) else {
+        let Some(c) = st.conns.get_mut(id) else {
             return;
         };
         if data.len() > self.config.max_message_size
@@ -853,7 +873,7 @@ impl Slot {
                 self.clear_wake(&mut st);
                 self.drain(&mut st)?;
             } else {
-                self.scan_rings(&mut st);
+                self.scan_rings(&mut st, false);
             }
             if st.queue.head().is_some() {
                 break self.apply(&mut st, take);
@@ -915,7 +935,7 @@ impl Slot {
             self.begin_wait(&mut st);
             // Writers now send wake-up bytes; look once more, so that a message published just
             // before they could see the request is not slept through.
-            self.scan_rings(&mut st);
+            self.scan_rings(&mut st, true);
             if st.queue.head().is_some() {
                 self.end_wait(&mut st);
                 continue;
@@ -961,7 +981,7 @@ impl Slot {
     /// Removes the head, updating its writer's share.
     fn remove_head(&self, st: &mut State) -> Option<Message> {
         let e = st.queue.pop_entry()?;
-        if let Some(c) = st.conns.get_mut(&e.origin) {
+        if let Some(c) = st.conns.get_mut(e.origin) {
             c.queued_bytes -= e.msg.data.len().min(c.queued_bytes);
             c.queued_count = c.queued_count.saturating_sub(1);
         }
@@ -1089,5 +1109,96 @@ impl Sink<'_> {
             }
             None => Vec::with_capacity(len),
         }
+    }
+}
+
+/// The writer connections of a slot: a slab whose ids (index and a generation, never 0) stay
+/// unique for the life of the slot, so that a queued message's `origin` never names a later
+/// connection that took the same place.
+#[derive(Default)]
+struct Conns {
+    slots: Vec<(u32, Option<Conn>)>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl Conns {
+    fn split(id: u64) -> (usize, u32) {
+        ((id & 0xffff_ffff) as usize, (id >> 32) as u32)
+    }
+
+    /// The id the next [`insert_at`](Self::insert_at) must use.
+    fn next_id(&mut self) -> u64 {
+        let index = match self.free.last() {
+            Some(&i) => i,
+            None => {
+                self.slots.push((0, None));
+                self.free.push(self.slots.len() as u32 - 1);
+                self.slots.len() as u32 - 1
+            }
+        };
+        let generation = self.slots[index as usize].0.wrapping_add(1).max(1);
+        (u64::from(generation) << 32) | u64::from(index)
+    }
+
+    fn insert_at(&mut self, id: u64, c: Conn) {
+        let (index, generation) = Self::split(id);
+        if self.free.last() == Some(&(index as u32)) {
+            self.free.pop();
+            self.slots[index] = (generation, Some(c));
+            self.len += 1;
+        }
+    }
+
+    fn get(&self, id: u64) -> Option<&Conn> {
+        let (index, generation) = Self::split(id);
+        match self.slots.get(index) {
+            Some((g, Some(c))) if *g == generation => Some(c),
+            _ => None,
+        }
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut Conn> {
+        let (index, generation) = Self::split(id);
+        match self.slots.get_mut(index) {
+            Some((g, Some(c))) if *g == generation => Some(c),
+            _ => None,
+        }
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Conn> {
+        let (index, generation) = Self::split(id);
+        match self.slots.get_mut(index) {
+            Some((g, c @ Some(_))) if *g == generation => {
+                self.free.push(index as u32);
+                self.len -= 1;
+                c.take()
+            }
+            _ => None,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Conn> {
+        self.slots.iter().filter_map(|(_, c)| c.as_ref())
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut Conn)> {
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, (g, c))| c.as_mut().map(|c| ((u64::from(*g) << 32) | i as u64, c)))
+    }
+
+    fn clear(&mut self) {
+        for (i, (_, c)) in self.slots.iter_mut().enumerate() {
+            if c.take().is_some() {
+                self.free.push(i as u32);
+            }
+        }
+        self.len = 0;
     }
 }

@@ -22,7 +22,7 @@ use crate::{BatchOutcome, RemoteMessage};
 const SEND_GRACE: Duration = Duration::from_secs(2);
 /// The same for the daemon delivering a network message: it must not stall on one slow owner.
 const DAEMON_SEND_GRACE: Duration = Duration::from_millis(10);
-/// How long a writer whose ring is full polls for the owner to take it in before it sleeps.
+/// How long a writer that finds no room (quota or ring) polls for it before it sleeps.
 const RING_SPIN: Duration = Duration::from_micros(50);
 
 /// Polls `ready` (yielding the CPU between rounds) until it is true or `max` has passed.
@@ -251,11 +251,15 @@ impl Connection {
             // Say that we wait, then look once more: room freed before the owner could see the
             // flag would otherwise go unnoticed until the next poll slice.
             if let Some(r) = r {
-                // Only the ring is full: the owner is busy taking it in. Poll for a moment
-                // before sleeping (a sleep and a wake-up cost tens of µs on both sides).
-                if quota_ok && !spun {
+                // The owner is reading or taking in the ring: poll for a moment before sleeping
+                // (a sleep and a wake-up cost tens of µs on both sides).
+                if !spun {
                     spun = true;
-                    if spin_until(RING_SPIN, || r.fits(data.len(), remote.is_some())) {
+                    let ready = || {
+                        self.quota_ok(Some(r), data.len(), 1)
+                            && r.fits(data.len(), remote.is_some())
+                    };
+                    if spin_until(RING_SPIN, ready) {
                         continue;
                     }
                 }
