@@ -89,9 +89,6 @@ fn daemon_path() -> Result<PathBuf> {
         .parent()
         .ok_or_else(|| anyhow!("benchmark binary has no directory"))?;
     let path = dir.join("mailslotd");
-    if path.is_file() {
-        return Ok(path);
-    }
     let hint = format!(
         "the daemon binary {} is missing: build it with `cargo build --release -p mailslot-router` \
          (or set {DAEMON_ENV}=<path to mailslotd>)",
@@ -101,8 +98,14 @@ fn daemon_path() -> Result<PathBuf> {
         .join("..")
         .join("Cargo.toml");
     if dir.file_name().and_then(|n| n.to_str()) != Some("release") || !manifest.is_file() {
+        // Not in a source tree: use the binary beside us as it is.
+        if path.is_file() {
+            return Ok(path);
+        }
         bail!("{hint}");
     }
+    // In the source tree, cargo rebuilds it if the sources changed (a daemon built from older
+    // sources may not speak the library's current local protocol) and does nothing otherwise.
     crate::progress("building mailslotd (cargo build --release -p mailslot-router)");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let st = Command::new(cargo)
