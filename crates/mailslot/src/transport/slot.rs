@@ -648,6 +648,9 @@ impl Slot {
             } else {
                 None
             };
+            // Take in what earlier writers wrote before a new one reads the published totals:
+            // a writer that opens after another one's write returned sees that write in the
+            // quota.
             let mut greeting = Greeting {
                 refusal,
                 accepts_remote: self.config.accept_remote,
@@ -656,6 +659,10 @@ impl Slot {
                 max_messages: self.config.max_messages as u64,
                 display: self.config.name.to_string(),
             };
+            if refusal.is_none() {
+                self.scan_rings(st, true);
+                self.publish_used(st);
+            }
             let mut pass: Vec<RawFd> = Vec::new();
             let mut ring = None;
             let mut ring_fd = None;
