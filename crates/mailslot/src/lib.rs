@@ -48,6 +48,10 @@ mod types;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 use std::sync::Arc;

@@ -203,8 +203,8 @@ pub(crate) struct RingReader {
     ring: Ring,
     /// Where the next record starts (the owner's own copy; never read back from the ring).
     head: u64,
-    /// `head` as last told to the writer.
-    committed: u64,
+    /// `head`, `bytes` and `count` as last told to the writer.
+    committed: (u64, u64, u64),
     bytes: u64,
     count: u64,
 }
@@ -240,16 +240,51 @@ impl RingReader {
             RingReader {
                 ring: Ring { view, cap },
                 head: 0,
-                committed: 0,
+                committed: (0, 0, 0),
                 bytes: 0,
                 count: 0,
             },
         ))
     }
 
+    /// Writes `bytes` over the writer's header words and the records, as a hostile writer may
+    /// (for the fuzz targets).
+    #[cfg(feature = "fuzzing")]
+    pub fn fill_for_fuzzing(&self, bytes: &[u8]) {
+        let (hdr, data) = bytes.split_at(bytes.len().min(16));
+        let mut words = [0u8; 16];
+        words[..hdr.len()].copy_from_slice(hdr);
+        let v = &self.ring.view;
+        // Mostly a tail within (or just past) the ring, so that the records are looked at.
+        let tail = u64::from_le_bytes(words[..8].try_into().unwrap_or_default());
+        let tail = if words[7] & 0x80 != 0 {
+            tail
+        } else {
+            tail % (self.ring.cap as u64 + 64)
+        };
+        v.u64(R_TAIL).store(tail, SeqCst);
+        v.u32(R_WAKE_SENT).store(
+            u32::from_le_bytes(words[8..12].try_into().unwrap_or_default()),
+            SeqCst,
+        );
+        v.u32(R_WAITING).store(
+            u32::from_le_bytes(words[12..].try_into().unwrap_or_default()),
+            SeqCst,
+        );
+        let n = data.len().min(self.ring.cap);
+        // SAFETY: `n` bytes fit the data area; `data` is a distinct live buffer.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.ring.data(), n) };
+    }
+
     /// Bytes of the ring taken in but not yet given back to the writer.
     pub fn uncommitted(&self) -> u64 {
-        self.head - self.committed
+        self.head - self.committed.0
+    }
+
+    /// Message bytes and messages taken in that the writer does not know of yet (it still
+    /// counts them as its own, on top of the published totals).
+    pub fn pending(&self) -> (u64, u64) {
+        (self.bytes - self.committed.1, self.count - self.committed.2)
     }
 
     /// Capacity in bytes.
@@ -334,7 +369,7 @@ impl RingReader {
     /// published, so that the writer never sees a message in neither (it would then think there
     /// was room that is not there).
     pub fn commit(&mut self) {
-        self.committed = self.head;
+        self.committed = (self.head, self.bytes, self.count);
         let v = &self.ring.view;
         v.u64(R_SCANNED_BYTES).store(self.bytes, SeqCst);
         v.u64(R_SCANNED_COUNT).store(self.count, SeqCst);

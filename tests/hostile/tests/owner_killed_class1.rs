@@ -6,8 +6,7 @@ mod common;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use mailslot::{Class, Mailslot, MailslotWriter, Timeout, WriteError, WriteOptions};
-use mailslot_hostile::unique_name;
+use mailslot::{Class, Mailslot, MailslotWriter, Timeout, WriteOptions};
 
 const QUOTA: usize = 40_000;
 const SIZE: usize = 4_000;
@@ -16,25 +15,12 @@ const BLOCKED: usize = 3;
 #[test]
 fn class1_writers_blocked_on_a_full_slot_get_owner_gone_at_once_and_the_name_is_free() {
     let test = "class1_writers_blocked_on_a_full_slot_get_owner_gone_at_once_and_the_name_is_free";
-    let name = unique_name("gone1");
-    let mut owner = common::spawn(
-        false,
-        &["own", &name, &QUOTA.to_string(), &SIZE.to_string()],
-    );
-    let rx = common::lines(&mut owner);
-    let mut reaper = common::Reaper(vec![owner]);
-    common::wait_line(&rx, "ready", Duration::from_secs(10), &mut Vec::new());
-    let w = MailslotWriter::open(&name).expect("open");
-    let data = vec![b'x'; SIZE];
-    let mut filled = 0;
-    loop {
-        match w.write(&data) {
-            Ok(()) => filled += 1,
-            Err(WriteError::Full) => break,
-            Err(e) => panic!("filling: unexpected {e}"),
-        }
-        assert!(filled < 10_000, "never full");
-    }
+    let common::FullSlot {
+        name,
+        owner: mut reaper,
+        filled,
+        ..
+    } = common::full_slot("gone1", QUOTA, SIZE);
     let go = Arc::new(Barrier::new(BLOCKED + 1));
     let threads: Vec<_> = (0..BLOCKED)
         .map(|_| {

@@ -6,8 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use mailslot::{MailslotWriter, WriteError};
-use mailslot_hostile::unique_name;
+use mailslot::WriteError;
 
 const QUOTA: usize = 40_000;
 const SIZE: usize = 4_000;
@@ -15,25 +14,13 @@ const SIZE: usize = 4_000;
 #[test]
 fn class2_on_full_slot_gets_owner_gone_within_100ms_of_owner_sigkill() {
     let test = "class2_on_full_slot_gets_owner_gone_within_100ms_of_owner_sigkill";
-    let name = unique_name("gone2");
-    let mut owner = common::spawn(
-        false,
-        &["own", &name, &QUOTA.to_string(), &SIZE.to_string()],
-    );
-    let rx = common::lines(&mut owner);
-    let mut reaper = common::Reaper(vec![owner]);
-    common::wait_line(&rx, "ready", Duration::from_secs(10), &mut Vec::new());
-    let w = MailslotWriter::open(&name).expect("open");
+    let common::FullSlot {
+        owner: mut reaper,
+        writer: w,
+        filled,
+        ..
+    } = common::full_slot("gone2", QUOTA, SIZE);
     let data = vec![b'x'; SIZE];
-    let mut filled = 0;
-    loop {
-        match w.write(&data) {
-            Ok(()) => filled += 1,
-            Err(WriteError::Full) => break,
-            Err(e) => panic!("filling: unexpected {e}"),
-        }
-        assert!(filled < 10_000, "never full");
-    }
     let killed_at = Instant::now();
     common::signal(&reaper.0[0], libc::SIGKILL);
     let mut before: BTreeMap<u32, u64> = BTreeMap::new();

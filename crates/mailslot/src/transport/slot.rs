@@ -32,6 +32,10 @@ const SOCKET_RECORD_MAX: usize = HEADER_LEN + REMOTE_LEN + crate::MAX_MESSAGE_SI
 fn is_daemon(cred: &PeerCred) -> bool {
     cred.uid == 0 || Some(cred.uid) == crate::daemon::daemon_uid()
 }
+/// A busy reader reads the sockets (new writers, hang-ups) at least once per this many reads.
+const DRAIN_EVERY: u32 = 64;
+/// How long a reader polls before it starts yielding the CPU between polls.
+const SPIN_BEFORE_YIELD: Duration = Duration::from_micros(4);
 /// Spins in a row without a message after which a reader stops spinning.
 const SPIN_MAX_MISSES: u32 = 8;
 /// While spinning is off, one wait in this many spins again (to notice that it would pay off).
@@ -105,6 +109,8 @@ pub(crate) struct State {
     waiters: bool,
     /// Records taken in by a scan, before they are sorted into the queue.
     incoming: Vec<Entry>,
+    /// Reads since the sockets were last read (see [`DRAIN_EVERY`]).
+    takes_since_drain: u32,
     pub read_timeout: Timeout,
     pub readers_waiting: usize,
     /// Reads, peeks and waits so far: the service thread leaves the slot alone while it moves.
@@ -260,6 +266,7 @@ impl Slot {
                 published: (0, 0),
                 waiters: false,
                 incoming: Vec::new(),
+                takes_since_drain: 0,
                 read_timeout,
                 readers_waiting: 0,
                 reader_ops: 0,
@@ -441,7 +448,6 @@ impl Slot {
     fn scan_rings(&self, st: &mut State, force: bool) {
         let mut bad = Vec::new();
         let mut waiters = false;
-        let mut took = false;
         // Split borrows: the rings live in `conns`, the queue and buffers in the rest of `st`.
         let State {
             conns,
@@ -490,7 +496,6 @@ impl Slot {
                     });
                 }
             });
-            took |= r.map_or(true, |n| n > 0);
             c.queued_bytes = qb;
             c.queued_count = qc;
             if r.is_err() {
@@ -499,16 +504,16 @@ impl Slot {
         }
         st.waiters = waiters;
         // Each ring's records are in stamp order, but rings interleave: sorted first, they are
-        // appended to the queue's levels instead of inserted in the middle.
+        // appended to the queue's levels instead of inserted in the middle. (A stable sort: one
+        // writer's messages with equal stamps, on a coarse clock, keep their order.)
         if !st.incoming.is_empty() {
-            st.incoming.sort_unstable_by_key(|e| e.seq);
+            st.incoming.sort_by_key(|e| e.seq);
             let mut incoming = std::mem::take(&mut st.incoming);
             for e in incoming.drain(..) {
                 st.queue.push(e);
             }
             st.incoming = incoming;
         }
-        let _ = took;
         self.commit_rings(st, force);
         for id in bad {
             st.dropped_writers += 1;
@@ -578,13 +583,20 @@ impl Slot {
         let (q, m) = (self.config.quota, self.config.max_messages);
         let step_bytes = (q / 16).max(self.config.max_message_size).min(q);
         let step_count = (m / 16).max(1);
-        let freed_bytes = st.published.0.saturating_sub(bytes);
-        let freed_count = st.published.1.saturating_sub(count);
-        if count == 0 {
-            // The reader is about to find the slot empty: hand every ring's room back.
+        // How much more writers count than is queued: what was read since the totals were
+        // published, plus what was taken in from their rings that they do not know of yet.
+        let (pending_bytes, pending_count) = st
+            .conns
+            .values()
+            .filter_map(|c| c.ring.as_ref())
+            .map(RingReader::pending)
+            .fold((0, 0), |(b, c), (pb, pc)| (b + pb, c + pc));
+        let over_bytes = st.published.0.saturating_sub(bytes) + pending_bytes as usize;
+        let over_count = st.published.1.saturating_sub(count) + pending_count as usize;
+        if count == 0 || over_bytes >= step_bytes || over_count >= step_count {
+            // Hand every ring's share back too: until then its writer counts what was taken in
+            // twice and would see less room than there is.
             self.commit_rings(st, true);
-        }
-        if count == 0 || freed_bytes >= step_bytes || freed_count >= step_count {
             self.publish_used(st);
             if st.waiters {
                 self.notify_waiters(st);
@@ -871,14 +883,21 @@ impl Slot {
         let mut deadline: Option<Instant> = None;
         let peek = matches!(take, Take::Peek(_) | Take::PeekMessage);
         let mut spun = false;
+        // Whether the sockets (new writers, hang-ups, wake-up bytes, socket-path records) must
+        // be read before the slot may be called empty.
+        let mut drain = false;
+        st.takes_since_drain += 1;
         let result = loop {
             self.reader_active(&mut st);
             // Rings are looked at on every read (a load per writer), so that a completed
             // higher-priority write is never overtaken. The sockets cost system calls: they are
-            // read when the queue is empty, or when a writer uses the socket path.
-            if st.queue.head().is_none() || !self.rings_only(&st) {
+            // read before a read gives up or sleeps, every DRAIN_EVERY reads, after a wake-up,
+            // and on every read while some writer uses the socket path.
+            if drain || st.takes_since_drain >= DRAIN_EVERY || !self.rings_only(&st) {
+                st.takes_since_drain = 0;
                 self.clear_wake(&mut st);
                 self.drain(&mut st)?;
+                drain = false;
             } else {
                 self.scan_rings(&mut st, false);
             }
@@ -888,15 +907,17 @@ impl Slot {
             let remaining = match timeout {
                 Timeout::Forever => None,
                 Timeout::After(d) => {
-                    if d.is_zero() || peek {
-                        break Err(ReadError::Timeout);
+                    let now = (!d.is_zero() && !peek).then(Instant::now);
+                    let dl = now.map(|n| *deadline.get_or_insert(n + d));
+                    match (now, dl) {
+                        (Some(n), Some(dl)) if n < dl => Some(dl - n),
+                        _ if st.takes_since_drain > 0 => {
+                            // Not empty until the sockets say so too.
+                            drain = true;
+                            continue;
+                        }
+                        _ => break Err(ReadError::Timeout),
                     }
-                    let now = Instant::now();
-                    let dl = *deadline.get_or_insert(now + d);
-                    if now >= dl {
-                        break Err(ReadError::Timeout);
-                    }
-                    Some(dl - now)
                 }
             };
             let budget = if spun {
@@ -910,8 +931,9 @@ impl Slot {
                 spun = true;
                 let until = Instant::now() + remaining.map_or(budget, |r| r.min(budget));
                 let mut moved = false;
+                let started = Instant::now();
                 'spin: loop {
-                    for _ in 0..16 {
+                    for _ in 0..64 {
                         if st
                             .conns
                             .values()
@@ -922,15 +944,18 @@ impl Slot {
                         }
                         std::hint::spin_loop();
                     }
-                    if Instant::now() >= until {
+                    let now = Instant::now();
+                    if now >= until {
                         break;
                     }
-                    // Let other runnable processes on this CPU go first (the writer we wait
-                    // for may be one of them); costs next to nothing when none is. The lock is
-                    // let go meanwhile.
-                    drop(st);
-                    std::thread::yield_now();
-                    st = self.lock();
+                    // After the first few µs, let other runnable processes on this CPU go first
+                    // (the writer we wait for may be one of them); costs next to nothing when
+                    // none is, but it is a system call. The lock is let go meanwhile.
+                    if now - started > SPIN_BEFORE_YIELD {
+                        drop(st);
+                        std::thread::yield_now();
+                        st = self.lock();
+                    }
                 }
                 // Adapt: keep spinning while it pays off; stop after a run of misses (messages
                 // come later than the spin, e.g. more busy processes than CPUs).
@@ -940,9 +965,14 @@ impl Slot {
                 }
             }
             self.begin_wait(&mut st);
-            // Writers now send wake-up bytes; look once more, so that a message published just
-            // before they could see the request is not slept through.
-            self.scan_rings(&mut st, true);
+            // Writers now send wake-up bytes; look once more (sockets too), so that a message
+            // published just before they could see the request is not slept through.
+            st.takes_since_drain = 0;
+            self.clear_wake(&mut st);
+            if let Err(e) = self.drain(&mut st) {
+                self.end_wait(&mut st);
+                break Err(e.into());
+            }
             if st.queue.head().is_some() {
                 self.end_wait(&mut st);
                 continue;
@@ -960,6 +990,7 @@ impl Slot {
             st = self.lock();
             self.end_wait(&mut st);
             r?;
+            drain = true;
         };
         if matches!(result, Err(ReadError::Timeout)) {
             // The caller may poll the descriptor next: writers must wake it.

@@ -68,6 +68,15 @@ fn is_gone(e: &io::Error) -> bool {
     )
 }
 
+/// What a write that found no room before its deadline reports: a second-class write says the
+/// mailslot is full, a first-class one that its timeout expired.
+fn no_room(class: Class) -> WriteError {
+    match class {
+        Class::Second => WriteError::Full,
+        Class::First => WriteError::Timeout,
+    }
+}
+
 fn bad_owner(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("owner sent {what}"))
 }
@@ -274,11 +283,7 @@ impl Connection {
             let until = if quota_ok { grace } else { deadline };
             let left = until.map(|d| d.saturating_duration_since(Instant::now()));
             if left == Some(Duration::ZERO) {
-                break Err(if opts.class == Class::Second {
-                    WriteError::Full
-                } else {
-                    WriteError::Timeout
-                });
+                break Err(no_room(opts.class));
             }
             if let Err(e) =
                 self.wait_for_owner(&mut announced, left.map_or(ROOM_POLL, |l| l.min(ROOM_POLL)))
@@ -328,11 +333,7 @@ impl Connection {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
                     if left == Some(Duration::ZERO) {
-                        return Err(if opts.class == Class::Second {
-                            WriteError::Full
-                        } else {
-                            WriteError::Timeout
-                        });
+                        return Err(no_room(opts.class));
                     }
                     sys::poll_one(self.sock.as_raw_fd(), libc::POLLOUT, left)?;
                 }

@@ -152,3 +152,49 @@ pub fn signal(child: &Child, sig: i32) {
     // SAFETY: kill on the pid of a child that has not been reaped.
     unsafe { libc::kill(child.id() as libc::pid_t, sig) };
 }
+
+/// A slot owned by a separate `own` process (which never reads) that a writer of this process
+/// has filled with class-2 messages of `size` bytes until `Full`.
+#[allow(dead_code)] // not every test binary uses it
+pub struct FullSlot {
+    pub name: String,
+    pub owner: Reaper,
+    pub writer: mailslot::MailslotWriter,
+    /// Messages it took to fill it.
+    pub filled: usize,
+}
+
+/// Starts the owner process and fills its slot (see [`FullSlot`]).
+#[allow(dead_code)]
+pub fn full_slot(tag: &str, quota: usize, size: usize) -> FullSlot {
+    let name = mailslot_hostile::unique_name(tag);
+    let mut owner = spawn(
+        false,
+        &["own", &name, &quota.to_string(), &size.to_string()],
+    );
+    let rx = lines(&mut owner);
+    let reaper = Reaper(vec![owner]);
+    wait_line(
+        &rx,
+        "ready",
+        std::time::Duration::from_secs(10),
+        &mut Vec::new(),
+    );
+    let writer = mailslot::MailslotWriter::open(&name).expect("open");
+    let data = vec![b'x'; size];
+    let mut filled = 0;
+    loop {
+        match writer.write(&data) {
+            Ok(()) => filled += 1,
+            Err(mailslot::WriteError::Full) => break,
+            Err(e) => panic!("filling: unexpected {e}"),
+        }
+        assert!(filled < 10_000, "never full");
+    }
+    FullSlot {
+        name,
+        owner: reaper,
+        writer,
+        filled,
+    }
+}

@@ -1,0 +1,33 @@
+//! Entry points for the fuzz targets (feature `fuzzing`; not a stable API): the parsers of what
+//! crosses a process boundary in the local transport.
+
+use crate::shm::{RingReader, RING_HDR};
+use crate::transport::{decode_header, decode_remote, Greeting};
+
+/// What an owner does with a ring a hostile writer filled with `bytes` (header words first, then
+/// records): scans it (every record's bounds checked), copies each record out, scans again.
+/// Also decodes `bytes` as a greeting, a socket-path record header and a remote-sender block.
+/// Must never panic, whatever the bytes.
+pub fn local_input(bytes: &[u8]) {
+    let _ = Greeting::decode(bytes);
+    let _ = decode_header(bytes);
+    let _ = decode_remote(bytes);
+    let Ok((_fd, mut ring)) = RingReader::create(4096) else {
+        return;
+    };
+    ring.fill_for_fuzzing(bytes);
+    for _ in 0..2 {
+        let mut out = Vec::new();
+        let r = ring.scan(|ring, rec| {
+            out.clear();
+            ring.data_into(&rec, &mut out);
+            assert_eq!(out.len(), rec.len);
+            let _ = ring.remote_block(&rec);
+        });
+        if r.is_err() {
+            break;
+        }
+        ring.commit();
+    }
+    let _ = RING_HDR;
+}
