@@ -546,3 +546,42 @@ fn quota_is_exact_for_one_shot_writers_in_sequence() {
         assert_eq!(slot.read_message().unwrap().data, b"0123456789");
     }
 }
+
+#[test]
+fn ping_pong_without_spinning_never_loses_a_wake_up() {
+    // Each side sleeps for every message (no spin), so every message needs its wake-up byte: a
+    // lost one shows as a read that times out. (A wake-up flag cleared before the owner read
+    // its socket once lost about one wake-up in 10 000 this way.)
+    let ping_name = unique("pp-ping");
+    let pong_name = unique("pp-pong");
+    let ping = Mailslot::builder()
+        .spin(Duration::ZERO)
+        .create(&ping_name)
+        .unwrap();
+    let pong = Mailslot::builder()
+        .spin(Duration::ZERO)
+        .create(&pong_name)
+        .unwrap();
+    const ROUNDS: u32 = 50_000;
+    let echo = {
+        let ping_name = ping_name.clone();
+        std::thread::spawn(move || {
+            let back = MailslotWriter::open(&ping_name).unwrap();
+            for i in 0..ROUNDS {
+                let m = pong
+                    .read_message_timeout(Timeout::After(Duration::from_secs(5)))
+                    .unwrap_or_else(|e| panic!("echo: request {i} lost ({e})"));
+                back.write(&m.data).unwrap();
+            }
+        })
+    };
+    let to = MailslotWriter::open(&pong_name).unwrap();
+    for i in 0..ROUNDS {
+        to.write(&i.to_le_bytes()).unwrap();
+        let m = ping
+            .read_message_timeout(Timeout::After(Duration::from_secs(5)))
+            .unwrap_or_else(|e| panic!("ping: reply {i} lost ({e})"));
+        assert_eq!(m.data, i.to_le_bytes());
+    }
+    echo.join().unwrap();
+}

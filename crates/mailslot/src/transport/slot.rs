@@ -765,9 +765,6 @@ impl Slot {
             return;
         };
         let (fd, cred) = (c.fd.as_raw_fd(), c.cred);
-        if let Some(r) = &c.ring {
-            r.clear_wake_sent();
-        }
         if st.buf.is_empty() {
             st.buf = vec![0u8; SOCKET_RECORD_MAX + 1];
         }
@@ -794,6 +791,13 @@ impl Slot {
             }
         }
         st.buf = buf;
+        // Only now that its bytes are read: a wake-up byte claimed after this is sure to reach
+        // the socket unread (cleared before the reads, a byte sent in between would be read
+        // here while the writer still thinks one is on its way, and its next wake-up would be
+        // lost). The caller takes in the rings after this.
+        if let Some(r) = st.conns.get(id).and_then(|c| c.ring.as_ref()) {
+            r.clear_wake_sent();
+        }
     }
 
     /// A writer closed its connection: take in what its ring still holds, then forget it.
