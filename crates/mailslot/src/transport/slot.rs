@@ -573,11 +573,11 @@ impl Slot {
         }
     }
 
-    /// After a message was removed: publish the totals (and wake writers that wait for room)
-    /// once the room freed since the last publication is worth it — a sixteenth of the quota or
-    /// of the message limit, and at least one message of the largest size — or the queue is
-    /// empty. Publishing after every read would make a writer that fills the slot and the reader
-    /// trade a cache line (and a wake-up) per message; in steps, the writer writes in bursts.
+    /// After a message was removed: publish the totals, hand the rings' shares back and wake
+    /// writers that wait for room once writers over-count by a step — a sixteenth of the quota or
+    /// of the message limit, and at least one message of the largest size (for small quotas, that
+    /// is every read). Publishing after every read would make a writer and the reader trade cache
+    /// lines (and wake-ups) per message; in steps, a writer that fills the slot writes in bursts.
     fn after_remove(&self, st: &mut State) {
         let (bytes, count) = (st.queue.bytes(), st.queue.len());
         let (q, m) = (self.config.quota, self.config.max_messages);
@@ -593,7 +593,7 @@ impl Slot {
             .fold((0, 0), |(b, c), (pb, pc)| (b + pb, c + pc));
         let over_bytes = st.published.0.saturating_sub(bytes) + pending_bytes as usize;
         let over_count = st.published.1.saturating_sub(count) + pending_count as usize;
-        if count == 0 || over_bytes >= step_bytes || over_count >= step_count {
+        if over_bytes >= step_bytes || over_count >= step_count {
             // Hand every ring's share back too: until then its writer counts what was taken in
             // twice and would see less room than there is.
             self.commit_rings(st, true);
