@@ -38,6 +38,7 @@
 pub mod daemon;
 pub mod error;
 pub mod name;
+pub mod trusted;
 
 mod queue;
 mod shm;
@@ -492,7 +493,7 @@ impl MailslotWriter {
         match &self.inner {
             WriterInner::Local(c) => {
                 let block = transport::encode_remote(sender_name, sender_ip);
-                c.write(data, opts, Some(&block))
+                c.write(data, opts, Some(transport::Block::Remote(&block)))
             }
             WriterInner::Remote(_) => Err(WriteError::Io(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
