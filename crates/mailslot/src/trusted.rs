@@ -27,7 +27,7 @@
 use crate::error::{OpenError, WriteError};
 use crate::transport::slot::policy_admits;
 use crate::types::{Access, WriteOptions};
-use crate::{MailslotWriter, WriterInner};
+use crate::{Builder, CreateError, Mailslot, MailslotWriter, WriterInner};
 
 /// A local process a trusted writer writes for: its ids as the kernel reported them to the
 /// trusted process (for FUSE: the request's pid, uid and gid), and its supplementary groups.
@@ -120,5 +120,16 @@ impl MailslotWriter {
                 "write_on_behalf needs a local mailslot",
             ))),
         }
+    }
+}
+
+impl Builder {
+    /// Creates the mailslot `name` for a local caller: the access policy's owner is `owner_uid`
+    /// instead of this process's user (writers of that user are admitted; root and the daemon's
+    /// user always are). For a trusted process that creates mailslots for others (the FUSE view
+    /// creates one per `open(O_CREAT)` for the opening process); the handle and the queue stay in
+    /// this process.
+    pub fn create_for(self, name: &str, owner_uid: u32) -> Result<Mailslot, CreateError> {
+        self.create_owned_by(name, owner_uid)
     }
 }
