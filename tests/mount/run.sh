@@ -52,6 +52,8 @@ listen() {
 lines() { wc -l <"$WORK/$1.out"; }
 wait_lines() { for _ in $(seq 100); do [ "$(lines "$1")" -ge "$2" ] && return 0; sleep 0.05; done; return 1; }
 errmsg() { "$@" 2>&1 >/dev/null | tail -1; }
+# put FILE TEXT: one write(2) with dd, which reports the errno (dash's printf says "I/O error").
+put() { printf '%s' "$2" | dd of="$1" status=none; }
 
 start_fs && ok "mount" || { bad mount "$(cat "$WORK/fs.log")"; finish; }
 
@@ -135,6 +137,35 @@ sleep 0.1
 o=$("$WORK/prio_poll" "$M" 2>&1) && ok "C: priorities through read(2), EMSGSIZE, EAGAIN, poll, last close" || bad "C prio_poll" "$o"
 o=$(python3 tests/mount/test_mount.py "$M" 2>&1) && ok "Python: open/os.write/os.read" || bad "Python" "$o"
 
+# --- remote names: a second mount with a daemon in a network namespace of its own ---------------
+M2="$WORK/mnt2"
+mkdir -p "$M2"
+unshare -n bash -c "ip link set lo up
+    '$MS' daemon --netbios-name TESTA --workgroup LAB --interface lo >'$WORK/daemon.log' 2>&1 & echo \$! >'$WORK/daemon.pid'
+    '$MS' mount '$M2' 2>'$WORK/fs2.log' & echo \$! >'$WORK/fs2.pid'
+    wait" &
+for _ in $(seq 100); do grep -q " $M2 fuse" /proc/mounts && grep -q "names registered" "$WORK/daemon.log" 2>/dev/null && break; sleep 0.05; done
+PIDS+=("$(cat "$WORK/daemon.pid")" "$(cat "$WORK/fs2.pid")")
+[ -d "$M2/.net/TESTA" ] && ls -a "$M2" | grep -q '^\.net$' && ok ".net/COMPUTER is a directory" || bad ".net listing" "$(ls -a "$M2")"
+e=$(errmsg sh -c "exec 3< '$M2/.net/testa/x'")
+[[ $e == *"Permission denied"* ]] && ok "remote names are write-only" || bad "remote read" "$e"
+e=$(errmsg put "$M2/.net/nosuch/x" hi)
+[[ $e == *"No route to host"* ]] && ok "unresolvable computer: EHOSTUNREACH" || bad "EHOSTUNREACH" "$e"
+e=$(errmsg dd if=/dev/zero bs=425 count=1 of="$M2/.net/testa/chatty" status=none)
+[[ $e == *"Message too long"* ]] && ok "425 bytes to a remote name: EMSGSIZE (424-byte rule)" || bad "remote EMSGSIZE" "$e"
+exec 7<>"$M2/chatty"
+if dd if=/dev/zero bs=424 count=1 of="$M2/.net/testa/chatty" status=none && put "$M2/.net/*/chatty:4" 'over the net'; then
+    # Priority 4 first, then the 424 bytes of priority 0.
+    a=$(timeout 5 dd bs=1000 count=1 status=none <&7); b=$(timeout 5 dd bs=1000 count=1 status=none <&7 | wc -c)
+    [ "$a/$b" = "over the net/424" ] && ok "remote writes travel through mailslotd (COMPUTER and *)" || bad "remote delivery" "$a/$b"
+else
+    bad "remote write failed"
+fi
+exec 7<&-
+kill "$(cat "$WORK/fs2.pid")" "$(cat "$WORK/daemon.pid")"
+e=$(errmsg put "$M/.net/testa/x" hi)
+[[ $e == *"Connection refused"* ]] && ok "remote name without a daemon: ECONNREFUSED" || bad "no daemon" "$e"
+
 # --- SIGTERM with open files ------------------------------------------------------------------
 exec 3<>"$M/keep-$$"
 exec 4>"$M/test/events"
@@ -158,6 +189,7 @@ DD=$!
 exec 6>"$M/test/events"
 sleep 0.3
 kill -KILL "$FSPID"
+wait "$FSPID" 2>/dev/null
 FSPID=
 if timeout 5 tail --pid=$DD -f /dev/null; then
     wait $DD && bad "blocked writer succeeded after SIGKILL" || ok "SIGKILL: a blocked writer gets an error"

@@ -14,10 +14,13 @@
 //! | delete | the mailslot disappears when the last descriptor of that open file closes |
 //! | stat | `st_size` = size of the next message (0 when empty), extended attributes `user.mailslot.count`, `user.mailslot.next_size`, `user.mailslot.next_priority`, `user.mailslot.max_message_size` — for mailslots created through the mount (the queue of any other owner lives in its own process) |
 //! | directories | the levels of existing names; `mkdir` makes an empty level to create mailslots in (kept in memory while the mount lives) |
+//! | other hosts | `.net/COMPUTER/x` is `\\COMPUTER\mailslot\x`, `.net/DOMAIN/x` is `\\DOMAIN\mailslot\x`, `.net/*/x` is `\\*\mailslot\x`: write-only, through the mailslot daemon (`mailslotd`); deeper names need their levels made with `mkdir -p` first (`mkdir -p .net/HOSTB/net` for `\\HOSTB\mailslot\net\x`); nothing is listed (the names of other hosts are not known here) |
 //!
 //! Errors: a missing mailslot `ENOENT`; a caller the mailslot's access policy does not admit, or an
 //! open for reading of a mailslot that exists: `EACCES`; the owner gone while the file is open:
-//! `EPIPE`.
+//! `EPIPE`. Under `.net`: more than one datagram carries (`432 − roundup4(path)` bytes, 424 for
+//! most names): `EMSGSIZE`; the name does not resolve: `EHOSTUNREACH`; no daemon running:
+//! `ECONNREFUSED`; an invalid computer name: `ENOENT`.
 //!
 //! # Security
 //! The filesystem runs as root and mounts with `allow_other`, without `default_permissions`: the
@@ -51,6 +54,8 @@ use mailslot::{
 };
 
 const ROOT: u64 = 1;
+/// The directory of remote names.
+const NET: &str = ".net";
 /// Attributes and entries are not cached: the tree is live.
 const TTL: Duration = Duration::ZERO;
 /// How long a blocked read or a poll watcher waits before it looks whether its file was closed.
@@ -121,9 +126,25 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// `app/events` → `\\.\mailslot\app\events`.
+/// `app/events` → `\\.\mailslot\app\events`; `.net/HOSTB/chat` → `\\HOSTB\mailslot\chat`.
 fn slot_name(path: &str) -> String {
-    format!(r"\\.\mailslot\{}", path.replace('/', "\\"))
+    match remote_parts(path) {
+        Some((host, Some(rest))) => format!(r"\\{host}\mailslot\{}", rest.replace('/', "\\")),
+        _ => format!(r"\\.\mailslot\{}", path.replace('/', "\\")),
+    }
+}
+
+/// `.net/HOST[/rest]` → (HOST, rest).
+fn remote_parts(path: &str) -> Option<(&str, Option<&str>)> {
+    let rest = path.strip_prefix(NET)?;
+    if rest.is_empty() {
+        return None;
+    }
+    let rest = rest.strip_prefix('/')?;
+    Some(match rest.split_once('/') {
+        Some((h, r)) => (h, Some(r)),
+        None => (rest, None),
+    })
 }
 
 /// Splits a `:P` priority suffix off the last level.
@@ -149,6 +170,9 @@ fn join(parent: &str, name: &str) -> String {
 fn write_errno(e: &WriteError) -> Errno {
     match e {
         WriteError::TooLarge { .. } | WriteError::TooLargeForNetwork { .. } => Errno::EMSGSIZE,
+        // ERROR_BAD_NETPATH: the name did not resolve.
+        WriteError::Network { code: 53, .. } => Errno::EHOSTUNREACH,
+        WriteError::Network { .. } => Errno::EIO,
         WriteError::Full | WriteError::Timeout => Errno::EAGAIN,
         WriteError::OwnerGone => Errno::EPIPE,
         WriteError::InvalidPriority(_) => Errno::EINVAL,
@@ -227,8 +251,26 @@ impl MailslotFs {
     }
 
     fn node(&self, path: &str) -> Option<Node> {
-        if path.is_empty() {
+        if path.is_empty() || path == NET {
             return Some(Node::Dir);
+        }
+        if let Some((host, rest)) = remote_parts(path) {
+            let probe = match rest {
+                None => format!(r"\\{host}\mailslot\x"),
+                Some(_) => slot_name(split_priority(path).map_or(path, |(b, _)| b)),
+            };
+            if mailslot::Name::parse(&probe).is_err() {
+                return None;
+            }
+            return match rest {
+                None => Some(Node::Dir),
+                Some(_) if lock(&self.tables).dirs.contains(path) => Some(Node::Dir),
+                // Remote mailslots are not owned here: priority from the suffix.
+                Some(_) => split_priority(path).map(|(_, priority)| Node::Slot {
+                    owner_uid: self.uid,
+                    priority,
+                }),
+            };
         }
         let slots = self.slots();
         let prefix = format!("{path}/");
@@ -315,6 +357,11 @@ fn write_for(
     priority: u8,
     class: Class,
 ) -> Result<(), WriteError> {
+    if !w.name().is_local() {
+        // To another host: the sender there is this host, as for any remote write.
+        let opts = WriteOptions::new().priority(priority).class(class);
+        return w.write_with(data, opts);
+    }
     let mut caller = Caller {
         pid: req.pid(),
         uid: req.uid(),
@@ -482,12 +529,13 @@ impl Filesystem for MailslotFs {
             };
         };
         if flags.acc_mode() != OpenAccMode::O_WRONLY {
-            // Only the open file that created a mailslot reads it.
+            // Only the open file that created a mailslot reads it; remote ones are write-only.
             return reply.error(Errno::EACCES);
         }
         let base = split_priority(&path).map_or(path.as_str(), |(b, _)| b);
         let writer = match MailslotWriter::open_timeout(&slot_name(base), OPEN_TIMEOUT) {
             Ok(w) => w,
+            Err(OpenError::Remote { .. }) => return reply.error(Errno::ECONNREFUSED),
             Err(e) => return reply.error(open_errno(&e)),
         };
         if !caller_admitted(&writer, req) {
@@ -518,6 +566,10 @@ impl Filesystem for MailslotFs {
             return reply.error(Errno::EINVAL);
         };
         let path = join(&pp, &name.to_ascii_lowercase());
+        if remote_parts(&path).is_some() || path == NET {
+            // Mailslots are made on their own host.
+            return reply.error(Errno::EACCES);
+        }
         if flags & libc::O_ACCMODE == libc::O_WRONLY {
             // Writers do not create mailslots.
             return reply.error(Errno::ENOENT);
@@ -628,7 +680,7 @@ impl Filesystem for MailslotFs {
         let handles = lock(&self.handles);
         let r = match handles.get(&fh.0) {
             Some(Handle::Writer(w)) => {
-                if w.class == Class::First {
+                if w.class == Class::First && w.writer.name().is_local() {
                     // May wait for room: not on the filesystem's thread.
                     let data = data.to_vec();
                     let caller = (req.pid(), req.uid(), req.gid());
@@ -763,6 +815,9 @@ impl Filesystem for MailslotFs {
             (ino.0, FileType::Directory, ".".into()),
             (parent_ino, FileType::Directory, "..".into()),
         ];
+        if path.is_empty() {
+            children.insert(NET.to_string(), FileType::Directory);
+        }
         for (name, kind) in children {
             let ino = self.ino(&format!("{prefix}{name}"));
             entries.push((ino, kind, name));
@@ -961,4 +1016,39 @@ pub fn run(mountpoint: &std::path::Path) -> std::io::Result<()> {
         std::process::exit(code);
     });
     session.run()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_map_to_names() {
+        assert_eq!(slot_name("app/events"), r"\\.\mailslot\app\events");
+        assert_eq!(slot_name(".net/hostb/chat"), r"\\hostb\mailslot\chat");
+        assert_eq!(
+            slot_name(".net/*/net/netlogon"),
+            r"\\*\mailslot\net\netlogon"
+        );
+        assert_eq!(remote_parts(".net/hostb"), Some(("hostb", None)));
+        assert_eq!(remote_parts(".net"), None);
+        assert_eq!(remote_parts(".network/x"), None);
+        assert_eq!(remote_parts("app/x"), None);
+    }
+
+    #[test]
+    fn priority_suffix() {
+        assert_eq!(split_priority("app/events"), Some(("app/events", 0)));
+        assert_eq!(split_priority("app/events:9"), Some(("app/events", 9)));
+        assert_eq!(split_priority("app/events:10"), None);
+        assert_eq!(split_priority("app/events:x"), None);
+        assert_eq!(split_priority(":5"), None);
+    }
+
+    #[test]
+    fn pending_signals_are_seen() {
+        // This thread has nothing pending; a process that does not exist counts as interrupted.
+        assert!(!interrupted(std::process::id()));
+        assert!(interrupted(u32::MAX));
+    }
 }
