@@ -55,6 +55,18 @@ enum Command {
     DaemonStatus(StatusArgs),
     /// Resolve a NetBIOS name (NAME or NAME<xx>, default suffix 00) through the daemon.
     Resolve(ResolveArgs),
+    /// Show the host's mailslots as files (FUSE), in the foreground until SIGTERM/SIGINT.
+    ///
+    /// `echo text > DIR/app/events` writes one message to \\.\mailslot\app\events; see the
+    /// README's "Mailslots as files". Needs root (or the daemon's user) and /dev/fuse.
+    Mount(MountArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct MountArgs {
+    /// Mount point (made if missing).
+    #[arg(default_value = "/run/mailslot")]
+    dir: std::path::PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -175,6 +187,9 @@ fn main() -> ExitCode {
         Command::Daemon(a) => Ok(i32::from(mailslot_router::daemon::run(&a))),
         Command::DaemonStatus(a) => daemon_status(&a).map(|()| 0),
         Command::Resolve(a) => resolve(&a),
+        Command::Mount(a) => mailslot_mount::run(&a.dir)
+            .with_context(|| format!("mounting {}", a.dir.display()))
+            .map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code as u8),

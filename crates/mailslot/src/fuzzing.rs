@@ -23,6 +23,7 @@ pub fn local_input(bytes: &[u8]) {
             ring.data_into(&rec, &mut out);
             assert_eq!(out.len(), rec.len);
             let _ = ring.remote_block(&rec);
+            let _ = ring.behalf_block(&rec);
         });
         if r.is_err() {
             break;

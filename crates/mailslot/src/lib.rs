@@ -38,6 +38,7 @@
 pub mod daemon;
 pub mod error;
 pub mod name;
+pub mod trusted;
 
 mod queue;
 mod shm;
@@ -154,6 +155,12 @@ impl Builder {
 
     /// Creates the mailslot `name` on this host.
     pub fn create(self, name: &str) -> Result<Mailslot, CreateError> {
+        self.create_owned_by(name, sys::geteuid())
+    }
+
+    /// [`create`](Self::create) with the access policy's owner `owner_uid` (see
+    /// [`trusted`]).
+    fn create_owned_by(self, name: &str, owner_uid: u32) -> Result<Mailslot, CreateError> {
         let name = Name::parse(name)?;
         if !name.is_local() {
             return Err(CreateError::RemoteName(name.to_string()));
@@ -192,7 +199,7 @@ impl Builder {
             quota,
             max_messages: self.max_messages,
             access: self.access,
-            owner_uid: sys::geteuid(),
+            owner_uid,
             accept_remote: self.accept_remote,
             spin: self.spin,
         };
@@ -492,7 +499,7 @@ impl MailslotWriter {
         match &self.inner {
             WriterInner::Local(c) => {
                 let block = transport::encode_remote(sender_name, sender_ip);
-                c.write(data, opts, Some(&block))
+                c.write(data, opts, Some(transport::Block::Remote(&block)))
             }
             WriterInner::Remote(_) => Err(WriteError::Io(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,

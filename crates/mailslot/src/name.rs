@@ -8,6 +8,7 @@
 //! | `\mailslot\app\events` | LAN Manager |
 //! | `//./mailslot/app/events` | LAN Manager for UNIX |
 //! | `/mailslot/app/events` | LAN Manager for UNIX |
+//! | `//mailslot/app/events` | LAN Manager for UNIX |
 //!
 //! `\` and `/` both separate levels, in any mix. The part after `mailslot` is the *path*; it may
 //! have several levels. Names compare case-insensitively (ASCII only), but the case given is kept
@@ -16,6 +17,10 @@
 //! Remote forms are recognised so that writers can route them: `\\COMPUTER\mailslot\x`
 //! ([`Target::Host`], a computer or a domain name), `\\*\mailslot\x` ([`Target::PrimaryDomain`]).
 //! A mailslot can only be *created* with a local name.
+//!
+//! `//mailslot/x` is the UNIX form without a host. It reads like a UNC name for a computer called
+//! `MAILSLOT`, so the UNC reading wins when it fits: `//mailslot/mailslot/x` is the mailslot `x` on
+//! the computer `MAILSLOT`; every other `//mailslot/…` is the local mailslot `…`.
 //!
 //! # Limits
 //! The path is at most [`MAX_PATH_LEN`] bytes. Each level must be non-empty, must not be `.` or
@@ -138,6 +143,14 @@ fn check_host(host: &str) -> Result<(), NameError> {
     Ok(())
 }
 
+/// Whether `rest` starts with the level `mailslot` followed by a separator.
+fn starts_with_mailslot_level(rest: &str) -> bool {
+    const WORD: &str = "mailslot";
+    rest.get(..WORD.len())
+        .is_some_and(|w| w.eq_ignore_ascii_case(WORD))
+        && rest[WORD.len()..].starts_with(is_sep)
+}
+
 impl Name {
     /// Parses any accepted form (see the [module docs](self)).
     pub fn parse(s: &str) -> Result<Self, NameError> {
@@ -152,17 +165,27 @@ impl Name {
         let (target, rest) = match (s.chars().next(), s.chars().nth(1)) {
             (Some(a), Some(b)) if is_sep(a) && is_sep(b) => {
                 let after = &s[2..];
+                if after.eq_ignore_ascii_case("mailslot") {
+                    return Err(NameError::EmptyPath);
+                }
                 let end = after.find(is_sep).ok_or_else(not_ms)?;
                 let host = &after[..end];
-                let target = match host {
-                    "." | "?" => Target::Local,
-                    "*" => Target::PrimaryDomain,
-                    h => {
-                        check_host(h)?;
-                        Target::Host(h.to_string())
-                    }
-                };
-                (target, &after[end + 1..])
+                if host.eq_ignore_ascii_case("mailslot")
+                    && !starts_with_mailslot_level(&after[end + 1..])
+                {
+                    // `//mailslot/x`: LAN Manager for UNIX's local form.
+                    (Target::Local, after)
+                } else {
+                    let target = match host {
+                        "." | "?" => Target::Local,
+                        "*" => Target::PrimaryDomain,
+                        h => {
+                            check_host(h)?;
+                            Target::Host(h.to_string())
+                        }
+                    };
+                    (target, &after[end + 1..])
+                }
             }
             (Some(a), _) if is_sep(a) => (Target::Local, &s[1..]),
             _ => return Err(not_ms()),
@@ -325,6 +348,30 @@ mod tests {
             assert!(n.is_local());
             assert_eq!(n.key(), r"a\b");
         }
+    }
+
+    #[test]
+    fn unix_form_without_host_is_local() {
+        let n = p("//mailslot/app/events").unwrap();
+        assert!(n.is_local());
+        assert_eq!(n.path(), r"app\events");
+        assert_eq!(n, p(r"\\.\mailslot\APP\Events").unwrap());
+        assert_eq!(n.to_string(), r"\\.\mailslot\app\events");
+        assert!(p(r"\\MailSlot\x").unwrap().is_local());
+        assert_eq!(p("//mailslot/x").unwrap().path(), "x");
+        // A computer called MAILSLOT keeps its UNC meaning.
+        let remote = p("//mailslot/mailslot/x").unwrap();
+        assert_eq!(remote.target(), &Target::Host("mailslot".into()));
+        assert_eq!(remote.path(), "x");
+        // A local slot called `mailslot`.
+        let n = p("//mailslot/mailslot").unwrap();
+        assert!(n.is_local());
+        assert_eq!(n.path(), "mailslot");
+        assert_eq!(p("//mailslot"), Err(NameError::EmptyPath));
+        assert_eq!(p("//mailslot/"), Err(NameError::EmptyPath));
+        assert_eq!(p("//mailslot/a//b"), Err(NameError::EmptyLevel));
+        assert_eq!(p("//mailslot/a/../b"), Err(NameError::DotLevel));
+        assert!(matches!(p("//mailslots/x"), Err(NameError::NotMailslot(_))));
     }
 
     #[test]

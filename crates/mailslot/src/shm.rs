@@ -167,21 +167,40 @@ pub(crate) const REC_HDR: usize = 16;
 pub(crate) const REC_REMOTE: u8 = 0x01;
 /// The remote-sender block (20 bytes) padded to 8.
 pub(crate) const REMOTE_PAD: usize = 24;
+/// Record flag: an on-behalf-of block of [`BEHALF_PAD`] bytes precedes the data (a trusted
+/// process wrote the message for a local caller: its pid, uid and gid).
+pub(crate) const REC_BEHALF: u8 = 0x02;
+/// The on-behalf-of block (12 bytes) padded to 8.
+pub(crate) const BEHALF_PAD: usize = 16;
 const WRAP: u32 = u32::MAX;
 
 fn align8(n: usize) -> usize {
     (n + 7) & !7
 }
 
-/// Bytes one record of `len` data bytes takes in a ring.
-pub(crate) fn record_size(len: usize, remote: bool) -> usize {
-    align8(REC_HDR + if remote { REMOTE_PAD } else { 0 } + len)
+/// Bytes of sender blocks a record with these flags carries before its data. (A record with both
+/// flags has a sound frame and is dropped by the owner.)
+pub(crate) fn block_len(flags: u8) -> usize {
+    (if flags & REC_REMOTE != 0 {
+        REMOTE_PAD
+    } else {
+        0
+    }) + if flags & REC_BEHALF != 0 {
+        BEHALF_PAD
+    } else {
+        0
+    }
+}
+
+/// Bytes one record of `len` data bytes with these flags takes in a ring.
+pub(crate) fn record_size(len: usize, flags: u8) -> usize {
+    align8(REC_HDR + block_len(flags) + len)
 }
 
 /// Ring capacity for a slot whose largest message is `max_message_size`: room for at least four
 /// of the largest records, at least 64 KiB, at most 512 KiB (a power of two).
 pub(crate) fn ring_capacity(max_message_size: usize) -> usize {
-    (4 * record_size(max_message_size, true))
+    (4 * record_size(max_message_size, REC_REMOTE))
         .next_power_of_two()
         .clamp(64 << 10, 512 << 10)
 }
@@ -342,7 +361,7 @@ impl RingReader {
                 continue;
             }
             let flags = hdr[6];
-            let size = record_size(len as usize, flags & REC_REMOTE != 0);
+            let size = record_size(len as usize, flags);
             if to_end < REC_HDR || size > to_end || self.head + size as u64 > tail {
                 result = Err(Corrupt);
                 break;
@@ -385,14 +404,18 @@ impl RingReader {
         b
     }
 
+    /// The on-behalf-of block of a record with [`REC_BEHALF`] (and not [`REC_REMOTE`]).
+    pub fn behalf_block(&self, rec: &Record) -> [u8; BEHALF_PAD] {
+        let mut b = [0u8; BEHALF_PAD];
+        if rec.len <= self.ring.cap && rec.body + BEHALF_PAD <= self.ring.cap {
+            self.copy(rec.body, &mut b);
+        }
+        b
+    }
+
     /// Appends a record's data to `out`.
     pub fn data_into(&self, rec: &Record, out: &mut Vec<u8>) {
-        let off = rec.body
-            + if rec.flags & REC_REMOTE != 0 {
-                REMOTE_PAD
-            } else {
-                0
-            };
+        let off = rec.body + block_len(rec.flags);
         // `scan` checked that the whole record lies within the data area.
         debug_assert!(off + rec.len <= self.ring.cap);
         let start = out.len();
@@ -460,26 +483,28 @@ impl RingWriter {
         self.ring.cap.saturating_sub(used)
     }
 
-    /// Whether a record of `len` data bytes fits now.
-    pub fn fits(&self, len: usize, remote: bool) -> bool {
-        let size = record_size(len, remote);
+    /// Whether a record of `len` data bytes with these flags fits now.
+    pub fn fits(&self, len: usize, flags: u8) -> bool {
+        let size = record_size(len, flags);
         let pos = (self.tail % self.ring.cap as u64) as usize;
         let to_end = self.ring.cap - pos;
         let need = if size <= to_end { size } else { to_end + size };
         need <= self.free()
     }
 
-    /// Writes one record (not yet visible to the owner: see [`publish`](Self::publish)).
+    /// Writes one record (not yet visible to the owner: see [`publish`](Self::publish)), with
+    /// a sender block (`(REC_REMOTE, 20 bytes)` or `(REC_BEHALF, 12 bytes)`) if given.
     /// The caller checked [`fits`](Self::fits).
     pub fn append(
         &mut self,
         priority: u8,
         class: u8,
-        remote: Option<&[u8; 20]>,
+        block: Option<(u8, &[u8])>,
         data: &[u8],
         stamp: u64,
     ) {
-        let size = record_size(data.len(), remote.is_some());
+        let flags = block.map_or(0, |(f, _)| f);
+        let size = record_size(data.len(), flags);
         let cap = self.ring.cap;
         let mut pos = (self.tail % cap as u64) as usize;
         if size > cap - pos {
@@ -491,15 +516,16 @@ impl RingWriter {
         hdr[..4].copy_from_slice(&(data.len() as u32).to_le_bytes());
         hdr[4] = priority;
         hdr[5] = class;
-        hdr[6] = if remote.is_some() { REC_REMOTE } else { 0 };
+        hdr[6] = flags;
         hdr[8..].copy_from_slice(&stamp.to_le_bytes());
         self.put(pos, &hdr);
         let mut off = pos + REC_HDR;
-        if let Some(r) = remote {
-            let mut block = [0u8; REMOTE_PAD];
-            block[..20].copy_from_slice(r);
-            self.put(off, &block);
-            off += REMOTE_PAD;
+        if let Some((_, b)) = block {
+            let mut padded = [0u8; REMOTE_PAD + BEHALF_PAD];
+            let n = b.len().min(block_len(flags));
+            padded[..n].copy_from_slice(&b[..n]);
+            self.put(off, &padded[..block_len(flags)]);
+            off += block_len(flags);
         }
         self.put(off, data);
         self.tail += size as u64;
@@ -564,7 +590,8 @@ mod tests {
         for i in 0..40u8 {
             let data = vec![i; (i as usize * 7) % 50];
             let remote = [i % 10; 20];
-            if !w.fits(data.len(), i % 3 == 0) {
+            let flags = if i % 3 == 0 { REC_REMOTE } else { 0 };
+            if !w.fits(data.len(), flags) {
                 w.publish();
                 r.scan(|r, rec| {
                     let mut d = Vec::new();
@@ -574,8 +601,9 @@ mod tests {
                 .unwrap();
                 r.commit();
             }
-            assert!(w.fits(data.len(), i % 3 == 0));
-            w.append(i % 10, 2, (i % 3 == 0).then_some(&remote), &data, i as u64);
+            assert!(w.fits(data.len(), flags));
+            let block = (i % 3 == 0).then_some((REC_REMOTE, &remote[..]));
+            w.append(i % 10, 2, block, &data, i as u64);
         }
         w.publish();
         r.scan(|r, rec| {
@@ -594,6 +622,31 @@ mod tests {
             assert_eq!(d, &vec![i as u8; (i * 7) % 50]);
         }
         assert_eq!(w.unscanned(), (0, 0));
+    }
+
+    #[test]
+    fn behalf_block_round_trip() {
+        let (fd, mut r) = RingReader::create(256).unwrap();
+        let mut w = RingWriter::attach(&fd).unwrap();
+        let block = [7u8; 12];
+        assert!(w.fits(5, REC_BEHALF));
+        w.append(4, 1, Some((REC_BEHALF, &block[..])), b"hello", 9);
+        w.append(5, 2, None, b"plain", 10);
+        w.publish();
+        let mut got = Vec::new();
+        r.scan(|r, rec| {
+            let mut d = Vec::new();
+            r.data_into(&rec, &mut d);
+            got.push((rec.flags, r.behalf_block(&rec), d));
+        })
+        .unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, REC_BEHALF);
+        assert_eq!(got[0].1[..12], block);
+        assert_eq!(got[0].2, b"hello");
+        assert_eq!(got[1].0, 0);
+        assert_eq!(got[1].2, b"plain");
+        assert_eq!(record_size(5, REC_BEHALF), 16 + 16 + 8);
     }
 
     #[test]

@@ -319,6 +319,140 @@ fn remote_sender_records_are_trusted_only_from_the_daemon() {
 }
 
 #[test]
+fn on_behalf_writes_apply_the_policy_to_the_caller_and_record_the_caller() {
+    use mailslot::trusted::Caller;
+    use mailslot::Sender;
+    if !is_root() {
+        eprintln!("SKIP on_behalf_writes: needs root (root stands in for the FUSE view)");
+        return;
+    }
+    let nobody = Caller {
+        pid: 4242,
+        uid: 65534,
+        gid: 65534,
+        groups: vec![],
+    };
+    // Owner-only: nobody is refused before anything is queued; root is admitted.
+    let name = unique("behalf-owner");
+    let slot = Mailslot::create(&name).unwrap();
+    let w = MailslotWriter::open(&name).unwrap();
+    assert_eq!(w.access_policy(), Some((0, Access::Owner)));
+    assert!(!w.admits(65534, 65534, &[]));
+    let e = w
+        .write_on_behalf(b"sneaky", WriteOptions::new(), &nobody)
+        .unwrap_err();
+    assert!(
+        matches!(e, WriteError::Open(OpenError::AccessDenied(_))),
+        "{e:?}"
+    );
+    let root_caller = Caller {
+        pid: 777,
+        uid: 0,
+        gid: 0,
+        groups: vec![],
+    };
+    w.write_on_behalf(b"by root", WriteOptions::new().priority(3), &root_caller)
+        .unwrap();
+    let m = slot.read_message_timeout(Timeout::ZERO).unwrap();
+    assert_eq!(m.data, b"by root");
+    assert_eq!(m.priority, 3);
+    assert_eq!(
+        m.sender,
+        Sender::Local {
+            pid: 777,
+            uid: 0,
+            gid: 0
+        }
+    );
+    assert!(slot.read_message_timeout(Timeout::ZERO).is_err());
+
+    // Everyone: nobody's message arrives as nobody's, with its pid.
+    let name = unique("behalf-everyone");
+    let slot = Mailslot::builder()
+        .access(Access::Everyone)
+        .create(&name)
+        .unwrap();
+    let w = MailslotWriter::open(&name).unwrap();
+    w.write_on_behalf(b"hi", WriteOptions::new(), &nobody)
+        .unwrap();
+    let m = slot.read_message_timeout(Timeout::ZERO).unwrap();
+    assert_eq!(
+        m.sender,
+        Sender::Local {
+            pid: 4242,
+            uid: 65534,
+            gid: 65534
+        }
+    );
+
+    // Group: the primary group admits; a supplementary group is checked by the writer from what
+    // it is told and again by the owner from /proc/<pid>/status (this process is not in group
+    // 4711, so a trusted writer that claims it is gets its message dropped and counted).
+    let name = unique("behalf-group");
+    let slot = Mailslot::builder()
+        .access(Access::Group(4711))
+        .create(&name)
+        .unwrap();
+    let w = MailslotWriter::open(&name).unwrap();
+    assert!(!w.admits(1000, 1000, &[5, 6]));
+    assert!(w.admits(1000, 1000, &[4711]));
+    assert!(w.admits(1000, 4711, &[]));
+    let in_group = Caller {
+        pid: 4243,
+        uid: 1000,
+        gid: 4711,
+        groups: vec![],
+    };
+    w.write_on_behalf(b"group", WriteOptions::new(), &in_group)
+        .unwrap();
+    let liar = Caller {
+        pid: std::process::id(),
+        uid: 1000,
+        gid: 1000,
+        groups: vec![4711],
+    };
+    w.write_on_behalf(b"claimed", WriteOptions::new(), &liar)
+        .unwrap();
+    w.write(b"last").unwrap();
+    assert_eq!(
+        slot.read_message_timeout(Timeout::ZERO).unwrap().data,
+        b"group"
+    );
+    assert_eq!(
+        slot.read_message_timeout(Timeout::ZERO).unwrap().data,
+        b"last"
+    );
+    assert_eq!(slot.counters().refused_behalf, 1);
+
+    // A process that is neither root nor the daemon user cannot write on behalf of anybody:
+    // its record is dropped and counted, its honest write arrives as its own.
+    let name = unique("behalf-forged");
+    let slot = Mailslot::builder()
+        .access(Access::Everyone)
+        .create(&name)
+        .unwrap();
+    let n = name.clone();
+    std::thread::spawn(move || {
+        // SAFETY: raw syscall on this thread only; the thread ends right after.
+        let r = unsafe { libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) };
+        assert_eq!(r, 0);
+        let w = MailslotWriter::open(&n).unwrap();
+        w.write_on_behalf(b"forged", WriteOptions::new(), &root_caller)
+            .unwrap();
+        w.write(b"honest").unwrap();
+    })
+    .join()
+    .unwrap();
+    let m = slot
+        .read_message_timeout(Timeout::After(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(m.data, b"honest");
+    assert!(matches!(m.sender, Sender::Local { uid: 65534, .. }));
+    assert_eq!(slot.counters().dropped, 1);
+    assert!(slot.read_message_timeout(Timeout::ZERO).is_err());
+}
+
+#[test]
 fn remote_names_without_a_daemon_fail_clearly() {
     // No daemon runs in this test's network namespace unless one was started by hand.
     if mailslot::daemon::DaemonClient::connect().is_ok() {

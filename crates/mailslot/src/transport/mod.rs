@@ -49,6 +49,63 @@ const HEADER_VERSION: u8 = 1;
 pub(crate) const FLAG_REMOTE: u8 = 0x01;
 /// Remote-sender block: 16 bytes of NetBIOS name (NUL padded), 4 bytes of IPv4 address.
 pub(crate) const REMOTE_LEN: usize = 20;
+/// Header flag: a [`BEHALF_LEN`]-byte on-behalf-of block follows the header.
+pub(crate) const FLAG_BEHALF: u8 = 0x02;
+/// On-behalf-of block: the local caller's pid, uid and gid (u32 each, little-endian).
+pub(crate) const BEHALF_LEN: usize = 12;
+
+/// A sender block that precedes a message's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Block<'a> {
+    /// Written by the daemon for a remote host.
+    Remote(&'a [u8; REMOTE_LEN]),
+    /// Written by a trusted process (root or the daemon's user) for a local caller.
+    Behalf(&'a [u8; BEHALF_LEN]),
+}
+
+impl<'a> Block<'a> {
+    /// The header flag of the socket path (the same bits as the ring's record flags).
+    pub fn flag(&self) -> u8 {
+        match self {
+            Block::Remote(_) => FLAG_REMOTE,
+            Block::Behalf(_) => FLAG_BEHALF,
+        }
+    }
+
+    /// The record flag of the ring path.
+    pub fn ring_flag(&self) -> u8 {
+        match self {
+            Block::Remote(_) => crate::shm::REC_REMOTE,
+            Block::Behalf(_) => crate::shm::REC_BEHALF,
+        }
+    }
+
+    /// The block's bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        match self {
+            Block::Remote(b) => b.as_slice(),
+            Block::Behalf(b) => b.as_slice(),
+        }
+    }
+}
+
+/// Encodes an on-behalf-of block.
+pub(crate) fn encode_behalf(pid: u32, uid: u32, gid: u32) -> [u8; BEHALF_LEN] {
+    let mut b = [0u8; BEHALF_LEN];
+    b[..4].copy_from_slice(&pid.to_le_bytes());
+    b[4..8].copy_from_slice(&uid.to_le_bytes());
+    b[8..].copy_from_slice(&gid.to_le_bytes());
+    b
+}
+
+/// Decodes an on-behalf-of block: (pid, uid, gid).
+pub(crate) fn decode_behalf(b: &[u8]) -> Option<(u32, u32, u32)> {
+    if b.len() < BEHALF_LEN {
+        return None;
+    }
+    let at = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    Some((at(0), at(4), at(8)))
+}
 /// Encodes a message header.
 pub(crate) fn encode_header(priority: u8, class: u8, flags: u8, seq: u64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
@@ -100,7 +157,7 @@ pub(crate) fn decode_header(b: &[u8]) -> Option<Header> {
         return None;
     }
     let flags = b[3];
-    if flags & !FLAG_REMOTE != 0 {
+    if flags & !(FLAG_REMOTE | FLAG_BEHALF) != 0 || flags == FLAG_REMOTE | FLAG_BEHALF {
         return None;
     }
     let seq = u64::from_le_bytes(b[8..16].try_into().ok()?);
@@ -124,7 +181,9 @@ pub(crate) enum Refusal {
 
 /// The owner's answer to a connecting writer. With an admitted writer it passes the control
 /// page and, normally, the writer's ring (`SCM_RIGHTS`, in that order). The owner's identity is
-/// not part of it: the writer asks the kernel (`SO_PEERCRED`).
+/// not part of it: the writer asks the kernel (`SO_PEERCRED`). The access policy (the owner's
+/// uid and `access`) is there so that a trusted writer writing on behalf of local callers knows
+/// the owner's verdict before it reports success; the owner checks each such record again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Greeting {
     pub refusal: Option<Refusal>,
@@ -132,11 +191,13 @@ pub(crate) struct Greeting {
     pub max_message_size: u64,
     pub quota: u64,
     pub max_messages: u64,
+    pub owner_uid: u32,
+    pub access: crate::types::Access,
     pub display: String,
 }
 
 const GREETING_MAGIC: &[u8; 4] = b"MSG2";
-const GREETING_FIXED: usize = 32;
+const GREETING_FIXED: usize = 48;
 
 impl Greeting {
     pub fn encode(&self) -> Vec<u8> {
@@ -152,6 +213,15 @@ impl Greeting {
         b.extend_from_slice(&self.max_message_size.to_le_bytes());
         b.extend_from_slice(&self.quota.to_le_bytes());
         b.extend_from_slice(&self.max_messages.to_le_bytes());
+        b.extend_from_slice(&self.owner_uid.to_le_bytes());
+        let (kind, gid): (u32, u32) = match self.access {
+            crate::types::Access::Owner => (0, 0),
+            crate::types::Access::Group(g) => (1, g),
+            crate::types::Access::Everyone => (2, 0),
+        };
+        b.extend_from_slice(&kind.to_le_bytes());
+        b.extend_from_slice(&gid.to_le_bytes());
+        b.extend_from_slice(&[0u8; 4]);
         b.extend_from_slice(self.display.as_bytes());
         b
     }
@@ -166,8 +236,17 @@ impl Greeting {
             1 => Some(Refusal::Denied),
             _ => Some(Refusal::Busy),
         };
+        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or_default());
+        // Unknown kinds read as the narrowest policy.
+        let access = match u32_at(36) {
+            1 => crate::types::Access::Group(u32_at(40)),
+            2 => crate::types::Access::Everyone,
+            _ => crate::types::Access::Owner,
+        };
         Some(Greeting {
             refusal,
+            owner_uid: u32_at(32),
+            access,
             accepts_remote: u16::from_le_bytes([b[6], b[7]]) & 1 != 0,
             max_message_size: u64_at(8),
             quota: u64_at(16),
@@ -197,6 +276,21 @@ mod tests {
         assert_eq!(decode_header(&encode_header(10, 1, 0, 0)), None);
         assert_eq!(decode_header(&encode_header(0, 3, 0, 0)), None);
         assert_eq!(decode_header(&encode_header(0, 2, 0x80, 0)), None);
+        assert_eq!(
+            decode_header(&encode_header(0, 2, FLAG_REMOTE | FLAG_BEHALF, 0)),
+            None
+        );
+        assert_eq!(
+            decode_header(&encode_header(0, 2, FLAG_BEHALF, 0))
+                .unwrap()
+                .flags,
+            FLAG_BEHALF
+        );
+        assert_eq!(
+            decode_behalf(&encode_behalf(7, 65534, 65533)),
+            Some((7, 65534, 65533))
+        );
+        assert_eq!(decode_behalf(&encode_behalf(7, 1, 2)[..11]), None);
         let r = encode_remote("SERVER1", std::net::Ipv4Addr::new(10, 99, 0, 1));
         assert_eq!(
             decode_remote(&r),
@@ -219,10 +313,19 @@ mod tests {
             max_message_size: 424,
             quota: 1 << 20,
             max_messages: 4096,
+            owner_uid: 1000,
+            access: crate::types::Access::Group(44),
             display: r"\\.\mailslot\App".into(),
         };
         assert_eq!(Greeting::decode(&g.encode()), Some(g.clone()));
-        assert_eq!(Greeting::decode(&g.encode()[..31]), None);
+        assert_eq!(Greeting::decode(&g.encode()[..47]), None);
+        for access in [crate::types::Access::Owner, crate::types::Access::Everyone] {
+            let g2 = Greeting {
+                access,
+                ..g.clone()
+            };
+            assert_eq!(Greeting::decode(&g2.encode()), Some(g2.clone()));
+        }
         for r in [Refusal::Denied, Refusal::Busy] {
             let refused = Greeting {
                 refusal: Some(r),

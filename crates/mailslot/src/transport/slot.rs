@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 
 use super::service::{self, Service};
 use super::{
-    address, decode_header, decode_remote, Greeting, Refusal, FLAG_REMOTE, HEADER_LEN, REMOTE_LEN,
+    address, decode_behalf, decode_header, decode_remote, Greeting, Refusal, BEHALF_LEN,
+    FLAG_BEHALF, FLAG_REMOTE, HEADER_LEN, REMOTE_LEN,
 };
 use crate::error::{CreateError, ReadError};
 use crate::name::Name;
 use crate::queue::{Entry, Queue};
-use crate::shm::{self, Control, Record, RingReader, REC_REMOTE};
+use crate::shm::{self, Control, Record, RingReader, REC_BEHALF, REC_REMOTE};
 use crate::sys::{self, PeerCred};
 use crate::types::{Access, Class, Message, Sender, Timeout};
 
@@ -28,9 +29,34 @@ const MAX_CONNS: usize = 8192;
 /// Largest record accepted over a socket (the fallback path).
 const SOCKET_RECORD_MAX: usize = HEADER_LEN + REMOTE_LEN + crate::MAX_MESSAGE_SIZE;
 
-/// Root and the daemon's user may deliver messages on behalf of remote hosts.
+/// Root and the daemon's user may deliver messages on behalf of remote hosts and local callers.
 fn is_daemon(cred: &PeerCred) -> bool {
-    cred.uid == 0 || Some(cred.uid) == crate::daemon::daemon_uid()
+    is_trusted_uid(cred.uid)
+}
+
+/// Root or the daemon's user.
+pub(crate) fn is_trusted_uid(uid: u32) -> bool {
+    uid == 0 || Some(uid) == crate::daemon::daemon_uid()
+}
+
+/// The access policy of a slot owned by `owner_uid`: whether the user `uid` with primary group
+/// `gid` may write. `in_group(g)` says whether the user's supplementary groups include `g` (asked
+/// only for [`Access::Group`] when `gid` is not `g`).
+pub(crate) fn policy_admits(
+    owner_uid: u32,
+    access: Access,
+    uid: u32,
+    gid: u32,
+    in_group: impl FnOnce(u32) -> bool,
+) -> bool {
+    if uid == owner_uid || is_trusted_uid(uid) {
+        return true;
+    }
+    match access {
+        Access::Owner => false,
+        Access::Everyone => true,
+        Access::Group(g) => gid == g || in_group(g),
+    }
 }
 /// A busy reader reads the sockets (new writers, hang-ups) at least once per this many reads.
 const DRAIN_EVERY: u32 = 64;
@@ -55,6 +81,9 @@ pub struct Counters {
     pub refused_remote: u64,
     /// Writers dropped because they broke the record format of their ring.
     pub dropped_writers: u64,
+    /// Messages a trusted process wrote on behalf of a local caller that the access policy does
+    /// not admit (see [`crate::trusted`]); dropped.
+    pub refused_behalf: u64,
 }
 
 /// Fixed settings of a slot.
@@ -140,6 +169,8 @@ pub(crate) struct State {
     pub refused: u64,
     /// Network messages refused because the slot does not accept remote messages.
     pub refused_remote: u64,
+    /// On-behalf-of messages refused by the access policy.
+    pub refused_behalf: u64,
 }
 
 /// Most buffers kept for reuse, the most bytes they may hold together, and the largest buffer
@@ -283,6 +314,7 @@ impl Slot {
                 dropped_writers: 0,
                 refused: 0,
                 refused_remote: 0,
+                refused_behalf: 0,
             }),
             config,
         });
@@ -456,6 +488,7 @@ impl Slot {
             spare_bytes,
             dropped,
             refused_remote,
+            refused_behalf,
             ..
         } = st;
         for (id, c) in conns.iter_mut() {
@@ -475,6 +508,7 @@ impl Slot {
                     spare_bytes,
                     dropped,
                     refused_remote,
+                    refused_behalf,
                 };
                 if let Some((bytes, sender)) =
                     self.check_record(&mut sink, &cred, ring, &rec, qb, qc)
@@ -533,7 +567,7 @@ impl Slot {
     ) -> Option<(usize, Sender)> {
         let valid = rec.priority <= crate::types::MAX_PRIORITY
             && (rec.class == 1 || rec.class == 2)
-            && rec.flags & !REC_REMOTE == 0
+            && (rec.flags == 0 || rec.flags == REC_REMOTE || rec.flags == REC_BEHALF)
             && rec.len <= self.config.max_message_size
             // A writer on its own never holds more than the quota: past that it ignored it.
             && queued_bytes + rec.len <= self.config.quota
@@ -558,6 +592,18 @@ impl Slot {
                 return None;
             }
             sender = Sender::Remote { name, ip };
+        }
+        if rec.flags & REC_BEHALF != 0 {
+            let block = ring.behalf_block(rec);
+            let Some((pid, uid, gid)) = decode_behalf(&block).filter(|_| is_daemon(cred)) else {
+                *sink.dropped += 1;
+                return None;
+            };
+            if !self.admits_behalf(pid, uid, gid) {
+                *sink.refused_behalf += 1;
+                return None;
+            }
+            sender = Sender::Local { pid, uid, gid };
         }
         Some((rec.len, sender))
     }
@@ -616,19 +662,26 @@ impl Slot {
     }
 
     fn admits(&self, cred: &PeerCred, conn: &OwnedFd) -> bool {
-        if cred.uid == 0 || cred.uid == self.config.owner_uid || is_daemon(cred) {
-            return true;
-        }
-        match self.config.access {
-            Access::Owner => false,
-            Access::Everyone => true,
-            Access::Group(g) => {
-                cred.gid == g
-                    || sys::peer_groups(conn)
-                        .map(|gs| gs.contains(&g))
-                        .unwrap_or(false)
-            }
-        }
+        policy_admits(
+            self.config.owner_uid,
+            self.config.access,
+            cred.uid,
+            cred.gid,
+            |g| {
+                sys::peer_groups(conn)
+                    .map(|gs| gs.contains(&g))
+                    .unwrap_or(false)
+            },
+        )
+    }
+
+    /// The policy applied to a caller a trusted writer speaks for (checked again here, so that
+    /// a buggy trusted writer cannot get past it). Supplementary groups are read from
+    /// `/proc/<pid>/status`, only for a group policy whose group is not the primary one.
+    fn admits_behalf(&self, pid: u32, uid: u32, gid: u32) -> bool {
+        policy_admits(self.config.owner_uid, self.config.access, uid, gid, |g| {
+            crate::trusted::caller_groups(pid).is_some_and(|gs| gs.contains(&g))
+        })
     }
 
     /// Whether this user may hold one more connection.
@@ -669,6 +722,8 @@ impl Slot {
                 max_message_size: self.config.max_message_size as u64,
                 quota: self.config.quota as u64,
                 max_messages: self.config.max_messages as u64,
+                owner_uid: self.config.owner_uid,
+                access: self.config.access,
                 display: self.config.name.to_string(),
             };
             if refusal.is_none() {
@@ -829,6 +884,18 @@ impl Slot {
             }
             data = &data[REMOTE_LEN..];
             sender = Sender::Remote { name, ip };
+        }
+        if h.flags & FLAG_BEHALF != 0 {
+            let Some((pid, uid, gid)) = decode_behalf(data).filter(|_| is_daemon(&cred)) else {
+                st.dropped += 1;
+                return;
+            };
+            if !self.admits_behalf(pid, uid, gid) {
+                st.refused_behalf += 1;
+                return;
+            }
+            data = &data[BEHALF_LEN..];
+            sender = Sender::Local { pid, uid, gid };
         }
         self.push_checked(st, id, h.seq, data, h.priority, h.class, sender);
         self.publish_used(st);
@@ -1087,6 +1154,7 @@ impl Slot {
             refused_writers: st.refused,
             refused_remote: st.refused_remote,
             dropped_writers: st.dropped_writers,
+            refused_behalf: st.refused_behalf,
         }
     }
 
@@ -1137,6 +1205,7 @@ struct Sink<'a> {
     spare_bytes: &'a mut usize,
     dropped: &'a mut u64,
     refused_remote: &'a mut u64,
+    refused_behalf: &'a mut u64,
 }
 
 impl Sink<'_> {

@@ -6,12 +6,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{
-    address, encode_header, encode_remote, Greeting, Refusal, FLAG_REMOTE, HEADER_LEN, REMOTE_LEN,
-};
+use super::{address, encode_header, encode_remote, Block, Greeting, Refusal, HEADER_LEN};
 use crate::error::{OpenError, WriteError};
 use crate::name::Name;
-use crate::shm::{Control, RingWriter};
+use crate::shm::{Control, RingWriter, REC_REMOTE};
 use crate::sys::{self, PeerCred};
 use crate::types::{Class, Timeout, WriteOptions, MAX_PRIORITY};
 use crate::{BatchOutcome, RemoteMessage};
@@ -204,13 +202,15 @@ impl Connection {
         }
     }
 
-    /// Writes one message; `remote` is the sender block when the daemon delivers for a remote host.
+    /// Writes one message; `block` is the sender block when the daemon delivers for a remote
+    /// host or a trusted process writes on behalf of a local caller.
     pub fn write(
         &self,
         data: &[u8],
         opts: WriteOptions,
-        remote: Option<&[u8; REMOTE_LEN]>,
+        block: Option<Block<'_>>,
     ) -> Result<(), WriteError> {
+        let rflags = block.map_or(0, |b| b.ring_flag());
         if opts.priority > MAX_PRIORITY {
             return Err(WriteError::InvalidPriority(opts.priority));
         }
@@ -235,7 +235,9 @@ impl Connection {
         // daemon delivering for a remote host must not block long on one slow owner (it would
         // stall every other delivery).
         let grace = match opts.class {
-            _ if remote.is_some() && opts.timeout.is_zero() => Some(now + DAEMON_SEND_GRACE),
+            _ if matches!(block, Some(Block::Remote(_))) && opts.timeout.is_zero() => {
+                Some(now + DAEMON_SEND_GRACE)
+            }
             Class::Second => Some(now + SEND_GRACE),
             Class::First => deadline,
         };
@@ -253,7 +255,7 @@ impl Connection {
                     WriteError::Full
                 });
             }
-            let room = r.is_none_or(|r| r.fits(data.len(), remote.is_some()));
+            let room = r.is_none_or(|r| r.fits(data.len(), rflags));
             if quota_ok && room {
                 break Ok(());
             }
@@ -264,10 +266,8 @@ impl Connection {
                 // (a sleep and a wake-up cost tens of µs on both sides).
                 if !spun {
                     spun = true;
-                    let ready = || {
-                        self.quota_ok(Some(r), data.len(), 1)
-                            && r.fits(data.len(), remote.is_some())
-                    };
+                    let ready =
+                        || self.quota_ok(Some(r), data.len(), 1) && r.fits(data.len(), rflags);
                     if spin_until(RING_SPIN, ready) {
                         continue;
                     }
@@ -299,12 +299,13 @@ impl Connection {
         result?;
         match ring.as_deref_mut() {
             Some(r) => {
-                r.append(opts.priority, opts.class.number(), remote, data, stamp);
+                let b = block.map(|b| (b.ring_flag(), b.bytes()));
+                r.append(opts.priority, opts.class.number(), b, data, stamp);
                 r.publish();
                 self.wake_owner(r);
                 Ok(())
             }
-            None => self.send_on_socket(data, opts, remote, grace),
+            None => self.send_on_socket(data, opts, block, grace),
         }
     }
 
@@ -313,19 +314,19 @@ impl Connection {
         &self,
         data: &[u8],
         opts: WriteOptions,
-        remote: Option<&[u8; REMOTE_LEN]>,
+        block: Option<Block<'_>>,
         deadline: Option<Instant>,
     ) -> Result<(), WriteError> {
-        let flags = if remote.is_some() { FLAG_REMOTE } else { 0 };
+        let flags = block.map_or(0, |b| b.flag());
         let header = encode_header(
             opts.priority,
             opts.class.number(),
             flags,
             sys::monotonic_ns(),
         );
-        let remote: &[u8] = remote.map_or(&[], |r| &r[..]);
-        let parts: [&[u8]; 3] = [&header, remote, data];
-        let len = HEADER_LEN + remote.len() + data.len();
+        let extra: &[u8] = block.as_ref().map_or(&[], |b| b.bytes());
+        let parts: [&[u8]; 3] = [&header, extra, data];
+        let len = HEADER_LEN + extra.len() + data.len();
         loop {
             match sys::send_gather(self.sock.as_raw_fd(), &parts) {
                 Ok(n) if n == len => return Ok(()),
@@ -361,7 +362,7 @@ impl Connection {
                     .class(m.class)
                     .timeout(Timeout::ZERO);
                 let block = encode_remote(m.sender_name, m.sender_ip);
-                match self.write(m.data, opts, Some(&block)) {
+                match self.write(m.data, opts, Some(Block::Remote(&block))) {
                     Ok(()) => out.queued += 1,
                     Err(WriteError::Full | WriteError::Timeout) => out.full += 1,
                     Err(WriteError::TooLarge { .. } | WriteError::InvalidPriority(_)) => {
@@ -384,7 +385,7 @@ impl Connection {
                 out.full += 1;
                 continue;
             }
-            while !waited_out && !ring.fits(m.data.len(), true) {
+            while !waited_out && !ring.fits(m.data.len(), REC_REMOTE) {
                 if !ring.is_waiting() {
                     ring.set_waiting(true);
                     continue;
@@ -399,12 +400,18 @@ impl Connection {
                 }
                 self.wait_for_owner(&mut announced, left.min(ROOM_POLL))?;
             }
-            if !ring.fits(m.data.len(), true) {
+            if !ring.fits(m.data.len(), REC_REMOTE) {
                 out.full += 1;
                 continue;
             }
             let block = encode_remote(m.sender_name, m.sender_ip);
-            ring.append(m.priority, m.class.number(), Some(&block), m.data, stamp);
+            ring.append(
+                m.priority,
+                m.class.number(),
+                Some((REC_REMOTE, &block[..])),
+                m.data,
+                stamp,
+            );
             out.queued += 1;
         }
         if ring.is_waiting() {

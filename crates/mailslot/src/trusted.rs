@@ -1,0 +1,135 @@
+//! For trusted processes only: writing on behalf of local callers.
+//!
+//! A process that runs as root (or as the daemon's user, [`crate::daemon::DAEMON_USER`]) and
+//! writes for other local processes — the FUSE view `mailslot mount`, where the kernel tells the
+//! filesystem which process called `write(2)` — uses these calls so that:
+//!
+//! - the mailslot's **access policy is applied to the caller**, not to the trusted process
+//!   (which would pass every policy): [`MailslotWriter::admits`] gives the owner's verdict from
+//!   the policy the owner sent when the handle was opened, and
+//!   [`MailslotWriter::write_on_behalf`] refuses with `AccessDenied` before anything is queued;
+//! - the message's recorded sender ([`crate::Sender::Local`]) is the **caller's** pid, uid and
+//!   gid.
+//!
+//! The owner does not take the trusted process's word for it. Each such message carries an
+//! on-behalf-of block, which the owner accepts only over a connection whose kernel credentials
+//! (`SO_PEERCRED`) are root or the daemon's user — from anyone else the message is dropped and
+//! counted in [`crate::Counters::dropped`], as a forged remote-sender block is — and the owner
+//! applies its access policy to the caller again (dropped and counted in
+//! [`crate::Counters::refused_behalf`] when refused). So a buggy trusted writer cannot get a
+//! message past the policy, and an ordinary process cannot appear as anybody else.
+//!
+//! The policy: the owner's uid, root and the daemon's user always; with
+//! [`crate::Access::Group`] the caller's primary group or any supplementary group; with
+//! [`crate::Access::Everyone`] anybody. Supplementary groups are those of `Groups:` in
+//! `/proc/<pid>/status` ([`caller_groups`]).
+
+use crate::error::{OpenError, WriteError};
+use crate::transport::slot::policy_admits;
+use crate::types::{Access, WriteOptions};
+use crate::{Builder, CreateError, Mailslot, MailslotWriter, WriterInner};
+
+/// A local process a trusted writer writes for: its ids as the kernel reported them to the
+/// trusted process (for FUSE: the request's pid, uid and gid), and its supplementary groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Process id.
+    pub pid: u32,
+    /// User id (for FUSE: the caller's filesystem uid).
+    pub uid: u32,
+    /// Primary group id (for FUSE: the caller's filesystem gid).
+    pub gid: u32,
+    /// Supplementary groups (only looked at for [`Access::Group`]).
+    pub groups: Vec<u32>,
+}
+
+impl Caller {
+    /// A caller with the supplementary groups read from `/proc/<pid>/status` (none if the
+    /// process is gone or hidden).
+    pub fn from_pid(pid: u32, uid: u32, gid: u32) -> Caller {
+        Caller {
+            pid,
+            uid,
+            gid,
+            groups: caller_groups(pid).unwrap_or_default(),
+        }
+    }
+}
+
+/// The supplementary groups of process `pid` (`Groups:` in `/proc/<pid>/status`); `None` when
+/// the process is gone or the file cannot be read.
+pub fn caller_groups(pid: u32) -> Option<Vec<u32>> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Groups:"))?;
+    Some(
+        line.split_whitespace()
+            .filter_map(|g| g.parse().ok())
+            .collect(),
+    )
+}
+
+impl MailslotWriter {
+    /// Whether the mailslot's access policy admits the user `uid` with primary group `gid` and
+    /// supplementary `groups` (see the [module docs](self)). The policy is the one the owner sent
+    /// when this handle was opened. `true` for a remote name (the other host decides).
+    pub fn admits(&self, uid: u32, gid: u32, groups: &[u32]) -> bool {
+        match &self.inner {
+            WriterInner::Local(c) => {
+                policy_admits(c.greeting.owner_uid, c.greeting.access, uid, gid, |g| {
+                    groups.contains(&g)
+                })
+            }
+            WriterInner::Remote(_) => true,
+        }
+    }
+
+    /// The owner's user id and access policy as it sent them (`None` for a remote name).
+    pub fn access_policy(&self) -> Option<(u32, Access)> {
+        match &self.inner {
+            WriterInner::Local(c) => Some((c.greeting.owner_uid, c.greeting.access)),
+            WriterInner::Remote(_) => None,
+        }
+    }
+
+    /// Writes one message for `caller`: the policy is applied to the caller (refused:
+    /// `Open(AccessDenied)`, nothing queued) and the message's sender is the caller's pid, uid
+    /// and gid. Otherwise like [`write_with`](Self::write_with).
+    ///
+    /// Only root and the daemon's user can do this: from any other process the owner drops the
+    /// message (counted in [`crate::Counters::dropped`]) although the write returns `Ok`.
+    /// Remote names are refused (`Io`, `InvalidInput`): write them with
+    /// [`write_with`](Self::write_with).
+    pub fn write_on_behalf(
+        &self,
+        data: &[u8],
+        opts: WriteOptions,
+        caller: &Caller,
+    ) -> Result<(), WriteError> {
+        match &self.inner {
+            WriterInner::Local(c) => {
+                if !self.admits(caller.uid, caller.gid, &caller.groups) {
+                    return Err(WriteError::Open(OpenError::AccessDenied(
+                        self.name.to_string(),
+                    )));
+                }
+                let block = crate::transport::encode_behalf(caller.pid, caller.uid, caller.gid);
+                c.write(data, opts, Some(crate::transport::Block::Behalf(&block)))
+            }
+            WriterInner::Remote(_) => Err(WriteError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "write_on_behalf needs a local mailslot",
+            ))),
+        }
+    }
+}
+
+impl Builder {
+    /// Creates the mailslot `name` for a local caller: the access policy's owner is `owner_uid`
+    /// instead of this process's user (writers of that user are admitted; root and the daemon's
+    /// user always are). For a trusted process that creates mailslots for others (the FUSE view
+    /// creates one per `open(O_CREAT)` for the opening process); the handle and the queue stay in
+    /// this process.
+    pub fn create_for(self, name: &str, owner_uid: u32) -> Result<Mailslot, CreateError> {
+        self.create_owned_by(name, owner_uid)
+    }
+}
