@@ -14,6 +14,7 @@
 
 mod anchor;
 mod mem;
+mod mount;
 mod mq;
 mod net;
 mod rtt;
@@ -94,6 +95,9 @@ enum Bench {
     Net,
     /// Memory of idle mailslots (idle_slot, idle_10k) beside memidle's udgram.
     Mem,
+    /// Writes through the FUSE file view (mount_tput) beside the library's writes and mq
+    /// (needs root, /dev/fuse and fusermount3; skipped with a note otherwise).
+    Mount,
 }
 
 /// Hidden subcommands: the processes of one measurement.
@@ -220,6 +224,12 @@ enum Role {
         #[arg(long)]
         count: usize,
     },
+    /// Serves the file view (`mailslot mount`) at a directory until SIGTERM.
+    #[command(name = "__mount-fs", hide = true)]
+    MountFs {
+        #[arg(long)]
+        dir: std::path::PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -292,6 +302,7 @@ fn main() -> Result<()> {
             pinned,
         }) => net::sender(port, size, count, epoch, pinned),
         Some(Role::MemIdle { count }) => mem::idle(count),
+        Some(Role::MountFs { dir }) => mount::serve(&dir),
         None => harness(&cli),
     }
 }
@@ -307,6 +318,8 @@ enum Series {
     OursTput1,
     /// Our k→1 throughput, msg/s.
     OursTputK,
+    /// Our 1→1 throughput with the writer using `write(2)` on the FUSE file view, msg/s.
+    OursTputMount,
     /// The harness's k-writer POSIX mq throughput, msg/s.
     Mq8,
     /// Our 1→1 round trip (p50, p99), ns.
@@ -645,6 +658,20 @@ fn measure(
     } else {
         None
     };
+    let mount = match (want(Bench::Mount), mount::unavailable()) {
+        (false, _) => None,
+        (true, Some(why)) => {
+            progress(&format!("mount bench skipped: {why}"));
+            None
+        }
+        (true, None) => {
+            progress("mounting the file view for the mount bench");
+            let m = mount::Mount::start(&dir.join("mnt"))?;
+            // Writer processes started by the tput owner find it here.
+            std::env::set_var(tput::MOUNT_ENV, &m.dir);
+            Some(m)
+        }
+    };
     let memidle = if want(Bench::Mem) {
         Some(anchor::MemIdle::build(dir)?)
     } else {
@@ -745,12 +772,13 @@ fn measure(
                     add(series(NetMetric::LossDaemon), size, o.loss_daemon);
                 }
             }
-            if !want(Bench::Tput) && !want(Bench::Rtt) {
+            let tput_rows = want(Bench::Tput) || mount.is_some();
+            if !tput_rows && !want(Bench::Rtt) {
                 continue;
             }
             progress(&format!("run {run}/{runs}, {size} B: anchors"));
             for t in &cli.anchors {
-                if want(Bench::Tput) {
+                if tput_rows {
                     let kv = ipc.run(t, "tput", size, tput_n)?;
                     add(
                         Series::AnchorTput(t.clone()),
@@ -785,12 +813,17 @@ fn measure(
                 }
                 sys::kv_f64(&kv, "rate", "tput owner")
             };
-            if want(Bench::Tput) {
+            if tput_rows {
                 add(Series::OursTput1, size, owner("ours", 1)?);
+            }
+            if want(Bench::Tput) {
                 add(Series::OursTputK, size, owner("ours", k)?);
                 if !cli.no_mq8 {
                     add(Series::Mq8, size, owner("mq", k)?);
                 }
+            }
+            if mount.is_some() {
+                add(Series::OursTputMount, size, owner("mount", 1)?);
             }
             if !want(Bench::Rtt) {
                 continue;
@@ -819,7 +852,6 @@ fn measure(
     Ok(s)
 }
 
-/// The median of the samples (the mean of the middle two for an even count).
 /// The throughput goals (ours ÷ anchor at least this): the shared-memory transport's issue asks
 /// for half the shared-memory ring that spins before sleeping and never less than a pipe (1 → 1),
 /// and twice the 8-writer POSIX mq (8 → 1); the POSIX mq goal of the first local transport stays.
@@ -829,6 +861,7 @@ fn tput_target(bench: &str, anchor: &str) -> Option<f64> {
         ("tput_1to1", "pipe") => Some(1.0),
         ("tput_1to1", "mq") => Some(0.9),
         ("tput_8to1", "mq8") => Some(2.0),
+        ("mount_tput", "mq") => Some(0.5),
         _ => None,
     }
 }
@@ -845,6 +878,7 @@ fn rtt_target(bench: &str, anchor: &str) -> Option<f64> {
     }
 }
 
+/// The median of the samples (the mean of the middle two for an even count).
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
@@ -867,7 +901,22 @@ fn rows(cli: &Cli, s: &Samples, runs: usize, k: usize) -> Vec<Row> {
         let get = |series: &Series| s.get(&(series.clone(), size));
         let quota = cli.quota_msgs.map_or(cli.quota, |n| n.max(1) * size);
         // (bench, our series, anchor name, anchor series, anchor mode)
-        let mut tput = Vec::new();
+        let mut tput = vec![
+            (
+                "mount_tput".to_string(),
+                Series::OursTputMount,
+                "mq".to_string(),
+                Series::AnchorTput("mq".into()),
+                "1to1",
+            ),
+            (
+                "mount_tput".to_string(),
+                Series::OursTputMount,
+                "library".to_string(),
+                Series::OursTput1,
+                "1to1",
+            ),
+        ];
         for (bench, ours) in [
             ("tput_1to1".to_string(), Series::OursTput1),
             (format!("tput_{k}to1"), Series::OursTputK),

@@ -21,6 +21,9 @@ pub enum Transport {
     Ours,
     /// A POSIX message queue (maxmsg `MQMAX`, default 10, as in ipcbench).
     Mq,
+    /// Our mailslots, written through the FUSE mount (`mailslot mount`, at `$MAILSLOT_BENCH_MOUNT`)
+    /// with one `write(2)` per message; read with the library.
+    Mount,
 }
 
 impl Transport {
@@ -28,6 +31,7 @@ impl Transport {
         match self {
             Transport::Ours => "ours",
             Transport::Mq => "mq",
+            Transport::Mount => "mount",
         }
     }
 }
@@ -76,7 +80,7 @@ pub fn owner(
     let total = per * writers as u64;
     let pid = std::process::id();
     let (name, rx) = match transport {
-        Transport::Ours => {
+        Transport::Ours | Transport::Mount => {
             let name = format!(r"\\.\mailslot\bench\{pid}\tput");
             let slot = Mailslot::builder()
                 .max_message_size(0)
@@ -156,6 +160,22 @@ pub fn owner(
 enum SendEnd {
     Ours(MailslotWriter),
     Mq(Mq),
+    /// The mailslot's file in the mount, opened with `O_SYNC` (first class: a write waits for
+    /// room, like the other writers).
+    File(std::fs::File),
+}
+
+/// Where the harness mounted the file view (see [`Transport::Mount`]).
+pub const MOUNT_ENV: &str = "MAILSLOT_BENCH_MOUNT";
+
+/// The path of the local mailslot `name` (`\\.\mailslot\a\b`) in the mount at `dir`.
+fn path_in_mount(dir: &str, name: &str) -> Result<std::path::PathBuf> {
+    let n = mailslot::Name::parse(name)?;
+    let mut p = std::path::PathBuf::from(dir);
+    for level in n.path().split(['\\', '/']) {
+        p.push(level);
+    }
+    Ok(p)
 }
 
 /// The writer role: opens `name`, says `ready`, waits for `go`, pauses like ipcbench, then sends
@@ -169,6 +189,18 @@ pub fn writer(transport: Transport, name: &str, size: usize, count: u64, id: u8)
         }
         Transport::Mq => {
             SendEnd::Mq(Mq::open_writer(name).with_context(|| format!("mq_open {name}"))?)
+        }
+        Transport::Mount => {
+            use std::os::unix::fs::OpenOptionsExt;
+            let dir = std::env::var(MOUNT_ENV).with_context(|| format!("{MOUNT_ENV} unset"))?;
+            let path = path_in_mount(&dir, name)?;
+            SendEnd::File(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_SYNC)
+                    .open(&path)
+                    .with_context(|| format!("opening {}", path.display()))?,
+            )
         }
     };
     // First class: waits for room like a blocking mq_send, so the writer is flow-controlled.
@@ -187,6 +219,13 @@ pub fn writer(transport: Transport, name: &str, size: usize, count: u64, id: u8)
         match &tx {
             SendEnd::Ours(w) => w.write_with(&buf, opts).context("mailslot write")?,
             SendEnd::Mq(q) => q.send(&buf).context("mq_send")?,
+            SendEnd::File(f) => {
+                use std::io::Write;
+                let n = (&*f).write(&buf).context("write(2) to the mount")?;
+                if n != buf.len() {
+                    bail!("short write(2) to the mount: {n} of {}", buf.len());
+                }
+            }
         }
     }
     sys::say(&format!("t0={t0}"))

@@ -356,6 +356,7 @@ fn write_for(
     data: &[u8],
     priority: u8,
     class: Class,
+    timeout: Timeout,
 ) -> Result<(), WriteError> {
     if !w.name().is_local() {
         // To another host: the sender there is this host, as for any remote write.
@@ -374,7 +375,7 @@ fn write_for(
     let opts = WriteOptions::new()
         .priority(priority)
         .class(class)
-        .timeout(Timeout::Forever);
+        .timeout(timeout);
     w.write_on_behalf(data, opts, &caller)
 }
 
@@ -681,14 +682,26 @@ impl Filesystem for MailslotFs {
         let r = match handles.get(&fh.0) {
             Some(Handle::Writer(w)) => {
                 if w.class == Class::First && w.writer.name().is_local() {
-                    // May wait for room: not on the filesystem's thread.
+                    // With room, at once; waiting for room is not for the filesystem's thread.
+                    match write_for(
+                        &w.writer,
+                        req,
+                        data,
+                        w.priority,
+                        Class::First,
+                        Timeout::ZERO,
+                    ) {
+                        Err(WriteError::Timeout) => {}
+                        Ok(()) => return reply.written(data.len() as u32),
+                        Err(e) => return reply.error(write_errno(&e)),
+                    }
                     let data = data.to_vec();
                     let caller = (req.pid(), req.uid(), req.gid());
                     let (writer, priority) = (Arc::clone(&w.writer), w.priority);
                     drop(handles);
                     return first_class_write(writer, priority, caller, data, reply);
                 }
-                write_for(&w.writer, req, data, w.priority, w.class)
+                write_for(&w.writer, req, data, w.priority, w.class, Timeout::Forever)
             }
             Some(Handle::Owner(o)) => {
                 let o = Arc::clone(o);
@@ -706,7 +719,14 @@ impl Filesystem for MailslotFs {
                 } else {
                     o.class
                 };
-                write_for(wg.as_ref().expect("opened"), req, data, o.priority, class)
+                write_for(
+                    wg.as_ref().expect("opened"),
+                    req,
+                    data,
+                    o.priority,
+                    class,
+                    Timeout::Forever,
+                )
             }
             None => return reply.error(Errno::EBADF),
         };
