@@ -491,6 +491,14 @@ impl Slot {
             refused_behalf,
             ..
         } = st;
+        let mut sink = Sink {
+            incoming,
+            spare,
+            spare_bytes,
+            dropped,
+            refused_remote,
+            refused_behalf,
+        };
         for (id, c) in conns.iter_mut() {
             let Some(ring) = c.ring.as_mut() else {
                 continue;
@@ -502,14 +510,6 @@ impl Slot {
             let cred = c.cred;
             let (mut qb, mut qc) = (c.queued_bytes, c.queued_count);
             let r = ring.scan(|ring, rec| {
-                let mut sink = Sink {
-                    incoming,
-                    spare,
-                    spare_bytes,
-                    dropped,
-                    refused_remote,
-                    refused_behalf,
-                };
                 if let Some((bytes, sender)) =
                     self.check_record(&mut sink, &cred, ring, &rec, qb, qc)
                 {
