@@ -269,3 +269,18 @@ fn schedstat_ns(pid: u32) -> Option<u64> {
     }
     Some(sum)
 }
+
+/// Stops a child: SIGTERM, up to `grace` for it to exit, then SIGKILL; reaps it.
+pub fn stop_child(child: &mut std::process::Child, grace: std::time::Duration) {
+    // SAFETY: signals only our own child, by its pid (not reaped yet).
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -235,6 +235,14 @@ impl MailslotFs {
         lock(&self.tables).path_of.get(&ino.0).cloned()
     }
 
+    /// The path of `name` in the directory `parent` (lower case): `ENOENT` when the directory is
+    /// unknown, `bad_name` when the name is not UTF-8.
+    fn child_path(&self, parent: INodeNo, name: &OsStr, bad_name: Errno) -> Result<String, Errno> {
+        let pp = self.path(parent).ok_or(Errno::ENOENT)?;
+        let name = std::str::from_utf8(name.as_bytes()).map_err(|_| bad_name)?;
+        Ok(join(&pp, &name.to_ascii_lowercase()))
+    }
+
     /// The host's mailslots: path → owner uid.
     fn slots(&self) -> HashMap<String, u32> {
         let mut m: HashMap<String, u32> = mailslot::list()
@@ -419,13 +427,10 @@ impl Filesystem for MailslotFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let Some(pp) = self.path(parent) else {
-            return reply.error(Errno::ENOENT);
+        let path = match self.child_path(parent, name, Errno::ENOENT) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
         };
-        let Ok(name) = std::str::from_utf8(name.as_bytes()) else {
-            return reply.error(Errno::ENOENT);
-        };
-        let path = join(&pp, &name.to_ascii_lowercase());
         match self.node(&path) {
             Some(n) => {
                 let ino = self.ino(&path);
@@ -476,13 +481,10 @@ impl Filesystem for MailslotFs {
         _umask: u32,
         reply: ReplyEntry,
     ) {
-        let Some(pp) = self.path(parent) else {
-            return reply.error(Errno::ENOENT);
+        let path = match self.child_path(parent, name, Errno::EINVAL) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
         };
-        let Ok(name) = std::str::from_utf8(name.as_bytes()) else {
-            return reply.error(Errno::EINVAL);
-        };
-        let path = join(&pp, &name.to_ascii_lowercase());
         if self.node(&path).is_some() {
             return reply.error(Errno::EEXIST);
         }
@@ -560,13 +562,10 @@ impl Filesystem for MailslotFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let Some(pp) = self.path(parent) else {
-            return reply.error(Errno::ENOENT);
+        let path = match self.child_path(parent, name, Errno::EINVAL) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
         };
-        let Ok(name) = std::str::from_utf8(name.as_bytes()) else {
-            return reply.error(Errno::EINVAL);
-        };
-        let path = join(&pp, &name.to_ascii_lowercase());
         if remote_parts(&path).is_some() || path == NET {
             // Mailslots are made on their own host.
             return reply.error(Errno::EACCES);

@@ -147,9 +147,7 @@ pub(crate) struct State {
     /// `reader_ops` when the service thread last looked at the slot.
     pub service_seen_ops: u64,
     /// Buffers of messages read by copy, reused for new messages (no allocation per message).
-    spare: Vec<Vec<u8>>,
-    /// Capacity of the buffers in `spare`, bytes.
-    spare_bytes: usize,
+    pool: BufferPool,
     pub arming: Arming,
     /// The service thread has this slot on its timer list (it will re-arm it).
     pub deferred: bool,
@@ -181,29 +179,37 @@ const SPARE_BUFFERS: usize = 1024;
 const SPARE_BYTES: usize = 512 << 10;
 const SPARE_CAPACITY: usize = 4096;
 
-impl State {
-    /// Keeps the buffer of a message read by copy for the next message.
+/// Buffers of messages read by copy, kept for the next messages.
+#[derive(Default)]
+struct BufferPool {
+    spare: Vec<Vec<u8>>,
+    /// Capacity of the buffers in `spare`, bytes.
+    bytes: usize,
+}
+
+impl BufferPool {
+    /// Keeps the buffer of a message read by copy for a later message.
     fn recycle(&mut self, buf: Vec<u8>) {
         let cap = buf.capacity();
         if self.spare.len() < SPARE_BUFFERS
             && cap <= SPARE_CAPACITY
-            && self.spare_bytes + cap <= SPARE_BYTES
+            && self.bytes + cap <= SPARE_BYTES
         {
-            self.spare_bytes += cap;
+            self.bytes += cap;
             self.spare.push(buf);
         }
     }
 
-    /// A buffer holding `data`, reused when one is kept.
-    fn buffer_with(&mut self, data: &[u8]) -> Vec<u8> {
+    /// An empty buffer with room for `len` bytes, reused when one is kept.
+    fn take(&mut self, len: usize) -> Vec<u8> {
         match self.spare.pop() {
             Some(mut b) => {
-                self.spare_bytes -= b.capacity();
+                self.bytes -= b.capacity();
                 b.clear();
-                b.extend_from_slice(data);
+                b.reserve(len);
                 b
             }
-            None => data.to_vec(),
+            None => Vec::with_capacity(len),
         }
     }
 }
@@ -302,8 +308,7 @@ impl Slot {
                 readers_waiting: 0,
                 reader_ops: 0,
                 service_seen_ops: 0,
-                spare: Vec::new(),
-                spare_bytes: 0,
+                pool: BufferPool::default(),
                 arming: Arming::Idle,
                 deferred: false,
                 wake_pending: false,
@@ -481,23 +486,13 @@ impl Slot {
         let mut bad = Vec::new();
         let mut waiters = false;
         // Split borrows: the rings live in `conns`, the queue and buffers in the rest of `st`.
-        let State {
-            conns,
-            incoming,
-            spare,
-            spare_bytes,
-            dropped,
-            refused_remote,
-            refused_behalf,
-            ..
-        } = st;
+        let conns = &mut st.conns;
         let mut sink = Sink {
-            incoming,
-            spare,
-            spare_bytes,
-            dropped,
-            refused_remote,
-            refused_behalf,
+            incoming: &mut st.incoming,
+            pool: &mut st.pool,
+            dropped: &mut st.dropped,
+            refused_remote: &mut st.refused_remote,
+            refused_behalf: &mut st.refused_behalf,
         };
         for (id, c) in conns.iter_mut() {
             let Some(ring) = c.ring.as_mut() else {
@@ -513,7 +508,7 @@ impl Slot {
                 if let Some((bytes, sender)) =
                     self.check_record(&mut sink, &cred, ring, &rec, qb, qc)
                 {
-                    let mut data = sink.take_buffer(rec.len);
+                    let mut data = sink.pool.take(rec.len);
                     ring.data_into(&rec, &mut data);
                     debug_assert_eq!(data.len(), bytes);
                     qb += bytes;
@@ -686,7 +681,7 @@ impl Slot {
 
     /// Whether this user may hold one more connection.
     fn has_room_for(&self, st: &State, cred: &PeerCred) -> bool {
-        let privileged = cred.uid == 0 || cred.uid == self.config.owner_uid || is_daemon(cred);
+        let privileged = cred.uid == self.config.owner_uid || is_daemon(cred);
         privileged
             || (st.conns.len() < MAX_CONNS
                 && st.per_uid.get(&cred.uid).copied().unwrap_or(0) < MAX_CONNS_PER_UID)
@@ -926,7 +921,8 @@ impl Slot {
         }
         c.queued_bytes += data.len();
         c.queued_count += 1;
-        let buf = st.buffer_with(data);
+        let mut buf = st.pool.take(data.len());
+        buf.extend_from_slice(data);
         st.queue.push(Entry {
             seq,
             origin: id,
@@ -1115,7 +1111,7 @@ impl Slot {
                 };
                 if remove {
                     if let Some(m) = self.remove_head(st) {
-                        st.recycle(m.data);
+                        st.pool.recycle(m.data);
                     }
                     self.after_remove(st);
                 }
@@ -1201,26 +1197,10 @@ impl Slot {
 /// Where `scan_rings` puts what it takes in (the parts of [`State`] besides the connections).
 struct Sink<'a> {
     incoming: &'a mut Vec<Entry>,
-    spare: &'a mut Vec<Vec<u8>>,
-    spare_bytes: &'a mut usize,
+    pool: &'a mut BufferPool,
     dropped: &'a mut u64,
     refused_remote: &'a mut u64,
     refused_behalf: &'a mut u64,
-}
-
-impl Sink<'_> {
-    /// An empty buffer for a message of `len` bytes, reused when one is kept.
-    fn take_buffer(&mut self, len: usize) -> Vec<u8> {
-        match self.spare.pop() {
-            Some(mut b) => {
-                *self.spare_bytes -= b.capacity();
-                b.clear();
-                b.reserve(len);
-                b
-            }
-            None => Vec::with_capacity(len),
-        }
-    }
 }
 
 /// The writer connections of a slot: a slab whose ids (index and a generation, never 0) stay
