@@ -18,12 +18,16 @@ const ROOT_CLASS1: u64 = 2_000;
 const ROOT_CAP: u64 = 100_000;
 const MAX_PAYLOAD: usize = 100;
 
-#[test]
+fn main() {
+    common::run_as_root_test(
+        "hostile_scribbler_cannot_touch_roots_messages",
+        "scribbles as user nobody (setpriv)",
+        hostile_scribbler_cannot_touch_roots_messages,
+    );
+}
+
 fn hostile_scribbler_cannot_touch_roots_messages() {
     let test = "hostile_scribbler_cannot_touch_roots_messages";
-    if common::skip_unless_root(test) {
-        return;
-    }
     let started = Instant::now();
     let name = unique_name("scribble");
     // Root's messages (≤ ~130 bytes each, at most ROOT_CAP) plus the scribbler's (≤ 20 000 of
