@@ -83,7 +83,15 @@ fn hostile_scribbler_cannot_touch_roots_messages() {
     let mut log = Vec::new();
     let start = common::wait_line(&rx, "start", Duration::from_secs(15), &mut log);
     let mut reaper = common::Reaper(vec![scribbler]);
-    std::thread::sleep(Duration::from_millis(50));
+    // The second writer opens once the scribbler's garbage has reached the owner.
+    common::wait_for(
+        "the owner drops a scribbled record",
+        Duration::from_secs(10),
+        || {
+            let c = slot.counters();
+            c.dropped + c.dropped_writers > 0
+        },
+    );
     let late_open = MailslotWriter::open_timeout(&name, Duration::from_secs(3))
         .map(|w| {
             w.write(&make_message("late", 0, 10))
