@@ -2,7 +2,8 @@
 # Mailslots as files: `mailslot mount` in a temporary directory, exercised with echo, printf,
 # cat, dd, `exec 3<>`, a C program (priorities through read(2), poll, EMSGSIZE, EAGAIN, the last
 # close) and a Python script; errors; a `nobody` writer; SIGTERM with open files; SIGKILL.
-# Needs root, /dev/fuse and fusermount3 (Debian: fuse3); says SKIP otherwise.
+# Needs root, /dev/fuse and fusermount3 (Debian: fuse3); says SKIP otherwise, and fails (exit 1)
+# instead when CI=true.
 # Last line: "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -13,9 +14,17 @@ ok() { echo "PASS $1"; pass=$((pass + 1)); }
 bad() { echo "FAIL $1${2:+: $2}"; fail=$((fail + 1)); }
 finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit $?; }
 
-if [ "$(id -u)" -ne 0 ]; then echo "SKIP mount tests: need root"; finish; fi
-if [ ! -c /dev/fuse ]; then echo "SKIP mount tests: no /dev/fuse"; finish; fi
-if ! command -v fusermount3 >/dev/null; then echo "SKIP mount tests: no fusermount3 (apt-get install fuse3)"; finish; fi
+skip() {
+    echo "SKIP mount tests: $1"
+    if [ "${CI:-}" = true ]; then
+        echo "mount tests: CI=true, so a skip is an error" >&2
+        exit 1
+    fi
+    finish
+}
+if [ "$(id -u)" -ne 0 ]; then skip "need root"; fi
+if [ ! -c /dev/fuse ]; then skip "no /dev/fuse"; fi
+if ! command -v fusermount3 >/dev/null; then skip "no fusermount3 (apt-get install fuse3)"; fi
 
 cargo build -q -p mailslot-cli || { bad build; finish; }
 MS="$ROOT/target/debug/mailslot"

@@ -1,27 +1,16 @@
 //! End-to-end tests of local mailslots with separate processes: the owner is either this test
 //! process (through the library) or a `mailslot listen` process; writers are `mailslot send`
-//! processes or library writers in this process.
+//! processes or library writers in this process. Tests that need root are in `local_env.rs`.
+
+mod common;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{asleep, exe, tid, unique, wait_for, writer_waits};
 use mailslot::{Mailslot, MailslotWriter, ReadError, Sender, Timeout, WriteError, WriteOptions};
-
-fn exe() -> &'static str {
-    env!("CARGO_BIN_EXE_mailslot")
-}
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    format!(
-        r"\\.\mailslot\test\{tag}\{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
 
 fn send(name: &str, args: &[&str]) -> Output {
     Command::new(exe())
@@ -174,22 +163,27 @@ fn read_timeouts_zero_t_and_forever_woken_by_a_write() {
     assert!(waited >= t, "waited only {waited:?}");
     assert!(waited < t + Duration::from_secs(2), "waited {waited:?}");
 
-    // Forever: a writer process started 300 ms later completes the read at once.
+    // Forever: a writer process started once the read sleeps completes the read at once.
     let n2 = name.clone();
+    let reader = tid();
     let writer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(300));
+        wait_for("the reading thread sleeps", || {
+            asleep(std::process::id(), reader)
+        });
         let t_send = Instant::now();
         send_ok(&n2, &["wake up"]);
         t_send
     });
-    let t0 = Instant::now();
     let m = slot.read_message_timeout(Timeout::Forever).unwrap();
     let woke = Instant::now();
     let t_send = writer.join().unwrap();
     assert_eq!(m.data, b"wake up");
-    assert!(t0.elapsed() >= Duration::from_millis(300));
     // The read finished within a short time of the writer process starting.
-    assert!(woke.duration_since(t_send) < Duration::from_secs(2));
+    assert!(
+        woke.duration_since(t_send) < Duration::from_secs(2),
+        "woke {:?} after the writer started",
+        woke.duration_since(t_send)
+    );
 }
 
 #[test]
@@ -297,9 +291,8 @@ fn class1_write_waits_for_room_then_succeeds() {
     let o = send(&name, &["x"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("full"));
-    // First class waits for room.
-    let t0 = Instant::now();
-    let child = Command::new(exe())
+    // First class waits for room: the writer process opens the slot, then sleeps.
+    let mut child = Command::new(exe())
         .args([
             "send",
             &name,
@@ -312,7 +305,15 @@ fn class1_write_waits_for_room_then_succeeds() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    let pid = child.id();
+    wait_for("the class-1 writer waits for room", || {
+        writer_waits(pid) || child.try_wait().unwrap().is_some()
+    });
+    assert_eq!(
+        child.try_wait().unwrap(),
+        None,
+        "the class-1 write returned while the slot was full"
+    );
     assert_eq!(
         slot.info().count,
         1,
@@ -321,7 +322,6 @@ fn class1_write_waits_for_room_then_succeeds() {
     assert_eq!(slot.read_message().unwrap().data, vec![0xaa; 100]);
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(t0.elapsed() >= Duration::from_millis(400));
     let m = slot
         .read_message_timeout(Timeout::After(Duration::from_secs(5)))
         .unwrap();
@@ -354,82 +354,6 @@ fn class1_write_times_out_when_nobody_reads() {
     );
     assert!(matches!(r, Err(WriteError::Timeout)));
     assert_eq!(r.unwrap_err().win32_code(), 121);
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn run_as_nobody(name: &str, text: &str) -> Output {
-    Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            exe(),
-            "send",
-            name,
-            text,
-        ])
-        .output()
-        .expect("setpriv")
-}
-
-#[test]
-fn access_denied_for_another_uid_and_allowed_with_everyone() {
-    if !is_root() {
-        eprintln!("SKIP access_denied_for_another_uid: needs root to run a writer as nobody");
-        return;
-    }
-    let name = unique("access");
-    let slot = Mailslot::create(&name).unwrap();
-    let o = run_as_nobody(&name, "let me in");
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(String::from_utf8_lossy(&o.stderr).contains("denied"));
-    assert_eq!(slot.info().count, 0);
-    assert_eq!(
-        slot.counters().refused_writers,
-        1,
-        "one refused writer counted"
-    );
-
-    let open = unique("open");
-    let slot2 = Mailslot::builder()
-        .access(mailslot::Access::Everyone)
-        .create(&open)
-        .unwrap();
-    let o = run_as_nobody(&open, "hello from nobody");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let m = slot2
-        .read_message_timeout(Timeout::After(Duration::from_secs(5)))
-        .unwrap();
-    assert_eq!(m.data, b"hello from nobody");
-    assert!(
-        matches!(m.sender, Sender::Local { uid: 65534, .. }),
-        "{:?}",
-        m.sender
-    );
-
-    let grp = unique("group");
-    let slot3 = Mailslot::builder()
-        .access(mailslot::Access::Group(65534))
-        .create(&grp)
-        .unwrap();
-    let o = run_as_nobody(&grp, "group member");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(
-        slot3
-            .read_message_timeout(Timeout::After(Duration::from_secs(5)))
-            .unwrap()
-            .data,
-        b"group member"
-    );
 }
 
 #[test]
@@ -560,34 +484,4 @@ fn demo_runs() {
     let s = String::from_utf8_lossy(&o.stdout);
     assert!(s.contains("URGENT"));
     assert!(s.contains("demo finished"));
-}
-
-#[test]
-fn each_network_namespace_is_its_own_host() {
-    if !is_root() {
-        eprintln!("SKIP each_network_namespace_is_its_own_host: needs root for unshare --net");
-        return;
-    }
-    let name = unique("netns");
-    let _here = Mailslot::create(&name).unwrap();
-    let in_new_netns = |args: &[&str]| {
-        Command::new("unshare")
-            .arg("--net")
-            .arg(exe())
-            .args(args)
-            .output()
-            .expect("unshare")
-    };
-    // The same name is free in another namespace (created, then exit 1 on the timeout)...
-    let o = in_new_netns(&["listen", &name, "--count", "1", "--timeout", "100"]);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    // ...and ours is not visible there.
-    let o = in_new_netns(&["send", &name, "x"]);
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("no mailslot"));
 }

@@ -89,6 +89,55 @@ mod tests {
     }
 
     #[test]
+    fn the_window_ends_exactly_after_its_length_and_a_repeat_does_not_extend_it() {
+        let t0 = Instant::now();
+        let window = Duration::from_secs(2);
+        let mut f = DuplicateFilter::new(window);
+        let a = Ipv4Addr::new(10, 0, 0, 1);
+        assert!(!f.seen(t0, a, 7));
+        // A repeat 1 ms before the window ends is a duplicate and does not move its start...
+        assert!(f.seen(t0 + window - Duration::from_millis(1), a, 7));
+        // ...so exactly one window after the first sight the pair is new again.
+        assert!(
+            !f.seen(t0 + window, a, 7),
+            "a repeat exactly one window later was taken for a duplicate"
+        );
+        // From then on it is remembered anew, up to the same boundary.
+        assert!(f.seen(t0 + window * 2 - Duration::from_millis(1), a, 7));
+        assert!(!f.seen(t0 + window * 2, a, 7));
+    }
+
+    #[test]
+    fn the_same_id_from_another_address_is_new_even_in_the_same_slot() {
+        // Look for a second source whose datagram with the same DGM_ID takes the slot of the
+        // first one's: then only the address tells the two apart. Each candidate is new; one
+        // that replaced the first source's entry makes that entry new again.
+        let t0 = Instant::now();
+        let mut f = DuplicateFilter::new(Duration::from_secs(2));
+        let a = Ipv4Addr::new(10, 0, 0, 1);
+        let id = 0x1234;
+        assert!(!f.seen(t0, a, id));
+        let mut shared_slot = None;
+        for n in 1..(1u32 << 22) {
+            let b = Ipv4Addr::from(u32::from(a) + n);
+            assert!(
+                !f.seen(t0, b, id),
+                "{b} with DGM_ID {id} taken for a duplicate of {a}'s datagram"
+            );
+            if !f.seen(t0, a, id) {
+                shared_slot = Some(b);
+                break;
+            }
+        }
+        let b = shared_slot.expect("no source shares a slot with 10.0.0.1");
+        // The two now take turns in that slot, and neither is ever the other's duplicate.
+        for _ in 0..3 {
+            assert!(!f.seen(t0, b, id), "{b} taken for {a}");
+            assert!(!f.seen(t0, a, id), "{a} taken for {b}");
+        }
+    }
+
+    #[test]
     fn a_full_cycle_of_ids_from_one_source_is_remembered_up_to_capacity() {
         let t0 = Instant::now();
         let mut f = DuplicateFilter::new(Duration::from_secs(2));

@@ -14,12 +14,16 @@ const FLOOD: usize = 20_000;
 const MESSAGES: u64 = 100;
 const FD_LIMIT: usize = 2_000;
 
-#[test]
+fn main() {
+    common::run_as_root_test(
+        "connection_flood_by_nobody_does_not_stop_roots_writer",
+        "connects as user nobody (setpriv)",
+        connection_flood_by_nobody_does_not_stop_roots_writer,
+    );
+}
+
 fn connection_flood_by_nobody_does_not_stop_roots_writer() {
     let test = "connection_flood_by_nobody_does_not_stop_roots_writer";
-    if common::skip_unless_root(test) {
-        return;
-    }
     let started = Instant::now();
     let fds_before = common::fd_count().unwrap_or(0);
     let name = unique_name("flood");

@@ -22,12 +22,16 @@ fn class1_writers_blocked_on_a_full_slot_get_owner_gone_at_once_and_the_name_is_
         ..
     } = common::full_slot("gone1", QUOTA, SIZE);
     let go = Arc::new(Barrier::new(BLOCKED + 1));
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
     let threads: Vec<_> = (0..BLOCKED)
         .map(|_| {
             let w = MailslotWriter::open(&name).expect("open");
             let go = go.clone();
+            let tid_tx = tid_tx.clone();
             std::thread::spawn(move || {
                 go.wait();
+                // Past the barrier (a sleep of its own): the next sleep is the write's.
+                tid_tx.send(common::tid()).expect("send tid");
                 let r = w.write_with(
                     &[b'y'; SIZE],
                     WriteOptions::new()
@@ -39,7 +43,14 @@ fn class1_writers_blocked_on_a_full_slot_get_owner_gone_at_once_and_the_name_is_
         })
         .collect();
     go.wait();
-    std::thread::sleep(Duration::from_millis(300));
+    // Each writer is in its write, asleep until room or an error.
+    for tid in tid_rx.iter().take(BLOCKED) {
+        common::wait_for(
+            "a first-class writer sleeps",
+            Duration::from_secs(10),
+            || common::asleep(std::process::id(), tid),
+        );
+    }
     for t in &threads {
         assert!(
             !t.is_finished(),

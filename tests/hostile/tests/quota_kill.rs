@@ -76,7 +76,12 @@ fn quota_is_returned_when_blocked_writers_are_killed() {
         for rx in &rxs {
             common::wait_line(rx, "blocked", Duration::from_secs(10), &mut Vec::new());
         }
-        std::thread::sleep(Duration::from_millis(100));
+        // After "blocked" the writer's only sleep is the wait for room.
+        for c in &reaper.0 {
+            common::wait_for("a blocked writer sleeps", Duration::from_secs(10), || {
+                common::asleep(c.id(), c.id())
+            });
+        }
         for rx in &rxs {
             while let Ok(l) = rx.try_recv() {
                 assert!(

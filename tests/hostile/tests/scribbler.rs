@@ -18,12 +18,16 @@ const ROOT_CLASS1: u64 = 2_000;
 const ROOT_CAP: u64 = 100_000;
 const MAX_PAYLOAD: usize = 100;
 
-#[test]
+fn main() {
+    common::run_as_root_test(
+        "hostile_scribbler_cannot_touch_roots_messages",
+        "scribbles as user nobody (setpriv)",
+        hostile_scribbler_cannot_touch_roots_messages,
+    );
+}
+
 fn hostile_scribbler_cannot_touch_roots_messages() {
     let test = "hostile_scribbler_cannot_touch_roots_messages";
-    if common::skip_unless_root(test) {
-        return;
-    }
     let started = Instant::now();
     let name = unique_name("scribble");
     // Root's messages (≤ ~130 bytes each, at most ROOT_CAP) plus the scribbler's (≤ 20 000 of
@@ -79,7 +83,15 @@ fn hostile_scribbler_cannot_touch_roots_messages() {
     let mut log = Vec::new();
     let start = common::wait_line(&rx, "start", Duration::from_secs(15), &mut log);
     let mut reaper = common::Reaper(vec![scribbler]);
-    std::thread::sleep(Duration::from_millis(50));
+    // The second writer opens once the scribbler's garbage has reached the owner.
+    common::wait_for(
+        "the owner drops a scribbled record",
+        Duration::from_secs(10),
+        || {
+            let c = slot.counters();
+            c.dropped + c.dropped_writers > 0
+        },
+    );
     let late_open = MailslotWriter::open_timeout(&name, Duration::from_secs(3))
         .map(|w| {
             w.write(&make_message("late", 0, 10))

@@ -21,13 +21,48 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Prints the SKIP line and returns true when not root.
-pub fn skip_unless_root(test: &str) -> bool {
-    if is_root() {
+/// Runs `test` as the only test of a target without the standard harness (`harness = false`
+/// in Cargo.toml): when not root it is reported as `ignored` with the reason, never as passed.
+pub fn run_as_root_test(name: &str, why: &'static str, test: fn()) -> ! {
+    use libtest_mimic::{Arguments, Completion, Trial};
+    let trial = Trial::ignorable_test(name, move || {
+        if !is_root() {
+            return Ok(Completion::ignored_with(format!("needs root: {why}")));
+        }
+        test();
+        Ok(Completion::Completed)
+    });
+    libtest_mimic::run(&Arguments::from_args(), vec![trial]).exit()
+}
+
+/// The kernel's id of the calling thread.
+pub fn tid() -> u32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::gettid() as u32 }
+}
+
+/// Whether thread `tid` of process `pid` sleeps in the kernel (state `S`: waiting for an
+/// event, such as a `poll`). False once it has ended.
+pub fn asleep(pid: u32, tid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else {
         return false;
+    };
+    // The state follows the command name, which is in parentheses and may contain anything.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next())
+        == Some('S')
+}
+
+/// Waits until `ready` holds; panics with `what` after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ready() {
+        assert!(
+            Instant::now() < deadline,
+            "{timeout:?} passed and still not: {what}"
+        );
+        std::thread::sleep(Duration::from_micros(200));
     }
-    eprintln!("SKIP: {test} needs root (setpriv to nobody)");
-    true
 }
 
 /// Panics with a clear message if user nobody cannot execute the binary (a directory on its
