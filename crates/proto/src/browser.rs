@@ -3,7 +3,8 @@
 //! Byte 0 is the opcode; integers are little-endian; strings are OEM bytes
 //! ending in NUL (kept as borrowed byte slices without the NUL).
 
-use crate::error::{Error, Reader, Result, Writer};
+use crate::cursor::{self, Reader, Writer};
+use crate::error::{Error, Result};
 
 open_enum! {
     /// Browser opcode (byte 0).
@@ -29,6 +30,19 @@ open_enum! {
         /// 0x0F.
         LocalMasterAnnouncement = 0x0F,
     }
+}
+
+/// Sizes of the fixed parts of the frames ([MS-BRWS] §2.2), after the opcode byte.
+mod field {
+    /// The server name field of an announcement: NUL-padded.
+    pub(crate) const SERVER_NAME_LEN: usize = 16;
+    /// An announcement up to its comment: UpdateCount, Periodicity, ServerName,
+    /// OS versions, ServerType, browser versions, signature.
+    pub(crate) const ANNOUNCEMENT_FIXED: usize = 1 + 4 + SERVER_NAME_LEN + 2 + 4 + 2 + 2;
+    /// RequestElection up to the server name: Version, Criteria, Uptime, Reserved.
+    pub(crate) const ELECTION_FIXED: usize = 1 + 4 + 4 + 4;
+    /// A backup list request, or a response up to its names: count and token.
+    pub(crate) const BACKUP_LIST_FIXED: usize = 1 + 4;
 }
 
 /// Periodicity Windows uses once settled: 12 minutes.
@@ -163,8 +177,8 @@ impl<'a> Announcement<'a> {
     fn read(r: &mut Reader<'a>) -> Result<Self> {
         let update_count = r.u8()?;
         let periodicity_ms = r.le32()?;
-        let raw = r.take(16)?;
-        let name = &raw[..raw.iter().position(|&b| b == 0).unwrap_or(16)];
+        let raw = r.take(field::SERVER_NAME_LEN)?;
+        let name = &raw[..raw.iter().position(|&b| b == 0).unwrap_or(raw.len())];
         Ok(Announcement {
             update_count,
             periodicity_ms,
@@ -179,13 +193,13 @@ impl<'a> Announcement<'a> {
         })
     }
     fn len(&self) -> usize {
-        31 + self.comment.len() + 1
+        field::ANNOUNCEMENT_FIXED + self.comment.len() + 1
     }
     fn write(&self, w: &mut Writer<'_>) {
         w.u8(self.update_count);
         w.le32(self.periodicity_ms);
         w.bytes(self.name);
-        w.zeros(16 - self.name.len());
+        w.zeros(field::SERVER_NAME_LEN - self.name.len());
         w.u8(self.os_major);
         w.u8(self.os_minor);
         w.le32(self.server_type);
@@ -283,10 +297,10 @@ impl<'a> BrowserMessage<'a> {
         1 + match self {
             HostAnnouncement(a) | DomainAnnouncement(a) | LocalMasterAnnouncement(a) => a.len(),
             AnnouncementRequest { response_name, .. } => 1 + response_name.len() + 1,
-            RequestElection(e) => 13 + e.server_name.len() + 1,
-            GetBackupListRequest { .. } => 5,
+            RequestElection(e) => field::ELECTION_FIXED + e.server_name.len() + 1,
+            GetBackupListRequest { .. } => field::BACKUP_LIST_FIXED,
             GetBackupListResponse { servers, .. } => {
-                5 + servers.iter().map(|s| s.len() + 1).sum::<usize>()
+                field::BACKUP_LIST_FIXED + servers.iter().map(|s| s.len() + 1).sum::<usize>()
             }
             BecomeBackup { browser_name: s } | MasterAnnouncement { master_name: s } => s.len() + 1,
             ResetStateRequest { .. } => 1,
@@ -298,7 +312,7 @@ impl<'a> BrowserMessage<'a> {
         use BrowserMessage::*;
         match self {
             HostAnnouncement(a) | DomainAnnouncement(a) | LocalMasterAnnouncement(a) => {
-                check_str("announcement name", a.name, 16)?;
+                check_str("announcement name", a.name, field::SERVER_NAME_LEN)?;
                 check_str("comment", a.comment, usize::MAX)
             }
             AnnouncementRequest {
@@ -335,51 +349,49 @@ impl<'a> BrowserMessage<'a> {
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
         use BrowserMessage::*;
         self.check()?;
-        let len = self.buffer_len();
-        let mut w = Writer::new(buf, len)?;
-        w.u8(self.opcode().into());
-        match self {
-            HostAnnouncement(a) | DomainAnnouncement(a) | LocalMasterAnnouncement(a) => {
-                a.write(&mut w)
-            }
-            AnnouncementRequest {
-                unused,
-                response_name,
-            } => {
-                w.u8(*unused);
-                w.cstr(response_name);
-            }
-            RequestElection(e) => {
-                w.u8(e.version);
-                w.le32(e.criteria);
-                w.le32(e.uptime);
-                w.le32(0);
-                w.cstr(e.server_name);
-            }
-            GetBackupListRequest { count, token } => {
-                w.u8(*count);
-                w.le32(*token);
-            }
-            GetBackupListResponse { token, servers } => {
-                w.u8(servers.len() as u8);
-                w.le32(*token);
-                for s in servers {
-                    w.cstr(s);
+        cursor::emit(buf, self.buffer_len(), |w| {
+            w.u8(self.opcode().into());
+            match self {
+                HostAnnouncement(a) | DomainAnnouncement(a) | LocalMasterAnnouncement(a) => {
+                    a.write(w)
                 }
+                AnnouncementRequest {
+                    unused,
+                    response_name,
+                } => {
+                    w.u8(*unused);
+                    w.cstr(response_name);
+                }
+                RequestElection(e) => {
+                    w.u8(e.version);
+                    w.le32(e.criteria);
+                    w.le32(e.uptime);
+                    w.le32(0);
+                    w.cstr(e.server_name);
+                }
+                GetBackupListRequest { count, token } => {
+                    w.u8(*count);
+                    w.le32(*token);
+                }
+                GetBackupListResponse { token, servers } => {
+                    w.u8(servers.len() as u8);
+                    w.le32(*token);
+                    for s in servers {
+                        w.cstr(s);
+                    }
+                }
+                BecomeBackup { browser_name: s } | MasterAnnouncement { master_name: s } => {
+                    w.cstr(s)
+                }
+                ResetStateRequest { options } => w.u8(*options),
+                Unknown { body, .. } => w.bytes(body),
             }
-            BecomeBackup { browser_name: s } | MasterAnnouncement { master_name: s } => w.cstr(s),
-            ResetStateRequest { options } => w.u8(*options),
-            Unknown { body, .. } => w.bytes(body),
-        }
-        debug_assert_eq!(w.pos(), len);
-        Ok(len)
+        })
     }
 
     /// [`Self::emit`] into a new vector.
     pub fn to_vec(&self) -> Result<Vec<u8>> {
-        let mut v = vec![0; self.buffer_len()];
-        self.emit(&mut v)?;
-        Ok(v)
+        cursor::to_vec(self.buffer_len(), |b| self.emit(b))
     }
 }
 

@@ -63,6 +63,7 @@
 mod macros;
 
 pub mod browser;
+mod cursor;
 pub mod datagram;
 mod error;
 pub mod messenger;

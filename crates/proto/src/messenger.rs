@@ -2,7 +2,8 @@
 //! [MS-MSRP] §3.2.4.4): `From\0To\0Text\0`, OEM bytes, no type byte.
 //! A directed message goes to `<recipient><03>`.
 
-use crate::error::{Error, Reader, Result, Writer};
+use crate::cursor::{self, Reader};
+use crate::error::{Error, Result};
 
 /// A Messenger message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,19 +42,16 @@ impl<'a> MessengerMessage<'a> {
                 what: "NUL inside a string",
             });
         }
-        let len = self.buffer_len();
-        let mut w = Writer::new(buf, len)?;
-        w.cstr(self.from);
-        w.cstr(self.to);
-        w.cstr(self.text);
-        Ok(len)
+        cursor::emit(buf, self.buffer_len(), |w| {
+            w.cstr(self.from);
+            w.cstr(self.to);
+            w.cstr(self.text);
+        })
     }
 
     /// [`Self::emit`] into a new vector.
     pub fn to_vec(&self) -> Result<Vec<u8>> {
-        let mut v = vec![0; self.buffer_len()];
-        self.emit(&mut v)?;
-        Ok(v)
+        cursor::to_vec(self.buffer_len(), |b| self.emit(b))
     }
 }
 
