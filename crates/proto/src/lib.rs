@@ -8,6 +8,7 @@
 //! | [`smb`] | SMB_COM_TRANSACTION mailslot write, [`max_network_payload`] |
 //! | [`nbns`] | NetBIOS name service (UDP 137): query, responses, registration, refresh, release, node status |
 //! | [`browser`], [`netlogon`], [`messenger`] | well-known payloads; [`Payload`] picks one by mailslot name |
+//! | [`link`] | captured Ethernet / Linux cooked / raw IPv4 frames down to the UDP payload |
 //!
 //! The pattern follows smoltcp: fixed headers have a zero-copy view
 //! ([`Datagram`], [`SmbTransaction`]) with `new_checked`; each message has a
@@ -66,6 +67,7 @@ pub mod browser;
 mod cursor;
 pub mod datagram;
 mod error;
+pub mod link;
 pub mod messenger;
 pub mod name;
 pub mod nbns;

@@ -147,3 +147,25 @@ fn known_frames_have_expected_content() {
                 )
         ));
 }
+
+#[test]
+fn link_layer_extractor_finds_every_netbios_frame() {
+    // What tshark shows for `udp.port==137 or udp.port==138` (ICMP errors quoting UDP aside).
+    for (c, frames) in [
+        ("nmbd-round.pcapng", 117),
+        ("nmbd-startup-330s.pcapng", 78),
+        ("own-encode-vs-nmbd.pcapng", 20),
+    ] {
+        let udp = capture(c);
+        assert_eq!(udp.len(), frames, "{c}");
+        for u in &udp {
+            // The UDP length bounds the payload: each parses to its last byte.
+            let parsed_len = if u.src_port == 138 || u.dst_port == 138 {
+                MailslotMessage::parse(&u.payload).unwrap().buffer_len()
+            } else {
+                NamePacket::parse(&u.payload).unwrap().buffer_len()
+            };
+            assert!(parsed_len <= u.payload.len(), "{c} frame {}", u.frame);
+        }
+    }
+}
