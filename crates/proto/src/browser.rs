@@ -51,7 +51,7 @@ pub const DEFAULT_PERIODICITY_MS: u32 = 720_000;
 pub const ANNOUNCEMENT_SIGNATURE: u16 = 0xAA55;
 
 /// The shared body of HostAnnouncement (0x01), DomainAnnouncement (0x0C) and
-/// LocalMasterAnnouncement (0x0F).
+/// LocalMasterAnnouncement (0x0F). JSON (feature `serde`): see the `Serialize` impl.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Announcement<'a> {
     /// UpdateCount (senders use 0).
@@ -78,19 +78,27 @@ pub struct Announcement<'a> {
 
 /// A RequestElection body (opcode 0x08).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Election<'a> {
     /// Version (1).
     pub version: u8,
     /// Election criteria.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::hex32"))]
     pub criteria: u32,
     /// Uptime in seconds.
     pub uptime: u32,
     /// Sender's name, no NUL.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::latin1"))]
     pub server_name: &'a [u8],
 }
 
 /// A parsed browser frame.
+///
+/// JSON (feature `serde`): the variant's fields (names as Latin-1 text, raw
+/// bytes as `body_hex`); [`crate::Payload`] adds `opcode` and `opcode_name`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(untagged))]
 pub enum BrowserMessage<'a> {
     /// 0x01, sent to `<workgroup><1D>`.
     HostAnnouncement(Announcement<'a>),
@@ -98,8 +106,10 @@ pub enum BrowserMessage<'a> {
     /// the name, no final NUL) is accepted; `emit` writes the [MS-BRWS] layout.
     AnnouncementRequest {
         /// Unused byte (0).
+        #[cfg_attr(feature = "serde", serde(skip))]
         unused: u8,
         /// Name to answer to.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::latin1"))]
         response_name: &'a [u8],
     },
     /// 0x08.
@@ -116,11 +126,13 @@ pub enum BrowserMessage<'a> {
         /// Token from the request.
         token: u32,
         /// Backup browser names (BackupServerCount is their number).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::latin1_list"))]
         servers: Vec<&'a [u8]>,
     },
     /// 0x0B `{BrowserToPromote}`.
     BecomeBackup {
         /// Name of the browser to promote.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::latin1"))]
         browser_name: &'a [u8],
     },
     /// 0x0C, sent to `__MSBROWSE__<01>`.
@@ -128,6 +140,7 @@ pub enum BrowserMessage<'a> {
     /// 0x0D `{MasterBrowserServerName}`.
     MasterAnnouncement {
         /// Name of the master browser.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::latin1"))]
         master_name: &'a [u8],
     },
     /// 0x0E `{options u8}`.
@@ -140,8 +153,13 @@ pub enum BrowserMessage<'a> {
     /// Any other opcode, with the bytes after it.
     Unknown {
         /// The opcode byte.
+        #[cfg_attr(feature = "serde", serde(skip))]
         opcode: u8,
         /// Everything after it.
+        #[cfg_attr(
+            feature = "serde",
+            serde(rename = "body_hex", serialize_with = "crate::ser::hex")
+        )]
         body: &'a [u8],
     },
 }

@@ -73,6 +73,8 @@ pub mod name;
 pub mod nbns;
 pub mod netlogon;
 pub mod payload;
+#[cfg(feature = "serde")]
+mod ser;
 pub mod smb;
 
 pub use browser::{Announcement, BrowserMessage, BrowserOpcode, Election};

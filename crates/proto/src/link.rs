@@ -145,7 +145,8 @@ pub fn udp_payload(link: LinkType, frame: &[u8]) -> Option<UdpDatagram<'_>> {
     if udp.len() < field::UDP_HEADER_LEN {
         return None;
     }
-    let udp_len = usize::from(be16(udp, field::UDP_LENGTH)?).clamp(field::UDP_HEADER_LEN, udp.len());
+    let udp_len =
+        usize::from(be16(udp, field::UDP_LENGTH)?).clamp(field::UDP_HEADER_LEN, udp.len());
     Some(UdpDatagram {
         source: SocketAddrV4::new(
             ipv4(ip, field::IP_SOURCE)?,

@@ -5,14 +5,18 @@
 use crate::cursor::{self, Reader};
 use crate::error::{Error, Result};
 
-/// A Messenger message.
+/// A Messenger message (JSON: `from`, `to`, `text` as Latin-1 text).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct MessengerMessage<'a> {
     /// Sender, no NUL.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::latin1"))]
     pub from: &'a [u8],
     /// Recipient (a NetBIOS name without suffix), no NUL.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::latin1"))]
     pub to: &'a [u8],
     /// Text, no NUL (≤ 652 bytes by the spec; the datagram limit also applies).
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::latin1"))]
     pub text: &'a [u8],
 }
 

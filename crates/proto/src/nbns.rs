@@ -126,14 +126,18 @@ impl NsFlags {
     }
 }
 
-/// A question entry.
+/// A question entry (JSON: `name`, `suffix`, `scope`?, `type`, `class`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Question {
     /// QUESTION_NAME.
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub name: QualifiedName,
     /// QUESTION_TYPE (NB or NBSTAT).
+    #[cfg_attr(feature = "serde", serde(rename = "type"))]
     pub qtype: RrType,
     /// QUESTION_CLASS (IN).
+    #[cfg_attr(feature = "serde", serde(rename = "class"))]
     pub qclass: u16,
 }
 
@@ -174,24 +178,42 @@ pub struct NodeStatusName {
     pub flags: u16,
 }
 
-/// RDATA of a node status response.
+/// RDATA of a node status response (JSON: `node_names`, and `mac`, the
+/// first six bytes of the statistics, when there are six).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct NodeStatus {
     /// The node's name table.
+    #[cfg_attr(feature = "serde", serde(rename = "node_names"))]
     pub names: Vec<NodeStatusName>,
     /// The statistics block (normally 46 bytes starting with the MAC address).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "mac",
+            serialize_with = "crate::ser::mac",
+            skip_serializing_if = "crate::ser::no_mac"
+        )
+    )]
     pub statistics: Vec<u8>,
 }
 
-/// RDATA.
+/// RDATA (JSON: `{"addresses": […]}`, the [`NodeStatus`] entries, or `{"rdata_hex": …}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum RData {
     /// NB: address entries.
+    #[cfg_attr(feature = "serde", serde(rename = "addresses"))]
     Nb(Vec<NbAddress>),
-    /// NBSTAT: node status.
-    NodeStatus(NodeStatus),
     /// Anything else, as bytes (e.g. NULL records, WACK).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "rdata_hex", serialize_with = "crate::ser::hex")
+    )]
     Raw(Vec<u8>),
+    /// NBSTAT: node status.
+    #[cfg_attr(feature = "serde", serde(untagged))]
+    NodeStatus(NodeStatus),
 }
 
 impl RData {
@@ -206,18 +228,23 @@ impl RData {
     }
 }
 
-/// A resource record.
+/// A resource record (JSON: `name`, `suffix`, `scope`?, `type`, `class`,
+/// `ttl`, then `addresses`, `node_names` or `rdata_hex`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ResourceRecord {
     /// RR_NAME.
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub name: QualifiedName,
     /// RR_TYPE.
+    #[cfg_attr(feature = "serde", serde(rename = "type"))]
     pub rr_type: RrType,
     /// RR_CLASS (IN).
     pub class: u16,
     /// TTL in seconds.
     pub ttl: u32,
     /// RDATA.
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub rdata: RData,
 }
 

@@ -46,6 +46,7 @@ open_enum! {
 
 /// NtVersion, LmNtToken and Lm20Token, the tail of most NETLOGON messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct VersionTokens {
     /// NtVersion bits (1 = NETLOGON_NT_VERSION_1, …).
     pub nt_version: u32,
@@ -82,22 +83,35 @@ impl VersionTokens {
 }
 
 /// A parsed NETLOGON message.
+///
+/// JSON (feature `serde`): the variant's fields (ASCII strings as Latin-1 text,
+/// `mailslot` as `reply_mailslot`, the SID as `domain_sid_hex`, the version
+/// tokens inline); [`crate::Payload`] adds `opcode` and `opcode_name`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(untagged))]
 pub enum NetlogonMessage<'a> {
     /// 7: LOGON_PRIMARY_QUERY.
     PrimaryQuery {
         /// ComputerName (ASCII).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::latin1"))]
         computer_name: &'a [u8],
         /// Reply mailslot, e.g. `\MAILSLOT\NET\GETDC817`.
+        #[cfg_attr(
+            feature = "serde",
+            serde(rename = "reply_mailslot", serialize_with = "crate::ser::latin1")
+        )]
         mailslot: &'a [u8],
         /// UnicodeComputerName.
         unicode_computer_name: String,
         /// NtVersion and tokens.
+        #[cfg_attr(feature = "serde", serde(flatten))]
         version: VersionTokens,
     },
     /// 12: LOGON_PRIMARY_RESPONSE.
     PrimaryResponse {
         /// PrimaryDCName (ASCII).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::latin1"))]
         primary_dc_name: &'a [u8],
         /// UnicodePrimaryDCName.
         unicode_primary_dc_name: String,
@@ -106,6 +120,7 @@ pub enum NetlogonMessage<'a> {
         /// Zero bytes before NtVersion (0 from Windows, 2 from nmbd).
         pad_before_nt_version: u8,
         /// NtVersion and tokens.
+        #[cfg_attr(feature = "serde", serde(flatten))]
         version: VersionTokens,
     },
     /// 0x12: LOGON_SAM_LOGON_REQUEST.
@@ -117,17 +132,28 @@ pub enum NetlogonMessage<'a> {
         /// UnicodeUserName.
         unicode_user_name: String,
         /// Reply mailslot (ASCII).
+        #[cfg_attr(
+            feature = "serde",
+            serde(rename = "reply_mailslot", serialize_with = "crate::ser::latin1")
+        )]
         mailslot: &'a [u8],
         /// AllowableAccountControlBits.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::hex32"))]
         allowable_account_control: u32,
         /// Domain SID bytes (empty when DomainSidSize is 0).
+        #[cfg_attr(
+            feature = "serde",
+            serde(rename = "domain_sid_hex", serialize_with = "crate::ser::hex")
+        )]
         domain_sid: &'a [u8],
         /// NtVersion and tokens.
+        #[cfg_attr(feature = "serde", serde(flatten))]
         version: VersionTokens,
     },
     /// 0x13 / 0x14 / 0x15: the NT4 SAM logon responses.
     SamLogonResponse {
         /// LogonSamLogonResponse, LogonSamPauseResponse or LogonSamUserUnknown.
+        #[cfg_attr(feature = "serde", serde(skip))]
         opcode: NetlogonOpcode,
         /// UnicodeLogonServer (`\\NAME`).
         unicode_logon_server: String,
@@ -136,13 +162,19 @@ pub enum NetlogonMessage<'a> {
         /// UnicodeDomainName.
         unicode_domain_name: String,
         /// NtVersion and tokens.
+        #[cfg_attr(feature = "serde", serde(flatten))]
         version: VersionTokens,
     },
     /// Any other opcode, with the bytes after it.
     Unknown {
         /// The opcode.
+        #[cfg_attr(feature = "serde", serde(skip))]
         opcode: u16,
         /// Everything after it.
+        #[cfg_attr(
+            feature = "serde",
+            serde(rename = "body_hex", serialize_with = "crate::ser::hex")
+        )]
         body: &'a [u8],
     },
 }
