@@ -8,6 +8,30 @@ use crate::error::{Error, Result};
 /// Byte range of a fixed-size field (smoltcp's `Field`).
 pub(crate) type Field = Range<usize>;
 
+/// Fails with [`Error::Truncated`] (at offset 0) unless `buf` holds `need` bytes.
+pub(crate) fn check_len(buf: &[u8], need: usize) -> Result<()> {
+    if buf.len() < need {
+        return Err(Error::Truncated {
+            offset: 0,
+            need,
+            have: buf.len(),
+        });
+    }
+    Ok(())
+}
+
+/// The big-endian `u16` at `field` (the caller checked the length).
+pub(crate) fn be16_at(buf: &[u8], field: Field) -> u16 {
+    let b = &buf[field];
+    u16::from_be_bytes([b[0], b[1]])
+}
+
+/// The little-endian `u16` at `field` (the caller checked the length).
+pub(crate) fn le16_at(buf: &[u8], field: Field) -> u16 {
+    let b = &buf[field];
+    u16::from_le_bytes([b[0], b[1]])
+}
+
 /// A bounds-checked reading cursor over a byte slice (big- or little-endian reads).
 #[derive(Debug, Clone)]
 pub(crate) struct Reader<'a> {

@@ -183,18 +183,10 @@ impl<T: AsRef<[u8]>> Datagram<T> {
             Some(MsgType::Error) => field::ERROR_LEN,
             _ => field::HEADER_LEN,
         };
-        if b.len() < need {
-            return Err(Error::Truncated {
-                offset: 0,
-                need,
-                have: b.len(),
-            });
-        }
-        Ok(())
+        cursor::check_len(b, need)
     }
-    fn be16(&self, r: core::ops::Range<usize>) -> u16 {
-        let b = &self.buffer.as_ref()[r];
-        u16::from_be_bytes([b[0], b[1]])
+    fn be16(&self, field: cursor::Field) -> u16 {
+        cursor::be16_at(self.buffer.as_ref(), field)
     }
     /// MSG_TYPE.
     pub fn msg_type(&self) -> MsgType {

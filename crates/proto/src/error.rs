@@ -169,8 +169,23 @@ pub enum Error {
 impl Error {
     /// The byte offset of a parse error, if the error came from parsing.
     pub fn offset(&self) -> Option<usize> {
+        self.clone().offset_mut().map(|o| *o)
+    }
+
+    /// The same error with its offset moved by `base` bytes: used when an inner
+    /// message (SMB, payload) was parsed from a sub-slice of a datagram.
+    #[must_use]
+    pub fn shifted(mut self, base: usize) -> Self {
+        if let Some(offset) = self.offset_mut() {
+            *offset = offset.saturating_add(base);
+        }
+        self
+    }
+
+    /// The `offset` field of the variants that come from parsing.
+    fn offset_mut(&mut self) -> Option<&mut usize> {
         use Error::*;
-        match *self {
+        match self {
             Truncated { offset, .. }
             | BadNameLength { offset, .. }
             | BadNameEncoding { offset, .. }
@@ -188,36 +203,13 @@ impl Error {
             | BadUtf16 { offset }
             | BadValue { offset, .. }
             | BadLength { offset, .. } => Some(offset),
-            _ => None,
+            NameLength { .. }
+            | NameChar { .. }
+            | TooLargeForNetwork { .. }
+            | TooLong { .. }
+            | BufferTooSmall { .. }
+            | Inconsistent { .. } => None,
         }
-    }
-
-    /// The same error with its offset moved by `base` bytes: used when an inner
-    /// message (SMB, payload) was parsed from a sub-slice of a datagram.
-    #[must_use]
-    pub fn shifted(mut self, base: usize) -> Self {
-        use Error::*;
-        match &mut self {
-            Truncated { offset, .. }
-            | BadNameLength { offset, .. }
-            | BadNameEncoding { offset, .. }
-            | BadPointer { offset }
-            | BadScope { offset }
-            | UnknownMsgType { offset, .. }
-            | Fragmented { offset, .. }
-            | NoUserData { offset, .. }
-            | NotSmb { offset }
-            | NotTransaction { offset, .. }
-            | BadWordCount { offset, .. }
-            | NotMailslot { offset }
-            | DataOutOfBounds { offset, .. }
-            | Unterminated { offset }
-            | BadUtf16 { offset }
-            | BadValue { offset, .. }
-            | BadLength { offset, .. } => *offset = offset.saturating_add(base),
-            _ => {}
-        }
-        self
     }
 }
 

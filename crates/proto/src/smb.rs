@@ -139,19 +139,11 @@ impl<T: AsRef<[u8]>> SmbTransaction<T> {
         } else {
             FIXED_LEN
         };
-        if b.len() < need {
-            return Err(Error::Truncated {
-                offset: 0,
-                need,
-                have: b.len(),
-            });
-        }
-        Ok(())
+        cursor::check_len(b, need)
     }
 
-    fn le16(&self, r: core::ops::Range<usize>) -> u16 {
-        let b = &self.buffer.as_ref()[r];
-        u16::from_le_bytes([b[0], b[1]])
+    fn le16(&self, field: cursor::Field) -> u16 {
+        cursor::le16_at(self.buffer.as_ref(), field)
     }
 
     /// The SMB command byte.
@@ -221,13 +213,7 @@ pub struct MailslotWriteRepr<'a> {
 impl<'a> MailslotWriteRepr<'a> {
     /// Parses an SMB mailslot write (see the module docs for what is checked and ignored).
     pub fn parse(buf: &'a [u8]) -> Result<Self> {
-        if buf.len() < field::PROTOCOL.end {
-            return Err(Error::Truncated {
-                offset: 0,
-                need: field::PROTOCOL.end,
-                have: buf.len(),
-            });
-        }
+        cursor::check_len(buf, field::PROTOCOL.end)?;
         if buf[field::PROTOCOL] != SMB_SIGNATURE {
             return Err(Error::NotSmb { offset: 0 });
         }

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use mailslot_proto::link::{udp_payload, LinkType};
+use mailslot_proto::NetlogonMessage;
 
 /// Path of a fixture file.
 pub fn fixture(name: &str) -> PathBuf {
@@ -65,4 +66,22 @@ pub fn capture(name: &str) -> Vec<Udp> {
         }
     }
     out
+}
+
+/// `data` is nmbd's LOGON_PRIMARY_RESPONSE in the lab: SMBPEER, domain MSLAB,
+/// with the 2 pad bytes nmbd writes before NtVersion.
+pub fn assert_nmbd_primary_response(data: &[u8]) {
+    match NetlogonMessage::parse(data).unwrap() {
+        NetlogonMessage::PrimaryResponse {
+            primary_dc_name,
+            unicode_domain_name,
+            pad_before_nt_version,
+            ..
+        } => {
+            assert_eq!(primary_dc_name, b"SMBPEER");
+            assert_eq!(unicode_domain_name, "MSLAB");
+            assert_eq!(pad_before_nt_version, 2);
+        }
+        other => panic!("{other:?}"),
+    }
 }
