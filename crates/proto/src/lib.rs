@@ -23,6 +23,12 @@
 //! every value `x` that `parse` returns, `parse(emit(x)) == x` (tested with
 //! proptest and fuzzing).
 //!
+//! Inside each packet module a private `field` module names the offsets and
+//! lengths; all reading and writing goes through one bounds-checked cursor.
+//!
+//! **Feature `serde`** (off by default): the parsed forms implement
+//! `serde::Serialize` in the JSON shape `mailslot decode` prints.
+//!
 //! **Receivers are lenient** where real senders differ (see [`datagram`] and
 //! [`smb`]): any of 0x10/0x11/0x12 for any name, reserved flag bits masked,
 //! DGM_LENGTH and all "varying" SMB header fields ignored, data taken from

@@ -9,7 +9,11 @@ use mailslot_proto::{MailslotMessage, NamePacket, NsOpcode};
 use serde_json::{json, Value};
 
 fn frame(c: &str, n: usize) -> Vec<u8> {
-    capture(c).into_iter().find(|u| u.frame == n).unwrap().payload
+    capture(c)
+        .into_iter()
+        .find(|u| u.frame == n)
+        .unwrap()
+        .payload
 }
 
 #[test]
