@@ -22,19 +22,12 @@ def pcapng_frames(path):
 
 
 def pcapng_udp(path):
-    data = open(path, "rb").read()
-    off = 0
-    while off + 12 <= len(data):
-        btype, blen = struct.unpack_from("<II", data, off)
-        if btype == 6:  # enhanced packet block
-            caplen = struct.unpack_from("<I", data, off + 20)[0]
-            f = data[off + 28: off + 28 + caplen]
-            if len(f) > 42 and f[12:14] == b"\x08\x00" and f[23] == 17:
-                ihl = (f[14] & 0x0F) * 4
-                u = f[14 + ihl:]
-                sp, dp, ln = struct.unpack_from(">HHH", u, 0)
-                yield sp, dp, u[8:ln]
-        off += blen
+    for f in pcapng_frames(path):
+        if len(f) > 42 and f[12:14] == b"\x08\x00" and f[23] == 17:
+            ihl = (f[14] & 0x0F) * 4
+            u = f[14 + ihl:]
+            sp, dp, ln = struct.unpack_from(">HHH", u, 0)
+            yield sp, dp, u[8:ln]
 
 
 def hexfile(name):
