@@ -10,20 +10,24 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 FIX = os.path.join(HERE, "..", "crates", "proto", "tests", "fixtures")
 
 
-def pcapng_udp(path):
+def pcapng_frames(path):
     data = open(path, "rb").read()
     off = 0
     while off + 12 <= len(data):
         btype, blen = struct.unpack_from("<II", data, off)
         if btype == 6:  # enhanced packet block
             caplen = struct.unpack_from("<I", data, off + 20)[0]
-            f = data[off + 28: off + 28 + caplen]
-            if len(f) > 42 and f[12:14] == b"\x08\x00" and f[23] == 17:
-                ihl = (f[14] & 0x0F) * 4
-                u = f[14 + ihl:]
-                sp, dp, ln = struct.unpack_from(">HHH", u, 0)
-                yield sp, dp, u[8:ln]
+            yield data[off + 28: off + 28 + caplen]
         off += blen
+
+
+def pcapng_udp(path):
+    for f in pcapng_frames(path):
+        if len(f) > 42 and f[12:14] == b"\x08\x00" and f[23] == 17:
+            ihl = (f[14] & 0x0F) * 4
+            u = f[14 + ihl:]
+            sp, dp, ln = struct.unpack_from(">HHH", u, 0)
+            yield sp, dp, u[8:ln]
 
 
 def hexfile(name):
@@ -31,7 +35,7 @@ def hexfile(name):
     return bytes.fromhex("".join(l for l in text.splitlines() if not l.startswith("#")).replace(" ", ""))
 
 
-seeds = {t: set() for t in ("names", "datagram", "smb_mailslot", "name_service", "browser", "netlogon", "messenger")}
+seeds = {t: set() for t in ("link", "names", "datagram", "smb_mailslot", "name_service", "browser", "netlogon", "messenger")}
 for cap in ("nmbd-round.pcapng", "nmbd-startup-330s.pcapng"):
     for sp, dp, p in pcapng_udp(os.path.join(FIX, cap)):
         if 138 in (sp, dp):
@@ -49,6 +53,10 @@ for cap in ("nmbd-round.pcapng", "nmbd-startup-330s.pcapng"):
         elif 137 in (sp, dp):
             seeds["name_service"].add(p)
             seeds["names"].add(p[12:])
+# link: the first byte picks the link type (0 = Ethernet, as in the captures).
+for cap in ("nmbd-round.pcapng",):
+    for f in list(pcapng_frames(os.path.join(FIX, cap)))[:8]:
+        seeds["link"].add(b"\x00" + f)
 seeds["name_service"].add(hexfile("nbns-name-query-TEST1-20.hex"))
 seeds["name_service"].add(hexfile("nbns-positive-response-POTATO-00.hex"))
 seeds["netlogon"].add(hexfile("netlogon-logon-primary-query.hex"))

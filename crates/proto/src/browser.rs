@@ -3,7 +3,8 @@
 //! Byte 0 is the opcode; integers are little-endian; strings are OEM bytes
 //! ending in NUL (kept as borrowed byte slices without the NUL).
 
-use crate::error::{Error, Reader, Result, Writer};
+use crate::cursor::{self, Reader, Writer};
+use crate::error::{Error, Result};
 
 open_enum! {
     /// Browser opcode (byte 0).
@@ -31,13 +32,26 @@ open_enum! {
     }
 }
 
+/// Sizes of the fixed parts of the frames ([MS-BRWS] §2.2), after the opcode byte.
+mod field {
+    /// The server name field of an announcement: NUL-padded.
+    pub(crate) const SERVER_NAME_LEN: usize = 16;
+    /// An announcement up to its comment: UpdateCount, Periodicity, ServerName,
+    /// OS versions, ServerType, browser versions, signature.
+    pub(crate) const ANNOUNCEMENT_FIXED: usize = 1 + 4 + SERVER_NAME_LEN + 2 + 4 + 2 + 2;
+    /// RequestElection up to the server name: Version, Criteria, Uptime, Reserved.
+    pub(crate) const ELECTION_FIXED: usize = 1 + 4 + 4 + 4;
+    /// A backup list request, or a response up to its names: count and token.
+    pub(crate) const BACKUP_LIST_FIXED: usize = 1 + 4;
+}
+
 /// Periodicity Windows uses once settled: 12 minutes.
 pub const DEFAULT_PERIODICITY_MS: u32 = 720_000;
 /// The announcement signature (bytes `55 AA`).
 pub const ANNOUNCEMENT_SIGNATURE: u16 = 0xAA55;
 
 /// The shared body of HostAnnouncement (0x01), DomainAnnouncement (0x0C) and
-/// LocalMasterAnnouncement (0x0F).
+/// LocalMasterAnnouncement (0x0F). JSON (feature `serde`): see the `Serialize` impl.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Announcement<'a> {
     /// UpdateCount (senders use 0).
@@ -64,19 +78,27 @@ pub struct Announcement<'a> {
 
 /// A RequestElection body (opcode 0x08).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Election<'a> {
     /// Version (1).
     pub version: u8,
     /// Election criteria.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::hex32"))]
     pub criteria: u32,
     /// Uptime in seconds.
     pub uptime: u32,
     /// Sender's name, no NUL.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::latin1"))]
     pub server_name: &'a [u8],
 }
 
 /// A parsed browser frame.
+///
+/// JSON (feature `serde`): the variant's fields (names as Latin-1 text, raw
+/// bytes as `body_hex`); [`crate::Payload`] adds `opcode` and `opcode_name`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(untagged))]
 pub enum BrowserMessage<'a> {
     /// 0x01, sent to `<workgroup><1D>`.
     HostAnnouncement(Announcement<'a>),
@@ -84,8 +106,10 @@ pub enum BrowserMessage<'a> {
     /// the name, no final NUL) is accepted; `emit` writes the [MS-BRWS] layout.
     AnnouncementRequest {
         /// Unused byte (0).
+        #[cfg_attr(feature = "serde", serde(skip))]
         unused: u8,
         /// Name to answer to.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::latin1"))]
         response_name: &'a [u8],
     },
     /// 0x08.
@@ -102,11 +126,13 @@ pub enum BrowserMessage<'a> {
         /// Token from the request.
         token: u32,
         /// Backup browser names (BackupServerCount is their number).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::latin1_list"))]
         servers: Vec<&'a [u8]>,
     },
     /// 0x0B `{BrowserToPromote}`.
     BecomeBackup {
         /// Name of the browser to promote.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::latin1"))]
         browser_name: &'a [u8],
     },
     /// 0x0C, sent to `__MSBROWSE__<01>`.
@@ -114,6 +140,7 @@ pub enum BrowserMessage<'a> {
     /// 0x0D `{MasterBrowserServerName}`.
     MasterAnnouncement {
         /// Name of the master browser.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::latin1"))]
         master_name: &'a [u8],
     },
     /// 0x0E `{options u8}`.
@@ -126,8 +153,13 @@ pub enum BrowserMessage<'a> {
     /// Any other opcode, with the bytes after it.
     Unknown {
         /// The opcode byte.
+        #[cfg_attr(feature = "serde", serde(skip))]
         opcode: u8,
         /// Everything after it.
+        #[cfg_attr(
+            feature = "serde",
+            serde(rename = "body_hex", serialize_with = "crate::ser::hex")
+        )]
         body: &'a [u8],
     },
 }
@@ -163,8 +195,8 @@ impl<'a> Announcement<'a> {
     fn read(r: &mut Reader<'a>) -> Result<Self> {
         let update_count = r.u8()?;
         let periodicity_ms = r.le32()?;
-        let raw = r.take(16)?;
-        let name = &raw[..raw.iter().position(|&b| b == 0).unwrap_or(16)];
+        let raw = r.take(field::SERVER_NAME_LEN)?;
+        let name = &raw[..raw.iter().position(|&b| b == 0).unwrap_or(raw.len())];
         Ok(Announcement {
             update_count,
             periodicity_ms,
@@ -179,13 +211,13 @@ impl<'a> Announcement<'a> {
         })
     }
     fn len(&self) -> usize {
-        31 + self.comment.len() + 1
+        field::ANNOUNCEMENT_FIXED + self.comment.len() + 1
     }
     fn write(&self, w: &mut Writer<'_>) {
         w.u8(self.update_count);
         w.le32(self.periodicity_ms);
         w.bytes(self.name);
-        w.zeros(16 - self.name.len());
+        w.zeros(field::SERVER_NAME_LEN - self.name.len());
         w.u8(self.os_major);
         w.u8(self.os_minor);
         w.le32(self.server_type);
@@ -283,10 +315,10 @@ impl<'a> BrowserMessage<'a> {
         1 + match self {
             HostAnnouncement(a) | DomainAnnouncement(a) | LocalMasterAnnouncement(a) => a.len(),
             AnnouncementRequest { response_name, .. } => 1 + response_name.len() + 1,
-            RequestElection(e) => 13 + e.server_name.len() + 1,
-            GetBackupListRequest { .. } => 5,
+            RequestElection(e) => field::ELECTION_FIXED + e.server_name.len() + 1,
+            GetBackupListRequest { .. } => field::BACKUP_LIST_FIXED,
             GetBackupListResponse { servers, .. } => {
-                5 + servers.iter().map(|s| s.len() + 1).sum::<usize>()
+                field::BACKUP_LIST_FIXED + servers.iter().map(|s| s.len() + 1).sum::<usize>()
             }
             BecomeBackup { browser_name: s } | MasterAnnouncement { master_name: s } => s.len() + 1,
             ResetStateRequest { .. } => 1,
@@ -298,7 +330,7 @@ impl<'a> BrowserMessage<'a> {
         use BrowserMessage::*;
         match self {
             HostAnnouncement(a) | DomainAnnouncement(a) | LocalMasterAnnouncement(a) => {
-                check_str("announcement name", a.name, 16)?;
+                check_str("announcement name", a.name, field::SERVER_NAME_LEN)?;
                 check_str("comment", a.comment, usize::MAX)
             }
             AnnouncementRequest {
@@ -335,51 +367,49 @@ impl<'a> BrowserMessage<'a> {
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
         use BrowserMessage::*;
         self.check()?;
-        let len = self.buffer_len();
-        let mut w = Writer::new(buf, len)?;
-        w.u8(self.opcode().into());
-        match self {
-            HostAnnouncement(a) | DomainAnnouncement(a) | LocalMasterAnnouncement(a) => {
-                a.write(&mut w)
-            }
-            AnnouncementRequest {
-                unused,
-                response_name,
-            } => {
-                w.u8(*unused);
-                w.cstr(response_name);
-            }
-            RequestElection(e) => {
-                w.u8(e.version);
-                w.le32(e.criteria);
-                w.le32(e.uptime);
-                w.le32(0);
-                w.cstr(e.server_name);
-            }
-            GetBackupListRequest { count, token } => {
-                w.u8(*count);
-                w.le32(*token);
-            }
-            GetBackupListResponse { token, servers } => {
-                w.u8(servers.len() as u8);
-                w.le32(*token);
-                for s in servers {
-                    w.cstr(s);
+        cursor::emit(buf, self.buffer_len(), |w| {
+            w.u8(self.opcode().into());
+            match self {
+                HostAnnouncement(a) | DomainAnnouncement(a) | LocalMasterAnnouncement(a) => {
+                    a.write(w)
                 }
+                AnnouncementRequest {
+                    unused,
+                    response_name,
+                } => {
+                    w.u8(*unused);
+                    w.cstr(response_name);
+                }
+                RequestElection(e) => {
+                    w.u8(e.version);
+                    w.le32(e.criteria);
+                    w.le32(e.uptime);
+                    w.le32(0);
+                    w.cstr(e.server_name);
+                }
+                GetBackupListRequest { count, token } => {
+                    w.u8(*count);
+                    w.le32(*token);
+                }
+                GetBackupListResponse { token, servers } => {
+                    w.u8(servers.len() as u8);
+                    w.le32(*token);
+                    for s in servers {
+                        w.cstr(s);
+                    }
+                }
+                BecomeBackup { browser_name: s } | MasterAnnouncement { master_name: s } => {
+                    w.cstr(s)
+                }
+                ResetStateRequest { options } => w.u8(*options),
+                Unknown { body, .. } => w.bytes(body),
             }
-            BecomeBackup { browser_name: s } | MasterAnnouncement { master_name: s } => w.cstr(s),
-            ResetStateRequest { options } => w.u8(*options),
-            Unknown { body, .. } => w.bytes(body),
-        }
-        debug_assert_eq!(w.pos(), len);
-        Ok(len)
+        })
     }
 
     /// [`Self::emit`] into a new vector.
     pub fn to_vec(&self) -> Result<Vec<u8>> {
-        let mut v = vec![0; self.buffer_len()];
-        self.emit(&mut v)?;
-        Ok(v)
+        cursor::to_vec(self.buffer_len(), |b| self.emit(b))
     }
 }
 

@@ -18,7 +18,8 @@
 
 use std::net::Ipv4Addr;
 
-use crate::error::{Error, Reader, Result, Writer};
+use crate::cursor::{self, Reader};
+use crate::error::{Error, Result};
 use crate::name::QualifiedName;
 use crate::smb::MailslotWriteRepr;
 
@@ -132,20 +133,28 @@ impl Default for DatagramFlags {
     }
 }
 
-/// Byte ranges of the datagram header fields.
-#[allow(missing_docs)]
-pub mod field {
-    use core::ops::Range;
-    pub const MSG_TYPE: usize = 0;
-    pub const FLAGS: usize = 1;
-    pub const DGM_ID: Range<usize> = 2..4;
-    pub const SOURCE_IP: Range<usize> = 4..8;
-    pub const SOURCE_PORT: Range<usize> = 8..10;
-    pub const DGM_LENGTH: Range<usize> = 10..12;
-    pub const PACKET_OFFSET: Range<usize> = 12..14;
-    pub const ERROR_CODE: usize = 10;
-    /// Start of the names of a 0x10/0x11/0x12 datagram.
-    pub const NAMES: usize = 14;
+/// Where the header fields are (RFC 1002 §4.4.1).
+mod field {
+    use crate::cursor::Field;
+    pub(crate) const MSG_TYPE: usize = 0;
+    pub(crate) const FLAGS: usize = 1;
+    pub(crate) const DGM_ID: Field = 2..4;
+    pub(crate) const SOURCE_IP: Field = 4..8;
+    pub(crate) const SOURCE_PORT: Field = 8..10;
+    /// The header every MSG_TYPE has.
+    pub(crate) const HEADER_LEN: usize = SOURCE_PORT.end;
+    /// 0x13 only.
+    pub(crate) const ERROR_CODE: usize = HEADER_LEN;
+    /// A whole 0x13 datagram.
+    pub(crate) const ERROR_LEN: usize = ERROR_CODE + 1;
+    /// 0x14/0x15/0x16 only: DESTINATION_NAME.
+    pub(crate) const QUERY_NAME: usize = HEADER_LEN;
+    /// 0x10/0x11/0x12 only: the bytes after PACKET_OFFSET.
+    pub(crate) const DGM_LENGTH: Field = 10..12;
+    /// 0x10/0x11/0x12 only.
+    pub(crate) const PACKET_OFFSET: Field = 12..14;
+    /// 0x10/0x11/0x12: the two names, then the user data.
+    pub(crate) const NAMES: usize = PACKET_OFFSET.end;
 }
 
 /// Zero-copy view of a datagram header (smoltcp style).
@@ -170,22 +179,14 @@ impl<T: AsRef<[u8]>> Datagram<T> {
     pub fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
         let need = match b.first().map(|&t| MsgType::from(t)) {
-            Some(t) if t.has_user_data() => 14,
-            Some(MsgType::Error) => 11,
-            _ => 10,
+            Some(t) if t.has_user_data() => field::NAMES,
+            Some(MsgType::Error) => field::ERROR_LEN,
+            _ => field::HEADER_LEN,
         };
-        if b.len() < need {
-            return Err(Error::Truncated {
-                offset: 0,
-                need,
-                have: b.len(),
-            });
-        }
-        Ok(())
+        cursor::check_len(b, need)
     }
-    fn be16(&self, r: core::ops::Range<usize>) -> u16 {
-        let b = &self.buffer.as_ref()[r];
-        u16::from_be_bytes([b[0], b[1]])
+    fn be16(&self, field: cursor::Field) -> u16 {
+        cursor::be16_at(self.buffer.as_ref(), field)
     }
     /// MSG_TYPE.
     pub fn msg_type(&self) -> MsgType {
@@ -288,7 +289,7 @@ impl<'a> DatagramRepr<'a> {
             }
             MsgType::Error => DatagramBody::Error(d.error_code()),
             _ => {
-                let mut r = Reader::at(buf, 10);
+                let mut r = Reader::at(buf, field::QUERY_NAME);
                 DatagramBody::Query(QualifiedName::read(&mut r, false)?)
             }
         };
@@ -309,9 +310,9 @@ impl<'a> DatagramRepr<'a> {
                 source,
                 destination,
                 user_data,
-            } => 14 + source.encoded_len() + destination.encoded_len() + user_data.len(),
-            DatagramBody::Error(_) => 11,
-            DatagramBody::Query(n) => 10 + n.encoded_len(),
+            } => field::NAMES + source.encoded_len() + destination.encoded_len() + user_data.len(),
+            DatagramBody::Error(_) => field::ERROR_LEN,
+            DatagramBody::Query(n) => field::QUERY_NAME + n.encoded_len(),
         }
     }
 
@@ -334,50 +335,58 @@ impl<'a> DatagramRepr<'a> {
             });
         }
         let len = self.buffer_len();
-        if let DatagramBody::Data { .. } = self.body {
-            if len - 14 > usize::from(u16::MAX) {
-                return Err(Error::TooLong {
-                    field: "datagram",
-                    len,
-                });
-            }
-        }
-        let mut w = Writer::new(buf, len)?;
-        w.u8(self.msg_type.into());
-        w.u8(self.flags.bits());
-        w.be16(self.dgm_id);
-        w.bytes(&self.source_ip.octets());
-        w.be16(self.source_port);
-        match &self.body {
+        let dgm_length = match &self.body {
             DatagramBody::Data {
                 source,
                 destination,
-                user_data,
+                ..
             } => {
                 source.check()?;
                 destination.check()?;
-                w.be16((len - 14) as u16);
-                w.be16(0);
-                source.write(&mut w);
-                destination.write(&mut w);
-                w.bytes(user_data);
+                dgm_length(len)?
             }
-            DatagramBody::Error(code) => w.u8((*code).into()),
             DatagramBody::Query(n) => {
                 n.check()?;
-                n.write(&mut w);
+                0
             }
-        }
-        debug_assert_eq!(w.pos(), len);
-        Ok(len)
+            DatagramBody::Error(_) => 0,
+        };
+        cursor::emit(buf, len, |w| {
+            w.u8(self.msg_type.into());
+            w.u8(self.flags.bits());
+            w.be16(self.dgm_id);
+            w.bytes(&self.source_ip.octets());
+            w.be16(self.source_port);
+            match &self.body {
+                DatagramBody::Data {
+                    source,
+                    destination,
+                    user_data,
+                } => {
+                    w.be16(dgm_length);
+                    w.be16(0); // PACKET_OFFSET
+                    source.write(w);
+                    destination.write(w);
+                    w.bytes(user_data);
+                }
+                DatagramBody::Error(code) => w.u8((*code).into()),
+                DatagramBody::Query(n) => n.write(w),
+            }
+        })
     }
 
     /// [`Self::emit`] into a new vector.
     pub fn to_vec(&self) -> Result<Vec<u8>> {
-        let mut v = vec![0; self.buffer_len()];
-        self.emit(&mut v)?;
-        Ok(v)
+        cursor::to_vec(self.buffer_len(), |b| self.emit(b))
     }
+}
+
+/// DGM_LENGTH of a data datagram `len` bytes long: the bytes after PACKET_OFFSET.
+fn dgm_length(len: usize) -> Result<u16> {
+    u16::try_from(len - field::NAMES).map_err(|_| Error::TooLong {
+        field: "datagram",
+        len,
+    })
 }
 
 /// Fragment check, then the two names and the user data of a 0x10/0x11/0x12 datagram.
@@ -473,7 +482,7 @@ impl<'a> MailslotMessage<'a> {
     }
 
     fn header_len(&self) -> usize {
-        14 + self.source.encoded_len() + self.destination.encoded_len()
+        field::NAMES + self.source.encoded_len() + self.destination.encoded_len()
     }
 
     /// Bytes [`Self::emit`] writes.
@@ -514,22 +523,13 @@ impl<'a> MailslotMessage<'a> {
             },
         };
         d.emit(head)?;
-        let dgm_len = len - 14;
-        if dgm_len > usize::from(u16::MAX) {
-            return Err(Error::TooLong {
-                field: "datagram",
-                len,
-            });
-        }
-        head[field::DGM_LENGTH].copy_from_slice(&(dgm_len as u16).to_be_bytes());
+        head[field::DGM_LENGTH].copy_from_slice(&dgm_length(len)?.to_be_bytes());
         Ok(len)
     }
 
     /// [`Self::emit`] into a new vector.
     pub fn to_vec(&self) -> Result<Vec<u8>> {
-        let mut v = vec![0; self.buffer_len()];
-        self.emit(&mut v)?;
-        Ok(v)
+        cursor::to_vec(self.buffer_len(), |b| self.emit(b))
     }
 }
 

@@ -169,8 +169,23 @@ pub enum Error {
 impl Error {
     /// The byte offset of a parse error, if the error came from parsing.
     pub fn offset(&self) -> Option<usize> {
+        self.clone().offset_mut().map(|o| *o)
+    }
+
+    /// The same error with its offset moved by `base` bytes: used when an inner
+    /// message (SMB, payload) was parsed from a sub-slice of a datagram.
+    #[must_use]
+    pub fn shifted(mut self, base: usize) -> Self {
+        if let Some(offset) = self.offset_mut() {
+            *offset = offset.saturating_add(base);
+        }
+        self
+    }
+
+    /// The `offset` field of the variants that come from parsing.
+    fn offset_mut(&mut self) -> Option<&mut usize> {
         use Error::*;
-        match *self {
+        match self {
             Truncated { offset, .. }
             | BadNameLength { offset, .. }
             | BadNameEncoding { offset, .. }
@@ -188,36 +203,13 @@ impl Error {
             | BadUtf16 { offset }
             | BadValue { offset, .. }
             | BadLength { offset, .. } => Some(offset),
-            _ => None,
+            NameLength { .. }
+            | NameChar { .. }
+            | TooLargeForNetwork { .. }
+            | TooLong { .. }
+            | BufferTooSmall { .. }
+            | Inconsistent { .. } => None,
         }
-    }
-
-    /// The same error with its offset moved by `base` bytes: used when an inner
-    /// message (SMB, payload) was parsed from a sub-slice of a datagram.
-    #[must_use]
-    pub fn shifted(mut self, base: usize) -> Self {
-        use Error::*;
-        match &mut self {
-            Truncated { offset, .. }
-            | BadNameLength { offset, .. }
-            | BadNameEncoding { offset, .. }
-            | BadPointer { offset }
-            | BadScope { offset }
-            | UnknownMsgType { offset, .. }
-            | Fragmented { offset, .. }
-            | NoUserData { offset, .. }
-            | NotSmb { offset }
-            | NotTransaction { offset, .. }
-            | BadWordCount { offset, .. }
-            | NotMailslot { offset }
-            | DataOutOfBounds { offset, .. }
-            | Unterminated { offset }
-            | BadUtf16 { offset }
-            | BadValue { offset, .. }
-            | BadLength { offset, .. } => *offset = offset.saturating_add(base),
-            _ => {}
-        }
-        self
     }
 }
 
@@ -307,157 +299,3 @@ impl std::error::Error for Error {}
 
 /// Result with this crate's [`Error`].
 pub type Result<T> = core::result::Result<T, Error>;
-
-/// A bounds-checked reading cursor over a byte slice (big- or little-endian reads).
-#[derive(Debug, Clone)]
-pub(crate) struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    pub(crate) fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
-    }
-    pub(crate) fn at(buf: &'a [u8], pos: usize) -> Self {
-        Reader { buf, pos }
-    }
-    pub(crate) fn pos(&self) -> usize {
-        self.pos
-    }
-    pub(crate) fn full(&self) -> &'a [u8] {
-        self.buf
-    }
-    pub(crate) fn remaining(&self) -> usize {
-        self.buf.len().saturating_sub(self.pos)
-    }
-    pub(crate) fn rest(&self) -> &'a [u8] {
-        self.buf.get(self.pos..).unwrap_or(&[])
-    }
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        let have = self.remaining();
-        if n > have {
-            return Err(Error::Truncated {
-                offset: self.pos,
-                need: n,
-                have,
-            });
-        }
-        let s = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(s)
-    }
-    pub(crate) fn skip(&mut self, n: usize) -> Result<()> {
-        self.take(n).map(|_| ())
-    }
-    pub(crate) fn u8(&mut self) -> Result<u8> {
-        Ok(self.take(1)?[0])
-    }
-    pub(crate) fn be16(&mut self) -> Result<u16> {
-        let b = self.take(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-    pub(crate) fn be32(&mut self) -> Result<u32> {
-        let b = self.take(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    pub(crate) fn le16(&mut self) -> Result<u16> {
-        let b = self.take(2)?;
-        Ok(u16::from_le_bytes([b[0], b[1]]))
-    }
-    pub(crate) fn le32(&mut self) -> Result<u32> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    /// A NUL-terminated byte string (NUL consumed, not returned).
-    pub(crate) fn cstr(&mut self) -> Result<&'a [u8]> {
-        let rest = self.rest();
-        match rest.iter().position(|&b| b == 0) {
-            Some(n) => {
-                self.pos += n + 1;
-                Ok(&rest[..n])
-            }
-            None => Err(Error::Unterminated { offset: self.pos }),
-        }
-    }
-    /// A NUL-terminated UTF-16LE string (terminator consumed).
-    pub(crate) fn utf16z(&mut self) -> Result<String> {
-        let start = self.pos;
-        let rest = self.rest();
-        let mut units = Vec::new();
-        let mut i = 0;
-        loop {
-            if i + 2 > rest.len() {
-                return Err(Error::Unterminated { offset: start });
-            }
-            let u = u16::from_le_bytes([rest[i], rest[i + 1]]);
-            i += 2;
-            if u == 0 {
-                break;
-            }
-            units.push(u);
-        }
-        self.pos += i;
-        String::from_utf16(&units).map_err(|_| Error::BadUtf16 { offset: start })
-    }
-}
-
-/// An appending writer into a caller's slice; lengths were checked by `buffer_len`.
-pub(crate) struct Writer<'a> {
-    buf: &'a mut [u8],
-    pos: usize,
-}
-
-impl<'a> Writer<'a> {
-    /// Fails with `BufferTooSmall` unless `buf` holds `need` bytes.
-    pub(crate) fn new(buf: &'a mut [u8], need: usize) -> Result<Self> {
-        if buf.len() < need {
-            return Err(Error::BufferTooSmall {
-                need,
-                have: buf.len(),
-            });
-        }
-        Ok(Writer { buf, pos: 0 })
-    }
-    pub(crate) fn pos(&self) -> usize {
-        self.pos
-    }
-    pub(crate) fn bytes(&mut self, b: &[u8]) {
-        self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
-        self.pos += b.len();
-    }
-    pub(crate) fn zeros(&mut self, n: usize) {
-        self.buf[self.pos..self.pos + n].fill(0);
-        self.pos += n;
-    }
-    pub(crate) fn u8(&mut self, v: u8) {
-        self.bytes(&[v]);
-    }
-    pub(crate) fn be16(&mut self, v: u16) {
-        self.bytes(&v.to_be_bytes());
-    }
-    pub(crate) fn be32(&mut self, v: u32) {
-        self.bytes(&v.to_be_bytes());
-    }
-    pub(crate) fn le16(&mut self, v: u16) {
-        self.bytes(&v.to_le_bytes());
-    }
-    pub(crate) fn le32(&mut self, v: u32) {
-        self.bytes(&v.to_le_bytes());
-    }
-    pub(crate) fn cstr(&mut self, s: &[u8]) {
-        self.bytes(s);
-        self.u8(0);
-    }
-    pub(crate) fn utf16z(&mut self, s: &str) {
-        for u in s.encode_utf16() {
-            self.le16(u);
-        }
-        self.le16(0);
-    }
-}
-
-/// Bytes of `s` as NUL-terminated UTF-16LE.
-pub(crate) fn utf16z_len(s: &str) -> usize {
-    2 * s.encode_utf16().count() + 2
-}

@@ -8,6 +8,7 @@
 //! | [`smb`] | SMB_COM_TRANSACTION mailslot write, [`max_network_payload`] |
 //! | [`nbns`] | NetBIOS name service (UDP 137): query, responses, registration, refresh, release, node status |
 //! | [`browser`], [`netlogon`], [`messenger`] | well-known payloads; [`Payload`] picks one by mailslot name |
+//! | [`link`] | captured Ethernet / Linux cooked / raw IPv4 frames down to the UDP payload |
 //!
 //! The pattern follows smoltcp: fixed headers have a zero-copy view
 //! ([`Datagram`], [`SmbTransaction`]) with `new_checked`; each message has a
@@ -21,6 +22,12 @@
 //! [`Error::Inconsistent`]/[`Error::TooLong`] for values that do not fit. For
 //! every value `x` that `parse` returns, `parse(emit(x)) == x` (tested with
 //! proptest and fuzzing).
+//!
+//! Inside each packet module a private `field` module names the offsets and
+//! lengths; all reading and writing goes through one bounds-checked cursor.
+//!
+//! **Feature `serde`** (off by default): the parsed forms implement
+//! `serde::Serialize` in the JSON shape `mailslot decode` prints.
 //!
 //! **Receivers are lenient** where real senders differ (see [`datagram`] and
 //! [`smb`]): any of 0x10/0x11/0x12 for any name, reserved flag bits masked,
@@ -63,13 +70,17 @@
 mod macros;
 
 pub mod browser;
+mod cursor;
 pub mod datagram;
 mod error;
+pub mod link;
 pub mod messenger;
 pub mod name;
 pub mod nbns;
 pub mod netlogon;
 pub mod payload;
+#[cfg(feature = "serde")]
+mod ser;
 pub mod smb;
 
 pub use browser::{Announcement, BrowserMessage, BrowserOpcode, Election};

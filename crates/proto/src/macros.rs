@@ -24,6 +24,14 @@ macro_rules! open_enum {
             }
         }
 
+        /// The number (feature `serde`).
+        #[cfg(feature = "serde")]
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+                serde::Serialize::serialize(&<$ty>::from(*self), s)
+            }
+        }
+
         impl From<$name> for $ty {
             fn from(v: $name) -> Self {
                 match v {

@@ -2,16 +2,21 @@
 //! [MS-MSRP] §3.2.4.4): `From\0To\0Text\0`, OEM bytes, no type byte.
 //! A directed message goes to `<recipient><03>`.
 
-use crate::error::{Error, Reader, Result, Writer};
+use crate::cursor::{self, Reader};
+use crate::error::{Error, Result};
 
-/// A Messenger message.
+/// A Messenger message (JSON: `from`, `to`, `text` as Latin-1 text).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct MessengerMessage<'a> {
     /// Sender, no NUL.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::latin1"))]
     pub from: &'a [u8],
     /// Recipient (a NetBIOS name without suffix), no NUL.
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::latin1"))]
     pub to: &'a [u8],
     /// Text, no NUL (≤ 652 bytes by the spec; the datagram limit also applies).
+    #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::latin1"))]
     pub text: &'a [u8],
 }
 
@@ -41,19 +46,16 @@ impl<'a> MessengerMessage<'a> {
                 what: "NUL inside a string",
             });
         }
-        let len = self.buffer_len();
-        let mut w = Writer::new(buf, len)?;
-        w.cstr(self.from);
-        w.cstr(self.to);
-        w.cstr(self.text);
-        Ok(len)
+        cursor::emit(buf, self.buffer_len(), |w| {
+            w.cstr(self.from);
+            w.cstr(self.to);
+            w.cstr(self.text);
+        })
     }
 
     /// [`Self::emit`] into a new vector.
     pub fn to_vec(&self) -> Result<Vec<u8>> {
-        let mut v = vec![0; self.buffer_len()];
-        self.emit(&mut v)?;
-        Ok(v)
+        cursor::to_vec(self.buffer_len(), |b| self.emit(b))
     }
 }
 

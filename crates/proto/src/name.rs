@@ -16,7 +16,8 @@
 use core::fmt;
 use core::str::FromStr;
 
-use crate::error::{Error, Reader, Result, Writer};
+use crate::cursor::{self, Reader, Writer};
+use crate::error::{Error, Result};
 
 /// `<00>`: workstation (unique) and domain/workgroup (group).
 pub const SUFFIX_WORKSTATION: u8 = 0x00;
@@ -300,7 +301,7 @@ impl QualifiedName {
             if target >= start {
                 return Err(Error::BadPointer { offset: start });
             }
-            let mut inner = Reader::at(r_full(r), target);
+            let mut inner = Reader::at(r.full(), target);
             return Self::read(&mut inner, false).map_err(|e| match e {
                 Error::BadPointer { .. } => Error::BadPointer { offset: start },
                 e => e,
@@ -354,15 +355,9 @@ impl QualifiedName {
     /// The second-level encoding as a vector.
     pub fn to_vec(&self) -> Result<Vec<u8>> {
         self.check()?;
-        let mut v = vec![0u8; self.encoded_len()];
-        let mut w = Writer::new(&mut v, self.encoded_len())?;
-        self.write(&mut w);
-        Ok(v)
+        let len = self.encoded_len();
+        cursor::to_vec(len, |b| cursor::emit(b, len, |w| self.write(w)))
     }
-}
-
-fn r_full<'a>(r: &Reader<'a>) -> &'a [u8] {
-    r.full()
 }
 
 #[cfg(test)]

@@ -17,8 +17,9 @@
 
 use std::net::Ipv4Addr;
 
+use crate::cursor::{self, Reader};
 use crate::datagram::NodeType;
-use crate::error::{Error, Reader, Result, Writer};
+use crate::error::{Error, Result};
 use crate::name::{NetbiosName, QualifiedName};
 
 /// UDP port of the name service.
@@ -27,6 +28,25 @@ pub const NAME_SERVICE_PORT: u16 = 137;
 pub const CLASS_IN: u16 = 1;
 /// TTL Samba uses for registrations (3 days).
 pub const DEFAULT_TTL: u32 = 259_200;
+
+/// Sizes of the fixed parts of a name-service packet (RFC 1002 §4.2.1).
+mod field {
+    /// NAME_TRN_ID, FLAGS and the four section counts.
+    pub(crate) const HEADER_LEN: usize = 12;
+    /// QUESTION_TYPE and QUESTION_CLASS after a question's name.
+    pub(crate) const QUESTION_TAIL: usize = 4;
+    /// RR_TYPE, RR_CLASS, TTL and RDLENGTH after a record's name.
+    pub(crate) const RR_TAIL: usize = 10;
+    /// A compression pointer in place of a name.
+    pub(crate) const POINTER_LEN: usize = 2;
+    /// The pointer to the first question's name, right after the header.
+    pub(crate) const POINTER_TO_QUESTION: u16 = 0xC000 | HEADER_LEN as u16;
+    /// One NB RDATA entry: NB_FLAGS and NB_ADDRESS.
+    pub(crate) const NB_ENTRY: usize = 6;
+    /// NBSTAT RDATA: NUM_NAMES, then entries of a 16-byte name and NAME_FLAGS.
+    pub(crate) const NUM_NAMES: usize = 1;
+    pub(crate) const NODE_NAME_ENTRY: usize = 18;
+}
 
 open_enum! {
     /// OPCODE of a name-service packet (FLAGS bits 11–14).
@@ -106,14 +126,18 @@ impl NsFlags {
     }
 }
 
-/// A question entry.
+/// A question entry (JSON: `name`, `suffix`, `scope`?, `type`, `class`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Question {
     /// QUESTION_NAME.
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub name: QualifiedName,
     /// QUESTION_TYPE (NB or NBSTAT).
+    #[cfg_attr(feature = "serde", serde(rename = "type"))]
     pub qtype: RrType,
     /// QUESTION_CLASS (IN).
+    #[cfg_attr(feature = "serde", serde(rename = "class"))]
     pub qclass: u16,
 }
 
@@ -154,48 +178,73 @@ pub struct NodeStatusName {
     pub flags: u16,
 }
 
-/// RDATA of a node status response.
+/// RDATA of a node status response (JSON: `node_names`, and `mac`, the
+/// first six bytes of the statistics, when there are six).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct NodeStatus {
     /// The node's name table.
+    #[cfg_attr(feature = "serde", serde(rename = "node_names"))]
     pub names: Vec<NodeStatusName>,
     /// The statistics block (normally 46 bytes starting with the MAC address).
+    #[cfg_attr(
+        feature = "serde",
+        serde(
+            rename = "mac",
+            serialize_with = "crate::ser::mac",
+            skip_serializing_if = "crate::ser::no_mac"
+        )
+    )]
     pub statistics: Vec<u8>,
 }
 
-/// RDATA.
+/// RDATA (JSON: `{"addresses": […]}`, the [`NodeStatus`] entries, or `{"rdata_hex": …}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum RData {
     /// NB: address entries.
+    #[cfg_attr(feature = "serde", serde(rename = "addresses"))]
     Nb(Vec<NbAddress>),
-    /// NBSTAT: node status.
-    NodeStatus(NodeStatus),
     /// Anything else, as bytes (e.g. NULL records, WACK).
+    #[cfg_attr(
+        feature = "serde",
+        serde(rename = "rdata_hex", serialize_with = "crate::ser::hex")
+    )]
     Raw(Vec<u8>),
+    /// NBSTAT: node status.
+    #[cfg_attr(feature = "serde", serde(untagged))]
+    NodeStatus(NodeStatus),
 }
 
 impl RData {
     fn len(&self) -> usize {
         match self {
-            RData::Nb(a) => 6 * a.len(),
-            RData::NodeStatus(s) => 1 + 18 * s.names.len() + s.statistics.len(),
+            RData::Nb(a) => field::NB_ENTRY * a.len(),
+            RData::NodeStatus(s) => {
+                field::NUM_NAMES + field::NODE_NAME_ENTRY * s.names.len() + s.statistics.len()
+            }
             RData::Raw(b) => b.len(),
         }
     }
 }
 
-/// A resource record.
+/// A resource record (JSON: `name`, `suffix`, `scope`?, `type`, `class`,
+/// `ttl`, then `addresses`, `node_names` or `rdata_hex`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ResourceRecord {
     /// RR_NAME.
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub name: QualifiedName,
     /// RR_TYPE.
+    #[cfg_attr(feature = "serde", serde(rename = "type"))]
     pub rr_type: RrType,
     /// RR_CLASS (IN).
     pub class: u16,
     /// TTL in seconds.
     pub ttl: u32,
     /// RDATA.
+    #[cfg_attr(feature = "serde", serde(flatten))]
     pub rdata: RData,
 }
 
@@ -453,7 +502,7 @@ impl NamePacket {
 
     fn rr_name_len(&self, rr: &ResourceRecord) -> usize {
         if self.pointer_target() == Some(&rr.name) {
-            2
+            field::POINTER_LEN
         } else {
             rr.name.encoded_len()
         }
@@ -468,14 +517,15 @@ impl NamePacket {
 
     /// Bytes [`Self::emit`] writes.
     pub fn buffer_len(&self) -> usize {
-        12 + self
-            .questions
-            .iter()
-            .map(|q| q.name.encoded_len() + 4)
-            .sum::<usize>()
+        field::HEADER_LEN
+            + self
+                .questions
+                .iter()
+                .map(|q| q.name.encoded_len() + field::QUESTION_TAIL)
+                .sum::<usize>()
             + self
                 .records()
-                .map(|rr| self.rr_name_len(rr) + 10 + rr.rdata.len())
+                .map(|rr| self.rr_name_len(rr) + field::RR_TAIL + rr.rdata.len())
                 .sum::<usize>()
     }
 
@@ -525,57 +575,53 @@ impl NamePacket {
                 _ => {}
             }
         }
-        let len = self.buffer_len();
-        let mut w = Writer::new(buf, len)?;
-        w.be16(self.trn_id);
-        w.be16(self.flags.0);
-        w.be16(self.questions.len() as u16);
-        w.be16(self.answers.len() as u16);
-        w.be16(self.authority.len() as u16);
-        w.be16(self.additional.len() as u16);
-        for q in &self.questions {
-            q.name.write(&mut w);
-            w.be16(q.qtype.into());
-            w.be16(q.qclass);
-        }
-        let target = self.pointer_target();
-        for rr in self.records() {
-            if target == Some(&rr.name) {
-                w.be16(0xC00C);
-            } else {
-                rr.name.write(&mut w);
+        cursor::emit(buf, self.buffer_len(), |w| {
+            w.be16(self.trn_id);
+            w.be16(self.flags.0);
+            w.be16(self.questions.len() as u16);
+            w.be16(self.answers.len() as u16);
+            w.be16(self.authority.len() as u16);
+            w.be16(self.additional.len() as u16);
+            for q in &self.questions {
+                q.name.write(w);
+                w.be16(q.qtype.into());
+                w.be16(q.qclass);
             }
-            w.be16(rr.rr_type.into());
-            w.be16(rr.class);
-            w.be32(rr.ttl);
-            w.be16(rr.rdata.len() as u16);
-            match &rr.rdata {
-                RData::Nb(addrs) => {
-                    for a in addrs {
-                        w.be16(a.flags);
-                        w.bytes(&a.ip.octets());
-                    }
+            let target = self.pointer_target();
+            for rr in self.records() {
+                if target == Some(&rr.name) {
+                    w.be16(field::POINTER_TO_QUESTION);
+                } else {
+                    rr.name.write(w);
                 }
-                RData::NodeStatus(s) => {
-                    w.u8(s.names.len() as u8);
-                    for n in &s.names {
-                        w.bytes(n.name.as_raw());
-                        w.be16(n.flags);
+                w.be16(rr.rr_type.into());
+                w.be16(rr.class);
+                w.be32(rr.ttl);
+                w.be16(rr.rdata.len() as u16);
+                match &rr.rdata {
+                    RData::Nb(addrs) => {
+                        for a in addrs {
+                            w.be16(a.flags);
+                            w.bytes(&a.ip.octets());
+                        }
                     }
-                    w.bytes(&s.statistics);
+                    RData::NodeStatus(s) => {
+                        w.u8(s.names.len() as u8);
+                        for n in &s.names {
+                            w.bytes(n.name.as_raw());
+                            w.be16(n.flags);
+                        }
+                        w.bytes(&s.statistics);
+                    }
+                    RData::Raw(b) => w.bytes(b),
                 }
-                RData::Raw(b) => w.bytes(b),
             }
-        }
-        debug_assert_eq!(w.pos(), len);
-        Ok(len)
+        })
     }
 
     /// [`Self::emit`] into a new vector.
     pub fn to_vec(&self) -> Result<Vec<u8>> {
-        let mut v = vec![0; self.buffer_len()];
-        self.emit(&mut v)?;
-        Ok(v)
+        cursor::to_vec(self.buffer_len(), |b| self.emit(b))
     }
 }
 
@@ -588,8 +634,8 @@ fn read_rr(r: &mut Reader<'_>) -> Result<ResourceRecord> {
     let rdlen = usize::from(r.be16()?);
     let rd = r.take(rdlen)?;
     let rdata = match rr_type {
-        RrType::Nb if rdlen % 6 == 0 => RData::Nb(
-            rd.chunks_exact(6)
+        RrType::Nb if rdlen % field::NB_ENTRY == 0 => RData::Nb(
+            rd.chunks_exact(field::NB_ENTRY)
                 .map(|c| NbAddress {
                     flags: u16::from_be_bytes([c[0], c[1]]),
                     ip: Ipv4Addr::new(c[2], c[3], c[4], c[5]),
@@ -601,14 +647,15 @@ fn read_rr(r: &mut Reader<'_>) -> Result<ResourceRecord> {
                 offset: rdlen_at,
                 field: "RDLENGTH",
             })?);
-            if 1 + 18 * n > rd.len() {
+            let names_end = field::NUM_NAMES + field::NODE_NAME_ENTRY * n;
+            if names_end > rd.len() {
                 return Err(Error::BadLength {
                     offset: rdlen_at,
                     field: "NUM_NAMES",
                 });
             }
-            let names = rd[1..1 + 18 * n]
-                .chunks_exact(18)
+            let names = rd[field::NUM_NAMES..names_end]
+                .chunks_exact(field::NODE_NAME_ENTRY)
                 .map(|c| {
                     let mut raw = [0u8; 16];
                     raw.copy_from_slice(&c[..16]);
@@ -620,7 +667,7 @@ fn read_rr(r: &mut Reader<'_>) -> Result<ResourceRecord> {
                 .collect();
             RData::NodeStatus(NodeStatus {
                 names,
-                statistics: rd[1 + 18 * n..].to_vec(),
+                statistics: rd[names_end..].to_vec(),
             })
         }
         _ => RData::Raw(rd.to_vec()),

@@ -13,7 +13,8 @@
 //! - LOGON_SAM_LOGON_REQUEST: a non-empty domain SID is preceded by zero
 //!   padding to a 4-byte offset.
 
-use crate::error::{utf16z_len, Error, Reader, Result, Writer};
+use crate::cursor::{self, utf16z_len, Reader, Writer};
+use crate::error::{Error, Result};
 
 open_enum! {
     /// NETLOGON opcode.
@@ -45,6 +46,7 @@ open_enum! {
 
 /// NtVersion, LmNtToken and Lm20Token, the tail of most NETLOGON messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct VersionTokens {
     /// NtVersion bits (1 = NETLOGON_NT_VERSION_1, …).
     pub nt_version: u32,
@@ -55,6 +57,9 @@ pub struct VersionTokens {
 }
 
 impl VersionTokens {
+    /// Bytes on the wire: NtVersion (4), LmNtToken (2), Lm20Token (2).
+    const LEN: usize = 8;
+
     /// NtVersion `v` with both tokens 0xFFFF.
     pub const fn new(nt_version: u32) -> Self {
         VersionTokens {
@@ -78,22 +83,35 @@ impl VersionTokens {
 }
 
 /// A parsed NETLOGON message.
+///
+/// JSON (feature `serde`): the variant's fields (ASCII strings as Latin-1 text,
+/// `mailslot` as `reply_mailslot`, the SID as `domain_sid_hex`, the version
+/// tokens inline); [`crate::Payload`] adds `opcode` and `opcode_name`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(untagged))]
 pub enum NetlogonMessage<'a> {
     /// 7: LOGON_PRIMARY_QUERY.
     PrimaryQuery {
         /// ComputerName (ASCII).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::latin1"))]
         computer_name: &'a [u8],
         /// Reply mailslot, e.g. `\MAILSLOT\NET\GETDC817`.
+        #[cfg_attr(
+            feature = "serde",
+            serde(rename = "reply_mailslot", serialize_with = "crate::ser::latin1")
+        )]
         mailslot: &'a [u8],
         /// UnicodeComputerName.
         unicode_computer_name: String,
         /// NtVersion and tokens.
+        #[cfg_attr(feature = "serde", serde(flatten))]
         version: VersionTokens,
     },
     /// 12: LOGON_PRIMARY_RESPONSE.
     PrimaryResponse {
         /// PrimaryDCName (ASCII).
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::latin1"))]
         primary_dc_name: &'a [u8],
         /// UnicodePrimaryDCName.
         unicode_primary_dc_name: String,
@@ -102,6 +120,7 @@ pub enum NetlogonMessage<'a> {
         /// Zero bytes before NtVersion (0 from Windows, 2 from nmbd).
         pad_before_nt_version: u8,
         /// NtVersion and tokens.
+        #[cfg_attr(feature = "serde", serde(flatten))]
         version: VersionTokens,
     },
     /// 0x12: LOGON_SAM_LOGON_REQUEST.
@@ -113,17 +132,28 @@ pub enum NetlogonMessage<'a> {
         /// UnicodeUserName.
         unicode_user_name: String,
         /// Reply mailslot (ASCII).
+        #[cfg_attr(
+            feature = "serde",
+            serde(rename = "reply_mailslot", serialize_with = "crate::ser::latin1")
+        )]
         mailslot: &'a [u8],
         /// AllowableAccountControlBits.
+        #[cfg_attr(feature = "serde", serde(serialize_with = "crate::ser::hex32"))]
         allowable_account_control: u32,
         /// Domain SID bytes (empty when DomainSidSize is 0).
+        #[cfg_attr(
+            feature = "serde",
+            serde(rename = "domain_sid_hex", serialize_with = "crate::ser::hex")
+        )]
         domain_sid: &'a [u8],
         /// NtVersion and tokens.
+        #[cfg_attr(feature = "serde", serde(flatten))]
         version: VersionTokens,
     },
     /// 0x13 / 0x14 / 0x15: the NT4 SAM logon responses.
     SamLogonResponse {
         /// LogonSamLogonResponse, LogonSamPauseResponse or LogonSamUserUnknown.
+        #[cfg_attr(feature = "serde", serde(skip))]
         opcode: NetlogonOpcode,
         /// UnicodeLogonServer (`\\NAME`).
         unicode_logon_server: String,
@@ -132,13 +162,19 @@ pub enum NetlogonMessage<'a> {
         /// UnicodeDomainName.
         unicode_domain_name: String,
         /// NtVersion and tokens.
+        #[cfg_attr(feature = "serde", serde(flatten))]
         version: VersionTokens,
     },
     /// Any other opcode, with the bytes after it.
     Unknown {
         /// The opcode.
+        #[cfg_attr(feature = "serde", serde(skip))]
         opcode: u16,
         /// Everything after it.
+        #[cfg_attr(
+            feature = "serde",
+            serde(rename = "body_hex", serialize_with = "crate::ser::hex")
+        )]
         body: &'a [u8],
     },
 }
@@ -205,7 +241,7 @@ impl<'a> NetlogonMessage<'a> {
                 let unicode_domain_name = r.utf16z()?;
                 let at = r.pos();
                 let rest = r.rest();
-                let pad = rest.len().saturating_sub(8);
+                let pad = rest.len().saturating_sub(VersionTokens::LEN);
                 if pad > 3 || rest[..pad].iter().any(|&b| b != 0) {
                     // Windows' layout: NtVersion follows directly; trailing bytes ignored.
                     let version = VersionTokens::read(&mut r)?;
@@ -277,7 +313,7 @@ impl<'a> NetlogonMessage<'a> {
                 ..
             } => {
                 let a = 2 + computer_name.len() + 1 + mailslot.len() + 1;
-                a + a % 2 + utf16z_len(unicode_computer_name) + 8
+                a + a % 2 + utf16z_len(unicode_computer_name) + VersionTokens::LEN
             }
             NetlogonMessage::PrimaryResponse {
                 primary_dc_name,
@@ -291,7 +327,7 @@ impl<'a> NetlogonMessage<'a> {
                     + utf16z_len(unicode_primary_dc_name)
                     + utf16z_len(unicode_domain_name)
                     + usize::from(*pad_before_nt_version)
-                    + 8
+                    + VersionTokens::LEN
             }
             NetlogonMessage::SamLogonRequest {
                 unicode_computer_name,
@@ -309,7 +345,7 @@ impl<'a> NetlogonMessage<'a> {
                 if !domain_sid.is_empty() {
                     n += (4 - n % 4) % 4 + domain_sid.len();
                 }
-                n + 8
+                n + VersionTokens::LEN
             }
             NetlogonMessage::SamLogonResponse {
                 unicode_logon_server,
@@ -320,7 +356,7 @@ impl<'a> NetlogonMessage<'a> {
                 2 + utf16z_len(unicode_logon_server)
                     + utf16z_len(unicode_user_name)
                     + utf16z_len(unicode_domain_name)
-                    + 8
+                    + VersionTokens::LEN
             }
             NetlogonMessage::Unknown { body, .. } => 2 + body.len(),
         }
@@ -397,83 +433,79 @@ impl<'a> NetlogonMessage<'a> {
     /// Writes the message into `buf[..buffer_len()]` (pads are zero).
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
         self.check()?;
-        let len = self.buffer_len();
-        let mut w = Writer::new(buf, len)?;
-        w.le16(self.opcode().into());
-        match self {
-            NetlogonMessage::PrimaryQuery {
-                computer_name,
-                mailslot,
-                unicode_computer_name,
-                version,
-            } => {
-                w.cstr(computer_name);
-                w.cstr(mailslot);
-                let p = w.pos() % 2;
-                w.zeros(p);
-                w.utf16z(unicode_computer_name);
-                version.write(&mut w);
-            }
-            NetlogonMessage::PrimaryResponse {
-                primary_dc_name,
-                unicode_primary_dc_name,
-                unicode_domain_name,
-                pad_before_nt_version,
-                version,
-            } => {
-                w.cstr(primary_dc_name);
-                let p = w.pos() % 2;
-                w.zeros(p);
-                w.utf16z(unicode_primary_dc_name);
-                w.utf16z(unicode_domain_name);
-                w.zeros(usize::from(*pad_before_nt_version));
-                version.write(&mut w);
-            }
-            NetlogonMessage::SamLogonRequest {
-                request_count,
-                unicode_computer_name,
-                unicode_user_name,
-                mailslot,
-                allowable_account_control,
-                domain_sid,
-                version,
-            } => {
-                w.le16(*request_count);
-                w.utf16z(unicode_computer_name);
-                w.utf16z(unicode_user_name);
-                w.cstr(mailslot);
-                w.le32(*allowable_account_control);
-                w.le32(domain_sid.len() as u32);
-                if !domain_sid.is_empty() {
-                    let p = (4 - w.pos() % 4) % 4;
+        cursor::emit(buf, self.buffer_len(), |w| {
+            w.le16(self.opcode().into());
+            match self {
+                NetlogonMessage::PrimaryQuery {
+                    computer_name,
+                    mailslot,
+                    unicode_computer_name,
+                    version,
+                } => {
+                    w.cstr(computer_name);
+                    w.cstr(mailslot);
+                    let p = w.pos() % 2;
                     w.zeros(p);
-                    w.bytes(domain_sid);
+                    w.utf16z(unicode_computer_name);
+                    version.write(w);
                 }
-                version.write(&mut w);
+                NetlogonMessage::PrimaryResponse {
+                    primary_dc_name,
+                    unicode_primary_dc_name,
+                    unicode_domain_name,
+                    pad_before_nt_version,
+                    version,
+                } => {
+                    w.cstr(primary_dc_name);
+                    let p = w.pos() % 2;
+                    w.zeros(p);
+                    w.utf16z(unicode_primary_dc_name);
+                    w.utf16z(unicode_domain_name);
+                    w.zeros(usize::from(*pad_before_nt_version));
+                    version.write(w);
+                }
+                NetlogonMessage::SamLogonRequest {
+                    request_count,
+                    unicode_computer_name,
+                    unicode_user_name,
+                    mailslot,
+                    allowable_account_control,
+                    domain_sid,
+                    version,
+                } => {
+                    w.le16(*request_count);
+                    w.utf16z(unicode_computer_name);
+                    w.utf16z(unicode_user_name);
+                    w.cstr(mailslot);
+                    w.le32(*allowable_account_control);
+                    w.le32(domain_sid.len() as u32);
+                    if !domain_sid.is_empty() {
+                        let p = (4 - w.pos() % 4) % 4;
+                        w.zeros(p);
+                        w.bytes(domain_sid);
+                    }
+                    version.write(w);
+                }
+                NetlogonMessage::SamLogonResponse {
+                    unicode_logon_server,
+                    unicode_user_name,
+                    unicode_domain_name,
+                    version,
+                    ..
+                } => {
+                    w.utf16z(unicode_logon_server);
+                    w.utf16z(unicode_user_name);
+                    w.utf16z(unicode_domain_name);
+                    version.write(w);
+                }
+                NetlogonMessage::Unknown { body, .. } => w.bytes(body),
             }
-            NetlogonMessage::SamLogonResponse {
-                unicode_logon_server,
-                unicode_user_name,
-                unicode_domain_name,
-                version,
-                ..
-            } => {
-                w.utf16z(unicode_logon_server);
-                w.utf16z(unicode_user_name);
-                w.utf16z(unicode_domain_name);
-                version.write(&mut w);
-            }
-            NetlogonMessage::Unknown { body, .. } => w.bytes(body),
-        }
-        debug_assert_eq!(w.pos(), len);
-        Ok(len)
+        })
     }
 
     /// [`Self::emit`] into a new vector.
     pub fn to_vec(&self) -> Result<Vec<u8>> {
-        let mut v = vec![0; self.buffer_len()];
-        self.emit(&mut v)?;
-        Ok(v)
+        cursor::to_vec(self.buffer_len(), |b| self.emit(b))
     }
 }
 

@@ -26,7 +26,8 @@
 //! the length of the `\MAILSLOT\…` name (Samba's and the browser's layout,
 //! which tshark and nmbd accept).
 
-use crate::error::{Error, Reader, Result, Writer};
+use crate::cursor::{self, Reader};
+use crate::error::{Error, Result};
 
 /// SMB_COM_TRANSACTION.
 pub const SMB_COM_TRANSACTION: u8 = 0x25;
@@ -37,25 +38,39 @@ pub const MAILSLOT_WRITE: u16 = 1;
 /// The transaction-name prefix of every mailslot.
 pub const MAILSLOT_PREFIX: &str = "\\MAILSLOT\\";
 /// Fixed part of an emitted message before the name: header, WordCount, 17 words, ByteCount.
-pub const FIXED_LEN: usize = 69;
+pub const FIXED_LEN: usize = field::BYTE_COUNT.end;
 /// Timeout (ms) written by [`MailslotWriteRepr::emit`] (0, as nmbd).
 pub const EMIT_TIMEOUT_MS: u32 = 0;
 
-/// Byte ranges of the SMB transaction fields.
-#[allow(missing_docs)]
-pub mod field {
-    use core::ops::Range;
-    pub const PROTOCOL: Range<usize> = 0..4;
-    pub const COMMAND: usize = 4;
-    pub const WORD_COUNT: usize = 32;
-    pub const TOTAL_DATA_COUNT: Range<usize> = 35..37;
-    pub const TIMEOUT: Range<usize> = 45..49;
-    pub const DATA_COUNT: Range<usize> = 55..57;
-    pub const DATA_OFFSET: Range<usize> = 57..59;
-    pub const SETUP_COUNT: usize = 59;
-    pub const SETUP0: Range<usize> = 61..63;
-    pub const SETUP1: Range<usize> = 63..65;
-    pub const SETUP2: Range<usize> = 65..67;
+/// Where the fields are: the 32-byte SMB header, then the transaction words
+/// ([MS-CIFS] §2.2.4.33.1; the setup words of a mailslot write, [MS-MAIL] §2.2.1).
+mod field {
+    use crate::cursor::Field;
+    pub(crate) const PROTOCOL: Field = 0..4;
+    pub(crate) const COMMAND: usize = 4;
+    /// End of the SMB header; WordCount follows.
+    pub(crate) const WORD_COUNT: usize = 32;
+    /// The first parameter word.
+    pub(crate) const WORDS: usize = WORD_COUNT + 1;
+    pub(crate) const TOTAL_DATA_COUNT: Field = 35..37;
+    pub(crate) const TIMEOUT: Field = 45..49;
+    pub(crate) const DATA_COUNT: Field = 55..57;
+    pub(crate) const DATA_OFFSET: Field = 57..59;
+    pub(crate) const SETUP_COUNT: usize = 59;
+    pub(crate) const SETUP0: Field = 61..63;
+    pub(crate) const SETUP1: Field = 63..65;
+    pub(crate) const SETUP2: Field = 65..67;
+    /// ByteCount after the 17 words of a write with three setup words.
+    pub(crate) const BYTE_COUNT: Field = 67..69;
+    /// The words a mailslot write emits: 14 + SetupCount 3.
+    pub(crate) const EMIT_WORD_COUNT: u8 = 17;
+    /// Status, Flags, Flags2, PIDHigh, SecurityFeatures, Reserved, TID, PID, UID, MID.
+    pub(crate) const STATUS_TO_MID: usize = WORD_COUNT - COMMAND - 1;
+
+    /// Offset of ByteCount after `word_count` parameter words.
+    pub(crate) const fn byte_count(word_count: u8) -> usize {
+        WORDS + 2 * word_count as usize
+    }
 }
 
 /// Largest payload of a mailslot message sent in one datagram, given the
@@ -120,23 +135,15 @@ impl<T: AsRef<[u8]>> SmbTransaction<T> {
     pub fn check_len(&self) -> Result<()> {
         let b = self.buffer.as_ref();
         let need = if b.len() > field::WORD_COUNT {
-            (33 + 2 * usize::from(b[field::WORD_COUNT]) + 2).max(FIXED_LEN)
+            (field::byte_count(b[field::WORD_COUNT]) + 2).max(FIXED_LEN)
         } else {
             FIXED_LEN
         };
-        if b.len() < need {
-            return Err(Error::Truncated {
-                offset: 0,
-                need,
-                have: b.len(),
-            });
-        }
-        Ok(())
+        cursor::check_len(b, need)
     }
 
-    fn le16(&self, r: core::ops::Range<usize>) -> u16 {
-        let b = &self.buffer.as_ref()[r];
-        u16::from_le_bytes([b[0], b[1]])
+    fn le16(&self, field: cursor::Field) -> u16 {
+        cursor::le16_at(self.buffer.as_ref(), field)
     }
 
     /// The SMB command byte.
@@ -182,7 +189,7 @@ impl<T: AsRef<[u8]>> SmbTransaction<T> {
     }
     /// Offset of the ByteCount field.
     pub fn byte_count_offset(&self) -> usize {
-        33 + 2 * usize::from(self.word_count())
+        field::byte_count(self.word_count())
     }
     /// The underlying buffer.
     pub fn into_inner(self) -> T {
@@ -206,13 +213,7 @@ pub struct MailslotWriteRepr<'a> {
 impl<'a> MailslotWriteRepr<'a> {
     /// Parses an SMB mailslot write (see the module docs for what is checked and ignored).
     pub fn parse(buf: &'a [u8]) -> Result<Self> {
-        if buf.len() < 4 {
-            return Err(Error::Truncated {
-                offset: 0,
-                need: 4,
-                have: buf.len(),
-            });
-        }
+        cursor::check_len(buf, field::PROTOCOL.end)?;
         if buf[field::PROTOCOL] != SMB_SIGNATURE {
             return Err(Error::NotSmb { offset: 0 });
         }
@@ -311,43 +312,39 @@ impl<'a> MailslotWriteRepr<'a> {
     /// returns the number of bytes written.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
         self.check()?;
-        let len = self.buffer_len();
-        let mut w = Writer::new(buf, len)?;
-        let n = self.data.len() as u16;
-        w.bytes(&SMB_SIGNATURE);
-        w.u8(SMB_COM_TRANSACTION);
-        w.zeros(4 + 1 + 2 + 2 + 8 + 2 + 2 + 2 + 2 + 2); // status .. MID
-        w.u8(17); // WordCount
-        w.le16(0); // TotalParameterCount
-        w.le16(n); // TotalDataCount
-        w.le16(0); // MaxParameterCount
-        w.le16(0); // MaxDataCount
-        w.u8(0); // MaxSetupCount
-        w.u8(0); // Reserved
-        w.le16(0); // Flags
-        w.le32(EMIT_TIMEOUT_MS);
-        w.le16(0); // Reserved2
-        w.le16(0); // ParameterCount
-        w.le16(0); // ParameterOffset
-        w.le16(n); // DataCount
-        w.le16(self.data_offset() as u16);
-        w.u8(3); // SetupCount
-        w.u8(0);
-        w.le16(MAILSLOT_WRITE);
-        w.le16(self.priority);
-        w.le16(self.class);
-        w.le16((self.name.len() + 1 + self.data.len()) as u16); // ByteCount
-        w.cstr(self.name);
-        w.bytes(self.data);
-        debug_assert_eq!(w.pos(), len);
-        Ok(len)
+        cursor::emit(buf, self.buffer_len(), |w| {
+            let n = self.data.len() as u16;
+            w.bytes(&SMB_SIGNATURE);
+            w.u8(SMB_COM_TRANSACTION);
+            w.zeros(field::STATUS_TO_MID); // Status .. MID: all 0
+            w.u8(field::EMIT_WORD_COUNT);
+            w.le16(0); // TotalParameterCount
+            w.le16(n); // TotalDataCount
+            w.le16(0); // MaxParameterCount
+            w.le16(0); // MaxDataCount
+            w.u8(0); // MaxSetupCount
+            w.u8(0); // Reserved
+            w.le16(0); // Flags
+            w.le32(EMIT_TIMEOUT_MS);
+            w.le16(0); // Reserved2
+            w.le16(0); // ParameterCount
+            w.le16(0); // ParameterOffset
+            w.le16(n); // DataCount
+            w.le16(self.data_offset() as u16);
+            w.u8(3); // SetupCount
+            w.u8(0);
+            w.le16(MAILSLOT_WRITE);
+            w.le16(self.priority);
+            w.le16(self.class);
+            w.le16((self.name.len() + 1 + self.data.len()) as u16); // ByteCount
+            w.cstr(self.name);
+            w.bytes(self.data);
+        })
     }
 
     /// [`Self::emit`] into a new vector.
     pub fn to_vec(&self) -> Result<Vec<u8>> {
-        let mut v = vec![0; self.buffer_len()];
-        self.emit(&mut v)?;
-        Ok(v)
+        cursor::to_vec(self.buffer_len(), |b| self.emit(b))
     }
 }
 

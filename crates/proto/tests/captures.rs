@@ -5,8 +5,8 @@ mod common;
 
 use common::capture;
 use mailslot_proto::{
-    BrowserMessage, DatagramFlags, MailslotMessage, MsgType, NamePacket, NetlogonMessage, NodeType,
-    NsOpcode, Payload,
+    BrowserMessage, DatagramFlags, MailslotMessage, MsgType, NamePacket, NodeType, NsOpcode,
+    Payload,
 };
 
 const CAPTURES: &[&str] = &["nmbd-round.pcapng", "nmbd-startup-330s.pcapng"];
@@ -113,19 +113,7 @@ fn known_frames_have_expected_content() {
     assert_eq!(m.destination.name.to_string(), "CLIENT<00>");
     assert_eq!(m.write.name, b"\\MAILSLOT\\NET\\GETDC576");
     assert_eq!(m.flags.bits(), 0x0A);
-    match NetlogonMessage::parse(m.write.data).unwrap() {
-        NetlogonMessage::PrimaryResponse {
-            primary_dc_name,
-            unicode_domain_name,
-            pad_before_nt_version,
-            ..
-        } => {
-            assert_eq!(primary_dc_name, b"SMBPEER");
-            assert_eq!(unicode_domain_name, "MSLAB");
-            assert_eq!(pad_before_nt_version, 2);
-        }
-        other => panic!("{other:?}"),
-    }
+    common::assert_nmbd_primary_response(m.write.data);
     // frame 9: RequestElection as DIRECT_GROUP to MSLAB<1E>.
     let m = MailslotMessage::parse(get(9)).unwrap();
     assert_eq!(m.msg_type, MsgType::DirectGroup);
@@ -146,4 +134,26 @@ fn known_frames_have_expected_content() {
                     Ok(BrowserMessage::DomainAnnouncement(_))
                 )
         ));
+}
+
+#[test]
+fn link_layer_extractor_finds_every_netbios_frame() {
+    // What tshark shows for `udp.port==137 or udp.port==138` (ICMP errors quoting UDP aside).
+    for (c, frames) in [
+        ("nmbd-round.pcapng", 117),
+        ("nmbd-startup-330s.pcapng", 78),
+        ("own-encode-vs-nmbd.pcapng", 20),
+    ] {
+        let udp = capture(c);
+        assert_eq!(udp.len(), frames, "{c}");
+        for u in &udp {
+            // The UDP length bounds the payload: each parses to its last byte.
+            let parsed_len = if u.src_port == 138 || u.dst_port == 138 {
+                MailslotMessage::parse(&u.payload).unwrap().buffer_len()
+            } else {
+                NamePacket::parse(&u.payload).unwrap().buffer_len()
+            };
+            assert!(parsed_len <= u.payload.len(), "{c} frame {}", u.frame);
+        }
+    }
 }

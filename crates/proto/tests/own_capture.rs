@@ -43,19 +43,7 @@ fn nmbd_answers_our_netlogon_queries() {
         .find(|m| m.write.name == b"\\MAILSLOT\\NET\\GETDC101")
         .expect("nmbd answered our LOGON_PRIMARY_QUERY");
     assert_eq!(r.destination.name.to_string(), "CLIENT<00>");
-    match NetlogonMessage::parse(r.write.data).unwrap() {
-        NetlogonMessage::PrimaryResponse {
-            primary_dc_name,
-            unicode_domain_name,
-            pad_before_nt_version,
-            ..
-        } => {
-            assert_eq!(primary_dc_name, b"SMBPEER");
-            assert_eq!(unicode_domain_name, "MSLAB");
-            assert_eq!(pad_before_nt_version, 2);
-        }
-        other => panic!("{other:?}"),
-    }
+    common::assert_nmbd_primary_response(r.write.data);
     // Our SAM logon (DIRECT_GROUP to MSLAB<1C>) got 0x13 answers on GETDC102.
     let sam: Vec<_> = msgs
         .iter()

@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+use mailslot_proto::link::{udp_payload, LinkType};
+use mailslot_proto::NetlogonMessage;
+
 /// Path of a fixture file.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -24,40 +27,61 @@ pub fn hex_fixture(name: &str) -> Vec<u8> {
 
 /// A UDP payload from a capture.
 pub struct Udp {
+    /// 1-based frame number in the capture.
     pub frame: usize,
     pub src_port: u16,
     pub dst_port: u16,
     pub payload: Vec<u8>,
 }
 
-/// UDP payloads on ports 137/138 of an Ethernet pcapng capture.
+/// UDP payloads on ports 137/138 of a pcapng capture (through [`mailslot_proto::link`]).
 pub fn capture(name: &str) -> Vec<Udp> {
     use pcap_file::pcapng::{Block, PcapNgReader};
     let data = std::fs::read(fixture(name)).unwrap();
     let mut r = PcapNgReader::new(&data[..]).unwrap();
+    let mut links = Vec::new();
     let mut out = Vec::new();
     let mut frame = 0;
     while let Some(b) = r.next_block() {
-        if let Block::EnhancedPacket(p) = b.unwrap() {
-            frame += 1;
-            let f = &p.data[..];
-            if f.len() < 42 || f[12..14] != [0x08, 0x00] || f[23] != 17 {
-                continue;
+        match b.unwrap() {
+            Block::InterfaceDescription(i) => links.push(i.linktype),
+            Block::EnhancedPacket(p) => {
+                frame += 1;
+                let link = LinkType::from_linktype(links[p.interface_id as usize].into())
+                    .expect("a link type the captures use");
+                let Some(u) = udp_payload(link, &p.data) else {
+                    continue;
+                };
+                let (sp, dp) = (u.source.port(), u.destination.port());
+                if [sp, dp].iter().any(|p| *p == 137 || *p == 138) {
+                    out.push(Udp {
+                        frame,
+                        src_port: sp,
+                        dst_port: dp,
+                        payload: u.payload.to_vec(),
+                    });
+                }
             }
-            let ihl = usize::from(f[14] & 0x0f) * 4;
-            let u = &f[14 + ihl..];
-            let sp = u16::from_be_bytes([u[0], u[1]]);
-            let dp = u16::from_be_bytes([u[2], u[3]]);
-            let len = usize::from(u16::from_be_bytes([u[4], u[5]]));
-            if [sp, dp].iter().any(|p| *p == 137 || *p == 138) {
-                out.push(Udp {
-                    frame,
-                    src_port: sp,
-                    dst_port: dp,
-                    payload: u[8..len].to_vec(),
-                });
-            }
+            _ => {}
         }
     }
     out
+}
+
+/// `data` is nmbd's LOGON_PRIMARY_RESPONSE in the lab: SMBPEER, domain MSLAB,
+/// with the 2 pad bytes nmbd writes before NtVersion.
+pub fn assert_nmbd_primary_response(data: &[u8]) {
+    match NetlogonMessage::parse(data).unwrap() {
+        NetlogonMessage::PrimaryResponse {
+            primary_dc_name,
+            unicode_domain_name,
+            pad_before_nt_version,
+            ..
+        } => {
+            assert_eq!(primary_dc_name, b"SMBPEER");
+            assert_eq!(unicode_domain_name, "MSLAB");
+            assert_eq!(pad_before_nt_version, 2);
+        }
+        other => panic!("{other:?}"),
+    }
 }
