@@ -3,8 +3,8 @@
 //! mailslots and answers the control socket. Everything the protocol decides is in the router.
 //!
 //! The loop waits on four kinds of event and has one method for each: datagrams on UDP 138
-//! ([`Daemon::on_datagrams`]), a packet on UDP 137 ([`Daemon::on_name_packet`]), a [`Command`]
-//! from one of the daemon's other sources ([`Daemon::on_command`]), and the router's timer. The
+//! (`on_datagrams`), a packet on UDP 137 (`on_name_packet`), a [`Command`]
+//! from one of the daemon's other sources (`on_command`), and the router's timer. The
 //! other sources — the control socket, signals, and later the NetBIOS session service and the
 //! Samba mode — each run on their own and send [`Command`]s over one channel, so adding one adds
 //! a module and a `Command` variant, not a branch to the loop.
