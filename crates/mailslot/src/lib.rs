@@ -477,6 +477,9 @@ impl MailslotWriter {
     }
 
     /// Writes one message with a priority, class and (first class) timeout.
+    ///
+    /// For a remote name the timeout does not apply: the daemon sends one datagram and has
+    /// nothing to wait for but the name resolution, which the protocol bounds (see [`daemon`]).
     pub fn write_with(&self, data: &[u8], opts: WriteOptions) -> Result<(), WriteError> {
         match &self.inner {
             WriterInner::Local(c) => c.write(data, opts, None),

@@ -83,7 +83,7 @@ impl Stopper {
         let _ = self.0.send(Command::Stop(why)).await;
     }
 
-    /// The same from outside the daemon's runtime.
+    /// The same from a thread outside any tokio runtime (it blocks; it panics inside one).
     pub fn stop_blocking(&self, why: &'static str) {
         let _ = self.0.blocking_send(Command::Stop(why));
     }

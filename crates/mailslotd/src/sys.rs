@@ -1,4 +1,5 @@
-//! The few system calls of the daemon shell: host name, interfaces, socket buffer, privileges.
+//! The few system calls of the daemon: host name, interfaces, socket buffer, privileges,
+//! `recvmmsg`, and the control socket's peer credentials and records.
 
 use std::ffi::CStr;
 use std::io;
