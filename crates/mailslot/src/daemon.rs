@@ -112,24 +112,28 @@ fn decode_record<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ProtocolError> 
     Ok(r.msg)
 }
 
+/// A mailslot write to another host (or hosts), as a writer asks the daemon for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteWrite {
+    /// Destination host, domain or the primary domain ([`Target::Local`] is refused).
+    pub target: Target,
+    /// Mailslot path after `\MAILSLOT\`.
+    pub path: String,
+    /// Priority 0–9.
+    pub priority: u8,
+    /// Class.
+    pub class: Class,
+    /// The message.
+    pub data: Vec<u8>,
+}
+
 /// A request to the daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Request {
     /// Send a mailslot write to another host (or hosts); answered [`Reply::Written`].
-    Write {
-        /// Destination host, domain or the primary domain ([`Target::Local`] is refused).
-        target: Target,
-        /// Mailslot path after `\MAILSLOT\`.
-        path: String,
-        /// Priority 0–9.
-        priority: u8,
-        /// Class.
-        class: Class,
-        /// The message.
-        data: Vec<u8>,
-    },
+    Write(RemoteWrite),
     /// Resolve a NetBIOS name; answered [`Reply::Resolved`].
     Resolve {
         /// The name (up to 15 characters).
@@ -464,20 +468,20 @@ mod tests {
     #[test]
     fn records_round_trip() {
         let reqs = [
-            Request::Write {
+            Request::Write(RemoteWrite {
                 target: Target::Host("SERVER".into()),
                 path: "net\\netlogon".into(),
                 priority: 3,
                 class: Class::Second,
                 data: vec![1, 2, 3],
-            },
-            Request::Write {
+            }),
+            Request::Write(RemoteWrite {
                 target: Target::PrimaryDomain,
                 path: "x".into(),
                 priority: 0,
                 class: Class::First,
                 data: vec![],
-            },
+            }),
             Request::Resolve {
                 name: "HOST".into(),
                 suffix: 0x20,

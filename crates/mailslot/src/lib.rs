@@ -503,13 +503,13 @@ impl MailslotWriter {
                 max,
             });
         }
-        let req = daemon::Request::Write {
+        let req = daemon::Request::Write(daemon::RemoteWrite {
             target: self.name.target().clone(),
             path: self.name.path().to_string(),
             priority: opts.priority,
             class: opts.class,
             data: data.to_vec(),
-        };
+        });
         match d.call(&req, DAEMON_TIMEOUT)? {
             daemon::Reply::Written => Ok(()),
             daemon::Reply::Failed(f) => Err(WriteError::Network {

@@ -386,28 +386,16 @@ impl Daemon {
                 self.router
                     .handle_local(now, LocalRequest::Resolve { id, name, suffix });
             }
-            Request::Write {
-                target,
-                path,
-                priority,
-                class,
-                data,
-            } => {
-                debug!(uid = call.uid, ?target, %path, len = data.len(), "local write");
+            Request::Write(write) => {
+                let (target, path) = (&write.target, &write.path);
+                debug!(uid = call.uid, ?target, %path, len = write.data.len(), "local write");
                 let pending = Pending {
                     reply: call.reply,
                     name: None,
                 };
                 self.pending.insert(id, pending);
-                let req = LocalRequest::Write {
-                    id,
-                    target,
-                    path,
-                    priority,
-                    class,
-                    data,
-                };
-                self.router.handle_local(now, req);
+                self.router
+                    .handle_local(now, LocalRequest::Write { id, write });
             }
             _ => {
                 let _ = call.reply.send(Reply::failed(

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mailslot::daemon::{DaemonClient, Reply, Request, Status};
+use mailslot::daemon::{DaemonClient, RemoteWrite, Reply, Request, Status};
 use mailslot::error::code;
 use mailslot::{Class, Mailslot, Sender, Target, Timeout};
 use mailslot_proto::datagram::MsgType;
@@ -210,13 +210,13 @@ fn a_remote_write_over_the_control_socket_goes_out_as_a_datagram() {
     let c = d.client();
     let write = |target: Target, data: &[u8]| {
         c.call(
-            &Request::Write {
+            &Request::Write(RemoteWrite {
                 target,
                 path: "mailslotd_test\\remote".into(),
                 priority: 1,
                 class: Class::Second,
                 data: data.to_vec(),
-            },
+            }),
             WAIT,
         )
         .unwrap()

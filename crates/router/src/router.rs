@@ -13,7 +13,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use crate::dedupe::DuplicateFilter;
-use mailslot::daemon::{Address, CachedName, Failure, NameStatus, RouterCounters};
+use mailslot::daemon::{Address, CachedName, Failure, NameStatus, RemoteWrite, RouterCounters};
 use mailslot::error::code::{BAD_NETPATH, INVALID_PARAMETER};
 use mailslot::trusted::RemoteMessage;
 use mailslot::{Class, Target};
@@ -75,16 +75,8 @@ pub enum LocalRequest {
     Write {
         /// Identifies the answer ([`Event::WriteDone`]).
         id: u64,
-        /// Destination ([`Target::Local`] is refused: local names need no network).
-        target: Target,
-        /// Mailslot path after `\MAILSLOT\`.
-        path: String,
-        /// Priority 0–9.
-        priority: u8,
-        /// Class.
-        class: Class,
-        /// The message.
-        data: Vec<u8>,
+        /// The write ([`Target::Local`] is refused: local names need no network).
+        write: RemoteWrite,
     },
     /// Resolve a NetBIOS name.
     Resolve {
@@ -209,10 +201,7 @@ struct CacheEntry {
 enum Waiter {
     Write {
         id: u64,
-        path: String,
-        priority: u8,
-        class: Class,
-        data: Vec<u8>,
+        write: RemoteWrite,
         dest: NetbiosName,
     },
     Resolve {
@@ -625,29 +614,12 @@ impl Router {
                 }),
                 Ok(n) => self.resolve(now, n, Waiter::Resolve { id }),
             },
-            LocalRequest::Write {
-                id,
-                target,
-                path,
-                priority,
-                class,
-                data,
-            } => self.local_write(now, id, target, path, priority, class, data),
+            LocalRequest::Write { id, write } => self.local_write(now, id, write),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn local_write(
-        &mut self,
-        now: Instant,
-        id: u64,
-        target: Target,
-        path: String,
-        priority: u8,
-        class: Class,
-        data: Vec<u8>,
-    ) {
-        let wire = format!("{MAILSLOT_PREFIX}{path}");
+    fn local_write(&mut self, now: Instant, id: u64, write: RemoteWrite) {
+        let wire = format!("{MAILSLOT_PREFIX}{}", write.path);
         let limit = max_network_payload(&wire);
         let fail = |this: &mut Self, code, message: String| {
             this.counters.writes_failed += 1;
@@ -656,39 +628,32 @@ impl Router {
                 result: Err(Failure { code, message }),
             });
         };
-        if data.len() > limit {
+        if write.data.len() > limit {
             return fail(
                 self,
                 BAD_NETPATH,
                 format!(
                     "{} bytes is more than the {limit} a network mailslot write carries",
-                    data.len()
+                    write.data.len()
                 ),
             );
         }
-        let host = match target {
+        let host = match &write.target {
             Target::PrimaryDomain => self.cfg.workgroup.clone(),
-            Target::Host(h) => h,
+            Target::Host(h) => h.clone(),
             Target::Local => {
-                return fail(
-                    self,
-                    INVALID_PARAMETER,
-                    format!("{path:?} is a local name: write it without the daemon"),
-                )
+                let message = format!(
+                    "{:?} is a local name: write it without the daemon",
+                    write.path
+                );
+                return fail(self, INVALID_PARAMETER, message);
             }
         };
         let dest = match NetbiosName::new(&host, 0x00) {
             Ok(d) => d,
             Err(e) => return fail(self, BAD_NETPATH, format!("invalid name {host:?}: {e}")),
         };
-        let waiter = Waiter::Write {
-            id,
-            path,
-            priority,
-            class,
-            data,
-            dest,
-        };
+        let waiter = Waiter::Write { id, write, dest };
         // Our workgroup (and `*`) is a group: broadcast without asking anybody.
         if name_key(&dest) == name_key(&self.cfg.workgroup_name(0)) {
             return self.complete_write(
@@ -756,10 +721,14 @@ impl Router {
     fn complete_write(&mut self, waiter: Waiter, addrs: &[Address]) {
         let Waiter::Write {
             id,
-            path,
-            priority,
-            class,
-            data,
+            write:
+                RemoteWrite {
+                    path,
+                    priority,
+                    class,
+                    data,
+                    ..
+                },
             dest,
         } = waiter
         else {

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use mailslot::daemon::RemoteWrite;
 use mailslot::error::code::BAD_NETPATH as ERROR_BAD_NETPATH;
 use mailslot::{Class, Target};
 use mailslot_proto::{
@@ -142,11 +143,13 @@ impl Net {
             now,
             LocalRequest::Write {
                 id,
-                target,
-                path: path.into(),
-                priority: 1,
-                class: Class::Second,
-                data: data.to_vec(),
+                write: RemoteWrite {
+                    target,
+                    path: path.into(),
+                    priority: 1,
+                    class: Class::Second,
+                    data: data.to_vec(),
+                },
             },
         );
         self.step();
