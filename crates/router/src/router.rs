@@ -719,93 +719,47 @@ impl Router {
     }
 
     fn complete_write(&mut self, waiter: Waiter, addrs: &[Address]) {
-        let Waiter::Write {
-            id,
-            write:
-                RemoteWrite {
-                    path,
-                    priority,
-                    class,
-                    data,
-                    ..
-                },
-            dest,
-        } = waiter
-        else {
+        let Waiter::Write { id, write, dest } = waiter else {
             return;
         };
-        let group = addrs.iter().any(|a| a.group);
         // Upper case on the wire, as LAN Manager and Windows programs name mailslots (receivers
         // compare case-insensitively; Wireshark dissects only upper-case names).
-        let wire = format!("{MAILSLOT_PREFIX}{}", path.to_ascii_uppercase());
-        let write = MailslotWriteRepr {
+        let wire = format!("{MAILSLOT_PREFIX}{}", write.path.to_ascii_uppercase());
+        let repr = MailslotWriteRepr {
             name: wire.as_bytes(),
-            priority: u16::from(priority),
-            class: u16::from(class.number()),
-            data: &data,
+            priority: u16::from(write.priority),
+            class: u16::from(write.class.number()),
+            data: &write.data,
         };
-        let mut sent = false;
-        if group {
-            // DIRECT_GROUP to every subnet broadcast; our own copy is delivered directly.
+        let port = self.cfg.port;
+        let sent = if addrs.iter().any(|a| a.group) {
+            // DIRECT_GROUP to every subnet broadcast; our own copy is delivered directly. A
+            // group write succeeds even if no datagram could be encoded (the copy is ours).
             for iface in self.cfg.interfaces.clone() {
-                let dgm = self.dgm();
-                let mut m = MailslotMessage::new(
-                    MsgType::DirectGroup,
-                    dgm,
-                    iface.ip,
-                    self.cfg.computer(0).into(),
-                    dest.into(),
-                    write.clone(),
-                );
-                m.flags = DatagramFlags::new(self.node_type());
-                m.source_port = self.cfg.port;
-                sent |= self.push_datagram(SocketAddrV4::new(iface.broadcast, self.cfg.port), &m);
+                let to = SocketAddrV4::new(iface.broadcast, port);
+                self.send_write(MsgType::DirectGroup, iface.ip, to, dest, &repr);
             }
             let own_ip = self
                 .cfg
                 .interfaces
                 .first()
                 .map_or(Ipv4Addr::LOCALHOST, |i| i.ip);
-            self.counters.accepted += 1;
-            self.events.push_back(Event::Deliver(Delivery {
-                path: Arc::from(path.as_str()),
-                data: Cow::Owned(data.clone()),
-                priority,
-                class,
-                sender_name: self.own_name.clone(),
-                sender_ip: own_ip,
-            }));
+            self.deliver_own(&write, own_ip);
+            true
         } else if let Some(a) = addrs.first() {
             if self.is_own_ip(a.ip) {
                 // A write to our own computer name never touches the network.
-                self.counters.accepted += 1;
-                self.events.push_back(Event::Deliver(Delivery {
-                    path: Arc::from(path.as_str()),
-                    data: Cow::Owned(data),
-                    priority,
-                    class,
-                    sender_name: self.own_name.clone(),
-                    sender_ip: a.ip,
-                }));
-                self.events
-                    .push_back(Event::WriteDone { id, result: Ok(()) });
-                return;
+                self.deliver_own(&write, a.ip);
+                true
+            } else {
+                let to = SocketAddrV4::new(a.ip, port);
+                let src_ip = self.local_ip_for(a.ip);
+                self.send_write(MsgType::DirectUnique, src_ip, to, dest, &repr)
             }
-            let dgm = self.dgm();
-            let src_ip = self.local_ip_for(a.ip);
-            let mut m = MailslotMessage::new(
-                MsgType::DirectUnique,
-                dgm,
-                src_ip,
-                self.cfg.computer(0).into(),
-                dest.into(),
-                write,
-            );
-            m.flags = DatagramFlags::new(self.node_type());
-            m.source_port = self.cfg.port;
-            sent = self.push_datagram(SocketAddrV4::new(a.ip, self.cfg.port), &m);
-        }
-        let result = if sent || group {
+        } else {
+            false
+        };
+        let result = if sent {
             Ok(())
         } else {
             self.counters.writes_failed += 1;
@@ -815,6 +769,37 @@ impl Router {
             })
         };
         self.events.push_back(Event::WriteDone { id, result });
+    }
+
+    /// Queues a mailslot-write datagram of `msg_type` from our computer name at `src_ip` to the
+    /// name `dest` at `to`; `false` if it cannot be encoded.
+    fn send_write(
+        &mut self,
+        msg_type: MsgType,
+        src_ip: Ipv4Addr,
+        to: SocketAddrV4,
+        dest: NetbiosName,
+        repr: &MailslotWriteRepr<'_>,
+    ) -> bool {
+        let dgm = self.dgm();
+        let source = self.cfg.computer(0).into();
+        let mut m = MailslotMessage::new(msg_type, dgm, src_ip, source, dest.into(), repr.clone());
+        m.flags = DatagramFlags::new(self.node_type());
+        m.source_port = self.cfg.port;
+        self.push_datagram(to, &m)
+    }
+
+    /// Delivers our own write into the local mailslot of its path, as sent by us from `ip`.
+    fn deliver_own(&mut self, write: &RemoteWrite, ip: Ipv4Addr) {
+        self.counters.accepted += 1;
+        self.events.push_back(Event::Deliver(Delivery {
+            path: Arc::from(write.path.as_str()),
+            data: Cow::Owned(write.data.clone()),
+            priority: write.priority,
+            class: write.class,
+            sender_name: self.own_name.clone(),
+            sender_ip: ip,
+        }));
     }
 
     fn push_datagram(&mut self, dest: SocketAddrV4, m: &MailslotMessage<'_>) -> bool {
