@@ -18,7 +18,9 @@ use mailslot::error::code::{BAD_NETPATH, INVALID_PARAMETER};
 use mailslot::trusted::RemoteMessage;
 use mailslot::{Class, Target};
 use mailslot_proto::datagram::{MsgType, NodeType};
-use mailslot_proto::nbns::{NbAddress, NodeStatus, NodeStatusName, NsOpcode, RData, RrType};
+use mailslot_proto::nbns::{
+    NbAddress, NodeStatus, NodeStatusName, NsOpcode, Question, RData, RrType,
+};
 use mailslot_proto::smb::MAILSLOT_PREFIX;
 use mailslot_proto::{
     max_network_payload, DatagramFlags, MailslotMessage, MailslotWriteRepr, NamePacket, NetbiosName,
@@ -936,90 +938,95 @@ impl Router {
             return;
         }
         match p.flags.opcode() {
-            NsOpcode::Query if q.qtype == RrType::NbStat => {
-                let ours = q.name.name.is_wildcard() || self.own(&q.name.name).is_some();
-                if ours {
-                    let status = NodeStatus {
-                        names: self
-                            .names
-                            .iter()
-                            .filter(|n| n.state == NameState::Registered)
-                            .map(|n| NodeStatusName {
-                                name: n.name,
-                                flags: (if n.group { 0x8000 } else { 0 }) | 0x0400,
-                            })
-                            .collect(),
-                        statistics: vec![0; 46],
-                    };
-                    let r = NamePacket::node_status_response(p.trn_id, q.name.clone(), status);
-                    self.counters.queries_answered += 1;
-                    self.send_ns(src, &r);
-                }
-            }
-            NsOpcode::Query => {
-                let own = self.own(&q.name.name).cloned();
-                match own {
-                    Some(n) if n.state == NameState::Registered => {
-                        let ip = self.local_ip_for(*src.ip());
-                        let addr = NbAddress::new(ip, n.group, self.node_type());
-                        let r = NamePacket::positive_query_response(
-                            p.trn_id,
-                            q.name.clone(),
-                            NAME_TTL,
-                            vec![addr],
-                        );
-                        self.counters.queries_answered += 1;
-                        self.send_ns(src, &r);
-                    }
-                    _ => {}
-                }
-            }
+            NsOpcode::Query if q.qtype == RrType::NbStat => self.answer_node_status(src, p, q),
+            NsOpcode::Query => self.answer_query(src, p, q),
             NsOpcode::Registration | NsOpcode::MultiHomedRegistration => {
-                // Defend a unique name of ours (or a group name of ours claimed as unique).
-                let Some(claim) = p.additional.first() else {
-                    return;
-                };
-                let claimed_group = match &claim.rdata {
-                    RData::Nb(a) => a.first().is_some_and(|a| a.is_group()),
-                    _ => false,
-                };
-                let claimant_ip = match &claim.rdata {
-                    RData::Nb(a) => a.first().map(|a| a.ip),
-                    _ => None,
-                };
-                if claimant_ip.is_some_and(|ip| self.is_own_ip(ip)) {
-                    return;
-                }
-                let own = self.own(&q.name.name).cloned();
-                if let Some(n) = own {
-                    if !n.group || !claimed_group {
-                        let ip = self.local_ip_for(*src.ip());
-                        let owner = NbAddress::new(ip, n.group, self.node_type());
-                        let r = NamePacket::negative_registration_response(
-                            p.trn_id,
-                            q.name.clone(),
-                            owner,
-                        );
-                        self.counters.names_defended += 1;
-                        self.send_ns(src, &r);
-                    }
-                }
+                self.defend_name(src, p, q)
             }
-            NsOpcode::Release => {
-                // Forget the cached address only if the releasing node is the one we cached.
-                let released: Vec<Ipv4Addr> = match p.additional.first().map(|r| &r.rdata) {
-                    Some(RData::Nb(v)) => v.iter().map(|x| x.ip).collect(),
-                    _ => Vec::new(),
-                };
-                let key = name_key(&q.name.name);
-                if let Some(e) = self.cache.get_mut(&key) {
-                    e.addrs.retain(|x| !released.contains(&x.ip));
-                    if e.addrs.is_empty() {
-                        self.cache.remove(&key);
-                    }
-                }
-            }
+            NsOpcode::Release => self.forget_released(p, q),
             _ => {}
+        }
+    }
+
+    /// A node-status request for one of our names (or `*`): our registered names.
+    fn answer_node_status(&mut self, src: SocketAddrV4, p: &NamePacket, q: &Question) {
+        let ours = q.name.name.is_wildcard() || self.own(&q.name.name).is_some();
+        if !ours {
+            return;
+        }
+        let status = NodeStatus {
+            names: self
+                .names
+                .iter()
+                .filter(|n| n.state == NameState::Registered)
+                .map(|n| NodeStatusName {
+                    name: n.name,
+                    flags: (if n.group { 0x8000 } else { 0 }) | 0x0400,
+                })
+                .collect(),
+            statistics: vec![0; 46],
+        };
+        let r = NamePacket::node_status_response(p.trn_id, q.name.clone(), status);
+        self.counters.queries_answered += 1;
+        self.send_ns(src, &r);
+    }
+
+    /// A name query: answered for a name of ours once registered, with our address on the
+    /// asker's subnet.
+    fn answer_query(&mut self, src: SocketAddrV4, p: &NamePacket, q: &Question) {
+        let Some(n) = self.own(&q.name.name).cloned() else {
+            return;
+        };
+        if n.state != NameState::Registered {
+            return;
+        }
+        let ip = self.local_ip_for(*src.ip());
+        let addr = NbAddress::new(ip, n.group, self.node_type());
+        let r = NamePacket::positive_query_response(p.trn_id, q.name.clone(), NAME_TTL, vec![addr]);
+        self.counters.queries_answered += 1;
+        self.send_ns(src, &r);
+    }
+
+    /// Another node registers a name: defend a unique name of ours (or a group name of ours
+    /// claimed as unique) with a negative response.
+    fn defend_name(&mut self, src: SocketAddrV4, p: &NamePacket, q: &Question) {
+        let Some(claim) = p.additional.first() else {
+            return;
+        };
+        let claimed = match &claim.rdata {
+            RData::Nb(a) => a.first(),
+            _ => None,
+        };
+        let claimed_group = claimed.is_some_and(|a| a.is_group());
+        if claimed.is_some_and(|a| self.is_own_ip(a.ip)) {
+            return;
+        }
+        let Some(n) = self.own(&q.name.name).cloned() else {
+            return;
+        };
+        if n.group && claimed_group {
+            return;
+        }
+        let ip = self.local_ip_for(*src.ip());
+        let owner = NbAddress::new(ip, n.group, self.node_type());
+        let r = NamePacket::negative_registration_response(p.trn_id, q.name.clone(), owner);
+        self.counters.names_defended += 1;
+        self.send_ns(src, &r);
+    }
+
+    /// A node releases a name: forget the cached address only if the releasing node is the one
+    /// we cached.
+    fn forget_released(&mut self, p: &NamePacket, q: &Question) {
+        let released: Vec<Ipv4Addr> = match p.additional.first().map(|r| &r.rdata) {
+            Some(RData::Nb(v)) => v.iter().map(|x| x.ip).collect(),
+            _ => Vec::new(),
+        };
+        let key = name_key(&q.name.name);
+        if let Some(e) = self.cache.get_mut(&key) {
+            e.addrs.retain(|x| !released.contains(&x.ip));
+            if e.addrs.is_empty() {
+                self.cache.remove(&key);
+            }
         }
     }
 
