@@ -19,7 +19,7 @@ use mailslot::trusted::RemoteMessage;
 use mailslot::{Class, Target};
 use mailslot_proto::datagram::{MsgType, NodeType};
 use mailslot_proto::nbns::{
-    NbAddress, NodeStatus, NodeStatusName, NsOpcode, Question, RData, RrType,
+    NbAddress, NodeStatus, NodeStatusName, NsOpcode, Question, RData, ResourceRecord, RrType,
 };
 use mailslot_proto::smb::MAILSLOT_PREFIX;
 use mailslot_proto::{
@@ -1051,80 +1051,93 @@ impl Router {
         }
         match p.flags.opcode() {
             NsOpcode::Registration | NsOpcode::MultiHomedRegistration if p.flags.rcode() != 0 => {
-                // An objection to our registration: fatal for a unique name of ours, but only
-                // while we are registering it and only in answer to one of our own requests
-                // (RFC 1002 matches responses by NAME_TRN_ID). Anything else is a stray or a
-                // forgery and must not take a running daemon down.
-                let key = name_key(&a.name.name);
-                let Some(idx) = self.names.iter().position(|n| name_key(&n.name) == key) else {
-                    return;
-                };
-                let n = &self.names[idx];
-                let registering = matches!(n.state, NameState::Registering { .. });
-                if n.group || !registering || !n.trn_ids.contains(&p.trn_id) || self.shut_down {
-                    self.counters.ignored_objections += 1;
-                    return;
-                }
-                let by = match &a.rdata {
-                    RData::Nb(v) => v.first().map_or(*src.ip(), |x| x.ip),
-                    _ => *src.ip(),
-                };
-                self.names[idx].state = NameState::Lost;
-                self.events.push_back(Event::NameConflict {
-                    name: self.names[idx].name.to_string(),
-                    by,
-                });
+                self.on_objection(src, p, a)
             }
-            NsOpcode::Query if a.rr_type == RrType::Nb => {
-                let Some(pos) = self.queries.iter().position(|q| {
-                    q.trn_id == p.trn_id && name_key(&q.name) == name_key(&a.name.name)
-                }) else {
-                    return;
-                };
-                if p.flags.rcode() != 0 {
-                    // Negative: from WINS, go on with broadcast; from a node, ignore.
-                    if self.cfg.wins_server == Some(*src.ip()) {
-                        self.queries[pos].wins_tries = RETRY_COUNT;
-                        self.queries[pos].next = now;
-                        self.query_step(now);
-                    }
-                    return;
-                }
-                let RData::Nb(addrs) = &a.rdata else {
-                    return;
-                };
-                let resolved: Vec<Address> = addrs
-                    .iter()
-                    .map(|x| Address {
-                        ip: x.ip,
-                        group: x.is_group(),
-                    })
-                    .collect();
-                if resolved.is_empty() {
-                    return;
-                }
-                let q = self.queries.swap_remove(pos);
-                let ttl = Duration::from_secs(u64::from(a.ttl))
-                    .max(MIN_CACHE_TTL)
-                    .min(MAX_CACHE_TTL);
-                if self.cache.len() >= CACHE_CAPACITY {
-                    self.cache.retain(|_, e| e.expires > now);
-                    if self.cache.len() >= CACHE_CAPACITY {
-                        self.cache.clear();
-                    }
-                }
-                self.cache.insert(
-                    name_key(&q.name),
-                    CacheEntry {
-                        addrs: resolved.clone(),
-                        expires: now + ttl,
-                    },
-                );
-                for w in q.waiters {
-                    self.complete(w, &resolved);
-                }
-            }
+            NsOpcode::Query if a.rr_type == RrType::Nb => self.on_query_answer(now, src, p, a),
             _ => {}
+        }
+    }
+
+    /// An objection to our registration: fatal for a unique name of ours, but only while we are
+    /// registering it and only in answer to one of our own requests (RFC 1002 matches responses
+    /// by NAME_TRN_ID). Anything else is a stray or a forgery and must not take a running daemon
+    /// down.
+    fn on_objection(&mut self, src: SocketAddrV4, p: &NamePacket, a: &ResourceRecord) {
+        let key = name_key(&a.name.name);
+        let Some(idx) = self.names.iter().position(|n| name_key(&n.name) == key) else {
+            return;
+        };
+        let n = &self.names[idx];
+        let registering = matches!(n.state, NameState::Registering { .. });
+        if n.group || !registering || !n.trn_ids.contains(&p.trn_id) || self.shut_down {
+            self.counters.ignored_objections += 1;
+            return;
+        }
+        let by = match &a.rdata {
+            RData::Nb(v) => v.first().map_or(*src.ip(), |x| x.ip),
+            _ => *src.ip(),
+        };
+        self.names[idx].state = NameState::Lost;
+        self.events.push_back(Event::NameConflict {
+            name: self.names[idx].name.to_string(),
+            by,
+        });
+    }
+
+    /// An answer to one of our name queries: cache the addresses and complete the waiters.
+    fn on_query_answer(
+        &mut self,
+        now: Instant,
+        src: SocketAddrV4,
+        p: &NamePacket,
+        a: &ResourceRecord,
+    ) {
+        let Some(pos) = self
+            .queries
+            .iter()
+            .position(|q| q.trn_id == p.trn_id && name_key(&q.name) == name_key(&a.name.name))
+        else {
+            return;
+        };
+        if p.flags.rcode() != 0 {
+            // Negative: from WINS, go on with broadcast; from a node, ignore.
+            if self.cfg.wins_server == Some(*src.ip()) {
+                self.queries[pos].wins_tries = RETRY_COUNT;
+                self.queries[pos].next = now;
+                self.query_step(now);
+            }
+            return;
+        }
+        let RData::Nb(addrs) = &a.rdata else {
+            return;
+        };
+        let resolved: Vec<Address> = addrs
+            .iter()
+            .map(|x| Address {
+                ip: x.ip,
+                group: x.is_group(),
+            })
+            .collect();
+        if resolved.is_empty() {
+            return;
+        }
+        let q = self.queries.swap_remove(pos);
+        let ttl = Duration::from_secs(u64::from(a.ttl))
+            .max(MIN_CACHE_TTL)
+            .min(MAX_CACHE_TTL);
+        if self.cache.len() >= CACHE_CAPACITY {
+            self.cache.retain(|_, e| e.expires > now);
+            if self.cache.len() >= CACHE_CAPACITY {
+                self.cache.clear();
+            }
+        }
+        let entry = CacheEntry {
+            addrs: resolved.clone(),
+            expires: now + ttl,
+        };
+        self.cache.insert(name_key(&q.name), entry);
+        for w in q.waiters {
+            self.complete(w, &resolved);
         }
     }
 
