@@ -25,7 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use mailslot::daemon::{DaemonClient, Request};
+use mailslot::daemon::DaemonClient;
 use mailslot::{Mailslot, ReadError, Timeout};
 use mailslot_proto::{MailslotMessage, MailslotWriteRepr, MsgType, NetbiosName};
 
@@ -75,7 +75,7 @@ fn pin(cpu: usize, pinned: bool) -> Result<()> {
 
 /// Where the daemon binary is: `$MAILSLOTD`, else `mailslotd` in this binary's directory. When
 /// it is missing there and this binary is a cargo release build of this workspace, builds it
-/// (`cargo build --release -p mailslot-router`) once.
+/// (`cargo build --release -p mailslotd`) once.
 fn daemon_path() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os(DAEMON_ENV) {
         let p = PathBuf::from(p);
@@ -90,7 +90,7 @@ fn daemon_path() -> Result<PathBuf> {
         .ok_or_else(|| anyhow!("benchmark binary has no directory"))?;
     let path = dir.join("mailslotd");
     let hint = format!(
-        "the daemon binary {} is missing: build it with `cargo build --release -p mailslot-router` \
+        "the daemon binary {} is missing: build it with `cargo build --release -p mailslotd` \
          (or set {DAEMON_ENV}=<path to mailslotd>)",
         path.display()
     );
@@ -106,7 +106,7 @@ fn daemon_path() -> Result<PathBuf> {
     }
     // In the source tree, cargo rebuilds it if the sources changed (a daemon built from older
     // sources may not speak the library's current local protocol) and does nothing otherwise.
-    crate::progress("building mailslotd (cargo build --release -p mailslot-router)");
+    crate::progress("building mailslotd (cargo build --release -p mailslotd)");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let st = Command::new(cargo)
         .args([
@@ -114,7 +114,7 @@ fn daemon_path() -> Result<PathBuf> {
             "--release",
             "-q",
             "-p",
-            "mailslot-router",
+            "mailslotd",
             "--manifest-path",
         ])
         .arg(&manifest)
@@ -212,12 +212,8 @@ impl Daemon {
 
     /// The daemon's status (`Request::Status`) as JSON.
     pub fn status(&self) -> Result<serde_json::Value> {
-        let c = DaemonClient::connect()?;
-        let r = c.call(&Request::Status, Duration::from_secs(5))?;
-        if r.code != 0 {
-            bail!("daemon status: code {} {}", r.code, r.text);
-        }
-        Ok(serde_json::from_str(&r.text)?)
+        let s = DaemonClient::connect()?.status(Duration::from_secs(5))?;
+        Ok(serde_json::to_value(s)?)
     }
 
     /// Places every thread of the daemon: on the reader side's CPU when pinned, else anywhere.

@@ -4,11 +4,14 @@ use libfuzzer_sys::fuzz_target;
 use mailslot::daemon::{Reply, Request};
 
 fuzz_target!(|data: &[u8]| {
-    if let Some(r) = Request::decode(data) {
+    if let Ok(r) = Request::decode(data) {
         let bytes = r.encode().expect("a decoded request re-encodes");
-        assert_eq!(Request::decode(&bytes).as_ref(), Some(&r));
+        assert_eq!(Request::decode(&bytes).ok().as_ref(), Some(&r));
     }
-    if let Some(r) = Reply::decode(data) {
-        assert_eq!(Reply::decode(&r.encode()).as_ref(), Some(&r));
+    if let Ok(r) = Reply::decode(data) {
+        // Defaulted fields come back written out, so the record may grow past the limit.
+        if let Ok(bytes) = r.encode() {
+            assert_eq!(Reply::decode(&bytes).ok().as_ref(), Some(&r));
+        }
     }
 });

@@ -102,8 +102,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
         || { fail setup "apt-get install ${need_apt[*]} failed (see $WORK/apt.log)"; finish; }
 fi
 
-if ! (cd "$ROOT" && cargo build -q -p mailslot-cli -p mailslot-router) >"$WORK/build.log" 2>&1; then
-    fail build "cargo build -p mailslot-cli -p mailslot-router failed: $(tail -5 "$WORK/build.log" | tr '\n' ' ')"
+if ! (cd "$ROOT" && cargo build -q -p mailslot-cli -p mailslotd) >"$WORK/build.log" 2>&1; then
+    fail build "cargo build -p mailslot-cli -p mailslotd failed: $(tail -5 "$WORK/build.log" | tr '\n' ' ')"
     finish
 fi
 MS=$ROOT/target/debug/mailslot

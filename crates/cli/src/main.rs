@@ -12,9 +12,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Parser, Subcommand};
+use mailslot::daemon::DaemonClient;
 use mailslot::{
     Access, Class, Mailslot, MailslotWriter, Message, ReadError, Sender, Timeout, WriteOptions,
 };
+use mailslot_proto::NetbiosName;
 
 /// Mailslots for Linux: named one-way message queues with priorities, as in Windows NT and
 /// LAN Manager.
@@ -50,7 +52,7 @@ enum Command {
     /// Send a Messenger message ("net send"): From/To/Text to \\HOST\mailslot\messngr.
     Messenger(MessengerArgs),
     /// Run the network daemon in the foreground (the same as `mailslotd`).
-    Daemon(mailslot_router::daemon::DaemonArgs),
+    Daemon(mailslotd::DaemonArgs),
     /// Show the network daemon's names, cache and counters.
     DaemonStatus(StatusArgs),
     /// Resolve a NetBIOS name (NAME or NAME<xx>, default suffix 00) through the daemon.
@@ -184,7 +186,7 @@ fn main() -> ExitCode {
         Command::Encode(a) => wire::run_encode(&a).map(|()| 0),
         Command::EncodeNameQuery(a) => wire::run_encode_name_query(&a).map(|()| 0),
         Command::Messenger(a) => messenger(&a).map(|()| 0),
-        Command::Daemon(a) => Ok(i32::from(mailslot_router::daemon::run(&a))),
+        Command::Daemon(a) => Ok(i32::from(mailslotd::run(&a))),
         Command::DaemonStatus(a) => daemon_status(&a).map(|()| 0),
         Command::Resolve(a) => resolve(&a),
         Command::Mount(a) => mailslot_mount::run(&a.dir)
@@ -338,81 +340,61 @@ fn list(a: &ListArgs) -> Result<()> {
     Ok(())
 }
 
-fn daemon_call(req: &mailslot::daemon::Request) -> Result<mailslot::daemon::Reply> {
-    let c = mailslot::daemon::DaemonClient::connect()?;
-    Ok(c.call(req, Duration::from_secs(15))?)
-}
+/// How long the daemon may take to answer the tool.
+const DAEMON_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn daemon_status(a: &StatusArgs) -> Result<()> {
-    let r = daemon_call(&mailslot::daemon::Request::Status)?;
-    if r.code != 0 {
-        bail!("the daemon answered error {}: {}", r.code, r.text);
-    }
-    let v: serde_json::Value = serde_json::from_str(&r.text).context("daemon status")?;
+    let status = DaemonClient::connect()?.status(DAEMON_TIMEOUT)?;
     let mut out = io::stdout().lock();
     if a.json {
-        writeln!(out, "{v}")?;
+        writeln!(out, "{}", serde_json::to_string(&status)?)?;
         return Ok(());
     }
     writeln!(
         out,
-        "{} in workgroup {} ({})",
-        v["netbios_name"], v["workgroup"], v["interfaces"]
+        "{:?} in workgroup {:?} ({})",
+        status.netbios_name,
+        status.workgroup,
+        serde_json::to_string(&status.interfaces)?
     )?;
-    for n in v["names"].as_array().into_iter().flatten() {
+    for n in &status.names {
         writeln!(
             out,
-            "  name {:<12} group {:<5} registered {}",
-            n["name"], n["group"], n["registered"]
+            "  name {:?} group {} registered {}",
+            n.name, n.group, n.registered
         )?;
     }
-    for section in ["counters", "delivery"] {
-        for (k, val) in v[section].as_object().into_iter().flatten() {
+    for fields in [status.counters.fields(), status.delivery.fields()] {
+        let mut fields = fields;
+        fields.sort_unstable();
+        for (k, val) in fields {
             writeln!(out, "  {k:<24} {val}")?;
         }
     }
     Ok(())
 }
 
-/// Parses `NAME` or `NAME<xx>`.
-fn parse_netbios(s: &str) -> Result<(String, u8)> {
-    match s.split_once('<') {
-        None => Ok((s.to_string(), 0)),
-        Some((n, rest)) => {
-            let hexs = rest
-                .strip_suffix('>')
-                .ok_or_else(|| anyhow!("expected NAME<xx>, got {s:?}"))?;
-            let suffix =
-                u8::from_str_radix(hexs, 16).map_err(|_| anyhow!("bad suffix in {s:?}"))?;
-            Ok((n.to_string(), suffix))
-        }
-    }
-}
-
 fn resolve(a: &ResolveArgs) -> Result<i32> {
-    let (name, suffix) = parse_netbios(&a.name)?;
-    let r = daemon_call(&mailslot::daemon::Request::Resolve {
-        name: name.clone(),
-        suffix,
-    })?;
-    if r.code != 0 {
-        eprintln!("mailslot: error: {} (error {})", r.text, r.code);
-        return Ok(2);
-    }
-    let v: serde_json::Value = serde_json::from_str(&r.text).context("daemon answer")?;
+    let name: NetbiosName = a
+        .name
+        .parse()
+        .map_err(|e| anyhow!("expected NAME or NAME<xx>, got {:?}: {e}", a.name))?;
+    let answer =
+        DaemonClient::connect()?.resolve(&name.name_lossy(), name.suffix(), DAEMON_TIMEOUT)?;
+    let r = match answer {
+        Ok(r) => r,
+        Err(f) => {
+            eprintln!("mailslot: error: {f}");
+            return Ok(2);
+        }
+    };
     let mut out = io::stdout().lock();
     if a.json {
-        let mut v = v;
-        v["name"] = serde_json::json!(format!("{}<{suffix:02X}>", name.to_ascii_uppercase()));
-        writeln!(out, "{v}")?;
+        writeln!(out, "{}", serde_json::to_string(&r)?)?;
     } else {
-        for addr in v["addresses"].as_array().into_iter().flatten() {
-            let kind = if addr["group"].as_bool() == Some(true) {
-                "group"
-            } else {
-                "unique"
-            };
-            writeln!(out, "{} {kind}", addr["ip"].as_str().unwrap_or("?"))?;
+        for addr in &r.addresses {
+            let kind = if addr.group { "group" } else { "unique" };
+            writeln!(out, "{} {kind}", addr.ip)?;
         }
     }
     Ok(0)
@@ -422,7 +404,7 @@ fn messenger(a: &MessengerArgs) -> Result<()> {
     let from = match &a.from {
         Some(f) => f.clone(),
         None => std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| mailslot_router::config::netbios_name_for_host(h.trim()))
+            .map(|h| mailslotd::netbios_name_for_host(h.trim()))
             .unwrap_or_else(|_| "LINUX".into()),
     };
     let to = if a.to == "*" {

@@ -1,23 +1,44 @@
-//! The local control protocol between programs and the mailslot daemon (`mailslotd`).
+//! The local control protocol between programs and the mailslot daemon (`mailslotd`): the client
+//! side, and the types both sides speak.
 //!
 //! The daemon listens on the abstract `SOCK_SEQPACKET` address [`CONTROL_ADDRESS`] of its network
-//! namespace. Each request is one record and gets one [`Reply`] record. The daemon learns who asks
-//! from the kernel (`SO_PEERCRED`), never from the request.
+//! namespace. Each [`Request`] is one record and gets one [`Reply`] record. A record is a JSON
+//! object `{"v": PROTOCOL_VERSION, "msg": …}` of at most [`MAX_RECORD`] bytes; anything else
+//! decodes to a [`ProtocolError`], never a panic. The daemon learns who asks from the kernel
+//! (`SO_PEERCRED`), never from the request.
 //!
 //! Writers use it for remote names (`\\HOST\mailslot\x`, `\\*\mailslot\x`): [`MailslotWriter`]
-//! does this by itself. Tools use [`Request::Status`] and [`Request::Resolve`].
+//! does this by itself. Tools use [`Request::Status`] ([`Status`]) and [`Request::Resolve`]
+//! ([`Resolution`]). The daemon (crate `mailslotd`) and its protocol core (`mailslot-router`)
+//! produce these very types, so what the daemon counts is what a client reads.
+//!
+//! A remote write carries no timeout: a NetBIOS datagram is sent or not, and the only wait on the
+//! daemon's side, name resolution, is bounded by the protocol (3 tries 250 ms apart per method).
+//! A writer's [`WriteOptions::timeout`](crate::WriteOptions::timeout) therefore does not apply to
+//! remote names.
 //!
 //! [`MailslotWriter`]: crate::MailslotWriter
 
 use std::io;
+use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::name::Target;
 use crate::sys;
+use crate::types::Class;
 
 /// Abstract socket name of the daemon's control socket.
 pub const CONTROL_ADDRESS: &str = "mailslotd/v1/control";
+
+/// Version of the records (the `v` field); also in [`CONTROL_ADDRESS`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest record either side sends or accepts, in bytes.
+pub const MAX_RECORD: usize = 64 * 1024;
 
 /// The system user the daemon runs as after binding its ports, when it exists. Mailslot owners
 /// admit this user (and root) to deliver network messages, whatever their access policy.
@@ -29,170 +50,317 @@ pub fn daemon_uid() -> Option<u32> {
     *UID.get_or_init(|| sys::uid_of_user(DAEMON_USER))
 }
 
-/// Where a remote write goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RemoteTarget {
-    /// `\\NAME\…`: a computer or a domain/workgroup name.
-    Host(String),
-    /// `\\*\…`: the daemon's primary workgroup.
-    PrimaryDomain,
+/// Why a record cannot be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// The record is longer than [`MAX_RECORD`].
+    #[error("record of {len} bytes is larger than {MAX_RECORD}")]
+    TooLarge {
+        /// Its length.
+        len: usize,
+    },
+    /// The record is not valid JSON of the expected shape.
+    #[error("malformed record: {0}")]
+    Malformed(#[from] serde_json::Error),
+    /// The record is of another protocol version.
+    #[error("protocol version {got}, expected {PROTOCOL_VERSION}")]
+    Version {
+        /// The version the record carries.
+        got: u32,
+    },
+}
+
+#[derive(Serialize)]
+struct RecordOut<'a, T> {
+    v: u32,
+    msg: &'a T,
+}
+
+#[derive(Deserialize)]
+struct RecordIn<T> {
+    v: u32,
+    msg: T,
+}
+
+fn encode_record<T: Serialize>(msg: &T) -> Result<Vec<u8>, ProtocolError> {
+    let bytes = serde_json::to_vec(&RecordOut {
+        v: PROTOCOL_VERSION,
+        msg,
+    })?;
+    if bytes.len() > MAX_RECORD {
+        return Err(ProtocolError::TooLarge { len: bytes.len() });
+    }
+    Ok(bytes)
+}
+
+fn decode_record<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ProtocolError> {
+    if bytes.len() > MAX_RECORD {
+        return Err(ProtocolError::TooLarge { len: bytes.len() });
+    }
+    #[derive(Deserialize)]
+    struct Version {
+        v: u32,
+    }
+    // The version first, so that a newer client gets a clear answer rather than a shape error.
+    let Version { v } = serde_json::from_slice(bytes)?;
+    if v != PROTOCOL_VERSION {
+        return Err(ProtocolError::Version { got: v });
+    }
+    let r: RecordIn<T> = serde_json::from_slice(bytes)?;
+    debug_assert_eq!(r.v, v);
+    Ok(r.msg)
+}
+
+/// A mailslot write to another host (or hosts), as a writer asks the daemon for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteWrite {
+    /// Destination host, domain or the primary domain ([`Target::Local`] is refused).
+    pub target: Target,
+    /// Mailslot path after `\MAILSLOT\`.
+    pub path: String,
+    /// Priority 0–9.
+    pub priority: u8,
+    /// Class.
+    pub class: Class,
+    /// The message.
+    pub data: Vec<u8>,
 }
 
 /// A request to the daemon.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Request {
-    /// Send a mailslot write to another host (or hosts).
-    Write {
-        /// Destination host, domain or the primary domain.
-        target: RemoteTarget,
-        /// Mailslot path after `\MAILSLOT\`.
-        path: String,
-        /// Priority 0–9.
-        priority: u8,
-        /// Class 1 or 2.
-        class: u8,
-        /// Milliseconds the writer is willing to wait (`u32::MAX` forever).
-        timeout_ms: u32,
-        /// The message.
-        data: Vec<u8>,
-    },
-    /// Resolve a NetBIOS name; the reply text is JSON `{"name":…,"addresses":[…]}`.
+    /// Send a mailslot write to another host (or hosts); answered [`Reply::Written`].
+    Write(RemoteWrite),
+    /// Resolve a NetBIOS name; answered [`Reply::Resolved`].
     Resolve {
         /// The name (up to 15 characters).
         name: String,
         /// The suffix byte.
         suffix: u8,
     },
-    /// The daemon's counters and names as JSON.
+    /// The daemon's names, cache and counters; answered [`Reply::Status`].
     Status,
 }
 
-const K_WRITE: u8 = 1;
-const K_RESOLVE: u8 = 2;
-const K_STATUS: u8 = 3;
-
-fn put_str(b: &mut Vec<u8>, s: &str) -> Option<()> {
-    let len = u8::try_from(s.len()).ok()?;
-    b.push(len);
-    b.extend_from_slice(s.as_bytes());
-    Some(())
-}
-
-fn take_str<'a>(b: &mut &'a [u8]) -> Option<&'a str> {
-    let (&len, rest) = b.split_first()?;
-    let len = usize::from(len);
-    if rest.len() < len {
-        return None;
-    }
-    let s = std::str::from_utf8(&rest[..len]).ok()?;
-    *b = &rest[len..];
-    Some(s)
-}
-
 impl Request {
-    /// Encodes the request; `None` if a string is longer than 255 bytes.
-    pub fn encode(&self) -> Option<Vec<u8>> {
-        let mut b = Vec::new();
-        match self {
-            Request::Write {
-                target,
-                path,
-                priority,
-                class,
-                timeout_ms,
-                data,
-            } => {
-                b.extend_from_slice(&[K_WRITE, *priority, *class]);
-                b.extend_from_slice(&timeout_ms.to_le_bytes());
-                match target {
-                    RemoteTarget::Host(h) => {
-                        b.push(0);
-                        put_str(&mut b, h)?;
-                    }
-                    RemoteTarget::PrimaryDomain => {
-                        b.push(1);
-                        put_str(&mut b, "")?;
-                    }
-                }
-                put_str(&mut b, path)?;
-                b.extend_from_slice(data);
-            }
-            Request::Resolve { name, suffix } => {
-                b.extend_from_slice(&[K_RESOLVE, *suffix]);
-                put_str(&mut b, name)?;
-            }
-            Request::Status => b.push(K_STATUS),
-        }
-        Some(b)
+    /// Encodes the request as one record.
+    pub fn encode(&self) -> Result<Vec<u8>, ProtocolError> {
+        encode_record(self)
     }
 
-    /// Decodes a request; `None` for anything malformed.
-    pub fn decode(b: &[u8]) -> Option<Request> {
-        let (&kind, mut rest) = b.split_first()?;
-        match kind {
-            K_WRITE => {
-                if rest.len() < 7 {
-                    return None;
-                }
-                let (priority, class) = (rest[0], rest[1]);
-                let timeout_ms = u32::from_le_bytes(rest[2..6].try_into().ok()?);
-                let tk = rest[6];
-                rest = &rest[7..];
-                let host = take_str(&mut rest)?;
-                let target = match tk {
-                    0 => RemoteTarget::Host(host.to_string()),
-                    1 => RemoteTarget::PrimaryDomain,
-                    _ => return None,
-                };
-                let path = take_str(&mut rest)?.to_string();
-                Some(Request::Write {
-                    target,
-                    path,
-                    priority,
-                    class,
-                    timeout_ms,
-                    data: rest.to_vec(),
-                })
-            }
-            K_RESOLVE => {
-                let (&suffix, mut r) = rest.split_first()?;
-                let name = take_str(&mut r)?.to_string();
-                Some(Request::Resolve { name, suffix })
-            }
-            K_STATUS if rest.is_empty() => Some(Request::Status),
-            _ => None,
-        }
+    /// Decodes a record.
+    pub fn decode(bytes: &[u8]) -> Result<Request, ProtocolError> {
+        decode_record(bytes)
     }
 }
 
-/// The daemon's answer: a Win32 error number (0 = success) and a text (an error message, or JSON).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    /// 0 on success, else a Win32 error number (53 = bad network path, …).
-    pub code: u32,
-    /// Error message or JSON result.
-    pub text: String,
+/// The daemon's answer to one [`Request`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Reply {
+    /// The write was sent.
+    Written,
+    /// The name resolved.
+    Resolved(Resolution),
+    /// The daemon's state.
+    Status(Box<Status>),
+    /// The request failed.
+    Failed(Failure),
 }
 
 impl Reply {
-    /// Encodes the reply.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut b = self.code.to_le_bytes().to_vec();
-        b.extend_from_slice(self.text.as_bytes());
-        b
+    /// Encodes the reply as one record.
+    pub fn encode(&self) -> Result<Vec<u8>, ProtocolError> {
+        encode_record(self)
     }
 
-    /// Decodes a reply.
-    pub fn decode(b: &[u8]) -> Option<Reply> {
-        if b.len() < 4 {
-            return None;
-        }
-        Some(Reply {
-            code: u32::from_le_bytes(b[..4].try_into().ok()?),
-            text: String::from_utf8_lossy(&b[4..]).into_owned(),
+    /// Decodes a record.
+    pub fn decode(bytes: &[u8]) -> Result<Reply, ProtocolError> {
+        decode_record(bytes)
+    }
+
+    /// A failure with a Win32 error number and a message.
+    pub fn failed(code: u32, message: impl Into<String>) -> Reply {
+        Reply::Failed(Failure {
+            code,
+            message: message.into(),
         })
     }
+}
+
+/// A failed request: a Win32 error number (see [`crate::error::code`]) and an explanation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// Win32 error number (53 = bad network path, 87 = invalid parameter, …).
+    pub code: u32,
+    /// Explanation.
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (error {})", self.message, self.code)
+    }
+}
+
+/// One address a NetBIOS name resolved to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Address {
+    /// IPv4 address.
+    pub ip: Ipv4Addr,
+    /// The name is a group name.
+    pub group: bool,
+}
+
+/// The answer to [`Request::Resolve`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    /// The addresses (at least one).
+    pub addresses: Vec<Address>,
+    /// The name resolved, as `NAME<XX>`.
+    pub name: String,
+}
+
+/// One of the daemon's own names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NameStatus {
+    /// `NAME<XX>`.
+    pub name: String,
+    /// A group name (the workgroup's) rather than a unique one.
+    pub group: bool,
+    /// Registration finished without objection.
+    pub registered: bool,
+}
+
+/// A cached resolution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedName {
+    /// `NAME<XX>`.
+    pub name: String,
+    /// The addresses; empty for a remembered failure.
+    pub addresses: Vec<Address>,
+}
+
+/// The daemon's two UDP ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ports {
+    /// NetBIOS datagram service (138).
+    pub datagram: u16,
+    /// NetBIOS name service (137).
+    pub name: u16,
+}
+
+/// Declares a struct of `u64` counters with a [`fields`](RouterCounters::fields) listing, so that
+/// the metrics text and the command-line tool need no list of names of their own.
+macro_rules! counters {
+    ($(#[$m:meta])* pub struct $name:ident { $($(#[$fm:meta])* pub $f:ident,)* }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(default)]
+        pub struct $name {
+            $($(#[$fm])* pub $f: u64,)*
+        }
+
+        impl $name {
+            /// Every counter as `(name, value)`, in declaration order.
+            pub fn fields(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($f), self.$f),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Counters of the protocol core (the router).
+    pub struct RouterCounters {
+        /// Datagrams received on UDP 138.
+        pub datagrams_received,
+        /// Name-service packets received on UDP 137.
+        pub name_packets_received,
+        /// Mailslot writes accepted for local delivery (including our own group writes).
+        pub accepted,
+        /// Dropped: datagrams that do not parse.
+        pub dropped_malformed,
+        /// Dropped: fragments (not reassembled).
+        pub dropped_fragment,
+        /// Dropped: a datagram that is not a mailslot write (other SMB, no user data).
+        pub dropped_not_mailslot,
+        /// Dropped: addressed to a name the daemon does not hold.
+        pub dropped_not_for_us,
+        /// Dropped: same source IP and DGM_ID within 2 s.
+        pub dropped_duplicate,
+        /// Ignored: our own datagram looped back.
+        pub ignored_own,
+        /// Datagrams sent.
+        pub datagrams_sent,
+        /// Name-service packets sent.
+        pub name_packets_sent,
+        /// Name queries answered.
+        pub queries_answered,
+        /// Negative registration responses sent in defence of our names.
+        pub names_defended,
+        /// Resolutions that failed.
+        pub resolution_failures,
+        /// Negative registration responses ignored (not an answer to one of our pending requests).
+        pub ignored_objections,
+        /// Dropped: name-service packets that do not parse.
+        pub dropped_malformed_name,
+        /// Local writes refused (too large, unresolvable).
+        pub writes_failed,
+        /// Name refresh requests sent to the WINS server.
+        pub wins_refreshes_sent,
+        /// Negative answers of the WINS server to a registration or refresh of ours.
+        pub wins_refusals,
+    }
+}
+
+counters! {
+    /// Counters of the delivery into local mailslots (the daemon's side).
+    pub struct DeliveryCounters {
+        /// Messages queued into a local mailslot.
+        pub delivered,
+        /// Dropped: no local mailslot of that name.
+        pub dropped_no_mailslot,
+        /// Dropped: the mailslot is full.
+        pub dropped_full,
+        /// Dropped: the mailslot refuses messages from other hosts.
+        pub dropped_refused_remote,
+        /// Dropped: larger than the mailslot's maximum message size.
+        pub dropped_too_large,
+        /// Dropped: the name is not a valid local mailslot name.
+        pub dropped_bad_name,
+        /// Dropped: any other error.
+        pub dropped_error,
+    }
+}
+
+/// The answer to [`Request::Status`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    /// The computer name.
+    pub netbios_name: String,
+    /// The primary workgroup or domain.
+    pub workgroup: String,
+    /// Interfaces as `ADDRESS/PREFIX`.
+    pub interfaces: Vec<String>,
+    /// The WINS server, if any.
+    pub wins_server: Option<Ipv4Addr>,
+    /// The UDP ports.
+    pub ports: Ports,
+    /// Seconds since the daemon started.
+    pub uptime_s: u64,
+    /// The daemon's own names.
+    pub names: Vec<NameStatus>,
+    /// Cached resolutions, sorted by name.
+    pub cache: Vec<CachedName>,
+    /// Counters of the protocol core.
+    pub counters: RouterCounters,
+    /// Counters of the delivery into local mailslots.
+    pub delivery: DeliveryCounters,
 }
 
 /// A connection to the local daemon.
@@ -201,11 +369,22 @@ pub struct DaemonClient {
     sock: OwnedFd,
 }
 
+fn invalid_data(e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
 impl DaemonClient {
-    /// Connects; `ErrorKind::NotFound` when no daemon runs in this network namespace.
+    /// Connects to [`CONTROL_ADDRESS`]; `ErrorKind::NotFound` when no daemon runs in this network
+    /// namespace.
     pub fn connect() -> io::Result<DaemonClient> {
+        Self::connect_to(CONTROL_ADDRESS)
+    }
+
+    /// Connects to a daemon listening on the abstract name `address` (tests run daemons on
+    /// names of their own).
+    pub fn connect_to(address: &str) -> io::Result<DaemonClient> {
         let sock = sys::seqpacket(false)?;
-        match sys::connect_abstract(&sock, CONTROL_ADDRESS.as_bytes()) {
+        match sys::connect_abstract(&sock, address.as_bytes()) {
             Ok(()) => Ok(DaemonClient { sock }),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNREFUSED | libc::ENOENT)) => {
                 Err(io::Error::new(
@@ -221,10 +400,10 @@ impl DaemonClient {
     pub fn call(&self, req: &Request, timeout: Duration) -> io::Result<Reply> {
         let bytes = req
             .encode()
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "name too long"))?;
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         sys::send_parts(self.sock.as_raw_fd(), &[&bytes], &[], false)?;
         let deadline = Instant::now() + timeout;
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; MAX_RECORD + 1];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -242,15 +421,42 @@ impl DaemonClient {
                         "the mailslot daemon closed the connection",
                     ))
                 }
+                Some(r) if r.truncated => {
+                    return Err(invalid_data("reply from the mailslot daemon too large"))
+                }
                 Some(r) => {
-                    return Reply::decode(&buf[..r.len.min(buf.len())]).ok_or_else(|| {
-                        io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "malformed reply from the mailslot daemon",
-                        )
+                    return Reply::decode(&buf[..r.len.min(buf.len())]).map_err(|e| {
+                        invalid_data(format_args!("reply from the mailslot daemon: {e}"))
                     })
                 }
             }
+        }
+    }
+
+    /// The daemon's [`Status`]; a refusal is an `Other` error.
+    pub fn status(&self, timeout: Duration) -> io::Result<Status> {
+        match self.call(&Request::Status, timeout)? {
+            Reply::Status(s) => Ok(*s),
+            Reply::Failed(f) => Err(io::Error::other(f.to_string())),
+            other => Err(invalid_data(format_args!("unexpected reply {other:?}"))),
+        }
+    }
+
+    /// Resolves `name<suffix>`: the addresses, or the daemon's [`Failure`].
+    pub fn resolve(
+        &self,
+        name: &str,
+        suffix: u8,
+        timeout: Duration,
+    ) -> io::Result<Result<Resolution, Failure>> {
+        let req = Request::Resolve {
+            name: name.to_string(),
+            suffix,
+        };
+        match self.call(&req, timeout)? {
+            Reply::Resolved(r) => Ok(Ok(r)),
+            Reply::Failed(f) => Ok(Err(f)),
+            other => Err(invalid_data(format_args!("unexpected reply {other:?}"))),
         }
     }
 }
@@ -260,24 +466,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn request_round_trips() {
+    fn records_round_trip() {
         let reqs = [
-            Request::Write {
-                target: RemoteTarget::Host("SERVER".into()),
+            Request::Write(RemoteWrite {
+                target: Target::Host("SERVER".into()),
                 path: "net\\netlogon".into(),
                 priority: 3,
-                class: 2,
-                timeout_ms: u32::MAX,
+                class: Class::Second,
                 data: vec![1, 2, 3],
-            },
-            Request::Write {
-                target: RemoteTarget::PrimaryDomain,
+            }),
+            Request::Write(RemoteWrite {
+                target: Target::PrimaryDomain,
                 path: "x".into(),
                 priority: 0,
-                class: 1,
-                timeout_ms: 0,
+                class: Class::First,
                 data: vec![],
-            },
+            }),
             Request::Resolve {
                 name: "HOST".into(),
                 suffix: 0x20,
@@ -285,105 +489,96 @@ mod tests {
             Request::Status,
         ];
         for r in reqs {
-            assert_eq!(Request::decode(&r.encode().unwrap()), Some(r));
+            assert_eq!(Request::decode(&r.encode().unwrap()).unwrap(), r);
         }
-        assert_eq!(Request::decode(&[]), None);
-        assert_eq!(Request::decode(&[9]), None);
-        assert_eq!(
-            Request::decode(&[K_WRITE, 0, 2, 0, 0, 0, 0, 0, 5, b'a']),
-            None
-        );
-        assert_eq!(Request::decode(&[K_STATUS, 1]), None);
-        let rep = Reply {
-            code: 53,
-            text: "no such host".into(),
+        let replies = [
+            Reply::Written,
+            Reply::failed(53, "no such host"),
+            Reply::Resolved(Resolution {
+                addresses: vec![Address {
+                    ip: Ipv4Addr::new(10, 0, 0, 2),
+                    group: false,
+                }],
+                name: "HOST<20>".into(),
+            }),
+        ];
+        for r in replies {
+            assert_eq!(Reply::decode(&r.encode().unwrap()).unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_never_a_panic() {
+        let big = vec![b' '; MAX_RECORD + 1];
+        let cases: [&[u8]; 9] = [
+            b"",
+            b"\x01\x02\x03",
+            b"{}",
+            b"{\"v\":2,\"msg\":{\"op\":\"status\"}}",
+            b"{\"v\":1,\"msg\":{\"op\":\"launch\"}}",
+            b"{\"v\":1,\"msg\":{\"op\":\"resolve\",\"name\":\"X\",\"suffix\":300}}",
+            b"{\"v\":1,\"msg\":{\"op\":\"write\",\"target\":\"Local\"}}",
+            b"{\"v\":1,\"msg\":[1,2",
+            &big,
+        ];
+        for c in cases {
+            assert!(
+                Request::decode(c).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(c)
+            );
+            assert!(Reply::decode(c).is_err());
+        }
+        assert!(matches!(
+            Request::decode(b"{\"v\":2,\"msg\":{\"op\":\"status\"}}"),
+            Err(ProtocolError::Version { got: 2 })
+        ));
+        assert!(matches!(
+            Request::decode(&big),
+            Err(ProtocolError::TooLarge { .. })
+        ));
+        // Every prefix of a valid record, and every byte flipped: an error or a request.
+        let good = Request::Resolve {
+            name: "HOST".into(),
+            suffix: 0x20,
+        }
+        .encode()
+        .unwrap();
+        for n in 0..good.len() {
+            assert!(Request::decode(&good[..n]).is_err());
+            let mut bad = good.clone();
+            bad[n] ^= 0xA5;
+            let _ = Request::decode(&bad);
+        }
+    }
+
+    #[test]
+    fn status_keeps_its_json_keys() {
+        let s = Status {
+            netbios_name: "HOSTA".into(),
+            workgroup: "LAB".into(),
+            interfaces: vec!["10.0.0.1/24".into()],
+            wins_server: Some(Ipv4Addr::new(10, 0, 0, 3)),
+            ports: Ports {
+                datagram: 138,
+                name: 137,
+            },
+            uptime_s: 5,
+            names: vec![NameStatus {
+                name: "HOSTA<00>".into(),
+                group: false,
+                registered: true,
+            }],
+            cache: vec![],
+            counters: RouterCounters::default(),
+            delivery: DeliveryCounters::default(),
         };
-        assert_eq!(Reply::decode(&rep.encode()), Some(rep));
-        assert_eq!(Reply::decode(&[1, 2]), None);
-    }
-}
-
-/// The daemon's side of the control socket (blocking; one thread per connection is fine for the
-/// few local clients a daemon has).
-#[derive(Debug)]
-pub struct ControlServer {
-    listener: OwnedFd,
-}
-
-/// Credentials of a connected client, from the kernel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerCredentials {
-    /// Process id.
-    pub pid: u32,
-    /// Effective user id.
-    pub uid: u32,
-    /// Effective group id.
-    pub gid: u32,
-}
-
-impl ControlServer {
-    /// Binds [`CONTROL_ADDRESS`] in this network namespace; `AddrInUse` when a daemon runs.
-    pub fn bind() -> io::Result<ControlServer> {
-        let listener = sys::seqpacket(false)?;
-        sys::bind_abstract(&listener, CONTROL_ADDRESS.as_bytes())?;
-        sys::listen(&listener, 128)?;
-        Ok(ControlServer { listener })
-    }
-
-    /// Waits for the next client.
-    pub fn accept(&self) -> io::Result<ControlConnection> {
-        loop {
-            sys::poll_one(self.listener.as_raw_fd(), libc::POLLIN, None)?;
-            if let Some(sock) = sys::accept(&self.listener)? {
-                let c = sys::peer_cred(&sock)?;
-                return Ok(ControlConnection {
-                    sock,
-                    peer: PeerCredentials {
-                        pid: c.pid,
-                        uid: c.uid,
-                        gid: c.gid,
-                    },
-                });
-            }
-        }
-    }
-}
-
-/// One client of the control socket.
-#[derive(Debug)]
-pub struct ControlConnection {
-    sock: OwnedFd,
-    /// Who it is.
-    pub peer: PeerCredentials,
-}
-
-impl ControlConnection {
-    /// The next request record, `Ok(None)` when the client hung up. Malformed records are
-    /// reported as `InvalidData`.
-    pub fn recv(&self) -> io::Result<Option<Request>> {
-        let mut buf = vec![0u8; 70 * 1024];
-        loop {
-            sys::poll_one(self.sock.as_raw_fd(), libc::POLLIN, None)?;
-            match sys::recv_msg(self.sock.as_raw_fd(), &mut buf, false)? {
-                None => continue,
-                Some(r) if r.len == 0 => return Ok(None),
-                Some(r) if r.truncated => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "request too large",
-                    ))
-                }
-                Some(r) => {
-                    return Request::decode(&buf[..r.len]).map(Some).ok_or_else(|| {
-                        io::Error::new(io::ErrorKind::InvalidData, "malformed request")
-                    })
-                }
-            }
-        }
-    }
-
-    /// Sends a reply record.
-    pub fn send(&self, reply: &Reply) -> io::Result<()> {
-        sys::send_parts(self.sock.as_raw_fd(), &[&reply.encode()], &[], false).map(|_| ())
+        let v: serde_json::Value = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["netbios_name"], "HOSTA");
+        assert_eq!(v["wins_server"], "10.0.0.3");
+        assert_eq!(v["names"][0]["registered"], true);
+        assert_eq!(v["counters"]["dropped_duplicate"], 0);
+        assert_eq!(v["ports"]["datagram"], 138);
+        assert_eq!(s.counters.fields().len(), 19);
     }
 }

@@ -53,7 +53,6 @@ pub mod tokio;
 #[doc(hidden)]
 pub mod fuzzing;
 
-use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
@@ -478,50 +477,13 @@ impl MailslotWriter {
     }
 
     /// Writes one message with a priority, class and (first class) timeout.
+    ///
+    /// For a remote name the timeout does not apply: the daemon sends one datagram and has
+    /// nothing to wait for but the name resolution, which the protocol bounds (see [`daemon`]).
     pub fn write_with(&self, data: &[u8], opts: WriteOptions) -> Result<(), WriteError> {
         match &self.inner {
             WriterInner::Local(c) => c.write(data, opts, None),
             WriterInner::Remote(d) => self.write_remote(d, data, opts),
-        }
-    }
-
-    /// Delivers a message that arrived from another host, naming that host as the sender.
-    ///
-    /// For the mailslot daemon: owners accept it only from root or the [`daemon::DAEMON_USER`]
-    /// (anyone else's message is dropped) and only if the slot accepts remote messages.
-    pub fn write_from_remote(
-        &self,
-        data: &[u8],
-        opts: WriteOptions,
-        sender_name: &str,
-        sender_ip: Ipv4Addr,
-    ) -> Result<(), WriteError> {
-        match &self.inner {
-            WriterInner::Local(c) => {
-                let block = transport::encode_remote(sender_name, sender_ip);
-                c.write(data, opts, Some(transport::Block::Remote(&block)))
-            }
-            WriterInner::Remote(_) => Err(WriteError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "write_from_remote needs a local mailslot",
-            ))),
-        }
-    }
-
-    /// Delivers several messages from other hosts, in as few system calls as possible: the
-    /// mailslot daemon's path. Like [`write_from_remote`](Self::write_from_remote), owners accept
-    /// them only from root or the daemon's user. Nothing waits for room: each message is queued
-    /// or counted in the outcome. Errors: `OwnerGone` (the owner closed), `Io`.
-    pub fn write_batch_from_remote(
-        &self,
-        msgs: &[RemoteMessage<'_>],
-    ) -> Result<BatchOutcome, WriteError> {
-        match &self.inner {
-            WriterInner::Local(c) => c.write_batch(msgs),
-            WriterInner::Remote(_) => Err(WriteError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "write_batch_from_remote needs a local mailslot",
-            ))),
         }
     }
 
@@ -541,54 +503,25 @@ impl MailslotWriter {
                 max,
             });
         }
-        let target = match self.name.target() {
-            Target::Host(h) => daemon::RemoteTarget::Host(h.clone()),
-            Target::PrimaryDomain => daemon::RemoteTarget::PrimaryDomain,
-            Target::Local => unreachable!("remote writer with a local name"),
-        };
-        let req = daemon::Request::Write {
-            target,
+        let req = daemon::Request::Write(daemon::RemoteWrite {
+            target: self.name.target().clone(),
             path: self.name.path().to_string(),
             priority: opts.priority,
-            class: opts.class.number(),
-            timeout_ms: opts.timeout.as_win32_millis(),
+            class: opts.class,
             data: data.to_vec(),
-        };
-        let reply = d.call(&req, DAEMON_TIMEOUT)?;
-        match reply.code {
-            0 => Ok(()),
-            code => Err(WriteError::Network {
-                code,
-                message: reply.text,
+        });
+        match d.call(&req, DAEMON_TIMEOUT)? {
+            daemon::Reply::Written => Ok(()),
+            daemon::Reply::Failed(f) => Err(WriteError::Network {
+                code: f.code,
+                message: f.message,
             }),
+            other => Err(WriteError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("unexpected reply from the mailslot daemon: {other:?}"),
+            ))),
         }
     }
-}
-
-/// A message from another host, for [`MailslotWriter::write_batch_from_remote`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RemoteMessage<'a> {
-    /// The message.
-    pub data: &'a [u8],
-    /// Priority 0–9.
-    pub priority: u8,
-    /// Class from the wire.
-    pub class: Class,
-    /// The sending host's NetBIOS name.
-    pub sender_name: &'a str,
-    /// The sending host's address.
-    pub sender_ip: Ipv4Addr,
-}
-
-/// What [`MailslotWriter::write_batch_from_remote`] did with the messages.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BatchOutcome {
-    /// Queued in the mailslot.
-    pub queued: usize,
-    /// Not queued: no room (quota, or the owner's process not keeping up).
-    pub full: usize,
-    /// Not queued: larger than the mailslot's maximum message size (or priority above 9).
-    pub too_large: usize,
 }
 
 /// Opens `name`, writes one message and closes it, like LAN Manager's `DosWriteMailslot`.

@@ -83,8 +83,9 @@ pub enum NameError {
     },
 }
 
-/// Where a mailslot name points.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Where a mailslot name points (also what a remote write asks the daemon for, in
+/// [`crate::daemon::Request::Write`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Target {
     /// This host (`\\.\…`, `\mailslot\…`, `//./…`, `/mailslot/…`).
     Local,

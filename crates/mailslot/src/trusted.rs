@@ -1,4 +1,11 @@
-//! For trusted processes only: writing on behalf of local callers.
+//! For trusted processes only: writing on behalf of local callers, and delivering messages
+//! from other hosts.
+//!
+//! Two kinds of trusted writer use this module: the mailslot daemon (`mailslotd`), which delivers
+//! what arrives from the network naming the sending host
+//! ([`MailslotWriter::write_from_remote`], [`MailslotWriter::write_batch_from_remote`] with
+//! [`RemoteMessage`]), and the FUSE view, which writes for local callers (below). Owners accept
+//! both only over a connection whose kernel credentials are root or the daemon's user.
 //!
 //! A process that runs as root (or as the daemon's user, [`crate::daemon::DAEMON_USER`]) and
 //! writes for other local processes — the FUSE view `mailslot mount`, where the kernel tells the
@@ -24,9 +31,11 @@
 //! [`crate::Access::Everyone`] anybody. Supplementary groups are those of `Groups:` in
 //! `/proc/<pid>/status` ([`caller_groups`]).
 
+use std::net::Ipv4Addr;
+
 use crate::error::{OpenError, WriteError};
 use crate::transport::slot::policy_admits;
-use crate::types::{Access, WriteOptions};
+use crate::types::{Access, Class, WriteOptions};
 use crate::{Builder, CreateError, Mailslot, MailslotWriter, WriterInner};
 
 /// A local process a trusted writer writes for: its ids as the kernel reported them to the
@@ -69,6 +78,46 @@ pub fn caller_groups(pid: u32) -> Option<Vec<u32>> {
 }
 
 impl MailslotWriter {
+    /// Delivers a message that arrived from another host, naming that host as the sender.
+    ///
+    /// For the mailslot daemon: owners accept it only from root or the [`crate::daemon::DAEMON_USER`]
+    /// (anyone else's message is dropped) and only if the slot accepts remote messages.
+    pub fn write_from_remote(
+        &self,
+        data: &[u8],
+        opts: WriteOptions,
+        sender_name: &str,
+        sender_ip: Ipv4Addr,
+    ) -> Result<(), WriteError> {
+        match &self.inner {
+            WriterInner::Local(c) => {
+                let block = crate::transport::encode_remote(sender_name, sender_ip);
+                c.write(data, opts, Some(crate::transport::Block::Remote(&block)))
+            }
+            WriterInner::Remote(_) => Err(WriteError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "write_from_remote needs a local mailslot",
+            ))),
+        }
+    }
+
+    /// Delivers several messages from other hosts, in as few system calls as possible: the
+    /// mailslot daemon's path. Like [`write_from_remote`](Self::write_from_remote), owners accept
+    /// them only from root or the daemon's user. Nothing waits for room: each message is queued
+    /// or counted in the outcome. Errors: `OwnerGone` (the owner closed), `Io`.
+    pub fn write_batch_from_remote(
+        &self,
+        msgs: &[RemoteMessage<'_>],
+    ) -> Result<BatchOutcome, WriteError> {
+        match &self.inner {
+            WriterInner::Local(c) => c.write_batch(msgs),
+            WriterInner::Remote(_) => Err(WriteError::Io(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "write_batch_from_remote needs a local mailslot",
+            ))),
+        }
+    }
+
     /// Whether the mailslot's access policy admits the user `uid` with primary group `gid` and
     /// supplementary `groups` (see the [module docs](self)). The policy is the one the owner sent
     /// when this handle was opened. `true` for a remote name (the other host decides).
@@ -132,4 +181,30 @@ impl Builder {
     pub fn create_for(self, name: &str, owner_uid: u32) -> Result<Mailslot, CreateError> {
         self.create_owned_by(name, owner_uid)
     }
+}
+
+/// A message from another host, for [`MailslotWriter::write_batch_from_remote`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteMessage<'a> {
+    /// The message.
+    pub data: &'a [u8],
+    /// Priority 0–9.
+    pub priority: u8,
+    /// Class from the wire.
+    pub class: Class,
+    /// The sending host's NetBIOS name.
+    pub sender_name: &'a str,
+    /// The sending host's address.
+    pub sender_ip: Ipv4Addr,
+}
+
+/// What [`MailslotWriter::write_batch_from_remote`] did with the messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Queued in the mailslot.
+    pub queued: usize,
+    /// Not queued: no room (quota, or the owner's process not keeping up).
+    pub full: usize,
+    /// Not queued: larger than the mailslot's maximum message size (or priority above 9).
+    pub too_large: usize,
 }

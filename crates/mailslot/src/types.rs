@@ -7,7 +7,9 @@ use std::time::Duration;
 ///
 /// Locally both classes are delivered the same way; they differ when the mailslot is full:
 /// a second-class write fails at once, a first-class write waits up to its timeout for room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 pub enum Class {
     /// First class: reliable; waits for room, the writer learns of failure.
     First = 1,

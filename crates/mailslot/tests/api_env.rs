@@ -333,7 +333,7 @@ fn remote_names_without_a_daemon_fail_clearly() {
 }
 
 fn batches_from_the_daemon_keep_order_limits_and_trust() {
-    use mailslot::RemoteMessage;
+    use mailslot::trusted::RemoteMessage;
     let ip = std::net::Ipv4Addr::new(10, 99, 0, 2);
     let m = move |data: &'static [u8], priority| RemoteMessage {
         data,
@@ -363,7 +363,7 @@ fn batches_from_the_daemon_keep_order_limits_and_trust() {
     // 3 + 4 + 3 + 8 = 18 bytes fit the quota of 20; "none" (4 more) does not.
     assert_eq!(
         out,
-        mailslot::BatchOutcome {
+        mailslot::trusted::BatchOutcome {
             queued: 4,
             full: 1,
             too_large: 1

@@ -1,174 +1,10 @@
-//! Configuration: the TOML file of the daemon ([`DaemonConfig`]) and what the protocol logic needs
-//! of it ([`RouterConfig`]).
-//!
-//! ```toml
-//! netbios_name = "HOSTA"          # default: the host name, upper case, cut to 15 characters
-//! workgroup = "WORKGROUP"         # the primary workgroup / domain (`\\*\mailslot\x` goes there)
-//! interfaces = ["10.99.0.1/24"]   # address/prefix or interface name; default: every IPv4 interface but loopback
-//! wins_server = "10.99.0.3"       # optional: H-node (WINS first, broadcast next)
-//! bind_address = "0.0.0.0"
-//! port = 138                      # NetBIOS datagram service
-//! name_port = 137                 # NetBIOS name service
-//! user = "mailslot"               # drop root to this user after binding ("" = keep root)
-//! metrics_port = 9138             # optional: Prometheus text on 127.0.0.1:PORT
-//! recv_buffer = 4194304           # SO_RCVBUF of the UDP sockets, bytes
-//! ```
+//! What the protocol logic needs to know of the host: its names and interfaces
+//! ([`RouterConfig`]). The daemon's configuration file, which produces it, is the daemon's
+//! (crate `mailslotd`).
 
 use std::net::Ipv4Addr;
 
 use mailslot_proto::NetbiosName;
-use serde::Deserialize;
-use thiserror::Error;
-
-/// Default path of the configuration file.
-pub const DEFAULT_PATH: &str = "/etc/mailslot/mailslotd.toml";
-
-/// Why a configuration is not usable.
-#[derive(Debug, Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file cannot be read.
-    #[error("cannot read {path}: {error}")]
-    Read {
-        /// The path.
-        path: String,
-        /// Why.
-        error: std::io::Error,
-    },
-    /// The TOML is invalid or has unknown keys.
-    #[error("invalid configuration: {0}")]
-    Toml(#[from] toml::de::Error),
-    /// A value is out of range.
-    #[error("invalid value for {key}: {reason}")]
-    Value {
-        /// The key.
-        key: &'static str,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-/// The daemon's configuration file (keys named like Samba's `smb.conf` where one exists).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct DaemonConfig {
-    /// Our computer name (`netbios name`).
-    pub netbios_name: Option<String>,
-    /// Primary workgroup or domain (`workgroup`).
-    pub workgroup: String,
-    /// Interfaces (`interfaces`): `"10.0.0.5/24"` or `"eth0"`; empty = all IPv4 but loopback.
-    pub interfaces: Vec<String>,
-    /// WINS server (`wins server`).
-    pub wins_server: Option<Ipv4Addr>,
-    /// Address to bind both UDP sockets to.
-    pub bind_address: Ipv4Addr,
-    /// Datagram port (138).
-    pub port: u16,
-    /// Name-service port (137).
-    pub name_port: u16,
-    /// NetBIOS scope (`netbios scope`), usually empty.
-    pub scope: String,
-    /// User to switch to after binding, when started as root ("" = stay root).
-    pub user: String,
-    /// Serve Prometheus metrics on 127.0.0.1:PORT.
-    pub metrics_port: Option<u16>,
-    /// SO_RCVBUF for the UDP sockets.
-    pub recv_buffer: usize,
-}
-
-impl Default for DaemonConfig {
-    fn default() -> Self {
-        DaemonConfig {
-            netbios_name: None,
-            workgroup: "WORKGROUP".into(),
-            interfaces: Vec::new(),
-            wins_server: None,
-            bind_address: Ipv4Addr::UNSPECIFIED,
-            port: mailslot_proto::datagram::DATAGRAM_PORT,
-            name_port: mailslot_proto::nbns::NAME_SERVICE_PORT,
-            scope: String::new(),
-            user: mailslot::daemon::DAEMON_USER.into(),
-            metrics_port: None,
-            recv_buffer: 4 << 20,
-        }
-    }
-}
-
-impl DaemonConfig {
-    /// Parses TOML text.
-    pub fn parse(text: &str) -> Result<DaemonConfig, ConfigError> {
-        let c: DaemonConfig = toml::from_str(text)?;
-        c.check()?;
-        Ok(c)
-    }
-
-    /// Reads and parses a file.
-    pub fn load(path: &str) -> Result<DaemonConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-            path: path.to_string(),
-            error,
-        })?;
-        Self::parse(&text)
-    }
-
-    /// Checks the values that need no I/O.
-    pub fn check(&self) -> Result<(), ConfigError> {
-        if let Some(n) = &self.netbios_name {
-            check_name("netbios_name", n)?;
-        }
-        check_name("workgroup", &self.workgroup)?;
-        for i in &self.interfaces {
-            if i.contains('/') {
-                Interface::parse(i).map_err(|reason| ConfigError::Value {
-                    key: "interfaces",
-                    reason,
-                })?;
-            } else if i.is_empty() {
-                return Err(ConfigError::Value {
-                    key: "interfaces",
-                    reason: "empty interface name".into(),
-                });
-            }
-        }
-        if self.port == 0 || self.name_port == 0 {
-            return Err(ConfigError::Value {
-                key: "port",
-                reason: "ports must not be 0".into(),
-            });
-        }
-        Ok(())
-    }
-}
-
-fn check_name(key: &'static str, n: &str) -> Result<(), ConfigError> {
-    if n == "*" {
-        return Err(ConfigError::Value {
-            key,
-            reason: "\"*\" is not a name".into(),
-        });
-    }
-    NetbiosName::new(n, 0)
-        .map(|_| ())
-        .map_err(|e| ConfigError::Value {
-            key,
-            reason: format!("{n:?}: {e}"),
-        })
-}
-
-/// The NetBIOS computer name for a host name: first label, upper case, at most 15 characters.
-pub fn netbios_name_for_host(host: &str) -> String {
-    let label = host.split('.').next().unwrap_or(host);
-    let mut n: String = label
-        .chars()
-        .filter(|c| c.is_ascii_graphic() && !"\\/:*?\"<>|".contains(*c))
-        .collect();
-    n.make_ascii_uppercase();
-    n.truncate(15);
-    if n.is_empty() {
-        n.push_str("LINUX");
-    }
-    n
-}
 
 /// One IPv4 interface: our address and its subnet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,43 +109,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_a_full_file_and_rejects_bad_values() {
-        let c = DaemonConfig::parse(
-            r#"
-netbios_name = "hosta"
-workgroup = "LAB"
-interfaces = ["10.99.0.1/24", "eth1"]
-wins_server = "10.99.0.3"
-port = 1138
-name_port = 1137
-user = ""
-metrics_port = 9138
-"#,
-        )
-        .unwrap();
-        assert_eq!(c.netbios_name.as_deref(), Some("hosta"));
-        assert_eq!(c.workgroup, "LAB");
-        assert_eq!(c.wins_server, Some(Ipv4Addr::new(10, 99, 0, 3)));
-        assert_eq!((c.port, c.name_port), (1138, 1137));
-        assert_eq!(DaemonConfig::parse("").unwrap(), DaemonConfig::default());
-        assert!(matches!(
-            DaemonConfig::parse("colour = 1"),
-            Err(ConfigError::Toml(_))
-        ));
-        assert!(matches!(
-            DaemonConfig::parse("netbios_name = \"SIXTEEN-CHARS-XX\""),
-            Err(ConfigError::Value {
-                key: "netbios_name",
-                ..
-            })
-        ));
-        assert!(DaemonConfig::parse("interfaces = [\"10.0.0.1/33\"]").is_err());
-        assert!(DaemonConfig::parse("port = 0").is_err());
-        assert!(DaemonConfig::parse("workgroup = \"*\"").is_err());
-    }
-
-    #[test]
-    fn interfaces_and_names() {
+    fn interfaces() {
         let i = Interface::parse("10.99.0.2/24").unwrap();
         assert_eq!(i.broadcast, Ipv4Addr::new(10, 99, 0, 255));
         assert!(i.contains(Ipv4Addr::new(10, 99, 0, 77)));
@@ -318,10 +118,6 @@ metrics_port = 9138
             Interface::new(Ipv4Addr::new(192, 168, 1, 9), 16).broadcast,
             Ipv4Addr::new(192, 168, 255, 255)
         );
-        assert_eq!(netbios_name_for_host("web-01.example.org"), "WEB-01");
-        assert_eq!(
-            netbios_name_for_host("averyveryverylonghostname"),
-            "AVERYVERYVERYLO"
-        );
+        assert!(Interface::parse("10.0.0.1/33").is_err());
     }
 }

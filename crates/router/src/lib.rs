@@ -1,13 +1,17 @@
-//! The network side of mailslots: NetBIOS name service and mailslot datagrams on UDP 137/138.
+//! The network side of mailslots, without I/O: NetBIOS name service and mailslot datagrams on
+//! UDP 137/138. The daemon that runs it (sockets, clock, delivery, control socket) is the crate
+//! `mailslotd`.
 //!
 //! - [`Router`] is the protocol logic without I/O (in the style of `quinn-proto`): feed it
 //!   packets ([`Router::handle_datagram`]) and local requests ([`Router::handle_local`]), take
 //!   out packets to send ([`Router::poll_transmit`]), things to do ([`Router::poll_event`]) and
 //!   the next deadline ([`Router::poll_timeout`], [`Router::handle_timeout`]). The time is always
 //!   passed in, so tests run with a fake clock and an in-memory network.
-//! - [`daemon`] is the thin tokio shell (`mailslotd`, also `mailslot daemon`): sockets, clock,
-//!   delivery into local mailslots, the control socket, signals, privileges, metrics.
-//! - [`config`] reads the TOML configuration.
+//! - [`RouterConfig`] is what it needs to know of the host (names, interfaces, ports).
+//! - What it reports uses the vocabulary of the `mailslot` library: [`mailslot::Target`] for where
+//!   a write goes, and the control protocol's types ([`mailslot::daemon::RouterCounters`],
+//!   [`mailslot::daemon::NameStatus`], [`mailslot::daemon::Address`],
+//!   [`mailslot::daemon::Failure`]) for what a client of the daemon reads.
 //!
 //! Behaviour (see `ARCHITECTURE.md` of the project for the full story):
 //! - registers `COMPUTER<00>` and `COMPUTER<03>` (unique), `WORKGROUP<00>` and `WORKGROUP<1E>`
@@ -24,13 +28,14 @@
 //!   fragmented and duplicate (same source IP and DGM_ID within 2 s) datagrams are dropped and
 //!   counted.
 
-pub mod config;
-pub mod daemon;
+#![forbid(unsafe_code)]
+
+mod config;
 mod dedupe;
 mod router;
 
-pub use config::{ConfigError, DaemonConfig, Interface, RouterConfig};
+pub use config::{Interface, RouterConfig};
 pub use router::{
-    Counters, Event, Failure, Incoming, LocalRequest, Port, Resolved, Router, Target, Transmit,
-    DUPLICATE_WINDOW, ERROR_BAD_NETPATH, RETRY_COUNT, RETRY_INTERVAL,
+    Delivery, Event, LocalRequest, Port, Router, Transmit, DUPLICATE_WINDOW, RETRY_COUNT,
+    RETRY_INTERVAL,
 };

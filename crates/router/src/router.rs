@@ -2,6 +2,7 @@
 //! mailslot datagram routing. The caller passes the time in, feeds received packets and local
 //! requests, and takes out what to transmit, what to deliver and when to call back.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -12,8 +13,15 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use crate::dedupe::DuplicateFilter;
+use mailslot::daemon::{Address, CachedName, Failure, NameStatus, RemoteWrite, RouterCounters};
+use mailslot::error::code::{BAD_NETPATH, INVALID_PARAMETER};
+use mailslot::trusted::RemoteMessage;
+use mailslot::{Class, Target};
 use mailslot_proto::datagram::{MsgType, NodeType};
-use mailslot_proto::nbns::{NbAddress, NodeStatus, NodeStatusName, NsOpcode, RData, RrType};
+use mailslot_proto::nbns::{
+    NbAddress, NodeStatus, NodeStatusName, NsOpcode, Question, RData, ResourceRecord, RrType,
+};
+use mailslot_proto::smb::MAILSLOT_PREFIX;
 use mailslot_proto::{
     max_network_payload, DatagramFlags, MailslotMessage, MailslotWriteRepr, NamePacket, NetbiosName,
 };
@@ -62,15 +70,6 @@ pub struct Transmit {
     pub payload: Vec<u8>,
 }
 
-/// Where a local program's write goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// `\\NAME\…`: a computer or a domain name.
-    Host(String),
-    /// `\\*\…`: the primary workgroup.
-    PrimaryDomain,
-}
-
 /// A request from a local program (through the daemon's control socket).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LocalRequest {
@@ -78,16 +77,8 @@ pub enum LocalRequest {
     Write {
         /// Identifies the answer ([`Event::WriteDone`]).
         id: u64,
-        /// Destination.
-        target: Target,
-        /// Mailslot path after `\MAILSLOT\`.
-        path: String,
-        /// Priority 0–9.
-        priority: u8,
-        /// Class 1 or 2.
-        class: u8,
-        /// The message.
-        data: Vec<u8>,
+        /// The write ([`Target::Local`] is refused: local names need no network).
+        write: RemoteWrite,
     },
     /// Resolve a NetBIOS name.
     Resolve {
@@ -100,48 +91,12 @@ pub enum LocalRequest {
     },
 }
 
-/// A failure reported to a local program: a Win32 error number and a message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
-    /// Win32 error number (53 = bad network path, 87 = invalid parameter).
-    pub code: u32,
-    /// Explanation.
-    pub message: String,
-}
-
-/// `ERROR_BAD_NETPATH`.
-pub const ERROR_BAD_NETPATH: u32 = 53;
-/// `ERROR_INVALID_PARAMETER`.
-pub const ERROR_INVALID_PARAMETER: u32 = 87;
-
-/// One address a name resolved to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Resolved {
-    /// IPv4 address.
-    pub ip: Ipv4Addr,
-    /// The name is a group name.
-    pub group: bool,
-}
-
 /// Something for the shell to act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// Deliver a message from the network into the local mailslot `path`.
-    Deliver {
-        /// Mailslot path after `\MAILSLOT\` (case as received). Shared between consecutive
-        /// events with the same path.
-        path: Arc<str>,
-        /// The message.
-        data: Vec<u8>,
-        /// Priority from the wire (Windows sends 0 or 1).
-        priority: u8,
-        /// Class from the wire.
-        class: u8,
-        /// Sender's NetBIOS name (shared like `path`).
-        sender_name: Arc<str>,
-        /// Sender's IPv4 address (from the datagram header).
-        sender_ip: Ipv4Addr,
-    },
+    /// Deliver a message into a local mailslot (our own group writes, writes to ourselves, and
+    /// datagrams fed through [`Router::handle_datagram`]).
+    Deliver(Delivery<'static>),
     /// A local write finished.
     WriteDone {
         /// The request id.
@@ -154,7 +109,7 @@ pub enum Event {
         /// The request id.
         id: u64,
         /// The addresses, or why not.
-        result: Result<Vec<Resolved>, Failure>,
+        result: Result<Vec<Address>, Failure>,
     },
     /// All our names are registered (the registration broadcasts drew no objection).
     NamesRegistered,
@@ -167,65 +122,51 @@ pub enum Event {
     },
 }
 
-/// A mailslot write from the network to deliver, borrowing the received packet
-/// (see [`Router::accept_datagram`]).
+/// A mailslot write to deliver into the local mailslot `path`: the one type for it from the
+/// router to the delivery. Borrowing the received packet on the shell's fast path
+/// ([`Router::accept_datagram`]), owned in an [`Event::Deliver`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Incoming<'a> {
-    /// Mailslot path after `\MAILSLOT\`.
+pub struct Delivery<'a> {
+    /// Mailslot path after `\MAILSLOT\` (case as received). Shared between consecutive
+    /// deliveries with the same path.
     pub path: Arc<str>,
-    /// The message, inside the received packet.
-    pub data: &'a [u8],
-    /// Priority from the wire.
+    /// The message.
+    pub data: Cow<'a, [u8]>,
+    /// Priority 0–9 (Windows sends 0 or 1).
     pub priority: u8,
     /// Class from the wire.
-    pub class: u8,
-    /// Sender's NetBIOS name.
+    pub class: Class,
+    /// Sender's NetBIOS name (shared like `path`).
     pub sender_name: Arc<str>,
     /// Sender's IPv4 address (from the datagram header).
     pub sender_ip: Ipv4Addr,
 }
 
-/// Counters of the router (the shell adds the delivery ones).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Counters {
-    /// Datagrams received on UDP 138.
-    pub datagrams_received: u64,
-    /// Name-service packets received on UDP 137.
-    pub name_packets_received: u64,
-    /// Mailslot writes accepted for local delivery (including our own group writes).
-    pub accepted: u64,
-    /// Dropped: datagrams that do not parse.
-    pub dropped_malformed: u64,
-    /// Dropped: fragments (we do not reassemble).
-    pub dropped_fragment: u64,
-    /// Dropped: a datagram that is not a mailslot write (other SMB, no user data).
-    pub dropped_not_mailslot: u64,
-    /// Dropped: addressed to a name we do not hold.
-    pub dropped_not_for_us: u64,
-    /// Dropped: same source IP and DGM_ID within 2 s.
-    pub dropped_duplicate: u64,
-    /// Ignored: our own datagram looped back.
-    pub ignored_own: u64,
-    /// Datagrams sent.
-    pub datagrams_sent: u64,
-    /// Name-service packets sent.
-    pub name_packets_sent: u64,
-    /// Name queries answered.
-    pub queries_answered: u64,
-    /// Negative registration responses sent in defence of our names.
-    pub names_defended: u64,
-    /// Resolutions that failed.
-    pub resolution_failures: u64,
-    /// Negative registration responses ignored (not an answer to one of our pending requests).
-    pub ignored_objections: u64,
-    /// Dropped: name-service packets that do not parse.
-    pub dropped_malformed_name: u64,
-    /// Local writes refused (too large, unresolvable).
-    pub writes_failed: u64,
-    /// Name refresh requests sent to the WINS server.
-    pub wins_refreshes_sent: u64,
-    /// Negative answers of the WINS server to a registration or refresh of ours.
-    pub wins_refusals: u64,
+impl Delivery<'_> {
+    /// The same delivery owning its data.
+    pub fn into_owned(self) -> Delivery<'static> {
+        Delivery {
+            path: self.path,
+            data: Cow::Owned(self.data.into_owned()),
+            priority: self.priority,
+            class: self.class,
+            sender_name: self.sender_name,
+            sender_ip: self.sender_ip,
+        }
+    }
+
+    /// The message as the library's delivery call takes it
+    /// ([`MailslotWriter::write_batch_from_remote`](mailslot::MailslotWriter::write_batch_from_remote)),
+    /// the priority capped at 9.
+    pub fn message(&self) -> RemoteMessage<'_> {
+        RemoteMessage {
+            data: &self.data,
+            priority: self.priority.min(9),
+            class: self.class,
+            sender_name: &self.sender_name,
+            sender_ip: self.sender_ip,
+        }
+    }
 }
 
 /// State of one of our names.
@@ -254,7 +195,7 @@ struct OwnName {
 
 #[derive(Debug, Clone)]
 struct CacheEntry {
-    addrs: Vec<Resolved>,
+    addrs: Vec<Address>,
     expires: Instant,
 }
 
@@ -262,10 +203,7 @@ struct CacheEntry {
 enum Waiter {
     Write {
         id: u64,
-        path: String,
-        priority: u8,
-        class: u8,
-        data: Vec<u8>,
+        write: RemoteWrite,
         dest: NetbiosName,
     },
     Resolve {
@@ -304,7 +242,7 @@ pub struct Router {
     wins_reregister: bool,
     next_trn: u16,
     next_dgm: u16,
-    counters: Counters,
+    counters: RouterCounters,
     shut_down: bool,
     /// The last delivered path and sender name, reused while they repeat (saves two
     /// allocations per datagram in a stream).
@@ -318,10 +256,6 @@ fn name_key(n: &NetbiosName) -> NetbiosName {
     let mut raw = *n.as_raw();
     raw[..15].make_ascii_uppercase();
     NetbiosName::from_raw(raw)
-}
-
-fn display(n: &NetbiosName) -> String {
-    format!("{}<{:02X}>", n.name_lossy(), n.suffix())
 }
 
 impl Router {
@@ -356,7 +290,7 @@ impl Router {
             wins_reregister: false,
             next_trn: seed,
             next_dgm: seed.rotate_left(7),
-            counters: Counters::default(),
+            counters: RouterCounters::default(),
             shut_down: false,
             last_path: Arc::from(""),
             last_sender: (NetbiosName::WILDCARD, Arc::from("*")),
@@ -370,26 +304,33 @@ impl Router {
     }
 
     /// Counters so far.
-    pub fn counters(&self) -> &Counters {
+    pub fn counters(&self) -> &RouterCounters {
         &self.counters
     }
 
-    /// Our names as `(display, group, registered)`.
-    pub fn names(&self) -> Vec<(String, bool, bool)> {
+    /// Our names.
+    pub fn names(&self) -> Vec<NameStatus> {
         self.names
             .iter()
-            .map(|n| (display(&n.name), n.group, n.state == NameState::Registered))
+            .map(|n| NameStatus {
+                name: n.name.to_string(),
+                group: n.group,
+                registered: n.state == NameState::Registered,
+            })
             .collect()
     }
 
-    /// Cached resolutions as `(name, addresses)`.
-    pub fn cache(&self) -> Vec<(String, Vec<Resolved>)> {
+    /// Cached resolutions, sorted by name.
+    pub fn cache(&self) -> Vec<CachedName> {
         let mut v: Vec<_> = self
             .cache
             .iter()
-            .map(|(k, e)| (display(k), e.addrs.clone()))
+            .map(|(k, e)| CachedName {
+                name: k.to_string(),
+                addresses: e.addrs.clone(),
+            })
             .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
 
@@ -625,7 +566,7 @@ impl Router {
                         expires: now + NEGATIVE_CACHE_TTL,
                     },
                 );
-                self.fail_waiters(q.waiters, &format!("cannot resolve {}", display(&q.name)));
+                self.fail_waiters(q.waiters, &format!("cannot resolve {}", q.name));
                 continue;
             }
             q.next = now + RETRY_INTERVAL;
@@ -641,7 +582,7 @@ impl Router {
     fn fail_waiters(&mut self, waiters: Vec<Waiter>, why: &str) {
         for w in waiters {
             let failure = Failure {
-                code: ERROR_BAD_NETPATH,
+                code: BAD_NETPATH,
                 message: why.to_string(),
             };
             match w {
@@ -669,35 +610,18 @@ impl Router {
                 Err(e) => self.events.push_back(Event::Resolved {
                     id,
                     result: Err(Failure {
-                        code: ERROR_INVALID_PARAMETER,
+                        code: INVALID_PARAMETER,
                         message: format!("invalid NetBIOS name {name:?}: {e}"),
                     }),
                 }),
                 Ok(n) => self.resolve(now, n, Waiter::Resolve { id }),
             },
-            LocalRequest::Write {
-                id,
-                target,
-                path,
-                priority,
-                class,
-                data,
-            } => self.local_write(now, id, target, path, priority, class, data),
+            LocalRequest::Write { id, write } => self.local_write(now, id, write),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn local_write(
-        &mut self,
-        now: Instant,
-        id: u64,
-        target: Target,
-        path: String,
-        priority: u8,
-        class: u8,
-        data: Vec<u8>,
-    ) {
-        let wire = format!("\\MAILSLOT\\{path}");
+    fn local_write(&mut self, now: Instant, id: u64, write: RemoteWrite) {
+        let wire = format!("{MAILSLOT_PREFIX}{}", write.path);
         let limit = max_network_payload(&wire);
         let fail = |this: &mut Self, code, message: String| {
             this.counters.writes_failed += 1;
@@ -706,43 +630,37 @@ impl Router {
                 result: Err(Failure { code, message }),
             });
         };
-        if data.len() > limit {
+        if write.data.len() > limit {
             return fail(
                 self,
-                ERROR_BAD_NETPATH,
+                BAD_NETPATH,
                 format!(
                     "{} bytes is more than the {limit} a network mailslot write carries",
-                    data.len()
+                    write.data.len()
                 ),
             );
         }
-        let host = match &target {
+        let host = match &write.target {
             Target::PrimaryDomain => self.cfg.workgroup.clone(),
             Target::Host(h) => h.clone(),
+            Target::Local => {
+                let message = format!(
+                    "{:?} is a local name: write it without the daemon",
+                    write.path
+                );
+                return fail(self, INVALID_PARAMETER, message);
+            }
         };
         let dest = match NetbiosName::new(&host, 0x00) {
             Ok(d) => d,
-            Err(e) => {
-                return fail(
-                    self,
-                    ERROR_BAD_NETPATH,
-                    format!("invalid name {host:?}: {e}"),
-                )
-            }
+            Err(e) => return fail(self, BAD_NETPATH, format!("invalid name {host:?}: {e}")),
         };
-        let waiter = Waiter::Write {
-            id,
-            path,
-            priority,
-            class,
-            data,
-            dest,
-        };
+        let waiter = Waiter::Write { id, write, dest };
         // Our workgroup (and `*`) is a group: broadcast without asking anybody.
         if name_key(&dest) == name_key(&self.cfg.workgroup_name(0)) {
             return self.complete_write(
                 waiter,
-                &[Resolved {
+                &[Address {
                     ip: Ipv4Addr::BROADCAST,
                     group: true,
                 }],
@@ -755,7 +673,7 @@ impl Router {
                 .interfaces
                 .first()
                 .map_or(Ipv4Addr::LOCALHOST, |i| i.ip);
-            return self.complete_write(waiter, &[Resolved { ip, group: false }]);
+            return self.complete_write(waiter, &[Address { ip, group: false }]);
         }
         self.resolve(now, dest, waiter);
     }
@@ -767,8 +685,7 @@ impl Router {
                 let addrs = e.addrs.clone();
                 if addrs.is_empty() {
                     self.counters.resolution_failures += 1;
-                    return self
-                        .fail_waiters(vec![waiter], &format!("cannot resolve {}", display(&name)));
+                    return self.fail_waiters(vec![waiter], &format!("cannot resolve {}", name));
                 }
                 return self.complete(waiter, &addrs);
             }
@@ -793,7 +710,7 @@ impl Router {
         self.query_step(now);
     }
 
-    fn complete(&mut self, waiter: Waiter, addrs: &[Resolved]) {
+    fn complete(&mut self, waiter: Waiter, addrs: &[Address]) {
         match waiter {
             Waiter::Resolve { id } => self.events.push_back(Event::Resolved {
                 id,
@@ -803,99 +720,88 @@ impl Router {
         }
     }
 
-    fn complete_write(&mut self, waiter: Waiter, addrs: &[Resolved]) {
-        let Waiter::Write {
-            id,
-            path,
-            priority,
-            class,
-            data,
-            dest,
-        } = waiter
-        else {
+    fn complete_write(&mut self, waiter: Waiter, addrs: &[Address]) {
+        let Waiter::Write { id, write, dest } = waiter else {
             return;
         };
-        let group = addrs.iter().any(|a| a.group);
         // Upper case on the wire, as LAN Manager and Windows programs name mailslots (receivers
         // compare case-insensitively; Wireshark dissects only upper-case names).
-        let wire = format!("\\MAILSLOT\\{}", path.to_ascii_uppercase());
-        let write = MailslotWriteRepr {
+        let wire = format!("{MAILSLOT_PREFIX}{}", write.path.to_ascii_uppercase());
+        let repr = MailslotWriteRepr {
             name: wire.as_bytes(),
-            priority: u16::from(priority),
-            class: u16::from(class),
-            data: &data,
+            priority: u16::from(write.priority),
+            class: u16::from(write.class.number()),
+            data: &write.data,
         };
-        let mut sent = false;
-        if group {
-            // DIRECT_GROUP to every subnet broadcast; our own copy is delivered directly.
+        let port = self.cfg.port;
+        let sent = if addrs.iter().any(|a| a.group) {
+            // DIRECT_GROUP to every subnet broadcast; our own copy is delivered directly. A
+            // group write succeeds even if no datagram could be encoded (the copy is ours).
             for iface in self.cfg.interfaces.clone() {
-                let dgm = self.dgm();
-                let mut m = MailslotMessage::new(
-                    MsgType::DirectGroup,
-                    dgm,
-                    iface.ip,
-                    self.cfg.computer(0).into(),
-                    dest.into(),
-                    write.clone(),
-                );
-                m.flags = DatagramFlags::new(self.node_type());
-                m.source_port = self.cfg.port;
-                sent |= self.push_datagram(SocketAddrV4::new(iface.broadcast, self.cfg.port), &m);
+                let to = SocketAddrV4::new(iface.broadcast, port);
+                self.send_write(MsgType::DirectGroup, iface.ip, to, dest, &repr);
             }
             let own_ip = self
                 .cfg
                 .interfaces
                 .first()
                 .map_or(Ipv4Addr::LOCALHOST, |i| i.ip);
-            self.counters.accepted += 1;
-            self.events.push_back(Event::Deliver {
-                path: Arc::from(path.as_str()),
-                data: data.clone(),
-                priority,
-                class,
-                sender_name: self.own_name.clone(),
-                sender_ip: own_ip,
-            });
+            self.deliver_own(&write, own_ip);
+            true
         } else if let Some(a) = addrs.first() {
             if self.is_own_ip(a.ip) {
                 // A write to our own computer name never touches the network.
-                self.counters.accepted += 1;
-                self.events.push_back(Event::Deliver {
-                    path: Arc::from(path.as_str()),
-                    data,
-                    priority,
-                    class,
-                    sender_name: self.own_name.clone(),
-                    sender_ip: a.ip,
-                });
-                self.events
-                    .push_back(Event::WriteDone { id, result: Ok(()) });
-                return;
+                self.deliver_own(&write, a.ip);
+                true
+            } else {
+                let to = SocketAddrV4::new(a.ip, port);
+                let src_ip = self.local_ip_for(a.ip);
+                self.send_write(MsgType::DirectUnique, src_ip, to, dest, &repr)
             }
-            let dgm = self.dgm();
-            let src_ip = self.local_ip_for(a.ip);
-            let mut m = MailslotMessage::new(
-                MsgType::DirectUnique,
-                dgm,
-                src_ip,
-                self.cfg.computer(0).into(),
-                dest.into(),
-                write,
-            );
-            m.flags = DatagramFlags::new(self.node_type());
-            m.source_port = self.cfg.port;
-            sent = self.push_datagram(SocketAddrV4::new(a.ip, self.cfg.port), &m);
-        }
-        let result = if sent || group {
+        } else {
+            false
+        };
+        let result = if sent {
             Ok(())
         } else {
             self.counters.writes_failed += 1;
             Err(Failure {
-                code: ERROR_INVALID_PARAMETER,
+                code: INVALID_PARAMETER,
                 message: "the message cannot be encoded as a datagram".into(),
             })
         };
         self.events.push_back(Event::WriteDone { id, result });
+    }
+
+    /// Queues a mailslot-write datagram of `msg_type` from our computer name at `src_ip` to the
+    /// name `dest` at `to`; `false` if it cannot be encoded.
+    fn send_write(
+        &mut self,
+        msg_type: MsgType,
+        src_ip: Ipv4Addr,
+        to: SocketAddrV4,
+        dest: NetbiosName,
+        repr: &MailslotWriteRepr<'_>,
+    ) -> bool {
+        let dgm = self.dgm();
+        let source = self.cfg.computer(0).into();
+        let mut m = MailslotMessage::new(msg_type, dgm, src_ip, source, dest.into(), repr.clone());
+        m.flags = DatagramFlags::new(self.node_type());
+        m.source_port = self.cfg.port;
+        self.push_datagram(to, &m)
+    }
+
+    /// Delivers our own write into the local mailslot of its path, as sent by us from `ip`.
+    fn deliver_own(&mut self, write: &RemoteWrite, ip: Ipv4Addr) {
+        self.counters.accepted += 1;
+        self.events.push_back(Event::Deliver(Delivery {
+            path: Arc::from(write.path.as_str()),
+            data: Cow::Owned(write.data.clone()),
+            priority: write.priority,
+            class: write.class,
+            sender_name: self.own_name.clone(),
+            sender_ip: ip,
+        }));
     }
 
     fn push_datagram(&mut self, dest: SocketAddrV4, m: &MailslotMessage<'_>) -> bool {
@@ -931,15 +837,7 @@ impl Router {
 
     fn on_datagram(&mut self, now: Instant, src: SocketAddrV4, bytes: &[u8]) {
         if let Some(m) = self.accept_datagram(now, src, bytes) {
-            let ev = Event::Deliver {
-                path: m.path,
-                data: m.data.to_vec(),
-                priority: m.priority,
-                class: m.class,
-                sender_name: m.sender_name,
-                sender_ip: m.sender_ip,
-            };
-            self.events.push_back(ev);
+            self.events.push_back(Event::Deliver(m.into_owned()));
         }
     }
 
@@ -952,7 +850,7 @@ impl Router {
         now: Instant,
         src: SocketAddrV4,
         bytes: &'a [u8],
-    ) -> Option<Incoming<'a>> {
+    ) -> Option<Delivery<'a>> {
         self.counters.datagrams_received += 1;
         let m = match MailslotMessage::parse(bytes) {
             Ok(m) => m,
@@ -1001,11 +899,15 @@ impl Router {
             );
         }
         self.counters.accepted += 1;
-        Some(Incoming {
+        Some(Delivery {
             path: self.last_path.clone(),
-            data: m.write.data,
+            data: Cow::Borrowed(m.write.data),
             priority: u8::try_from(m.write.priority.min(9)).unwrap_or(0),
-            class: if m.write.class == 1 { 1 } else { 2 },
+            class: if m.write.class == 1 {
+                Class::First
+            } else {
+                Class::Second
+            },
             sender_name: self.last_sender.1.clone(),
             sender_ip: m.source_ip,
         })
@@ -1036,90 +938,95 @@ impl Router {
             return;
         }
         match p.flags.opcode() {
-            NsOpcode::Query if q.qtype == RrType::NbStat => {
-                let ours = q.name.name.is_wildcard() || self.own(&q.name.name).is_some();
-                if ours {
-                    let status = NodeStatus {
-                        names: self
-                            .names
-                            .iter()
-                            .filter(|n| n.state == NameState::Registered)
-                            .map(|n| NodeStatusName {
-                                name: n.name,
-                                flags: (if n.group { 0x8000 } else { 0 }) | 0x0400,
-                            })
-                            .collect(),
-                        statistics: vec![0; 46],
-                    };
-                    let r = NamePacket::node_status_response(p.trn_id, q.name.clone(), status);
-                    self.counters.queries_answered += 1;
-                    self.send_ns(src, &r);
-                }
-            }
-            NsOpcode::Query => {
-                let own = self.own(&q.name.name).cloned();
-                match own {
-                    Some(n) if n.state == NameState::Registered => {
-                        let ip = self.local_ip_for(*src.ip());
-                        let addr = NbAddress::new(ip, n.group, self.node_type());
-                        let r = NamePacket::positive_query_response(
-                            p.trn_id,
-                            q.name.clone(),
-                            NAME_TTL,
-                            vec![addr],
-                        );
-                        self.counters.queries_answered += 1;
-                        self.send_ns(src, &r);
-                    }
-                    _ => {}
-                }
-            }
+            NsOpcode::Query if q.qtype == RrType::NbStat => self.answer_node_status(src, p, q),
+            NsOpcode::Query => self.answer_query(src, p, q),
             NsOpcode::Registration | NsOpcode::MultiHomedRegistration => {
-                // Defend a unique name of ours (or a group name of ours claimed as unique).
-                let Some(claim) = p.additional.first() else {
-                    return;
-                };
-                let claimed_group = match &claim.rdata {
-                    RData::Nb(a) => a.first().is_some_and(|a| a.is_group()),
-                    _ => false,
-                };
-                let claimant_ip = match &claim.rdata {
-                    RData::Nb(a) => a.first().map(|a| a.ip),
-                    _ => None,
-                };
-                if claimant_ip.is_some_and(|ip| self.is_own_ip(ip)) {
-                    return;
-                }
-                let own = self.own(&q.name.name).cloned();
-                if let Some(n) = own {
-                    if !n.group || !claimed_group {
-                        let ip = self.local_ip_for(*src.ip());
-                        let owner = NbAddress::new(ip, n.group, self.node_type());
-                        let r = NamePacket::negative_registration_response(
-                            p.trn_id,
-                            q.name.clone(),
-                            owner,
-                        );
-                        self.counters.names_defended += 1;
-                        self.send_ns(src, &r);
-                    }
-                }
+                self.defend_name(src, p, q)
             }
-            NsOpcode::Release => {
-                // Forget the cached address only if the releasing node is the one we cached.
-                let released: Vec<Ipv4Addr> = match p.additional.first().map(|r| &r.rdata) {
-                    Some(RData::Nb(v)) => v.iter().map(|x| x.ip).collect(),
-                    _ => Vec::new(),
-                };
-                let key = name_key(&q.name.name);
-                if let Some(e) = self.cache.get_mut(&key) {
-                    e.addrs.retain(|x| !released.contains(&x.ip));
-                    if e.addrs.is_empty() {
-                        self.cache.remove(&key);
-                    }
-                }
-            }
+            NsOpcode::Release => self.forget_released(p, q),
             _ => {}
+        }
+    }
+
+    /// A node-status request for one of our names (or `*`): our registered names.
+    fn answer_node_status(&mut self, src: SocketAddrV4, p: &NamePacket, q: &Question) {
+        let ours = q.name.name.is_wildcard() || self.own(&q.name.name).is_some();
+        if !ours {
+            return;
+        }
+        let status = NodeStatus {
+            names: self
+                .names
+                .iter()
+                .filter(|n| n.state == NameState::Registered)
+                .map(|n| NodeStatusName {
+                    name: n.name,
+                    flags: (if n.group { 0x8000 } else { 0 }) | 0x0400,
+                })
+                .collect(),
+            statistics: vec![0; 46],
+        };
+        let r = NamePacket::node_status_response(p.trn_id, q.name.clone(), status);
+        self.counters.queries_answered += 1;
+        self.send_ns(src, &r);
+    }
+
+    /// A name query: answered for a name of ours once registered, with our address on the
+    /// asker's subnet.
+    fn answer_query(&mut self, src: SocketAddrV4, p: &NamePacket, q: &Question) {
+        let Some(n) = self.own(&q.name.name).cloned() else {
+            return;
+        };
+        if n.state != NameState::Registered {
+            return;
+        }
+        let ip = self.local_ip_for(*src.ip());
+        let addr = NbAddress::new(ip, n.group, self.node_type());
+        let r = NamePacket::positive_query_response(p.trn_id, q.name.clone(), NAME_TTL, vec![addr]);
+        self.counters.queries_answered += 1;
+        self.send_ns(src, &r);
+    }
+
+    /// Another node registers a name: defend a unique name of ours (or a group name of ours
+    /// claimed as unique) with a negative response.
+    fn defend_name(&mut self, src: SocketAddrV4, p: &NamePacket, q: &Question) {
+        let Some(claim) = p.additional.first() else {
+            return;
+        };
+        let claimed = match &claim.rdata {
+            RData::Nb(a) => a.first(),
+            _ => None,
+        };
+        let claimed_group = claimed.is_some_and(|a| a.is_group());
+        if claimed.is_some_and(|a| self.is_own_ip(a.ip)) {
+            return;
+        }
+        let Some(n) = self.own(&q.name.name).cloned() else {
+            return;
+        };
+        if n.group && claimed_group {
+            return;
+        }
+        let ip = self.local_ip_for(*src.ip());
+        let owner = NbAddress::new(ip, n.group, self.node_type());
+        let r = NamePacket::negative_registration_response(p.trn_id, q.name.clone(), owner);
+        self.counters.names_defended += 1;
+        self.send_ns(src, &r);
+    }
+
+    /// A node releases a name: forget the cached address only if the releasing node is the one
+    /// we cached.
+    fn forget_released(&mut self, p: &NamePacket, q: &Question) {
+        let released: Vec<Ipv4Addr> = match p.additional.first().map(|r| &r.rdata) {
+            Some(RData::Nb(v)) => v.iter().map(|x| x.ip).collect(),
+            _ => Vec::new(),
+        };
+        let key = name_key(&q.name.name);
+        if let Some(e) = self.cache.get_mut(&key) {
+            e.addrs.retain(|x| !released.contains(&x.ip));
+            if e.addrs.is_empty() {
+                self.cache.remove(&key);
+            }
         }
     }
 
@@ -1144,80 +1051,93 @@ impl Router {
         }
         match p.flags.opcode() {
             NsOpcode::Registration | NsOpcode::MultiHomedRegistration if p.flags.rcode() != 0 => {
-                // An objection to our registration: fatal for a unique name of ours, but only
-                // while we are registering it and only in answer to one of our own requests
-                // (RFC 1002 matches responses by NAME_TRN_ID). Anything else is a stray or a
-                // forgery and must not take a running daemon down.
-                let key = name_key(&a.name.name);
-                let Some(idx) = self.names.iter().position(|n| name_key(&n.name) == key) else {
-                    return;
-                };
-                let n = &self.names[idx];
-                let registering = matches!(n.state, NameState::Registering { .. });
-                if n.group || !registering || !n.trn_ids.contains(&p.trn_id) || self.shut_down {
-                    self.counters.ignored_objections += 1;
-                    return;
-                }
-                let by = match &a.rdata {
-                    RData::Nb(v) => v.first().map_or(*src.ip(), |x| x.ip),
-                    _ => *src.ip(),
-                };
-                self.names[idx].state = NameState::Lost;
-                self.events.push_back(Event::NameConflict {
-                    name: display(&self.names[idx].name),
-                    by,
-                });
+                self.on_objection(src, p, a)
             }
-            NsOpcode::Query if a.rr_type == RrType::Nb => {
-                let Some(pos) = self.queries.iter().position(|q| {
-                    q.trn_id == p.trn_id && name_key(&q.name) == name_key(&a.name.name)
-                }) else {
-                    return;
-                };
-                if p.flags.rcode() != 0 {
-                    // Negative: from WINS, go on with broadcast; from a node, ignore.
-                    if self.cfg.wins_server == Some(*src.ip()) {
-                        self.queries[pos].wins_tries = RETRY_COUNT;
-                        self.queries[pos].next = now;
-                        self.query_step(now);
-                    }
-                    return;
-                }
-                let RData::Nb(addrs) = &a.rdata else {
-                    return;
-                };
-                let resolved: Vec<Resolved> = addrs
-                    .iter()
-                    .map(|x| Resolved {
-                        ip: x.ip,
-                        group: x.is_group(),
-                    })
-                    .collect();
-                if resolved.is_empty() {
-                    return;
-                }
-                let q = self.queries.swap_remove(pos);
-                let ttl = Duration::from_secs(u64::from(a.ttl))
-                    .max(MIN_CACHE_TTL)
-                    .min(MAX_CACHE_TTL);
-                if self.cache.len() >= CACHE_CAPACITY {
-                    self.cache.retain(|_, e| e.expires > now);
-                    if self.cache.len() >= CACHE_CAPACITY {
-                        self.cache.clear();
-                    }
-                }
-                self.cache.insert(
-                    name_key(&q.name),
-                    CacheEntry {
-                        addrs: resolved.clone(),
-                        expires: now + ttl,
-                    },
-                );
-                for w in q.waiters {
-                    self.complete(w, &resolved);
-                }
-            }
+            NsOpcode::Query if a.rr_type == RrType::Nb => self.on_query_answer(now, src, p, a),
             _ => {}
+        }
+    }
+
+    /// An objection to our registration: fatal for a unique name of ours, but only while we are
+    /// registering it and only in answer to one of our own requests (RFC 1002 matches responses
+    /// by NAME_TRN_ID). Anything else is a stray or a forgery and must not take a running daemon
+    /// down.
+    fn on_objection(&mut self, src: SocketAddrV4, p: &NamePacket, a: &ResourceRecord) {
+        let key = name_key(&a.name.name);
+        let Some(idx) = self.names.iter().position(|n| name_key(&n.name) == key) else {
+            return;
+        };
+        let n = &self.names[idx];
+        let registering = matches!(n.state, NameState::Registering { .. });
+        if n.group || !registering || !n.trn_ids.contains(&p.trn_id) || self.shut_down {
+            self.counters.ignored_objections += 1;
+            return;
+        }
+        let by = match &a.rdata {
+            RData::Nb(v) => v.first().map_or(*src.ip(), |x| x.ip),
+            _ => *src.ip(),
+        };
+        self.names[idx].state = NameState::Lost;
+        self.events.push_back(Event::NameConflict {
+            name: self.names[idx].name.to_string(),
+            by,
+        });
+    }
+
+    /// An answer to one of our name queries: cache the addresses and complete the waiters.
+    fn on_query_answer(
+        &mut self,
+        now: Instant,
+        src: SocketAddrV4,
+        p: &NamePacket,
+        a: &ResourceRecord,
+    ) {
+        let Some(pos) = self
+            .queries
+            .iter()
+            .position(|q| q.trn_id == p.trn_id && name_key(&q.name) == name_key(&a.name.name))
+        else {
+            return;
+        };
+        if p.flags.rcode() != 0 {
+            // Negative: from WINS, go on with broadcast; from a node, ignore.
+            if self.cfg.wins_server == Some(*src.ip()) {
+                self.queries[pos].wins_tries = RETRY_COUNT;
+                self.queries[pos].next = now;
+                self.query_step(now);
+            }
+            return;
+        }
+        let RData::Nb(addrs) = &a.rdata else {
+            return;
+        };
+        let resolved: Vec<Address> = addrs
+            .iter()
+            .map(|x| Address {
+                ip: x.ip,
+                group: x.is_group(),
+            })
+            .collect();
+        if resolved.is_empty() {
+            return;
+        }
+        let q = self.queries.swap_remove(pos);
+        let ttl = Duration::from_secs(u64::from(a.ttl))
+            .max(MIN_CACHE_TTL)
+            .min(MAX_CACHE_TTL);
+        if self.cache.len() >= CACHE_CAPACITY {
+            self.cache.retain(|_, e| e.expires > now);
+            if self.cache.len() >= CACHE_CAPACITY {
+                self.cache.clear();
+            }
+        }
+        let entry = CacheEntry {
+            addrs: resolved.clone(),
+            expires: now + ttl,
+        };
+        self.cache.insert(name_key(&q.name), entry);
+        for w in q.waiters {
+            self.complete(w, &resolved);
         }
     }
 
@@ -1269,7 +1189,7 @@ fn same_scope(a: &str, b: &str) -> bool {
 
 /// The path after `\MAILSLOT\` (case-insensitive prefix), if the name is a mailslot name.
 fn mailslot_path_of(name: &[u8]) -> Option<&str> {
-    const P: &[u8] = b"\\MAILSLOT\\";
+    const P: &[u8] = MAILSLOT_PREFIX.as_bytes();
     if name.len() <= P.len() || !name[..P.len()].eq_ignore_ascii_case(P) {
         return None;
     }

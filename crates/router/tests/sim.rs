@@ -4,12 +4,13 @@ use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
+use mailslot::daemon::RemoteWrite;
+use mailslot::error::code::BAD_NETPATH as ERROR_BAD_NETPATH;
+use mailslot::{Class, Target};
 use mailslot_proto::{
     MailslotMessage, NamePacket, NetbiosName, NsFlags, NsOpcode, RData, ResourceRecord, RrType,
 };
-use mailslot_router::{
-    Event, Interface, LocalRequest, Port, Router, RouterConfig, Target, Transmit, ERROR_BAD_NETPATH,
-};
+use mailslot_router::{Event, Interface, LocalRequest, Port, Router, RouterConfig, Transmit};
 
 const WG: &str = "LAB";
 
@@ -142,11 +143,13 @@ impl Net {
             now,
             LocalRequest::Write {
                 id,
-                target,
-                path: path.into(),
-                priority: 1,
-                class: 2,
-                data: data.to_vec(),
+                write: RemoteWrite {
+                    target,
+                    path: path.into(),
+                    priority: 1,
+                    class: Class::Second,
+                    data: data.to_vec(),
+                },
             },
         );
         self.step();
@@ -157,17 +160,11 @@ fn delivered(events: &[Event]) -> Vec<(String, Vec<u8>, String, Ipv4Addr)> {
     events
         .iter()
         .filter_map(|e| match e {
-            Event::Deliver {
-                path,
-                data,
-                sender_name,
-                sender_ip,
-                ..
-            } => Some((
-                path.to_string(),
-                data.clone(),
-                sender_name.to_string(),
-                *sender_ip,
+            Event::Deliver(d) => Some((
+                d.path.to_string(),
+                d.data.to_vec(),
+                d.sender_name.to_string(),
+                d.sender_ip,
             )),
             _ => None,
         })
@@ -209,7 +206,7 @@ fn registration_takes_three_broadcasts_per_name() {
         .router
         .names()
         .into_iter()
-        .map(|n| n.0)
+        .map(|n| n.name)
         .collect();
     assert_eq!(names, ["A<00>", "A<03>", "LAB<00>", "LAB<1E>"]);
 }
@@ -571,7 +568,7 @@ fn a_stray_objection_does_not_stop_a_registered_node() {
         .any(|e| matches!(e, Event::NameConflict { .. })));
     assert_eq!(net.nodes[1].router.counters().ignored_objections, 1);
     assert!(
-        net.nodes[1].router.names().iter().all(|n| n.2),
+        net.nodes[1].router.names().iter().all(|n| n.registered),
         "names stay registered"
     );
 }
@@ -636,8 +633,8 @@ fn a_release_from_another_address_keeps_the_cache_entry() {
             .router
             .cache()
             .iter()
-            .find(|(n, _)| n == "C<00>")
-            .map(|(_, a)| a.len()),
+            .find(|c| c.name == "C<00>")
+            .map(|c| c.addresses.len()),
         Some(1)
     );
     let real =
@@ -653,7 +650,7 @@ fn a_release_from_another_address_keeps_the_cache_entry() {
         .router
         .cache()
         .iter()
-        .all(|(n, _)| n != "C<00>"));
+        .all(|c| c.name != "C<00>"));
 }
 
 #[test]

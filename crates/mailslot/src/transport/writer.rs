@@ -11,8 +11,8 @@ use crate::error::{OpenError, WriteError};
 use crate::name::Name;
 use crate::shm::{Control, RingWriter, REC_REMOTE};
 use crate::sys::{self, PeerCred};
+use crate::trusted::{BatchOutcome, RemoteMessage};
 use crate::types::{Class, Timeout, WriteOptions, MAX_PRIORITY};
-use crate::{BatchOutcome, RemoteMessage};
 
 /// How long a second-class write waits for the owner's process to take in the writer's ring (or
 /// socket) when it is slow to do so (the quota had room, so this is back-pressure, not a full

@@ -3,34 +3,16 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use mailslot::{Class, MailslotWriter, OpenError, RemoteMessage, WriteError};
-
-use crate::router::Incoming;
+use mailslot::daemon::DeliveryCounters;
+use mailslot::trusted::RemoteMessage;
+use mailslot::{MailslotWriter, OpenError, WriteError};
+use mailslot_router::Delivery;
 use tracing::debug;
 
 /// How long opening a local mailslot may take before the message is dropped.
 const OPEN_TIMEOUT: Duration = Duration::from_millis(500);
 /// Most open writer handles kept.
 const MAX_WRITERS: usize = 1024;
-
-/// Delivery counters (the router counts what happens before).
-#[derive(Debug, Default, Clone, serde::Serialize)]
-pub struct DeliveryCounters {
-    /// Messages queued into a local mailslot.
-    pub delivered: u64,
-    /// Dropped: no local mailslot of that name.
-    pub dropped_no_mailslot: u64,
-    /// Dropped: the mailslot is full.
-    pub dropped_full: u64,
-    /// Dropped: the mailslot refuses messages from other hosts.
-    pub dropped_refused_remote: u64,
-    /// Dropped: larger than the mailslot's maximum message size.
-    pub dropped_too_large: u64,
-    /// Dropped: the name is not a valid local mailslot name.
-    pub dropped_bad_name: u64,
-    /// Dropped: any other error.
-    pub dropped_error: u64,
-}
 
 /// Open writers by mailslot key, reused across messages.
 #[derive(Default)]
@@ -43,9 +25,9 @@ pub struct Deliverer {
 impl Deliverer {
     /// Delivers messages, grouping those for the same mailslot into one record (order kept
     /// within a mailslot). What cannot be delivered is dropped silently and counted.
-    pub fn deliver_all(&mut self, all: &[Incoming<'_>]) {
+    pub fn deliver_all(&mut self, all: &[Delivery<'_>]) {
         // Almost always one mailslot per batch: a linear search beats hashing here.
-        let mut groups: Vec<Vec<&Incoming<'_>>> = Vec::new();
+        let mut groups: Vec<Vec<&Delivery<'_>>> = Vec::new();
         for d in all {
             match groups
                 .iter_mut()
@@ -57,20 +39,7 @@ impl Deliverer {
         }
         for group in groups {
             let key = group[0].path.to_ascii_lowercase();
-            let msgs: Vec<RemoteMessage<'_>> = group
-                .iter()
-                .map(|d| RemoteMessage {
-                    data: d.data,
-                    priority: d.priority.min(9),
-                    class: if d.class == 1 {
-                        Class::First
-                    } else {
-                        Class::Second
-                    },
-                    sender_name: &d.sender_name,
-                    sender_ip: d.sender_ip,
-                })
-                .collect();
+            let msgs: Vec<RemoteMessage<'_>> = group.iter().map(|d| d.message()).collect();
             self.deliver_batch(&key, &group[0].path, &msgs);
         }
     }

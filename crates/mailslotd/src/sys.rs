@@ -1,4 +1,5 @@
-//! The few system calls of the daemon shell: host name, interfaces, socket buffer, privileges.
+//! The few system calls of the daemon: host name, interfaces, socket buffer, privileges,
+//! `recvmmsg`, and the control socket's peer credentials and records.
 
 use std::ffi::CStr;
 use std::io;
@@ -7,7 +8,7 @@ use std::net::Ipv4Addr;
 use anyhow::{bail, Context, Result};
 use tracing::{info, warn};
 
-use crate::config::Interface;
+use mailslot_router::Interface;
 
 /// The host name (`uname`).
 pub fn hostname() -> io::Result<String> {
@@ -176,5 +177,59 @@ impl RecvBatch {
             &self.bufs[i * self.size..i * self.size + len],
             truncated,
         )
+    }
+}
+
+/// The kernel's credentials of the peer of a connected Unix socket (`SO_PEERCRED`).
+pub fn peer_credentials(s: &socket2::Socket) -> io::Result<crate::control::PeerCredentials> {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: passes a pointer to a live ucred and its size; the kernel writes at most `len`.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(crate::control::PeerCredentials {
+        pid: cred.pid as u32,
+        uid: cred.uid,
+        gid: cred.gid,
+    })
+}
+
+/// Receives one record of a `SOCK_SEQPACKET` socket (blocking) into `buf`: its full length, which
+/// is more than `buf.len()` when it did not fit (`MSG_TRUNC`); 0 when the peer hung up.
+pub fn recv_record(s: &socket2::Socket, buf: &mut [u8]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    loop {
+        // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which lives across the
+        // call.
+        let r = unsafe {
+            libc::recv(
+                s.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_TRUNC,
+            )
+        };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }

@@ -13,10 +13,10 @@ use clap::Parser;
 #[command(name = "mailslotd", version, about)]
 struct Cli {
     #[command(flatten)]
-    args: mailslot_router::daemon::DaemonArgs,
+    args: mailslotd::DaemonArgs,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    ExitCode::from(mailslot_router::daemon::run(&cli.args))
+    ExitCode::from(mailslotd::run(&cli.args))
 }

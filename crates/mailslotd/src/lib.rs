@@ -1,0 +1,144 @@
+//! `mailslotd`, the mailslot network daemon: the I/O shell around the protocol core
+//! `mailslot-router`.
+//!
+//! - [`Daemon`] runs the router on sockets it is handed ([`Sockets`]): the two UDP sockets
+//!   (datagrams, name service), the control socket for local programs ([`control`]) and,
+//!   optionally, the metrics listener. It delivers what arrives into local mailslots.
+//! - [`run`] is the program (`mailslotd`, also `mailslot daemon`): it reads the configuration
+//!   ([`config`], [`settings`]), binds the real sockets, drops root, handles signals and runs a
+//!   [`Daemon`].
+//!
+//! Exit status: [`EXIT_OK`] after SIGTERM/SIGINT (names released), [`EXIT_ERROR`] on a
+//! configuration or startup error, [`EXIT_NAME_CONFLICT`] when another node holds our name.
+
+pub mod config;
+pub mod control;
+pub mod daemon;
+mod deliver;
+pub mod metrics;
+pub mod settings;
+mod sys;
+
+use std::net::{SocketAddr, SocketAddrV4};
+
+use anyhow::{Context, Result};
+use tracing::{info, warn};
+
+pub use config::netbios_name_for_host;
+pub use control::ControlServer;
+pub use daemon::{Daemon, Sockets, Stopper, EXIT_ERROR, EXIT_NAME_CONFLICT, EXIT_OK};
+pub use settings::{DaemonArgs, Settings};
+
+/// Runs the daemon until SIGTERM/SIGINT; returns the process exit status.
+pub fn run(args: &DaemonArgs) -> u8 {
+    init_logging();
+    let settings = match settings::load(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mailslotd: error: {e:#}");
+            return EXIT_ERROR;
+        }
+    };
+    if args.validate {
+        print!("{}", settings::describe(&settings.router));
+        return EXIT_OK;
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mailslotd: error: cannot start the runtime: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    match rt.block_on(serve(settings)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mailslotd: error: {e:#}");
+            EXIT_ERROR
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MAILSLOTD_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Binds the configured sockets, drops root, and runs a [`Daemon`] until a signal.
+async fn serve(settings: Settings) -> Result<u8> {
+    let sockets = bind(&settings.file)?;
+    sys::drop_privileges(&settings.file.user)?;
+    let daemon = Daemon::new(settings.router, sockets);
+    let stopper = daemon.stopper();
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        let why = tokio::select! {
+            _ = sigterm.recv() => "SIGTERM",
+            _ = sigint.recv() => "SIGINT",
+        };
+        stopper.stop(why).await;
+    });
+    daemon.run().await
+}
+
+/// The sockets of the configuration file: UDP on `bind_address`, the control socket of this
+/// network namespace, the metrics port on 127.0.0.1.
+fn bind(file: &config::DaemonConfig) -> Result<Sockets> {
+    let datagram = udp_socket(
+        SocketAddrV4::new(file.bind_address, file.port),
+        file.recv_buffer,
+    )?;
+    let name = udp_socket(
+        SocketAddrV4::new(file.bind_address, file.name_port),
+        file.recv_buffer,
+    )?;
+    let control = ControlServer::bind().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!("another mailslot daemon runs in this network namespace")
+        } else {
+            anyhow::anyhow!("cannot bind the control socket: {e}")
+        }
+    })?;
+    let metrics = match file.metrics_port {
+        Some(port) => Some(
+            std::net::TcpListener::bind(("127.0.0.1", port))
+                .with_context(|| format!("cannot bind metrics port 127.0.0.1:{port}"))?,
+        ),
+        None => None,
+    };
+    info!("sockets bound");
+    Ok(Sockets {
+        datagram,
+        name,
+        control,
+        metrics,
+    })
+}
+
+fn udp_socket(addr: SocketAddrV4, recv_buffer: usize) -> Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+    s.set_reuse_address(true)?;
+    s.set_broadcast(true)?;
+    if recv_buffer > 0 {
+        // Best effort: the kernel caps it at net.core.rmem_max (root may force more).
+        if s.set_recv_buffer_size(recv_buffer).is_err() {
+            warn!("cannot set SO_RCVBUF to {recv_buffer}");
+        }
+        sys::force_recv_buffer(&s, recv_buffer);
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&SocketAddr::V4(addr).into())
+        .with_context(|| format!("cannot bind UDP {addr}"))?;
+    Ok(s.into())
+}

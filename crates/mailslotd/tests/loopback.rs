@@ -1,0 +1,265 @@
+//! The daemon on loopback, as any user: its sockets are bound by the test (127.0.0.1, ephemeral
+//! ports) and its control socket has a name of its own, so several run at once beside a real
+//! daemon. Its interface is 127.0.0.2/32, so that what it sends to "the subnet" arrives at
+//! 127.0.0.2 on its own datagram port, where a test can listen.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mailslot::daemon::{DaemonClient, RemoteWrite, Reply, Request, Status};
+use mailslot::error::code;
+use mailslot::{Class, Mailslot, Sender, Target, Timeout};
+use mailslot_proto::datagram::MsgType;
+use mailslot_proto::nbns::RData;
+use mailslot_proto::{MailslotMessage, MailslotWriteRepr, NamePacket, NetbiosName};
+use mailslot_router::{Interface, RouterConfig};
+use mailslotd::{ControlServer, Daemon, Sockets, Stopper, EXIT_OK};
+
+const HOST: &str = "TESTHOST";
+const WORKGROUP: &str = "TESTWG";
+/// The daemon's address as the router knows it.
+const OWN_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A daemon running on a thread of its own; stopped when dropped.
+struct Running {
+    stopper: Stopper,
+    thread: Option<JoinHandle<anyhow::Result<u8>>>,
+    /// Its datagram socket.
+    datagram: SocketAddrV4,
+    /// Its name-service socket.
+    name: SocketAddrV4,
+    /// Its control socket's abstract name.
+    control: String,
+}
+
+fn local_port(s: &UdpSocket) -> u16 {
+    s.local_addr().unwrap().port()
+}
+
+impl Running {
+    fn start() -> Running {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let datagram = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let name = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let control = format!(
+            "mailslotd/test/{}/{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut cfg = RouterConfig::new(HOST, WORKGROUP, vec![Interface::new(OWN_IP, 32)]);
+        cfg.port = local_port(&datagram);
+        cfg.name_port = local_port(&name);
+        let addrs = (
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, cfg.port),
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, cfg.name_port),
+        );
+        let sockets = Sockets {
+            datagram,
+            name,
+            control: ControlServer::bind_at(&control).unwrap(),
+            metrics: None,
+        };
+        let daemon = Daemon::new(cfg, sockets);
+        let stopper = daemon.stopper();
+        let thread = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(daemon.run())
+        });
+        Running {
+            stopper,
+            thread: Some(thread),
+            datagram: addrs.0,
+            name: addrs.1,
+            control,
+        }
+    }
+
+    fn client(&self) -> DaemonClient {
+        DaemonClient::connect_to(&self.control).unwrap()
+    }
+
+    fn status(&self) -> Status {
+        self.client().status(WAIT).unwrap()
+    }
+
+    /// Waits until `f` holds for the daemon's status.
+    fn wait_for(&self, what: &str, f: impl Fn(&Status) -> bool) -> Status {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let s = self.status();
+            if f(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "{what}: {s:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn wait_registered(&self) {
+        self.wait_for("names registered", |s| s.names.iter().all(|n| n.registered));
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stopper.stop_blocking("test over");
+        if let Some(t) = self.thread.take() {
+            let code = t.join().expect("the daemon thread panicked");
+            if !std::thread::panicking() {
+                assert_eq!(code.unwrap(), EXIT_OK);
+            }
+        }
+    }
+}
+
+fn recv_timeout(s: &UdpSocket, buf: &mut [u8]) -> (usize, SocketAddr) {
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    s.recv_from(buf).expect("an answer within the timeout")
+}
+
+#[test]
+fn a_datagram_for_a_local_mailslot_is_delivered() {
+    let d = Running::start();
+    let path = format!("MAILSLOTD_TEST\\DELIVER{}", std::process::id());
+    let slot = Mailslot::create(&format!("\\\\.\\mailslot\\{path}")).unwrap();
+    let wire = format!("\\MAILSLOT\\{path}");
+    let m = MailslotMessage::new(
+        MsgType::DirectUnique,
+        77,
+        Ipv4Addr::new(127, 0, 0, 9),
+        NetbiosName::new("SENDER", 0).unwrap().into(),
+        NetbiosName::new(HOST, 0).unwrap().into(),
+        MailslotWriteRepr {
+            name: wire.as_bytes(),
+            priority: 1,
+            class: 2,
+            data: b"from the network",
+        },
+    );
+    let peer = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    peer.send_to(&m.to_vec().unwrap(), d.datagram).unwrap();
+
+    let s = d.wait_for("delivered", |s| s.delivery.delivered == 1);
+    assert_eq!(s.counters.accepted, 1);
+    // Owners take network messages only from root or the daemon's user: as another user the
+    // message reaches the owner, which drops it and says so.
+    let trusted = euid() == 0 || Some(euid()) == mailslot::daemon::daemon_uid();
+    if trusted {
+        let got = slot.read_message_timeout(Timeout::After(WAIT)).unwrap();
+        assert_eq!(got.data, b"from the network");
+        assert_eq!(got.priority, 1);
+        assert_eq!(got.class, Class::Second);
+        match got.sender {
+            Sender::Remote { name, ip } => {
+                assert_eq!(name.as_str(), "SENDER");
+                assert_eq!(ip, Ipv4Addr::new(127, 0, 0, 9));
+            }
+            other => panic!("sender {other:?}"),
+        }
+    } else {
+        let deadline = Instant::now() + WAIT;
+        while slot.counters().dropped == 0 {
+            let _ = slot.read_message_timeout(Timeout::After(Duration::from_millis(20)));
+            assert!(Instant::now() < deadline, "the owner never saw the message");
+        }
+    }
+}
+
+/// The effective uid, from `/proc`.
+fn euid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_name_query_is_answered() {
+    let d = Running::start();
+    d.wait_registered();
+    let peer = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let q = NamePacket::name_query(0x4242, NetbiosName::new(HOST, 0x00).unwrap().into(), false);
+    peer.send_to(&q.to_vec().unwrap(), d.name).unwrap();
+    let mut buf = [0u8; 1500];
+    let (n, from) = recv_timeout(&peer, &mut buf);
+    assert_eq!(from, SocketAddr::V4(d.name));
+    let p = NamePacket::parse(&buf[..n]).unwrap();
+    assert_eq!(p.trn_id, 0x4242);
+    assert!(p.flags.is_response());
+    assert_eq!(p.flags.rcode(), 0);
+    match &p.answers[0].rdata {
+        RData::Nb(a) => {
+            assert_eq!(a.len(), 1);
+            assert_eq!(a[0].ip, OWN_IP);
+            assert!(!a[0].is_group());
+        }
+        other => panic!("answer {other:?}"),
+    }
+    assert_eq!(d.status().counters.queries_answered, 1);
+}
+
+#[test]
+fn a_remote_write_over_the_control_socket_goes_out_as_a_datagram() {
+    let d = Running::start();
+    // The subnet's "broadcast" is 127.0.0.2 (a /32): listen there on the datagram port.
+    let subnet = UdpSocket::bind((OWN_IP, d.datagram.port())).unwrap();
+    let c = d.client();
+    let write = |target: Target, data: &[u8]| {
+        c.call(
+            &Request::Write(RemoteWrite {
+                target,
+                path: "mailslotd_test\\remote".into(),
+                priority: 1,
+                class: Class::Second,
+                data: data.to_vec(),
+            }),
+            WAIT,
+        )
+        .unwrap()
+    };
+    assert_eq!(write(Target::PrimaryDomain, b"to everyone"), Reply::Written);
+    let mut buf = [0u8; 1500];
+    let (n, from) = recv_timeout(&subnet, &mut buf);
+    assert_eq!(from, SocketAddr::V4(d.datagram));
+    let m = MailslotMessage::parse(&buf[..n]).unwrap();
+    assert_eq!(m.msg_type, MsgType::DirectGroup);
+    assert_eq!(m.source_ip, OWN_IP);
+    assert_eq!(m.source.name, NetbiosName::new(HOST, 0).unwrap());
+    assert_eq!(m.destination.name, NetbiosName::new(WORKGROUP, 0).unwrap());
+    assert_eq!(m.write.name, b"\\MAILSLOT\\MAILSLOTD_TEST\\REMOTE");
+    assert_eq!(m.write.priority, 1);
+    assert_eq!(m.write.data, b"to everyone");
+
+    // Nobody answers for NOBODY: the writer learns it, as Windows' ERROR_BAD_NETPATH.
+    match write(Target::Host("NOBODY".into()), b"x") {
+        Reply::Failed(f) => assert_eq!(f.code, code::BAD_NETPATH, "{f}"),
+        other => panic!("{other:?}"),
+    }
+    // A local name is not the daemon's business.
+    match write(Target::Local, b"x") {
+        Reply::Failed(f) => assert_eq!(f.code, code::INVALID_PARAMETER, "{f}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn garbage_on_the_control_socket_is_refused_and_the_daemon_goes_on() {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let d = Running::start();
+    let s = Socket::new(Domain::UNIX, Type::SEQPACKET, None).unwrap();
+    s.connect(&SockAddr::unix(format!("\0{}", d.control)).unwrap())
+        .unwrap();
+    s.send(b"\xffnot a request").unwrap();
+    let mut buf = vec![0u8; 4096];
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let n = std::io::Read::read(&mut &s, &mut buf).unwrap();
+    match Reply::decode(&buf[..n]).unwrap() {
+        Reply::Failed(f) => assert_eq!(f.code, code::INVALID_PARAMETER),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(d.status().netbios_name, HOST);
+}
