@@ -82,7 +82,7 @@ pub fn run(a: &DemoArgs) -> Result<()> {
     step("The owner reads: highest priority first, FIFO within a priority");
     while slot.info().count > 0 {
         let m = slot.read_message()?;
-        println!("  {}", crate::message_text(&m));
+        println!("  {}", crate::listen::message_text(&m));
     }
 
     step("Reading an empty mailslot waits for the read timeout");
