@@ -542,23 +542,47 @@ fn mem_row(cli: &Cli, s: &Samples, runs: usize, bench: &str, k: usize) -> Option
         anchor_runs: per_run(Series::AnchorMem(k, MemMetric::Bytes), ascale),
         quota: mailslot::DEFAULT_QUOTA,
         net: NetColumns::default(),
-        mem: MemColumns {
-            slots: Some(k),
-            created: Some(created),
-            ours_slab: ours(MemMetric::Slab).map(|v| (v * scale).round()),
-            ours_kstack: ours(MemMetric::Kstack).map(|v| (v * scale).round()),
-            ours_pgtbl: ours(MemMetric::Pgtbl).map(|v| (v * scale).round()),
-            ours_rss: ours(MemMetric::Rss).map(|v| (v * scale).round()),
-            ours_memfree: ours(MemMetric::MemFree).map(|v| (v * scale).round()),
-            anchor_slab: theirs(MemMetric::Slab).map(|v| (v * ascale).round()),
-            anchor_kstack: theirs(MemMetric::Kstack).map(|v| (v * ascale).round()),
-            anchor_pgtbl: theirs(MemMetric::Pgtbl).map(|v| (v * ascale).round()),
-            anchor_rss: theirs(MemMetric::Rss).map(|v| (v * ascale).round()),
-            anchor_memfree: theirs(MemMetric::MemFree).map(|v| (v * ascale).round()),
-            fds_per_slot: ours(MemMetric::Fds).map(round3),
-            ..MemColumns::default()
-        },
+        mem: mem_columns(&ours, &theirs, (scale, ascale), k, created),
     };
+    set_mem_target(&mut row, &ours, k, created, ratio);
+    Some(row)
+}
+
+/// The make-up of a `mem` row's memory: our figures × `scale`, memidle's × `ascale`.
+fn mem_columns(
+    ours: &dyn Fn(MemMetric) -> Option<f64>,
+    theirs: &dyn Fn(MemMetric) -> Option<f64>,
+    (scale, ascale): (f64, f64),
+    k: usize,
+    created: usize,
+) -> MemColumns {
+    MemColumns {
+        slots: Some(k),
+        created: Some(created),
+        ours_slab: ours(MemMetric::Slab).map(|v| (v * scale).round()),
+        ours_kstack: ours(MemMetric::Kstack).map(|v| (v * scale).round()),
+        ours_pgtbl: ours(MemMetric::Pgtbl).map(|v| (v * scale).round()),
+        ours_rss: ours(MemMetric::Rss).map(|v| (v * scale).round()),
+        ours_memfree: ours(MemMetric::MemFree).map(|v| (v * scale).round()),
+        anchor_slab: theirs(MemMetric::Slab).map(|v| (v * ascale).round()),
+        anchor_kstack: theirs(MemMetric::Kstack).map(|v| (v * ascale).round()),
+        anchor_pgtbl: theirs(MemMetric::Pgtbl).map(|v| (v * ascale).round()),
+        anchor_rss: theirs(MemMetric::Rss).map(|v| (v * ascale).round()),
+        anchor_memfree: theirs(MemMetric::MemFree).map(|v| (v * ascale).round()),
+        fds_per_slot: ours(MemMetric::Fds).map(round3),
+        ..MemColumns::default()
+    }
+}
+
+/// A `mem` row's target: `idle_slot` against the anchor per slot; `idle_10k` against a total and
+/// the times to create and close all (with those times in its columns).
+fn set_mem_target(
+    row: &mut Row,
+    ours: &dyn Fn(MemMetric) -> Option<f64>,
+    k: usize,
+    created: usize,
+    ratio: f64,
+) {
     if k == mem::K_SLOT {
         row.target = Some(MEM_SLOT_TARGET);
         row.meets_target = Some(created == k && ratio <= MEM_SLOT_TARGET);
@@ -573,7 +597,6 @@ fn mem_row(cli: &Cli, s: &Samples, runs: usize, bench: &str, k: usize) -> Option
         row.meets_target =
             Some(created == k && row.ours <= mem::TARGET_10K_BYTES && secs_ok(c) && secs_ok(d));
     }
-    Some(row)
 }
 
 #[cfg(test)]
