@@ -6,7 +6,8 @@
 #   - `systemd-analyze verify --root` passes for both units: it resolves their ExecStart binaries
 #     inside the root and runs `man` for their man: links (MANPATH points into the root);
 #   - the same check fails when a unit's binary or man page is missing (so it proves something);
-#   - the installed daemon accepts the installed configuration (the unit's ExecStartPre).
+#   - the installed daemon accepts the installed configuration (the unit's ExecStartPre), man finds
+#     the pages, and the bash completions load.
 #
 #   bash tests/install/run.sh                 # builds in release first (scripts/install.sh)
 #   MAILSLOT_NO_BUILD=1 bash tests/install/run.sh   # installs what target/release holds
@@ -95,6 +96,11 @@ if ! "$dest$prefix/bin/mailslotd" --validate --config "$dest/etc/mailslot/mailsl
     fail "mailslotd --validate rejects the installed configuration: $(cat "$tmp/validate.log")"
 fi
 MANPATH=$dest$prefix/share/man man -w mailslot-listen >/dev/null || fail "man does not find mailslot-listen(1)"
+# The bash completion loads and registers both commands.
+for cmd in mailslot mailslotd; do
+    bash -c "source '$dest$prefix/share/bash-completion/completions/$cmd' && complete -p $cmd" \
+        >/dev/null 2>&1 || fail "the bash completion of $cmd does not load"
+done
 
 if [ "$failures" -ne 0 ]; then
     echo "install: $failures check(s) failed" >&2
