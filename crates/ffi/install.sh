@@ -7,7 +7,9 @@
 # PREFIX/lib/pkgconfig/mailslot.pc. Then:
 #   PKG_CONFIG_PATH=PREFIX/lib/pkgconfig cc prog.c $(pkg-config --cflags --libs mailslot)
 # The .pc file adds -Wl,-rpath,PREFIX/lib, so programs find libmailslot.so without
-# LD_LIBRARY_PATH. Set MAILSLOT_NO_BUILD=1 to install what target/release already holds.
+# LD_LIBRARY_PATH. Set MAILSLOT_NO_BUILD=1 to install what target/release already holds, and
+# DESTDIR to stage the files under another root (the .pc file still names PREFIX).
+# scripts/install.sh installs this library together with the rest of the project.
 set -eu
 
 if [ $# -ne 1 ]; then
@@ -32,8 +34,9 @@ if [ "${MAILSLOT_NO_BUILD:-0}" != 1 ]; then
 fi
 
 version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$root/Cargo.toml" | head -n 1)
-libdir=$prefix/lib
-incdir=$prefix/include
+destdir=${DESTDIR:-}
+libdir=$destdir$prefix/lib
+incdir=$destdir$prefix/include
 
 mkdir -p "$libdir/pkgconfig" "$incdir"
 # Install the shared library under a temporary name and rename it, so that running programs
@@ -59,4 +62,4 @@ Libs: -L\${libdir} -Wl,-rpath,\${libdir} -lmailslot
 Libs.private: -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 PC
 
-echo "installed libmailslot $version into $prefix"
+echo "installed libmailslot $version into $destdir$prefix"

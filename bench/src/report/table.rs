@@ -1,0 +1,109 @@
+//! The report as a readable table: one line per row, with a note and the target.
+
+use super::Row;
+
+/// Bytes as a short human figure (B, KiB, MiB).
+fn human(b: f64) -> String {
+    if b.abs() >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", b / (1024.0 * 1024.0))
+    } else if b.abs() >= 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else {
+        format!("{b:.0} B")
+    }
+}
+
+/// The note of a `mem` row: what its memory is made of, and for `idle_10k` the times.
+fn mem_note(r: &Row) -> String {
+    let m = &r.mem;
+    let nan = f64::NAN;
+    let mut note = String::new();
+    if let (Some(k), Some(c)) = (m.slots, m.created) {
+        if c < k {
+            note.push_str(&format!("ONLY {c}/{k} CREATED; "));
+        }
+    }
+    if m.target_bytes.is_some() {
+        note.push_str(&format!(
+            "create {:.3} s, close {:.3} s, RSS returned {}",
+            m.create_s.unwrap_or(nan),
+            m.close_s.unwrap_or(nan),
+            human(m.rss_returned.unwrap_or(nan))
+        ));
+    } else {
+        note.push_str(&format!(
+            "{:.2} fd/slot; slab {} + rss {} (udgram {} + {})",
+            m.fds_per_slot.unwrap_or(nan),
+            human(m.ours_slab.unwrap_or(nan)),
+            human(m.ours_rss.unwrap_or(nan)),
+            human(m.anchor_slab.unwrap_or(nan)),
+            human(m.anchor_rss.unwrap_or(nan))
+        ));
+    }
+    note
+}
+
+/// The table's note for a row: p99s, the net bench's loss and CPU, the mem bench's make-up, or
+/// what the anchor is.
+fn note(r: &Row) -> String {
+    let n = &r.net;
+    if r.mem.slots.is_some() {
+        return mem_note(r);
+    }
+    match (r.ours_p99, r.anchor_p99) {
+        (Some(o), Some(a)) => format!("p99 {o:.0}/{a:.0}"),
+        _ if n.ours_loss.is_some() => format!(
+            "loss {:.1}%/{:.1}%, cpu/delivered {:.0}/{:.0} ns",
+            n.ours_loss.unwrap_or(f64::NAN) * 100.0,
+            n.anchor_loss.unwrap_or(f64::NAN) * 100.0,
+            n.ours_cpu_ns_per_delivered.unwrap_or(f64::NAN),
+            n.anchor_cpu_ns_per_delivered.unwrap_or(f64::NAN)
+        ),
+        _ if r.anchor_mode == "1to1" && !r.bench.ends_with("1to1") => "anchor is 1→1".into(),
+        _ => String::new(),
+    }
+}
+
+/// Prints the rows as a readable table.
+pub(crate) fn print_table(rows: &[Row], runs: usize, tput_n: u64, rtt_n: u64, net_n: u64) {
+    println!(
+        "mailslot-bench: median of {runs} run(s); {tput_n} msgs per throughput run, {rtt_n} round trips per latency run, {net_n} datagrams per net run"
+    );
+    let notes: Vec<String> = rows.iter().map(note).collect();
+    let w = notes
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(16);
+    println!(
+        "{:<17} {:>5} {:<6} {:>12} {:<11} {:>12} {:>7}  {:<w$} target",
+        "bench", "size", "unit", "ours", "anchor", "anchor", "ratio", "note"
+    );
+    for (r, note) in rows.iter().zip(notes) {
+        let met = |ok: bool| if ok { "met" } else { "MISSED" };
+        let target = match (r.target, r.meets_target) {
+            (None, Some(ok)) if r.mem.target_bytes.is_some() => format!(
+                "≤ {}, < {} s each {}",
+                human(r.mem.target_bytes.unwrap_or(f64::NAN)),
+                r.mem.target_secs.unwrap_or(f64::NAN),
+                met(ok)
+            ),
+            (Some(t), Some(ok)) if r.net.loss_target.is_some() => format!(
+                "≥ {t}, loss ≤ {}% {}",
+                r.net.loss_target.unwrap_or(0.0) * 100.0,
+                if ok { "met" } else { "MISSED" }
+            ),
+            (Some(t), Some(ok)) => format!(
+                "{} {t} {}",
+                if r.better == "higher" { "≥" } else { "≤" },
+                if ok { "met" } else { "MISSED" }
+            ),
+            _ => String::new(),
+        };
+        println!(
+            "{:<17} {:>5} {:<6} {:>12.0} {:<11} {:>12.0} {:>7.3}  {:<w$} {target}",
+            r.bench, r.size, r.unit, r.ours, r.anchor, r.anchor_value, r.ratio, note
+        );
+    }
+}
