@@ -12,10 +12,10 @@ use crate::sys;
 
 /// Environment variable naming the directory that holds `ipcbench.c` and `memidle.c` (overrides
 /// the default).
-pub const ANCHORS_DIR_ENV: &str = "MAILSLOT_ANCHORS_DIR";
+pub(crate) const ANCHORS_DIR_ENV: &str = "MAILSLOT_ANCHORS_DIR";
 
 /// The compiled ipcbench program.
-pub struct IpcBench {
+pub(crate) struct IpcBench {
     exe: PathBuf,
 }
 
@@ -65,21 +65,21 @@ fn compile(out_dir: &Path, name: &str, libs: &[&str]) -> Result<PathBuf> {
 }
 
 /// The compiled memidle program.
-pub struct MemIdle {
+pub(crate) struct MemIdle {
     exe: PathBuf,
 }
 
 impl MemIdle {
     /// Compiles memidle into `out_dir` with `gcc -O2 -Wall … -lrt -lpthread` (its own build line).
-    pub fn build(out_dir: &Path) -> Result<MemIdle> {
-        Ok(MemIdle {
+    pub(crate) fn build(out_dir: &Path) -> Result<Self> {
+        Ok(Self {
             exe: compile(out_dir, "memidle", &["-lrt", "-lpthread"])?,
         })
     }
 
     /// Runs `memidle <kind> <k>` and returns its result line (the one starting `kind=`; a second
     /// line lists the slab caches that grew).
-    pub fn run(&self, kind: &str, k: usize) -> Result<BTreeMap<String, String>> {
+    pub(crate) fn run(&self, kind: &str, k: usize) -> Result<BTreeMap<String, String>> {
         let what = format!("memidle {kind} {k}");
         let out = Command::new(&self.exe)
             .args([kind, &k.to_string()])
@@ -104,14 +104,14 @@ impl MemIdle {
 impl IpcBench {
     /// Compiles ipcbench into `out_dir` with `gcc -O2 -Wall … -lrt`. Fails (never skips) when
     /// the source or gcc is missing or the build fails.
-    pub fn build(out_dir: &Path) -> Result<IpcBench> {
-        Ok(IpcBench {
+    pub(crate) fn build(out_dir: &Path) -> Result<Self> {
+        Ok(Self {
             exe: compile(out_dir, "ipcbench", &["-lrt"])?,
         })
     }
 
     /// Runs `ipcbench <transport> <test> <size> <count>` and returns its `key=value` line.
-    pub fn run(
+    pub(crate) fn run(
         &self,
         transport: &str,
         test: &str,
@@ -151,7 +151,7 @@ impl IpcBench {
     /// `/proc/<pid>/stat` every few ms while it runs; the child idles for its 300 ms receive
     /// timeout before it exits, so the last sample holds all its work. `None` if the child was
     /// never seen.
-    pub fn run_lossy_tput(
+    pub(crate) fn run_lossy_tput(
         &self,
         transport: &str,
         size: usize,

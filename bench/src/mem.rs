@@ -22,13 +22,13 @@ use mailslot::Mailslot;
 use crate::sys;
 
 /// Slots of the `idle_slot` row (memidle's anchor runs with the same K).
-pub const K_SLOT: usize = 1000;
+pub(crate) const K_SLOT: usize = 1000;
 /// Slots of the `idle_10k` row.
-pub const K_10K: usize = 10_000;
+pub(crate) const K_10K: usize = 10_000;
 /// Target of `idle_10k`: total bytes of 10 000 idle slots.
-pub const TARGET_10K_BYTES: f64 = 24.0 * 1024.0 * 1024.0;
+pub(crate) const TARGET_10K_BYTES: f64 = 24.0 * 1024.0 * 1024.0;
 /// Target of `idle_10k`: seconds to create all of them, and to close all of them.
-pub const TARGET_10K_SECS: f64 = 1.0;
+pub(crate) const TARGET_10K_SECS: f64 = 1.0;
 /// memidle's settling pause before each reading.
 const SETTLE: Duration = Duration::from_secs(1);
 
@@ -67,9 +67,9 @@ fn rss_kb() -> Result<i64> {
 }
 
 impl Counters {
-    fn read() -> Result<Counters> {
+    fn read() -> Result<Self> {
         let m = std::fs::read_to_string("/proc/meminfo").context("reading /proc/meminfo")?;
-        Ok(Counters {
+        Ok(Self {
             memfree: meminfo(&m, "MemFree")?,
             slab: meminfo(&m, "Slab")?,
             kstack: meminfo(&m, "KernelStack")?,
@@ -107,7 +107,7 @@ fn raise_nofile() -> (u64, u64) {
 /// per-object keys plus `fds_per=`, `create_s=`, `close_s=`, `rss_returned_B=`, `created=` and
 /// `failed=` (1 when not all could be created: the error goes to stderr and the figures are per
 /// slot created). Exits successfully in that case too, so that the harness can report it.
-pub fn idle(count: usize) -> Result<()> {
+pub(crate) fn idle(count: usize) -> Result<()> {
     let (soft, hard) = raise_nofile();
     let fd0 = open_fds()?;
     // As memidle: flush dirty pages, let the system settle, then read.
@@ -165,6 +165,9 @@ pub fn idle(count: usize) -> Result<()> {
 /// described by ("kernel slab + RSS per idle object"). `KernelStack` and `PageTables` are
 /// reported separately: on a shared machine their system-wide deltas are mostly other
 /// processes' noise (often negative). `MemFree` is left out for the same reason (page cache).
-pub fn bytes_per(kv: &std::collections::BTreeMap<String, String>, what: &str) -> Result<f64> {
+pub(crate) fn bytes_per(
+    kv: &std::collections::BTreeMap<String, String>,
+    what: &str,
+) -> Result<f64> {
     Ok(sys::kv_f64(kv, "slab_B_per", what)? + sys::kv_f64(kv, "rss_B_per", what)?)
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 /// The mounted file view.
-pub struct Mount {
+pub(crate) struct Mount {
     child: Child,
     /// The mount point.
     pub dir: PathBuf,
@@ -24,7 +24,7 @@ fn mounted(dir: &Path) -> bool {
 }
 
 /// Why the file view cannot be measured on this machine, if it cannot.
-pub fn unavailable() -> Option<&'static str> {
+pub(crate) fn unavailable() -> Option<&'static str> {
     // SAFETY: geteuid always succeeds.
     if unsafe { libc::geteuid() } != 0 {
         return Some("needs root (FUSE with allow_other)");
@@ -42,7 +42,7 @@ pub fn unavailable() -> Option<&'static str> {
 
 impl Mount {
     /// Mounts the file view at `dir` (created) and waits until it is mounted.
-    pub fn start(dir: &Path) -> Result<Mount> {
+    pub(crate) fn start(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let exe = std::env::current_exe().context("locating the benchmark binary")?;
         let child = Command::new(exe)
@@ -54,7 +54,7 @@ impl Mount {
             .stderr(Stdio::inherit())
             .spawn()
             .context("starting the file view")?;
-        let mut m = Mount {
+        let mut m = Self {
             child,
             dir: dir.to_path_buf(),
         };
@@ -88,6 +88,6 @@ impl Drop for Mount {
 }
 
 /// The `__mount-fs` role: serves the file view at `dir` until SIGTERM.
-pub fn serve(dir: &Path) -> Result<()> {
+pub(crate) fn serve(dir: &Path) -> Result<()> {
     mailslot_mount::run(dir).with_context(|| format!("mounting {}", dir.display()))
 }

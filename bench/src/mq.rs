@@ -4,7 +4,7 @@ use std::ffi::CString;
 use std::io;
 
 /// An open POSIX message queue descriptor, closed on drop.
-pub struct Mq {
+pub(crate) struct Mq {
     fd: libc::mqd_t,
 }
 
@@ -23,7 +23,7 @@ fn retry<T: PartialEq + Copy>(bad: T, mut f: impl FnMut() -> T) -> io::Result<T>
 
 impl Mq {
     /// Creates a new queue `name` (`/something`) holding `maxmsg` messages of `msgsize` bytes.
-    pub fn create(name: &str, maxmsg: i64, msgsize: i64) -> io::Result<Mq> {
+    pub(crate) fn create(name: &str, maxmsg: i64, msgsize: i64) -> io::Result<Self> {
         let c = CString::new(name)?;
         // SAFETY: mq_attr is plain data; all-zero is a valid value.
         let mut attr: libc::mq_attr = unsafe { std::mem::zeroed() };
@@ -42,22 +42,22 @@ impl Mq {
         if fd == -1 {
             return Err(io::Error::last_os_error());
         }
-        Ok(Mq { fd })
+        Ok(Self { fd })
     }
 
     /// Opens an existing queue for writing.
-    pub fn open_writer(name: &str) -> io::Result<Mq> {
+    pub(crate) fn open_writer(name: &str) -> io::Result<Self> {
         let c = CString::new(name)?;
         // SAFETY: `c` is NUL-terminated; without O_CREAT no variadic arguments are read.
         let fd = unsafe { libc::mq_open(c.as_ptr(), libc::O_WRONLY) };
         if fd == -1 {
             return Err(io::Error::last_os_error());
         }
-        Ok(Mq { fd })
+        Ok(Self { fd })
     }
 
     /// Removes the name (the queue lives on while descriptors are open).
-    pub fn unlink(name: &str) -> io::Result<()> {
+    pub(crate) fn unlink(name: &str) -> io::Result<()> {
         let c = CString::new(name)?;
         // SAFETY: `c` is NUL-terminated.
         if unsafe { libc::mq_unlink(c.as_ptr()) } != 0 {
@@ -67,7 +67,7 @@ impl Mq {
     }
 
     /// Sends one message with priority 0, blocking while the queue is full.
-    pub fn send(&self, data: &[u8]) -> io::Result<()> {
+    pub(crate) fn send(&self, data: &[u8]) -> io::Result<()> {
         // SAFETY: the pointer and length describe `data`.
         retry(-1, || unsafe {
             libc::mq_send(self.fd, data.as_ptr().cast(), data.len(), 0)
@@ -76,7 +76,7 @@ impl Mq {
     }
 
     /// Receives one message into `buf` (at least the queue's message size), blocking.
-    pub fn receive(&self, buf: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn receive(&self, buf: &mut [u8]) -> io::Result<usize> {
         let mut prio = 0u32;
         // SAFETY: the pointer and length describe `buf`; `prio` is writable.
         let n = retry(-1, || unsafe {

@@ -34,25 +34,25 @@ use crate::tput::SETTLE;
 
 /// The local mailslot the datagrams go to. Its path has 8 characters so that a 424-byte payload
 /// is within the network limit (`432 − roundup4(8)` = 424, [MS-MAIL]).
-pub const SLOT_NAME: &str = r"\\.\mailslot\netbench";
+pub(crate) const SLOT_NAME: &str = r"\\.\mailslot\netbench";
 /// The same name as it travels in the SMB transaction.
 const WIRE_NAME: &[u8] = b"\\MAILSLOT\\netbench";
 /// The daemon's NetBIOS computer name: the datagrams' destination.
 const DAEMON_NAME: &str = "BENCH";
 /// Datagrams per `sendmmsg`, as `BATCH=32` in ipcbench.
-pub const BATCH: usize = 32;
+pub(crate) const BATCH: usize = 32;
 /// Quota of the owner's mailslot.
-pub const QUOTA: usize = 16 << 20;
+pub(crate) const QUOTA: usize = 16 << 20;
 /// Queued-message limit of the owner's mailslot (the quota, not the count, should be the limit).
 const MAX_MESSAGES: usize = 1 << 20;
 /// The owner stops after this long without a message.
-pub const IDLE: Duration = Duration::from_millis(500);
+pub(crate) const IDLE: Duration = Duration::from_millis(500);
 /// Environment variable naming the daemon binary (default: `mailslotd` beside this binary).
-pub const DAEMON_ENV: &str = "MAILSLOTD";
+pub(crate) const DAEMON_ENV: &str = "MAILSLOTD";
 
 /// Where the processes of one measurement run (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Placement {
+pub(crate) enum Placement {
     /// Sender on cpu0; daemon and owner on cpu1 (as ipcbench pins `udp`).
     Pinned,
     /// Nothing pinned.
@@ -61,7 +61,7 @@ pub enum Placement {
 
 impl Placement {
     /// Both placements, in the order they are measured.
-    pub const ALL: [Placement; 2] = [Placement::Pinned, Placement::Unpinned];
+    pub(crate) const ALL: [Self; 2] = [Self::Pinned, Self::Unpinned];
 }
 
 /// Pins the calling process to `cpu` when `pinned`.
@@ -145,7 +145,7 @@ fn free_ports() -> Result<(u16, u16)> {
 }
 
 /// The daemon under test, a child of the harness; stopped (SIGTERM) when dropped.
-pub struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     /// Its process id.
     pub pid: u32,
@@ -156,7 +156,7 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `mailslotd` on free high ports (no root needed, real ports untouched) with an empty
     /// configuration file in `dir`, and waits until its names are registered.
-    pub fn start(dir: &std::path::Path) -> Result<Daemon> {
+    pub(crate) fn start(dir: &std::path::Path) -> Result<Self> {
         if DaemonClient::connect().is_ok() {
             bail!(
                 "a mailslot daemon already runs in this network namespace (only one can bind the \
@@ -187,7 +187,7 @@ impl Daemon {
         let child = cmd
             .spawn()
             .with_context(|| format!("starting {}", exe.display()))?;
-        let mut d = Daemon {
+        let mut d = Self {
             pid: child.id(),
             child,
             port,
@@ -211,7 +211,7 @@ impl Daemon {
     }
 
     /// The daemon's status (`Request::Status`) as JSON.
-    pub fn status(&self) -> Result<serde_json::Value> {
+    pub(crate) fn status(&self) -> Result<serde_json::Value> {
         let s = DaemonClient::connect()?.status(Duration::from_secs(5))?;
         Ok(serde_json::to_value(s)?)
     }
@@ -222,7 +222,7 @@ impl Daemon {
     /// `/proc/<pid>/task` that exits before its affinity is set (`ESRCH`), or whose entry
     /// vanishes while the directory is read (`ENOENT`), is skipped. Any other error is one; so
     /// is the daemon itself being gone.
-    pub fn place(&self, placement: Placement) -> Result<()> {
+    pub(crate) fn place(&self, placement: Placement) -> Result<()> {
         let cpu = (placement == Placement::Pinned).then_some(sys::READER_CPU);
         let what = || format!("listing the threads of mailslotd (pid {})", self.pid);
         let tasks = std::fs::read_dir(format!("/proc/{}/task", self.pid)).with_context(what)?;
@@ -260,7 +260,7 @@ impl Daemon {
     }
 
     /// CPU time (utime + stime, all threads) the daemon used so far, ns.
-    pub fn cpu_ns(&self) -> Result<u64> {
+    pub(crate) fn cpu_ns(&self) -> Result<u64> {
         sys::proc_stat(self.pid)
             .map(|s| s.cpu_ns)
             .ok_or_else(|| anyhow!("mailslotd (pid {}) is gone", self.pid))
@@ -275,7 +275,7 @@ impl Drop for Daemon {
 
 /// One measurement of our path.
 #[derive(Debug, Clone, Copy)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// Delivered messages per second.
     pub rate: f64,
     /// 1 − received / sent.
@@ -298,7 +298,7 @@ fn counter(s: &serde_json::Value, section: &str, key: &str) -> u64 {
 /// Measures our path once: `count` datagrams with `size`-byte payloads. `epoch` (one per
 /// measurement) goes into the header SOURCE_IP so that no (SOURCE_IP, DGM_ID) pair repeats across
 /// measurements within the daemon's 2 s duplicate window.
-pub fn measure(
+pub(crate) fn measure(
     d: &Daemon,
     size: usize,
     count: u64,
@@ -364,7 +364,7 @@ pub fn measure(
 
 /// The owner role: creates [`SLOT_NAME`], starts the sender, reads until the last sequence
 /// number, `count` messages or [`IDLE`] without one, and prints one result line.
-pub fn owner(port: u16, size: usize, count: u64, epoch: u8, pinned: bool) -> Result<()> {
+pub(crate) fn owner(port: u16, size: usize, count: u64, epoch: u8, pinned: bool) -> Result<()> {
     pin(sys::READER_CPU, pinned)?;
     if size < 8 {
         bail!("message size must be at least 8 bytes (sequence number)");
@@ -451,7 +451,7 @@ fn source_ip(epoch: u8, seq: u64) -> [u8; 4] {
 
 /// The sender role: sends `count` DIRECT_UNIQUE datagrams to `BENCH<00>` at 127.0.0.1:`port`
 /// from an ephemeral port, in `sendmmsg` batches of [`BATCH`], like ipcbench's `BATCH=32` writer.
-pub fn sender(port: u16, size: usize, count: u64, epoch: u8, pinned: bool) -> Result<()> {
+pub(crate) fn sender(port: u16, size: usize, count: u64, epoch: u8, pinned: bool) -> Result<()> {
     pin(sys::WRITER_CPU, pinned)?;
     let payload = vec![0u8; size];
     let proto = |e: mailslot_proto::Error| anyhow!("encoding the datagram: {e}");

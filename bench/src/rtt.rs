@@ -51,7 +51,13 @@ fn create(name: &str, quota: usize, nospin: bool) -> Result<Mailslot> {
 /// trips of `size`-byte messages and prints ipcbench-style percentiles. `spin` (both sides): see
 /// [`read`]; the harness always uses zero. `nospin` (both sides): the library's read spin off,
 /// see [`create`].
-pub fn ping(size: usize, count: u64, quota: usize, spin: Duration, nospin: bool) -> Result<()> {
+pub(crate) fn ping(
+    size: usize,
+    count: u64,
+    quota: usize,
+    spin: Duration,
+    nospin: bool,
+) -> Result<()> {
     sys::pin(sys::WRITER_CPU)?;
     if size < 8 || count == 0 {
         bail!("size must be at least 8 and count at least 1");
@@ -117,7 +123,7 @@ pub fn ping(size: usize, count: u64, quota: usize, spin: Duration, nospin: bool)
 
 /// The echoer role: owns mailslot B, opens the pinger's mailslot `reply`, and sends back each of
 /// the `count` messages it reads. `spin`: see [`read`]; `nospin`: see [`create`].
-pub fn echo(
+pub(crate) fn echo(
     reply: &str,
     size: usize,
     count: u64,
@@ -143,7 +149,7 @@ pub fn echo(
 /// pinger processes that each own a mailslot and measure `count / clients` round trips at the
 /// same time (after their own warm-up), echoes every message to the mailslot of the pinger named
 /// in its byte 8, and prints percentiles over all pingers' samples together.
-pub fn echo_many(clients: usize, size: usize, count: u64, quota: usize) -> Result<()> {
+pub(crate) fn echo_many(clients: usize, size: usize, count: u64, quota: usize) -> Result<()> {
     sys::pin(sys::READER_CPU)?;
     if size < 16 || !(1..=255).contains(&clients) {
         bail!("size must be at least 16 and clients 1–255");
@@ -208,7 +214,7 @@ pub fn echo_many(clients: usize, size: usize, count: u64, quota: usize) -> Resul
 
 /// One pinger of [`echo_many`]: owns a mailslot, says `ready <name>`, waits for `go`, then
 /// measures round trips through the echo mailslot and prints its recorded samples on one line.
-pub fn ping_one(echo: &str, id: u8, size: usize, count: u64, quota: usize) -> Result<()> {
+pub(crate) fn ping_one(echo: &str, id: u8, size: usize, count: u64, quota: usize) -> Result<()> {
     sys::pin(sys::WRITER_CPU)?;
     let name = format!(r"\\.\mailslot\bench\{}\ping8", std::process::id());
     let own = create(&name, quota, false)?;

@@ -8,14 +8,14 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use anyhow::{anyhow, bail, Context, Result};
 
 /// The writer side's CPU (as in ipcbench: writer/pinger on cpu0).
-pub const WRITER_CPU: usize = 0;
+pub(crate) const WRITER_CPU: usize = 0;
 /// The reader side's CPU (as in ipcbench: reader/owner/echoer on cpu1).
-pub const READER_CPU: usize = 1;
+pub(crate) const READER_CPU: usize = 1;
 
 /// Pins the calling thread (and so every thread it starts later) to `cpu`, honouring the same
 /// `PIN` environment variable as ipcbench: `1` (default) pins as asked, `2` pins everything to
 /// cpu0, `0` leaves the process unpinned.
-pub fn pin(cpu: usize) -> Result<()> {
+pub(crate) fn pin(cpu: usize) -> Result<()> {
     let mode = std::env::var("PIN").unwrap_or_else(|_| "1".into());
     let cpu = match mode.trim() {
         "0" => return Ok(()),
@@ -27,14 +27,14 @@ pub fn pin(cpu: usize) -> Result<()> {
 
 /// Sets the CPU affinity of thread `tid` (0: the calling thread) to `cpu`, or to every CPU for
 /// `None`.
-pub fn set_affinity(tid: libc::pid_t, cpu: Option<usize>) -> Result<()> {
+pub(crate) fn set_affinity(tid: libc::pid_t, cpu: Option<usize>) -> Result<()> {
     try_set_affinity(tid, cpu)
         .with_context(|| format!("sched_setaffinity of thread {tid} to {cpu:?}"))
 }
 
 /// [`set_affinity`] returning the bare OS error, so that a caller can tell a thread that has
 /// exited (`ESRCH`) from a real failure.
-pub fn try_set_affinity(tid: libc::pid_t, cpu: Option<usize>) -> std::io::Result<()> {
+pub(crate) fn try_set_affinity(tid: libc::pid_t, cpu: Option<usize>) -> std::io::Result<()> {
     // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET only write inside it, and
     // sched_setaffinity reads exactly size_of::<cpu_set_t>() bytes from it.
     let rc = unsafe {
@@ -48,7 +48,7 @@ pub fn try_set_affinity(tid: libc::pid_t, cpu: Option<usize>) -> std::io::Result
                 }
             }
         }
-        libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
+        libc::sched_setaffinity(tid, size_of::<libc::cpu_set_t>(), &set)
     };
     if rc != 0 {
         return Err(std::io::Error::last_os_error());
@@ -57,12 +57,12 @@ pub fn try_set_affinity(tid: libc::pid_t, cpu: Option<usize>) -> std::io::Result
 }
 
 /// Longest a measuring role may run before [`watchdog`] ends it.
-pub const WATCHDOG: std::time::Duration = std::time::Duration::from_secs(300);
+pub(crate) const WATCHDOG: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Ends this process with an error after [`WATCHDOG`], so that a lost message cannot hang the
 /// harness. The measuring roles read with the library's default timeout (forever), as a user
 /// would; their peers see the owner gone and exit too.
-pub fn watchdog(what: &'static str) {
+pub(crate) fn watchdog(what: &'static str) {
     std::thread::spawn(move || {
         std::thread::sleep(WATCHDOG);
         eprintln!("mailslot-bench: {what} still running after {WATCHDOG:?}; giving up");
@@ -71,7 +71,7 @@ pub fn watchdog(what: &'static str) {
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: the clock ipcbench uses, comparable across processes.
-pub fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -82,7 +82,7 @@ pub fn now_ns() -> u64 {
 }
 
 /// Parses a line of whitespace-separated `key=value` pairs (ipcbench's and our roles' output).
-pub fn parse_kv(line: &str) -> BTreeMap<String, String> {
+pub(crate) fn parse_kv(line: &str) -> BTreeMap<String, String> {
     line.split_whitespace()
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -90,7 +90,7 @@ pub fn parse_kv(line: &str) -> BTreeMap<String, String> {
 }
 
 /// Reads `key` from a parsed result line as a number.
-pub fn kv_f64(kv: &BTreeMap<String, String>, key: &str, what: &str) -> Result<f64> {
+pub(crate) fn kv_f64(kv: &BTreeMap<String, String>, key: &str, what: &str) -> Result<f64> {
     kv.get(key)
         .ok_or_else(|| anyhow!("{what}: no `{key}=` in its output {kv:?}"))?
         .parse()
@@ -107,7 +107,7 @@ fn self_command(args: &[String]) -> Result<Command> {
 
 /// Runs this binary with a hidden role subcommand to completion and returns its last stdout line
 /// parsed as `key=value` pairs. Its stderr is passed through.
-pub fn run_role(args: &[String]) -> Result<BTreeMap<String, String>> {
+pub(crate) fn run_role(args: &[String]) -> Result<BTreeMap<String, String>> {
     let out = self_command(args)?
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
@@ -125,7 +125,7 @@ pub fn run_role(args: &[String]) -> Result<BTreeMap<String, String>> {
 }
 
 /// A peer process (this binary re-executed) that talks one line at a time over stdin/stdout.
-pub struct Peer {
+pub(crate) struct Peer {
     child: Child,
     stdin: Option<ChildStdin>,
     stdout: BufReader<ChildStdout>,
@@ -134,7 +134,7 @@ pub struct Peer {
 
 impl Peer {
     /// Starts this binary with `args` (a hidden role), stdin and stdout piped.
-    pub fn spawn(args: &[String]) -> Result<Peer> {
+    pub(crate) fn spawn(args: &[String]) -> Result<Self> {
         let mut child = self_command(args)?
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -143,7 +143,7 @@ impl Peer {
             .with_context(|| format!("starting role {args:?}"))?;
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
-        Ok(Peer {
+        Ok(Self {
             child,
             stdin,
             stdout,
@@ -152,7 +152,7 @@ impl Peer {
     }
 
     /// The next line the peer prints (without the newline); an error if it exited instead.
-    pub fn read_line(&mut self) -> Result<String> {
+    pub(crate) fn read_line(&mut self) -> Result<String> {
         let mut s = String::new();
         let n = self
             .stdout
@@ -166,7 +166,7 @@ impl Peer {
     }
 
     /// Waits for the peer to print exactly `want`.
-    pub fn expect(&mut self, want: &str) -> Result<()> {
+    pub(crate) fn expect(&mut self, want: &str) -> Result<()> {
         let got = self.read_line()?;
         if got != want {
             bail!("{} said {got:?}, expected {want:?}", self.what);
@@ -175,7 +175,7 @@ impl Peer {
     }
 
     /// Sends one line to the peer.
-    pub fn send_line(&mut self, line: &str) -> Result<()> {
+    pub(crate) fn send_line(&mut self, line: &str) -> Result<()> {
         let w = self.stdin.as_mut().ok_or_else(|| anyhow!("stdin closed"))?;
         writeln!(w, "{line}")
             .and_then(|()| w.flush())
@@ -183,7 +183,7 @@ impl Peer {
     }
 
     /// Closes the peer's stdin and waits for it to exit successfully.
-    pub fn finish(mut self) -> Result<()> {
+    pub(crate) fn finish(mut self) -> Result<()> {
         drop(self.stdin.take());
         let st = self.child.wait()?;
         if !st.success() {
@@ -194,7 +194,7 @@ impl Peer {
 }
 
 /// The role side of [`Peer`]: prints one line to the parent.
-pub fn say(line: &str) -> Result<()> {
+pub(crate) fn say(line: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{line}")?;
     out.flush()?;
@@ -202,7 +202,7 @@ pub fn say(line: &str) -> Result<()> {
 }
 
 /// The role side of [`Peer`]: waits for one line from the parent.
-pub fn hear() -> Result<String> {
+pub(crate) fn hear() -> Result<String> {
     let mut s = String::new();
     if std::io::stdin().read_line(&mut s)? == 0 {
         bail!("parent closed the control pipe");
@@ -212,7 +212,7 @@ pub fn hear() -> Result<String> {
 
 /// What the harness reads from `/proc/<pid>/stat`.
 #[derive(Debug, Clone, Copy)]
-pub struct ProcStat {
+pub(crate) struct ProcStat {
     /// Parent process id.
     pub ppid: u32,
     /// CPU time its live threads have used so far, in nanoseconds: the sum of
@@ -224,7 +224,7 @@ pub struct ProcStat {
 }
 
 /// Reads `/proc/<pid>/stat`; `None` once the process is gone (or unreadable).
-pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+pub(crate) fn proc_stat(pid: u32) -> Option<ProcStat> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name is in parentheses and may contain spaces: fields start after the last ')'.
     let rest = &text[text.rfind(')')? + 1..];
@@ -242,7 +242,7 @@ pub fn proc_stat(pid: u32) -> Option<ProcStat> {
 }
 
 /// The children of `parent` that exist now, oldest (first forked) first.
-pub fn children_of(parent: u32) -> Vec<u32> {
+pub(crate) fn children_of(parent: u32) -> Vec<u32> {
     let mut out: Vec<(u64, u32)> = std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -271,7 +271,7 @@ fn schedstat_ns(pid: u32) -> Option<u64> {
 }
 
 /// Stops a child: SIGTERM, up to `grace` for it to exit, then SIGKILL; reaps it.
-pub fn stop_child(child: &mut std::process::Child, grace: std::time::Duration) {
+pub(crate) fn stop_child(child: &mut Child, grace: std::time::Duration) {
     // SAFETY: signals only our own child, by its pid (not reaped yet).
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let deadline = std::time::Instant::now() + grace;

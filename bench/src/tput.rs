@@ -16,7 +16,7 @@ use crate::sys::{self, Peer};
 
 /// What carries the messages in a throughput role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Transport {
+pub(crate) enum Transport {
     /// Our mailslots (the `mailslot` crate).
     Ours,
     /// A POSIX message queue (maxmsg `MQMAX`, default 10, as in ipcbench).
@@ -29,15 +29,15 @@ pub enum Transport {
 impl Transport {
     fn arg(self) -> &'static str {
         match self {
-            Transport::Ours => "ours",
-            Transport::Mq => "mq",
-            Transport::Mount => "mount",
+            Self::Ours => "ours",
+            Self::Mq => "mq",
+            Self::Mount => "mount",
         }
     }
 }
 
 /// ipcbench's pause between "reader ready" and the first send.
-pub const SETTLE: Duration = Duration::from_millis(20);
+pub(crate) const SETTLE: Duration = Duration::from_millis(20);
 
 /// `MQMAX` as ipcbench reads it (default 10, the unprivileged ceiling).
 fn mq_max() -> i64 {
@@ -56,15 +56,15 @@ enum Receiver {
 impl Receiver {
     fn recv(&self, buf: &mut [u8]) -> Result<usize> {
         Ok(match self {
-            Receiver::Ours(s) => s.read(buf).context("mailslot read")?.len,
-            Receiver::Mq(q) => q.receive(buf).context("mq_receive")?,
+            Self::Ours(s) => s.read(buf).context("mailslot read")?.len,
+            Self::Mq(q) => q.receive(buf).context("mq_receive")?,
         })
     }
 }
 
 /// The owner role: creates the mailslot (or queue), starts `writers` writer processes that send
 /// `count / writers` messages of `size` bytes each, reads them all and prints one result line.
-pub fn owner(
+pub(crate) fn owner(
     transport: Transport,
     writers: usize,
     size: usize,
@@ -166,7 +166,7 @@ enum SendEnd {
 }
 
 /// Where the harness mounted the file view (see [`Transport::Mount`]).
-pub const MOUNT_ENV: &str = "MAILSLOT_BENCH_MOUNT";
+pub(crate) const MOUNT_ENV: &str = "MAILSLOT_BENCH_MOUNT";
 
 /// The path of the local mailslot `name` (`\\.\mailslot\a\b`) in the mount at `dir`.
 fn path_in_mount(dir: &str, name: &str) -> Result<std::path::PathBuf> {
@@ -181,7 +181,13 @@ fn path_in_mount(dir: &str, name: &str) -> Result<std::path::PathBuf> {
 /// The writer role: opens `name`, says `ready`, waits for `go`, pauses like ipcbench, then sends
 /// `count` messages of `size` bytes (sequence number in bytes 0–7, `id` in byte 8) and prints
 /// `t0=<ns>`, the clock just before its first send.
-pub fn writer(transport: Transport, name: &str, size: usize, count: u64, id: u8) -> Result<()> {
+pub(crate) fn writer(
+    transport: Transport,
+    name: &str,
+    size: usize,
+    count: u64,
+    id: u8,
+) -> Result<()> {
     sys::pin(sys::WRITER_CPU)?;
     let tx = match transport {
         Transport::Ours => {

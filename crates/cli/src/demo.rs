@@ -9,7 +9,7 @@ use mailslot::{Mailslot, MailslotWriter, ReadError, Timeout, WriteError, WriteOp
 
 /// Options of the demo.
 #[derive(clap::Args, Debug)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Mailslot name to use (default: \\.\mailslot\demo\<pid>).
     #[arg(long)]
     name: Option<String>,
@@ -20,7 +20,7 @@ fn step(title: &str) {
 }
 
 /// Runs the tour, one step after the other; any surprise is an error.
-pub fn run(a: &DemoArgs) -> Result<()> {
+pub(crate) fn run(a: &DemoArgs) -> Result<()> {
     let name = a
         .name
         .clone()

@@ -262,7 +262,7 @@ fn owner_sigkilled_writers_get_an_error_and_the_name_is_free() {
         match w.write(b"after") {
             Err(WriteError::OwnerGone) => break,
             Ok(()) if t0.elapsed() < Duration::from_secs(5) => {
-                std::thread::sleep(Duration::from_millis(10))
+                std::thread::sleep(Duration::from_millis(10));
             }
             other => panic!("expected OwnerGone, got {other:?}"),
         }

@@ -55,8 +55,8 @@ pub(crate) struct Entry {
 
 impl Entry {
     /// A new entry for `obj`, opened by this process.
-    pub fn new(obj: Object) -> Entry {
-        Entry {
+    pub(crate) fn new(obj: Object) -> Self {
+        Self {
             obj,
             closed: AtomicBool::new(false),
             pid: std::process::id(),
@@ -64,7 +64,7 @@ impl Entry {
     }
 
     /// The owner part, if this is an owner handle usable in this process.
-    pub fn owner(&self) -> Option<&Owner> {
+    pub(crate) fn owner(&self) -> Option<&Owner> {
         match &self.obj {
             Object::Owner(o) if self.pid == std::process::id() => Some(o),
             _ => None,

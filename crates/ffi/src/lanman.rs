@@ -131,9 +131,8 @@ pub unsafe extern "C" fn DosWriteMailslot(
 ) -> u32 {
     guard(panic_code, || {
         // SAFETY: caller's contract.
-        let name = match unsafe { c_name(name) } {
-            Ok(n) => n,
-            Err(_) => return ERROR_PATH_NOT_FOUND,
+        let Ok(name) = (unsafe { c_name(name) }) else {
+            return ERROR_PATH_NOT_FOUND;
         };
         let Some(class) = Class::from_number(mailslot_class) else {
             return ERROR_INVALID_PARAMETER;

@@ -152,7 +152,7 @@ impl Request {
     }
 
     /// Decodes a record.
-    pub fn decode(bytes: &[u8]) -> Result<Request, ProtocolError> {
+    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
         decode_record(bytes)
     }
 }
@@ -179,13 +179,13 @@ impl Reply {
     }
 
     /// Decodes a record.
-    pub fn decode(bytes: &[u8]) -> Result<Reply, ProtocolError> {
+    pub fn decode(bytes: &[u8]) -> Result<Self, ProtocolError> {
         decode_record(bytes)
     }
 
     /// A failure with a Win32 error number and a message.
-    pub fn failed(code: u32, message: impl Into<String>) -> Reply {
-        Reply::Failed(Failure {
+    pub fn failed(code: u32, message: impl Into<String>) -> Self {
+        Self::Failed(Failure {
             code,
             message: message.into(),
         })
@@ -376,16 +376,16 @@ fn invalid_data(e: impl std::fmt::Display) -> io::Error {
 impl DaemonClient {
     /// Connects to [`CONTROL_ADDRESS`]; `ErrorKind::NotFound` when no daemon runs in this network
     /// namespace.
-    pub fn connect() -> io::Result<DaemonClient> {
+    pub fn connect() -> io::Result<Self> {
         Self::connect_to(CONTROL_ADDRESS)
     }
 
     /// Connects to a daemon listening on the abstract name `address` (tests run daemons on
     /// names of their own).
-    pub fn connect_to(address: &str) -> io::Result<DaemonClient> {
+    pub fn connect_to(address: &str) -> io::Result<Self> {
         let sock = sys::seqpacket(false)?;
         match sys::connect_abstract(&sock, address.as_bytes()) {
-            Ok(()) => Ok(DaemonClient { sock }),
+            Ok(()) => Ok(Self { sock }),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNREFUSED | libc::ENOENT)) => {
                 Err(io::Error::new(
                     io::ErrorKind::NotFound,

@@ -92,7 +92,7 @@ pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 
 impl Default for Builder {
     fn default() -> Self {
-        Builder {
+        Self {
             max_message_size: 0,
             quota: None,
             max_messages: DEFAULT_MAX_MESSAGES,
@@ -266,7 +266,7 @@ fn whole(t: Taken) -> Message {
 impl Mailslot {
     /// Creates a mailslot with the defaults (no size limit below [`MAX_MESSAGE_SIZE`],
     /// [`DEFAULT_QUOTA`], wait forever, owner-only access).
-    pub fn create(name: &str) -> Result<Mailslot, CreateError> {
+    pub fn create(name: &str) -> Result<Self, CreateError> {
         Builder::default().create(name)
     }
 
@@ -409,12 +409,12 @@ impl MailslotWriter {
     /// Errors: `InvalidName`, `NotFound` (no such mailslot), `AccessDenied` (its access policy
     /// does not admit this user), `Remote` (a remote name and no daemon running),
     /// `NotResponding` (the owner's process did not answer within [`DEFAULT_OPEN_TIMEOUT`]).
-    pub fn open(name: &str) -> Result<MailslotWriter, OpenError> {
+    pub fn open(name: &str) -> Result<Self, OpenError> {
         Self::open_timeout(name, DEFAULT_OPEN_TIMEOUT)
     }
 
     /// Like [`open`](Self::open), waiting at most `timeout` for the owner to answer.
-    pub fn open_timeout(name: &str, timeout: Duration) -> Result<MailslotWriter, OpenError> {
+    pub fn open_timeout(name: &str, timeout: Duration) -> Result<Self, OpenError> {
         let name = Name::parse(name)?;
         let inner = if name.is_local() {
             WriterInner::Local(Box::new(transport::writer::Connection::open(
@@ -428,7 +428,7 @@ impl MailslotWriter {
                 })?,
             )
         };
-        Ok(MailslotWriter { name, inner })
+        Ok(Self { name, inner })
     }
 
     /// The name this handle writes to.

@@ -232,7 +232,7 @@ impl Name {
                 max: MAX_PATH_LEN,
             });
         }
-        Ok(Name { target, path })
+        Ok(Self { target, path })
     }
 
     /// A local name for `path` (levels separated by `\` or `/`).
@@ -266,8 +266,8 @@ impl Name {
     }
 
     /// The same path on this host.
-    pub fn to_local(&self) -> Name {
-        Name {
+    pub fn to_local(&self) -> Self {
+        Self {
             target: Target::Local,
             path: self.path.clone(),
         }
@@ -313,14 +313,14 @@ impl fmt::Display for Name {
 impl FromStr for Name {
     type Err = NameError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Name::parse(s)
+        Self::parse(s)
     }
 }
 
 impl TryFrom<&str> for Name {
     type Error = NameError;
     fn try_from(s: &str) -> Result<Self, Self::Error> {
-        Name::parse(s)
+        Self::parse(s)
     }
 }
 

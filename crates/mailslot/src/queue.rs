@@ -38,7 +38,7 @@ impl Queue {
         self.levels.as_deref().map_or(&[], |l| &l[..])
     }
 
-    pub fn push(&mut self, e: Entry) {
+    pub(crate) fn push(&mut self, e: Entry) {
         let levels = self.levels.get_or_insert_with(Box::default);
         let level = &mut levels[usize::from(e.msg.priority.min(MAX_PRIORITY))];
         self.count += 1;
@@ -52,7 +52,7 @@ impl Queue {
         level.insert(pos, e);
     }
 
-    pub fn head(&self) -> Option<&Message> {
+    pub(crate) fn head(&self) -> Option<&Message> {
         self.levels()
             .iter()
             .rev()
@@ -61,28 +61,28 @@ impl Queue {
     }
 
     #[cfg(test)]
-    pub fn pop(&mut self) -> Option<Message> {
+    pub(crate) fn pop(&mut self) -> Option<Message> {
         self.pop_entry().map(|e| e.msg)
     }
 
     /// Removes the head with its stamp and origin.
-    pub fn pop_entry(&mut self) -> Option<Entry> {
+    pub(crate) fn pop_entry(&mut self) -> Option<Entry> {
         let e = self
             .levels
             .as_deref_mut()?
             .iter_mut()
             .rev()
-            .find_map(|l| l.pop_front())?;
+            .find_map(VecDeque::pop_front)?;
         self.count -= 1;
         self.bytes -= e.msg.data.len();
         Some(e)
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.count
     }
 
-    pub fn bytes(&self) -> usize {
+    pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
 }

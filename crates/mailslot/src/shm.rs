@@ -84,22 +84,22 @@ pub(crate) struct Control {
 impl Control {
     /// A new page (owner side), mapped read-write and then sealed against any other writing;
     /// returns the descriptor to pass to writers.
-    pub fn create() -> io::Result<(OwnedFd, Control)> {
+    pub(crate) fn create() -> io::Result<(OwnedFd, Self)> {
         let fd = sys::memfd(c"mailslot-control", PAGE)?;
         let view = View {
             map: Mapping::new(fd.as_raw_fd(), PAGE)?,
         };
         sys::add_seals(&fd, libc::F_SEAL_FUTURE_WRITE | libc::F_SEAL_SEAL)?;
-        let c = Control { view };
+        let c = Self { view };
         c.view.u32(C_MAGIC).store(MAGIC, SeqCst);
         c.view.u32(C_VERSION).store(VERSION, SeqCst);
         Ok((fd, c))
     }
 
     /// Maps a page received from an owner, read-only (writer side).
-    pub fn attach(fd: &OwnedFd) -> io::Result<Control> {
+    pub(crate) fn attach(fd: &OwnedFd) -> io::Result<Self> {
         check_sealed(fd, PAGE)?;
-        let c = Control {
+        let c = Self {
             view: View {
                 map: Mapping::read_only(fd.as_raw_fd(), PAGE)?,
             },
@@ -116,35 +116,35 @@ impl Control {
     }
 
     /// Publishes the queued totals (owner side).
-    pub fn set_used(&self, bytes: usize, count: usize) {
+    pub(crate) fn set_used(&self, bytes: usize, count: usize) {
         let v = ((count as u64) << COUNT_SHIFT) | (bytes as u64 & BYTES_MASK);
         self.view.u64(C_USED).store(v, SeqCst);
     }
 
     /// Queued bytes and messages the owner knows of.
-    pub fn used(&self) -> (u64, u64) {
+    pub(crate) fn used(&self) -> (u64, u64) {
         let v = self.view.u64(C_USED).load(SeqCst);
         (v & BYTES_MASK, v >> COUNT_SHIFT)
     }
 
     /// Marks the slot closed (owner side).
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.view.u32(C_CLOSED).store(1, SeqCst);
     }
 
     /// True once the owner closed the slot.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.view.u32(C_CLOSED).load(SeqCst) != 0
     }
 
     /// Owner side: whether writers should send a wake-up byte after they publish a message
     /// (nobody on the owner's side is looking at the rings right now).
-    pub fn set_wake_me(&self, on: bool) {
+    pub(crate) fn set_wake_me(&self, on: bool) {
         self.view.u32(C_WAKE_ME).store(u32::from(on), SeqCst);
     }
 
     /// See [`set_wake_me`](Self::set_wake_me).
-    pub fn wake_me(&self) -> bool {
+    pub(crate) fn wake_me(&self) -> bool {
         self.view.u32(C_WAKE_ME).load(SeqCst) != 0
     }
 }
@@ -246,7 +246,7 @@ pub(crate) struct Corrupt;
 
 impl RingReader {
     /// A new ring of `cap` bytes (owner side); returns the descriptor to pass to the writer.
-    pub fn create(cap: usize) -> io::Result<(OwnedFd, RingReader)> {
+    pub(crate) fn create(cap: usize) -> io::Result<(OwnedFd, Self)> {
         debug_assert!(cap & 7 == 0 && cap >= 64);
         let fd = sys::memfd(c"mailslot-ring", RING_HDR + cap)?;
         sys::add_seals(&fd, libc::F_SEAL_SEAL)?;
@@ -256,7 +256,7 @@ impl RingReader {
         view.u64(R_CAP).store(cap as u64, SeqCst);
         Ok((
             fd,
-            RingReader {
+            Self {
                 ring: Ring { view, cap },
                 head: 0,
                 committed: (0, 0, 0),
@@ -296,40 +296,40 @@ impl RingReader {
     }
 
     /// Bytes of the ring taken in but not yet given back to the writer.
-    pub fn uncommitted(&self) -> u64 {
+    pub(crate) fn uncommitted(&self) -> u64 {
         self.head - self.committed.0
     }
 
     /// Message bytes and messages taken in that the writer does not know of yet (it still
     /// counts them as its own, on top of the published totals).
-    pub fn pending(&self) -> (u64, u64) {
+    pub(crate) fn pending(&self) -> (u64, u64) {
         (self.bytes - self.committed.1, self.count - self.committed.2)
     }
 
     /// Capacity in bytes.
-    pub fn capacity(&self) -> u64 {
+    pub(crate) fn capacity(&self) -> u64 {
         self.ring.cap as u64
     }
 
     /// Whether the writer waits for room.
-    pub fn writer_waiting(&self) -> bool {
+    pub(crate) fn writer_waiting(&self) -> bool {
         self.ring.view.u32(R_WAITING).load(SeqCst) != 0
     }
 
     /// Takes the writer's "waiting" flag: true if it was set (the owner then sends one notice;
     /// a writer that still finds no room sets it again).
-    pub fn take_waiting(&self) -> bool {
+    pub(crate) fn take_waiting(&self) -> bool {
         let w = self.ring.view.u32(R_WAITING);
         w.load(SeqCst) != 0 && w.swap(0, SeqCst) != 0
     }
 
     /// Forgets that a wake-up byte is on its way (the owner read the writer's socket).
-    pub fn clear_wake_sent(&self) {
+    pub(crate) fn clear_wake_sent(&self) {
         self.ring.view.u32(R_WAKE_SENT).store(0, SeqCst);
     }
 
     /// Whether records are waiting (cheap: one load).
-    pub fn has_records(&self) -> bool {
+    pub(crate) fn has_records(&self) -> bool {
         self.ring.view.u64(R_TAIL).load(Acquire) != self.head
     }
 
@@ -338,7 +338,7 @@ impl RingReader {
     /// that does not fit the ring ends the scan with `Corrupt` (what came before it was valid and
     /// has been handed to `f`). Records whose contents are wrong but whose frame is sound
     /// (priority, class, size) are for `f` to judge.
-    pub fn scan(&mut self, mut f: impl FnMut(&Self, Record)) -> Result<usize, Corrupt> {
+    pub(crate) fn scan(&mut self, mut f: impl FnMut(&Self, Record)) -> Result<usize, Corrupt> {
         let tail = self.ring.view.u64(R_TAIL).load(Acquire);
         let cap = self.ring.cap as u64;
         if tail < self.head || tail - self.head > cap || tail & 7 != 0 {
@@ -387,7 +387,7 @@ impl RingReader {
     /// messages that now count in the owner's published totals. Called after those totals are
     /// published, so that the writer never sees a message in neither (it would then think there
     /// was room that is not there).
-    pub fn commit(&mut self) {
+    pub(crate) fn commit(&mut self) {
         self.committed = (self.head, self.bytes, self.count);
         let v = &self.ring.view;
         v.u64(R_SCANNED_BYTES).store(self.bytes, SeqCst);
@@ -396,7 +396,7 @@ impl RingReader {
     }
 
     /// The remote-sender block of a record with [`REC_REMOTE`].
-    pub fn remote_block(&self, rec: &Record) -> [u8; REMOTE_PAD] {
+    pub(crate) fn remote_block(&self, rec: &Record) -> [u8; REMOTE_PAD] {
         let mut b = [0u8; REMOTE_PAD];
         if rec.len <= self.ring.cap && rec.body + REMOTE_PAD <= self.ring.cap {
             self.copy(rec.body, &mut b);
@@ -405,7 +405,7 @@ impl RingReader {
     }
 
     /// The on-behalf-of block of a record with [`REC_BEHALF`] (and not [`REC_REMOTE`]).
-    pub fn behalf_block(&self, rec: &Record) -> [u8; BEHALF_PAD] {
+    pub(crate) fn behalf_block(&self, rec: &Record) -> [u8; BEHALF_PAD] {
         let mut b = [0u8; BEHALF_PAD];
         if rec.len <= self.ring.cap && rec.body + BEHALF_PAD <= self.ring.cap {
             self.copy(rec.body, &mut b);
@@ -414,7 +414,7 @@ impl RingReader {
     }
 
     /// Appends a record's data to `out`.
-    pub fn data_into(&self, rec: &Record, out: &mut Vec<u8>) {
+    pub(crate) fn data_into(&self, rec: &Record, out: &mut Vec<u8>) {
         let off = rec.body + block_len(rec.flags);
         // `scan` checked that the whole record lies within the data area.
         debug_assert!(off + rec.len <= self.ring.cap);
@@ -430,7 +430,7 @@ impl RingReader {
         // any byte value is a valid `u8`, so the worst outcome is a copy of garbage, which only
         // the writer's own message can contain (its record bounds were checked by the owner).
         unsafe {
-            std::ptr::copy_nonoverlapping(self.ring.data().add(off), dst.as_mut_ptr(), dst.len())
+            std::ptr::copy_nonoverlapping(self.ring.data().add(off), dst.as_mut_ptr(), dst.len());
         };
     }
 }
@@ -446,7 +446,7 @@ pub(crate) struct RingWriter {
 
 impl RingWriter {
     /// Maps a ring received from the owner (writer side).
-    pub fn attach(fd: &OwnedFd) -> io::Result<RingWriter> {
+    pub(crate) fn attach(fd: &OwnedFd) -> io::Result<Self> {
         let size = check_sealed(fd, RING_HDR + 64)? as usize;
         let view = View {
             map: Mapping::new(fd.as_raw_fd(), size)?,
@@ -456,7 +456,7 @@ impl RingWriter {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "bad ring"));
         }
         let tail = view.u64(R_TAIL).load(SeqCst);
-        Ok(RingWriter {
+        Ok(Self {
             ring: Ring { view, cap },
             tail,
             bytes: 0,
@@ -465,7 +465,7 @@ impl RingWriter {
     }
 
     /// Message bytes and messages written that the owner has not taken in yet.
-    pub fn unscanned(&self) -> (u64, u64) {
+    pub(crate) fn unscanned(&self) -> (u64, u64) {
         let v = &self.ring.view;
         let b = self
             .bytes
@@ -484,7 +484,7 @@ impl RingWriter {
     }
 
     /// Whether a record of `len` data bytes with these flags fits now.
-    pub fn fits(&self, len: usize, flags: u8) -> bool {
+    pub(crate) fn fits(&self, len: usize, flags: u8) -> bool {
         let size = record_size(len, flags);
         let pos = (self.tail % self.ring.cap as u64) as usize;
         let to_end = self.ring.cap - pos;
@@ -495,7 +495,7 @@ impl RingWriter {
     /// Writes one record (not yet visible to the owner: see [`publish`](Self::publish)), with
     /// a sender block (`(REC_REMOTE, 20 bytes)` or `(REC_BEHALF, 12 bytes)`) if given.
     /// The caller checked [`fits`](Self::fits).
-    pub fn append(
+    pub(crate) fn append(
         &mut self,
         priority: u8,
         class: u8,
@@ -534,23 +534,23 @@ impl RingWriter {
     }
 
     /// Makes every appended record visible to the owner.
-    pub fn publish(&self) {
+    pub(crate) fn publish(&self) {
         self.ring.view.u64(R_TAIL).store(self.tail, SeqCst);
     }
 
     /// Marks that a wake-up byte is being sent; false if one is already on its way.
-    pub fn claim_wake(&self) -> bool {
+    pub(crate) fn claim_wake(&self) -> bool {
         let w = self.ring.view.u32(R_WAKE_SENT);
         w.load(SeqCst) == 0 && w.swap(1, SeqCst) == 0
     }
 
     /// Whether this writer's "waiting" flag is set.
-    pub fn is_waiting(&self) -> bool {
+    pub(crate) fn is_waiting(&self) -> bool {
         self.ring.view.u32(R_WAITING).load(SeqCst) != 0
     }
 
     /// Announces (or withdraws) that this writer waits for room.
-    pub fn set_waiting(&self, on: bool) {
+    pub(crate) fn set_waiting(&self, on: bool) {
         self.ring.view.u32(R_WAITING).store(u32::from(on), SeqCst);
     }
 
@@ -560,7 +560,7 @@ impl RingWriter {
         // `src` is a distinct, live buffer. The owner reads these bytes only after `publish`
         // (release store of the tail).
         unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ring.data().add(off), src.len())
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.ring.data().add(off), src.len());
         };
     }
 }

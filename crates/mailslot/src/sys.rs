@@ -52,12 +52,12 @@ fn abstract_addr(name: &[u8]) -> io::Result<(libc::sockaddr_un, libc::socklen_t)
     for (i, b) in name.iter().enumerate() {
         addr.sun_path[i + 1] = *b as libc::c_char;
     }
-    let len = std::mem::size_of::<libc::sa_family_t>() + 1 + name.len();
+    let len = size_of::<libc::sa_family_t>() + 1 + name.len();
     Ok((addr, len as libc::socklen_t))
 }
 
 /// A new `SOCK_SEQPACKET` Unix socket (close-on-exec).
-pub fn seqpacket(nonblocking: bool) -> io::Result<OwnedFd> {
+pub(crate) fn seqpacket(nonblocking: bool) -> io::Result<OwnedFd> {
     let mut ty = libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC;
     if nonblocking {
         ty |= libc::SOCK_NONBLOCK;
@@ -68,7 +68,7 @@ pub fn seqpacket(nonblocking: bool) -> io::Result<OwnedFd> {
 }
 
 /// Binds `fd` to the abstract address `name`.
-pub fn bind_abstract(fd: &OwnedFd, name: &[u8]) -> io::Result<()> {
+pub(crate) fn bind_abstract(fd: &OwnedFd, name: &[u8]) -> io::Result<()> {
     let (addr, len) = abstract_addr(name)?;
     // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
     cvt(unsafe { libc::bind(fd.as_raw_fd(), ptr::addr_of!(addr).cast(), len) })?;
@@ -76,7 +76,7 @@ pub fn bind_abstract(fd: &OwnedFd, name: &[u8]) -> io::Result<()> {
 }
 
 /// Connects `fd` to the abstract address `name`.
-pub fn connect_abstract(fd: &OwnedFd, name: &[u8]) -> io::Result<()> {
+pub(crate) fn connect_abstract(fd: &OwnedFd, name: &[u8]) -> io::Result<()> {
     let (addr, len) = abstract_addr(name)?;
     retry(|| {
         // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
@@ -86,14 +86,14 @@ pub fn connect_abstract(fd: &OwnedFd, name: &[u8]) -> io::Result<()> {
 }
 
 /// `listen(2)`.
-pub fn listen(fd: &OwnedFd, backlog: i32) -> io::Result<()> {
+pub(crate) fn listen(fd: &OwnedFd, backlog: i32) -> io::Result<()> {
     // SAFETY: plain system call on a descriptor we own.
     cvt(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
     Ok(())
 }
 
 /// Accepts one connection without blocking; `Ok(None)` when none is pending.
-pub fn accept(fd: &OwnedFd) -> io::Result<Option<OwnedFd>> {
+pub(crate) fn accept(fd: &OwnedFd) -> io::Result<Option<OwnedFd>> {
     let r = retry(|| {
         // SAFETY: NULL address pointers are allowed by accept4.
         cvt(unsafe {
@@ -114,20 +114,20 @@ pub fn accept(fd: &OwnedFd) -> io::Result<Option<OwnedFd>> {
 
 /// Kernel-verified credentials of the peer of a connected Unix socket.
 #[derive(Debug, Clone, Copy)]
-pub struct PeerCred {
+pub(crate) struct PeerCred {
     pub pid: u32,
     pub uid: u32,
     pub gid: u32,
 }
 
 /// `SO_PEERCRED`.
-pub fn peer_cred(fd: &OwnedFd) -> io::Result<PeerCred> {
+pub(crate) fn peer_cred(fd: &OwnedFd) -> io::Result<PeerCred> {
     let mut cred = libc::ucred {
         pid: 0,
         uid: 0,
         gid: 0,
     };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
     // SAFETY: `cred` is a writable ucred and `len` holds its size.
     cvt(unsafe {
         libc::getsockopt(
@@ -146,7 +146,7 @@ pub fn peer_cred(fd: &OwnedFd) -> io::Result<PeerCred> {
 }
 
 /// `SO_PEERGROUPS`: the peer's supplementary groups.
-pub fn peer_groups(fd: &OwnedFd) -> io::Result<Vec<u32>> {
+pub(crate) fn peer_groups(fd: &OwnedFd) -> io::Result<Vec<u32>> {
     let mut groups = vec![0u32; 64];
     loop {
         let mut len = (groups.len() * 4) as libc::socklen_t;
@@ -174,11 +174,16 @@ pub fn peer_groups(fd: &OwnedFd) -> io::Result<Vec<u32>> {
 }
 
 /// Most descriptors [`send_parts`] passes at once.
-pub const MAX_PASS_FDS: usize = 4;
+pub(crate) const MAX_PASS_FDS: usize = 4;
 
 /// Sends `parts` as one message (gathered), with `MSG_NOSIGNAL`, passing the descriptors `pass`
 /// (at most [`MAX_PASS_FDS`]) with `SCM_RIGHTS`.
-pub fn send_parts(fd: RawFd, parts: &[&[u8]], pass: &[RawFd], dontwait: bool) -> io::Result<usize> {
+pub(crate) fn send_parts(
+    fd: RawFd,
+    parts: &[&[u8]],
+    pass: &[RawFd],
+    dontwait: bool,
+) -> io::Result<usize> {
     const MAX_PARTS: usize = 4;
     if parts.len() > MAX_PARTS || pass.len() > MAX_PASS_FDS {
         return Err(io::Error::new(
@@ -201,7 +206,7 @@ pub fn send_parts(fd: RawFd, parts: &[&[u8]], pass: &[RawFd], dontwait: bool) ->
     msg.msg_iov = iov.as_mut_ptr();
     msg.msg_iovlen = parts.len();
     if !pass.is_empty() {
-        let bytes = std::mem::size_of_val(pass) as u32;
+        let bytes = size_of_val(pass) as u32;
         // SAFETY: CMSG_SPACE is a pure computation.
         let space = unsafe { libc::CMSG_SPACE(bytes) } as usize;
         msg.msg_control = cbuf.as_mut_ptr().cast();
@@ -232,7 +237,7 @@ pub fn send_parts(fd: RawFd, parts: &[&[u8]], pass: &[RawFd], dontwait: bool) ->
 
 /// Sends `parts` as one message, gathered (any number of parts, up to `IOV_MAX`), with
 /// `MSG_NOSIGNAL | MSG_DONTWAIT`.
-pub fn send_gather(fd: RawFd, parts: &[&[u8]]) -> io::Result<usize> {
+pub(crate) fn send_gather(fd: RawFd, parts: &[&[u8]]) -> io::Result<usize> {
     let iov: Vec<libc::iovec> = parts
         .iter()
         .map(|p| libc::iovec {
@@ -251,7 +256,7 @@ pub fn send_gather(fd: RawFd, parts: &[&[u8]]) -> io::Result<usize> {
 }
 
 /// Result of [`recv_msg`].
-pub struct Received {
+pub(crate) struct Received {
     /// Bytes of the message (possibly more than the buffer when `truncated`).
     pub len: usize,
     /// The message did not fit in the buffer.
@@ -261,7 +266,7 @@ pub struct Received {
 }
 
 /// Receives one message without blocking (`Ok(None)` when none is queued; `len == 0` at EOF).
-pub fn recv_msg(fd: RawFd, buf: &mut [u8], want_fd: bool) -> io::Result<Option<Received>> {
+pub(crate) fn recv_msg(fd: RawFd, buf: &mut [u8], want_fd: bool) -> io::Result<Option<Received>> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -273,7 +278,7 @@ pub fn recv_msg(fd: RawFd, buf: &mut [u8], want_fd: bool) -> io::Result<Option<R
     msg.msg_iovlen = 1;
     if want_fd {
         msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&cbuf);
+        msg.msg_controllen = size_of_val(&cbuf);
     }
     let r = retry(|| {
         // SAFETY: `msg` points to a live buffer and control area for the duration of the call.
@@ -298,8 +303,8 @@ pub fn recv_msg(fd: RawFd, buf: &mut [u8], want_fd: bool) -> io::Result<Option<R
             let mut c = libc::CMSG_FIRSTHDR(&msg);
             while !c.is_null() {
                 if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                    let n = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
-                        / std::mem::size_of::<RawFd>();
+                    let n =
+                        ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / size_of::<RawFd>();
                     let data = libc::CMSG_DATA(c).cast::<RawFd>();
                     for i in 0..n {
                         let got = owned(ptr::read_unaligned(data.add(i)));
@@ -320,7 +325,7 @@ pub fn recv_msg(fd: RawFd, buf: &mut [u8], want_fd: bool) -> io::Result<Option<R
 }
 
 /// `poll(2)` on one descriptor; returns the revents (0 on timeout).
-pub fn poll_one(
+pub(crate) fn poll_one(
     fd: RawFd,
     events: libc::c_short,
     timeout: Option<Duration>,
@@ -342,7 +347,7 @@ pub fn poll_one(
 }
 
 /// Milliseconds for poll/epoll, rounded up so that a wait is never shorter than asked.
-pub fn timeout_ms(t: Option<Duration>) -> i32 {
+pub(crate) fn timeout_ms(t: Option<Duration>) -> i32 {
     match t {
         None => -1,
         Some(d) => {
@@ -353,14 +358,20 @@ pub fn timeout_ms(t: Option<Duration>) -> i32 {
 }
 
 /// An epoll instance.
-pub fn epoll_create() -> io::Result<OwnedFd> {
+pub(crate) fn epoll_create() -> io::Result<OwnedFd> {
     // SAFETY: plain system call.
     let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
     Ok(owned(fd))
 }
 
 /// `epoll_ctl` with a u64 token.
-pub fn epoll_ctl(ep: RawFd, op: libc::c_int, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
+pub(crate) fn epoll_ctl(
+    ep: RawFd,
+    op: libc::c_int,
+    fd: RawFd,
+    events: u32,
+    token: u64,
+) -> io::Result<()> {
     let mut ev = libc::epoll_event { events, u64: token };
     // SAFETY: `ev` is a valid epoll_event.
     cvt(unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) })?;
@@ -368,7 +379,7 @@ pub fn epoll_ctl(ep: RawFd, op: libc::c_int, fd: RawFd, events: u32, token: u64)
 }
 
 /// `epoll_wait`; returns the number of events filled (0 on timeout or EINTR).
-pub fn epoll_wait(
+pub(crate) fn epoll_wait(
     ep: RawFd,
     events: &mut [libc::epoll_event],
     timeout: Option<Duration>,
@@ -387,21 +398,21 @@ pub fn epoll_wait(
 }
 
 /// A non-blocking eventfd.
-pub fn eventfd() -> io::Result<OwnedFd> {
+pub(crate) fn eventfd() -> io::Result<OwnedFd> {
     // SAFETY: plain system call.
     let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
     Ok(owned(fd))
 }
 
 /// Adds one to an eventfd.
-pub fn eventfd_signal(fd: RawFd) {
+pub(crate) fn eventfd_signal(fd: RawFd) {
     let one: u64 = 1;
     // SAFETY: writes 8 bytes from a live u64. A full counter (EAGAIN) already means "signalled".
     unsafe { libc::write(fd, ptr::addr_of!(one).cast(), 8) };
 }
 
 /// Resets an eventfd.
-pub fn eventfd_clear(fd: RawFd) {
+pub(crate) fn eventfd_clear(fd: RawFd) {
     let mut v: u64 = 0;
     // SAFETY: reads 8 bytes into a live u64; EAGAIN (not signalled) is fine.
     unsafe { libc::read(fd, ptr::addr_of_mut!(v).cast(), 8) };
@@ -411,7 +422,7 @@ pub fn eventfd_clear(fd: RawFd) {
 /// `/proc/PID/fd`). Its size is sealed (`F_SEAL_SHRINK | F_SEAL_GROW`), so that nobody it is passed
 /// to can shrink it under a mapping (which would raise `SIGBUS`) or grow it; further seals can be
 /// added with [`add_seals`] until `F_SEAL_SEAL`.
-pub fn memfd(name: &std::ffi::CStr, len: usize) -> io::Result<OwnedFd> {
+pub(crate) fn memfd(name: &std::ffi::CStr, len: usize) -> io::Result<OwnedFd> {
     // SAFETY: `name` is a valid C string.
     let fd = owned(cvt(unsafe {
         libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
@@ -423,20 +434,20 @@ pub fn memfd(name: &std::ffi::CStr, len: usize) -> io::Result<OwnedFd> {
 }
 
 /// `F_ADD_SEALS`.
-pub fn add_seals(fd: &OwnedFd, seals: libc::c_int) -> io::Result<()> {
+pub(crate) fn add_seals(fd: &OwnedFd, seals: libc::c_int) -> io::Result<()> {
     // SAFETY: plain system call on a descriptor we own.
     cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
     Ok(())
 }
 
 /// `F_GET_SEALS` (an error for a file that is not a memfd).
-pub fn seals(fd: &OwnedFd) -> io::Result<libc::c_int> {
+pub(crate) fn seals(fd: &OwnedFd) -> io::Result<libc::c_int> {
     // SAFETY: plain system call on a descriptor we own.
     cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) })
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every process of the machine.
-pub fn monotonic_ns() -> u64 {
+pub(crate) fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -447,7 +458,7 @@ pub fn monotonic_ns() -> u64 {
 }
 
 /// Size of a file.
-pub fn file_size(fd: RawFd) -> io::Result<u64> {
+pub(crate) fn file_size(fd: RawFd) -> io::Result<u64> {
     // SAFETY: stat is plain old data; fstat fills it.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     cvt(unsafe { libc::fstat(fd, &mut st) })?;
@@ -455,7 +466,7 @@ pub fn file_size(fd: RawFd) -> io::Result<u64> {
 }
 
 /// A shared read-write mapping of the first `len` bytes of `fd`, unmapped on drop.
-pub struct Mapping {
+pub(crate) struct Mapping {
     ptr: *mut u8,
     len: usize,
 }
@@ -468,31 +479,31 @@ unsafe impl Sync for Mapping {}
 
 impl Mapping {
     /// Maps `len` bytes of `fd` shared and read-write.
-    pub fn new(fd: RawFd, len: usize) -> io::Result<Mapping> {
+    pub(crate) fn new(fd: RawFd, len: usize) -> io::Result<Self> {
         Self::map(fd, len, libc::PROT_READ | libc::PROT_WRITE)
     }
 
     /// Maps `len` bytes of `fd` shared and read-only.
-    pub fn read_only(fd: RawFd, len: usize) -> io::Result<Mapping> {
+    pub(crate) fn read_only(fd: RawFd, len: usize) -> io::Result<Self> {
         Self::map(fd, len, libc::PROT_READ)
     }
 
-    fn map(fd: RawFd, len: usize, prot: libc::c_int) -> io::Result<Mapping> {
+    fn map(fd: RawFd, len: usize, prot: libc::c_int) -> io::Result<Self> {
         // SAFETY: a fresh mapping chosen by the kernel; the result is checked.
         let p = unsafe { libc::mmap(ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, 0) };
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Mapping { ptr: p.cast(), len })
+        Ok(Self { ptr: p.cast(), len })
     }
 
     /// Base address.
-    pub fn as_ptr(&self) -> *mut u8 {
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
         self.ptr
     }
 
     /// Length in bytes.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.len
     }
 }
@@ -505,19 +516,19 @@ impl Drop for Mapping {
 }
 
 /// Effective user id.
-pub fn geteuid() -> u32 {
+pub(crate) fn geteuid() -> u32 {
     // SAFETY: always succeeds.
     unsafe { libc::geteuid() }
 }
 
 /// Process id.
-pub fn getpid() -> u32 {
+pub(crate) fn getpid() -> u32 {
     // SAFETY: always succeeds.
     unsafe { libc::getpid() as u32 }
 }
 
 /// Raises the soft open-file limit to the hard limit (an owner may hold many writer connections).
-pub fn raise_nofile_limit() {
+pub(crate) fn raise_nofile_limit() {
     // SAFETY: rlimit is plain old data, get/setrlimit read/write it.
     unsafe {
         let mut rl: libc::rlimit = std::mem::zeroed();
@@ -529,7 +540,7 @@ pub fn raise_nofile_limit() {
 }
 
 /// The uid of the user `name`, if it exists (`getpwnam_r`).
-pub fn uid_of_user(name: &str) -> Option<u32> {
+pub(crate) fn uid_of_user(name: &str) -> Option<u32> {
     let cname = std::ffi::CString::new(name).ok()?;
     // SAFETY: passwd is plain old data; all-zero is valid before getpwnam_r fills it.
     let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };

@@ -46,14 +46,14 @@ pub struct AsyncMailslot {
 
 impl AsyncMailslot {
     /// Wraps an owner handle; must be called inside a tokio runtime.
-    pub fn new(slot: Mailslot) -> io::Result<AsyncMailslot> {
+    pub fn new(slot: Mailslot) -> io::Result<Self> {
         // SAFETY: the descriptor belongs to `slot`, which is stored beside the registration and
         // dropped after it (field order), so it stays open for as long as it is registered.
         let fd = unsafe {
             AsyncFd::register_with_interest(WaitFd(slot.as_raw_fd()), tokio::io::Interest::READABLE)
         }
         .map_err(io::Error::from)?;
-        Ok(AsyncMailslot { slot, fd })
+        Ok(Self { slot, fd })
     }
 
     /// The blocking handle (for `info`, `peek`, …).

@@ -55,8 +55,8 @@ pub struct Caller {
 impl Caller {
     /// A caller with the supplementary groups read from `/proc/<pid>/status` (none if the
     /// process is gone or hidden).
-    pub fn from_pid(pid: u32, uid: u32, gid: u32) -> Caller {
-        Caller {
+    pub fn from_pid(pid: u32, uid: u32, gid: u32) -> Self {
+        Self {
             pid,
             uid,
             gid,

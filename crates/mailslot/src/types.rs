@@ -25,10 +25,10 @@ impl Class {
     }
 
     /// The class for number 1 or 2.
-    pub fn from_number(n: u16) -> Option<Class> {
+    pub fn from_number(n: u16) -> Option<Self> {
         match n {
-            1 => Some(Class::First),
-            2 => Some(Class::Second),
+            1 => Some(Self::First),
+            2 => Some(Self::Second),
             _ => None,
         }
     }
@@ -48,43 +48,43 @@ pub enum Timeout {
 
 impl Timeout {
     /// Do not wait.
-    pub const ZERO: Timeout = Timeout::After(Duration::ZERO);
+    pub const ZERO: Self = Self::After(Duration::ZERO);
 
     /// From Win32 milliseconds: `0xFFFF_FFFF` (`MAILSLOT_WAIT_FOREVER`) is forever.
-    pub fn from_win32_millis(ms: u32) -> Timeout {
+    pub fn from_win32_millis(ms: u32) -> Self {
         if ms == u32::MAX {
-            Timeout::Forever
+            Self::Forever
         } else {
-            Timeout::After(Duration::from_millis(ms.into()))
+            Self::After(Duration::from_millis(ms.into()))
         }
     }
 
     /// From LAN Manager milliseconds: any negative value (`MAILSLOT_NO_TIMEOUT` is -1) is forever.
-    pub fn from_lanman_millis(ms: i64) -> Timeout {
+    pub fn from_lanman_millis(ms: i64) -> Self {
         if ms < 0 {
-            Timeout::Forever
+            Self::Forever
         } else {
-            Timeout::After(Duration::from_millis(ms as u64))
+            Self::After(Duration::from_millis(ms as u64))
         }
     }
 
     /// As Win32 milliseconds (forever is `0xFFFF_FFFF`; long durations clamp to `0xFFFF_FFFE`).
     pub fn as_win32_millis(self) -> u32 {
         match self {
-            Timeout::Forever => u32::MAX,
-            Timeout::After(d) => d.as_millis().min(u128::from(u32::MAX - 1)) as u32,
+            Self::Forever => u32::MAX,
+            Self::After(d) => d.as_millis().min(u128::from(u32::MAX - 1)) as u32,
         }
     }
 
     /// True for a zero timeout.
     pub fn is_zero(self) -> bool {
-        self == Timeout::ZERO
+        self == Self::ZERO
     }
 }
 
 impl From<Duration> for Timeout {
     fn from(d: Duration) -> Self {
-        Timeout::After(d)
+        Self::After(d)
     }
 }
 
@@ -108,7 +108,7 @@ pub enum Access {
 /// that a message from the network costs no allocation for it. Reads as a `&str`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RemoteName {
-    bytes: [u8; RemoteName::MAX_LEN],
+    bytes: [u8; Self::MAX_LEN],
     len: u8,
 }
 
@@ -117,14 +117,14 @@ impl RemoteName {
     pub const MAX_LEN: usize = 16;
 
     /// The name `name`, cut to [`MAX_LEN`](Self::MAX_LEN) bytes at a character boundary.
-    pub fn new(name: &str) -> RemoteName {
+    pub fn new(name: &str) -> Self {
         let mut end = name.len().min(Self::MAX_LEN);
         while !name.is_char_boundary(end) {
             end -= 1;
         }
         let mut bytes = [0u8; Self::MAX_LEN];
         bytes[..end].copy_from_slice(&name.as_bytes()[..end]);
-        RemoteName {
+        Self {
             bytes,
             len: end as u8,
         }
@@ -132,14 +132,14 @@ impl RemoteName {
 
     /// A name as it travels in a record: up to 16 bytes, ended by a NUL or the end, trailing
     /// spaces dropped; each byte sequence that is not UTF-8 becomes `?` (so it never grows).
-    pub(crate) fn from_record(raw: &[u8]) -> RemoteName {
+    pub(crate) fn from_record(raw: &[u8]) -> Self {
         let raw = &raw[..raw.len().min(Self::MAX_LEN)];
         let end = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
         let mut raw = &raw[..end];
         while let [rest @ .., b' '] = raw {
             raw = rest;
         }
-        let mut out = RemoteName {
+        let mut out = Self {
             bytes: [0u8; Self::MAX_LEN],
             len: 0,
         };
@@ -182,8 +182,8 @@ impl AsRef<str> for RemoteName {
 }
 
 impl From<&str> for RemoteName {
-    fn from(name: &str) -> RemoteName {
-        RemoteName::new(name)
+    fn from(name: &str) -> Self {
+        Self::new(name)
     }
 }
 
@@ -277,7 +277,7 @@ pub struct WriteOptions {
 
 impl Default for WriteOptions {
     fn default() -> Self {
-        WriteOptions {
+        Self {
             priority: 0,
             class: Class::Second,
             timeout: Timeout::Forever,

@@ -79,7 +79,7 @@ pub struct DaemonConfig {
 
 impl Default for DaemonConfig {
     fn default() -> Self {
-        DaemonConfig {
+        Self {
             netbios_name: None,
             workgroup: "WORKGROUP".into(),
             interfaces: Vec::new(),
@@ -97,14 +97,14 @@ impl Default for DaemonConfig {
 
 impl DaemonConfig {
     /// Parses TOML text.
-    pub fn parse(text: &str) -> Result<DaemonConfig, ConfigError> {
-        let c: DaemonConfig = toml::from_str(text)?;
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let c: Self = toml::from_str(text)?;
         c.check()?;
         Ok(c)
     }
 
     /// Reads and parses a file.
-    pub fn load(path: &str) -> Result<DaemonConfig, ConfigError> {
+    pub fn load(path: &str) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_string(),
             error,

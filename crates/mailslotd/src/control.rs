@@ -37,19 +37,19 @@ pub struct PeerCredentials {
 
 impl ControlServer {
     /// Binds [`CONTROL_ADDRESS`] in this network namespace; `AddrInUse` when a daemon runs.
-    pub fn bind() -> io::Result<ControlServer> {
+    pub fn bind() -> io::Result<Self> {
         Self::bind_at(CONTROL_ADDRESS)
     }
 
     /// Binds the abstract name `address` (tests use names of their own; clients connect with
     /// [`mailslot::daemon::DaemonClient::connect_to`]).
-    pub fn bind_at(address: &str) -> io::Result<ControlServer> {
+    pub fn bind_at(address: &str) -> io::Result<Self> {
         let listener = Socket::new(Domain::UNIX, Type::SEQPACKET, None)?;
         // A leading NUL makes the name abstract: no file, gone with the socket.
         let name = format!("\0{address}");
         listener.bind(&SockAddr::unix(name)?)?;
         listener.listen(128)?;
-        Ok(ControlServer { listener })
+        Ok(Self { listener })
     }
 
     /// Waits for the next client.

@@ -126,10 +126,10 @@ struct Io {
 
 impl Daemon {
     /// A daemon for `config` on `sockets`; nothing runs before [`run`](Self::run).
-    pub fn new(config: RouterConfig, sockets: Sockets) -> Daemon {
+    pub fn new(config: RouterConfig, sockets: Sockets) -> Self {
         let started = Instant::now();
         let (command_tx, commands) = mpsc::channel(COMMAND_QUEUE);
-        Daemon {
+        Self {
             router: Router::new(config, started),
             deliverer: Deliverer::default(),
             sockets: Some(sockets),
@@ -292,7 +292,9 @@ impl Daemon {
         }
         self.last_publish = Some(Instant::now());
         let s = self.status();
-        *published.lock().unwrap_or_else(|p| p.into_inner()) = Some(s);
+        *published
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(s);
     }
 
     /// The daemon's status as the control protocol carries it.

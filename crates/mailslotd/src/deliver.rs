@@ -16,7 +16,7 @@ const MAX_WRITERS: usize = 1024;
 
 /// Open writers by mailslot key, reused across messages.
 #[derive(Default)]
-pub struct Deliverer {
+pub(crate) struct Deliverer {
     writers: HashMap<String, MailslotWriter>,
     /// What happened to each message.
     pub counters: DeliveryCounters,
@@ -25,7 +25,7 @@ pub struct Deliverer {
 impl Deliverer {
     /// Delivers messages, grouping those for the same mailslot into one record (order kept
     /// within a mailslot). What cannot be delivered is dropped silently and counted.
-    pub fn deliver_all(&mut self, all: &[Delivery<'_>]) {
+    pub(crate) fn deliver_all(&mut self, all: &[Delivery<'_>]) {
         // Almost always one mailslot per batch: a linear search beats hashing here.
         let mut groups: Vec<Vec<&Delivery<'_>>> = Vec::new();
         for d in all {

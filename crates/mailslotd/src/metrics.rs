@@ -38,7 +38,9 @@ pub(crate) fn spawn(listener: TcpListener, published: Published) {
                 let mut req = [0u8; 1024];
                 let _ = tokio::time::timeout(Duration::from_secs(2), s.read(&mut req)).await;
                 let body = {
-                    let g = published.lock().unwrap_or_else(|p| p.into_inner());
+                    let g = published
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     g.as_ref().map(prometheus_text).unwrap_or_default()
                 };
                 let resp = format!(

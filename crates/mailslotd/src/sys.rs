@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use mailslot_router::Interface;
 
 /// The host name (`uname`).
-pub fn hostname() -> io::Result<String> {
+pub(crate) fn hostname() -> io::Result<String> {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
     let r = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
@@ -23,7 +23,7 @@ pub fn hostname() -> io::Result<String> {
 }
 
 /// `(interface name, address/prefix)` of every IPv4 address (`getifaddrs`).
-pub fn ipv4_interfaces() -> io::Result<Vec<(String, Interface)>> {
+pub(crate) fn ipv4_interfaces() -> io::Result<Vec<(String, Interface)>> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs allocates a list and stores its head in `head`.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
@@ -56,7 +56,7 @@ pub fn ipv4_interfaces() -> io::Result<Vec<(String, Interface)>> {
 }
 
 /// Raises SO_RCVBUF past net.core.rmem_max when we are root (SO_RCVBUFFORCE); best effort.
-pub fn force_recv_buffer(s: &socket2::Socket, bytes: usize) {
+pub(crate) fn force_recv_buffer(s: &socket2::Socket, bytes: usize) {
     use std::os::fd::AsRawFd;
     let v = bytes.min(i32::MAX as usize) as libc::c_int;
     // SAFETY: passes a pointer to a live c_int and its size.
@@ -66,14 +66,14 @@ pub fn force_recv_buffer(s: &socket2::Socket, bytes: usize) {
             libc::SOL_SOCKET,
             libc::SO_RCVBUFFORCE,
             (&v as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            size_of::<libc::c_int>() as libc::socklen_t,
         );
     }
 }
 
 /// Switches to `user` when running as root (after the sockets are bound). An empty name keeps
 /// root; a user that does not exist keeps root with a warning.
-pub fn drop_privileges(user: &str) -> Result<()> {
+pub(crate) fn drop_privileges(user: &str) -> Result<()> {
     // SAFETY: geteuid has no preconditions.
     if user.is_empty() || unsafe { libc::geteuid() } != 0 {
         return Ok(());
@@ -101,7 +101,7 @@ pub fn drop_privileges(user: &str) -> Result<()> {
 }
 
 /// Receives up to `n` UDP datagrams per system call (`recvmmsg`).
-pub struct RecvBatch {
+pub(crate) struct RecvBatch {
     size: usize,
     bufs: Vec<u8>,
     addrs: Vec<libc::sockaddr_in>,
@@ -111,8 +111,8 @@ pub struct RecvBatch {
 
 impl RecvBatch {
     /// Room for `n` datagrams of up to `size` bytes (longer ones are reported truncated).
-    pub fn new(n: usize, size: usize) -> RecvBatch {
-        RecvBatch {
+    pub(crate) fn new(n: usize, size: usize) -> Self {
+        Self {
             size,
             bufs: vec![0; n * size],
             // SAFETY: sockaddr_in and mmsghdr are plain old data; all-zero is valid.
@@ -130,7 +130,7 @@ impl RecvBatch {
     }
 
     /// Receives without blocking; `WouldBlock` when nothing is queued.
-    pub fn recv(&mut self, fd: std::os::fd::RawFd) -> io::Result<usize> {
+    pub(crate) fn recv(&mut self, fd: std::os::fd::RawFd) -> io::Result<usize> {
         let n = self.hdrs.len();
         for i in 0..n {
             self.iovs[i] = libc::iovec {
@@ -140,7 +140,7 @@ impl RecvBatch {
             // SAFETY: plain old data.
             let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
             h.msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_in).cast();
-            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
             h.msg_hdr.msg_iov = &mut self.iovs[i];
             h.msg_hdr.msg_iovlen = 1;
             self.hdrs[i] = h;
@@ -163,7 +163,7 @@ impl RecvBatch {
     }
 
     /// Datagram `i` of the last [`recv`](Self::recv): sender, bytes, truncated.
-    pub fn get(&self, i: usize) -> (std::net::SocketAddrV4, &[u8], bool) {
+    pub(crate) fn get(&self, i: usize) -> (std::net::SocketAddrV4, &[u8], bool) {
         let a = &self.addrs[i];
         let src = std::net::SocketAddrV4::new(
             Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
@@ -181,14 +181,14 @@ impl RecvBatch {
 }
 
 /// The kernel's credentials of the peer of a connected Unix socket (`SO_PEERCRED`).
-pub fn peer_credentials(s: &socket2::Socket) -> io::Result<crate::control::PeerCredentials> {
+pub(crate) fn peer_credentials(s: &socket2::Socket) -> io::Result<crate::control::PeerCredentials> {
     use std::os::fd::AsRawFd;
     let mut cred = libc::ucred {
         pid: 0,
         uid: 0,
         gid: 0,
     };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
     // SAFETY: passes a pointer to a live ucred and its size; the kernel writes at most `len`.
     let r = unsafe {
         libc::getsockopt(
@@ -211,7 +211,7 @@ pub fn peer_credentials(s: &socket2::Socket) -> io::Result<crate::control::PeerC
 
 /// Receives one record of a `SOCK_SEQPACKET` socket (blocking) into `buf`: its full length, which
 /// is more than `buf.len()` when it did not fit (`MSG_TRUNC`); 0 when the peer hung up.
-pub fn recv_record(s: &socket2::Socket, buf: &mut [u8]) -> io::Result<usize> {
+pub(crate) fn recv_record(s: &socket2::Socket, buf: &mut [u8]) -> io::Result<usize> {
     use std::os::fd::AsRawFd;
     loop {
         // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which lives across the

@@ -40,7 +40,7 @@ fn local_port(s: &UdpSocket) -> u16 {
 }
 
 impl Running {
-    fn start() -> Running {
+    fn start() -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
         let datagram = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let name = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
@@ -70,7 +70,7 @@ impl Running {
                 .build()?
                 .block_on(daemon.run())
         });
-        Running {
+        Self {
             stopper,
             thread: Some(thread),
             datagram: addrs.0,

@@ -123,7 +123,7 @@ pub struct MailslotFs {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// `app/events` → `\\.\mailslot\app\events`; `.net/HOSTB/chat` → `\\HOSTB\mailslot\chat`.
@@ -200,7 +200,7 @@ impl Default for MailslotFs {
 
 impl MailslotFs {
     /// A filesystem showing this host's mailslots.
-    pub fn new() -> MailslotFs {
+    pub fn new() -> Self {
         let mut t = Tables {
             next_ino: ROOT + 1,
             ..Tables::default()
@@ -209,7 +209,7 @@ impl MailslotFs {
         t.path_of.insert(ROOT, String::new());
         // SAFETY: getuid/getgid cannot fail.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        MailslotFs {
+        Self {
             tables: Mutex::new(t),
             handles: Mutex::new(HashMap::new()),
             owned: Mutex::new(HashMap::new()),
@@ -294,7 +294,9 @@ impl MailslotFs {
 
     fn owner_file(&self, path: &str) -> Option<Arc<OwnerFile>> {
         let base = split_priority(path).map_or(path, |(b, _)| b);
-        lock(&self.owned).get(base).and_then(|w| w.upgrade())
+        lock(&self.owned)
+            .get(base)
+            .and_then(std::sync::Weak::upgrade)
     }
 
     fn attr(&self, ino: u64, path: &str, node: &Node) -> FileAttr {
@@ -469,7 +471,7 @@ impl Filesystem for MailslotFs {
         reply: ReplyAttr,
     ) {
         // Truncation (`>` in a shell) and times mean nothing for a mailslot: accepted, ignored.
-        self.getattr(req, ino, fh, reply)
+        self.getattr(req, ino, fh, reply);
     }
 
     fn mkdir(
@@ -515,9 +517,9 @@ impl Filesystem for MailslotFs {
             return reply.error(Errno::ENOTEMPTY);
         }
         if lock(&self.tables).dirs.remove(&path) {
-            reply.ok()
+            reply.ok();
         } else {
-            reply.error(Errno::ENOENT)
+            reply.error(Errno::ENOENT);
         }
     }
 
@@ -743,7 +745,7 @@ impl Filesystem for MailslotFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok()
+        reply.ok();
     }
 
     fn release(
@@ -783,7 +785,7 @@ impl Filesystem for MailslotFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        reply.ok()
+        reply.ok();
     }
 
     fn readdir(
@@ -883,7 +885,7 @@ impl Filesystem for MailslotFs {
 
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
         // The mailslot's policy decides at open.
-        reply.ok()
+        reply.ok();
     }
 
     fn poll(
@@ -969,11 +971,11 @@ fn read_errno(e: &ReadError) -> Errno {
 
 fn xattr_reply(value: &[u8], size: u32, reply: ReplyXattr) {
     if size == 0 {
-        reply.size(value.len() as u32)
+        reply.size(value.len() as u32);
     } else if (size as usize) < value.len() {
-        reply.error(Errno::ERANGE)
+        reply.error(Errno::ERANGE);
     } else {
-        reply.data(value)
+        reply.data(value);
     }
 }
 

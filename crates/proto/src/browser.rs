@@ -371,7 +371,7 @@ impl<'a> BrowserMessage<'a> {
             w.u8(self.opcode().into());
             match self {
                 HostAnnouncement(a) | DomainAnnouncement(a) | LocalMasterAnnouncement(a) => {
-                    a.write(w)
+                    a.write(w);
                 }
                 AnnouncementRequest {
                     unused,
@@ -399,7 +399,7 @@ impl<'a> BrowserMessage<'a> {
                     }
                 }
                 BecomeBackup { browser_name: s } | MasterAnnouncement { master_name: s } => {
-                    w.cstr(s)
+                    w.cstr(s);
                 }
                 ResetStateRequest { options } => w.u8(*options),
                 Unknown { body, .. } => w.bytes(body),

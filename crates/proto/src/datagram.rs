@@ -51,14 +51,14 @@ impl MsgType {
     pub fn has_user_data(self) -> bool {
         matches!(
             self,
-            MsgType::DirectUnique | MsgType::DirectGroup | MsgType::Broadcast
+            Self::DirectUnique | Self::DirectGroup | Self::Broadcast
         )
     }
     /// Is it one of the three NBDD query types?
     pub fn is_query(self) -> bool {
         matches!(
             self,
-            MsgType::QueryRequest | MsgType::PositiveQueryResponse | MsgType::NegativeQueryResponse
+            Self::QueryRequest | Self::PositiveQueryResponse | Self::NegativeQueryResponse
         )
     }
 }
@@ -102,11 +102,11 @@ impl DatagramFlags {
     /// An unfragmented datagram (F=1, M=0) from a node of `node_type`:
     /// B → 0x02, M → 0x0A (nmbd), H → 0x0E (Windows).
     pub fn new(node_type: NodeType) -> Self {
-        DatagramFlags(Self::FIRST | ((u8::from(node_type) & 3) << 2))
+        Self(Self::FIRST | ((u8::from(node_type) & 3) << 2))
     }
     /// From a wire byte; reserved bits are dropped.
     pub const fn from_bits(bits: u8) -> Self {
-        DatagramFlags(bits & 0x0F)
+        Self(bits & 0x0F)
     }
     /// The byte (reserved bits 0).
     pub const fn bits(self) -> u8 {
@@ -129,7 +129,7 @@ impl DatagramFlags {
 impl Default for DatagramFlags {
     /// 0x02: B-node, unfragmented.
     fn default() -> Self {
-        DatagramFlags::new(NodeType::B)
+        Self::new(NodeType::B)
     }
 }
 
@@ -166,7 +166,7 @@ pub struct Datagram<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Datagram<T> {
     /// Wraps a buffer without checking; accessors may panic on short input.
     pub const fn new_unchecked(buffer: T) -> Self {
-        Datagram { buffer }
+        Self { buffer }
     }
     /// Wraps a buffer after [`Self::check_len`].
     pub fn new_checked(buffer: T) -> Result<Self> {

@@ -42,10 +42,10 @@ impl LinkType {
     /// The link type of a pcap `LINKTYPE_*` number; `None` for the ones not understood.
     pub fn from_linktype(linktype: u32) -> Option<Self> {
         match linktype {
-            1 => Some(LinkType::Ethernet),
-            113 => Some(LinkType::LinuxSll),
-            276 => Some(LinkType::LinuxSll2),
-            101 | 228 => Some(LinkType::RawIpv4),
+            1 => Some(Self::Ethernet),
+            113 => Some(Self::LinuxSll),
+            276 => Some(Self::LinuxSll2),
+            101 | 228 => Some(Self::RawIpv4),
             _ => None,
         }
     }

@@ -51,12 +51,12 @@ pub struct NetbiosName {
 impl NetbiosName {
     /// The wildcard name `*` (15 NULs, suffix 0), used in node status requests
     /// and as the target of NetBIOS broadcast datagrams.
-    pub const WILDCARD: NetbiosName = NetbiosName {
+    pub const WILDCARD: Self = Self {
         raw: *b"*\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
     };
 
     /// `\x01\x02__MSBROWSE__\x02<01>`, the master browsers' group name.
-    pub const MSBROWSE: NetbiosName = NetbiosName {
+    pub const MSBROWSE: Self = Self {
         raw: *b"\x01\x02__MSBROWSE__\x02\x01",
     };
 
@@ -73,7 +73,7 @@ impl NetbiosName {
         if b == b"*" {
             let mut raw = Self::WILDCARD.raw;
             raw[15] = suffix;
-            return Ok(NetbiosName { raw });
+            return Ok(Self { raw });
         }
         let mut raw = [b' '; 16];
         for (i, &c) in b.iter().enumerate() {
@@ -83,12 +83,12 @@ impl NetbiosName {
             raw[i] = c.to_ascii_uppercase();
         }
         raw[15] = suffix;
-        Ok(NetbiosName { raw })
+        Ok(Self { raw })
     }
 
     /// Takes 16 raw bytes as they are (no validation, no case change).
     pub const fn from_raw(raw: [u8; 16]) -> Self {
-        NetbiosName { raw }
+        Self { raw }
     }
 
     /// The 16 raw bytes.
@@ -133,7 +133,7 @@ impl NetbiosName {
 
     /// Equality as receivers use it: the 15 name bytes compared ASCII
     /// case-insensitively, the suffix exactly.
-    pub fn eq_ignore_case(&self, other: &NetbiosName) -> bool {
+    pub fn eq_ignore_case(&self, other: &Self) -> bool {
         self.raw.eq_ignore_ascii_case(&other.raw) && self.raw[15] == other.raw[15]
     }
 
@@ -180,7 +180,7 @@ impl NetbiosName {
                 byte: enc[i],
             });
         }
-        Ok(NetbiosName { raw })
+        Ok(Self { raw })
     }
 }
 
@@ -210,10 +210,10 @@ impl FromStr for NetbiosName {
                 if hex.len() != 2 {
                     return Err(Error::NameChar { byte: b'<' });
                 }
-                return NetbiosName::new(&s[..open], suffix);
+                return Self::new(&s[..open], suffix);
             }
         }
-        NetbiosName::new(s, 0)
+        Self::new(s, 0)
     }
 }
 
@@ -230,7 +230,7 @@ pub struct QualifiedName {
 
 impl From<NetbiosName> for QualifiedName {
     fn from(name: NetbiosName) -> Self {
-        QualifiedName {
+        Self {
             name,
             scope: String::new(),
         }
@@ -336,7 +336,7 @@ impl QualifiedName {
                 return Err(Error::BadScope { offset: at });
             }
         }
-        Ok(QualifiedName { name, scope })
+        Ok(Self { name, scope })
     }
 
     /// Writes the second-level encoding.

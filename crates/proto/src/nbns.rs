@@ -104,9 +104,7 @@ impl NsFlags {
 
     /// Builds flags from an opcode, the other bits and an rcode.
     pub fn new(opcode: NsOpcode, bits: u16, rcode: u8) -> Self {
-        NsFlags(
-            (u16::from(u8::from(opcode) & 0x0F) << 11) | (bits & 0x87F0) | u16::from(rcode & 0x0F),
-        )
+        Self((u16::from(u8::from(opcode) & 0x0F) << 11) | (bits & 0x87F0) | u16::from(rcode & 0x0F))
     }
     /// Is R set?
     pub fn is_response(self) -> bool {
@@ -154,7 +152,7 @@ impl NbAddress {
     /// An address entry for a unique or group name owned by a node of `node_type`.
     pub fn new(ip: Ipv4Addr, group: bool, node_type: NodeType) -> Self {
         let g = if group { 0x8000 } else { 0 };
-        NbAddress {
+        Self {
             flags: g | (u16::from(u8::from(node_type) & 3) << 13),
             ip,
         }
@@ -219,11 +217,11 @@ pub enum RData {
 impl RData {
     fn len(&self) -> usize {
         match self {
-            RData::Nb(a) => field::NB_ENTRY * a.len(),
-            RData::NodeStatus(s) => {
+            Self::Nb(a) => field::NB_ENTRY * a.len(),
+            Self::NodeStatus(s) => {
                 field::NUM_NAMES + field::NODE_NAME_ENTRY * s.names.len() + s.statistics.len()
             }
-            RData::Raw(b) => b.len(),
+            Self::Raw(b) => b.len(),
         }
     }
 }
@@ -270,7 +268,7 @@ impl NamePacket {
     /// (unicast to a WINS server) otherwise; QTYPE NB, QCLASS IN.
     pub fn name_query(trn_id: u16, name: QualifiedName, broadcast: bool) -> Self {
         let b = if broadcast { NsFlags::BROADCAST } else { 0 };
-        NamePacket {
+        Self {
             trn_id,
             flags: NsFlags::new(NsOpcode::Query, NsFlags::RD | b, 0),
             questions: vec![Question {
@@ -285,7 +283,7 @@ impl NamePacket {
     }
 
     fn one_answer(trn_id: u16, flags: NsFlags, rr: ResourceRecord) -> Self {
-        NamePacket {
+        Self {
             trn_id,
             flags,
             questions: vec![],
@@ -346,7 +344,7 @@ impl NamePacket {
         ttl: u32,
         addr: NbAddress,
     ) -> Self {
-        NamePacket {
+        Self {
             trn_id,
             flags,
             questions: vec![Question {
@@ -430,7 +428,7 @@ impl NamePacket {
 
     /// Node status request for `name` (usually `*`): FLAGS 0, QTYPE NBSTAT.
     pub fn node_status_request(trn_id: u16, name: QualifiedName) -> Self {
-        NamePacket {
+        Self {
             trn_id,
             flags: NsFlags(0),
             questions: vec![Question {
@@ -486,7 +484,7 @@ impl NamePacket {
             }
         }
         let [answers, authority, additional] = sections;
-        Ok(NamePacket {
+        Ok(Self {
             trn_id,
             flags,
             questions,

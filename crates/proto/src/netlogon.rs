@@ -62,14 +62,14 @@ impl VersionTokens {
 
     /// NtVersion `v` with both tokens 0xFFFF.
     pub const fn new(nt_version: u32) -> Self {
-        VersionTokens {
+        Self {
             nt_version,
             lmnt_token: 0xFFFF,
             lm20_token: 0xFFFF,
         }
     }
     fn read(r: &mut Reader<'_>) -> Result<Self> {
-        Ok(VersionTokens {
+        Ok(Self {
             nt_version: r.le32()?,
             lmnt_token: r.le16()?,
             lm20_token: r.le16()?,

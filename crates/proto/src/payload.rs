@@ -24,11 +24,11 @@ impl PayloadKind {
         let starts =
             |p: &[u8]| mailslot.len() >= p.len() && mailslot[..p.len()].eq_ignore_ascii_case(p);
         if is(b"\\MAILSLOT\\BROWSE") || is(b"\\MAILSLOT\\LANMAN") || is(b"\\MAILSLOT\\MSBROWSE") {
-            Some(PayloadKind::Browser)
+            Some(Self::Browser)
         } else if is(b"\\MAILSLOT\\MESSNGR") {
-            Some(PayloadKind::Messenger)
+            Some(Self::Messenger)
         } else if starts(b"\\MAILSLOT\\NET\\") || is(b"\\MAILSLOT\\TEMP\\NETLOGON") {
-            Some(PayloadKind::Netlogon)
+            Some(Self::Netlogon)
         } else {
             None
         }

@@ -120,7 +120,7 @@ pub struct SmbTransaction<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> SmbTransaction<T> {
     /// Wraps a buffer without checking it; accessors may panic on short input.
     pub const fn new_unchecked(buffer: T) -> Self {
-        SmbTransaction { buffer }
+        Self { buffer }
     }
 
     /// Wraps a buffer after [`Self::check_len`].

@@ -19,14 +19,14 @@ pub struct Interface {
 
 impl Interface {
     /// An interface from address and prefix length.
-    pub fn new(ip: Ipv4Addr, prefix: u8) -> Interface {
+    pub fn new(ip: Ipv4Addr, prefix: u8) -> Self {
         let prefix = prefix.min(32);
         let mask = if prefix == 0 {
             0
         } else {
             u32::MAX << (32 - u32::from(prefix))
         };
-        Interface {
+        Self {
             ip,
             prefix,
             broadcast: Ipv4Addr::from(u32::from(ip) | !mask),
@@ -34,7 +34,7 @@ impl Interface {
     }
 
     /// Parses `"10.0.0.5/24"`.
-    pub fn parse(s: &str) -> Result<Interface, String> {
+    pub fn parse(s: &str) -> Result<Self, String> {
         let (ip, prefix) = s
             .split_once('/')
             .ok_or_else(|| format!("{s:?}: expected ADDRESS/PREFIX"))?;
@@ -43,7 +43,7 @@ impl Interface {
         if prefix > 32 {
             return Err(format!("{s:?}: prefix above 32"));
         }
-        Ok(Interface::new(ip, prefix))
+        Ok(Self::new(ip, prefix))
     }
 
     /// Is `ip` on this subnet?
@@ -80,8 +80,8 @@ pub struct RouterConfig {
 
 impl RouterConfig {
     /// A configuration with default ports, no WINS, no scope.
-    pub fn new(netbios_name: &str, workgroup: &str, interfaces: Vec<Interface>) -> RouterConfig {
-        RouterConfig {
+    pub fn new(netbios_name: &str, workgroup: &str, interfaces: Vec<Interface>) -> Self {
+        Self {
             netbios_name: netbios_name.to_ascii_uppercase(),
             workgroup: workgroup.to_ascii_uppercase(),
             interfaces,

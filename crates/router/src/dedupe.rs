@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 /// Slots in the table (a power of two).
-pub const DUPLICATE_CAPACITY: usize = 16_384;
+pub(crate) const DUPLICATE_CAPACITY: usize = 16_384;
 
 #[derive(Clone, Copy, Default)]
 struct Entry {
@@ -20,7 +20,7 @@ struct Entry {
 }
 
 /// Recent (source IP, DGM_ID) pairs.
-pub struct DuplicateFilter {
+pub(crate) struct DuplicateFilter {
     window_ms: u64,
     epoch: Option<Instant>,
     slots: Vec<Entry>,
@@ -40,8 +40,8 @@ impl std::fmt::Debug for DuplicateFilter {
 
 impl DuplicateFilter {
     /// An empty filter that remembers a pair for `window`. The table is allocated on first use.
-    pub fn new(window: Duration) -> DuplicateFilter {
-        DuplicateFilter {
+    pub(crate) fn new(window: Duration) -> Self {
+        Self {
             window_ms: window.as_millis().max(1) as u64,
             epoch: None,
             slots: Vec::new(),
@@ -50,7 +50,7 @@ impl DuplicateFilter {
 
     /// Whether `(ip, id)` was seen within the window before `now`; if not, remembers it as seen
     /// at `now`. A repeat does not extend the window.
-    pub fn seen(&mut self, now: Instant, ip: Ipv4Addr, id: u16) -> bool {
+    pub(crate) fn seen(&mut self, now: Instant, ip: Ipv4Addr, id: u16) -> bool {
         if self.slots.is_empty() {
             self.slots = vec![Entry::default(); DUPLICATE_CAPACITY];
         }

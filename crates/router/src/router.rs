@@ -35,13 +35,13 @@ pub const RETRY_COUNT: u32 = 3;
 /// Duplicates (same source IP and DGM_ID) are dropped within this window.
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(2);
 /// Most names in the resolution cache.
-pub const CACHE_CAPACITY: usize = 4096;
+pub(crate) const CACHE_CAPACITY: usize = 4096;
 /// Most resolutions in progress (each with its waiters).
-pub const MAX_PENDING_QUERIES: usize = 1024;
+pub(crate) const MAX_PENDING_QUERIES: usize = 1024;
 /// TTL we register with and answer with.
-pub const NAME_TTL: u32 = 259_200;
+pub(crate) const NAME_TTL: u32 = 259_200;
 /// Shortest interval between refreshes of our names with the WINS server, whatever TTL it grants.
-pub const MIN_WINS_REFRESH: Duration = Duration::from_secs(60);
+pub(crate) const MIN_WINS_REFRESH: Duration = Duration::from_secs(60);
 /// How long a name learnt from an answer is kept when the answer's TTL is 0.
 const MIN_CACHE_TTL: Duration = Duration::from_secs(60);
 /// Most a cached entry is kept, whatever the TTL.
@@ -260,7 +260,7 @@ fn name_key(n: &NetbiosName) -> NetbiosName {
 
 impl Router {
     /// A router for `cfg`, starting name registration at `now`.
-    pub fn new(cfg: RouterConfig, now: Instant) -> Router {
+    pub fn new(cfg: RouterConfig, now: Instant) -> Self {
         let mut names = Vec::new();
         let own = |name: NetbiosName, group| OwnName {
             name,
@@ -275,7 +275,7 @@ impl Router {
         names.push(own(cfg.workgroup_name(0x1E), true));
         let seed = cfg.seed;
         let own_name: Arc<str> = Arc::from(cfg.netbios_name.as_str());
-        Router {
+        Self {
             cfg,
             names,
             registration_next: Some(now),
@@ -685,7 +685,7 @@ impl Router {
                 let addrs = e.addrs.clone();
                 if addrs.is_empty() {
                     self.counters.resolution_failures += 1;
-                    return self.fail_waiters(vec![waiter], &format!("cannot resolve {}", name));
+                    return self.fail_waiters(vec![waiter], &format!("cannot resolve {name}"));
                 }
                 return self.complete(waiter, &addrs);
             }
@@ -941,7 +941,7 @@ impl Router {
             NsOpcode::Query if q.qtype == RrType::NbStat => self.answer_node_status(src, p, q),
             NsOpcode::Query => self.answer_query(src, p, q),
             NsOpcode::Registration | NsOpcode::MultiHomedRegistration => {
-                self.defend_name(src, p, q)
+                self.defend_name(src, p, q);
             }
             NsOpcode::Release => self.forget_released(p, q),
             _ => {}
@@ -997,7 +997,7 @@ impl Router {
             RData::Nb(a) => a.first(),
             _ => None,
         };
-        let claimed_group = claimed.is_some_and(|a| a.is_group());
+        let claimed_group = claimed.is_some_and(NbAddress::is_group);
         if claimed.is_some_and(|a| self.is_own_ip(a.ip)) {
             return;
         }
@@ -1051,7 +1051,7 @@ impl Router {
         }
         match p.flags.opcode() {
             NsOpcode::Registration | NsOpcode::MultiHomedRegistration if p.flags.rcode() != 0 => {
-                self.on_objection(src, p, a)
+                self.on_objection(src, p, a);
             }
             NsOpcode::Query if a.rr_type == RrType::Nb => self.on_query_answer(now, src, p, a),
             _ => {}

@@ -36,8 +36,8 @@ struct Net {
 }
 
 impl Net {
-    fn new() -> Net {
-        Net {
+    fn new() -> Self {
+        Self {
             now: Instant::now(),
             nodes: Vec::new(),
             wire: Vec::new(),
@@ -430,7 +430,7 @@ fn answers_queries_and_node_status_for_its_names_only() {
     assert_eq!(p.trn_id, 0x1234);
     assert_eq!(p.flags.rcode(), 0);
     match &p.answers[0].rdata {
-        mailslot_proto::RData::Nb(a) => assert_eq!(a[0].ip, ip(2)),
+        RData::Nb(a) => assert_eq!(a[0].ip, ip(2)),
         other => panic!("{other:?}"),
     }
     let q = NamePacket::name_query(0x1235, NetbiosName::new("OTHER", 0).unwrap().into(), true);
@@ -443,7 +443,7 @@ fn answers_queries_and_node_status_for_its_names_only() {
     r.handle_datagram(net.now, Port::Name, asker, &q.to_vec().unwrap());
     let p = NamePacket::parse(&r.poll_transmit().unwrap().payload).unwrap();
     match &p.answers[0].rdata {
-        mailslot_proto::RData::NodeStatus(s) => assert_eq!(s.names.len(), 4),
+        RData::NodeStatus(s) => assert_eq!(s.names.len(), 4),
         other => panic!("{other:?}"),
     }
 }

@@ -106,8 +106,8 @@ pub struct Rng(u64);
 
 impl Rng {
     /// Seeded from `seed` (0 is replaced by a constant).
-    pub fn new(seed: u64) -> Rng {
-        Rng(if seed == 0 {
+    pub fn new(seed: u64) -> Self {
+        Self(if seed == 0 {
             0x2545_f491_4f6c_dd1d
         } else {
             seed
@@ -115,12 +115,12 @@ impl Rng {
     }
 
     /// Seeded from the clock and the process id.
-    pub fn from_time() -> Rng {
+    pub fn from_time() -> Self {
         let t = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(1);
-        Rng::new(t ^ (u64::from(std::process::id()) << 32))
+        Self::new(t ^ (u64::from(std::process::id()) << 32))
     }
 
     /// The next 64 random bits.

@@ -354,7 +354,7 @@ fn connect_flood(name: &str, n: usize) {
     for (i, b) in path.bytes().enumerate() {
         addr.sun_path[i + 1] = b as libc::c_char;
     }
-    let addr_len = (std::mem::size_of::<libc::sa_family_t>() + 1 + path.len()) as libc::socklen_t;
+    let addr_len = (size_of::<libc::sa_family_t>() + 1 + path.len()) as libc::socklen_t;
     let mut held: Vec<RawFd> = Vec::with_capacity(n);
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     let started = Instant::now();

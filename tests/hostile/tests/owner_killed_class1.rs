@@ -66,7 +66,7 @@ fn class1_writers_blocked_on_a_full_slot_get_owner_gone_at_once_and_the_name_is_
         match Mailslot::create(&name) {
             Ok(s) => break Some((s, killed_at.elapsed())),
             Err(_) if killed_at.elapsed() < Duration::from_secs(2) => {
-                std::thread::sleep(Duration::from_micros(200))
+                std::thread::sleep(Duration::from_micros(200));
             }
             Err(e) => {
                 eprintln!("{test}: create still fails 2 s after the kill: {e}");

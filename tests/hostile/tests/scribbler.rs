@@ -60,7 +60,7 @@ fn hostile_scribbler_cannot_touch_roots_messages() {
                         },
                         Sender::Local { uid, .. } => *others.entry(uid).or_default() += 1,
                         s => {
-                            root_bad.push(format!("unexpected sender {s:?}: {}", preview(&m.data)))
+                            root_bad.push(format!("unexpected sender {s:?}: {}", preview(&m.data)));
                         }
                     },
                     Err(ReadError::Timeout) if done.load(Ordering::SeqCst) => break,

@@ -51,7 +51,7 @@ the packets before the damage are printed, then exit 2).";
 /// the packets before the damage are printed, then exit 2).
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = DECODE_HELP)]
-pub struct DecodeArgs {
+pub(crate) struct DecodeArgs {
     /// One packet as hex digits (whitespace allowed).
     #[arg(long, value_name = "HEX", conflicts_with = "file")]
     pub hex: Option<String>,
@@ -65,7 +65,7 @@ pub struct DecodeArgs {
 
 /// How to decode a packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum KindArg {
+pub(crate) enum KindArg {
     /// By port (captures) or content (hex).
     Auto,
     /// NetBIOS datagram (UDP 138).
@@ -76,7 +76,7 @@ pub enum KindArg {
 
 /// NetBIOS datagram MSG_TYPE for `encode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum MsgTypeArg {
+pub(crate) enum MsgTypeArg {
     /// DIRECT_UNIQUE (0x10): to a unique name, unicast.
     Unique,
     /// DIRECT_GROUP (0x11): to a group name, subnet broadcast.
@@ -87,7 +87,7 @@ pub enum MsgTypeArg {
 
 /// Sending node type for the datagram FLAGS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum NodeTypeArg {
+pub(crate) enum NodeTypeArg {
     /// B-node (flags 0x02).
     B,
     /// P-node (0x06).
@@ -100,7 +100,7 @@ pub enum NodeTypeArg {
 
 /// Well-known payloads `encode --payload` can build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum PayloadArg {
+pub(crate) enum PayloadArg {
     /// Browser HostAnnouncement (0x01); default mailslot \MAILSLOT\BROWSE, send to WORKGROUP<1D>.
     HostAnnouncement,
     /// Browser LocalMasterAnnouncement (0x0F); send to WORKGROUP<1E>.
@@ -140,7 +140,7 @@ Example: `mailslot encode --from CLIENT --to SMBPEER<00> --mailslot 'NET\\NETLOG
 /// --payload netlogon-primary-query --reply-mailslot '\MAILSLOT\NET\GETDC42'`
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = ENCODE_HELP)]
-pub struct EncodeArgs {
+pub(crate) struct EncodeArgs {
     /// Source NetBIOS name, `NAME<xx>` (suffix hex; `<00>` if omitted).
     #[arg(long, value_name = "NAME<xx>")]
     pub from: String,
@@ -211,7 +211,7 @@ pub struct EncodeArgs {
 
 /// Build a NetBIOS name query (UDP 137) and print it as one line of hex.
 #[derive(clap::Args, Debug)]
-pub struct EncodeNameQueryArgs {
+pub(crate) struct EncodeNameQueryArgs {
     /// Name to resolve, `NAME<xx>` (`<00>` if omitted).
     #[arg(long, value_name = "NAME<xx>")]
     pub name: String,

@@ -12,7 +12,7 @@ use super::args::{DecodeArgs, KindArg};
 use super::input::read_input;
 
 /// `mailslot decode`: returns the exit code (0 ok, 1 a packet failed, 2 unreadable input).
-pub fn run_decode(args: &DecodeArgs) -> i32 {
+pub(crate) fn run_decode(args: &DecodeArgs) -> i32 {
     let (packets, read_error) = match read_input(args) {
         Ok(p) => p,
         Err(e) => {
@@ -59,7 +59,7 @@ pub fn run_decode(args: &DecodeArgs) -> i32 {
 /// service wins when its parse covers every byte, else datagram; if neither
 /// does, the error is the datagram one when the first byte is a datagram
 /// MSG_TYPE (0x10–0x16), the name-service one otherwise.
-pub fn decode_packet(b: &[u8], kind: KindArg) -> Value {
+pub(super) fn decode_packet(b: &[u8], kind: KindArg) -> Value {
     match kind {
         KindArg::Datagram => decode_datagram(b),
         KindArg::NameService => match NamePacket::parse(b) {

@@ -136,7 +136,7 @@ fn default_mailslot(kind: PayloadArg) -> &'static str {
 }
 
 /// Builds the datagram `encode` prints (exposed for tests).
-pub fn encode_bytes(a: &EncodeArgs) -> anyhow::Result<Vec<u8>> {
+pub(super) fn encode_bytes(a: &EncodeArgs) -> anyhow::Result<Vec<u8>> {
     let source = parse_name(&a.from, &a.scope)?;
     let destination = parse_name(&a.to, &a.scope)?;
     let data = match (&a.data_hex, &a.text, a.payload) {
@@ -186,14 +186,14 @@ pub fn encode_bytes(a: &EncodeArgs) -> anyhow::Result<Vec<u8>> {
 }
 
 /// `mailslot encode`.
-pub fn run_encode(args: &EncodeArgs) -> anyhow::Result<()> {
+pub(crate) fn run_encode(args: &EncodeArgs) -> anyhow::Result<()> {
     let bytes = encode_bytes(args)?;
     writeln!(io::stdout(), "{}", hex::encode(bytes))?;
     Ok(())
 }
 
 /// `mailslot encode-name-query`.
-pub fn run_encode_name_query(args: &EncodeNameQueryArgs) -> anyhow::Result<()> {
+pub(crate) fn run_encode_name_query(args: &EncodeNameQueryArgs) -> anyhow::Result<()> {
     let name = parse_name(&args.name, &args.scope)?;
     let p = NamePacket::name_query(args.id, name, args.broadcast);
     writeln!(io::stdout(), "{}", hex::encode(p.to_vec()?))?;

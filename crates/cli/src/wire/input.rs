@@ -27,7 +27,7 @@ pub(super) struct Packet {
 
 impl Packet {
     fn bare(bytes: Vec<u8>) -> Self {
-        Packet {
+        Self {
             bytes,
             kind: KindArg::Auto,
             frame: None,
@@ -84,7 +84,7 @@ fn read_hex_text(data: &[u8]) -> anyhow::Result<Vec<Packet>> {
         let content = line.split('#').next().unwrap_or("");
         let is_comment = line.trim_start().starts_with('#');
         if content.trim().is_empty() {
-            if !is_comment && !blocks.last().is_some_and(|b| b.is_empty()) {
+            if !is_comment && !blocks.last().is_some_and(String::is_empty) {
                 blocks.push(String::new());
             }
             continue;

@@ -17,7 +17,7 @@ mod decode;
 mod encode;
 mod input;
 
-pub use args::{DecodeArgs, EncodeArgs, EncodeNameQueryArgs};
+pub(crate) use args::{DecodeArgs, EncodeArgs, EncodeNameQueryArgs};
 pub(crate) use decode::payload_json;
-pub use decode::run_decode;
-pub use encode::{run_encode, run_encode_name_query};
+pub(crate) use decode::run_decode;
+pub(crate) use encode::{run_encode, run_encode_name_query};

@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// The `mailslot` binary under test.
-pub fn exe() -> &'static str {
+pub(crate) fn exe() -> &'static str {
     env!("CARGO_BIN_EXE_mailslot")
 }
 
 /// A mailslot name no other test (or test process) uses.
-pub fn unique(tag: &str) -> String {
+pub(crate) fn unique(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!(
         r"\\.\mailslot\test\{tag}\{}-{}",
@@ -22,20 +22,20 @@ pub fn unique(tag: &str) -> String {
 }
 
 /// True when running as root.
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
 /// The kernel's id of the calling thread.
-pub fn tid() -> u32 {
+pub(crate) fn tid() -> u32 {
     // SAFETY: gettid has no preconditions.
     unsafe { libc::gettid() as u32 }
 }
 
 /// Whether thread `tid` of process `pid` sleeps in the kernel (state `S`: waiting for an
 /// event, such as a `poll`). False once it has ended.
-pub fn asleep(pid: u32, tid: u32) -> bool {
+pub(crate) fn asleep(pid: u32, tid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else {
         return false;
     };
@@ -46,7 +46,7 @@ pub fn asleep(pid: u32, tid: u32) -> bool {
 }
 
 /// Waits until `ready` holds; panics with `what` after 10 s.
-pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !ready() {
         assert!(
@@ -60,7 +60,7 @@ pub fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
 /// Whether writer process `pid` has opened a local mailslot (it maps the control page the
 /// owner hands over in its greeting) and its main thread now sleeps: after the open, the only
 /// place a `mailslot send` sleeps is the wait for room.
-pub fn writer_waits(pid: u32) -> bool {
+pub(crate) fn writer_waits(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/maps"))
         .is_ok_and(|maps| maps.contains("mailslot-control"))
         && asleep(pid, pid)

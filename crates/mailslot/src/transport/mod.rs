@@ -65,7 +65,7 @@ pub(crate) enum Block<'a> {
 
 impl<'a> Block<'a> {
     /// The header flag of the socket path (the same bits as the ring's record flags).
-    pub fn flag(&self) -> u8 {
+    pub(crate) fn flag(&self) -> u8 {
         match self {
             Block::Remote(_) => FLAG_REMOTE,
             Block::Behalf(_) => FLAG_BEHALF,
@@ -73,7 +73,7 @@ impl<'a> Block<'a> {
     }
 
     /// The record flag of the ring path.
-    pub fn ring_flag(&self) -> u8 {
+    pub(crate) fn ring_flag(&self) -> u8 {
         match self {
             Block::Remote(_) => crate::shm::REC_REMOTE,
             Block::Behalf(_) => crate::shm::REC_BEHALF,
@@ -81,7 +81,7 @@ impl<'a> Block<'a> {
     }
 
     /// The block's bytes.
-    pub fn bytes(&self) -> &'a [u8] {
+    pub(crate) fn bytes(&self) -> &'a [u8] {
         match self {
             Block::Remote(b) => b.as_slice(),
             Block::Behalf(b) => b.as_slice(),
@@ -200,7 +200,7 @@ const GREETING_MAGIC: &[u8; 4] = b"MSG2";
 const GREETING_FIXED: usize = 48;
 
 impl Greeting {
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(GREETING_FIXED + self.display.len());
         b.extend_from_slice(GREETING_MAGIC);
         let refusal: u16 = match self.refusal {
@@ -226,7 +226,7 @@ impl Greeting {
         b
     }
 
-    pub fn decode(b: &[u8]) -> Option<Greeting> {
+    pub(crate) fn decode(b: &[u8]) -> Option<Self> {
         if b.len() < GREETING_FIXED || &b[..4] != GREETING_MAGIC {
             return None;
         }
@@ -243,7 +243,7 @@ impl Greeting {
             2 => crate::types::Access::Everyone,
             _ => crate::types::Access::Owner,
         };
-        Some(Greeting {
+        Some(Self {
             refusal,
             owner_uid: u32_at(32),
             access,

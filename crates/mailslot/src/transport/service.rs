@@ -47,7 +47,9 @@ static SERVICE: Mutex<Option<(u32, Arc<Service>)>> = Mutex::new(None);
 
 /// The service of this process, started on first use (and again in a forked child).
 pub(crate) fn get() -> io::Result<Arc<Service>> {
-    let mut g = SERVICE.lock().unwrap_or_else(|p| p.into_inner());
+    let mut g = SERVICE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let pid = sys::getpid();
     if let Some((p, s)) = g.as_ref() {
         if *p == pid {
@@ -77,26 +79,28 @@ pub(crate) fn get() -> io::Result<Arc<Service>> {
 }
 
 impl Service {
-    pub fn next_token(&self) -> u64 {
+    pub(crate) fn next_token(&self) -> u64 {
         self.next.fetch_add(1, Ordering::Relaxed)
     }
 
     fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Weak<Slot>>> {
-        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+        self.slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A reader became active on the slot `token` (and told writers not to wake anybody): look
     /// at it again after [`DEFER`], and once the reader has gone quiet ask writers for wake-ups
     /// again (so that messages written meanwhile are noticed).
-    pub fn watch(&self, token: u64) {
+    pub(crate) fn watch(&self, token: u64) {
         self.watch
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(token);
         sys::eventfd_signal(self.watch_wake.as_raw_fd());
     }
 
-    pub fn register(&self, slot: &Arc<Slot>) -> io::Result<()> {
+    pub(crate) fn register(&self, slot: &Arc<Slot>) -> io::Result<()> {
         self.slots().insert(slot.token, Arc::downgrade(slot));
         let mut st = slot.lock();
         sys::epoll_ctl(
@@ -111,7 +115,13 @@ impl Service {
     }
 
     /// The slot now wants `new` watched instead of `old` (armed or not, as before).
-    pub fn replace(&self, slot: &Slot, old: RawFd, new: RawFd, armed: bool) -> io::Result<()> {
+    pub(crate) fn replace(
+        &self,
+        slot: &Slot,
+        old: RawFd,
+        new: RawFd,
+        armed: bool,
+    ) -> io::Result<()> {
         let ep = self.epoll.as_raw_fd();
         let _ = sys::epoll_ctl(ep, libc::EPOLL_CTL_DEL, old, 0, 0);
         let events = if armed {
@@ -122,7 +132,7 @@ impl Service {
         sys::epoll_ctl(ep, libc::EPOLL_CTL_ADD, new, events, slot.token)
     }
 
-    pub fn unregister(&self, slot: &Slot) {
+    pub(crate) fn unregister(&self, slot: &Slot) {
         let _ = sys::epoll_ctl(
             self.epoll.as_raw_fd(),
             libc::EPOLL_CTL_DEL,
@@ -133,7 +143,7 @@ impl Service {
         self.slots().remove(&slot.token);
     }
 
-    pub fn arm(&self, slot: &Slot) {
+    pub(crate) fn arm(&self, slot: &Slot) {
         let _ = sys::epoll_ctl(
             self.epoll.as_raw_fd(),
             libc::EPOLL_CTL_MOD,
@@ -143,7 +153,7 @@ impl Service {
         );
     }
 
-    pub fn disarm(&self, slot: &Slot) {
+    pub(crate) fn disarm(&self, slot: &Slot) {
         let _ = sys::epoll_ctl(
             self.epoll.as_raw_fd(),
             libc::EPOLL_CTL_MOD,
@@ -193,19 +203,19 @@ impl Service {
                 .iter()
                 .map(|(t, _)| t.saturating_duration_since(Instant::now()))
                 .min();
-            let n = match sys::epoll_wait(self.epoll.as_raw_fd(), &mut events, timeout) {
-                Ok(n) => n,
-                Err(_) => {
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                }
+            let Ok(n) = sys::epoll_wait(self.epoll.as_raw_fd(), &mut events, timeout) else {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
             };
             let now = Instant::now();
             let mut due: Vec<(u64, bool)> = Vec::with_capacity(n);
             for e in &events[..n] {
                 if e.u64 == TOKEN_WATCH {
                     sys::eventfd_clear(self.watch_wake.as_raw_fd());
-                    let mut w = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut w = self
+                        .watch
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     for tok in w.drain(..) {
                         if !deferred.iter().any(|(_, t)| *t == tok) {
                             deferred.push((now + DEFER, tok));

@@ -275,7 +275,7 @@ pub(crate) struct Status {
 }
 
 impl Slot {
-    pub fn create(config: Config, read_timeout: Timeout) -> Result<Arc<Slot>, CreateError> {
+    pub(crate) fn create(config: Config, read_timeout: Timeout) -> Result<Arc<Self>, CreateError> {
         sys::raise_nofile_limit();
         let listener = sys::seqpacket(true)?;
         match sys::bind_abstract(&listener, &address(&config.name.key())) {
@@ -287,7 +287,7 @@ impl Slot {
         }
         sys::listen(&listener, 4096)?;
         let service = service::get()?;
-        let slot = Arc::new(Slot {
+        let slot = Arc::new(Self {
             listener_fd: listener.as_raw_fd(),
             fds: OnceLock::new(),
             token: service.next_token(),
@@ -327,12 +327,14 @@ impl Slot {
         Ok(slot)
     }
 
-    pub fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// What the service thread watches for this slot.
-    pub fn service_fd(&self) -> RawFd {
+    pub(crate) fn service_fd(&self) -> RawFd {
         self.fds
             .get()
             .map_or(self.listener_fd, |f| f.epoll.as_raw_fd())
@@ -379,13 +381,13 @@ impl Slot {
     }
 
     /// The descriptor readers (and async users) wait on.
-    pub fn wait_fd(&self) -> io::Result<RawFd> {
+    pub(crate) fn wait_fd(&self) -> io::Result<RawFd> {
         let mut st = self.lock();
         Ok(self.fds(&mut st)?.wait_epoll.as_raw_fd())
     }
 
     /// Signals waiting readers that the service moved messages into the queue.
-    pub fn signal_wake(&self, st: &mut State) {
+    pub(crate) fn signal_wake(&self, st: &mut State) {
         if let (false, Some(f)) = (st.wake_pending, self.fds.get()) {
             st.wake_pending = true;
             sys::eventfd_signal(f.wake.as_raw_fd());
@@ -401,7 +403,7 @@ impl Slot {
 
     /// Asks writers to send a wake-up byte after each message (`on`: nobody on this side is
     /// looking at the rings), or not to.
-    pub fn set_wake_me(&self, st: &mut State, on: bool) {
+    pub(crate) fn set_wake_me(&self, st: &mut State, on: bool) {
         if st.wake_me != on {
             st.wake_me = on;
             if let Some((_, c)) = &st.control {
@@ -424,7 +426,7 @@ impl Slot {
 
     /// Moves everything pending on the sockets and in the rings into the queue; returns how many
     /// messages arrived.
-    pub fn drain(&self, st: &mut State) -> io::Result<usize> {
+    pub(crate) fn drain(&self, st: &mut State) -> io::Result<usize> {
         let before = st.queue.len();
         let Some(fds) = self.fds.get() else {
             // No writer yet: only the listener to look at.
@@ -942,7 +944,11 @@ impl Slot {
     }
 
     /// Waits for a head message (up to `timeout`, or the slot's read timeout) and applies `take`.
-    pub fn take(&self, take: Take<'_>, timeout: Option<Timeout>) -> Result<Taken, ReadError> {
+    pub(crate) fn take(
+        &self,
+        take: Take<'_>,
+        timeout: Option<Timeout>,
+    ) -> Result<Taken, ReadError> {
         let mut st = self.lock();
         let timeout = timeout.unwrap_or(st.read_timeout);
         // The clock is read only once the queue is found empty: a read that finds a message
@@ -1004,7 +1010,7 @@ impl Slot {
                         if st
                             .conns
                             .values()
-                            .any(|c| c.ring.as_ref().is_some_and(|r| r.has_records()))
+                            .any(|c| c.ring.as_ref().is_some_and(RingReader::has_records))
                         {
                             moved = true;
                             break 'spin;
@@ -1128,7 +1134,7 @@ impl Slot {
     }
 
     /// Queue state after draining.
-    pub fn status(&self) -> Status {
+    pub(crate) fn status(&self) -> Status {
         let mut st = self.lock();
         self.clear_wake(&mut st);
         let _ = self.drain(&mut st);
@@ -1143,7 +1149,7 @@ impl Slot {
     }
 
     /// The slot's counters.
-    pub fn counters(&self) -> Counters {
+    pub(crate) fn counters(&self) -> Counters {
         let st = self.lock();
         Counters {
             dropped: st.dropped,
@@ -1154,7 +1160,7 @@ impl Slot {
         }
     }
 
-    pub fn begin_wait(&self, st: &mut State) {
+    pub(crate) fn begin_wait(&self, st: &mut State) {
         st.readers_waiting += 1;
         self.set_wake_me(st, true);
         if st.arming == Arming::Armed {
@@ -1163,7 +1169,7 @@ impl Slot {
         }
     }
 
-    pub fn end_wait(&self, st: &mut State) {
+    pub(crate) fn end_wait(&self, st: &mut State) {
         st.readers_waiting -= 1;
         st.reader_ops = st.reader_ops.wrapping_add(1);
         if st.readers_waiting == 0 && st.arming == Arming::Idle && !st.deferred {
@@ -1177,7 +1183,7 @@ impl Slot {
     /// In a forked child that inherited the handle this does nothing shared: the control page and
     /// the service epoll are the parent's, and the parent's mailslot must live on. The child's
     /// copies of the descriptors are closed when the slot is dropped.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         if sys::getpid() != self.creator_pid {
             return;
         }

@@ -80,7 +80,7 @@ fn bad_owner(what: &str) -> io::Error {
 }
 
 impl Connection {
-    pub fn open(name: &Name, timeout: Duration) -> Result<Connection, OpenError> {
+    pub(crate) fn open(name: &Name, timeout: Duration) -> Result<Self, OpenError> {
         let sock = sys::seqpacket(false)?;
         match sys::connect_abstract(&sock, &address(&name.key())) {
             Ok(()) => {}
@@ -119,7 +119,7 @@ impl Connection {
                         .and_then(|fd| RingWriter::attach(&fd).ok())
                         .map(Mutex::new);
                     let owner = sys::peer_cred(&sock)?;
-                    return Ok(Connection {
+                    return Ok(Self {
                         sock,
                         control,
                         ring,
@@ -165,7 +165,7 @@ impl Connection {
     fn lock_ring(&self) -> Option<MutexGuard<'_, RingWriter>> {
         self.ring
             .as_ref()
-            .map(|r| r.lock().unwrap_or_else(|p| p.into_inner()))
+            .map(|r| r.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
     /// Waits up to `max` for the owner to free room or take in the ring. The first wait of a
@@ -204,7 +204,7 @@ impl Connection {
 
     /// Writes one message; `block` is the sender block when the daemon delivers for a remote
     /// host or a trusted process writes on behalf of a local caller.
-    pub fn write(
+    pub(crate) fn write(
         &self,
         data: &[u8],
         opts: WriteOptions,
@@ -347,7 +347,10 @@ impl Connection {
     /// Delivers network messages (the daemon's path): all of them in the ring with one wake-up
     /// at most. Each message takes its own room in the quota; those that do not fit are counted,
     /// not waited for.
-    pub fn write_batch(&self, msgs: &[RemoteMessage<'_>]) -> Result<BatchOutcome, WriteError> {
+    pub(crate) fn write_batch(
+        &self,
+        msgs: &[RemoteMessage<'_>],
+    ) -> Result<BatchOutcome, WriteError> {
         let stamp = sys::monotonic_ns();
         if self.control.is_closed() || self.owner_died(stamp) {
             return Err(WriteError::OwnerGone);
@@ -366,7 +369,7 @@ impl Connection {
                     Ok(()) => out.queued += 1,
                     Err(WriteError::Full | WriteError::Timeout) => out.full += 1,
                     Err(WriteError::TooLarge { .. } | WriteError::InvalidPriority(_)) => {
-                        out.too_large += 1
+                        out.too_large += 1;
                     }
                     Err(e) => return Err(e),
                 }

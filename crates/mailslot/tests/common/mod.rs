@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// A mailslot name no other test (or test process) uses.
-pub fn unique(tag: &str) -> String {
+pub(crate) fn unique(tag: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
     format!(
         r"\\.\mailslot\api\{tag}\{}-{}",
@@ -17,20 +17,20 @@ pub fn unique(tag: &str) -> String {
 }
 
 /// The kernel's id of the calling thread.
-pub fn tid() -> u32 {
+pub(crate) fn tid() -> u32 {
     // SAFETY: gettid has no preconditions.
     unsafe { libc::gettid() as u32 }
 }
 
 /// True when running as root.
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
 /// Whether thread `tid` of this process sleeps in the kernel (state `S`: waiting for an event,
 /// such as a `poll` or a futex). False once the thread has ended.
-pub fn asleep(tid: u32) -> bool {
+pub(crate) fn asleep(tid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")) else {
         return false;
     };
@@ -41,7 +41,7 @@ pub fn asleep(tid: u32) -> bool {
 }
 
 /// Waits until thread `tid` of this process sleeps in the kernel; panics after 10 s.
-pub fn wait_until_asleep(tid: u32, what: &str) {
+pub(crate) fn wait_until_asleep(tid: u32, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !asleep(tid) {
         assert!(Instant::now() < deadline, "{what} never went to sleep");

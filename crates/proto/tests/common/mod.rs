@@ -7,14 +7,14 @@ use mailslot_proto::link::{udp_payload, LinkType};
 use mailslot_proto::NetlogonMessage;
 
 /// Path of a fixture file.
-pub fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name)
 }
 
 /// Bytes of a `.hex` fixture (`#` comment lines, whitespace ignored).
-pub fn hex_fixture(name: &str) -> Vec<u8> {
+pub(crate) fn hex_fixture(name: &str) -> Vec<u8> {
     let text = std::fs::read_to_string(fixture(name)).unwrap();
     let digits: String = text
         .lines()
@@ -26,7 +26,7 @@ pub fn hex_fixture(name: &str) -> Vec<u8> {
 }
 
 /// A UDP payload from a capture.
-pub struct Udp {
+pub(crate) struct Udp {
     /// 1-based frame number in the capture.
     pub frame: usize,
     pub src_port: u16,
@@ -35,7 +35,7 @@ pub struct Udp {
 }
 
 /// UDP payloads on ports 137/138 of a pcapng capture (through [`mailslot_proto::link`]).
-pub fn capture(name: &str) -> Vec<Udp> {
+pub(crate) fn capture(name: &str) -> Vec<Udp> {
     use pcap_file::pcapng::{Block, PcapNgReader};
     let data = std::fs::read(fixture(name)).unwrap();
     let mut r = PcapNgReader::new(&data[..]).unwrap();
@@ -70,7 +70,7 @@ pub fn capture(name: &str) -> Vec<Udp> {
 
 /// `data` is nmbd's LOGON_PRIMARY_RESPONSE in the lab: SMBPEER, domain MSLAB,
 /// with the 2 pad bytes nmbd writes before NtVersion.
-pub fn assert_nmbd_primary_response(data: &[u8]) {
+pub(crate) fn assert_nmbd_primary_response(data: &[u8]) {
     match NetlogonMessage::parse(data).unwrap() {
         NetlogonMessage::PrimaryResponse {
             primary_dc_name,

@@ -11,19 +11,19 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 /// The role binary.
-pub fn bin() -> &'static str {
+pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_mailslot-hostile")
 }
 
 /// True when running as root.
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
 
 /// Runs `test` as the only test of a target without the standard harness (`harness = false`
 /// in Cargo.toml): when not root it is reported as `ignored` with the reason, never as passed.
-pub fn run_as_root_test(name: &str, why: &'static str, test: fn()) -> ! {
+pub(crate) fn run_as_root_test(name: &str, why: &'static str, test: fn()) -> ! {
     use libtest_mimic::{Arguments, Completion, Trial};
     let trial = Trial::ignorable_test(name, move || {
         if !is_root() {
@@ -36,14 +36,14 @@ pub fn run_as_root_test(name: &str, why: &'static str, test: fn()) -> ! {
 }
 
 /// The kernel's id of the calling thread.
-pub fn tid() -> u32 {
+pub(crate) fn tid() -> u32 {
     // SAFETY: gettid has no preconditions.
     unsafe { libc::gettid() as u32 }
 }
 
 /// Whether thread `tid` of process `pid` sleeps in the kernel (state `S`: waiting for an
 /// event, such as a `poll`). False once it has ended.
-pub fn asleep(pid: u32, tid: u32) -> bool {
+pub(crate) fn asleep(pid: u32, tid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else {
         return false;
     };
@@ -54,7 +54,7 @@ pub fn asleep(pid: u32, tid: u32) -> bool {
 }
 
 /// Waits until `ready` holds; panics with `what` after `timeout`.
-pub fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !ready() {
         assert!(
@@ -67,7 +67,7 @@ pub fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) 
 
 /// Panics with a clear message if user nobody cannot execute the binary (a directory on its
 /// path without search permission for others, or the file not executable by others).
-pub fn assert_nobody_can_run_binary() {
+pub(crate) fn assert_nobody_can_run_binary() {
     let p = Path::new(bin());
     let mode = std::fs::metadata(p)
         .expect("stat binary")
@@ -99,12 +99,12 @@ pub fn assert_nobody_can_run_binary() {
 }
 
 /// Starts a role; as user nobody through `setpriv` when `as_nobody`. Stdout is piped.
-pub fn spawn(as_nobody: bool, args: &[&str]) -> Child {
+pub(crate) fn spawn(as_nobody: bool, args: &[&str]) -> Child {
     spawn_io(as_nobody, args, false)
 }
 
 /// Like [`spawn`]; stdin is piped too when `stdin_piped`.
-pub fn spawn_io(as_nobody: bool, args: &[&str], stdin_piped: bool) -> Child {
+pub(crate) fn spawn_io(as_nobody: bool, args: &[&str], stdin_piped: bool) -> Child {
     let mut cmd = if as_nobody {
         assert_nobody_can_run_binary();
         let mut c = Command::new("setpriv");
@@ -125,7 +125,7 @@ pub fn spawn_io(as_nobody: bool, args: &[&str], stdin_piped: bool) -> Child {
 }
 
 /// Lines of the child's stdout, delivered on a channel by a thread (which ends at EOF).
-pub fn lines(child: &mut Child) -> Receiver<String> {
+pub(crate) fn lines(child: &mut Child) -> Receiver<String> {
     let out = child.stdout.take().expect("stdout piped");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -141,7 +141,7 @@ pub fn lines(child: &mut Child) -> Receiver<String> {
 
 /// Waits for a line that starts with `prefix` (others are collected into `seen`); panics after
 /// `timeout` or at EOF.
-pub fn wait_line(
+pub(crate) fn wait_line(
     rx: &Receiver<String>,
     prefix: &str,
     timeout: Duration,
@@ -159,14 +159,14 @@ pub fn wait_line(
 }
 
 /// SIGKILLs the child and reaps it.
-pub fn kill9(child: &mut Child) {
+pub(crate) fn kill9(child: &mut Child) {
     // `Child::kill` sends SIGKILL, and nothing once the child was reaped.
     let _ = child.kill();
     let _ = child.wait();
 }
 
 /// Kills the children when dropped (so a failing assertion leaves no process behind).
-pub struct Reaper(pub Vec<Child>);
+pub(crate) struct Reaper(pub Vec<Child>);
 
 impl Drop for Reaper {
     fn drop(&mut self) {
@@ -178,12 +178,12 @@ impl Drop for Reaper {
 
 /// Number of descriptors this process holds; `None` when /proc/self/fd cannot even be opened
 /// (the process is out of descriptors).
-pub fn fd_count() -> Option<usize> {
-    std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count())
+pub(crate) fn fd_count() -> Option<usize> {
+    std::fs::read_dir("/proc/self/fd").ok().map(Iterator::count)
 }
 
 /// Sends a signal to the child.
-pub fn signal(child: &Child, sig: i32) {
+pub(crate) fn signal(child: &Child, sig: i32) {
     // SAFETY: kill on the pid of a child that has not been reaped.
     unsafe { libc::kill(child.id() as libc::pid_t, sig) };
 }
@@ -191,7 +191,7 @@ pub fn signal(child: &Child, sig: i32) {
 /// A slot owned by a separate `own` process (which never reads) that a writer of this process
 /// has filled with class-2 messages of `size` bytes until `Full`.
 #[allow(dead_code)] // not every test binary uses it
-pub struct FullSlot {
+pub(crate) struct FullSlot {
     pub name: String,
     pub owner: Reaper,
     pub writer: mailslot::MailslotWriter,
@@ -201,7 +201,7 @@ pub struct FullSlot {
 
 /// Starts the owner process and fills its slot (see [`FullSlot`]).
 #[allow(dead_code)]
-pub fn full_slot(tag: &str, quota: usize, size: usize) -> FullSlot {
+pub(crate) fn full_slot(tag: &str, quota: usize, size: usize) -> FullSlot {
     let name = mailslot_hostile::unique_name(tag);
     let mut owner = spawn(
         false,
@@ -209,12 +209,7 @@ pub fn full_slot(tag: &str, quota: usize, size: usize) -> FullSlot {
     );
     let rx = lines(&mut owner);
     let reaper = Reaper(vec![owner]);
-    wait_line(
-        &rx,
-        "ready",
-        std::time::Duration::from_secs(10),
-        &mut Vec::new(),
-    );
+    wait_line(&rx, "ready", Duration::from_secs(10), &mut Vec::new());
     let writer = mailslot::MailslotWriter::open(&name).expect("open");
     let data = vec![b'x'; size];
     let mut filled = 0;
