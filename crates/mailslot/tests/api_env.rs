@@ -10,15 +10,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{is_root, unique};
-use libtest_mimic::{Arguments, Completion, Trial};
+use common::{as_root, ignored_if, run_tests, unique};
 use mailslot::{
     Access, Class, Mailslot, MailslotWriter, OpenError, Timeout, WriteError, WriteOptions,
 };
 
 fn main() {
-    let args = Arguments::from_args();
-    let tests = vec![
+    run_tests(vec![
         as_root(
             "remote_sender_records_are_trusted_only_from_the_daemon",
             "root stands in for the daemon",
@@ -39,29 +37,17 @@ fn main() {
             "a writer thread takes another user's credentials and groups",
             a_supplementary_group_admits_a_writer_to_a_group_mailslot,
         ),
-        Trial::ignorable_test("remote_names_without_a_daemon_fail_clearly", || {
-            // No daemon runs in this test's network namespace unless one was started by hand.
-            if mailslot::daemon::DaemonClient::connect().is_ok() {
-                return Ok(Completion::ignored_with(
-                    "a mailslot daemon runs in this network namespace",
-                ));
-            }
-            remote_names_without_a_daemon_fail_clearly();
-            Ok(Completion::Completed)
-        }),
-    ];
-    libtest_mimic::run(&args, tests).exit();
-}
-
-/// A test that needs root: reported as ignored, with `why`, when not root.
-fn as_root(name: &str, why: &'static str, test: fn()) -> Trial {
-    Trial::ignorable_test(name, move || {
-        if !is_root() {
-            return Ok(Completion::ignored_with(format!("needs root: {why}")));
-        }
-        test();
-        Ok(Completion::Completed)
-    })
+        // No daemon runs in this test's network namespace unless one was started by hand.
+        ignored_if(
+            "remote_names_without_a_daemon_fail_clearly",
+            || {
+                mailslot::daemon::DaemonClient::connect()
+                    .is_ok()
+                    .then(|| "a mailslot daemon runs in this network namespace".to_string())
+            },
+            remote_names_without_a_daemon_fail_clearly,
+        ),
+    ]);
 }
 
 /// Runs `f` in a new thread that first takes uid and gid 65534 (nobody) with the supplementary
