@@ -83,6 +83,31 @@ fn with_kind<T>(
     }
 }
 
+/// [`with_kind`] for a read or a write of `len` bytes at `buf` that reports its byte count in
+/// `*count`: `*count` = 0 first; after the handle's checks a NULL `count`, or a NULL `buf` with
+/// `len` > 0, fails with 87.
+///
+/// # Safety
+/// `count` is NULL or writable.
+unsafe fn with_io<T>(
+    h: Handle,
+    buf_is_null: bool,
+    len: Dword,
+    count: *mut Dword,
+    pick: fn(&Object) -> Option<&T>,
+    wrong_kind: u32,
+    body: impl FnOnce(&Entry, &T) -> Bool,
+) -> Bool {
+    // SAFETY: NULL or writable by the caller's contract.
+    unsafe { put(count, 0) };
+    with_kind(h, pick, wrong_kind, |entry, obj| {
+        if count.is_null() || (buf_is_null && len > 0) {
+            return fail(ERROR_INVALID_PARAMETER);
+        }
+        body(entry, obj)
+    })
+}
+
 /// The writer of a writer's handle.
 fn writer(obj: &Object) -> Option<&MailslotWriter> {
     match obj {
@@ -236,12 +261,7 @@ pub unsafe extern "C" fn MailslotWrite(
     written: *mut Dword,
 ) -> Bool {
     guard(panic_bool, || {
-        // SAFETY: NULL or writable by contract.
-        unsafe { put(written, 0) };
-        with_kind(h, writer, ERROR_ACCESS_DENIED, |_, w| {
-            if written.is_null() || (buf.is_null() && len > 0) {
-                return fail(ERROR_INVALID_PARAMETER);
-            }
+        let write = |_: &Entry, w: &MailslotWriter| {
             let data: &[u8] = if len == 0 {
                 &[]
             } else {
@@ -256,7 +276,19 @@ pub unsafe extern "C" fn MailslotWrite(
                 }
                 Err(e) => fail(e.win32_code()),
             }
-        })
+        };
+        // SAFETY: `written` is NULL or writable by contract.
+        unsafe {
+            with_io(
+                h,
+                buf.is_null(),
+                len,
+                written,
+                writer,
+                ERROR_ACCESS_DENIED,
+                write,
+            )
+        }
     })
 }
 
@@ -283,12 +315,7 @@ pub unsafe extern "C" fn MailslotRead(
     read: *mut Dword,
 ) -> Bool {
     guard(panic_bool, || {
-        // SAFETY: NULL or writable by contract.
-        unsafe { put(read, 0) };
-        with_kind(h, owner, ERROR_INVALID_PARAMETER, |entry, o| {
-            if read.is_null() || (buf.is_null() && len > 0) {
-                return fail(ERROR_INVALID_PARAMETER);
-            }
+        let read_into = |entry: &Entry, o: &Owner| {
             let cap = (len as usize).min(MAX_MESSAGE_SIZE);
             let timeout = o.slot.info().read_timeout;
             SCRATCH.with(|s| {
@@ -319,7 +346,19 @@ pub unsafe extern "C" fn MailslotRead(
                     Err(ReadFail::Lib(e)) => fail(e.win32_code()),
                 }
             })
-        })
+        };
+        // SAFETY: `read` is NULL or writable by contract.
+        unsafe {
+            with_io(
+                h,
+                buf.is_null(),
+                len,
+                read,
+                owner,
+                ERROR_INVALID_PARAMETER,
+                read_into,
+            )
+        }
     })
 }
 
