@@ -64,6 +64,23 @@ fn compile(out_dir: &Path, name: &str, libs: &[&str]) -> Result<PathBuf> {
     Ok(exe)
 }
 
+/// Runs the anchor `exe` with `args` to its end and returns its standard output; fails, naming
+/// the run `what` and quoting its standard error, when it cannot be started or does not succeed.
+fn run(exe: &Path, args: &[&str], what: &str) -> Result<String> {
+    let out = Command::new(exe)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {}", exe.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// The compiled memidle program.
 pub(crate) struct MemIdle {
     exe: PathBuf,
@@ -81,18 +98,7 @@ impl MemIdle {
     /// line lists the slab caches that grew).
     pub(crate) fn run(&self, kind: &str, k: usize) -> Result<BTreeMap<String, String>> {
         let what = format!("memidle {kind} {k}");
-        let out = Command::new(&self.exe)
-            .args([kind, &k.to_string()])
-            .output()
-            .with_context(|| format!("running {}", self.exe.display()))?;
-        if !out.status.success() {
-            bail!(
-                "{what} failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = run(&self.exe, &[kind, &k.to_string()], &what)?;
         let line = text
             .lines()
             .find(|l| l.starts_with("kind="))
@@ -118,19 +124,12 @@ impl IpcBench {
         size: usize,
         count: u64,
     ) -> Result<BTreeMap<String, String>> {
-        let out = Command::new(&self.exe)
-            .args([transport, test, &size.to_string(), &count.to_string()])
-            .output()
-            .with_context(|| format!("running {}", self.exe.display()))?;
         let what = format!("ipcbench {transport} {test} {size} {count}");
-        if !out.status.success() {
-            bail!(
-                "{what} failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        let text = String::from_utf8_lossy(&out.stdout);
+        let text = run(
+            &self.exe,
+            &[transport, test, &size.to_string(), &count.to_string()],
+            &what,
+        )?;
         let kv = sys::parse_kv(text.lines().last().unwrap_or(""));
         if test == "tput" {
             let (n, recvd) = (

@@ -29,6 +29,7 @@ use mailslot::daemon::DaemonClient;
 use mailslot::{Mailslot, ReadError, Timeout};
 use mailslot_proto::{MailslotMessage, MailslotWriteRepr, MsgType, NetbiosName};
 
+use crate::roles::NetRun;
 use crate::sys::{self, Peer};
 use crate::tput::SETTLE;
 
@@ -307,21 +308,14 @@ pub(crate) fn measure(
 ) -> Result<Sample> {
     d.place(placement)?;
     let (s0, c0) = (d.status()?, d.cpu_ns()?);
-    let mut role = vec![
-        "__net-owner".into(),
-        "--port".into(),
-        d.port.to_string(),
-        "--size".into(),
-        size.to_string(),
-        "--count".into(),
-        count.to_string(),
-        "--epoch".into(),
-        epoch.to_string(),
-    ];
-    if placement == Placement::Pinned {
-        role.push("--pinned".into());
-    }
-    let kv = sys::run_role(&role)?;
+    let run = NetRun {
+        port: d.port,
+        size,
+        count,
+        epoch,
+        pinned: placement == Placement::Pinned,
+    };
+    let kv = sys::run_role(&run.command("__net-owner"))?;
     let c1 = d.cpu_ns()?;
     let s1 = d.status()?;
     let delta = |section: &str, key: &str| {
@@ -364,7 +358,13 @@ pub(crate) fn measure(
 
 /// The owner role: creates [`SLOT_NAME`], starts the sender, reads until the last sequence
 /// number, `count` messages or [`IDLE`] without one, and prints one result line.
-pub(crate) fn owner(port: u16, size: usize, count: u64, epoch: u8, pinned: bool) -> Result<()> {
+pub(crate) fn owner(run: NetRun) -> Result<()> {
+    let NetRun {
+        size,
+        count,
+        pinned,
+        ..
+    } = run;
     pin(sys::READER_CPU, pinned)?;
     if size < 8 {
         bail!("message size must be at least 8 bytes (sequence number)");
@@ -374,21 +374,7 @@ pub(crate) fn owner(port: u16, size: usize, count: u64, epoch: u8, pinned: bool)
         .max_messages(MAX_MESSAGES)
         .create(SLOT_NAME)
         .with_context(|| format!("creating {SLOT_NAME}"))?;
-    let mut args = vec![
-        "__net-sender".into(),
-        "--port".into(),
-        port.to_string(),
-        "--size".into(),
-        size.to_string(),
-        "--count".into(),
-        count.to_string(),
-        "--epoch".into(),
-        epoch.to_string(),
-    ];
-    if pinned {
-        args.push("--pinned".into());
-    }
-    let mut sender = Peer::spawn(&args)?;
+    let mut sender = Peer::spawn(&run.command("__net-sender"))?;
     sender.expect("ready")?;
     sender.send_line("go")?;
     let mut buf = vec![0u8; size + 64];
@@ -451,7 +437,14 @@ fn source_ip(epoch: u8, seq: u64) -> [u8; 4] {
 
 /// The sender role: sends `count` DIRECT_UNIQUE datagrams to `BENCH<00>` at 127.0.0.1:`port`
 /// from an ephemeral port, in `sendmmsg` batches of [`BATCH`], like ipcbench's `BATCH=32` writer.
-pub(crate) fn sender(port: u16, size: usize, count: u64, epoch: u8, pinned: bool) -> Result<()> {
+pub(crate) fn sender(run: NetRun) -> Result<()> {
+    let NetRun {
+        port,
+        size,
+        count,
+        epoch,
+        pinned,
+    } = run;
     pin(sys::WRITER_CPU, pinned)?;
     let payload = vec![0u8; size];
     let proto = |e: mailslot_proto::Error| anyhow!("encoding the datagram: {e}");

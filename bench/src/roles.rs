@@ -6,10 +6,101 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Result;
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 
 use crate::tput::Transport;
 use crate::{mem, mount, net, rtt, sys, tput};
+
+/// The options of a role that moves `count` messages of `size` bytes through mailslots with a
+/// `quota` of bytes.
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct Load {
+    #[arg(long)]
+    pub(crate) size: usize,
+    #[arg(long)]
+    pub(crate) count: u64,
+    #[arg(long)]
+    pub(crate) quota: usize,
+}
+
+impl Load {
+    /// The options as they stand on a role's command line.
+    pub(crate) fn args(self) -> [String; 6] {
+        [
+            "--size".into(),
+            self.size.to_string(),
+            "--count".into(),
+            self.count.to_string(),
+            "--quota".into(),
+            self.quota.to_string(),
+        ]
+    }
+}
+
+/// How the round-trip roles wait for a message.
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct Spin {
+    /// Microseconds to spin on an empty mailslot before a blocking read.
+    #[arg(long, default_value_t = 0)]
+    spin_us: u64,
+    /// The library's read spin off on both mailslots (`Builder::spin(Duration::ZERO)`).
+    #[arg(long)]
+    pub(crate) nospin: bool,
+}
+
+impl Spin {
+    /// How long to spin on an empty mailslot before a blocking read.
+    pub(crate) fn spin(self) -> Duration {
+        Duration::from_micros(self.spin_us)
+    }
+
+    /// The options as they stand on a role's command line.
+    pub(crate) fn args(self) -> Vec<String> {
+        let mut args = vec!["--spin-us".into(), self.spin_us.to_string()];
+        if self.nospin {
+            args.push("--nospin".into());
+        }
+        args
+    }
+}
+
+/// The options of the two network throughput roles: `count` datagrams of `size` bytes to the
+/// daemon's `port`, marked with the measurement's `epoch`.
+#[derive(Debug, Clone, Copy, Args)]
+pub(crate) struct NetRun {
+    #[arg(long)]
+    pub(crate) port: u16,
+    #[arg(long)]
+    pub(crate) size: usize,
+    #[arg(long)]
+    pub(crate) count: u64,
+    #[arg(long)]
+    pub(crate) epoch: u8,
+    /// Pin (owner on the reader CPU, sender on the writer CPU).
+    #[arg(long)]
+    pub(crate) pinned: bool,
+}
+
+impl NetRun {
+    /// The command line of `role` (a hidden subcommand's name) with these options.
+    pub(crate) fn command(self, role: &str) -> Vec<String> {
+        let mut args = vec![
+            role.into(),
+            "--port".into(),
+            self.port.to_string(),
+            "--size".into(),
+            self.size.to_string(),
+            "--count".into(),
+            self.count.to_string(),
+            "--epoch".into(),
+            self.epoch.to_string(),
+        ];
+        if self.pinned {
+            args.push("--pinned".into());
+        }
+        args
+    }
+}
 
 /// Hidden subcommands: the processes of one measurement.
 #[derive(Debug, Subcommand)]
@@ -21,12 +112,8 @@ pub(crate) enum Role {
         transport: Transport,
         #[arg(long)]
         writers: usize,
-        #[arg(long)]
-        size: usize,
-        #[arg(long)]
-        count: u64,
-        #[arg(long)]
-        quota: usize,
+        #[command(flatten)]
+        load: Load,
     },
     /// Throughput writer.
     #[command(name = "__tput-writer", hide = true)]
@@ -45,76 +132,35 @@ pub(crate) enum Role {
     /// Round-trip pinger that starts the echoer.
     #[command(name = "__rtt-ping", hide = true)]
     RttPing {
-        #[arg(long)]
-        size: usize,
-        #[arg(long)]
-        count: u64,
-        #[arg(long)]
-        quota: usize,
-        #[arg(long, default_value_t = 0)]
-        spin_us: u64,
-        /// The library's read spin off on both mailslots (`Builder::spin(Duration::ZERO)`).
-        #[arg(long)]
-        nospin: bool,
+        #[command(flatten)]
+        load: Load,
+        #[command(flatten)]
+        spin: Spin,
     },
     /// Round-trip echoer.
     #[command(name = "__rtt-echo", hide = true)]
     RttEcho {
         #[arg(long)]
         reply: String,
-        #[arg(long)]
-        size: usize,
-        #[arg(long)]
-        count: u64,
-        #[arg(long)]
-        quota: usize,
-        #[arg(long, default_value_t = 0)]
-        spin_us: u64,
-        #[arg(long)]
-        nospin: bool,
+        #[command(flatten)]
+        load: Load,
+        #[command(flatten)]
+        spin: Spin,
     },
     /// Multi-client round-trip coordinator and echoer.
     #[command(name = "__rtt8-echo", hide = true)]
     RttManyEcho {
         #[arg(long)]
         clients: usize,
-        #[arg(long)]
-        size: usize,
-        #[arg(long)]
-        count: u64,
-        #[arg(long)]
-        quota: usize,
+        #[command(flatten)]
+        load: Load,
     },
     /// Network throughput owner (reads the local mailslot; starts the sender).
     #[command(name = "__net-owner", hide = true)]
-    NetOwner {
-        #[arg(long)]
-        port: u16,
-        #[arg(long)]
-        size: usize,
-        #[arg(long)]
-        count: u64,
-        #[arg(long)]
-        epoch: u8,
-        /// Pin (owner on the reader CPU, sender on the writer CPU).
-        #[arg(long)]
-        pinned: bool,
-    },
+    NetOwner(NetRun),
     /// Network throughput sender (UDP datagrams to the daemon).
     #[command(name = "__net-sender", hide = true)]
-    NetSender {
-        #[arg(long)]
-        port: u16,
-        #[arg(long)]
-        size: usize,
-        #[arg(long)]
-        count: u64,
-        #[arg(long)]
-        epoch: u8,
-        /// Pin to the writer CPU.
-        #[arg(long)]
-        pinned: bool,
-    },
+    NetSender(NetRun),
     /// One pinger of the multi-client round trip.
     #[command(name = "__rtt8-ping", hide = true)]
     RttManyPing {
@@ -122,12 +168,8 @@ pub(crate) enum Role {
         echo: String,
         #[arg(long)]
         id: u8,
-        #[arg(long)]
-        size: usize,
-        #[arg(long)]
-        count: u64,
-        #[arg(long)]
-        quota: usize,
+        #[command(flatten)]
+        load: Load,
     },
     /// Creates idle mailslots and prints their memory the way memidle does.
     #[command(name = "__mem-idle", hide = true)]
@@ -151,10 +193,8 @@ pub(crate) fn run(role: Role) -> Result<()> {
         Role::TputOwner {
             transport,
             writers,
-            size,
-            count,
-            quota,
-        } => tput::owner(transport, writers, size, count, quota),
+            load,
+        } => tput::owner(transport, writers, load),
         Role::TputWriter {
             transport,
             name,
@@ -162,56 +202,78 @@ pub(crate) fn run(role: Role) -> Result<()> {
             count,
             id,
         } => tput::writer(transport, &name, size, count, id),
-        Role::RttPing {
-            size,
-            count,
-            quota,
-            spin_us,
-            nospin,
-        } => rtt::ping(size, count, quota, Duration::from_micros(spin_us), nospin),
-        Role::RttEcho {
-            reply,
-            size,
-            count,
-            quota,
-            spin_us,
-            nospin,
-        } => rtt::echo(
-            &reply,
-            size,
-            count,
-            quota,
-            Duration::from_micros(spin_us),
-            nospin,
-        ),
-        Role::RttManyEcho {
-            clients,
-            size,
-            count,
-            quota,
-        } => rtt::echo_many(clients, size, count, quota),
-        Role::RttManyPing {
-            echo,
-            id,
-            size,
-            count,
-            quota,
-        } => rtt::ping_one(&echo, id, size, count, quota),
-        Role::NetOwner {
-            port,
-            size,
-            count,
-            epoch,
-            pinned,
-        } => net::owner(port, size, count, epoch, pinned),
-        Role::NetSender {
-            port,
-            size,
-            count,
-            epoch,
-            pinned,
-        } => net::sender(port, size, count, epoch, pinned),
+        Role::RttPing { load, spin } => rtt::ping(load, spin),
+        Role::RttEcho { reply, load, spin } => rtt::echo(&reply, load, spin),
+        Role::RttManyEcho { clients, load } => rtt::echo_many(clients, load),
+        Role::RttManyPing { echo, id, load } => rtt::ping_one(&echo, id, load),
+        Role::NetOwner(run) => net::owner(run),
+        Role::NetSender(run) => net::sender(run),
         Role::MemIdle { count } => mem::idle(count),
         Role::MountFs { dir } => mount::serve(&dir),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::Cli;
+
+    fn parse(args: &[String]) -> Role {
+        let argv = std::iter::once("mailslot-bench".to_string()).chain(args.iter().cloned());
+        Cli::try_parse_from(argv)
+            .expect("the role's command line parses")
+            .role
+            .expect("a role")
+    }
+
+    #[test]
+    fn role_command_lines_parse_back_to_their_options() {
+        let load = Load {
+            size: 64,
+            count: 1000,
+            quota: 4096,
+        };
+        let spin = Spin {
+            spin_us: 5,
+            nospin: true,
+        };
+        let mut args = vec!["__rtt-echo".into(), "--reply".into(), "r".into()];
+        args.extend(load.args());
+        args.extend(spin.args());
+        let Role::RttEcho { reply, load, spin } = parse(&args) else {
+            panic!("not the echo role");
+        };
+        assert_eq!(
+            (reply.as_str(), load.size, load.count, load.quota),
+            ("r", 64, 1000, 4096)
+        );
+        assert_eq!((spin.spin(), spin.nospin), (Duration::from_micros(5), true));
+
+        let run = NetRun {
+            port: 1138,
+            size: 100,
+            count: 7,
+            epoch: 3,
+            pinned: true,
+        };
+        let Role::NetSender(back) = parse(&run.command("__net-sender")) else {
+            panic!("not the sender role");
+        };
+        assert_eq!(
+            (back.port, back.size, back.count, back.epoch, back.pinned),
+            (1138, 100, 7, 3, true)
+        );
+        let Role::NetOwner(back) = parse(
+            &NetRun {
+                pinned: false,
+                ..run
+            }
+            .command("__net-owner"),
+        ) else {
+            panic!("not the owner role");
+        };
+        assert!(!back.pinned);
     }
 }

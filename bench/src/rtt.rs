@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use mailslot::{Class, Mailslot, MailslotWriter, ReadError, ReadInfo, Timeout, WriteOptions};
 
+use crate::roles::{Load, Spin};
 use crate::sys::{self, Peer};
 use crate::tput::SETTLE;
 
@@ -51,13 +52,9 @@ fn create(name: &str, quota: usize, nospin: bool) -> Result<Mailslot> {
 /// trips of `size`-byte messages and prints ipcbench-style percentiles. `spin` (both sides): see
 /// [`read`]; the harness always uses zero. `nospin` (both sides): the library's read spin off,
 /// see [`create`].
-pub(crate) fn ping(
-    size: usize,
-    count: u64,
-    quota: usize,
-    spin: Duration,
-    nospin: bool,
-) -> Result<()> {
+pub(crate) fn ping(load: Load, spin: Spin) -> Result<()> {
+    let Load { size, count, quota } = load;
+    let nospin = spin.nospin;
     sys::pin(sys::WRITER_CPU)?;
     if size < 8 || count == 0 {
         bail!("size must be at least 8 and count at least 1");
@@ -66,22 +63,16 @@ pub(crate) fn ping(
     let name_a = format!(r"\\.\mailslot\bench\{pid}\ping");
     let a = create(&name_a, quota, nospin)?;
     let total = warmup(count) + count;
-    let mut args = vec![
-        "__rtt-echo".into(),
-        "--reply".into(),
-        name_a.clone(),
-        "--size".into(),
-        size.to_string(),
-        "--count".into(),
-        total.to_string(),
-        "--quota".into(),
-        quota.to_string(),
-        "--spin-us".into(),
-        spin.as_micros().to_string(),
-    ];
-    if nospin {
-        args.push("--nospin".into());
-    }
+    let mut args = vec!["__rtt-echo".into(), "--reply".into(), name_a.clone()];
+    args.extend(
+        Load {
+            count: total,
+            ..load
+        }
+        .args(),
+    );
+    args.extend(spin.args());
+    let spin = spin.spin();
     let mut echo = Peer::spawn(&args)?;
     let line = echo.read_line()?;
     let name_b = line
@@ -123,14 +114,9 @@ pub(crate) fn ping(
 
 /// The echoer role: owns mailslot B, opens the pinger's mailslot `reply`, and sends back each of
 /// the `count` messages it reads. `spin`: see [`read`]; `nospin`: see [`create`].
-pub(crate) fn echo(
-    reply: &str,
-    size: usize,
-    count: u64,
-    quota: usize,
-    spin: Duration,
-    nospin: bool,
-) -> Result<()> {
+pub(crate) fn echo(reply: &str, load: Load, spin: Spin) -> Result<()> {
+    let Load { size, count, quota } = load;
+    let (spin, nospin) = (spin.spin(), spin.nospin);
     sys::pin(sys::READER_CPU)?;
     let name_b = format!(r"\\.\mailslot\bench\{}\echo", std::process::id());
     let b = create(&name_b, quota, nospin)?;
@@ -149,7 +135,8 @@ pub(crate) fn echo(
 /// pinger processes that each own a mailslot and measure `count / clients` round trips at the
 /// same time (after their own warm-up), echoes every message to the mailslot of the pinger named
 /// in its byte 8, and prints percentiles over all pingers' samples together.
-pub(crate) fn echo_many(clients: usize, size: usize, count: u64, quota: usize) -> Result<()> {
+pub(crate) fn echo_many(clients: usize, load: Load) -> Result<()> {
+    let Load { size, count, quota } = load;
     sys::pin(sys::READER_CPU)?;
     if size < 16 || !(1..=255).contains(&clients) {
         bail!("size must be at least 16 and clients 1–255");
@@ -159,19 +146,15 @@ pub(crate) fn echo_many(clients: usize, size: usize, count: u64, quota: usize) -
     let e = create(&name_e, quota, false)?;
     let mut peers = Vec::with_capacity(clients);
     for id in 0..clients {
-        peers.push(Peer::spawn(&[
+        let mut args = vec![
             "__rtt8-ping".into(),
             "--echo".into(),
             name_e.clone(),
             "--id".into(),
             id.to_string(),
-            "--size".into(),
-            size.to_string(),
-            "--count".into(),
-            per.to_string(),
-            "--quota".into(),
-            quota.to_string(),
-        ])?);
+        ];
+        args.extend(Load { count: per, ..load }.args());
+        peers.push(Peer::spawn(&args)?);
     }
     let mut replies = Vec::with_capacity(clients);
     for p in &mut peers {
@@ -214,7 +197,8 @@ pub(crate) fn echo_many(clients: usize, size: usize, count: u64, quota: usize) -
 
 /// One pinger of [`echo_many`]: owns a mailslot, says `ready <name>`, waits for `go`, then
 /// measures round trips through the echo mailslot and prints its recorded samples on one line.
-pub(crate) fn ping_one(echo: &str, id: u8, size: usize, count: u64, quota: usize) -> Result<()> {
+pub(crate) fn ping_one(echo: &str, id: u8, load: Load) -> Result<()> {
+    let Load { size, count, quota } = load;
     sys::pin(sys::WRITER_CPU)?;
     let name = format!(r"\\.\mailslot\bench\{}\ping8", std::process::id());
     let own = create(&name, quota, false)?;

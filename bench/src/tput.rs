@@ -12,6 +12,7 @@ use clap::ValueEnum;
 use mailslot::{Class, Mailslot, MailslotWriter, WriteOptions};
 
 use crate::mq::Mq;
+use crate::roles::Load;
 use crate::sys::{self, Peer};
 
 /// What carries the messages in a throughput role.
@@ -64,13 +65,8 @@ impl Receiver {
 
 /// The owner role: creates the mailslot (or queue), starts `writers` writer processes that send
 /// `count / writers` messages of `size` bytes each, reads them all and prints one result line.
-pub(crate) fn owner(
-    transport: Transport,
-    writers: usize,
-    size: usize,
-    count: u64,
-    quota: usize,
-) -> Result<()> {
+pub(crate) fn owner(transport: Transport, writers: usize, load: Load) -> Result<()> {
+    let Load { size, count, quota } = load;
     sys::pin(sys::READER_CPU)?;
     if size < 16 {
         bail!("message size must be at least 16 bytes (sequence number and writer id)");

@@ -115,6 +115,23 @@ static inline void sleep_ms(long ms)
     }
 }
 
+/* Checks that the owner handle `h` holds exactly `count` messages, then reads them: "<prefix>0",
+ * "<prefix>1", … in that order. */
+static inline void check_in_order(HANDLE h, const char *prefix, int count)
+{
+    DWORD queued, n;
+    char buf[256];
+    int i;
+    CHECK_OK(GetMailslotInfo(h, NULL, NULL, &queued, NULL));
+    CHECK(queued == (DWORD)count);
+    for (i = 0; i < count; i++) {
+        char m[16];
+        int len = snprintf(m, sizeof m, "%s%d", prefix, i);
+        CHECK_OK(MailslotRead(h, buf, sizeof buf, &n));
+        CHECK(n == (DWORD)len && memcmp(buf, m, (size_t)len) == 0);
+    }
+}
+
 /* Prints the verdict and returns the exit status. */
 static inline int finish(const char *test)
 {

@@ -9,31 +9,28 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use common::{exe, is_root};
-use libtest_mimic::{Arguments, Completion, Trial};
+use common::{exe, ignored_if, is_root, run_tests};
+use libtest_mimic::Trial;
 
 fn main() {
-    let args = Arguments::from_args();
-    let tests = vec![
+    run_tests(vec![
         Trial::test("validate_reports_good_and_bad_configurations", || {
             validate_reports_good_and_bad_configurations();
             Ok(())
         }),
-        Trial::ignorable_test("remote_commands_without_a_daemon_fail_clearly", || {
-            if daemon_running() {
-                return Ok(Completion::ignored_with(
-                    "a mailslot daemon runs in this network namespace",
-                ));
-            }
-            remote_commands_without_a_daemon_fail_clearly();
-            Ok(Completion::Completed)
-        }),
+        ignored_if(
+            "remote_commands_without_a_daemon_fail_clearly",
+            || {
+                daemon_running()
+                    .then(|| "a mailslot daemon runs in this network namespace".to_string())
+            },
+            remote_commands_without_a_daemon_fail_clearly,
+        ),
         Trial::test("listen_decodes_well_known_payloads", || {
             listen_decodes_well_known_payloads();
             Ok(())
         }),
-    ];
-    libtest_mimic::run(&args, tests).exit();
+    ]);
 }
 
 fn run(args: &[&str]) -> std::process::Output {

@@ -10,13 +10,11 @@ mod common;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::{exe, is_root, unique};
-use libtest_mimic::{Arguments, Completion, Trial};
+use common::{as_root, exe, run_tests, unique};
 use mailslot::{Mailslot, Sender, Timeout};
 
 fn main() {
-    let args = Arguments::from_args();
-    let tests = vec![
+    run_tests(vec![
         as_root(
             "access_denied_for_another_uid_and_allowed_with_everyone",
             "runs writers as user nobody",
@@ -27,19 +25,7 @@ fn main() {
             "unshare --net",
             each_network_namespace_is_its_own_host,
         ),
-    ];
-    libtest_mimic::run(&args, tests).exit();
-}
-
-/// A test that needs root: reported as ignored, with `why`, when not root.
-fn as_root(name: &str, why: &'static str, test: fn()) -> Trial {
-    Trial::ignorable_test(name, move || {
-        if !is_root() {
-            return Ok(Completion::ignored_with(format!("needs root: {why}")));
-        }
-        test();
-        Ok(Completion::Completed)
-    })
+    ]);
 }
 
 /// `mailslot send NAME TEXT` as user nobody (uid and gid 65534) with the supplementary

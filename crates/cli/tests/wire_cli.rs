@@ -1,6 +1,6 @@
 //! End-to-end tests of `mailslot decode`, `encode` and `encode-name-query`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
@@ -35,6 +35,32 @@ fn encode(args: &[&str]) -> String {
     s.trim().to_string()
 }
 
+/// The arguments of `encode` for a datagram with a text payload.
+fn text_args<'a>(from: &'a str, to: &'a str, mailslot: &'a str, text: &'a str) -> [&'a str; 8] {
+    [
+        "--from",
+        from,
+        "--to",
+        to,
+        "--mailslot",
+        mailslot,
+        "--text",
+        text,
+    ]
+}
+
+/// `decode FILE`, which must succeed (exit 0); its JSON lines.
+fn decode_ok(file: &Path) -> Vec<Value> {
+    let o = run(&["decode", file.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    lines(&o)
+}
+
 fn decode_hex(hex: &str) -> (i32, Value) {
     let o = run(&["decode", "--hex", hex]);
     let mut l = lines(&o);
@@ -45,14 +71,7 @@ fn decode_hex(hex: &str) -> (i32, Value) {
 #[test]
 fn decode_nmbd_capture() {
     let f = fixture("nmbd-round.pcapng");
-    let o = run(&["decode", f.to_str().unwrap()]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let l = lines(&o);
+    let l = decode_ok(&f);
     assert_eq!(l.len(), 117);
     assert!(l.iter().all(|j| j.get("error").is_none()));
     let dgrams = l.iter().filter(|j| j["kind"] == "datagram").count();
@@ -89,9 +108,7 @@ fn decode_nmbd_capture() {
 #[test]
 fn decode_startup_capture_has_host_announcement() {
     let f = fixture("nmbd-startup-330s.pcapng");
-    let o = run(&["decode", f.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0));
-    let l = lines(&o);
+    let l = decode_ok(&f);
     let host = l
         .iter()
         .find(|j| j["payload"]["opcode_name"] == "HostAnnouncement")
@@ -110,9 +127,7 @@ fn decode_hex_name_query_and_response() {
     assert_eq!(j["questions"][0]["name"], "TEST1");
     assert_eq!(j["questions"][0]["suffix"], "20");
     let f = fixture("nbns-positive-response-POTATO-00.hex");
-    let o = run(&["decode", f.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0));
-    let j = &lines(&o)[0];
+    let j = &decode_ok(&f)[0];
     assert_eq!(j["answers"][0]["addresses"][0]["ip"], "192.168.1.65");
     assert_eq!(j["answers"][0]["ttl"], 259200);
 }
@@ -121,16 +136,7 @@ fn decode_hex_name_query_and_response() {
 fn decode_hex_file_with_blocks_and_errors() {
     let dir = std::env::temp_dir().join(format!("wire-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let good = encode(&[
-        "--from",
-        "A",
-        "--to",
-        "B",
-        "--mailslot",
-        "x",
-        "--text",
-        "hi",
-    ]);
+    let good = encode(&text_args("A", "B", "x", "hi"));
     let text = format!(
         "# two good datagrams and a bad one\n{}\n{}\n\n# second\n{good}\n\n10 02 00 01 0a 00 00 01 00 8a 00 10 00 00 20 41\n",
         &good[..20],
@@ -156,16 +162,7 @@ fn decode_errors_and_exit_codes() {
     assert!(j["error"].as_str().unwrap().contains("truncated"), "{j}");
     assert!(j["offset"].is_number());
     // fragment
-    let mut good = encode(&[
-        "--from",
-        "A",
-        "--to",
-        "B",
-        "--mailslot",
-        "x",
-        "--text",
-        "hi",
-    ]);
+    let mut good = encode(&text_args("A", "B", "x", "hi"));
     good.replace_range(2..4, "03");
     let (code, j) = decode_hex(&good);
     assert_eq!(code, 1);
@@ -215,16 +212,7 @@ fn encode_then_decode() {
     assert_eq!(j["data_hex"], "00ff10");
     assert!(j.get("payload").is_none());
     // wildcard destination defaults to BROADCAST
-    let (_, j) = decode_hex(&encode(&[
-        "--from",
-        "A",
-        "--to",
-        "*",
-        "--mailslot",
-        "x",
-        "--text",
-        "t",
-    ]));
+    let (_, j) = decode_hex(&encode(&text_args("A", "*", "x", "t")));
     assert_eq!(j["msg_type"], 18);
     assert_eq!(j["destination_name"], "*");
 }
@@ -278,44 +266,20 @@ fn encode_payload_helpers() {
 #[test]
 fn encode_refuses_too_large_and_bad_names() {
     let big = "a".repeat(425);
-    let o = run(&[
-        "encode",
-        "--from",
-        "A",
-        "--to",
-        "B",
-        "--mailslot",
-        "BROWSE",
-        "--text",
-        &big,
-    ]);
+    let o = run(&[&["encode"][..], &text_args("A", "B", "BROWSE", &big)].concat());
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("too large"));
     let ok = "a".repeat(424);
-    assert!(run(&[
-        "encode",
-        "--from",
-        "A",
-        "--to",
-        "B",
-        "--mailslot",
-        "BROWSE",
-        "--text",
-        &ok
-    ])
-    .status
-    .success());
+    assert!(
+        run(&[&["encode"][..], &text_args("A", "B", "BROWSE", &ok)].concat())
+            .status
+            .success()
+    );
     let o = run(&[
-        "encode",
-        "--from",
-        "WAYTOOLONGNAME1234",
-        "--to",
-        "B",
-        "--mailslot",
-        "x",
-        "--text",
-        "t",
-    ]);
+        &["encode"][..],
+        &text_args("WAYTOOLONGNAME1234", "B", "x", "t"),
+    ]
+    .concat());
     assert_eq!(o.status.code(), Some(2));
 }
 
@@ -342,17 +306,7 @@ fn encode_name_query_matches_vector() {
 #[test]
 fn decode_classic_pcap_with_linux_sll() {
     // A classic pcap, link type LINUX_SLL (113), with one IPv4/UDP 138 frame.
-    let dgram = hex::decode(encode(&[
-        "--from",
-        "A",
-        "--to",
-        "B",
-        "--mailslot",
-        "x",
-        "--text",
-        "sll",
-    ]))
-    .unwrap();
+    let dgram = hex::decode(encode(&text_args("A", "B", "x", "sll"))).unwrap();
     let mut udp = vec![0, 138, 0, 138];
     udp.extend_from_slice(&((8 + dgram.len()) as u16).to_be_bytes());
     udp.extend_from_slice(&[0, 0]);
@@ -376,15 +330,8 @@ fn decode_classic_pcap_with_linux_sll() {
     pcap.extend_from_slice(&frame);
     let p = std::env::temp_dir().join(format!("wire-cli-sll-{}.pcap", std::process::id()));
     std::fs::write(&p, &pcap).unwrap();
-    let o = run(&["decode", p.to_str().unwrap()]);
+    let l = decode_ok(&p);
     std::fs::remove_file(&p).unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let l = lines(&o);
     assert_eq!(l.len(), 1);
     assert_eq!(l[0]["data_hex"], "736c6c");
     assert_eq!(l[0]["udp_source"], "10.0.0.1:138");

@@ -174,6 +174,40 @@ unsafe fn deliver(m: &Message, buf: *mut c_void, returned: *mut c_ushort) {
     }
 }
 
+/// The start of [`DosReadMailslot`] and [`DosPeekMailslot`], in their order of checks:
+/// `*returned` = 0, the owner's handle (6), then a NULL pointer (87).
+///
+/// # Safety
+/// `returned` is NULL or writable.
+unsafe fn read_start(
+    h: c_ushort,
+    buf: *mut c_void,
+    returned: *mut c_ushort,
+    next_size: *mut c_ushort,
+    next_priority: *mut c_ushort,
+) -> Result<std::sync::Arc<Entry>, u32> {
+    // SAFETY: NULL or writable by the caller's contract.
+    unsafe { put(returned, 0) };
+    let entry = owner_entry(h)?;
+    if buf.is_null() || returned.is_null() || next_size.is_null() || next_priority.is_null() {
+        return Err(ERROR_INVALID_PARAMETER);
+    }
+    Ok(entry)
+}
+
+/// Writes the head message's size and priority ([`next_of`]) to `next_size` and `next_priority`.
+///
+/// # Safety
+/// Both pointers are non-NULL and writable.
+unsafe fn write_next(slot: &Mailslot, next_size: *mut c_ushort, next_priority: *mut c_ushort) {
+    let (ns, np) = next_of(slot);
+    // SAFETY: non-NULL and writable by the caller's contract.
+    unsafe {
+        next_size.write(ns);
+        next_priority.write(np);
+    }
+}
+
 /// Reads and removes the next message (highest priority first, FIFO within a priority).
 ///
 /// `buf` must hold the mailslot's message size. Waits up to `timeout_ms` (0 = do not wait,
@@ -194,25 +228,20 @@ pub unsafe extern "C" fn DosReadMailslot(
     timeout_ms: c_long,
 ) -> u32 {
     guard(panic_code, || {
-        // SAFETY: NULL or writable by contract.
-        unsafe { put(returned, 0) };
-        let entry = match owner_entry(hmailslot) {
+        // SAFETY: `returned` is NULL or writable by contract.
+        let entry = match unsafe { read_start(hmailslot, buf, returned, next_size, next_priority) }
+        {
             Ok(e) => e,
             Err(c) => return c,
         };
-        if buf.is_null() || returned.is_null() || next_size.is_null() || next_priority.is_null() {
-            return ERROR_INVALID_PARAMETER;
-        }
         let slot = &owner(&entry).slot;
         let timeout = lm_timeout(timeout_ms);
         match handles::sliced_read(&entry, timeout, |t| slot.read_message_timeout(t)) {
             Ok(m) => {
-                let (ns, np) = next_of(slot);
                 // SAFETY: checked non-NULL; valid by contract.
                 unsafe {
                     deliver(&m, buf, returned);
-                    next_size.write(ns);
-                    next_priority.write(np);
+                    write_next(slot, next_size, next_priority);
                 }
                 NERR_SUCCESS
             }
@@ -240,15 +269,12 @@ pub unsafe extern "C" fn DosPeekMailslot(
     next_priority: *mut c_ushort,
 ) -> u32 {
     guard(panic_code, || {
-        // SAFETY: NULL or writable by contract.
-        unsafe { put(returned, 0) };
-        let entry = match owner_entry(hmailslot) {
+        // SAFETY: `returned` is NULL or writable by contract.
+        let entry = match unsafe { read_start(hmailslot, buf, returned, next_size, next_priority) }
+        {
             Ok(e) => e,
             Err(c) => return c,
         };
-        if buf.is_null() || returned.is_null() || next_size.is_null() || next_priority.is_null() {
-            return ERROR_INVALID_PARAMETER;
-        }
         let slot = &owner(&entry).slot;
         match slot.peek_message() {
             Ok(m) => {
@@ -256,12 +282,8 @@ pub unsafe extern "C" fn DosPeekMailslot(
                     // SAFETY: checked non-NULL; valid by contract.
                     unsafe { deliver(m, buf, returned) };
                 }
-                let (ns, np) = next_of(slot);
                 // SAFETY: checked non-NULL; valid by contract.
-                unsafe {
-                    next_size.write(ns);
-                    next_priority.write(np);
-                }
+                unsafe { write_next(slot, next_size, next_priority) };
                 NERR_SUCCESS
             }
             Err(e) => e.lanman_code(),

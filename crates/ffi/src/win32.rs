@@ -65,6 +65,65 @@ fn lookup(h: Handle) -> Result<std::sync::Arc<Entry>, u32> {
     }
 }
 
+/// Runs `body` with the open handle `h` and its object of the kind `pick` selects: fails with
+/// the handle's error (6) when `h` is not open, or with `wrong_kind` for the other kind.
+fn with_kind<T>(
+    h: Handle,
+    pick: fn(&Object) -> Option<&T>,
+    wrong_kind: u32,
+    body: impl FnOnce(&Entry, &T) -> Bool,
+) -> Bool {
+    let entry = match lookup(h) {
+        Ok(e) => e,
+        Err(c) => return fail(c),
+    };
+    match pick(&entry.obj) {
+        Some(obj) => body(&entry, obj),
+        None => fail(wrong_kind),
+    }
+}
+
+/// [`with_kind`] for a read or a write of `len` bytes at `buf` that reports its byte count in
+/// `*count`: `*count` = 0 first; after the handle's checks a NULL `count`, or a NULL `buf` with
+/// `len` > 0, fails with 87.
+///
+/// # Safety
+/// `count` is NULL or writable.
+unsafe fn with_io<T>(
+    h: Handle,
+    buf_is_null: bool,
+    len: Dword,
+    count: *mut Dword,
+    pick: fn(&Object) -> Option<&T>,
+    wrong_kind: u32,
+    body: impl FnOnce(&Entry, &T) -> Bool,
+) -> Bool {
+    // SAFETY: NULL or writable by the caller's contract.
+    unsafe { put(count, 0) };
+    with_kind(h, pick, wrong_kind, |entry, obj| {
+        if count.is_null() || (buf_is_null && len > 0) {
+            return fail(ERROR_INVALID_PARAMETER);
+        }
+        body(entry, obj)
+    })
+}
+
+/// The writer of a writer's handle.
+fn writer(obj: &Object) -> Option<&MailslotWriter> {
+    match obj {
+        Object::Writer(w) => Some(w),
+        Object::Owner(_) => None,
+    }
+}
+
+/// The owner part of an owner's handle.
+fn owner(obj: &Object) -> Option<&Owner> {
+    match obj {
+        Object::Owner(o) => Some(o),
+        Object::Writer(_) => None,
+    }
+}
+
 fn create(name: Result<&str, NameArg>, max_message_size: Dword, read_timeout: Dword) -> Handle {
     let name = match name {
         Ok(n) => n,
@@ -202,31 +261,33 @@ pub unsafe extern "C" fn MailslotWrite(
     written: *mut Dword,
 ) -> Bool {
     guard(panic_bool, || {
-        // SAFETY: NULL or writable by contract.
-        unsafe { put(written, 0) };
-        let entry = match lookup(h) {
-            Ok(e) => e,
-            Err(c) => return fail(c),
-        };
-        let Object::Writer(w) = &entry.obj else {
-            return fail(ERROR_ACCESS_DENIED);
-        };
-        if written.is_null() || (buf.is_null() && len > 0) {
-            return fail(ERROR_INVALID_PARAMETER);
-        }
-        let data: &[u8] = if len == 0 {
-            &[]
-        } else {
-            // SAFETY: non-NULL and readable for `len` bytes by contract.
-            unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len as usize) }
-        };
-        match w.write(data) {
-            Ok(()) => {
-                // SAFETY: checked non-NULL.
-                unsafe { written.write(len) };
-                TRUE
+        let write = |_: &Entry, w: &MailslotWriter| {
+            let data: &[u8] = if len == 0 {
+                &[]
+            } else {
+                // SAFETY: non-NULL and readable for `len` bytes by contract.
+                unsafe { std::slice::from_raw_parts(buf.cast::<u8>(), len as usize) }
+            };
+            match w.write(data) {
+                Ok(()) => {
+                    // SAFETY: checked non-NULL.
+                    unsafe { written.write(len) };
+                    TRUE
+                }
+                Err(e) => fail(e.win32_code()),
             }
-            Err(e) => fail(e.win32_code()),
+        };
+        // SAFETY: `written` is NULL or writable by contract.
+        unsafe {
+            with_io(
+                h,
+                buf.is_null(),
+                len,
+                written,
+                writer,
+                ERROR_ACCESS_DENIED,
+                write,
+            )
         }
     })
 }
@@ -254,44 +315,50 @@ pub unsafe extern "C" fn MailslotRead(
     read: *mut Dword,
 ) -> Bool {
     guard(panic_bool, || {
-        // SAFETY: NULL or writable by contract.
-        unsafe { put(read, 0) };
-        let entry = match lookup(h) {
-            Ok(e) => e,
-            Err(c) => return fail(c),
-        };
-        let Object::Owner(o) = &entry.obj else {
-            return fail(ERROR_INVALID_PARAMETER);
-        };
-        if read.is_null() || (buf.is_null() && len > 0) {
-            return fail(ERROR_INVALID_PARAMETER);
-        }
-        let cap = (len as usize).min(MAX_MESSAGE_SIZE);
-        let timeout = o.slot.info().read_timeout;
-        SCRATCH.with(|s| {
-            let mut s = s.borrow_mut();
-            if s.len() < cap {
-                s.resize(cap, 0);
-            }
-            let r = handles::sliced_read(&entry, timeout, |t| {
-                o.slot.read_timeout_with(&mut s[..cap], t)
-            });
-            match r {
-                Ok(info) => {
-                    // SAFETY: `info.len` <= `cap` <= `len`; `buf` is writable for `len` bytes
-                    // (non-NULL whenever `len` > 0); `read` checked non-NULL.
-                    unsafe {
-                        if info.len > 0 {
-                            std::ptr::copy_nonoverlapping(s.as_ptr(), buf.cast::<u8>(), info.len);
-                        }
-                        read.write(info.len as Dword);
-                    }
-                    TRUE
+        let read_into = |entry: &Entry, o: &Owner| {
+            let cap = (len as usize).min(MAX_MESSAGE_SIZE);
+            let timeout = o.slot.info().read_timeout;
+            SCRATCH.with(|s| {
+                let mut s = s.borrow_mut();
+                if s.len() < cap {
+                    s.resize(cap, 0);
                 }
-                Err(ReadFail::Closed) => fail(ERROR_OPERATION_ABORTED),
-                Err(ReadFail::Lib(e)) => fail(e.win32_code()),
-            }
-        })
+                let r = handles::sliced_read(entry, timeout, |t| {
+                    o.slot.read_timeout_with(&mut s[..cap], t)
+                });
+                match r {
+                    Ok(info) => {
+                        // SAFETY: `info.len` <= `cap` <= `len`; `buf` is writable for `len` bytes
+                        // (non-NULL whenever `len` > 0); `read` checked non-NULL.
+                        unsafe {
+                            if info.len > 0 {
+                                std::ptr::copy_nonoverlapping(
+                                    s.as_ptr(),
+                                    buf.cast::<u8>(),
+                                    info.len,
+                                );
+                            }
+                            read.write(info.len as Dword);
+                        }
+                        TRUE
+                    }
+                    Err(ReadFail::Closed) => fail(ERROR_OPERATION_ABORTED),
+                    Err(ReadFail::Lib(e)) => fail(e.win32_code()),
+                }
+            })
+        };
+        // SAFETY: `read` is NULL or writable by contract.
+        unsafe {
+            with_io(
+                h,
+                buf.is_null(),
+                len,
+                read,
+                owner,
+                ERROR_INVALID_PARAMETER,
+                read_into,
+            )
+        }
     })
 }
 
@@ -314,28 +381,23 @@ pub unsafe extern "C" fn GetMailslotInfo(
     read_timeout: *mut Dword,
 ) -> Bool {
     guard(panic_bool, || {
-        let entry = match lookup(h) {
-            Ok(e) => e,
-            Err(c) => return fail(c),
-        };
-        let Object::Owner(o) = &entry.obj else {
-            return fail(ERROR_INVALID_PARAMETER);
-        };
-        let info = o.slot.info();
-        let max = o
-            .win32_max
-            .unwrap_or_else(|| info.max_message_size.min(u32::MAX as usize) as u32);
-        // SAFETY: each pointer NULL or writable by contract.
-        unsafe {
-            put(max_message_size, max);
-            put(
-                next_size,
-                info.next_size.map_or(MAILSLOT_NO_MESSAGE, |n| n as Dword),
-            );
-            put(message_count, info.count.min(u32::MAX as usize) as Dword);
-            put(read_timeout, info.read_timeout.as_win32_millis());
-        }
-        TRUE
+        with_kind(h, owner, ERROR_INVALID_PARAMETER, |_, o| {
+            let info = o.slot.info();
+            let max = o
+                .win32_max
+                .unwrap_or_else(|| info.max_message_size.min(u32::MAX as usize) as u32);
+            // SAFETY: each pointer NULL or writable by contract.
+            unsafe {
+                put(max_message_size, max);
+                put(
+                    next_size,
+                    info.next_size.map_or(MAILSLOT_NO_MESSAGE, |n| n as Dword),
+                );
+                put(message_count, info.count.min(u32::MAX as usize) as Dword);
+                put(read_timeout, info.read_timeout.as_win32_millis());
+            }
+            TRUE
+        })
     })
 }
 
@@ -345,16 +407,11 @@ pub unsafe extern "C" fn GetMailslotInfo(
 #[no_mangle]
 pub extern "C" fn SetMailslotInfo(h: Handle, read_timeout: Dword) -> Bool {
     guard(panic_bool, || {
-        let entry = match lookup(h) {
-            Ok(e) => e,
-            Err(c) => return fail(c),
-        };
-        let Object::Owner(o) = &entry.obj else {
-            return fail(ERROR_INVALID_HANDLE);
-        };
-        o.slot
-            .set_read_timeout(Timeout::from_win32_millis(read_timeout));
-        TRUE
+        with_kind(h, owner, ERROR_INVALID_HANDLE, |_, o| {
+            o.slot
+                .set_read_timeout(Timeout::from_win32_millis(read_timeout));
+            TRUE
+        })
     })
 }
 

@@ -10,15 +10,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{is_root, unique};
-use libtest_mimic::{Arguments, Completion, Trial};
+use common::{as_root, ignored_if, run_tests, unique};
 use mailslot::{
     Access, Class, Mailslot, MailslotWriter, OpenError, Timeout, WriteError, WriteOptions,
 };
 
 fn main() {
-    let args = Arguments::from_args();
-    let tests = vec![
+    run_tests(vec![
         as_root(
             "remote_sender_records_are_trusted_only_from_the_daemon",
             "root stands in for the daemon",
@@ -39,29 +37,17 @@ fn main() {
             "a writer thread takes another user's credentials and groups",
             a_supplementary_group_admits_a_writer_to_a_group_mailslot,
         ),
-        Trial::ignorable_test("remote_names_without_a_daemon_fail_clearly", || {
-            // No daemon runs in this test's network namespace unless one was started by hand.
-            if mailslot::daemon::DaemonClient::connect().is_ok() {
-                return Ok(Completion::ignored_with(
-                    "a mailslot daemon runs in this network namespace",
-                ));
-            }
-            remote_names_without_a_daemon_fail_clearly();
-            Ok(Completion::Completed)
-        }),
-    ];
-    libtest_mimic::run(&args, tests).exit();
-}
-
-/// A test that needs root: reported as ignored, with `why`, when not root.
-fn as_root(name: &str, why: &'static str, test: fn()) -> Trial {
-    Trial::ignorable_test(name, move || {
-        if !is_root() {
-            return Ok(Completion::ignored_with(format!("needs root: {why}")));
-        }
-        test();
-        Ok(Completion::Completed)
-    })
+        // No daemon runs in this test's network namespace unless one was started by hand.
+        ignored_if(
+            "remote_names_without_a_daemon_fail_clearly",
+            || {
+                mailslot::daemon::DaemonClient::connect()
+                    .is_ok()
+                    .then(|| "a mailslot daemon runs in this network namespace".to_string())
+            },
+            remote_names_without_a_daemon_fail_clearly,
+        ),
+    ]);
 }
 
 /// Runs `f` in a new thread that first takes uid and gid 65534 (nobody) with the supplementary
@@ -138,13 +124,48 @@ fn a_supplementary_group_admits_a_writer_to_a_group_mailslot() {
     assert_eq!(slot.info().count, 0);
 }
 
+/// A mailslot that everyone may write to.
+fn everyone(name: &str) -> Mailslot {
+    Mailslot::builder()
+        .access(Access::Everyone)
+        .create(name)
+        .unwrap()
+}
+
+/// A thread that took uid 65534 (nobody; a raw setresuid changes only the calling thread) opens
+/// `name`, writes a `forge`d record, then an honest message: only the honest one arrives in
+/// `slot`, as nobody's, and the forged record is dropped and counted.
+fn forgery_by_nobody_is_dropped(
+    slot: &Mailslot,
+    name: &str,
+    forge: impl FnOnce(&MailslotWriter) -> Result<(), WriteError> + Send + 'static,
+) {
+    let n = name.to_string();
+    std::thread::spawn(move || {
+        // SAFETY: raw syscall on this thread only; the thread ends right after.
+        let r = unsafe { libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) };
+        assert_eq!(r, 0);
+        let w = MailslotWriter::open(&n).unwrap();
+        forge(&w).unwrap();
+        w.write(b"honest").unwrap();
+    })
+    .join()
+    .unwrap();
+    let m = slot
+        .read_message_timeout(Timeout::After(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(m.data, b"honest");
+    assert!(matches!(
+        m.sender,
+        mailslot::Sender::Local { uid: 65534, .. }
+    ));
+    assert_eq!(slot.counters().dropped, 1);
+}
+
 fn remote_sender_records_are_trusted_only_from_the_daemon() {
     let ip = std::net::Ipv4Addr::new(10, 99, 0, 2);
     let name = unique("remote");
-    let slot = Mailslot::builder()
-        .access(Access::Everyone)
-        .create(&name)
-        .unwrap();
+    let slot = everyone(&name);
     let w = MailslotWriter::open(&name).unwrap();
     w.write_from_remote(b"from afar", WriteOptions::new().priority(1), "HOSTB", ip)
         .unwrap();
@@ -159,27 +180,9 @@ fn remote_sender_records_are_trusted_only_from_the_daemon() {
     );
     // A process that is neither root nor the daemon user cannot claim to be a remote host: its
     // record is dropped and counted. (A raw setresuid changes only the calling thread.)
-    let n = name.clone();
-    std::thread::spawn(move || {
-        // SAFETY: raw syscall on this thread only; the thread ends right after.
-        let r = unsafe { libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) };
-        assert_eq!(r, 0);
-        let w = MailslotWriter::open(&n).unwrap();
+    forgery_by_nobody_is_dropped(&slot, &name, move |w| {
         w.write_from_remote(b"forged", WriteOptions::new(), "FAKE", ip)
-            .unwrap();
-        w.write(b"honest").unwrap();
-    })
-    .join()
-    .unwrap();
-    let m = slot
-        .read_message_timeout(Timeout::After(Duration::from_secs(5)))
-        .unwrap();
-    assert_eq!(m.data, b"honest");
-    assert!(matches!(
-        m.sender,
-        mailslot::Sender::Local { uid: 65534, .. }
-    ));
-    assert_eq!(slot.counters().dropped, 1);
+    });
 
     // A slot that refuses remote messages drops them and counts them.
     let name = unique("noremote");
@@ -241,10 +244,7 @@ fn on_behalf_writes_apply_the_policy_to_the_caller_and_record_the_caller() {
 
     // Everyone: nobody's message arrives as nobody's, with its pid.
     let name = unique("behalf-everyone");
-    let slot = Mailslot::builder()
-        .access(Access::Everyone)
-        .create(&name)
-        .unwrap();
+    let slot = everyone(&name);
     let w = MailslotWriter::open(&name).unwrap();
     w.write_on_behalf(b"hi", WriteOptions::new(), &nobody)
         .unwrap();
@@ -300,28 +300,10 @@ fn on_behalf_writes_apply_the_policy_to_the_caller_and_record_the_caller() {
     // A process that is neither root nor the daemon user cannot write on behalf of anybody:
     // its record is dropped and counted, its honest write arrives as its own.
     let name = unique("behalf-forged");
-    let slot = Mailslot::builder()
-        .access(Access::Everyone)
-        .create(&name)
-        .unwrap();
-    let n = name.clone();
-    std::thread::spawn(move || {
-        // SAFETY: raw syscall on this thread only; the thread ends right after.
-        let r = unsafe { libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534) };
-        assert_eq!(r, 0);
-        let w = MailslotWriter::open(&n).unwrap();
+    let slot = everyone(&name);
+    forgery_by_nobody_is_dropped(&slot, &name, move |w| {
         w.write_on_behalf(b"forged", WriteOptions::new(), &root_caller)
-            .unwrap();
-        w.write(b"honest").unwrap();
-    })
-    .join()
-    .unwrap();
-    let m = slot
-        .read_message_timeout(Timeout::After(Duration::from_secs(5)))
-        .unwrap();
-    assert_eq!(m.data, b"honest");
-    assert!(matches!(m.sender, Sender::Local { uid: 65534, .. }));
-    assert_eq!(slot.counters().dropped, 1);
+    });
     assert!(slot.read_message_timeout(Timeout::ZERO).is_err());
 }
 

@@ -133,14 +133,49 @@ impl Net {
         self.now = end;
     }
 
+    /// Hands node `i` a packet on `port` from `from`, at the current time (no step).
+    fn receive(&mut self, i: usize, port: Port, from: SocketAddrV4, payload: &[u8]) {
+        let now = self.now;
+        self.nodes[i]
+            .router
+            .handle_datagram(now, port, from, payload);
+    }
+
+    /// A request from a local client to node `i`, then a step.
+    fn local(&mut self, i: usize, request: LocalRequest) {
+        let now = self.now;
+        self.nodes[i].router.handle_local(now, request);
+        self.step();
+    }
+
+    /// Node `i` shuts down, then a step.
+    fn shutdown(&mut self, i: usize) {
+        let now = self.now;
+        self.nodes[i].router.shutdown(now);
+        self.step();
+    }
+
+    /// Node 0 writes `data` (write id 1) to `path` on `host` on a cleared wire; the first
+    /// datagram that went out for it.
+    fn sent_datagram(&mut self, host: &str, path: &str, data: &[u8]) -> Transmit {
+        self.wire.clear();
+        self.write(0, 1, Target::Host(host.into()), path, data);
+        let (_, t) = self
+            .wire
+            .iter()
+            .find(|(_, t)| t.port == Port::Datagram)
+            .cloned()
+            .unwrap();
+        t
+    }
+
     fn events(&mut self, i: usize) -> Vec<Event> {
         std::mem::take(&mut self.nodes[i].events)
     }
 
     fn write(&mut self, i: usize, id: u64, target: Target, path: &str, data: &[u8]) {
-        let now = self.now;
-        self.nodes[i].router.handle_local(
-            now,
+        self.local(
+            i,
             LocalRequest::Write {
                 id,
                 write: RemoteWrite {
@@ -152,7 +187,6 @@ impl Net {
                 },
             },
         );
-        self.step();
     }
 }
 
@@ -359,28 +393,15 @@ fn too_large_for_the_network_fails_before_sending() {
 #[test]
 fn duplicates_within_two_seconds_are_dropped_once() {
     let mut net = three_hosts();
-    net.wire.clear();
-    net.write(0, 1, Target::Host("B".into()), "t", b"once");
+    let t = net.sent_datagram("B", "t", b"once");
     net.events(1);
-    let (_, t) = net
-        .wire
-        .iter()
-        .find(|(_, t)| t.port == Port::Datagram)
-        .cloned()
-        .unwrap();
-    let now = net.now;
     let src = SocketAddrV4::new(ip(1), 138);
-    net.nodes[1]
-        .router
-        .handle_datagram(now, Port::Datagram, src, &t.payload);
+    net.receive(1, Port::Datagram, src, &t.payload);
     net.step();
     assert!(delivered(&net.events(1)).is_empty());
     assert_eq!(net.nodes[1].router.counters().dropped_duplicate, 1);
     net.advance(Duration::from_millis(2100));
-    let now = net.now;
-    net.nodes[1]
-        .router
-        .handle_datagram(now, Port::Datagram, src, &t.payload);
+    net.receive(1, Port::Datagram, src, &t.payload);
     net.step();
     assert_eq!(
         delivered(&net.events(1)).len(),
@@ -392,14 +413,7 @@ fn duplicates_within_two_seconds_are_dropped_once() {
 #[test]
 fn foreign_malformed_and_fragmented_datagrams_are_counted() {
     let mut net = three_hosts();
-    net.wire.clear();
-    net.write(0, 1, Target::Host("B".into()), "t", b"x");
-    let (_, t) = net
-        .wire
-        .iter()
-        .find(|(_, t)| t.port == Port::Datagram)
-        .cloned()
-        .unwrap();
+    let t = net.sent_datagram("B", "t", b"x");
     let r = &mut net.nodes[2].router; // C: not addressed to it
     let now = net.now;
     let src = SocketAddrV4::new(ip(1), 138);
@@ -481,9 +495,7 @@ fn wins_is_asked_first_then_broadcast() {
 fn shutdown_releases_names() {
     let mut net = three_hosts();
     net.wire.clear();
-    let now = net.now;
-    net.nodes[0].router.shutdown(now);
-    net.step();
+    net.shutdown(0);
     let releases = net
         .wire
         .iter()
@@ -499,30 +511,27 @@ fn shutdown_releases_names() {
 #[test]
 fn resolve_requests_report_addresses() {
     let mut net = three_hosts();
-    let now = net.now;
-    net.nodes[0].router.handle_local(
-        now,
+    net.local(
+        0,
         LocalRequest::Resolve {
             id: 3,
             name: "c".into(),
             suffix: 0,
         },
     );
-    net.step();
     let ev = net.events(0);
     assert!(
         ev.iter().any(|e| matches!(e, Event::Resolved { id: 3, result: Ok(a) } if a[0].ip == ip(3) && !a[0].group)),
         "{ev:?}"
     );
-    net.nodes[0].router.handle_local(
-        now,
+    net.local(
+        0,
         LocalRequest::Resolve {
             id: 4,
             name: "LAB".into(),
             suffix: 0,
         },
     );
-    net.step();
     let ev = net.events(0);
     assert!(
         ev.iter().any(
@@ -554,9 +563,8 @@ fn a_stray_objection_does_not_stop_a_registered_node() {
         NetbiosName::new("B", 0).unwrap().into(),
         owner,
     );
-    let now = net.now;
-    net.nodes[1].router.handle_datagram(
-        now,
+    net.receive(
+        1,
         Port::Name,
         SocketAddrV4::new(ip(9), 137),
         &forged.to_vec().unwrap(),
@@ -587,9 +595,7 @@ fn the_loser_of_a_name_does_not_release_it_and_others_keep_their_cache() {
         .iter()
         .any(|e| matches!(e, Event::NameConflict { .. })));
     net.wire.clear();
-    let now = net.now;
-    net.nodes[dup].router.shutdown(now);
-    net.step();
+    net.shutdown(dup);
     let released: Vec<String> = net
         .wire
         .iter()
@@ -614,19 +620,24 @@ fn the_loser_of_a_name_does_not_release_it_and_others_keep_their_cache() {
     assert_eq!(delivered(&net.events(1)).len(), 1);
 }
 
+/// A broadcast release of `C<00>` (transaction `trn`) that names `owner` as its address.
+fn release_of_c(trn: u16, owner: Ipv4Addr) -> Vec<u8> {
+    let owner =
+        mailslot_proto::nbns::NbAddress::new(owner, false, mailslot_proto::datagram::NodeType::B);
+    NamePacket::release(trn, NetbiosName::new("C", 0).unwrap().into(), owner, true)
+        .to_vec()
+        .unwrap()
+}
+
 #[test]
 fn a_release_from_another_address_keeps_the_cache_entry() {
     let mut net = three_hosts();
     net.write(0, 1, Target::Host("C".into()), "t", b"x");
-    let owner =
-        mailslot_proto::nbns::NbAddress::new(ip(77), false, mailslot_proto::datagram::NodeType::B);
-    let rel = NamePacket::release(5, NetbiosName::new("C", 0).unwrap().into(), owner, true);
-    let now = net.now;
-    net.nodes[0].router.handle_datagram(
-        now,
+    net.receive(
+        0,
         Port::Name,
         SocketAddrV4::new(ip(77), 137),
-        &rel.to_vec().unwrap(),
+        &release_of_c(5, ip(77)),
     );
     assert_eq!(
         net.nodes[0]
@@ -637,14 +648,11 @@ fn a_release_from_another_address_keeps_the_cache_entry() {
             .map(|c| c.addresses.len()),
         Some(1)
     );
-    let real =
-        mailslot_proto::nbns::NbAddress::new(ip(3), false, mailslot_proto::datagram::NodeType::B);
-    let rel = NamePacket::release(6, NetbiosName::new("C", 0).unwrap().into(), real, true);
-    net.nodes[0].router.handle_datagram(
-        now,
+    net.receive(
+        0,
         Port::Name,
         SocketAddrV4::new(ip(3), 137),
-        &rel.to_vec().unwrap(),
+        &release_of_c(6, ip(3)),
     );
     assert!(net.nodes[0]
         .router
@@ -656,14 +664,7 @@ fn a_release_from_another_address_keeps_the_cache_entry() {
 #[test]
 fn mailslot_names_go_upper_case_on_the_wire() {
     let mut net = three_hosts();
-    net.wire.clear();
-    net.write(0, 1, Target::Host("B".into()), "net\\netlogon", b"x");
-    let (_, t) = net
-        .wire
-        .iter()
-        .find(|(_, t)| t.port == Port::Datagram)
-        .cloned()
-        .unwrap();
+    let t = net.sent_datagram("B", "net\\netlogon", b"x");
     assert_eq!(
         MailslotMessage::parse(&t.payload).unwrap().write.name,
         b"\\MAILSLOT\\NET\\NETLOGON"
@@ -724,13 +725,7 @@ fn names_are_refreshed_with_wins_at_half_the_granted_ttl() {
     // The server grants 600 s: refreshes come 300 s later, for every name, then every 300 s.
     let from_wins = SocketAddrV4::new(wins, 137);
     for (_, _, req) in &regs {
-        let now = net.now;
-        net.nodes[0].router.handle_datagram(
-            now,
-            Port::Name,
-            from_wins,
-            &wins_answer(req, 600, false),
-        );
+        net.receive(0, Port::Name, from_wins, &wins_answer(req, 600, false));
     }
     net.wire.clear();
     net.advance(Duration::from_secs(299));
@@ -762,10 +757,7 @@ fn names_are_refreshed_with_wins_at_half_the_granted_ttl() {
     );
     // A refusal: the next round registers again instead of refreshing.
     let (_, _, req) = sent_to_wins(&net, wins).remove(0);
-    let now = net.now;
-    net.nodes[0]
-        .router
-        .handle_datagram(now, Port::Name, from_wins, &wins_answer(&req, 600, true));
+    net.receive(0, Port::Name, from_wins, &wins_answer(&req, 600, true));
     net.wire.clear();
     net.advance(Duration::from_secs(300));
     let again = sent_to_wins(&net, wins);

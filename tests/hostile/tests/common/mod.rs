@@ -1,7 +1,8 @@
 //! Helpers shared by the hostile tests: running roles (as root or as nobody), reading their
-//! output lines, killing them.
+//! output lines, killing them. What the library's and the CLI's tests need too is in
+//! `mailslot-test-support`.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)] // not every test target uses every helper
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
@@ -10,59 +11,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
+pub(crate) use mailslot_test_support::{asleep, is_root, run_as_root_test, tid, wait_for};
+
 /// The role binary.
 pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_mailslot-hostile")
-}
-
-/// True when running as root.
-pub(crate) fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// Runs `test` as the only test of a target without the standard harness (`harness = false`
-/// in Cargo.toml): when not root it is reported as `ignored` with the reason, never as passed.
-pub(crate) fn run_as_root_test(name: &str, why: &'static str, test: fn()) -> ! {
-    use libtest_mimic::{Arguments, Completion, Trial};
-    let trial = Trial::ignorable_test(name, move || {
-        if !is_root() {
-            return Ok(Completion::ignored_with(format!("needs root: {why}")));
-        }
-        test();
-        Ok(Completion::Completed)
-    });
-    libtest_mimic::run(&Arguments::from_args(), vec![trial]).exit()
-}
-
-/// The kernel's id of the calling thread.
-pub(crate) fn tid() -> u32 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::gettid() as u32 }
-}
-
-/// Whether thread `tid` of process `pid` sleeps in the kernel (state `S`: waiting for an
-/// event, such as a `poll`). False once it has ended.
-pub(crate) fn asleep(pid: u32, tid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else {
-        return false;
-    };
-    // The state follows the command name, which is in parentheses and may contain anything.
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next())
-        == Some('S')
-}
-
-/// Waits until `ready` holds; panics with `what` after `timeout`.
-pub(crate) fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !ready() {
-        assert!(
-            Instant::now() < deadline,
-            "{timeout:?} passed and still not: {what}"
-        );
-        std::thread::sleep(Duration::from_micros(200));
-    }
 }
 
 /// Panics with a clear message if user nobody cannot execute the binary (a directory on its
