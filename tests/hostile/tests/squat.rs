@@ -5,7 +5,9 @@
 //! reports it). With a policy that gives the name to root, root's writer refuses the squatter
 //! before sending anything (`OwnerNotAllowed`, code 5) and the squatter reads nothing; nobody's
 //! `create` of a name under the pattern is refused at once (`NotAllowed`, code 5); names outside
-//! every pattern stay first come; a broken policy file is an error of every open and create.
+//! every pattern stay first come; rules that name the squatter's primary group or one of its
+//! supplementary groups (the kernel's `SO_PEERCRED` / `SO_PEERGROUPS` of the listening process)
+//! let it serve; a broken policy file is an error of every open and create.
 
 mod common;
 
@@ -50,7 +52,11 @@ fn squatting_with_and_without_a_name_policy() {
     let base = format!(r"\\.\mailslot\hostile\svc{}", std::process::id());
     std::fs::write(
         &policy,
-        format!("[[serve]]\nname = '{base}\\*'\nusers = [\"root\"]\ngroups = []\n"),
+        format!(
+            "[[serve]]\nname = '{base}\\*'\nusers = [\"root\"]\ngroups = []\n\
+             [[serve]]\nname = '{base}\\grp\\*'\ngroups = [65534]\n\
+             [[serve]]\nname = '{base}\\sup\\*'\ngroups = [4242]\n"
+        ),
     )
     .expect("write policy");
     // The directory and the file must be readable by nobody (its create reads the policy).
@@ -116,6 +122,38 @@ fn squatting_with_and_without_a_name_policy() {
     assert_eq!(first, "ready", "a name outside the policy");
     let w = MailslotWriter::open(&outside).expect("outside the policy: first come");
     assert_eq!(w.owner().map(|(_, uid)| uid), Some(65534));
+    // A rule that names nobody's group (its primary group, as the kernel reports it for the
+    // listening socket) lets it serve.
+    let grp = format!(r"{base}\grp\x");
+    let (_sq3, _rx3, first) = squatter(&grp);
+    assert_eq!(first, "ready", "nobody's group may serve {grp}");
+    let w = MailslotWriter::open(&grp).expect("allowed by group");
+    assert_eq!(w.owner().map(|(_, uid)| uid), Some(65534));
+    // And a supplementary group (`SO_PEERGROUPS`), started with one; without it, refused.
+    let sup = format!(r"{base}\sup\x");
+    std::env::set_var(POLICY_ENV, dir.join("none.toml"));
+    let mut child = std::process::Command::new("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--groups=4242"])
+        .args([common::bin(), "own-drain", &sup, "65536", "1024"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("setpriv");
+    let rx4 = common::lines(&mut child);
+    let sq4 = common::Reaper(vec![child]);
+    common::wait_line(&rx4, "ready", Duration::from_secs(10), &mut Vec::new());
+    std::env::set_var(POLICY_ENV, &policy);
+    MailslotWriter::open(&sup).expect("allowed by a supplementary group");
+    drop(sq4);
+    let sup2 = format!(r"{base}\sup\y");
+    std::env::set_var(POLICY_ENV, dir.join("none.toml"));
+    let (_sq5, _rx5, first) = squatter(&sup2);
+    assert_eq!(first, "ready");
+    std::env::set_var(POLICY_ENV, &policy);
+    assert!(matches!(
+        MailslotWriter::open(&sup2),
+        Err(OpenError::OwnerNotAllowed { uid: 65534, .. })
+    ));
     // Root itself may serve names under the pattern.
     let mine = Mailslot::create(&format!(r"{base}\root")).expect("root serves");
     let w = MailslotWriter::open(&format!(r"{base}\root")).expect("root's own slot opens");
