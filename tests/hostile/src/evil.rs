@@ -9,8 +9,6 @@
 
 use std::io::Write;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use mailslot_hostile::Rng;
@@ -234,11 +232,12 @@ fn drain(n: u64, sock: RawFd) {
     });
 }
 
-/// Writes random words into a ring's header and the room notices on the socket, for ever.
-fn scribble_words(ring: RawFd, sock: RawFd, stop: Arc<AtomicBool>) {
+/// Writes random words into a ring's header and room notices on the socket until the writer
+/// hangs up.
+fn scribble_words(ring: RawFd, sock: RawFd) {
     std::thread::spawn(move || {
         let mut rng = Rng::from_time();
-        while !stop.load(Ordering::Relaxed) {
+        loop {
             for off in [
                 R_TAIL,
                 R_WAKE_SENT,
@@ -258,8 +257,8 @@ fn scribble_words(ring: RawFd, sock: RawFd, stop: Arc<AtomicBool>) {
             let w = rng.next_u64() as u32;
             // SAFETY: as above, 4 bytes.
             unsafe { libc::pwrite(ring, w.to_le_bytes().as_ptr().cast(), 4, R_WAITING as i64) };
-            // SAFETY: a one-byte room notice; errors (hang-up) end nothing.
-            unsafe {
+            // SAFETY: a one-byte room notice on our socket.
+            let r = unsafe {
                 libc::send(
                     sock,
                     b"R".as_ptr().cast(),
@@ -267,6 +266,10 @@ fn scribble_words(ring: RawFd, sock: RawFd, stop: Arc<AtomicBool>) {
                     libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
                 )
             };
+            let e = std::io::Error::last_os_error().raw_os_error();
+            if r < 0 && e != Some(libc::EAGAIN) {
+                break; // the writer hung up
+            }
             std::thread::sleep(Duration::from_micros(100));
         }
     });
@@ -439,7 +442,7 @@ pub(crate) fn run(name: &str, mode: &str) {
                 )
                 .unwrap_or_else(|| fail("memfd"));
                 send_with_fds(sock, &standard_greeting(), &[c, r]);
-                scribble_words(r, sock, Arc::new(AtomicBool::new(false)));
+                scribble_words(r, sock);
                 keep.extend([c, r]);
                 "hostile totals and ring words".to_string()
             }
