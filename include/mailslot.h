@@ -49,7 +49,9 @@ extern "C" {
 #define ERROR_SUCCESS              0u   /* no error */
 #define ERROR_FILE_NOT_FOUND       2u   /* no mailslot of that name */
 #define ERROR_PATH_NOT_FOUND       3u   /* NULL name (Win32); bad name (LAN Manager) */
-#define ERROR_ACCESS_DENIED        5u   /* owner handle written to; refused by access policy */
+#define ERROR_ACCESS_DENIED        5u   /* owner handle written to; refused by access policy;
+                                           name policy: owner not allowed to serve the name,
+                                           or create by a user not allowed to serve it */
 #define ERROR_INVALID_HANDLE       6u   /* not an open handle of the right kind */
 #define ERROR_NOT_ENOUGH_MEMORY    8u   /* out of resources, or the mailslot is full */
 #define ERROR_GEN_FAILURE         31u   /* unexpected internal failure */
@@ -62,6 +64,7 @@ extern "C" {
 #define ERROR_INVALID_NAME       123u   /* not a mailslot name (Win32) */
 #define ERROR_ALREADY_EXISTS     183u   /* a mailslot of that name exists */
 #define ERROR_OPERATION_ABORTED  995u   /* handle closed by another thread during a read */
+#define ERROR_BAD_CONFIGURATION 1610u   /* the name policy file is broken (Win32; LAN Manager: 31) */
 #define NERR_NetNotStarted      2102u   /* network part not running */
 
 /* =========================================================================================

@@ -11,6 +11,8 @@
 #   UNITDIR/mailslotd.service, mailslot-mount.service          systemd units, paths set to PREFIX
 #   SYSCONFDIR/mailslot/mailslotd.toml.example                 the example configuration, also
 #                                                              copied to mailslotd.toml if absent
+#   SYSCONFDIR/mailslot/policy.toml.example                    the example name policy (not
+#                                                              copied: no policy until one is written)
 #
 # Defaults: PREFIX /usr/local; SYSCONFDIR /etc for the prefixes /usr and /usr/local, else
 # PREFIX/etc; UNITDIR PREFIX/lib/systemd/system (searched by systemd for /usr and /usr/local).
@@ -129,6 +131,8 @@ install -D -m 644 "$root/dist/mailslotd.toml" "$confdir/mailslotd.toml.example"
 if [ ! -e "$confdir/mailslotd.toml" ]; then
     install -m 644 "$root/dist/mailslotd.toml" "$confdir/mailslotd.toml"
 fi
+# The example name policy; policy.toml itself is the administrator's to write.
+install -m 644 "$root/dist/policy.toml" "$confdir/policy.toml.example"
 
 echo "installed mailslot, mailslotd, libmailslot, man pages, completions, units and configuration"
 if [ -z "$destdir" ]; then

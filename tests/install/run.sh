@@ -42,10 +42,11 @@ for f in bin/mailslot bin/mailslotd lib/libmailslot.so lib/libmailslot.a include
     lib/systemd/system/mailslotd.service lib/systemd/system/mailslot-mount.service; do
     [ -s "$dest$prefix/$f" ] || fail "$prefix/$f not installed"
 done
-for f in mailslotd.toml mailslotd.toml.example; do
+for f in mailslotd.toml mailslotd.toml.example policy.toml.example; do
     [ -s "$dest/etc/mailslot/$f" ] || fail "/etc/mailslot/$f not installed"
 done
 [ -x "$dest$prefix/bin/mailslotd" ] || fail "mailslotd is not executable"
+[ ! -e "$dest/etc/mailslot/policy.toml" ] || fail "a name policy was installed (only the example should be)"
 grep -q "^ExecStart=$prefix/bin/mailslotd --config /etc/mailslot/mailslotd.toml$" \
     "$dest$prefix/lib/systemd/system/mailslotd.service" || fail "mailslotd.service paths"
 grep -q "^prefix=$prefix$" "$dest$prefix/lib/pkgconfig/mailslot.pc" || fail "mailslot.pc prefix"

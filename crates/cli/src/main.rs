@@ -50,7 +50,8 @@ enum Command {
     /// The data is TEXT, or --hex, or --file, or standard input when none is given.
     /// Exits 0 when the message was queued, 2 on error.
     Send(send::SendArgs),
-    /// List the mailslots of this host (this network namespace).
+    /// List the mailslots of this host (this network namespace), marking those served by a user
+    /// the name policy (/etc/mailslot/policy.toml, or $MAILSLOT_POLICY) does not allow.
     List(list::ListArgs),
     /// Run a self-contained demonstration: an owner and writer processes with priorities.
     Demo(demo::DemoArgs),

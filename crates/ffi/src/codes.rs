@@ -10,7 +10,8 @@ pub const NERR_SUCCESS: u32 = code::SUCCESS;
 pub const ERROR_FILE_NOT_FOUND: u32 = code::FILE_NOT_FOUND;
 /// `ERROR_PATH_NOT_FOUND`: NULL name (Win32), bad name (LAN Manager).
 pub const ERROR_PATH_NOT_FOUND: u32 = code::PATH_NOT_FOUND;
-/// `ERROR_ACCESS_DENIED`: the owner's handle cannot write, or the access policy refused.
+/// `ERROR_ACCESS_DENIED`: the owner's handle cannot write, the access policy refused, or the
+/// name policy refused the owner (open) or the caller (create).
 pub const ERROR_ACCESS_DENIED: u32 = code::ACCESS_DENIED;
 /// `ERROR_INVALID_HANDLE`: not an open handle of this process (or of the right kind).
 pub const ERROR_INVALID_HANDLE: u32 = code::INVALID_HANDLE;
@@ -34,3 +35,7 @@ pub const ERROR_INVALID_NAME: u32 = code::INVALID_NAME;
 pub const ERROR_ALREADY_EXISTS: u32 = code::ALREADY_EXISTS;
 /// `ERROR_OPERATION_ABORTED`: the handle was closed while this thread was reading from it.
 pub const ERROR_OPERATION_ABORTED: u32 = 995;
+/// `ERROR_BAD_CONFIGURATION`: the mailslot name policy file cannot be read or parsed (Win32
+/// calls; the LAN Manager calls return `ERROR_GEN_FAILURE` for it). A mailslot served by a user
+/// the name policy does not allow, and a create by such a user, are `ERROR_ACCESS_DENIED`.
+pub const ERROR_BAD_CONFIGURATION: u32 = code::BAD_CONFIGURATION;

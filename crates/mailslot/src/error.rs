@@ -10,13 +10,26 @@
 //!   3.51 reported a full mailslot);
 //! - creating with a remote name: [`CreateError::RemoteName`], code 123 (`ERROR_INVALID_NAME`);
 //! - a name can be created again as soon as the owner closes (writers that still hold a handle
-//!   get `OwnerGone`, they never write into the new slot).
+//!   get `OwnerGone`, they never write into the new slot);
+//! - a mailslot served by a process the name policy ([`crate::policy`]) does not allow to serve
+//!   that name: [`OpenError::OwnerNotAllowed`], Win32 and LAN Manager code 5
+//!   (`ERROR_ACCESS_DENIED`), nothing sent. Windows has no code for "the server is not who it
+//!   should be"; 5 is what a refused access to a named object gets on both systems, every caller
+//!   already treats it as "do not retry", and LAN Manager's error set has nothing finer. The
+//!   Rust variant (and its message) tells it apart from [`OpenError::AccessDenied`];
+//! - creating a name the policy does not allow this user to serve: [`CreateError::NotAllowed`],
+//!   code 5 (`ERROR_ACCESS_DENIED`, as a create refused by the security of the object namespace
+//!   on Windows);
+//! - a policy file that cannot be read or parsed: [`CreateError::Policy`] and
+//!   [`OpenError::Policy`], Win32 code 1610 (`ERROR_BAD_CONFIGURATION`), LAN Manager 31
+//!   (`ERROR_GEN_FAILURE`, LAN Manager has no configuration error for this).
 
 use std::io;
 
 use thiserror::Error;
 
 use crate::name::NameError;
+use crate::policy::PolicyError;
 
 /// Win32 and LAN Manager error numbers used by this crate.
 pub mod code {
@@ -52,6 +65,8 @@ pub mod code {
     pub const PIPE_BUSY: u32 = 231;
     /// `ERROR_ALREADY_EXISTS`.
     pub const ALREADY_EXISTS: u32 = 183;
+    /// `ERROR_BAD_CONFIGURATION`: the name policy file cannot be read or parsed.
+    pub const BAD_CONFIGURATION: u32 = 1610;
     /// `NERR_NetNotStarted`: the network part (the daemon) is not running.
     pub const NERR_NET_NOT_STARTED: u32 = 2102;
 }
@@ -80,6 +95,19 @@ pub enum CreateError {
     /// An option is out of range.
     #[error("invalid parameter: {0}")]
     InvalidParameter(String),
+    /// The name policy ([`crate::policy`]) does not allow user `uid` to serve this name. Code 5
+    /// (`ERROR_ACCESS_DENIED`).
+    #[error("the mailslot name policy does not allow user {uid} to serve {name}")]
+    NotAllowed {
+        /// The name.
+        name: String,
+        /// The user the mailslot would be served for.
+        uid: u32,
+    },
+    /// The name policy file cannot be read or parsed (nothing is created while it is broken).
+    /// Win32 code 1610 (`ERROR_BAD_CONFIGURATION`), LAN Manager 31.
+    #[error(transparent)]
+    Policy(PolicyError),
     /// A system call failed.
     #[error("system error while creating the mailslot: {0}")]
     Io(#[from] io::Error),
@@ -92,6 +120,8 @@ impl CreateError {
             Self::InvalidName(_) | Self::RemoteName(_) => code::INVALID_NAME,
             Self::AlreadyExists(_) => code::ALREADY_EXISTS,
             Self::InvalidParameter(_) => code::INVALID_PARAMETER,
+            Self::NotAllowed { .. } => code::ACCESS_DENIED,
+            Self::Policy(_) => code::BAD_CONFIGURATION,
             Self::Io(e) => io_code(e),
         }
     }
@@ -100,6 +130,7 @@ impl CreateError {
     pub fn lanman_code(&self) -> u32 {
         match self {
             Self::InvalidName(_) | Self::RemoteName(_) => code::PATH_NOT_FOUND,
+            Self::Policy(_) => code::GEN_FAILURE,
             other => other.win32_code(),
         }
     }
@@ -135,6 +166,23 @@ pub enum OpenError {
     /// resources. Code 231 (`ERROR_PIPE_BUSY`).
     #[error("mailslot {0} refused another writer of this user (too many open writer handles)")]
     Busy(String),
+    /// The mailslot is served by a process of user `uid`, whom the name policy
+    /// ([`crate::policy`]) does not allow to serve this name (someone else took the name):
+    /// nothing was sent. Code 5 (`ERROR_ACCESS_DENIED`).
+    #[error(
+        "mailslot {name} is served by user {uid}, whom the mailslot name policy does not allow \
+         to serve it; nothing sent"
+    )]
+    OwnerNotAllowed {
+        /// The name.
+        name: String,
+        /// The owner's user, as the kernel reports it.
+        uid: u32,
+    },
+    /// The name policy file cannot be read or parsed (no local mailslot is opened while it is
+    /// broken). Win32 code 1610 (`ERROR_BAD_CONFIGURATION`), LAN Manager 31.
+    #[error(transparent)]
+    Policy(PolicyError),
     /// A system call failed.
     #[error("system error while opening the mailslot: {0}")]
     Io(#[from] io::Error),
@@ -150,6 +198,8 @@ impl OpenError {
             Self::Remote { .. } => code::BAD_NETPATH,
             Self::NotResponding(_) => code::SEM_TIMEOUT,
             Self::Busy(_) => code::PIPE_BUSY,
+            Self::OwnerNotAllowed { .. } => code::ACCESS_DENIED,
+            Self::Policy(_) => code::BAD_CONFIGURATION,
             Self::Io(e) => io_code(e),
         }
     }
@@ -158,6 +208,7 @@ impl OpenError {
     pub fn lanman_code(&self) -> u32 {
         match self {
             Self::InvalidName(_) => code::PATH_NOT_FOUND,
+            Self::Policy(_) => code::GEN_FAILURE,
             other => other.win32_code(),
         }
     }
@@ -286,6 +337,24 @@ mod tests {
         assert_eq!(OpenError::AccessDenied("x".into()).win32_code(), 5);
         assert_eq!(CreateError::InvalidName(NameError::Empty).win32_code(), 123);
         assert_eq!(CreateError::InvalidName(NameError::Empty).lanman_code(), 3);
+        let owner = OpenError::OwnerNotAllowed {
+            name: "x".into(),
+            uid: 65534,
+        };
+        assert_eq!((owner.win32_code(), owner.lanman_code()), (5, 5));
+        let create = CreateError::NotAllowed {
+            name: "x".into(),
+            uid: 65534,
+        };
+        assert_eq!((create.win32_code(), create.lanman_code()), (5, 5));
+        let broken = || PolicyError::Invalid {
+            path: "p".into(),
+            reason: "r".into(),
+        };
+        let open = OpenError::Policy(broken());
+        assert_eq!((open.win32_code(), open.lanman_code()), (1610, 31));
+        let create = CreateError::Policy(broken());
+        assert_eq!((create.win32_code(), create.lanman_code()), (1610, 31));
         assert_eq!(WriteError::Timeout.win32_code(), 121);
         assert_eq!(WriteError::OwnerGone.win32_code(), 109);
         assert_eq!(

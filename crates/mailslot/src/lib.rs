@@ -38,6 +38,7 @@
 pub mod daemon;
 pub mod error;
 pub mod name;
+pub mod policy;
 pub mod trusted;
 
 mod queue;
@@ -153,16 +154,33 @@ impl Builder {
     }
 
     /// Creates the mailslot `name` on this host.
+    ///
+    /// Errors: `InvalidName`, `RemoteName`, `AlreadyExists`, `InvalidParameter`, `NotAllowed`
+    /// (the name policy, [`policy`], does not allow this process's user and groups to serve the
+    /// name), `Policy` (the policy file is broken), `Io`.
     pub fn create(self, name: &str) -> Result<Mailslot, CreateError> {
-        self.create_owned_by(name, sys::geteuid())
+        self.create_owned_by(name, sys::geteuid(), &sys::own_groups())
     }
 
-    /// [`create`](Self::create) with the access policy's owner `owner_uid` (see
-    /// [`trusted`]).
-    fn create_owned_by(self, name: &str, owner_uid: u32) -> Result<Mailslot, CreateError> {
+    /// [`create`](Self::create) for a process of user `owner_uid` in `groups` (primary and
+    /// supplementary): the name policy is applied to them, and `owner_uid` is the access
+    /// policy's owner (see [`trusted`]).
+    fn create_owned_by(
+        self,
+        name: &str,
+        owner_uid: u32,
+        groups: &[u32],
+    ) -> Result<Mailslot, CreateError> {
         let name = Name::parse(name)?;
         if !name.is_local() {
             return Err(CreateError::RemoteName(name.to_string()));
+        }
+        let names = policy::Policy::load().map_err(CreateError::Policy)?;
+        if !names.check(&name, owner_uid, groups).is_allowed() {
+            return Err(CreateError::NotAllowed {
+                name: name.to_string(),
+                uid: owner_uid,
+            });
         }
         if self.max_message_size > MAX_MESSAGE_SIZE {
             return Err(CreateError::InvalidParameter(format!(
@@ -407,8 +425,10 @@ impl MailslotWriter {
     /// datagram.
     ///
     /// Errors: `InvalidName`, `NotFound` (no such mailslot), `AccessDenied` (its access policy
-    /// does not admit this user), `Remote` (a remote name and no daemon running),
-    /// `NotResponding` (the owner's process did not answer within [`DEFAULT_OPEN_TIMEOUT`]).
+    /// does not admit this user), `OwnerNotAllowed` (the name policy, [`policy`], does not allow
+    /// the owner's user to serve this name: nothing is sent), `Policy` (the policy file is
+    /// broken), `Remote` (a remote name and no daemon running), `NotResponding` (the owner's
+    /// process did not answer within [`DEFAULT_OPEN_TIMEOUT`]).
     pub fn open(name: &str) -> Result<Self, OpenError> {
         Self::open_timeout(name, DEFAULT_OPEN_TIMEOUT)
     }

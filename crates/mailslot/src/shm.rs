@@ -36,7 +36,17 @@ const C_USED: usize = 16;
 
 /// Checks that a memfd handed over by the other side has its size sealed and is at least `min`
 /// bytes long; returns its size.
+///
+/// It must also be on tmpfs: a `MFD_HUGETLB` memfd can be sealed too, but after the other side
+/// punches a hole in it, touching that page needs a new huge page, and none may be free
+/// (`SIGBUS`). On tmpfs a punched hole reads as zeros again.
 fn check_sealed(fd: &OwnedFd, min: usize) -> io::Result<u64> {
+    if sys::fs_magic(fd)? != sys::TMPFS_MAGIC {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "shared memory that is not a plain memfd",
+        ));
+    }
     let seals = sys::seals(fd)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not a sealed memfd"))?;
     if seals & libc::F_SEAL_SHRINK == 0 {
@@ -455,10 +465,10 @@ impl RingWriter {
         if cap & 7 != 0 || cap < 64 || cap > size - RING_HDR {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "bad ring"));
         }
-        let tail = view.u64(R_TAIL).load(SeqCst);
+        // A new ring starts empty; what the owner may have put in the tail word is not taken.
         Ok(Self {
             ring: Ring { view, cap },
-            tail,
+            tail: 0,
             bytes: 0,
             count: 0,
         })

@@ -558,3 +558,54 @@ pub(crate) fn uid_of_user(name: &str) -> Option<u32> {
     };
     (r == 0 && !result.is_null()).then_some(pwd.pw_uid)
 }
+
+/// The gid of the group `name`, if it exists (`getgrnam_r`).
+pub(crate) fn gid_of_group(name: &str) -> Option<u32> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    // SAFETY: group is plain old data; all-zero is valid before getgrnam_r fills it.
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 64 * 1024];
+    let mut result: *mut libc::group = ptr::null_mut();
+    // SAFETY: every pointer refers to live, writable storage of the stated size.
+    let r = unsafe {
+        libc::getgrnam_r(
+            cname.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    (r == 0 && !result.is_null()).then_some(grp.gr_gid)
+}
+
+/// The effective gid and the supplementary groups of this process.
+pub(crate) fn own_groups() -> Vec<u32> {
+    // SAFETY: always succeeds.
+    let mut out = vec![unsafe { libc::getegid() }];
+    // SAFETY: a count query (size 0, no buffer written).
+    let n = unsafe { libc::getgroups(0, ptr::null_mut()) };
+    if n > 0 {
+        let mut g = vec![0 as libc::gid_t; n as usize];
+        // SAFETY: `g` has room for `n` gids.
+        let m = unsafe { libc::getgroups(n, g.as_mut_ptr()) };
+        if m > 0 {
+            g.truncate(m as usize);
+            out.extend(g);
+        }
+    }
+    out
+}
+
+/// `TMPFS_MAGIC`: the file system of memfds made without `MFD_HUGETLB`.
+pub(crate) const TMPFS_MAGIC: i64 = 0x0102_1994;
+
+/// The magic number of the file system that holds `fd` (`fstatfs`).
+pub(crate) fn fs_magic(fd: &OwnedFd) -> io::Result<i64> {
+    // SAFETY: statfs is plain old data; all-zero is valid before fstatfs fills it.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a live, writable statfs.
+    cvt(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) })?;
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    Ok(st.f_type as i64)
+}

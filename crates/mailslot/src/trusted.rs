@@ -178,8 +178,21 @@ impl Builder {
     /// user always are). For a trusted process that creates mailslots for others (the FUSE view
     /// creates one per `open(O_CREAT)` for the opening process); the handle and the queue stay in
     /// this process.
+    ///
+    /// The name policy ([`crate::policy`]) is applied to `owner_uid` alone (a rule's groups do
+    /// not admit it: use [`create_for_caller`](Self::create_for_caller) when the caller's groups
+    /// are known): refused, `NotAllowed`.
     pub fn create_for(self, name: &str, owner_uid: u32) -> Result<Mailslot, CreateError> {
-        self.create_owned_by(name, owner_uid)
+        self.create_owned_by(name, owner_uid, &[])
+    }
+
+    /// Like [`create_for`](Self::create_for), with the name policy applied to the caller's user,
+    /// primary group and supplementary groups.
+    pub fn create_for_caller(self, name: &str, caller: &Caller) -> Result<Mailslot, CreateError> {
+        let mut groups = Vec::with_capacity(caller.groups.len() + 1);
+        groups.push(caller.gid);
+        groups.extend_from_slice(&caller.groups);
+        self.create_owned_by(name, caller.uid, &groups)
     }
 }
 

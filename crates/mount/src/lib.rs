@@ -188,6 +188,7 @@ fn open_errno(e: &OpenError) -> Errno {
         OpenError::InvalidName(_) => Errno::EINVAL,
         OpenError::Busy(_) => Errno::EBUSY,
         OpenError::NotResponding(_) => Errno::ETIMEDOUT,
+        OpenError::OwnerNotAllowed { .. } => Errno::EACCES,
         _ => Errno::EIO,
     }
 }
@@ -587,12 +588,13 @@ impl Filesystem for MailslotFs {
         } else {
             Access::Owner
         };
-        let slot = match Mailslot::builder()
-            .access(access)
-            .create_for(&slot_name(base), req.uid())
-        {
+        let slot = match Mailslot::builder().access(access).create_for_caller(
+            &slot_name(base),
+            &Caller::from_pid(req.pid(), req.uid(), req.gid()),
+        ) {
             Ok(s) => s,
             Err(mailslot::CreateError::AlreadyExists(_)) => return reply.error(Errno::EEXIST),
+            Err(mailslot::CreateError::NotAllowed { .. }) => return reply.error(Errno::EACCES),
             Err(mailslot::CreateError::InvalidName(mailslot::NameError::TooLong { .. })) => {
                 return reply.error(Errno::ENAMETOOLONG)
             }

@@ -11,6 +11,7 @@
 //! mailslot-hostile fill-and-block <name> <size> [<delay_ms>]
 //! mailslot-hostile own <name> <quota> <max_msg>
 //! mailslot-hostile own-drain <name> <quota> <max_msg>
+//! mailslot-hostile evil-owner <name> <mode>
 //! ```
 
 use std::collections::BTreeMap;
@@ -32,9 +33,11 @@ macro_rules! say {
     }};
 }
 
+mod evil;
+
 fn usage() -> ! {
     eprintln!(
-        "usage: mailslot-hostile <role> ...\n  scribble <name> <seconds>\n  numbered <name> <count> <class 1|2> <timeout_ms> [wait-stdin]\n  torture-writer <name> <writer-id> <start-seq>\n  connect-flood <name> <n>\n  fill-and-block <name> <size> [<delay_ms>]\n  own <name> <quota> <max_msg>\n  own-drain <name> <quota> <max_msg>"
+        "usage: mailslot-hostile <role> ...\n  scribble <name> <seconds>\n  numbered <name> <count> <class 1|2> <timeout_ms> [wait-stdin]\n  torture-writer <name> <writer-id> <start-seq>\n  connect-flood <name> <n>\n  fill-and-block <name> <size> [<delay_ms>]\n  own <name> <quota> <max_msg>\n  own-drain <name> <quota> <max_msg>\n  evil-owner <name> <mode>"
     );
     std::process::exit(2)
 }
@@ -67,6 +70,7 @@ fn main() {
         ),
         "own" => own(&name, arg(&args, 2), arg(&args, 3)),
         "own-drain" => own_drain(&name, arg(&args, 2), arg(&args, 3)),
+        "evil-owner" => evil::run(&name, &arg::<String>(&args, 2)),
         _ => usage(),
     }
 }

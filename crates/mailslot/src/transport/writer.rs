@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::{address, encode_header, encode_remote, Block, Greeting, Refusal, HEADER_LEN};
 use crate::error::{OpenError, WriteError};
 use crate::name::Name;
+use crate::policy::Policy;
 use crate::shm::{Control, RingWriter, REC_REMOTE};
 use crate::sys::{self, PeerCred};
 use crate::trusted::{BatchOutcome, RemoteMessage};
@@ -81,6 +82,7 @@ fn bad_owner(what: &str) -> io::Error {
 
 impl Connection {
     pub(crate) fn open(name: &Name, timeout: Duration) -> Result<Self, OpenError> {
+        let policy = Policy::load().map_err(OpenError::Policy)?;
         let sock = sys::seqpacket(false)?;
         match sys::connect_abstract(&sock, &address(&name.key())) {
             Ok(()) => {}
@@ -88,6 +90,19 @@ impl Connection {
                 return Err(OpenError::NotFound(name.to_string()));
             }
             Err(e) => return Err(e.into()),
+        }
+        // Who serves the name, as the kernel saw it when the owner started listening: checked
+        // against the name policy before anything is sent or received.
+        let owner = sys::peer_cred(&sock)?;
+        if policy.covers(name) {
+            let mut groups = vec![owner.gid];
+            groups.extend(sys::peer_groups(&sock).unwrap_or_default());
+            if !policy.check(name, owner.uid, &groups).is_allowed() {
+                return Err(OpenError::OwnerNotAllowed {
+                    name: name.to_string(),
+                    uid: owner.uid,
+                });
+            }
         }
         let deadline = Instant::now() + timeout;
         let mut buf = [0u8; 256];
@@ -118,7 +133,6 @@ impl Connection {
                         .next()
                         .and_then(|fd| RingWriter::attach(&fd).ok())
                         .map(Mutex::new);
-                    let owner = sys::peer_cred(&sock)?;
                     return Ok(Self {
                         sock,
                         control,
