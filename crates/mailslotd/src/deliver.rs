@@ -5,9 +5,12 @@
 //! slot's backlog is full — its owner is stopped, does not read, or never accepts the connection —
 //! the messages for that slot are dropped and counted (`dropped_backlog`), and every other slot,
 //! the control socket and the UDP sockets go on as before. Opening a slot (connect + greeting) is
-//! bounded by [`OPEN_TIMEOUT`] and happens on the worker. A worker idle for [`WORKER_IDLE`] ends;
-//! at most [`MAX_WORKERS`] run at once (beyond that, messages for new slots are dropped and
-//! counted the same way).
+//! bounded by [`OPEN_TIMEOUT`] once connected and happens on the worker. A worker idle for
+//! [`WORKER_IDLE`] ends; at most [`MAX_WORKERS`] deliver at once, and at most [`MAX_OPENING`] may
+//! be opening a mailslot at once — a listener whose connection queue is full (one that never
+//! accepts) keeps a worker in `connect` until it goes away, so such workers do not take places
+//! from the others. Beyond either bound, messages for new slots are dropped and counted the same
+//! way.
 //!
 //! What came from the network is delivered as a remote message, and only to slots that accept
 //! remote messages. The local copy of a local program's write ([`Delivery::caller`]) is written
@@ -32,14 +35,22 @@ pub(crate) const OPEN_TIMEOUT: Duration = Duration::from_millis(500);
 pub(crate) const SLOT_BACKLOG: usize = 512;
 /// Delivery workers (one per mailslot being delivered to) at most.
 pub(crate) const MAX_WORKERS: usize = 128;
+/// Workers opening a mailslot (possibly stuck in `connect` to a listener that never accepts)
+/// at most.
+pub(crate) const MAX_OPENING: usize = 512;
 /// A worker with nothing to deliver for this long ends (and closes its handle).
 pub(crate) const WORKER_IDLE: Duration = Duration::from_secs(30);
+/// Stack of a worker thread (it only opens a handle and writes).
+const WORKER_STACK: usize = 256 * 1024;
 
 /// The counters, shared with the workers.
 #[derive(Default)]
 struct Shared {
     counters: Mutex<DeliveryCounters>,
+    /// Workers running, but not those opening a mailslot.
     workers: AtomicUsize,
+    /// Workers opening a mailslot.
+    opening: AtomicUsize,
 }
 
 impl Shared {
@@ -117,7 +128,9 @@ impl Deliverer {
             }
             self.slots.remove(&key);
         }
-        if self.shared.workers.load(SeqCst) >= MAX_WORKERS {
+        if self.shared.workers.load(SeqCst) >= MAX_WORKERS
+            || self.shared.opening.load(SeqCst) >= MAX_OPENING
+        {
             self.slots.retain(|_, s| s.alive.load(SeqCst));
             self.shared.count(|c| c.dropped_backlog += n as u64);
             return;
@@ -146,6 +159,7 @@ impl Deliverer {
         self.shared.workers.fetch_add(1, SeqCst);
         let spawned = std::thread::Builder::new()
             .name("mailslotd-deliver".into())
+            .stack_size(WORKER_STACK)
             .spawn(move || worker.run());
         if let Err(e) = spawned {
             debug!("cannot start a delivery worker: {e}");
@@ -210,7 +224,13 @@ impl Worker {
     /// The open handle, opening it if needed; `None` (counted) if the mailslot cannot be opened.
     fn writer(&mut self, n: u64) -> Option<&MailslotWriter> {
         if self.writer.is_none() {
-            match MailslotWriter::open_timeout(&self.name, OPEN_TIMEOUT) {
+            // While opening (maybe stuck in `connect`), this worker counts as opening only.
+            self.shared.opening.fetch_add(1, SeqCst);
+            self.shared.workers.fetch_sub(1, SeqCst);
+            let opened = MailslotWriter::open_timeout(&self.name, OPEN_TIMEOUT);
+            self.shared.workers.fetch_add(1, SeqCst);
+            self.shared.opening.fetch_sub(1, SeqCst);
+            match opened {
                 Ok(w) => self.writer = Some(w),
                 Err(e) => {
                     self.shared.count(|c| match e {
