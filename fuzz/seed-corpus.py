@@ -63,6 +63,22 @@ seeds["netlogon"].add(hexfile("netlogon-logon-primary-query.hex"))
 seeds["smb_mailslot"].add(hexfile("smb-mailslot-write-spec-example.hex"))
 seeds["messenger"].add(b"WIN98USER\x00WORKGROUP\x00HELLO WORLD\x00")
 seeds["messenger"].add(b"ALICE\x00BOB\x00hi there\x00")
+# control_sequence: steps of (0, length, control record), (1, uid), (2, ticks), (3|4, length, packet).
+def record(msg):
+    r = ('{"v":1,"msg":%s}' % msg).encode()
+    return b"\x00" + struct.pack(">H", len(r)) + r
+
+
+seeds["control_sequence"] = set()
+w = '{"op":"write","target":%s,"path":"%s","priority":%d,"class":"%s","data":[104,105]}'
+for target in ('"PrimaryDomain"', '{"Host":"FUZZHOST"}', '{"Host":"FUZZWG"}', '{"Host":"OTHER"}'):
+    seeds["control_sequence"].add(record(w % (target, "net\\\\netlogon", 1, "Second")) + b"\x02\x50")
+seeds["control_sequence"].add(
+    b"\x01\x2a" + record(w % ('"PrimaryDomain"', "t", 200, "First"))
+    + record('{"op":"resolve","name":"OTHER","suffix":32}') + record('{"op":"status"}') + b"\x02\xff")
+for sp, dp, p in list(pcapng_udp(os.path.join(FIX, "nmbd-round.pcapng")))[:4]:
+    if len(p) < 256:
+        seeds["control_sequence"].add((b"\x03" if 138 in (sp, dp) else b"\x04") + bytes([len(p)]) + p)
 for t, items in seeds.items():
     d = os.path.join(HERE, "corpus", t)
     os.makedirs(d, exist_ok=True)

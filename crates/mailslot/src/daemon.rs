@@ -22,7 +22,7 @@
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -315,6 +315,10 @@ counters! {
         pub wins_refreshes_sent,
         /// Negative answers of the WINS server to a registration or refresh of ours.
         pub wins_refusals,
+        /// Dropped: the datagram header's source IP is not the packet's source address.
+        pub dropped_spoofed_source,
+        /// Local requests refused for a field out of range (error 87).
+        pub requests_invalid,
     }
 }
 
@@ -335,6 +339,11 @@ counters! {
         pub dropped_bad_name,
         /// Dropped: any other error.
         pub dropped_error,
+        /// Dropped: the mailslot's delivery backlog in the daemon is full (its owner is not
+        /// taking messages, or not accepting connections).
+        pub dropped_backlog,
+        /// Dropped: a local program's write that the mailslot's access policy refuses to it.
+        pub dropped_access_denied,
     }
 }
 
@@ -364,9 +373,14 @@ pub struct Status {
 }
 
 /// A connection to the local daemon.
+///
+/// The daemon closes connections idle for a while (and limits how many each user holds); a
+/// client whose connection was closed connects again before its next request, so a long-lived
+/// handle keeps working.
 #[derive(Debug)]
 pub struct DaemonClient {
-    sock: OwnedFd,
+    sock: Mutex<OwnedFd>,
+    address: String,
 }
 
 fn invalid_data(e: impl std::fmt::Display) -> io::Error {
@@ -383,9 +397,16 @@ impl DaemonClient {
     /// Connects to a daemon listening on the abstract name `address` (tests run daemons on
     /// names of their own).
     pub fn connect_to(address: &str) -> io::Result<Self> {
+        Ok(Self {
+            sock: Mutex::new(Self::open(address)?),
+            address: address.to_string(),
+        })
+    }
+
+    fn open(address: &str) -> io::Result<OwnedFd> {
         let sock = sys::seqpacket(false)?;
         match sys::connect_abstract(&sock, address.as_bytes()) {
-            Ok(()) => Ok(Self { sock }),
+            Ok(()) => Ok(sock),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNREFUSED | libc::ENOENT)) => {
                 Err(io::Error::new(
                     io::ErrorKind::NotFound,
@@ -401,7 +422,22 @@ impl DaemonClient {
         let bytes = req
             .encode()
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        sys::send_parts(self.sock.as_raw_fd(), &[&bytes], &[], false)?;
+        let mut sock = self.sock.lock().unwrap_or_else(PoisonError::into_inner);
+        // Anything readable before a request is sent means the daemon closed the connection (an
+        // idle one), or a late answer to an earlier call that timed out: a fresh connection
+        // either way, so that this call reads its own answer.
+        if sys::poll_one(sock.as_raw_fd(), libc::POLLIN, Some(Duration::ZERO))? != 0 {
+            *sock = Self::open(&self.address)?;
+        }
+        match sys::send_parts(sock.as_raw_fd(), &[&bytes], &[], false) {
+            Ok(_) => {}
+            // Closed between the check and the send: nothing was sent, so send it again.
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EPIPE | libc::ECONNRESET)) => {
+                *sock = Self::open(&self.address)?;
+                sys::send_parts(sock.as_raw_fd(), &[&bytes], &[], false)?;
+            }
+            Err(e) => return Err(e),
+        }
         let deadline = Instant::now() + timeout;
         let mut buf = vec![0u8; MAX_RECORD + 1];
         loop {
@@ -412,8 +448,8 @@ impl DaemonClient {
                     "the mailslot daemon did not answer",
                 ));
             }
-            sys::poll_one(self.sock.as_raw_fd(), libc::POLLIN, Some(left))?;
-            match sys::recv_msg(self.sock.as_raw_fd(), &mut buf, false)? {
+            sys::poll_one(sock.as_raw_fd(), libc::POLLIN, Some(left))?;
+            match sys::recv_msg(sock.as_raw_fd(), &mut buf, false)? {
                 None => continue,
                 Some(r) if r.len == 0 => {
                     return Err(io::Error::new(
@@ -579,6 +615,6 @@ mod tests {
         assert_eq!(v["names"][0]["registered"], true);
         assert_eq!(v["counters"]["dropped_duplicate"], 0);
         assert_eq!(v["ports"]["datagram"], 138);
-        assert_eq!(s.counters.fields().len(), 19);
+        assert_eq!(s.counters.fields().len(), 21);
     }
 }

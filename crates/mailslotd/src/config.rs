@@ -12,6 +12,9 @@
 //! user = "mailslot"               # drop root to this user after binding ("" = keep root)
 //! metrics_port = 9138             # optional: Prometheus text on 127.0.0.1:PORT
 //! recv_buffer = 4194304           # SO_RCVBUF of the UDP sockets, bytes
+//!
+//! [network]
+//! check_source = true             # drop datagrams whose header source IP is not the sender's
 //! ```
 
 use std::net::Ipv4Addr;
@@ -75,6 +78,24 @@ pub struct DaemonConfig {
     pub metrics_port: Option<u16>,
     /// SO_RCVBUF for the UDP sockets.
     pub recv_buffer: usize,
+    /// Checks on what arrives from the network (`[network]`).
+    pub network: NetworkConfig,
+}
+
+/// The `[network]` table: checks on received datagrams.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// Drop (and count) a datagram whose NetBIOS header names a source IP other than the
+    /// packet's source address (default `true`; only a network with a datagram distribution
+    /// server relaying datagrams needs `false`).
+    pub check_source: bool,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self { check_source: true }
+    }
 }
 
 impl Default for DaemonConfig {
@@ -91,6 +112,7 @@ impl Default for DaemonConfig {
             user: mailslot::daemon::DAEMON_USER.into(),
             metrics_port: None,
             recv_buffer: 4 << 20,
+            network: NetworkConfig::default(),
         }
     }
 }
@@ -187,9 +209,15 @@ port = 1138
 name_port = 1137
 user = ""
 metrics_port = 9138
+
+[network]
+check_source = false
 "#,
         )
         .unwrap();
+        assert!(!c.network.check_source);
+        assert!(DaemonConfig::default().network.check_source);
+        assert!(DaemonConfig::parse("[network]\ncheck_sources = true").is_err());
         assert_eq!(c.netbios_name.as_deref(), Some("hosta"));
         assert_eq!(c.workgroup, "LAB");
         assert_eq!(c.wins_server, Some(Ipv4Addr::new(10, 99, 0, 3)));

@@ -1,22 +1,36 @@
 //! The daemon's side of the control socket ([`mailslot::daemon`] is the client's side and the
 //! protocol): a blocking listener, one thread per client (a daemon has few local clients), each
 //! request handed to the daemon's loop with the client's kernel credentials.
+//!
+//! No local user can lock others out: each user holds at most [`MAX_PER_USER`] connections, all
+//! ordinary users together [`MAX_CLIENTS`], and root and the daemon's own user have
+//! [`ADMIN_RESERVE`] more of their own, which ordinary users cannot take. A connection that sends
+//! no request for [`IDLE_TIMEOUT`] is closed (clients connect again by themselves). A client
+//! turned away gets a failure record (8, not enough memory) and the connection is closed.
 
+use std::collections::HashMap;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use mailslot::daemon::{Reply, Request, CONTROL_ADDRESS, MAX_RECORD};
 use mailslot::error::code;
+use mailslot::trusted::Caller;
 use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::sync::{mpsc, oneshot};
-use tracing::error;
+use tracing::{debug, error};
 
 use crate::sys;
 
-/// Most control-socket clients served at once (one thread each); more are turned away.
-const MAX_CONTROL_CLIENTS: usize = 256;
+/// Connections one ordinary user may hold at once.
+pub const MAX_PER_USER: usize = 16;
+/// Connections all ordinary users may hold together (one thread each).
+pub const MAX_CLIENTS: usize = 256;
+/// Connections kept for root and the daemon's user (and the user the daemon runs as), on top of
+/// [`MAX_CLIENTS`].
+pub const ADMIN_RESERVE: usize = 64;
+/// A connection without a request for this long is closed.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The listening control socket (`SOCK_SEQPACKET`, abstract name).
 #[derive(Debug)]
@@ -100,10 +114,74 @@ impl ControlConnection {
 pub struct ControlCall {
     /// The request.
     pub request: Request,
-    /// The client's user id.
-    pub uid: u32,
+    /// Who asked: the kernel's credentials of the connection (`SO_PEERCRED`) and the process's
+    /// supplementary groups, read when it connected.
+    pub caller: Caller,
     /// Where the answer goes.
     pub reply: oneshot::Sender<Reply>,
+}
+
+/// Who holds how many connections.
+#[derive(Debug, Default)]
+struct Limits {
+    per_user: HashMap<u32, usize>,
+    ordinary: usize,
+    admin: usize,
+}
+
+/// Releases a connection's place when dropped.
+struct Place {
+    limits: Arc<Mutex<Limits>>,
+    uid: u32,
+    admin: bool,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        let mut l = self.limits.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = l.per_user.get_mut(&self.uid) {
+            *n -= 1;
+            if *n == 0 {
+                l.per_user.remove(&self.uid);
+            }
+        }
+        if self.admin {
+            l.admin -= 1;
+        } else {
+            l.ordinary -= 1;
+        }
+    }
+}
+
+/// Root, the daemon's user and the user this process runs as.
+fn is_admin(uid: u32) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    uid == 0 || uid == me || Some(uid) == mailslot::daemon::daemon_uid()
+}
+
+/// A place for a connection of `uid`, if the limits allow one.
+fn admit(limits: &Arc<Mutex<Limits>>, uid: u32) -> Option<Place> {
+    let admin = is_admin(uid);
+    let mut l = limits.lock().unwrap_or_else(PoisonError::into_inner);
+    let mine = l.per_user.get(&uid).copied().unwrap_or(0);
+    if admin {
+        if l.admin >= ADMIN_RESERVE {
+            return None;
+        }
+        l.admin += 1;
+    } else {
+        if mine >= MAX_PER_USER || l.ordinary >= MAX_CLIENTS {
+            return None;
+        }
+        l.ordinary += 1;
+    }
+    *l.per_user.entry(uid).or_insert(0) += 1;
+    Some(Place {
+        limits: limits.clone(),
+        uid,
+        admin,
+    })
 }
 
 /// Serves the control socket on threads of its own; each request becomes `wrap(call)` on `tx`.
@@ -112,7 +190,7 @@ pub(crate) fn spawn<C: Send + 'static>(
     tx: mpsc::Sender<C>,
     wrap: fn(ControlCall) -> C,
 ) -> io::Result<()> {
-    let active = Arc::new(AtomicUsize::new(0));
+    let limits = Arc::new(Mutex::new(Limits::default()));
     std::thread::Builder::new()
         .name("mailslotd-control".into())
         .spawn(move || loop {
@@ -124,31 +202,45 @@ pub(crate) fn spawn<C: Send + 'static>(
                     continue;
                 }
             };
-            if active.fetch_add(1, SeqCst) >= MAX_CONTROL_CLIENTS {
-                active.fetch_sub(1, SeqCst);
+            let Some(place) = admit(&limits, conn.peer.uid) else {
+                debug!(uid = conn.peer.uid, "control connection refused: too many");
                 let _ = conn.send(&Reply::failed(
                     code::NOT_ENOUGH_MEMORY,
-                    "the mailslot daemon has too many clients",
+                    "too many connections to the mailslot daemon",
                 ));
+                continue;
+            };
+            if let Err(e) = conn.sock.set_read_timeout(Some(IDLE_TIMEOUT)) {
+                debug!("control connection: {e}");
                 continue;
             }
             let tx = tx.clone();
-            let active = active.clone();
             let _ = std::thread::Builder::new()
                 .name("mailslotd-client".into())
                 .spawn(move || {
                     serve_client(&conn, &tx, wrap);
-                    active.fetch_sub(1, SeqCst);
+                    drop(place);
                 });
         })
         .map(|_| ())
 }
 
 fn serve_client<C>(conn: &ControlConnection, tx: &mpsc::Sender<C>, wrap: fn(ControlCall) -> C) {
+    let p = conn.peer;
+    let caller = Caller::from_pid(p.pid, p.uid, p.gid);
     loop {
         let request = match conn.recv() {
             Ok(Some(r)) => r,
             Ok(None) => return,
+            // Idle for IDLE_TIMEOUT: closed without a word.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
+                return
+            }
             Err(e) => {
                 let _ = conn.send(&Reply::failed(code::INVALID_PARAMETER, e.to_string()));
                 return;
@@ -157,7 +249,7 @@ fn serve_client<C>(conn: &ControlConnection, tx: &mpsc::Sender<C>, wrap: fn(Cont
         let (rtx, rrx) = oneshot::channel();
         let call = ControlCall {
             request,
-            uid: conn.peer.uid,
+            caller: caller.clone(),
             reply: rtx,
         };
         if tx.blocking_send(wrap(call)).is_err() {

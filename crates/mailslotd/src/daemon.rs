@@ -317,7 +317,7 @@ impl Daemon {
             names: self.router.names(),
             cache: self.router.cache(),
             counters: self.router.counters().clone(),
-            delivery: self.deliverer.counters.clone(),
+            delivery: self.deliverer.counters(),
         }
     }
 
@@ -390,14 +390,18 @@ impl Daemon {
             }
             Request::Write(write) => {
                 let (target, path) = (&write.target, &write.path);
-                debug!(uid = call.uid, ?target, %path, len = write.data.len(), "local write");
+                let c = &call.caller;
+                debug!(uid = c.uid, pid = c.pid, ?target, %path, len = write.data.len(), "local write");
+                // The copy delivered on this host goes in as this process, under the slot's
+                // access policy (never as a message from the network).
+                let caller = Some(call.caller);
                 let pending = Pending {
                     reply: call.reply,
                     name: None,
                 };
                 self.pending.insert(id, pending);
                 self.router
-                    .handle_local(now, LocalRequest::Write { id, write });
+                    .handle_local(now, LocalRequest::Write { id, write, caller });
             }
             _ => {
                 let _ = call.reply.send(Reply::failed(

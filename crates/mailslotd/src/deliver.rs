@@ -1,30 +1,92 @@
-//! Delivery of network messages into local mailslots.
+//! Delivery into local mailslots, without ever blocking the daemon's loop.
+//!
+//! Each local mailslot that receives something gets a worker thread of its own with a bounded
+//! backlog ([`SLOT_BACKLOG`] messages). The loop only hands messages over (`try_send`): when a
+//! slot's backlog is full — its owner is stopped, does not read, or never accepts the connection —
+//! the messages for that slot are dropped and counted (`dropped_backlog`), and every other slot,
+//! the control socket and the UDP sockets go on as before. Opening a slot (connect + greeting) is
+//! bounded by [`OPEN_TIMEOUT`] once connected and happens on the worker. A worker idle for
+//! [`WORKER_IDLE`] ends; at most [`MAX_WORKERS`] deliver at once, and at most [`MAX_OPENING`] may
+//! be opening a mailslot at once — a listener whose connection queue is full (one that never
+//! accepts) keeps a worker in `connect` until it goes away, so such workers do not take places
+//! from the others. Beyond either bound, messages for new slots are dropped and counted the same
+//! way.
+//!
+//! What came from the network is delivered as a remote message, and only to slots that accept
+//! remote messages. The local copy of a local program's write ([`Delivery::caller`]) is written
+//! on behalf of that program: the owner applies its access policy to the program and records it
+//! as a local sender, exactly as for a direct write.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use mailslot::daemon::DeliveryCounters;
-use mailslot::trusted::RemoteMessage;
-use mailslot::{MailslotWriter, OpenError, WriteError};
+use mailslot::trusted::{Caller, RemoteMessage};
+use mailslot::{MailslotWriter, OpenError, Timeout, WriteError, WriteOptions};
 use mailslot_router::Delivery;
 use tracing::debug;
 
-/// How long opening a local mailslot may take before the message is dropped.
-const OPEN_TIMEOUT: Duration = Duration::from_millis(500);
-/// Most open writer handles kept.
-const MAX_WRITERS: usize = 1024;
+/// How long opening a local mailslot may take before its messages are dropped.
+pub(crate) const OPEN_TIMEOUT: Duration = Duration::from_millis(500);
+/// Messages waiting for one mailslot at most; more are dropped and counted.
+pub(crate) const SLOT_BACKLOG: usize = 512;
+/// Delivery workers (one per mailslot being delivered to) at most.
+pub(crate) const MAX_WORKERS: usize = 128;
+/// Workers opening a mailslot (possibly stuck in `connect` to a listener that never accepts)
+/// at most.
+pub(crate) const MAX_OPENING: usize = 512;
+/// A worker with nothing to deliver for this long ends (and closes its handle).
+pub(crate) const WORKER_IDLE: Duration = Duration::from_secs(30);
+/// Stack of a worker thread (it only opens a handle and writes).
+const WORKER_STACK: usize = 256 * 1024;
 
-/// Open writers by mailslot key, reused across messages.
+/// The counters, shared with the workers.
+#[derive(Default)]
+struct Shared {
+    counters: Mutex<DeliveryCounters>,
+    /// Workers running, but not those opening a mailslot.
+    workers: AtomicUsize,
+    /// Workers opening a mailslot.
+    opening: AtomicUsize,
+}
+
+impl Shared {
+    fn count(&self, f: impl FnOnce(&mut DeliveryCounters)) {
+        f(&mut self.counters.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+}
+
+/// The loop's side of one mailslot's worker.
+struct Slot {
+    tx: SyncSender<Vec<Delivery<'static>>>,
+    /// Messages handed over and not yet written.
+    queued: Arc<AtomicUsize>,
+    /// Cleared when the worker ends.
+    alive: Arc<AtomicBool>,
+}
+
+/// Hands messages to the per-mailslot workers.
 #[derive(Default)]
 pub(crate) struct Deliverer {
-    writers: HashMap<String, MailslotWriter>,
-    /// What happened to each message.
-    pub counters: DeliveryCounters,
+    slots: HashMap<String, Slot>,
+    shared: Arc<Shared>,
 }
 
 impl Deliverer {
-    /// Delivers messages, grouping those for the same mailslot into one record (order kept
-    /// within a mailslot). What cannot be delivered is dropped silently and counted.
+    /// What happened to the messages so far.
+    pub(crate) fn counters(&self) -> DeliveryCounters {
+        self.shared
+            .counters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Hands messages to their mailslots' workers, grouped by mailslot (order kept within a
+    /// mailslot). Never blocks: what a full backlog cannot take is dropped and counted.
     pub(crate) fn deliver_all(&mut self, all: &[Delivery<'_>]) {
         // Almost always one mailslot per batch: a linear search beats hashing here.
         let mut groups: Vec<Vec<&Delivery<'_>>> = Vec::new();
@@ -39,64 +101,206 @@ impl Deliverer {
         }
         for group in groups {
             let key = group[0].path.to_ascii_lowercase();
-            let msgs: Vec<RemoteMessage<'_>> = group.iter().map(|d| d.message()).collect();
-            self.deliver_batch(&key, &group[0].path, &msgs);
+            self.hand_over(key, &group);
         }
     }
 
-    fn deliver_batch(&mut self, key: &str, path: &str, msgs: &[RemoteMessage<'_>]) {
-        let n = msgs.len() as u64;
-        for _attempt in 0..2 {
-            if !self.writers.contains_key(key) {
-                if self.writers.len() >= MAX_WRITERS {
-                    self.writers.clear();
+    fn hand_over(&mut self, key: String, group: &[&Delivery<'_>]) {
+        let n = group.len();
+        if let Some(slot) = self.slots.get(&key) {
+            if slot.alive.load(SeqCst) {
+                if slot.queued.load(SeqCst) + n > SLOT_BACKLOG {
+                    self.shared.count(|c| c.dropped_backlog += n as u64);
+                    return;
                 }
-                let name = format!("\\\\.\\mailslot\\{path}");
-                match MailslotWriter::open_timeout(&name, OPEN_TIMEOUT) {
-                    Ok(w) => {
-                        self.writers.insert(key.to_string(), w);
-                    }
-                    Err(OpenError::NotFound(_)) => {
-                        self.counters.dropped_no_mailslot += n;
+                let batch = owned(group);
+                slot.queued.fetch_add(n, SeqCst);
+                match slot.tx.try_send(batch) {
+                    Ok(()) => return,
+                    Err(TrySendError::Full(_)) => {
+                        slot.queued.fetch_sub(n, SeqCst);
+                        self.shared.count(|c| c.dropped_backlog += n as u64);
                         return;
                     }
-                    Err(OpenError::InvalidName(_)) => {
-                        self.counters.dropped_bad_name += n;
-                        return;
-                    }
-                    Err(e) => {
-                        debug!("cannot open {name}: {e}");
-                        self.counters.dropped_error += n;
-                        return;
-                    }
+                    // The worker ended meanwhile: start another below.
+                    Err(TrySendError::Disconnected(_)) => {}
                 }
             }
-            let Some(w) = self.writers.get(key) else {
-                return;
-            };
+            self.slots.remove(&key);
+        }
+        if self.shared.workers.load(SeqCst) >= MAX_WORKERS
+            || self.shared.opening.load(SeqCst) >= MAX_OPENING
+        {
+            self.slots.retain(|_, s| s.alive.load(SeqCst));
+            self.shared.count(|c| c.dropped_backlog += n as u64);
+            return;
+        }
+        if self.slots.len() >= MAX_WORKERS * 2 {
+            self.slots.retain(|_, s| s.alive.load(SeqCst));
+        }
+        let (tx, rx) = sync_channel(SLOT_BACKLOG);
+        let slot = Slot {
+            tx,
+            queued: Arc::new(AtomicUsize::new(n)),
+            alive: Arc::new(AtomicBool::new(true)),
+        };
+        let batch = owned(group);
+        if slot.tx.try_send(batch).is_err() {
+            return;
+        }
+        let worker = Worker {
+            name: format!("\\\\.\\mailslot\\{}", group[0].path),
+            rx,
+            queued: slot.queued.clone(),
+            alive: slot.alive.clone(),
+            shared: self.shared.clone(),
+            writer: None,
+        };
+        self.shared.workers.fetch_add(1, SeqCst);
+        let spawned = std::thread::Builder::new()
+            .name("mailslotd-deliver".into())
+            .stack_size(WORKER_STACK)
+            .spawn(move || worker.run());
+        if let Err(e) = spawned {
+            debug!("cannot start a delivery worker: {e}");
+            self.shared.workers.fetch_sub(1, SeqCst);
+            self.shared.count(|c| c.dropped_error += n as u64);
+            return;
+        }
+        self.slots.insert(key, slot);
+    }
+}
+
+fn owned(group: &[&Delivery<'_>]) -> Vec<Delivery<'static>> {
+    group.iter().map(|d| (*d).clone().into_owned()).collect()
+}
+
+/// One mailslot's worker: opens it (bounded by [`OPEN_TIMEOUT`]) and writes what it is handed.
+struct Worker {
+    name: String,
+    rx: Receiver<Vec<Delivery<'static>>>,
+    queued: Arc<AtomicUsize>,
+    alive: Arc<AtomicBool>,
+    shared: Arc<Shared>,
+    writer: Option<MailslotWriter>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        loop {
+            match self.rx.recv_timeout(WORKER_IDLE) {
+                Ok(batch) => self.deliver(&batch),
+                Err(RecvTimeoutError::Timeout) => {
+                    self.alive.store(false, SeqCst);
+                    // What arrived between the timeout and the flag is still delivered.
+                    while let Ok(batch) = self.rx.try_recv() {
+                        self.deliver(&batch);
+                    }
+                    break;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        self.alive.store(false, SeqCst);
+        self.shared.workers.fetch_sub(1, SeqCst);
+    }
+
+    fn deliver(&mut self, batch: &[Delivery<'static>]) {
+        // Network messages together (one record), local callers' writes one by one.
+        let (local, remote): (Vec<&Delivery<'_>>, Vec<&Delivery<'_>>) =
+            batch.iter().partition(|d| d.caller.is_some());
+        if !remote.is_empty() {
+            let msgs: Vec<RemoteMessage<'_>> = remote.iter().map(|d| d.message()).collect();
+            self.deliver_remote(&msgs);
+        }
+        for d in local {
+            if let Some(caller) = &d.caller {
+                self.deliver_local(d, caller);
+            }
+        }
+        self.queued.fetch_sub(batch.len(), SeqCst);
+    }
+
+    /// The open handle, opening it if needed; `None` (counted) if the mailslot cannot be opened.
+    fn writer(&mut self, n: u64) -> Option<&MailslotWriter> {
+        if self.writer.is_none() {
+            // While opening (maybe stuck in `connect`), this worker counts as opening only.
+            self.shared.opening.fetch_add(1, SeqCst);
+            self.shared.workers.fetch_sub(1, SeqCst);
+            let opened = MailslotWriter::open_timeout(&self.name, OPEN_TIMEOUT);
+            self.shared.workers.fetch_add(1, SeqCst);
+            self.shared.opening.fetch_sub(1, SeqCst);
+            match opened {
+                Ok(w) => self.writer = Some(w),
+                Err(e) => {
+                    self.shared.count(|c| match e {
+                        OpenError::NotFound(_) => c.dropped_no_mailslot += n,
+                        OpenError::InvalidName(_) => c.dropped_bad_name += n,
+                        _ => c.dropped_error += n,
+                    });
+                    return None;
+                }
+            }
+        }
+        self.writer.as_ref()
+    }
+
+    fn deliver_remote(&mut self, msgs: &[RemoteMessage<'_>]) {
+        let n = msgs.len() as u64;
+        for _attempt in 0..2 {
+            let Some(w) = self.writer(n) else { return };
             if !w.accepts_remote() {
-                self.counters.dropped_refused_remote += n;
+                self.shared.count(|c| c.dropped_refused_remote += n);
                 return;
             }
             match w.write_batch_from_remote(msgs) {
                 Ok(o) => {
-                    self.counters.delivered += o.queued as u64;
-                    self.counters.dropped_full += o.full as u64;
-                    self.counters.dropped_too_large += o.too_large as u64;
-                    return;
+                    return self.shared.count(|c| {
+                        c.delivered += o.queued as u64;
+                        c.dropped_full += o.full as u64;
+                        c.dropped_too_large += o.too_large as u64;
+                    })
                 }
-                Err(WriteError::OwnerGone) => {
-                    // The slot was closed (maybe re-created): open again once.
-                    self.writers.remove(key);
-                }
+                // The slot was closed (maybe re-created): open again once.
+                Err(WriteError::OwnerGone) => self.writer = None,
                 Err(e) => {
-                    debug!("cannot deliver to {path}: {e}");
-                    self.writers.remove(key);
-                    self.counters.dropped_error += n;
-                    return;
+                    debug!("cannot deliver to {}: {e}", self.name);
+                    self.writer = None;
+                    return self.shared.count(|c| c.dropped_error += n);
                 }
             }
         }
-        self.counters.dropped_no_mailslot += n;
+        self.shared.count(|c| c.dropped_no_mailslot += n);
+    }
+
+    fn deliver_local(&mut self, d: &Delivery<'_>, caller: &Caller) {
+        // Never wait for room: a full slot drops the message, as for the network's.
+        let opts = WriteOptions {
+            priority: d.priority.min(9),
+            class: d.class,
+            timeout: Timeout::ZERO,
+        };
+        for _attempt in 0..2 {
+            let Some(w) = self.writer(1) else { return };
+            match w.write_on_behalf(&d.data, opts, caller) {
+                Ok(()) => return self.shared.count(|c| c.delivered += 1),
+                Err(WriteError::Open(OpenError::AccessDenied(_))) => {
+                    return self.shared.count(|c| c.dropped_access_denied += 1)
+                }
+                Err(WriteError::OwnerGone) => self.writer = None,
+                Err(WriteError::Full | WriteError::Timeout) => {
+                    return self.shared.count(|c| c.dropped_full += 1)
+                }
+                Err(WriteError::TooLarge { .. }) => {
+                    return self.shared.count(|c| c.dropped_too_large += 1)
+                }
+                Err(e) => {
+                    debug!("cannot deliver to {}: {e}", self.name);
+                    self.writer = None;
+                    return self.shared.count(|c| c.dropped_error += 1);
+                }
+            }
+        }
+        self.shared.count(|c| c.dropped_no_mailslot += 1);
     }
 }

@@ -104,6 +104,7 @@ pub fn load(args: &DaemonArgs) -> Result<Settings> {
     router.port = file.port;
     router.name_port = file.name_port;
     router.scope = file.scope.clone();
+    router.check_source = file.network.check_source;
     router.seed = (std::process::id() as u16).wrapping_mul(7919);
     Ok(Settings { file, router })
 }
@@ -158,5 +159,6 @@ pub fn describe(r: &RouterConfig) -> String {
     if let Some(w) = r.wins_server {
         out.push_str(&format!("wins_server = {w}\n"));
     }
+    out.push_str(&format!("check_source = {}\n", r.check_source));
     out
 }

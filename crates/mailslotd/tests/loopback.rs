@@ -3,119 +3,19 @@
 //! daemon. Its interface is 127.0.0.2/32, so that what it sends to "the subnet" arrives at
 //! 127.0.0.2 on its own datagram port, where a test can listen.
 
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::thread::JoinHandle;
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use mailslot::daemon::{DaemonClient, RemoteWrite, Reply, Request, Status};
+use mailslot::daemon::{RemoteWrite, Reply, Request};
 use mailslot::error::code;
 use mailslot::{Class, Mailslot, Sender, Target, Timeout};
 use mailslot_proto::datagram::MsgType;
 use mailslot_proto::nbns::RData;
 use mailslot_proto::{MailslotMessage, MailslotWriteRepr, NamePacket, NetbiosName};
-use mailslot_router::{Interface, RouterConfig};
-use mailslotd::{ControlServer, Daemon, Sockets, Stopper, EXIT_OK};
 
-const HOST: &str = "TESTHOST";
-const WORKGROUP: &str = "TESTWG";
-/// The daemon's address as the router knows it.
-const OWN_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
-const WAIT: Duration = Duration::from_secs(5);
-
-/// A daemon running on a thread of its own; stopped when dropped.
-struct Running {
-    stopper: Stopper,
-    thread: Option<JoinHandle<anyhow::Result<u8>>>,
-    /// Its datagram socket.
-    datagram: SocketAddrV4,
-    /// Its name-service socket.
-    name: SocketAddrV4,
-    /// Its control socket's abstract name.
-    control: String,
-}
-
-fn local_port(s: &UdpSocket) -> u16 {
-    s.local_addr().unwrap().port()
-}
-
-impl Running {
-    fn start() -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let datagram = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let name = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let control = format!(
-            "mailslotd/test/{}/{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut cfg = RouterConfig::new(HOST, WORKGROUP, vec![Interface::new(OWN_IP, 32)]);
-        cfg.port = local_port(&datagram);
-        cfg.name_port = local_port(&name);
-        let addrs = (
-            SocketAddrV4::new(Ipv4Addr::LOCALHOST, cfg.port),
-            SocketAddrV4::new(Ipv4Addr::LOCALHOST, cfg.name_port),
-        );
-        let sockets = Sockets {
-            datagram,
-            name,
-            control: ControlServer::bind_at(&control).unwrap(),
-            metrics: None,
-        };
-        let daemon = Daemon::new(cfg, sockets);
-        let stopper = daemon.stopper();
-        let thread = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?
-                .block_on(daemon.run())
-        });
-        Self {
-            stopper,
-            thread: Some(thread),
-            datagram: addrs.0,
-            name: addrs.1,
-            control,
-        }
-    }
-
-    fn client(&self) -> DaemonClient {
-        DaemonClient::connect_to(&self.control).unwrap()
-    }
-
-    fn status(&self) -> Status {
-        self.client().status(WAIT).unwrap()
-    }
-
-    /// Waits until `f` holds for the daemon's status.
-    fn wait_for(&self, what: &str, f: impl Fn(&Status) -> bool) -> Status {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let s = self.status();
-            if f(&s) {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "{what}: {s:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn wait_registered(&self) {
-        self.wait_for("names registered", |s| s.names.iter().all(|n| n.registered));
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.stopper.stop_blocking("test over");
-        if let Some(t) = self.thread.take() {
-            let code = t.join().expect("the daemon thread panicked");
-            if !std::thread::panicking() {
-                assert_eq!(code.unwrap(), EXIT_OK);
-            }
-        }
-    }
-}
+use common::{euid, Running, HOST, OWN_IP, WAIT, WORKGROUP};
 
 fn recv_timeout(s: &UdpSocket, buf: &mut [u8]) -> (usize, SocketAddr) {
     s.set_read_timeout(Some(WAIT)).unwrap();
@@ -141,7 +41,9 @@ fn a_datagram_for_a_local_mailslot_is_delivered() {
             data: b"from the network",
         },
     );
-    let peer = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    // Sent from the address the header names (the daemon drops a datagram whose header names
+    // another source).
+    let peer = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 9), 0)).unwrap();
     peer.send_to(&m.to_vec().unwrap(), d.datagram).unwrap();
 
     let s = d.wait_for("delivered", |s| s.delivery.delivered == 1);
@@ -168,13 +70,6 @@ fn a_datagram_for_a_local_mailslot_is_delivered() {
             assert!(Instant::now() < deadline, "the owner never saw the message");
         }
     }
-}
-
-/// The effective uid, from `/proc`.
-fn euid() -> u32 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    line.split_whitespace().nth(2).unwrap().parse().unwrap()
 }
 
 #[test]
@@ -262,4 +157,85 @@ fn garbage_on_the_control_socket_is_refused_and_the_daemon_goes_on() {
         other => panic!("{other:?}"),
     }
     assert_eq!(d.status().netbios_name, HOST);
+}
+
+#[test]
+fn a_datagram_whose_header_names_another_source_is_dropped_and_counted() {
+    let d = Running::start();
+    let path = format!("MAILSLOTD_TEST\\SPOOF{}", std::process::id());
+    let slot = Mailslot::create(&format!("\\\\.\\mailslot\\{path}")).unwrap();
+    let wire = format!("\\MAILSLOT\\{path}");
+    // From 127.0.0.1, claiming to be DC01 at 10.20.30.40.
+    let m = MailslotMessage::new(
+        MsgType::DirectUnique,
+        78,
+        Ipv4Addr::new(10, 20, 30, 40),
+        NetbiosName::new("DC01", 0).unwrap().into(),
+        NetbiosName::new(HOST, 0).unwrap().into(),
+        MailslotWriteRepr {
+            name: wire.as_bytes(),
+            priority: 1,
+            class: 2,
+            data: b"spoofed",
+        },
+    );
+    let peer = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    peer.send_to(&m.to_vec().unwrap(), d.datagram).unwrap();
+    let s = d.wait_for("dropped as spoofed", |s| {
+        s.counters.dropped_spoofed_source == 1
+    });
+    assert_eq!(s.counters.accepted, 0);
+    assert_eq!(s.delivery.delivered, 0);
+    assert!(slot
+        .read_message_timeout(Timeout::After(Duration::from_millis(100)))
+        .is_err());
+}
+
+#[test]
+fn out_of_range_request_fields_fail_with_87_and_the_daemon_goes_on() {
+    let d = Running::start();
+    let c = d.client();
+    let write = |target: Target, path: &str, priority: u8| {
+        c.call(
+            &Request::Write(RemoteWrite {
+                target,
+                path: path.into(),
+                priority,
+                class: Class::Second,
+                data: b"x".to_vec(),
+            }),
+            WAIT,
+        )
+        .unwrap()
+    };
+    let long = "x".repeat(200);
+    for (target, path, priority) in [
+        (Target::PrimaryDomain, "t", 200),
+        (Target::Host("*".into()), "t", 10),
+        (Target::PrimaryDomain, "", 1),
+        (Target::PrimaryDomain, long.as_str(), 1),
+        (Target::Host("A-NAME-OF-16-CHR".into()), "t", 1),
+    ] {
+        match write(target.clone(), path, priority) {
+            Reply::Failed(f) => assert_eq!(f.code, code::INVALID_PARAMETER, "{target:?} {f}"),
+            other => panic!("{target:?} {priority}: {other:?}"),
+        }
+    }
+    // Class 7 is no class: the record does not decode (87 too).
+    use socket2::{Domain, SockAddr, Socket, Type};
+    let s = Socket::new(Domain::UNIX, Type::SEQPACKET, None).unwrap();
+    s.connect(&SockAddr::unix(format!("\0{}", d.control)).unwrap())
+        .unwrap();
+    let rec = br#"{"v":1,"msg":{"op":"write","target":"PrimaryDomain","path":"t","priority":1,"class":7,"data":[1]}}"#;
+    s.send(rec).unwrap();
+    let mut buf = vec![0u8; 4096];
+    s.set_read_timeout(Some(WAIT)).unwrap();
+    let n = std::io::Read::read(&mut &s, &mut buf).unwrap();
+    match Reply::decode(&buf[..n]).unwrap() {
+        Reply::Failed(f) => assert_eq!(f.code, code::INVALID_PARAMETER),
+        other => panic!("{other:?}"),
+    }
+    let st = d.status();
+    assert_eq!(st.counters.requests_invalid, 5);
+    assert_eq!(st.counters.datagrams_sent, 0);
 }

@@ -76,6 +76,10 @@ pub struct RouterConfig {
     pub scope: String,
     /// Start of the transaction and datagram id sequences.
     pub seed: u16,
+    /// Drop (and count in `dropped_spoofed_source`) a datagram whose header names a source IP
+    /// other than the packet's source address (default `true`). Only a datagram relayed by a
+    /// NetBIOS datagram distribution server (NBDD) legitimately differs.
+    pub check_source: bool,
 }
 
 impl RouterConfig {
@@ -90,6 +94,7 @@ impl RouterConfig {
             name_port: mailslot_proto::nbns::NAME_SERVICE_PORT,
             scope: String::new(),
             seed: 1,
+            check_source: true,
         }
     }
 

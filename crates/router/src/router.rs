@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::dedupe::DuplicateFilter;
 use mailslot::daemon::{Address, CachedName, Failure, NameStatus, RemoteWrite, RouterCounters};
 use mailslot::error::code::{BAD_NETPATH, INVALID_PARAMETER};
-use mailslot::trusted::RemoteMessage;
+use mailslot::trusted::{Caller, RemoteMessage};
 use mailslot::{Class, Target};
 use mailslot_proto::datagram::{MsgType, NodeType};
 use mailslot_proto::nbns::{
@@ -79,6 +79,12 @@ pub enum LocalRequest {
         id: u64,
         /// The write ([`Target::Local`] is refused: local names need no network).
         write: RemoteWrite,
+        /// Who asked, as the kernel reported it to the shell (`SO_PEERCRED` of the control
+        /// connection, with the supplementary groups). The copy of the write delivered on this
+        /// host ([`Event::Deliver`] for our own group, our own name, `*`) carries it, so that the
+        /// shell delivers it as this local process under the slot's access policy, never as a
+        /// message from the network. `None`: delivered as from the network (tests, tools).
+        caller: Option<Caller>,
     },
     /// Resolve a NetBIOS name.
     Resolve {
@@ -140,6 +146,11 @@ pub struct Delivery<'a> {
     pub sender_name: Arc<str>,
     /// Sender's IPv4 address (from the datagram header).
     pub sender_ip: Ipv4Addr,
+    /// For the local copy of a local program's write ([`LocalRequest::Write`]): that program.
+    /// The shell must deliver it on behalf of this caller (the slot's access policy applied to
+    /// it, recorded as a local sender), never as a remote message. `None` for what came from the
+    /// network.
+    pub caller: Option<Caller>,
 }
 
 impl Delivery<'_> {
@@ -152,6 +163,7 @@ impl Delivery<'_> {
             class: self.class,
             sender_name: self.sender_name,
             sender_ip: self.sender_ip,
+            caller: self.caller,
         }
     }
 
@@ -205,6 +217,7 @@ enum Waiter {
         id: u64,
         write: RemoteWrite,
         dest: NetbiosName,
+        caller: Option<Caller>,
     },
     Resolve {
         id: u64,
@@ -607,20 +620,23 @@ impl Router {
     pub fn handle_local(&mut self, now: Instant, req: LocalRequest) {
         match req {
             LocalRequest::Resolve { id, name, suffix } => match NetbiosName::new(&name, suffix) {
-                Err(e) => self.events.push_back(Event::Resolved {
-                    id,
-                    result: Err(Failure {
-                        code: INVALID_PARAMETER,
-                        message: format!("invalid NetBIOS name {name:?}: {e}"),
-                    }),
-                }),
+                Err(e) => {
+                    self.counters.requests_invalid += 1;
+                    self.events.push_back(Event::Resolved {
+                        id,
+                        result: Err(Failure {
+                            code: INVALID_PARAMETER,
+                            message: format!("invalid NetBIOS name {name:?}: {e}"),
+                        }),
+                    });
+                }
                 Ok(n) => self.resolve(now, n, Waiter::Resolve { id }),
             },
-            LocalRequest::Write { id, write } => self.local_write(now, id, write),
+            LocalRequest::Write { id, write, caller } => self.local_write(now, id, write, caller),
         }
     }
 
-    fn local_write(&mut self, now: Instant, id: u64, write: RemoteWrite) {
+    fn local_write(&mut self, now: Instant, id: u64, write: RemoteWrite, caller: Option<Caller>) {
         let wire = format!("{MAILSLOT_PREFIX}{}", write.path);
         let limit = max_network_payload(&wire);
         let fail = |this: &mut Self, code, message: String| {
@@ -630,6 +646,10 @@ impl Router {
                 result: Err(Failure { code, message }),
             });
         };
+        if let Err(message) = check_write(&write) {
+            self.counters.requests_invalid += 1;
+            return fail(self, INVALID_PARAMETER, message);
+        }
         if write.data.len() > limit {
             return fail(
                 self,
@@ -655,7 +675,12 @@ impl Router {
             Ok(d) => d,
             Err(e) => return fail(self, BAD_NETPATH, format!("invalid name {host:?}: {e}")),
         };
-        let waiter = Waiter::Write { id, write, dest };
+        let waiter = Waiter::Write {
+            id,
+            write,
+            dest,
+            caller,
+        };
         // Our workgroup (and `*`) is a group: broadcast without asking anybody.
         if name_key(&dest) == name_key(&self.cfg.workgroup_name(0)) {
             return self.complete_write(
@@ -721,7 +746,13 @@ impl Router {
     }
 
     fn complete_write(&mut self, waiter: Waiter, addrs: &[Address]) {
-        let Waiter::Write { id, write, dest } = waiter else {
+        let Waiter::Write {
+            id,
+            write,
+            dest,
+            caller,
+        } = waiter
+        else {
             return;
         };
         // Upper case on the wire, as LAN Manager and Windows programs name mailslots (receivers
@@ -746,12 +777,12 @@ impl Router {
                 .interfaces
                 .first()
                 .map_or(Ipv4Addr::LOCALHOST, |i| i.ip);
-            self.deliver_own(&write, own_ip);
+            self.deliver_own(&write, own_ip, caller);
             true
         } else if let Some(a) = addrs.first() {
             if self.is_own_ip(a.ip) {
                 // A write to our own computer name never touches the network.
-                self.deliver_own(&write, a.ip);
+                self.deliver_own(&write, a.ip, caller);
                 true
             } else {
                 let to = SocketAddrV4::new(a.ip, port);
@@ -791,8 +822,9 @@ impl Router {
         self.push_datagram(to, &m)
     }
 
-    /// Delivers our own write into the local mailslot of its path, as sent by us from `ip`.
-    fn deliver_own(&mut self, write: &RemoteWrite, ip: Ipv4Addr) {
+    /// Delivers our own write into the local mailslot of its path, as sent by us from `ip`, on
+    /// behalf of `caller` when a local program asked for it.
+    fn deliver_own(&mut self, write: &RemoteWrite, ip: Ipv4Addr, caller: Option<Caller>) {
         self.counters.accepted += 1;
         self.events.push_back(Event::Deliver(Delivery {
             path: Arc::from(write.path.as_str()),
@@ -801,6 +833,7 @@ impl Router {
             class: write.class,
             sender_name: self.own_name.clone(),
             sender_ip: ip,
+            caller,
         }));
     }
 
@@ -881,6 +914,11 @@ impl Router {
             self.counters.dropped_not_for_us += 1;
             return None;
         }
+        if self.cfg.check_source && m.source_ip != *src.ip() {
+            // Only a datagram relayed by an NBDD legitimately names another source: spoofing.
+            self.counters.dropped_spoofed_source += 1;
+            return None;
+        }
         if self.duplicates.seen(now, m.source_ip, m.dgm_id) {
             self.counters.dropped_duplicate += 1;
             return None;
@@ -910,6 +948,7 @@ impl Router {
             },
             sender_name: self.last_sender.1.clone(),
             sender_ip: m.source_ip,
+            caller: None,
         })
     }
 
@@ -1194,4 +1233,29 @@ fn mailslot_path_of(name: &[u8]) -> Option<&str> {
         return None;
     }
     std::str::from_utf8(&name[P.len()..]).ok()
+}
+
+/// Range checks of a local write's fields that the types leave open: priority 0–9, a mailslot
+/// path of 1 to [`MAX_PATH_LEN`](mailslot::name::MAX_PATH_LEN) bytes, a host name of 1 to 15
+/// characters. (The class is an enum; the data size is checked against the datagram's room.)
+fn check_write(write: &RemoteWrite) -> Result<(), String> {
+    if write.priority > 9 {
+        return Err(format!("priority {} is not 0-9", write.priority));
+    }
+    if write.path.is_empty() || write.path.len() > mailslot::name::MAX_PATH_LEN {
+        return Err(format!(
+            "a mailslot path has 1 to {} bytes, not {}",
+            mailslot::name::MAX_PATH_LEN,
+            write.path.len()
+        ));
+    }
+    if let Target::Host(h) = &write.target {
+        if h.is_empty() || h.len() > 15 {
+            return Err(format!(
+                "a NetBIOS name has 1 to 15 characters, not {}",
+                h.len()
+            ));
+        }
+    }
+    Ok(())
 }

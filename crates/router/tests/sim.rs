@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use mailslot::daemon::RemoteWrite;
 use mailslot::error::code::BAD_NETPATH as ERROR_BAD_NETPATH;
+use mailslot::trusted::Caller;
 use mailslot::{Class, Target};
 use mailslot_proto::{
     MailslotMessage, NamePacket, NetbiosName, NsFlags, NsOpcode, RData, ResourceRecord, RrType,
@@ -185,6 +186,7 @@ impl Net {
                     class: Class::Second,
                     data: data.to_vec(),
                 },
+                caller: None,
             },
         );
     }
@@ -778,4 +780,149 @@ fn without_wins_nothing_is_refreshed() {
     net.wire.clear();
     net.advance(Duration::from_secs(4 * 86_400));
     assert!(net.wire.is_empty(), "{:?}", net.wire);
+}
+
+#[test]
+fn a_header_source_other_than_the_packet_source_is_dropped_and_counted() {
+    let mut net = three_hosts();
+    net.wire.clear();
+    net.write(0, 1, Target::Host("B".into()), "t", b"spoof");
+    net.events(1);
+    let (_, t) = net
+        .wire
+        .iter()
+        .find(|(_, t)| t.port == Port::Datagram)
+        .cloned()
+        .unwrap();
+    // The header says 10.0.0.1 (A); the packet comes from 10.0.0.3.
+    let now = net.now + Duration::from_secs(3);
+    let spoofer = SocketAddrV4::new(ip(3), 138);
+    let r = &mut net.nodes[1].router;
+    r.handle_datagram(now, Port::Datagram, spoofer, &t.payload);
+    assert_eq!(r.counters().dropped_spoofed_source, 1);
+    assert!(delivered(&std::mem::take(&mut net.nodes[1].events)).is_empty());
+    let mut events = Vec::new();
+    while let Some(e) = net.nodes[1].router.poll_event() {
+        events.push(e);
+    }
+    assert!(delivered(&events).is_empty());
+
+    // Switched off (a network with an NBDD relaying datagrams), the same datagram is delivered.
+    let mut cfg = Net::cfg("D", 4);
+    cfg.check_source = false;
+    let mut r = Router::new(cfg, now);
+    let mut m = MailslotMessage::parse(&t.payload).unwrap();
+    m.destination.name = NetbiosName::new("D", 0).unwrap();
+    let bytes = m.to_vec().unwrap();
+    r.handle_datagram(now, Port::Datagram, spoofer, &bytes);
+    assert_eq!(r.counters().dropped_spoofed_source, 0);
+    let mut events = Vec::new();
+    while let Some(e) = r.poll_event() {
+        events.push(e);
+    }
+    assert_eq!(delivered(&events).len(), 1);
+}
+
+#[test]
+fn out_of_range_request_fields_fail_with_87() {
+    let mut net = three_hosts();
+    net.wire.clear();
+    let bad = [
+        (Target::PrimaryDomain, "t".to_string(), 200u8),
+        (Target::PrimaryDomain, "t".to_string(), 10),
+        (Target::PrimaryDomain, String::new(), 1),
+        (Target::PrimaryDomain, "x".repeat(96), 1),
+        (Target::Host("SIXTEEN-CHARS-XX".into()), "t".to_string(), 1),
+        (Target::Host(String::new()), "t".to_string(), 1),
+    ];
+    for (i, (target, path, priority)) in bad.into_iter().enumerate() {
+        let now = net.now;
+        let id = i as u64 + 1;
+        net.nodes[0].router.handle_local(
+            now,
+            LocalRequest::Write {
+                id,
+                write: RemoteWrite {
+                    target,
+                    path,
+                    priority,
+                    class: Class::Second,
+                    data: b"x".to_vec(),
+                },
+                caller: None,
+            },
+        );
+        net.step();
+        let ev = net.events(0);
+        assert!(
+            matches!(&ev[..], [Event::WriteDone { id: got, result: Err(f) }] if *got == id && f.code == 87),
+            "{i}: {ev:?}"
+        );
+    }
+    assert!(net.wire.is_empty(), "nothing sent");
+    assert_eq!(net.nodes[0].router.counters().requests_invalid, 6);
+    let now = net.now;
+    net.nodes[0].router.handle_local(
+        now,
+        LocalRequest::Resolve {
+            id: 9,
+            name: "SIXTEEN-CHARS-XX".into(),
+            suffix: 0,
+        },
+    );
+    net.step();
+    assert!(matches!(
+        &net.events(0)[..],
+        [Event::Resolved { id: 9, result: Err(f) }] if f.code == 87
+    ));
+}
+
+#[test]
+fn the_local_copy_of_a_local_write_carries_the_caller() {
+    let mut net = three_hosts();
+    net.wire.clear();
+    let caller = Caller {
+        pid: 4242,
+        uid: 65534,
+        gid: 65534,
+        groups: vec![],
+    };
+    for (id, target) in [
+        (1, Target::PrimaryDomain),
+        (2, Target::Host(WG.into())),
+        (3, Target::Host("A".into())),
+    ] {
+        let now = net.now;
+        net.nodes[0].router.handle_local(
+            now,
+            LocalRequest::Write {
+                id,
+                write: RemoteWrite {
+                    target,
+                    path: "t".into(),
+                    priority: 1,
+                    class: Class::Second,
+                    data: b"mine".to_vec(),
+                },
+                caller: Some(caller.clone()),
+            },
+        );
+        net.step();
+        let own: Vec<_> = net
+            .events(0)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Deliver(d) => Some(d),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(own.len(), 1, "{id}");
+        assert_eq!(own[0].caller.as_ref(), Some(&caller), "{id}");
+    }
+    // What other hosts receive is a network message: no caller.
+    for e in net.events(1) {
+        if let Event::Deliver(d) = e {
+            assert_eq!(d.caller, None);
+        }
+    }
 }

@@ -1,0 +1,121 @@
+//! A daemon on loopback for the daemon's tests: its sockets are bound by the test (127.0.0.1,
+//! ephemeral ports) and its control socket has a name of its own, so several run at once beside
+//! a real daemon. Its interface is 127.0.0.2/32.
+
+#![allow(dead_code)] // not every test target uses every helper
+
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use mailslot::daemon::{DaemonClient, Status};
+use mailslot_router::{Interface, RouterConfig};
+use mailslotd::{ControlServer, Daemon, Sockets, Stopper, EXIT_OK};
+
+pub(crate) const HOST: &str = "TESTHOST";
+pub(crate) const WORKGROUP: &str = "TESTWG";
+/// The daemon's address as the router knows it.
+pub(crate) const OWN_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+pub(crate) const WAIT: Duration = Duration::from_secs(5);
+
+/// A daemon running on a thread of its own; stopped when dropped.
+pub(crate) struct Running {
+    pub(crate) stopper: Stopper,
+    thread: Option<JoinHandle<anyhow::Result<u8>>>,
+    /// Its datagram socket.
+    pub(crate) datagram: SocketAddrV4,
+    /// Its name-service socket.
+    pub(crate) name: SocketAddrV4,
+    /// Its control socket's abstract name.
+    pub(crate) control: String,
+}
+
+fn local_port(s: &UdpSocket) -> u16 {
+    s.local_addr().unwrap().port()
+}
+
+impl Running {
+    pub(crate) fn start() -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let datagram = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let name = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let control = format!(
+            "mailslotd/test/{}/{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut cfg = RouterConfig::new(HOST, WORKGROUP, vec![Interface::new(OWN_IP, 32)]);
+        cfg.port = local_port(&datagram);
+        cfg.name_port = local_port(&name);
+        let addrs = (
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, cfg.port),
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, cfg.name_port),
+        );
+        let sockets = Sockets {
+            datagram,
+            name,
+            control: ControlServer::bind_at(&control).unwrap(),
+            metrics: None,
+        };
+        let daemon = Daemon::new(cfg, sockets);
+        let stopper = daemon.stopper();
+        let thread = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(daemon.run())
+        });
+        Self {
+            stopper,
+            thread: Some(thread),
+            datagram: addrs.0,
+            name: addrs.1,
+            control,
+        }
+    }
+
+    pub(crate) fn client(&self) -> DaemonClient {
+        DaemonClient::connect_to(&self.control).unwrap()
+    }
+
+    pub(crate) fn status(&self) -> Status {
+        self.client().status(WAIT).unwrap()
+    }
+
+    /// Waits until `f` holds for the daemon's status.
+    pub(crate) fn wait_for(&self, what: &str, f: impl Fn(&Status) -> bool) -> Status {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let s = self.status();
+            if f(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "{what}: {s:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub(crate) fn wait_registered(&self) {
+        self.wait_for("names registered", |s| s.names.iter().all(|n| n.registered));
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stopper.stop_blocking("test over");
+        if let Some(t) = self.thread.take() {
+            let code = t.join().expect("the daemon thread panicked");
+            if !std::thread::panicking() {
+                assert_eq!(code.unwrap(), EXIT_OK);
+            }
+        }
+    }
+}
+
+/// The effective uid, from `/proc`.
+pub(crate) fn euid() -> u32 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    line.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
