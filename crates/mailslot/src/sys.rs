@@ -85,6 +85,36 @@ pub(crate) fn connect_abstract(fd: &OwnedFd, name: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// `SO_SNDTIMEO`: how long a blocking `connect` (or send) on a Unix socket may wait; `None`
+/// waits forever.
+pub(crate) fn set_send_timeout(fd: &OwnedFd, timeout: Option<Duration>) -> io::Result<()> {
+    let tv = timeout.map_or(
+        libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        |d| {
+            // A zero timeval means "forever" to the kernel: wait at least a microsecond.
+            let d = d.max(Duration::from_micros(1));
+            libc::timeval {
+                tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+                tv_usec: libc::suseconds_t::from(d.subsec_micros()),
+            }
+        },
+    );
+    // SAFETY: `tv` is a valid timeval of the size passed.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            ptr::addr_of!(tv).cast(),
+            size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    })?;
+    Ok(())
+}
+
 /// `listen(2)`.
 pub(crate) fn listen(fd: &OwnedFd, backlog: i32) -> io::Result<()> {
     // SAFETY: plain system call on a descriptor we own.

@@ -515,3 +515,67 @@ fn a_write_over_the_owners_maximum_is_refused_by_the_writer_before_anything_is_s
         Err(ReadError::Timeout)
     ));
 }
+
+/// A listener bound to a mailslot's address that never accepts, its queue already full: the
+/// next open waits in `connect` only as long as its timeout, then reports that the owner does
+/// not answer.
+#[test]
+fn open_of_a_slot_whose_owner_never_accepts_ends_at_its_timeout() {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let name = unique("neveraccepts");
+    let key = name
+        .rsplit_once(r"\mailslot\")
+        .map(|(_, p)| p.to_ascii_lowercase())
+        .unwrap();
+    let seqpacket = || {
+        // SAFETY: plain socket(2); the descriptor is owned at once.
+        let fd =
+            unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0);
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    };
+    // SAFETY: an all-zero sockaddr_un is valid.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let path = format!("mailslot/v1/{key}");
+    for (i, b) in path.bytes().enumerate() {
+        addr.sun_path[i + 1] = b as libc::c_char;
+    }
+    let len = (size_of::<libc::sa_family_t>() + 1 + path.len()) as libc::socklen_t;
+    let listener = seqpacket();
+    // SAFETY: `addr` is a valid abstract sockaddr_un of `len` bytes.
+    unsafe {
+        assert_eq!(
+            libc::bind(listener.as_raw_fd(), std::ptr::addr_of!(addr).cast(), len),
+            0
+        );
+        assert_eq!(libc::listen(listener.as_raw_fd(), 0), 0);
+    }
+    // Fill the queue (a backlog of 0 holds one connection) without blocking.
+    let mut queued = Vec::new();
+    loop {
+        let s = seqpacket();
+        // SAFETY: fcntl and connect on a descriptor we own, with the address above.
+        let r = unsafe {
+            libc::fcntl(s.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK);
+            libc::connect(s.as_raw_fd(), std::ptr::addr_of!(addr).cast(), len)
+        };
+        if r != 0 {
+            break;
+        }
+        queued.push(s);
+        assert!(queued.len() < 64, "the listen queue never filled");
+    }
+    let t0 = Instant::now();
+    let r = MailslotWriter::open_timeout(&name, Duration::from_millis(300));
+    let took = t0.elapsed();
+    assert!(
+        matches!(r, Err(OpenError::NotResponding(_))),
+        "open of a never-accepting owner gave {r:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+        "the open took {took:?} for a timeout of 300 ms"
+    );
+}

@@ -35,8 +35,8 @@ pub(crate) const OPEN_TIMEOUT: Duration = Duration::from_millis(500);
 pub(crate) const SLOT_BACKLOG: usize = 512;
 /// Delivery workers (one per mailslot being delivered to) at most.
 pub(crate) const MAX_WORKERS: usize = 128;
-/// Workers opening a mailslot (possibly stuck in `connect` to a listener that never accepts)
-/// at most.
+/// Workers opening a mailslot at most (each open, `connect` to a listener whose queue is full
+/// included, ends after [`OPEN_TIMEOUT`]).
 pub(crate) const MAX_OPENING: usize = 512;
 /// A worker with nothing to deliver for this long ends (and closes its handle).
 pub(crate) const WORKER_IDLE: Duration = Duration::from_secs(30);

@@ -84,13 +84,20 @@ impl Connection {
     pub(crate) fn open(name: &Name, timeout: Duration) -> Result<Self, OpenError> {
         let policy = Policy::load().map_err(OpenError::Policy)?;
         let sock = sys::seqpacket(false)?;
+        // An owner whose listen queue is full (it stopped accepting) makes `connect` wait: for
+        // the open's timeout at most, then it has not answered.
+        sys::set_send_timeout(&sock, Some(timeout))?;
         match sys::connect_abstract(&sock, &address(&name.key())) {
             Ok(()) => {}
             Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNREFUSED | libc::ENOENT)) => {
                 return Err(OpenError::NotFound(name.to_string()));
             }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Err(OpenError::NotResponding(name.to_string()));
+            }
             Err(e) => return Err(e.into()),
         }
+        sys::set_send_timeout(&sock, None)?;
         // Who serves the name, as the kernel saw it when the owner started listening: checked
         // against the name policy before anything is sent or received.
         let owner = sys::peer_cred(&sock)?;
