@@ -62,7 +62,8 @@ pub use error::{CreateError, OpenError, ReadError, WriteError};
 pub use name::{Name, NameError, Target};
 pub use transport::slot::Counters;
 pub use types::{
-    Access, Class, Info, Message, RemoteName, Sender, Timeout, WriteOptions, MAX_PRIORITY,
+    Access, AccessPolicy, Class, Info, Message, Owner, RemoteName, Sender, Timeout, WriteOptions,
+    MAX_PRIORITY,
 };
 
 use transport::slot::{Config, Slot, Take, Taken};
@@ -473,12 +474,15 @@ impl MailslotWriter {
         }
     }
 
-    /// Process id and user id of the owner (`None` for a remote name), as the kernel reported
-    /// them for the process that accepted this handle's connection (`SO_PEERCRED`), not as the
-    /// owner claims.
-    pub fn owner(&self) -> Option<(u32, u32)> {
+    /// The owner's process, user and group (`None` for a remote name), as the kernel reported
+    /// them for the process that serves the name (`SO_PEERCRED`), not as the owner claims.
+    pub fn owner(&self) -> Option<Owner> {
         match &self.inner {
-            WriterInner::Local(c) => Some((c.owner.pid, c.owner.uid)),
+            WriterInner::Local(c) => Some(Owner {
+                pid: c.owner.pid,
+                uid: c.owner.uid,
+                gid: c.owner.gid,
+            }),
             WriterInner::Remote(_) => None,
         }
     }

@@ -35,7 +35,7 @@ use std::net::Ipv4Addr;
 
 use crate::error::{OpenError, WriteError};
 use crate::transport::slot::policy_admits;
-use crate::types::{Access, Class, WriteOptions};
+use crate::types::{AccessPolicy, Class, WriteOptions};
 use crate::{Builder, CreateError, Mailslot, MailslotWriter, WriterInner};
 
 /// A local process a trusted writer writes for: its ids as the kernel reported them to the
@@ -133,9 +133,12 @@ impl MailslotWriter {
     }
 
     /// The owner's user id and access policy as it sent them (`None` for a remote name).
-    pub fn access_policy(&self) -> Option<(u32, Access)> {
+    pub fn access_policy(&self) -> Option<AccessPolicy> {
         match &self.inner {
-            WriterInner::Local(c) => Some((c.greeting.owner_uid, c.greeting.access)),
+            WriterInner::Local(c) => Some(AccessPolicy {
+                owner_uid: c.greeting.owner_uid,
+                access: c.greeting.access,
+            }),
             WriterInner::Remote(_) => None,
         }
     }

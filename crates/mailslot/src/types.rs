@@ -246,6 +246,28 @@ pub struct Message {
     pub sender: Sender,
 }
 
+/// The process that serves a mailslot, as the kernel reported it when that process started
+/// listening (`SO_PEERCRED`), from [`MailslotWriter::owner`](crate::MailslotWriter::owner).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// Process id.
+    pub pid: u32,
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+}
+
+/// Who may write to a mailslot, as its owner announced it (the owner's user and its
+/// [`Access`] policy), from [`MailslotWriter::access_policy`](crate::MailslotWriter::access_policy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessPolicy {
+    /// The owner's user id, as the owner sent it.
+    pub owner_uid: u32,
+    /// The policy the owner applies to writers.
+    pub access: Access,
+}
+
 /// State of a mailslot, from [`Mailslot::info`](crate::Mailslot::info).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Info {

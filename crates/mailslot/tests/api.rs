@@ -121,7 +121,7 @@ fn write_option_errors() {
         Err(WriteError::InvalidPriority(10))
     ));
     assert_eq!(w.max_message_size(), MAX_MESSAGE_SIZE);
-    assert_eq!(w.owner().unwrap().0, std::process::id());
+    assert_eq!(w.owner().unwrap().pid, std::process::id());
     assert!(w.accepts_remote());
 }
 

@@ -212,7 +212,13 @@ fn on_behalf_writes_apply_the_policy_to_the_caller_and_record_the_caller() {
     let name = unique("behalf-owner");
     let slot = Mailslot::create(&name).unwrap();
     let w = MailslotWriter::open(&name).unwrap();
-    assert_eq!(w.access_policy(), Some((0, Access::Owner)));
+    assert_eq!(
+        w.access_policy(),
+        Some(mailslot::AccessPolicy {
+            owner_uid: 0,
+            access: Access::Owner
+        })
+    );
     assert!(!w.admits(65534, 65534, &[]));
     let e = w
         .write_on_behalf(b"sneaky", WriteOptions::new(), &nobody)

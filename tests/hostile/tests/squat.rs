@@ -73,7 +73,7 @@ fn squatting_with_and_without_a_name_policy() {
         Err(CreateError::AlreadyExists(_))
     ));
     let w = MailslotWriter::open(&name).expect("without a policy the squatter's name opens");
-    assert_eq!(w.owner().map(|(_, uid)| uid), Some(65534), "kernel's uid");
+    assert_eq!(w.owner().map(|o| o.uid), Some(65534), "kernel's uid");
     w.write(b"secret").expect("write");
     assert_eq!(
         drained(&mut sq, &rx),
@@ -121,14 +121,14 @@ fn squatting_with_and_without_a_name_policy() {
     let (_sq2, _rx2, first) = squatter(&outside);
     assert_eq!(first, "ready", "a name outside the policy");
     let w = MailslotWriter::open(&outside).expect("outside the policy: first come");
-    assert_eq!(w.owner().map(|(_, uid)| uid), Some(65534));
+    assert_eq!(w.owner().map(|o| o.uid), Some(65534));
     // A rule that names nobody's group (its primary group, as the kernel reports it for the
     // listening socket) lets it serve.
     let grp = format!(r"{base}\grp\x");
     let (_sq3, _rx3, first) = squatter(&grp);
     assert_eq!(first, "ready", "nobody's group may serve {grp}");
     let w = MailslotWriter::open(&grp).expect("allowed by group");
-    assert_eq!(w.owner().map(|(_, uid)| uid), Some(65534));
+    assert_eq!(w.owner().map(|o| o.uid), Some(65534));
     // And a supplementary group (`SO_PEERGROUPS`), started with one; without it, refused.
     let sup = format!(r"{base}\sup\x");
     std::env::set_var(POLICY_ENV, dir.join("none.toml"));
