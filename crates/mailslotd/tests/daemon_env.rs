@@ -15,12 +15,10 @@ use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{euid, Running, HOST, WAIT, WORKGROUP};
+use common::{euid, mailslot_datagram, Running, HOST, WAIT, WORKGROUP};
 use libtest_mimic::{Arguments, Completion, Trial};
 use mailslot::daemon::{DaemonClient, RemoteWrite, Reply, Request};
 use mailslot::{Access, Class, Mailslot, Sender, Target, Timeout};
-use mailslot_proto::datagram::MsgType;
-use mailslot_proto::{MailslotMessage, MailslotWriteRepr, NetbiosName};
 use mailslotd::control::{IDLE_TIMEOUT, MAX_PER_USER};
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -152,22 +150,7 @@ impl Drop for StoppedOwner {
 
 /// A mailslot write datagram to the daemon's computer name, from `SENDER` at 127.0.0.1.
 fn datagram(path: &str, dgm_id: u16, data: &[u8]) -> Vec<u8> {
-    let wire = format!("\\MAILSLOT\\{path}");
-    MailslotMessage::new(
-        MsgType::DirectUnique,
-        dgm_id,
-        Ipv4Addr::LOCALHOST,
-        NetbiosName::new("SENDER", 0).unwrap().into(),
-        NetbiosName::new(HOST, 0).unwrap().into(),
-        MailslotWriteRepr {
-            name: wire.as_bytes(),
-            priority: 1,
-            class: 2,
-            data,
-        },
-    )
-    .to_vec()
-    .unwrap()
+    mailslot_datagram(path, dgm_id, "SENDER", Ipv4Addr::LOCALHOST, data)
 }
 
 /// A listener that never accepts on `path`'s local address, and a SIGSTOPped owner: the daemon

@@ -13,9 +13,9 @@ use mailslot::error::code;
 use mailslot::{Class, Mailslot, Sender, Target, Timeout};
 use mailslot_proto::datagram::MsgType;
 use mailslot_proto::nbns::RData;
-use mailslot_proto::{MailslotMessage, MailslotWriteRepr, NamePacket, NetbiosName};
+use mailslot_proto::{MailslotMessage, NamePacket, NetbiosName};
 
-use common::{euid, Running, HOST, OWN_IP, WAIT, WORKGROUP};
+use common::{euid, mailslot_datagram, Running, HOST, OWN_IP, WAIT, WORKGROUP};
 
 fn recv_timeout(s: &UdpSocket, buf: &mut [u8]) -> (usize, SocketAddr) {
     s.set_read_timeout(Some(WAIT)).unwrap();
@@ -27,24 +27,17 @@ fn a_datagram_for_a_local_mailslot_is_delivered() {
     let d = Running::start();
     let path = format!("MAILSLOTD_TEST\\DELIVER{}", std::process::id());
     let slot = Mailslot::create(&format!("\\\\.\\mailslot\\{path}")).unwrap();
-    let wire = format!("\\MAILSLOT\\{path}");
-    let m = MailslotMessage::new(
-        MsgType::DirectUnique,
+    let m = mailslot_datagram(
+        &path,
         77,
+        "SENDER",
         Ipv4Addr::new(127, 0, 0, 9),
-        NetbiosName::new("SENDER", 0).unwrap().into(),
-        NetbiosName::new(HOST, 0).unwrap().into(),
-        MailslotWriteRepr {
-            name: wire.as_bytes(),
-            priority: 1,
-            class: 2,
-            data: b"from the network",
-        },
+        b"from the network",
     );
     // Sent from the address the header names (the daemon drops a datagram whose header names
     // another source).
     let peer = UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 9), 0)).unwrap();
-    peer.send_to(&m.to_vec().unwrap(), d.datagram).unwrap();
+    peer.send_to(&m, d.datagram).unwrap();
 
     let s = d.wait_for("delivered", |s| s.delivery.delivered == 1);
     assert_eq!(s.counters.accepted, 1);
@@ -164,23 +157,10 @@ fn a_datagram_whose_header_names_another_source_is_dropped_and_counted() {
     let d = Running::start();
     let path = format!("MAILSLOTD_TEST\\SPOOF{}", std::process::id());
     let slot = Mailslot::create(&format!("\\\\.\\mailslot\\{path}")).unwrap();
-    let wire = format!("\\MAILSLOT\\{path}");
     // From 127.0.0.1, claiming to be DC01 at 10.20.30.40.
-    let m = MailslotMessage::new(
-        MsgType::DirectUnique,
-        78,
-        Ipv4Addr::new(10, 20, 30, 40),
-        NetbiosName::new("DC01", 0).unwrap().into(),
-        NetbiosName::new(HOST, 0).unwrap().into(),
-        MailslotWriteRepr {
-            name: wire.as_bytes(),
-            priority: 1,
-            class: 2,
-            data: b"spoofed",
-        },
-    );
+    let m = mailslot_datagram(&path, 78, "DC01", Ipv4Addr::new(10, 20, 30, 40), b"spoofed");
     let peer = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    peer.send_to(&m.to_vec().unwrap(), d.datagram).unwrap();
+    peer.send_to(&m, d.datagram).unwrap();
     let s = d.wait_for("dropped as spoofed", |s| {
         s.counters.dropped_spoofed_source == 1
     });

@@ -785,15 +785,8 @@ fn without_wins_nothing_is_refreshed() {
 #[test]
 fn a_header_source_other_than_the_packet_source_is_dropped_and_counted() {
     let mut net = three_hosts();
-    net.wire.clear();
-    net.write(0, 1, Target::Host("B".into()), "t", b"spoof");
+    let t = net.sent_datagram("B", "t", b"spoof");
     net.events(1);
-    let (_, t) = net
-        .wire
-        .iter()
-        .find(|(_, t)| t.port == Port::Datagram)
-        .cloned()
-        .unwrap();
     // The header says 10.0.0.1 (A); the packet comes from 10.0.0.3.
     let now = net.now + Duration::from_secs(3);
     let spoofer = SocketAddrV4::new(ip(3), 138);

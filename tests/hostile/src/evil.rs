@@ -182,21 +182,7 @@ fn send_with_fds(sock: RawFd, data: &[u8], fds: &[RawFd]) {
 }
 
 fn bind(name: &str) -> RawFd {
-    let key = match mailslot::Name::parse(name) {
-        Ok(n) => n.key(),
-        Err(e) => {
-            say!("bad-name {e}");
-            std::process::exit(1)
-        }
-    };
-    let path = format!("mailslot/v1/{key}");
-    // SAFETY: sockaddr_un is plain old data.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    for (i, b) in path.bytes().enumerate() {
-        addr.sun_path[i + 1] = b as libc::c_char;
-    }
-    let len = (size_of::<libc::sa_family_t>() + 1 + path.len()) as libc::socklen_t;
+    let (addr, len) = super::slot_address(name);
     // SAFETY: plain system calls with a valid address of `len` bytes.
     unsafe {
         let fd = libc::socket(libc::AF_UNIX, libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC, 0);

@@ -338,8 +338,8 @@ fn errno_name(e: i32) -> String {
     }
 }
 
-/// Opens up to `n` raw connections to the slot's socket and holds them without ever reading.
-fn connect_flood(name: &str, n: usize) {
+/// The abstract socket address a mailslot `name` is served on (exits on a bad name).
+fn slot_address(name: &str) -> (libc::sockaddr_un, libc::socklen_t) {
     let key = match mailslot::Name::parse(name) {
         Ok(k) => k.key(),
         Err(e) => {
@@ -358,7 +358,13 @@ fn connect_flood(name: &str, n: usize) {
     for (i, b) in path.bytes().enumerate() {
         addr.sun_path[i + 1] = b as libc::c_char;
     }
-    let addr_len = (size_of::<libc::sa_family_t>() + 1 + path.len()) as libc::socklen_t;
+    let len = (size_of::<libc::sa_family_t>() + 1 + path.len()) as libc::socklen_t;
+    (addr, len)
+}
+
+/// Opens up to `n` raw connections to the slot's socket and holds them without ever reading.
+fn connect_flood(name: &str, n: usize) {
+    let (addr, addr_len) = slot_address(name);
     let mut held: Vec<RawFd> = Vec::with_capacity(n);
     let mut failures: BTreeMap<String, u64> = BTreeMap::new();
     let started = Instant::now();

@@ -10,6 +10,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mailslot::daemon::{DaemonClient, Status};
+use mailslot_proto::datagram::MsgType;
+use mailslot_proto::{MailslotMessage, MailslotWriteRepr, NetbiosName};
 use mailslot_router::{Interface, RouterConfig};
 use mailslotd::{ControlServer, Daemon, Sockets, Stopper, EXIT_OK};
 
@@ -118,4 +120,31 @@ pub(crate) fn euid() -> u32 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     line.split_whitespace().nth(2).unwrap().parse().unwrap()
+}
+
+/// A mailslot write datagram (priority 1, class 2) to `\\MAILSLOT\\<path>` of the daemon's
+/// computer name, whose header says it comes from `sender` at `source`.
+pub(crate) fn mailslot_datagram(
+    path: &str,
+    dgm_id: u16,
+    sender: &str,
+    source: Ipv4Addr,
+    data: &[u8],
+) -> Vec<u8> {
+    let wire = format!("\\MAILSLOT\\{path}");
+    MailslotMessage::new(
+        MsgType::DirectUnique,
+        dgm_id,
+        source,
+        NetbiosName::new(sender, 0).unwrap().into(),
+        NetbiosName::new(HOST, 0).unwrap().into(),
+        MailslotWriteRepr {
+            name: wire.as_bytes(),
+            priority: 1,
+            class: 2,
+            data,
+        },
+    )
+    .to_vec()
+    .unwrap()
 }
