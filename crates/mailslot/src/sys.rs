@@ -151,7 +151,7 @@ pub(crate) struct PeerCred {
 }
 
 /// `SO_PEERCRED`.
-pub(crate) fn peer_cred(fd: &OwnedFd) -> io::Result<PeerCred> {
+pub(crate) fn peer_cred(fd: &impl AsRawFd) -> io::Result<PeerCred> {
     let mut cred = libc::ucred {
         pid: 0,
         uid: 0,
@@ -176,7 +176,7 @@ pub(crate) fn peer_cred(fd: &OwnedFd) -> io::Result<PeerCred> {
 }
 
 /// `SO_PEERGROUPS`: the peer's supplementary groups.
-pub(crate) fn peer_groups(fd: &OwnedFd) -> io::Result<Vec<u32>> {
+pub(crate) fn peer_groups(fd: &impl AsRawFd) -> io::Result<Vec<u32>> {
     let mut groups = vec![0u32; 64];
     loop {
         let mut len = (groups.len() * 4) as libc::socklen_t;

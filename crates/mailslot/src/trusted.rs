@@ -31,9 +31,12 @@
 //! [`crate::Access::Everyone`] anybody. Supplementary groups are those of `Groups:` in
 //! `/proc/<pid>/status` ([`caller_groups`]).
 
+use std::io;
 use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
 
 use crate::error::{OpenError, WriteError};
+use crate::sys;
 use crate::transport::slot::policy_admits;
 use crate::types::{AccessPolicy, Class, WriteOptions};
 use crate::{Builder, CreateError, Mailslot, MailslotWriter, WriterInner};
@@ -53,6 +56,19 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The process at the other end of a connected Unix socket, as the kernel recorded it when
+    /// that process connected (`SO_PEERCRED`, `SO_PEERGROUPS`): neither the peer nor another
+    /// thread of it can change or race what is reported.
+    pub fn of_peer(socket: &impl AsRawFd) -> io::Result<Self> {
+        let cred = sys::peer_cred(socket)?;
+        Ok(Self {
+            pid: cred.pid,
+            uid: cred.uid,
+            gid: cred.gid,
+            groups: sys::peer_groups(socket)?,
+        })
+    }
+
     /// A caller with the supplementary groups read from `/proc/<pid>/status` (none if the
     /// process is gone or hidden).
     pub fn from_pid(pid: u32, uid: u32, gid: u32) -> Self {
@@ -94,8 +110,8 @@ impl MailslotWriter {
                 let block = crate::transport::encode_remote(sender_name, sender_ip);
                 c.write(data, opts, Some(crate::transport::Block::Remote(&block)))
             }
-            WriterInner::Remote(_) => Err(WriteError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
+            WriterInner::Remote(_) => Err(WriteError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
                 "write_from_remote needs a local mailslot",
             ))),
         }
@@ -111,8 +127,8 @@ impl MailslotWriter {
     ) -> Result<BatchOutcome, WriteError> {
         match &self.inner {
             WriterInner::Local(c) => c.write_batch(msgs),
-            WriterInner::Remote(_) => Err(WriteError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
+            WriterInner::Remote(_) => Err(WriteError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
                 "write_batch_from_remote needs a local mailslot",
             ))),
         }
@@ -167,8 +183,8 @@ impl MailslotWriter {
                 let block = crate::transport::encode_behalf(caller.pid, caller.uid, caller.gid);
                 c.write(data, opts, Some(crate::transport::Block::Behalf(&block)))
             }
-            WriterInner::Remote(_) => Err(WriteError::Io(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
+            WriterInner::Remote(_) => Err(WriteError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
                 "write_on_behalf needs a local mailslot",
             ))),
         }

@@ -38,17 +38,6 @@ pub struct ControlServer {
     listener: Socket,
 }
 
-/// Credentials of a connected client, from the kernel (`SO_PEERCRED`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PeerCredentials {
-    /// Process id.
-    pub pid: u32,
-    /// Effective user id.
-    pub uid: u32,
-    /// Effective group id.
-    pub gid: u32,
-}
-
 impl ControlServer {
     /// Binds [`CONTROL_ADDRESS`] in this network namespace; `AddrInUse` when a daemon runs.
     pub fn bind() -> io::Result<Self> {
@@ -69,8 +58,8 @@ impl ControlServer {
     /// Waits for the next client.
     pub fn accept(&self) -> io::Result<ControlConnection> {
         let (sock, _) = self.listener.accept()?;
-        let peer = sys::peer_credentials(&sock)?;
-        Ok(ControlConnection { sock, peer })
+        let caller = Caller::of_peer(&sock)?;
+        Ok(ControlConnection { sock, caller })
     }
 }
 
@@ -78,8 +67,8 @@ impl ControlServer {
 #[derive(Debug)]
 pub struct ControlConnection {
     sock: Socket,
-    /// Who it is.
-    pub peer: PeerCredentials,
+    /// Who it is: the kernel's record of the client (`SO_PEERCRED`, `SO_PEERGROUPS`).
+    pub caller: Caller,
 }
 
 impl ControlConnection {
@@ -114,8 +103,8 @@ impl ControlConnection {
 pub struct ControlCall {
     /// The request.
     pub request: Request,
-    /// Who asked: the kernel's credentials of the connection (`SO_PEERCRED`) and the process's
-    /// supplementary groups, read when it connected.
+    /// Who asked: the kernel's record of the connection's peer (`SO_PEERCRED`,
+    /// `SO_PEERGROUPS`).
     pub caller: Caller,
     /// Where the answer goes.
     pub reply: oneshot::Sender<Reply>,
@@ -202,8 +191,11 @@ pub(crate) fn spawn<C: Send + 'static>(
                     continue;
                 }
             };
-            let Some(place) = admit(&limits, conn.peer.uid) else {
-                debug!(uid = conn.peer.uid, "control connection refused: too many");
+            let Some(place) = admit(&limits, conn.caller.uid) else {
+                debug!(
+                    uid = conn.caller.uid,
+                    "control connection refused: too many"
+                );
                 let _ = conn.send(&Reply::failed(
                     code::NOT_ENOUGH_MEMORY,
                     "too many connections to the mailslot daemon",
@@ -226,8 +218,7 @@ pub(crate) fn spawn<C: Send + 'static>(
 }
 
 fn serve_client<C>(conn: &ControlConnection, tx: &mpsc::Sender<C>, wrap: fn(ControlCall) -> C) {
-    let p = conn.peer;
-    let caller = Caller::from_pid(p.pid, p.uid, p.gid);
+    let caller = conn.caller.clone();
     loop {
         let request = match conn.recv() {
             Ok(Some(r)) => r,

@@ -180,35 +180,6 @@ impl RecvBatch {
     }
 }
 
-/// The kernel's credentials of the peer of a connected Unix socket (`SO_PEERCRED`).
-pub(crate) fn peer_credentials(s: &socket2::Socket) -> io::Result<crate::control::PeerCredentials> {
-    use std::os::fd::AsRawFd;
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: passes a pointer to a live ucred and its size; the kernel writes at most `len`.
-    let r = unsafe {
-        libc::getsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    if r != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(crate::control::PeerCredentials {
-        pid: cred.pid as u32,
-        uid: cred.uid,
-        gid: cred.gid,
-    })
-}
-
 /// Receives one record of a `SOCK_SEQPACKET` socket (blocking) into `buf`: its full length, which
 /// is more than `buf.len()` when it did not fit (`MSG_TRUNC`); 0 when the peer hung up.
 pub(crate) fn recv_record(s: &socket2::Socket, buf: &mut [u8]) -> io::Result<usize> {
