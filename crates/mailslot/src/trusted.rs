@@ -126,10 +126,28 @@ impl MailslotWriter {
         msgs: &[RemoteMessage<'_>],
     ) -> Result<BatchOutcome, WriteError> {
         match &self.inner {
-            WriterInner::Local(c) => c.write_batch(msgs),
+            WriterInner::Local(c) => c.write_batch(msgs, true).map(|(out, _)| out),
             WriterInner::Remote(_) => Err(WriteError::Io(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "write_batch_from_remote needs a local mailslot",
+            ))),
+        }
+    }
+
+    /// Like [`write_batch_from_remote`](Self::write_batch_from_remote), but never waits: it
+    /// stops at the first message that does not fit the writer's ring right now (the owner has
+    /// not taken it in yet) and returns the outcome of those before it and how many they were;
+    /// the rest are the caller's to deliver later (with the waiting call, from a thread that
+    /// may wait). The mailslot daemon's loop delivers this way.
+    pub fn try_write_batch_from_remote(
+        &self,
+        msgs: &[RemoteMessage<'_>],
+    ) -> Result<(BatchOutcome, usize), WriteError> {
+        match &self.inner {
+            WriterInner::Local(c) => c.write_batch(msgs, false),
+            WriterInner::Remote(_) => Err(WriteError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "try_write_batch_from_remote needs a local mailslot",
             ))),
         }
     }

@@ -12,6 +12,13 @@
 //! from the others. Beyond either bound, messages for new slots are dropped and counted the same
 //! way.
 //!
+//! The fast path: once a worker has opened its mailslot and has nothing queued, the loop writes
+//! network messages through that handle itself, as far as the writer's ring has room at that
+//! moment (`try_write_batch_from_remote`: a few stores, no system call, no wait, no copy), and
+//! hands only the rest to the worker. So the usual case costs what a direct write costs, and
+//! only a slot that falls behind (or a local program's write, or the first message) takes the
+//! worker's path.
+//!
 //! What came from the network is delivered as a remote message, and only to slots that accept
 //! remote messages. The local copy of a local program's write ([`Delivery::caller`]) is written
 //! on behalf of that program: the owner applies its access policy to the program and records it
@@ -24,7 +31,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use mailslot::daemon::DeliveryCounters;
-use mailslot::trusted::{Caller, RemoteMessage};
+use mailslot::trusted::{BatchOutcome, Caller, RemoteMessage};
 use mailslot::{MailslotWriter, OpenError, Timeout, WriteError, WriteOptions};
 use mailslot_router::Delivery;
 use tracing::debug;
@@ -59,13 +66,30 @@ impl Shared {
     }
 }
 
+/// A mailslot's open handle, shared by its worker (which opens it) and the loop (which writes
+/// network messages through it directly while the worker has nothing queued).
+type SharedWriter = Arc<Mutex<Option<Arc<MailslotWriter>>>>;
+
 /// The loop's side of one mailslot's worker.
 struct Slot {
     tx: SyncSender<Vec<Delivery<'static>>>,
+    /// The worker's open handle, once it has one.
+    writer: SharedWriter,
     /// Messages handed over and not yet written.
     queued: Arc<AtomicUsize>,
     /// Cleared when the worker ends.
     alive: Arc<AtomicBool>,
+}
+
+impl Slot {
+    /// The open handle, if the worker has one and nothing is queued for it (so that a direct
+    /// write keeps the mailslot's order).
+    fn idle_writer(&self) -> Option<Arc<MailslotWriter>> {
+        if self.queued.load(SeqCst) != 0 {
+            return None;
+        }
+        self.writer.try_lock().ok()?.clone()
+    }
 }
 
 /// Hands messages to the per-mailslot workers.
@@ -105,7 +129,23 @@ impl Deliverer {
         }
     }
 
-    fn hand_over(&mut self, key: String, group: &[&Delivery<'_>]) {
+    fn hand_over(&mut self, key: String, mut group: &[&Delivery<'_>]) {
+        if let Some(slot) = self.slots.get(&key) {
+            if slot.alive.load(SeqCst) {
+                // The fast path: network messages straight into the ring, as far as it has room
+                // now; the rest (and anything that needs waiting or opening) goes to the worker.
+                if let Some(w) = slot.idle_writer() {
+                    let remote = group.iter().take_while(|d| d.caller.is_none()).count();
+                    if remote > 0 {
+                        match self.write_now(&w, &group[..remote]) {
+                            Some(done) if done == group.len() => return,
+                            Some(done) => group = &group[done..],
+                            None => {}
+                        }
+                    }
+                }
+            }
+        }
         let n = group.len();
         if let Some(slot) = self.slots.get(&key) {
             if slot.alive.load(SeqCst) {
@@ -141,6 +181,7 @@ impl Deliverer {
         let (tx, rx) = sync_channel(SLOT_BACKLOG);
         let slot = Slot {
             tx,
+            writer: SharedWriter::default(),
             queued: Arc::new(AtomicUsize::new(n)),
             alive: Arc::new(AtomicBool::new(true)),
         };
@@ -155,6 +196,7 @@ impl Deliverer {
             alive: slot.alive.clone(),
             shared: self.shared.clone(),
             writer: None,
+            published: slot.writer.clone(),
         };
         self.shared.workers.fetch_add(1, SeqCst);
         let spawned = std::thread::Builder::new()
@@ -171,6 +213,30 @@ impl Deliverer {
     }
 }
 
+impl Deliverer {
+    /// Writes network messages through an open handle without waiting; how many were dealt
+    /// with (queued or counted), `None` when the handle failed (the worker sorts it out).
+    fn write_now(&self, w: &MailslotWriter, group: &[&Delivery<'_>]) -> Option<usize> {
+        if !w.accepts_remote() {
+            let n = group.len() as u64;
+            self.shared.count(|c| c.dropped_refused_remote += n);
+            return Some(group.len());
+        }
+        let msgs: Vec<RemoteMessage<'_>> = group.iter().map(|d| d.message()).collect();
+        let (o, done) = w.try_write_batch_from_remote(&msgs).ok()?;
+        if done > 0 {
+            self.shared.count(|c| count_outcome(c, &o));
+        }
+        Some(done)
+    }
+}
+
+fn count_outcome(c: &mut DeliveryCounters, o: &BatchOutcome) {
+    c.delivered += o.queued as u64;
+    c.dropped_full += o.full as u64;
+    c.dropped_too_large += o.too_large as u64;
+}
+
 fn owned(group: &[&Delivery<'_>]) -> Vec<Delivery<'static>> {
     group.iter().map(|d| (*d).clone().into_owned()).collect()
 }
@@ -182,10 +248,20 @@ struct Worker {
     queued: Arc<AtomicUsize>,
     alive: Arc<AtomicBool>,
     shared: Arc<Shared>,
-    writer: Option<MailslotWriter>,
+    writer: Option<Arc<MailslotWriter>>,
+    /// Where the loop finds the open handle.
+    published: SharedWriter,
 }
 
 impl Worker {
+    fn set_writer(&mut self, w: Option<MailslotWriter>) {
+        self.writer = w.map(Arc::new);
+        *self
+            .published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = self.writer.clone();
+    }
+
     fn run(mut self) {
         loop {
             match self.rx.recv_timeout(WORKER_IDLE) {
@@ -222,7 +298,7 @@ impl Worker {
     }
 
     /// The open handle, opening it if needed; `None` (counted) if the mailslot cannot be opened.
-    fn writer(&mut self, n: u64) -> Option<&MailslotWriter> {
+    fn writer(&mut self, n: u64) -> Option<Arc<MailslotWriter>> {
         if self.writer.is_none() {
             // While opening (maybe stuck in `connect`), this worker counts as opening only.
             self.shared.opening.fetch_add(1, SeqCst);
@@ -231,7 +307,7 @@ impl Worker {
             self.shared.workers.fetch_add(1, SeqCst);
             self.shared.opening.fetch_sub(1, SeqCst);
             match opened {
-                Ok(w) => self.writer = Some(w),
+                Ok(w) => self.set_writer(Some(w)),
                 Err(e) => {
                     self.shared.count(|c| match e {
                         OpenError::NotFound(_) => c.dropped_no_mailslot += n,
@@ -242,7 +318,7 @@ impl Worker {
                 }
             }
         }
-        self.writer.as_ref()
+        self.writer.clone()
     }
 
     fn deliver_remote(&mut self, msgs: &[RemoteMessage<'_>]) {
@@ -254,18 +330,12 @@ impl Worker {
                 return;
             }
             match w.write_batch_from_remote(msgs) {
-                Ok(o) => {
-                    return self.shared.count(|c| {
-                        c.delivered += o.queued as u64;
-                        c.dropped_full += o.full as u64;
-                        c.dropped_too_large += o.too_large as u64;
-                    })
-                }
+                Ok(o) => return self.shared.count(|c| count_outcome(c, &o)),
                 // The slot was closed (maybe re-created): open again once.
-                Err(WriteError::OwnerGone) => self.writer = None,
+                Err(WriteError::OwnerGone) => self.set_writer(None),
                 Err(e) => {
                     debug!("cannot deliver to {}: {e}", self.name);
-                    self.writer = None;
+                    self.set_writer(None);
                     return self.shared.count(|c| c.dropped_error += n);
                 }
             }
@@ -287,7 +357,7 @@ impl Worker {
                 Err(WriteError::Open(OpenError::AccessDenied(_))) => {
                     return self.shared.count(|c| c.dropped_access_denied += 1)
                 }
-                Err(WriteError::OwnerGone) => self.writer = None,
+                Err(WriteError::OwnerGone) => self.set_writer(None),
                 Err(WriteError::Full | WriteError::Timeout) => {
                     return self.shared.count(|c| c.dropped_full += 1)
                 }
@@ -296,7 +366,7 @@ impl Worker {
                 }
                 Err(e) => {
                     debug!("cannot deliver to {}: {e}", self.name);
-                    self.writer = None;
+                    self.set_writer(None);
                     return self.shared.count(|c| c.dropped_error += 1);
                 }
             }

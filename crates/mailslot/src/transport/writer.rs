@@ -367,11 +367,14 @@ impl Connection {
 
     /// Delivers network messages (the daemon's path): all of them in the ring with one wake-up
     /// at most. Each message takes its own room in the quota; those that do not fit are counted,
-    /// not waited for.
+    /// not waited for. When the ring itself is full, `wait` waits a little (once per batch) for
+    /// the owner to take it in; without `wait` the batch stops there. Returns the outcome and how
+    /// many of `msgs` were dealt with (queued or counted): all of them when `wait`.
     pub(crate) fn write_batch(
         &self,
         msgs: &[RemoteMessage<'_>],
-    ) -> Result<BatchOutcome, WriteError> {
+        wait: bool,
+    ) -> Result<(BatchOutcome, usize), WriteError> {
         let stamp = sys::monotonic_ns();
         if self.control.is_closed() || self.owner_died(stamp) {
             return Err(WriteError::OwnerGone);
@@ -379,6 +382,10 @@ impl Connection {
         let max = self.greeting.max_message_size as usize;
         let mut out = BatchOutcome::default();
         let Some(mut ring) = self.lock_ring() else {
+            if !wait {
+                // The socket path may wait for the owner: left to the caller that can.
+                return Ok((out, 0));
+            }
             // Socket path: one record each.
             for m in msgs {
                 let opts = WriteOptions::new()
@@ -395,12 +402,17 @@ impl Connection {
                     Err(e) => return Err(e),
                 }
             }
-            return Ok(out);
+            return Ok((out, msgs.len()));
         };
         let grace = Instant::now() + DAEMON_SEND_GRACE;
         let mut announced = false;
-        let mut waited_out = false;
+        let mut waited_out = !wait;
+        let mut done = 0;
         for m in msgs {
+            if !wait && !ring.fits(m.data.len(), REC_REMOTE) {
+                break;
+            }
+            done += 1;
             if m.data.len() > max || m.priority > MAX_PRIORITY {
                 out.too_large += 1;
                 continue;
@@ -443,6 +455,6 @@ impl Connection {
         }
         ring.publish();
         self.wake_owner(&ring);
-        Ok(out)
+        Ok((out, done))
     }
 }
