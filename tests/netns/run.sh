@@ -610,8 +610,8 @@ else
     check beside-6-sockets "ss -ulpn in ms-d: $(tr '\n' ' ' <<<"$ss_out")" eval \
         '[ "$(grep mailslot <<<"$ss_out" | grep -c "0\.0\.0\.0:138 ")" = 1 ] && ! grep mailslot <<<"$ss_out" | grep -Eq ":137 |10\.99\.0\.5:"'
 
-    # 2: unique writes to the name and the alias, group writes (ours and another sender's, both to
-    # the subnet broadcast; 255.255.255.255 is not checked yet)
+    # 2: unique writes to the name and the alias, group writes (ours and another sender's to the
+    # subnet broadcast, another sender's to 255.255.255.255), the host's own group write
     if listen_bg ms-d '\\.\mailslot\bs' "$WORK/beside2.json" --timeout 6000; then
         bs_lp=$LISTEN_PID
         x ms-b "$MS" send '\\SMBHOST\mailslot\bs' "name-$NONCE" >/dev/null 2>&1
@@ -619,13 +619,26 @@ else
         x ms-b "$MS" send '\\BESIDE\mailslot\bs' "group-$NONCE" >/dev/null 2>&1
         x ms-f python3 "$I/send-mailslot.py" --to-ip 10.99.0.255 --to-name BESIDE --type group \
             --from-name FUZZ --mailslot '\MAILSLOT\BS' --data "bcast-$NONCE" >/dev/null 2>&1
+        # the limited broadcast stays on ms-f's link (the lab bridge)
+        x ms-f python3 - "$I" "bcast255-$NONCE" <<'EOF' >"$WORK/beside-255.log" 2>&1
+import os, socket, sys
+sys.path.insert(0, sys.argv[1])
+import mslab_wire as w
+smb = w.build_smb_mailslot("\\MAILSLOT\\BS", sys.argv[2].encode())
+pkt = w.build_datagram("FUZZ", 0, "BESIDE", 0, "10.99.0.9", smb, 0x11, 0x02,
+                       int.from_bytes(os.urandom(2), "big"), 138)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.bind(("10.99.0.9", 138))
+s.sendto(pkt, ("255.255.255.255", 138))
+EOF
         sleep 1
         x ms-d "$MS" send '\\BESIDE\mailslot\bs' "self-$NONCE" >/dev/null 2>&1
         wait "$bs_lp"
         f=$WORK/beside2.json
-        got="name $(count_text "$f" "name-$NONCE") alias $(count_text "$f" "alias-$NONCE") group $(count_text "$f" "group-$NONCE") bcast $(count_text "$f" "bcast-$NONCE") self $(count_text "$f" "self-$NONCE")"
+        got="name $(count_text "$f" "name-$NONCE") alias $(count_text "$f" "alias-$NONCE") group $(count_text "$f" "group-$NONCE") bcast $(count_text "$f" "bcast-$NONCE") bcast255 $(count_text "$f" "bcast255-$NONCE") self $(count_text "$f" "self-$NONCE")"
         check beside-2-unique-and-group-once "want each exactly once, got: $got" \
-            test "$got" = "name 1 alias 1 group 1 bcast 1 self 1"
+            test "$got" = "name 1 alias 1 group 1 bcast 1 bcast255 1 self 1"
     else
         fail beside-2-unique-and-group-once "listener in ms-d did not start"
     fi
