@@ -231,7 +231,57 @@ async fn session(
 
 #[cfg(test)]
 mod tests {
+    use std::mem::size_of;
+
     use super::*;
+
+    /// A fake nmbd: takes the query, acknowledges it, relays one datagram, closes; then the
+    /// same again (an nmbd restart). The client relays both and reconnects in between.
+    #[tokio::test]
+    async fn relays_and_reconnects_after_nmbd_closes() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let dir = std::env::temp_dir().join(format!("mailslotd-samba-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("unexpected");
+        let _ = std::fs::remove_file(&path);
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let (tx, mut rx) = mpsc::channel(16);
+        spawn(path.clone(), tx);
+        for round in 0..2u8 {
+            let (mut c, _) = listener.accept().await.unwrap();
+            let mut q = [0u8; nmbd::QUERY_LEN];
+            c.read_exact(&mut q).await.unwrap();
+            assert_eq!(q, nmbd::datagram_query());
+            c.write_all(&[nmbd::QUERY_ACK]).await.unwrap();
+            let body = [round; 5];
+            let mut h = vec![0u8; nmbd::HEADER_LEN];
+            h[..size_of::<usize>()].copy_from_slice(&body.len().to_ne_bytes());
+            let kind_at = size_of::<usize>();
+            h[kind_at..kind_at + 4].copy_from_slice(&nmbd::DGRAM_PACKET.to_ne_bytes());
+            let ip_at = nmbd::HEADER_LEN - 8;
+            h[ip_at..ip_at + 4].copy_from_slice(&[10, 0, 0, 7]);
+            h[ip_at + 4..].copy_from_slice(&138i32.to_ne_bytes());
+            c.write_all(&h).await.unwrap();
+            c.write_all(&body).await.unwrap();
+            assert!(matches!(
+                rx.recv().await,
+                Some(Command::Samba(SambaEvent::Connected))
+            ));
+            match rx.recv().await {
+                Some(Command::Relayed { source, datagram }) => {
+                    assert_eq!(source, "10.0.0.7:138".parse().unwrap());
+                    assert_eq!(datagram, body);
+                }
+                other => panic!("{other:?}"),
+            }
+            drop(c);
+            assert!(matches!(
+                rx.recv().await,
+                Some(Command::Samba(SambaEvent::Disconnected))
+            ));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn lists() {
