@@ -518,5 +518,202 @@ rel_b=$(releases "$CAP2F" 10.99.0.2); rel_c=$(releases "$CAP2F" 10.99.0.4)
 check sigterm-name-release-all "releases: HOSTB '$rel_b', HOSTC '$rel_c'" \
     eval 'grep -q "HOSTB<00>" <<<"$rel_b" && grep -q "HOSTC<00>" <<<"$rel_c"'
 
+# ---------------------------------------------------------------- 9: beside Samba's nmbd (issue 13)
+# ms-d (10.99.0.5) is a Samba host: its own nmbd (private smb.conf: SMBHOST, alias SMBALIAS,
+# workgroup BESIDE, every directory and the unexpected socket under $WORK) and mailslotd beside
+# it; ms-b runs a standalone mailslotd HOSTB in BESIDE. Checks 1-7 of issue 13 (not 8, throughput).
+BS=$WORK/beside
+BS_CONF=$BS/smb.conf
+mkdir -p "$BS"/{lock,state,cache,pid,private,log,ncalrpc,nmbd}
+cat >"$BS_CONF" <<EOF
+[global]
+    workgroup = BESIDE
+    netbios name = SMBHOST
+    netbios aliases = SMBALIAS
+    interfaces = 10.99.0.5/24
+    # a classic PDC, so that nmbd answers NETLOGON (check 3)
+    security = user
+    domain logons = yes
+    domain master = yes
+    lock directory = $BS/lock
+    state directory = $BS/state
+    cache directory = $BS/cache
+    pid directory = $BS/pid
+    private dir = $BS/private
+    ncalrpc dir = $BS/ncalrpc
+    nmbd:socket dir = $BS/nmbd
+    log file = $BS/log/nmbd.log
+    max log size = 0
+    passdb backend = tdbsam:$BS/private/passdb.tdb
+    load printers = no
+    printcap name = /dev/null
+EOF
+BS_NMBD=
+start_bs_nmbd() { # nmbd in ms-d; returns when SMBHOST<00> and SMBALIAS<00> answer a broadcast query
+    "$LAB" exec ms-d nmbd -F --no-process-group -d 1 -s "$BS_CONF" </dev/null >>"$BS/nmbd.out" 2>&1 &
+    BS_NMBD=$!
+    PIDS+=($!)
+    local n
+    for n in SMBHOST SMBALIAS; do
+        x ms-f python3 "$I/nbns-query.py" --to-ip 10.99.0.255 --broadcast --timeout 0.2 \
+            --until-answer 15 --name $n --suffix 00 >/dev/null 2>&1 || return 1
+    done
+}
+stop_bs_nmbd() {
+    kill -TERM "$BS_NMBD" 2>/dev/null
+    local i
+    for ((i = 0; i < 50; i++)); do kill -0 "$BS_NMBD" 2>/dev/null || break; sleep 0.1; done
+    wait "$BS_NMBD" 2>/dev/null
+}
+nmbd_answers() { # check 1: broadcast and unicast queries for the name and the alias, node status
+    local out
+    out=$(x ms-f python3 "$I/nbns-query.py" --to-ip 10.99.0.255 --broadcast --timeout 1 --name SMBHOST) || return 1
+    grep -q 10.99.0.5 <<<"$out" || return 1
+    out=$(x ms-f python3 "$I/nbns-query.py" --to-ip 10.99.0.5 --timeout 1 --name SMBALIAS) || return 1
+    grep -q 10.99.0.5 <<<"$out" || return 1
+    out=$(x ms-f nmblookup -s "$BS_CONF" -A 10.99.0.5 2>&1)
+    grep -Eq "SMBHOST +<00>" <<<"$out" && grep -Eq "SMBALIAS +<00>" <<<"$out"
+}
+bs_mode() { # bs_mode NS -> "MODE CONNECTED CONNECTIONS" from the daemon's status
+    status_json "$1" | jpy 'import json,sys
+m=json.load(sys.stdin)["mode"]
+print(m["mode"], m["samba_connected"], m["samba_connections"])' 2>/dev/null
+}
+wait_mode() { # wait_mode NS WANT [SECONDS]
+    local i
+    for ((i = 0; i < ${3:-5} * 10; i++)); do
+        [ "$(bs_mode "$1")" = "$2" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+CAP3=$WORK/run3-beside.pcapng
+"$LAB" capture 120 "$CAP3" >"$WORK/capture3.log" 2>&1 &
+CAP3_PID=$!
+PIDS+=($CAP3_PID)
+start_daemon ms-b HOSTB BESIDE --standalone
+if ! start_bs_nmbd; then
+    fail beside-nmbd-start "nmbd in ms-d did not answer: $(tail -3 "$BS/nmbd.out" "$BS/log/nmbd.log" 2>/dev/null | tr '\n' ' ')"
+else
+    check beside-1-nmbd-answers-before "nmbd in ms-d does not answer queries / node status before mailslotd" nmbd_answers
+    # Automatic mode: nmbd's unexpected socket (found through testparm) answers.
+    "$LAB" exec ms-d "$MS" daemon --user "" --samba-config "$BS_CONF" >>"$WORK/daemon-ms-d-beside.log" 2>&1 &
+    DPID[ms-d]=$!
+    PIDS+=($!)
+    check beside-mode-automatic "status mode: '$(bs_mode ms-d)', log: $(tail -2 "$WORK/daemon-ms-d-beside.log" | tr '\n' ' ')" \
+        wait_mode ms-d "beside-samba True 1"
+    wait_ready ms-b 5 || fail beside-peer "HOSTB not ready"
+    check beside-1-nmbd-answers-after "nmbd stopped answering once mailslotd runs beside it" nmbd_answers
+    # 6: mailslotd holds only 0.0.0.0:138 (and an ephemeral port for its queries), never 137
+    ss_out=$(x ms-d ss -ulpn 2>&1)
+    check beside-6-sockets "ss -ulpn in ms-d: $(tr '\n' ' ' <<<"$ss_out")" eval \
+        '[ "$(grep mailslot <<<"$ss_out" | grep -c "0\.0\.0\.0:138 ")" = 1 ] && ! grep mailslot <<<"$ss_out" | grep -Eq ":137 |10\.99\.0\.5:"'
+
+    # 2: unique writes to the name and the alias, group writes (ours and another sender's to the
+    # subnet broadcast, another sender's to 255.255.255.255), the host's own group write
+    if listen_bg ms-d '\\.\mailslot\bs' "$WORK/beside2.json" --timeout 6000; then
+        bs_lp=$LISTEN_PID
+        x ms-b "$MS" send '\\SMBHOST\mailslot\bs' "name-$NONCE" >/dev/null 2>&1
+        x ms-b "$MS" send '\\SMBALIAS\mailslot\bs' "alias-$NONCE" >/dev/null 2>&1
+        x ms-b "$MS" send '\\BESIDE\mailslot\bs' "group-$NONCE" >/dev/null 2>&1
+        x ms-f python3 "$I/send-mailslot.py" --to-ip 10.99.0.255 --to-name BESIDE --type group \
+            --from-name FUZZ --mailslot '\MAILSLOT\BS' --data "bcast-$NONCE" >/dev/null 2>&1
+        # the limited broadcast stays on ms-f's link (the lab bridge)
+        x ms-f python3 - "$I" "bcast255-$NONCE" <<'EOF' >"$WORK/beside-255.log" 2>&1
+import os, socket, sys
+sys.path.insert(0, sys.argv[1])
+import mslab_wire as w
+smb = w.build_smb_mailslot("\\MAILSLOT\\BS", sys.argv[2].encode())
+pkt = w.build_datagram("FUZZ", 0, "BESIDE", 0, "10.99.0.9", smb, 0x11, 0x02,
+                       int.from_bytes(os.urandom(2), "big"), 138)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.bind(("10.99.0.9", 138))
+s.sendto(pkt, ("255.255.255.255", 138))
+EOF
+        sleep 1
+        x ms-d "$MS" send '\\BESIDE\mailslot\bs' "self-$NONCE" >/dev/null 2>&1
+        wait "$bs_lp"
+        f=$WORK/beside2.json
+        got="name $(count_text "$f" "name-$NONCE") alias $(count_text "$f" "alias-$NONCE") group $(count_text "$f" "group-$NONCE") bcast $(count_text "$f" "bcast-$NONCE") bcast255 $(count_text "$f" "bcast255-$NONCE") self $(count_text "$f" "self-$NONCE")"
+        check beside-2-unique-and-group-once "want each exactly once, got: $got" \
+            test "$got" = "name 1 alias 1 group 1 bcast 1 bcast255 1 self 1"
+    else
+        fail beside-2-unique-and-group-once "listener in ms-d did not start"
+    fi
+
+    # 5: writes from the Samba host reach the peer, from UDP port 138
+    if listen_bg ms-b '\\.\mailslot\bs' "$WORK/beside5.json" --timeout 4000; then
+        bs_lp=$LISTEN_PID
+        x ms-d "$MS" send '\\HOSTB\mailslot\bs' "to-peer-$NONCE" >"$WORK/beside5.send" 2>&1
+        x ms-d "$MS" send '\\BESIDE\mailslot\bs' "group-peer-$NONCE" >>"$WORK/beside5.send" 2>&1
+        wait "$bs_lp"
+        f=$WORK/beside5.json
+        got="unique $(count_text "$f" "to-peer-$NONCE") group $(count_text "$f" "group-peer-$NONCE")"
+        check beside-5-writes-reach-peer "want each once, got: $got; send: $(tr '\n' ' ' <"$WORK/beside5.send")" \
+            test "$got" = "unique 1 group 1"
+    else
+        fail beside-5-writes-reach-peer "listener in ms-b did not start"
+    fi
+
+    # 4: a datagram over 576 bytes is never delivered damaged (nmbd 4.17 does not relay it at all)
+    if listen_bg ms-d '\\.\mailslot\big' "$WORK/beside4.json" --timeout 2500; then
+        bs_lp=$LISTEN_PID
+        x ms-f python3 "$I/send-mailslot.py" --to-ip 10.99.0.5 --to-name SMBHOST --from-name FUZZ \
+            --mailslot '\MAILSLOT\BIG' --data "$(printf 'z%.0s' $(seq 1 450))" >/dev/null 2>&1
+        wait "$bs_lp"
+        check beside-4-long-datagram-not-delivered-damaged "got: $(head -c 300 "$WORK/beside4.json")" \
+            eval '! grep -q "\"text\"" "$WORK/beside4.json"'
+    else
+        fail beside-4-long-datagram-not-delivered-damaged "listener in ms-d did not start"
+    fi
+
+    # 3: NETLOGON to nmbd's names still reaches nmbd (it answers); we never deliver it, and count
+    # the broadcast copy we do see
+    if listen_bg ms-d '\\.\mailslot\net\netlogon' "$WORK/beside3.json" --timeout 3000; then
+        bs_lp=$LISTEN_PID
+        kept0=$(counter ms-d dropped_kept_by_nmbd)
+        nl=$(x ms-f python3 "$I/send-mailslot.py" --to-ip 10.99.0.5 --to-name SMBHOST --from-name CLIENT \
+            --mailslot 'NET\NETLOGON' --netlogon-primary-query --wait-reply 3 2>&1); nl_rc=$?
+        x ms-f python3 "$I/send-mailslot.py" --to-ip 10.99.0.255 --to-name BESIDE --type group \
+            --from-name CLIENT --mailslot 'NET\NETLOGON' --data "kept-$NONCE" >/dev/null 2>&1
+        wait "$bs_lp"
+        kept1=$(counter ms-d dropped_kept_by_nmbd)
+        check beside-3-netlogon-stays-nmbds "nmbd answer rc $nl_rc ($(head -c 200 <<<"$nl")); delivered to us: $(head -c 200 "$WORK/beside3.json"); dropped_kept_by_nmbd $kept0 -> $kept1" \
+            eval '[ $nl_rc = 0 ] && ! grep -q "\"text\"\|data_hex" "$WORK/beside3.json" && [ "${kept1:-0}" -gt "${kept0:-0}" ]'
+    else
+        fail beside-3-netlogon-stays-nmbds "listener in ms-d did not start"
+    fi
+
+    # 7 (and 1 in the other start order): nmbd restarts under a running mailslotd
+    stop_bs_nmbd
+    sleep 0.5
+    check beside-7-survives-nmbd-stop "mailslotd exited when nmbd stopped" kill -0 "${DPID[ms-d]}"
+    if start_bs_nmbd; then
+        check beside-7-reconnects "status after nmbd restart: '$(bs_mode ms-d)'" wait_mode ms-d "beside-samba True 2" 10
+        check beside-1-nmbd-answers-started-second "nmbd started after mailslotd does not answer" nmbd_answers
+        if listen_bg ms-d '\\.\mailslot\bs' "$WORK/beside7.json" --timeout 3000; then
+            bs_lp=$LISTEN_PID
+            x ms-b "$MS" send '\\SMBHOST\mailslot\bs' "again-$NONCE" >/dev/null 2>&1
+            wait "$bs_lp"
+            check beside-7-delivers-again "got: $(head -c 300 "$WORK/beside7.json")" \
+                eval '[ "$(count_text "$WORK/beside7.json" "again-$NONCE")" = 1 ]'
+        fi
+    else
+        fail beside-7-reconnects "nmbd did not restart"
+    fi
+    stop_daemon ms-d; bs_rc=$?
+    check beside-sigterm-exit-0 "mailslotd beside nmbd exited $bs_rc" test "$bs_rc" = 0
+    stop_bs_nmbd
+fi
+stop_daemon ms-b >/dev/null
+sleep 0.3
+kill -INT "$CAP3_PID" 2>/dev/null; wait "$CAP3_PID" 2>/dev/null
+# 5: our writes from the Samba host (mailslot \\BS) left from UDP port 138
+bs_src=$(tshark -r "$CAP3" -Y 'ip.src == 10.99.0.5 && udp.dstport == 138' -T fields -e udp.srcport \
+    -e mailslot.name 2>/dev/null | awk -F'\t' '$2 ~ /\\BS$/ {print $1}' | sort -u | tr '\n' ' ')
+check beside-5-source-port-138 "source ports of mailslot writes from 10.99.0.5: '$bs_src'" test "$bs_src" = "138 "
+
 info "Samba version: $SAMBA_VERSION"
 finish

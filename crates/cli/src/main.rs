@@ -161,6 +161,18 @@ fn daemon_status(a: &StatusArgs) -> Result<()> {
         status.workgroup,
         serde_json::to_string(&status.interfaces)?
     )?;
+    let mode = match status.mode.mode {
+        mailslot::daemon::Mode::BesideSamba => "beside-samba",
+        _ => "standalone",
+    };
+    writeln!(out, "  mode {mode} ({})", status.mode.reason)?;
+    if let Some(sock) = &status.mode.samba_socket {
+        writeln!(
+            out,
+            "  samba socket {sock} connected {} connections {} relayed {}",
+            status.mode.samba_connected, status.mode.samba_connections, status.mode.samba_relayed
+        )?;
+    }
     for n in &status.names {
         writeln!(
             out,

@@ -319,6 +319,11 @@ counters! {
         pub dropped_spoofed_source,
         /// Local requests refused for a field out of range (error 87).
         pub requests_invalid,
+        /// Beside Samba: dropped, a write to a mailslot nmbd keeps for its own names (BROWSE,
+        /// LANMAN, NETLOGON, NTLOGON), which this daemon cannot receive whole.
+        pub dropped_kept_by_nmbd,
+        /// Beside Samba: dropped, a datagram nmbd relayed cut to its 576-byte buffer.
+        pub dropped_truncated_by_nmbd,
     }
 }
 
@@ -370,6 +375,40 @@ pub struct Status {
     pub counters: RouterCounters,
     /// Counters of the delivery into local mailslots.
     pub delivery: DeliveryCounters,
+    /// How the daemon shares the host's NetBIOS ports, and why.
+    #[serde(default)]
+    pub mode: ModeStatus,
+}
+
+/// Whether the daemon owns UDP 137/138 or runs beside Samba's `nmbd`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Mode {
+    /// The daemon owns both ports and its names.
+    #[default]
+    Standalone,
+    /// Samba's `nmbd` owns the names and UDP 137; the daemon receives through nmbd's
+    /// "unexpected" socket and a co-bound UDP 138.
+    BesideSamba,
+}
+
+/// [`Status::mode`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ModeStatus {
+    /// The mode that runs.
+    pub mode: Mode,
+    /// Why this mode (configuration, option, or what was found on the host).
+    pub reason: String,
+    /// Beside Samba: the path of nmbd's unexpected socket.
+    pub samba_socket: Option<String>,
+    /// Beside Samba: connected to it now.
+    pub samba_connected: bool,
+    /// Beside Samba: connections made to it (more than one: nmbd restarted).
+    pub samba_connections: u64,
+    /// Beside Samba: datagrams nmbd relayed.
+    pub samba_relayed: u64,
 }
 
 /// A connection to the local daemon.
@@ -608,6 +647,7 @@ mod tests {
             cache: vec![],
             counters: RouterCounters::default(),
             delivery: DeliveryCounters::default(),
+            mode: ModeStatus::default(),
         };
         let v: serde_json::Value = serde_json::to_value(&s).unwrap();
         assert_eq!(v["netbios_name"], "HOSTA");
@@ -615,6 +655,12 @@ mod tests {
         assert_eq!(v["names"][0]["registered"], true);
         assert_eq!(v["counters"]["dropped_duplicate"], 0);
         assert_eq!(v["ports"]["datagram"], 138);
-        assert_eq!(s.counters.fields().len(), 21);
+        assert_eq!(s.counters.fields().len(), 23);
+        assert_eq!(v["mode"]["mode"], "standalone");
+        // A status without `mode` (an older daemon) still reads.
+        let mut old = v.clone();
+        old.as_object_mut().unwrap().remove("mode");
+        let back: Status = serde_json::from_value(old).unwrap();
+        assert_eq!(back.mode, ModeStatus::default());
     }
 }

@@ -15,6 +15,11 @@
 //!
 //! [network]
 //! check_source = true             # drop datagrams whose header source IP is not the sender's
+//!
+//! [samba]
+//! mode = "auto"                   # "auto": beside nmbd when it answers; "beside"; "standalone"
+//! socket = "/run/samba/nmbd/unexpected"  # nmbd's unexpected socket (default: from Samba)
+//! config = "/etc/samba/smb.conf"  # the smb.conf names are read from (default: Samba's own)
 //! ```
 
 use std::net::Ipv4Addr;
@@ -80,6 +85,33 @@ pub struct DaemonConfig {
     pub recv_buffer: usize,
     /// Checks on what arrives from the network (`[network]`).
     pub network: NetworkConfig,
+    /// Running beside Samba's nmbd (`[samba]`).
+    pub samba: SambaConfig,
+}
+
+/// Whether to run beside Samba's `nmbd`.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SambaMode {
+    /// Beside nmbd when its unexpected socket is there and answers, else standalone.
+    #[default]
+    Auto,
+    /// Always beside nmbd (waits for its socket).
+    Beside,
+    /// Never: own UDP 137/138 and the names.
+    Standalone,
+}
+
+/// The `[samba]` table.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SambaConfig {
+    /// The mode.
+    pub mode: SambaMode,
+    /// Path of nmbd's unexpected socket (default: from Samba's configuration or build).
+    pub socket: Option<std::path::PathBuf>,
+    /// The smb.conf to read Samba's names from (default: Samba's own).
+    pub config: Option<std::path::PathBuf>,
 }
 
 /// The `[network]` table: checks on received datagrams.
@@ -113,6 +145,7 @@ impl Default for DaemonConfig {
             metrics_port: None,
             recv_buffer: 4 << 20,
             network: NetworkConfig::default(),
+            samba: SambaConfig::default(),
         }
     }
 }
@@ -212,10 +245,17 @@ metrics_port = 9138
 
 [network]
 check_source = false
+
+[samba]
+mode = "beside"
+socket = "/tmp/nmbd/unexpected"
 "#,
         )
         .unwrap();
         assert!(!c.network.check_source);
+        assert_eq!(c.samba.mode, SambaMode::Beside);
+        assert_eq!(DaemonConfig::default().samba.mode, SambaMode::Auto);
+        assert!(DaemonConfig::parse("[samba]\nmode = \"maybe\"").is_err());
         assert!(DaemonConfig::default().network.check_source);
         assert!(DaemonConfig::parse("[network]\ncheck_sources = true").is_err());
         assert_eq!(c.netbios_name.as_deref(), Some("hosta"));

@@ -15,7 +15,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use mailslot::daemon::{Ports, Reply, Request, Resolution, Status};
+use mailslot::daemon::{ModeStatus, Ports, Reply, Request, Resolution, Status};
 use mailslot::error::code;
 use mailslot_router::{Delivery, Event, LocalRequest, Port, Router, RouterConfig};
 use tokio::net::UdpSocket;
@@ -71,6 +71,15 @@ pub enum Command {
     Control(ControlCall),
     /// Release the names and stop (a signal, or the owner of a [`Stopper`]).
     Stop(&'static str),
+    /// Beside Samba: a datagram nmbd relayed through its unexpected socket.
+    Relayed {
+        /// Where nmbd received it from.
+        source: std::net::SocketAddrV4,
+        /// The NetBIOS datagram.
+        datagram: Vec<u8>,
+    },
+    /// Beside Samba: the unexpected socket's connection came or went.
+    Samba(crate::samba::SambaEvent),
 }
 
 /// Stops a running [`Daemon`] (cheap to clone).
@@ -107,6 +116,8 @@ pub struct Daemon {
     published: Option<Published>,
     last_publish: Option<Instant>,
     exit: Option<u8>,
+    /// The mode (standalone or beside Samba) as the status reports it.
+    mode: ModeStatus,
 }
 
 /// An answer owed to a control client.
@@ -142,7 +153,13 @@ impl Daemon {
             published: None,
             last_publish: None,
             exit: None,
+            mode: ModeStatus::default(),
         }
+    }
+
+    /// Reports `mode` in the status (the caller chose it and set up its sources).
+    pub fn set_mode(&mut self, mode: ModeStatus) {
+        self.mode = mode;
     }
 
     /// A handle that stops the daemon.
@@ -318,6 +335,7 @@ impl Daemon {
             cache: self.router.cache(),
             counters: self.router.counters().clone(),
             delivery: self.deliverer.counters(),
+            mode: self.mode.clone(),
         }
     }
 
@@ -364,6 +382,20 @@ impl Daemon {
                 info!("{why}: releasing names");
                 self.exit = Some(EXIT_OK);
             }
+            Command::Relayed { source, datagram } => {
+                self.mode.samba_relayed += 1;
+                if let Some(d) = self
+                    .router
+                    .accept_relayed(Instant::now(), source, &datagram)
+                {
+                    self.deliverer.deliver_all(&[d]);
+                }
+            }
+            Command::Samba(crate::samba::SambaEvent::Connected) => {
+                self.mode.samba_connected = true;
+                self.mode.samba_connections += 1;
+            }
+            Command::Samba(_) => self.mode.samba_connected = false,
         }
     }
 

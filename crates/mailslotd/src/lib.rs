@@ -16,6 +16,7 @@ pub mod control;
 pub mod daemon;
 mod deliver;
 pub mod metrics;
+pub mod samba;
 pub mod settings;
 mod sys;
 
@@ -41,6 +42,7 @@ pub fn run(args: &DaemonArgs) -> u8 {
     };
     if args.validate {
         print!("{}", settings::describe(&settings.router));
+        println!("mode reason = {:?}", settings.mode.reason);
         return EXIT_OK;
     }
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -75,9 +77,14 @@ fn init_logging() {
 
 /// Binds the configured sockets, drops root, and runs a [`Daemon`] until a signal.
 async fn serve(settings: Settings) -> Result<u8> {
-    let sockets = bind(&settings.file)?;
+    let sockets = bind(&settings.file, settings.router.beside_nmbd)?;
     sys::drop_privileges(&settings.file.user)?;
-    let daemon = Daemon::new(settings.router, sockets);
+    info!(reason = %settings.mode.reason, "mode");
+    let mut daemon = Daemon::new(settings.router, sockets);
+    daemon.set_mode(settings.mode);
+    if let Some(path) = settings.samba_socket {
+        samba::spawn(path, daemon.commands());
+    }
     let stopper = daemon.stopper();
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut sigint = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -93,15 +100,26 @@ async fn serve(settings: Settings) -> Result<u8> {
 
 /// The sockets of the configuration file: UDP on `bind_address`, the control socket of this
 /// network namespace, the metrics port on 127.0.0.1.
-fn bind(file: &config::DaemonConfig) -> Result<Sockets> {
-    let datagram = udp_socket(
-        SocketAddrV4::new(file.bind_address, file.port),
-        file.recv_buffer,
-    )?;
-    let name = udp_socket(
-        SocketAddrV4::new(file.bind_address, file.name_port),
-        file.recv_buffer,
-    )?;
+///
+/// Beside Samba: the datagram socket shares `0.0.0.0:PORT` with nmbd (`SO_REUSEADDR` only, never
+/// `SO_REUSEPORT` nor an interface address, which would take unicast from nmbd: it receives the
+/// broadcasts and sends from port 138), and the name-service socket is an ephemeral port that
+/// only sends queries and reads their answers.
+fn bind(file: &config::DaemonConfig, beside_nmbd: bool) -> Result<Sockets> {
+    let bind_address = if beside_nmbd {
+        if !file.bind_address.is_unspecified() {
+            warn!(
+                "beside Samba: bind_address {} ignored, binding 0.0.0.0",
+                file.bind_address
+            );
+        }
+        std::net::Ipv4Addr::UNSPECIFIED
+    } else {
+        file.bind_address
+    };
+    let datagram = udp_socket(SocketAddrV4::new(bind_address, file.port), file.recv_buffer)?;
+    let name_port = if beside_nmbd { 0 } else { file.name_port };
+    let name = udp_socket(SocketAddrV4::new(bind_address, name_port), file.recv_buffer)?;
     let control = ControlServer::bind().map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             anyhow::anyhow!("another mailslot daemon runs in this network namespace")

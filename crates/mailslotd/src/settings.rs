@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use mailslot_router::{Interface, RouterConfig};
 
-use crate::config::{netbios_name_for_host, DaemonConfig, DEFAULT_PATH};
+use mailslot::daemon::{Mode, ModeStatus};
+
+use crate::config::{netbios_name_for_host, DaemonConfig, SambaConfig, SambaMode, DEFAULT_PATH};
+use crate::samba;
 use crate::sys;
 
 /// Command-line options of the daemon (`mailslotd` and `mailslot daemon`). Options override the
@@ -44,6 +47,18 @@ pub struct DaemonArgs {
     /// Serve Prometheus metrics on 127.0.0.1:PORT (overrides `metrics_port`).
     #[arg(long)]
     pub metrics_port: Option<u16>,
+    /// Run beside Samba's nmbd (overrides `[samba] mode`).
+    #[arg(long, conflicts_with = "standalone")]
+    pub beside_samba: bool,
+    /// Own UDP 137/138 even when Samba's nmbd runs (overrides `[samba] mode`).
+    #[arg(long)]
+    pub standalone: bool,
+    /// Path of nmbd's unexpected socket (overrides `[samba] socket`).
+    #[arg(long)]
+    pub samba_socket: Option<PathBuf>,
+    /// The smb.conf to read Samba's names from (overrides `[samba] config`).
+    #[arg(long)]
+    pub samba_config: Option<PathBuf>,
 }
 
 /// Everything resolved from the file, the options and the machine.
@@ -53,6 +68,10 @@ pub struct Settings {
     pub file: DaemonConfig,
     /// What the router gets.
     pub router: RouterConfig,
+    /// Standalone or beside Samba, and why.
+    pub mode: ModeStatus,
+    /// Beside Samba: nmbd's unexpected socket.
+    pub samba_socket: Option<PathBuf>,
 }
 
 impl DaemonArgs {
@@ -82,6 +101,18 @@ impl DaemonArgs {
         if self.metrics_port.is_some() {
             file.metrics_port = self.metrics_port;
         }
+        if self.beside_samba {
+            file.samba.mode = SambaMode::Beside;
+        }
+        if self.standalone {
+            file.samba.mode = SambaMode::Standalone;
+        }
+        if self.samba_socket.is_some() {
+            file.samba.socket = self.samba_socket.clone();
+        }
+        if self.samba_config.is_some() {
+            file.samba.config = self.samba_config.clone();
+        }
     }
 }
 
@@ -94,6 +125,21 @@ pub fn load(args: &DaemonArgs) -> Result<Settings> {
     };
     args.apply(&mut file);
     file.check()?;
+    let (mode, samba_socket) = choose_mode(args, &file.samba);
+    let beside = mode.mode == Mode::BesideSamba;
+    let mut aliases = Vec::new();
+    if beside {
+        // The names are nmbd's: take them from Samba's configuration.
+        let names = samba::samba_names(file.samba.config.as_deref());
+        if let Some(n) = names.netbios_name {
+            file.netbios_name = Some(n);
+        }
+        if let Some(w) = names.workgroup {
+            file.workgroup = w;
+        }
+        aliases = names.aliases;
+        file.check()?;
+    }
     let netbios_name = match &file.netbios_name {
         Some(n) => n.to_ascii_uppercase(),
         None => netbios_name_for_host(&sys::hostname().context("cannot read the host name")?),
@@ -106,7 +152,67 @@ pub fn load(args: &DaemonArgs) -> Result<Settings> {
     router.scope = file.scope.clone();
     router.check_source = file.network.check_source;
     router.seed = (std::process::id() as u16).wrapping_mul(7919);
-    Ok(Settings { file, router })
+    router.beside_nmbd = beside;
+    router.aliases = aliases;
+    Ok(Settings {
+        file,
+        router,
+        mode,
+        samba_socket,
+    })
+}
+
+/// Standalone or beside Samba: the option, else the configuration, else whether nmbd answers on
+/// its unexpected socket.
+fn choose_mode(args: &DaemonArgs, samba_cfg: &SambaConfig) -> (ModeStatus, Option<PathBuf>) {
+    let from = if args.beside_samba || args.standalone {
+        "option"
+    } else {
+        "configuration"
+    };
+    let status = |mode, reason: String, socket: Option<&PathBuf>| ModeStatus {
+        mode,
+        reason,
+        samba_socket: socket.map(|p| p.display().to_string()),
+        ..ModeStatus::default()
+    };
+    match samba_cfg.mode {
+        SambaMode::Standalone => (
+            status(Mode::Standalone, format!("standalone by {from}"), None),
+            None,
+        ),
+        SambaMode::Beside => {
+            let path = samba::socket_path(samba_cfg.socket.as_deref(), samba_cfg.config.as_deref());
+            (
+                status(
+                    Mode::BesideSamba,
+                    format!("beside Samba by {from}"),
+                    Some(&path),
+                ),
+                Some(path),
+            )
+        }
+        SambaMode::Auto => {
+            let path = samba::socket_path(samba_cfg.socket.as_deref(), samba_cfg.config.as_deref());
+            match samba::probe(&path) {
+                samba::Probe::Answers => {
+                    let why = format!("beside Samba: nmbd answers on {}", path.display());
+                    (status(Mode::BesideSamba, why, Some(&path)), Some(path))
+                }
+                samba::Probe::OtherNamespace => {
+                    let why = format!(
+                        "standalone: the nmbd on {} runs in another network namespace",
+                        path.display()
+                    );
+                    (status(Mode::Standalone, why, None), None)
+                }
+                samba::Probe::Silent => {
+                    let why = format!("standalone: no nmbd answers on {}", path.display());
+                    (status(Mode::Standalone, why, None), None)
+                }
+            }
+        }
+    }
 }
 
 fn resolve_interfaces(wanted: &[String]) -> Result<Vec<Interface>> {
@@ -160,5 +266,11 @@ pub fn describe(r: &RouterConfig) -> String {
         out.push_str(&format!("wins_server = {w}\n"));
     }
     out.push_str(&format!("check_source = {}\n", r.check_source));
+    if r.beside_nmbd {
+        out.push_str("mode = beside Samba (names and UDP 137 are nmbd's)\n");
+        if !r.aliases.is_empty() {
+            out.push_str(&format!("aliases = {:?}\n", r.aliases));
+        }
+    }
     out
 }

@@ -80,6 +80,15 @@ pub struct RouterConfig {
     /// other than the packet's source address (default `true`). Only a datagram relayed by a
     /// NetBIOS datagram distribution server (NBDD) legitimately differs.
     pub check_source: bool,
+    /// Run beside Samba's `nmbd`, which owns the names and UDP 137 (default `false`): register,
+    /// defend and answer nothing on the name service, hold the names nmbd holds for this host
+    /// (the computer name, [`aliases`](Self::aliases), the workgroup), take queries' answers
+    /// on whatever port they were sent from, and drop writes to the mailslots nmbd keeps for
+    /// itself ([`nmbd::is_kept_by_nmbd`](crate::nmbd::is_kept_by_nmbd)).
+    pub beside_nmbd: bool,
+    /// Further computer names of this host (Samba's `netbios aliases`), upper case. Held like
+    /// the computer name.
+    pub aliases: Vec<String>,
 }
 
 impl RouterConfig {
@@ -95,6 +104,8 @@ impl RouterConfig {
             scope: String::new(),
             seed: 1,
             check_source: true,
+            beside_nmbd: false,
+            aliases: Vec::new(),
         }
     }
 

@@ -27,11 +27,16 @@
 //! - incoming mailslot writes addressed to our names or to `*` are delivered; malformed, foreign,
 //!   fragmented and duplicate (same source IP and DGM_ID within 2 s) datagrams are dropped and
 //!   counted.
+//! - beside Samba's `nmbd` ([`RouterConfig::beside_nmbd`]) it holds the names nmbd holds without
+//!   registering, defending or answering anything, takes the datagrams nmbd relays
+//!   ([`Router::accept_relayed`], the relay format in [`nmbd`]) and drops writes to the
+//!   mailslots nmbd keeps.
 
 #![forbid(unsafe_code)]
 
 mod config;
 mod dedupe;
+pub mod nmbd;
 mod router;
 
 pub use config::{Interface, RouterConfig};

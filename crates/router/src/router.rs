@@ -13,6 +13,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 use crate::dedupe::DuplicateFilter;
+use crate::nmbd;
 use mailslot::daemon::{Address, CachedName, Failure, NameStatus, RemoteWrite, RouterCounters};
 use mailslot::error::code::{BAD_NETPATH, INVALID_PARAMETER};
 use mailslot::trusted::{Caller, RemoteMessage};
@@ -286,12 +287,29 @@ impl Router {
         names.push(own(cfg.computer(0x03), false));
         names.push(own(cfg.workgroup_name(0x00), true));
         names.push(own(cfg.workgroup_name(0x1E), true));
+        let mut registration_next = Some(now);
+        if cfg.beside_nmbd {
+            // nmbd registers and defends these; we only receive for them. It also holds
+            // `<20>` for the computer name and every alias.
+            names.push(own(cfg.computer(0x20), false));
+            for a in &cfg.aliases {
+                for suffix in [0x00, 0x03, 0x20] {
+                    if let Ok(n) = NetbiosName::new(a, suffix) {
+                        names.push(own(n, false));
+                    }
+                }
+            }
+            for n in &mut names {
+                n.state = NameState::Registered;
+            }
+            registration_next = None;
+        }
         let seed = cfg.seed;
         let own_name: Arc<str> = Arc::from(cfg.netbios_name.as_str());
         Self {
             cfg,
             names,
-            registration_next: Some(now),
+            registration_next,
             registered_reported: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -691,8 +709,8 @@ impl Router {
                 }],
             );
         }
-        // Ourselves.
-        if name_key(&dest) == name_key(&self.cfg.computer(0)) {
+        // Ourselves (the computer name, or beside nmbd one of its aliases).
+        if self.own(&dest).is_some_and(|o| !o.group) {
             let ip = self
                 .cfg
                 .interfaces
@@ -860,6 +878,24 @@ impl Router {
         self.counters.dropped_malformed += 1;
     }
 
+    /// A datagram nmbd relayed through its unexpected socket (beside nmbd), received by it from
+    /// `src`. Like [`accept_datagram`](Self::accept_datagram), except that a datagram that
+    /// filled nmbd's whole read buffer ([`nmbd::NMBD_MAX_DATAGRAM`]) and does not parse was cut
+    /// by nmbd: it is counted in `dropped_truncated_by_nmbd`, never delivered.
+    pub fn accept_relayed<'a>(
+        &mut self,
+        now: Instant,
+        src: SocketAddrV4,
+        bytes: &'a [u8],
+    ) -> Option<Delivery<'a>> {
+        if bytes.len() >= nmbd::NMBD_MAX_DATAGRAM && MailslotMessage::parse(bytes).is_err() {
+            self.counters.datagrams_received += 1;
+            self.counters.dropped_truncated_by_nmbd += 1;
+            return None;
+        }
+        self.accept_datagram(now, src, bytes)
+    }
+
     /// A packet received on `port` from `src`.
     pub fn handle_datagram(&mut self, now: Instant, port: Port, src: SocketAddrV4, bytes: &[u8]) {
         match port {
@@ -927,6 +963,11 @@ impl Router {
             self.counters.dropped_not_mailslot += 1;
             return None;
         };
+        if self.cfg.beside_nmbd && !dest.is_wildcard() && nmbd::is_kept_by_nmbd_path(path) {
+            // nmbd keeps the unicast copies of these: never deliver only the broadcast ones.
+            self.counters.dropped_kept_by_nmbd += 1;
+            return None;
+        }
         if *self.last_path != *path {
             self.last_path = Arc::from(path);
         }
@@ -958,6 +999,14 @@ impl Router {
             self.counters.dropped_malformed_name += 1;
             return;
         };
+        if self.cfg.beside_nmbd {
+            // We send from an ephemeral port and answer nothing: nmbd owns the name service,
+            // and its answers about its (our) names come from our own address.
+            if p.flags.is_response() {
+                self.on_ns_response(now, src, &p);
+            }
+            return;
+        }
         if self.is_own_ip(*src.ip()) && src.port() == self.cfg.name_port {
             self.counters.ignored_own += 1;
             return;
@@ -1187,6 +1236,8 @@ impl Router {
         let names: Vec<OwnName> = self
             .names
             .iter()
+            // Beside nmbd the names are nmbd's: never release them.
+            .filter(|_| !self.cfg.beside_nmbd)
             // Only names we hold: never one we are still registering or have lost (another
             // node owns it).
             .filter(|n| n.state == NameState::Registered)

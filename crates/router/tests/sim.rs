@@ -919,3 +919,147 @@ fn the_local_copy_of_a_local_write_carries_the_caller() {
         }
     }
 }
+
+// ---- beside Samba's nmbd ----------------------------------------------------------------------
+
+/// A router beside nmbd: SMBHOST with alias SMBALIAS in BESIDE on 10.99.0.5/24.
+fn beside_nmbd(now: Instant) -> Router {
+    let mut c = RouterConfig::new(
+        "SMBHOST",
+        "BESIDE",
+        vec![Interface::new(Ipv4Addr::new(10, 99, 0, 5), 24)],
+    );
+    c.beside_nmbd = true;
+    c.aliases = vec!["SMBALIAS".into()];
+    Router::new(c, now)
+}
+
+/// What nmbd 4.17 relayed through its unexpected socket for `mailslot send
+/// '\\SMBALIAS\mailslot\fixture' 'relayed by nmbd'` from 10.99.0.2 (x86_64 layout).
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+const RELAYED: &[u8] = include_bytes!("data/nmbd-relay-x86_64.bin");
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn relayed_datagram() -> (SocketAddrV4, &'static [u8]) {
+    let h = mailslot_router::nmbd::RelayHeader::parse(RELAYED).unwrap();
+    let at = mailslot_router::nmbd::HEADER_LEN;
+    (h.source, &RELAYED[at..at + h.len])
+}
+
+#[test]
+fn beside_nmbd_registers_defends_and_answers_nothing() {
+    let mut net = Net::new();
+    net.add("a", 1);
+    let mut c = Net::cfg("s", 5);
+    c.beside_nmbd = true;
+    c.aliases = vec!["ALIAS".into()];
+    net.add_cfg(c);
+    net.advance(Duration::from_secs(2));
+    // Another node takes "S" (nmbd would defend it; we do not) and queries it.
+    net.add("s", 6);
+    net.advance(Duration::from_secs(2));
+    net.local(
+        0,
+        LocalRequest::Resolve {
+            id: 1,
+            name: "alias".into(),
+            suffix: 0,
+        },
+    );
+    net.advance(Duration::from_secs(2));
+    assert!(
+        !net.wire
+            .iter()
+            .any(|(from, t)| *from == ip(5) && t.port == Port::Name),
+        "the node beside nmbd sent on the name service"
+    );
+    let r = &net.nodes[1].router;
+    assert!(r.names().iter().all(|n| n.registered));
+    assert!(r.names().iter().any(|n| n.name == "ALIAS<20>"));
+    assert_eq!(
+        r.counters().names_defended + r.counters().queries_answered,
+        0
+    );
+    // Shutting down releases nothing: the names are nmbd's.
+    net.wire.clear();
+    net.shutdown(1);
+    net.advance(Duration::from_millis(100));
+    assert!(net.wire.iter().all(|(from, _)| *from != ip(5)));
+}
+
+#[test]
+fn beside_nmbd_resolves_with_answers_from_any_port() {
+    let mut net = Net::new();
+    net.add("a", 1);
+    let mut c = Net::cfg("s", 5);
+    c.beside_nmbd = true;
+    net.add_cfg(c);
+    net.advance(Duration::from_secs(2));
+    net.wire.clear();
+    net.write(1, 3, Target::Host("A".into()), "t", b"from beside");
+    net.advance(Duration::from_millis(500));
+    assert_eq!(
+        delivered(&net.events(0)),
+        vec![("T".into(), b"from beside".to_vec(), "S".into(), ip(5))]
+    );
+    // The query went out, and A's answer (to the query's source port) was taken.
+    assert!(net
+        .wire
+        .iter()
+        .any(|(from, t)| *from == ip(5) && t.port == Port::Name));
+}
+
+#[test]
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn relayed_writes_to_the_name_and_alias_are_delivered_once() {
+    let now = Instant::now();
+    let mut r = beside_nmbd(now);
+    let (src, bytes) = relayed_datagram();
+    assert_eq!(src, SocketAddrV4::new(Ipv4Addr::new(10, 99, 0, 2), 138));
+    let d = r.accept_relayed(now, src, bytes).expect("delivered");
+    assert_eq!(&*d.path, "FIXTURE");
+    assert_eq!(&*d.data, b"relayed by nmbd");
+    // nmbd relays some datagrams twice, and the co-bound socket sees broadcasts too.
+    assert!(r.accept_relayed(now, src, bytes).is_none());
+    assert!(r.accept_datagram(now, src, bytes).is_none());
+    assert_eq!(r.counters().dropped_duplicate, 2);
+    assert_eq!(r.counters().accepted, 1);
+}
+
+#[test]
+fn datagrams_cut_by_nmbd_are_counted_never_delivered() {
+    let mut net = Net::new();
+    net.add("a", 1);
+    net.advance(Duration::from_secs(2));
+    let t = net.sent_datagram("LAB", "t", &[b'x'; 420]);
+    assert!(t.payload.len() > 576);
+    let now = Instant::now();
+    let mut c = RouterConfig::new("S", WG, vec![Interface::new(ip(5), 24)]);
+    c.beside_nmbd = true;
+    let mut r = Router::new(c, now);
+    let src = SocketAddrV4::new(ip(1), 138);
+    assert!(r.accept_relayed(now, src, &t.payload[..576]).is_none());
+    assert_eq!(r.counters().dropped_truncated_by_nmbd, 1);
+    assert_eq!(r.counters().accepted, 0);
+    // The whole datagram (the co-bound socket's broadcast copy) is delivered.
+    assert!(r.accept_relayed(now, src, &t.payload).is_some());
+}
+
+#[test]
+fn writes_to_mailslots_nmbd_keeps_are_counted_not_delivered() {
+    let mut net = Net::new();
+    net.add("a", 1);
+    let mut c = Net::cfg("s", 5);
+    c.beside_nmbd = true;
+    net.add_cfg(c);
+    net.add("b", 2);
+    net.advance(Duration::from_secs(2));
+    net.write(0, 1, Target::PrimaryDomain, "browse", b"announce");
+    net.write(0, 2, Target::PrimaryDomain, "other", b"kept not");
+    net.advance(Duration::from_millis(200));
+    let s = delivered(&net.events(1));
+    assert_eq!(s.len(), 1, "{s:?}");
+    assert_eq!(s[0].0, "OTHER");
+    assert_eq!(net.nodes[1].router.counters().dropped_kept_by_nmbd, 1);
+    assert_eq!(delivered(&net.events(2)).len(), 2);
+}
