@@ -148,7 +148,7 @@ pub fn probe(path: &Path) -> Probe {
         if ack[0] != nmbd::QUERY_ACK {
             return Ok(Probe::Silent);
         }
-        let peer = crate::sys::peer_credentials(&socket2::SockRef::from(&s))?;
+        let peer = mailslot::trusted::Caller::of_peer(&s)?;
         let ours = std::fs::read_link("/proc/self/ns/net")?;
         // Unreadable (not root): assume the same namespace.
         Ok(
