@@ -51,7 +51,7 @@ pub struct Caller {
     pub uid: u32,
     /// Primary group id (for FUSE: the caller's filesystem gid).
     pub gid: u32,
-    /// Supplementary groups (only looked at for [`Access::Group`]).
+    /// Supplementary groups (only looked at for [`Access::Group`](crate::Access::Group)).
     pub groups: Vec<u32>,
 }
 
