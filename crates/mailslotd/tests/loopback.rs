@@ -134,18 +134,24 @@ fn a_remote_write_over_the_control_socket_goes_out_as_a_datagram() {
     }
 }
 
-#[test]
-fn garbage_on_the_control_socket_is_refused_and_the_daemon_goes_on() {
+/// Sends `record` as it is on a new connection to the control socket `control` and decodes the
+/// answer.
+fn raw_call(control: &str, record: &[u8]) -> Reply {
     use socket2::{Domain, SockAddr, Socket, Type};
-    let d = Running::start();
     let s = Socket::new(Domain::UNIX, Type::SEQPACKET, None).unwrap();
-    s.connect(&SockAddr::unix(format!("\0{}", d.control)).unwrap())
+    s.connect(&SockAddr::unix(format!("\0{control}")).unwrap())
         .unwrap();
-    s.send(b"\xffnot a request").unwrap();
+    s.send(record).unwrap();
     let mut buf = vec![0u8; 4096];
     s.set_read_timeout(Some(WAIT)).unwrap();
     let n = std::io::Read::read(&mut &s, &mut buf).unwrap();
-    match Reply::decode(&buf[..n]).unwrap() {
+    Reply::decode(&buf[..n]).unwrap()
+}
+
+#[test]
+fn garbage_on_the_control_socket_is_refused_and_the_daemon_goes_on() {
+    let d = Running::start();
+    match raw_call(&d.control, b"\xffnot a request") {
         Reply::Failed(f) => assert_eq!(f.code, code::INVALID_PARAMETER),
         other => panic!("{other:?}"),
     }
@@ -202,16 +208,8 @@ fn out_of_range_request_fields_fail_with_87_and_the_daemon_goes_on() {
         }
     }
     // Class 7 is no class: the record does not decode (87 too).
-    use socket2::{Domain, SockAddr, Socket, Type};
-    let s = Socket::new(Domain::UNIX, Type::SEQPACKET, None).unwrap();
-    s.connect(&SockAddr::unix(format!("\0{}", d.control)).unwrap())
-        .unwrap();
     let rec = br#"{"v":1,"msg":{"op":"write","target":"PrimaryDomain","path":"t","priority":1,"class":7,"data":[1]}}"#;
-    s.send(rec).unwrap();
-    let mut buf = vec![0u8; 4096];
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    let n = std::io::Read::read(&mut &s, &mut buf).unwrap();
-    match Reply::decode(&buf[..n]).unwrap() {
+    match raw_call(&d.control, rec) {
         Reply::Failed(f) => assert_eq!(f.code, code::INVALID_PARAMETER),
         other => panic!("{other:?}"),
     }

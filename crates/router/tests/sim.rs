@@ -56,6 +56,14 @@ impl Net {
         self.add_cfg(Self::cfg(name, n))
     }
 
+    /// A node beside nmbd (no name service of its own), with `aliases`.
+    fn add_beside_nmbd(&mut self, name: &str, n: u8, aliases: &[&str]) -> usize {
+        let mut c = Self::cfg(name, n);
+        c.beside_nmbd = true;
+        c.aliases = aliases.iter().map(|a| (*a).to_string()).collect();
+        self.add_cfg(c)
+    }
+
     fn add_cfg(&mut self, cfg: RouterConfig) -> usize {
         let ip = cfg.interfaces[0].ip;
         self.nodes.push(Node {
@@ -950,10 +958,7 @@ fn relayed_datagram() -> (SocketAddrV4, &'static [u8]) {
 fn beside_nmbd_registers_defends_and_answers_nothing() {
     let mut net = Net::new();
     net.add("a", 1);
-    let mut c = Net::cfg("s", 5);
-    c.beside_nmbd = true;
-    c.aliases = vec!["ALIAS".into()];
-    net.add_cfg(c);
+    net.add_beside_nmbd("s", 5, &["ALIAS"]);
     net.advance(Duration::from_secs(2));
     // Another node takes "S" (nmbd would defend it; we do not) and queries it.
     net.add("s", 6);
@@ -991,9 +996,7 @@ fn beside_nmbd_registers_defends_and_answers_nothing() {
 fn beside_nmbd_resolves_with_answers_from_any_port() {
     let mut net = Net::new();
     net.add("a", 1);
-    let mut c = Net::cfg("s", 5);
-    c.beside_nmbd = true;
-    net.add_cfg(c);
+    net.add_beside_nmbd("s", 5, &[]);
     net.advance(Duration::from_secs(2));
     net.wire.clear();
     net.write(1, 3, Target::Host("A".into()), "t", b"from beside");
@@ -1049,9 +1052,7 @@ fn datagrams_cut_by_nmbd_are_counted_never_delivered() {
 fn writes_to_mailslots_nmbd_keeps_are_counted_not_delivered() {
     let mut net = Net::new();
     net.add("a", 1);
-    let mut c = Net::cfg("s", 5);
-    c.beside_nmbd = true;
-    net.add_cfg(c);
+    net.add_beside_nmbd("s", 5, &[]);
     net.add("b", 2);
     net.advance(Duration::from_secs(2));
     net.write(0, 1, Target::PrimaryDomain, "browse", b"announce");
