@@ -130,44 +130,75 @@ impl Deliverer {
     }
 
     fn hand_over(&mut self, key: String, mut group: &[&Delivery<'_>]) {
-        if let Some(slot) = self.slots.get(&key) {
-            if slot.alive.load(SeqCst) {
-                // The fast path: network messages straight into the ring, as far as it has room
-                // now; the rest (and anything that needs waiting or opening) goes to the worker.
-                if let Some(w) = slot.idle_writer() {
-                    let remote = group.iter().take_while(|d| d.caller.is_none()).count();
-                    if remote > 0 {
-                        match self.write_now(&w, &group[..remote]) {
-                            Some(done) if done == group.len() => return,
-                            Some(done) => group = &group[done..],
-                            None => {}
-                        }
-                    }
-                }
+        if let Some(slot) = self.slots.get(&key).filter(|s| s.alive.load(SeqCst)) {
+            group = self.write_direct(slot, group);
+            if group.is_empty() || self.queue(slot, group) {
+                return;
             }
         }
+        // No worker for this mailslot, or it ended meanwhile: start one.
+        self.slots.remove(&key);
+        self.start_worker(key, group);
+    }
+
+    /// The fast path: network messages at the head of `group` straight into the ring through
+    /// the worker's open handle (when it has nothing queued), as far as the ring has room now.
+    /// Returns what is left for the worker.
+    fn write_direct<'g, 'r, 'd>(
+        &self,
+        slot: &Slot,
+        group: &'g [&'r Delivery<'d>],
+    ) -> &'g [&'r Delivery<'d>] {
+        let Some(w) = slot.idle_writer() else {
+            return group;
+        };
+        let remote = group.iter().take_while(|d| d.caller.is_none()).count();
+        if remote == 0 {
+            return group;
+        }
+        if !w.accepts_remote() {
+            self.shared
+                .count(|c| c.dropped_refused_remote += remote as u64);
+            return &group[remote..];
+        }
+        let msgs: Vec<RemoteMessage<'_>> = group[..remote].iter().map(|d| d.message()).collect();
+        // A failing handle: the worker sorts it out (reopens, counts).
+        let Ok((o, done)) = w.try_write_batch_from_remote(&msgs) else {
+            return group;
+        };
+        if done > 0 {
+            self.shared.count(|c| count_outcome(c, &o));
+        }
+        &group[done..]
+    }
+
+    /// Queues `group` for the slot's worker, or drops and counts it when the backlog is full;
+    /// `false` when the worker has ended (nothing done).
+    fn queue(&self, slot: &Slot, group: &[&Delivery<'_>]) -> bool {
         let n = group.len();
-        if let Some(slot) = self.slots.get(&key) {
-            if slot.alive.load(SeqCst) {
-                if slot.queued.load(SeqCst) + n > SLOT_BACKLOG {
-                    self.shared.count(|c| c.dropped_backlog += n as u64);
-                    return;
-                }
-                let batch = owned(group);
-                slot.queued.fetch_add(n, SeqCst);
-                match slot.tx.try_send(batch) {
-                    Ok(()) => return,
-                    Err(TrySendError::Full(_)) => {
-                        slot.queued.fetch_sub(n, SeqCst);
-                        self.shared.count(|c| c.dropped_backlog += n as u64);
-                        return;
-                    }
-                    // The worker ended meanwhile: start another below.
-                    Err(TrySendError::Disconnected(_)) => {}
-                }
-            }
-            self.slots.remove(&key);
+        if slot.queued.load(SeqCst) + n > SLOT_BACKLOG {
+            self.shared.count(|c| c.dropped_backlog += n as u64);
+            return true;
         }
+        slot.queued.fetch_add(n, SeqCst);
+        match slot.tx.try_send(owned(group)) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                slot.queued.fetch_sub(n, SeqCst);
+                self.shared.count(|c| c.dropped_backlog += n as u64);
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                slot.queued.fetch_sub(n, SeqCst);
+                false
+            }
+        }
+    }
+
+    /// Starts a worker for the mailslot `key` with `group` as its first batch (dropped and
+    /// counted beyond the bounds on workers).
+    fn start_worker(&mut self, key: String, group: &[&Delivery<'_>]) {
+        let n = group.len();
         if self.shared.workers.load(SeqCst) >= MAX_WORKERS
             || self.shared.opening.load(SeqCst) >= MAX_OPENING
         {
@@ -210,24 +241,6 @@ impl Deliverer {
             return;
         }
         self.slots.insert(key, slot);
-    }
-}
-
-impl Deliverer {
-    /// Writes network messages through an open handle without waiting; how many were dealt
-    /// with (queued or counted), `None` when the handle failed (the worker sorts it out).
-    fn write_now(&self, w: &MailslotWriter, group: &[&Delivery<'_>]) -> Option<usize> {
-        if !w.accepts_remote() {
-            let n = group.len() as u64;
-            self.shared.count(|c| c.dropped_refused_remote += n);
-            return Some(group.len());
-        }
-        let msgs: Vec<RemoteMessage<'_>> = group.iter().map(|d| d.message()).collect();
-        let (o, done) = w.try_write_batch_from_remote(&msgs).ok()?;
-        if done > 0 {
-            self.shared.count(|c| count_outcome(c, &o));
-        }
-        Some(done)
     }
 }
 
