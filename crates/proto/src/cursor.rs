@@ -143,6 +143,10 @@ impl<'a> Writer<'a> {
         }
         Ok(Writer { buf, pos: 0 })
     }
+    /// A writer over a buffer the caller sized exactly for what it writes.
+    pub(crate) fn fill(buf: &'a mut [u8]) -> Self {
+        Writer { buf, pos: 0 }
+    }
     pub(crate) fn pos(&self) -> usize {
         self.pos
     }

@@ -152,6 +152,15 @@ pub enum Error {
         /// The length.
         len: usize,
     },
+    /// A session packet announces more payload than the receiver accepts.
+    FrameTooLong {
+        /// Offset of the length field.
+        offset: usize,
+        /// The announced payload length.
+        len: usize,
+        /// The receiver's limit.
+        limit: usize,
+    },
     /// `emit` was given a buffer shorter than `buffer_len()`.
     BufferTooSmall {
         /// Bytes needed.
@@ -202,7 +211,8 @@ impl Error {
             | Unterminated { offset }
             | BadUtf16 { offset }
             | BadValue { offset, .. }
-            | BadLength { offset, .. } => Some(offset),
+            | BadLength { offset, .. }
+            | FrameTooLong { offset, .. } => Some(offset),
             NameLength { .. }
             | NameChar { .. }
             | TooLargeForNetwork { .. }
@@ -287,6 +297,10 @@ impl fmt::Display for Error {
                 "payload of {len} bytes is too large for the network (limit {limit})"
             ),
             TooLong { field, len } => write!(f, "{field} is too long ({len} bytes)"),
+            FrameTooLong { len, limit, .. } => write!(
+                f,
+                "session packet of {len} bytes exceeds the limit of {limit} bytes"
+            ),
             BufferTooSmall { need, have } => {
                 write!(f, "buffer too small: need {need} bytes, have {have}")
             }

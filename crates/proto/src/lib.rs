@@ -1,5 +1,5 @@
 //! Wire formats of Windows NT / LAN Manager mailslots: everything about the
-//! bytes on UDP 137 and 138, with no I/O and no `unsafe`.
+//! bytes on UDP 137 and 138 and TCP 139, with no I/O and no `unsafe`.
 //!
 //! | module | what |
 //! |---|---|
@@ -8,6 +8,8 @@
 //! | [`smb`] | SMB_COM_TRANSACTION mailslot write, [`max_network_payload`] |
 //! | [`nbns`] | NetBIOS name service (UDP 137): query, responses, registration, refresh, release, node status |
 //! | [`browser`], [`netlogon`], [`messenger`] | well-known payloads; [`Payload`] picks one by mailslot name |
+//! | [`session`] | NetBIOS session service (TCP 139, RFC 1002 §4.3): framing, session request and responses |
+//! | [`smb_session`] | SMB1 on a session: [`SmbHeader`], Messenger commands, [`SessionMailslotWrite`] and its [`TransactionReply`] |
 //! | [`link`] | captured Ethernet / Linux cooked / raw IPv4 frames down to the UDP payload |
 //!
 //! The pattern follows smoltcp: fixed headers have a zero-copy view
@@ -81,7 +83,9 @@ pub mod netlogon;
 pub mod payload;
 #[cfg(feature = "serde")]
 mod ser;
+pub mod session;
 pub mod smb;
+pub mod smb_session;
 
 pub use browser::{Announcement, BrowserMessage, BrowserOpcode, Election};
 pub use datagram::{
@@ -97,4 +101,5 @@ pub use nbns::{
 };
 pub use netlogon::{NetlogonMessage, NetlogonOpcode, VersionTokens};
 pub use payload::{Payload, PayloadKind};
-pub use smb::{mailslot_path, max_network_payload, MailslotWriteRepr, SmbTransaction};
+pub use smb::{mailslot_path, max_network_payload, MailslotWriteRepr, SmbHeader, SmbTransaction};
+pub use smb_session::{MessageCommand, MessageReply, SessionMailslotWrite, TransactionReply};

@@ -26,7 +26,7 @@
 //! the length of the `\MAILSLOT\…` name (Samba's and the browser's layout,
 //! which tshark and nmbd accept).
 
-use crate::cursor::{self, Reader};
+use crate::cursor::{self, Reader, Writer};
 use crate::error::{Error, Result};
 
 /// SMB_COM_TRANSACTION.
@@ -48,12 +48,23 @@ mod field {
     use crate::cursor::Field;
     pub(crate) const PROTOCOL: Field = 0..4;
     pub(crate) const COMMAND: usize = 4;
+    pub(crate) const ERROR_CLASS: usize = 5;
+    pub(crate) const ERROR_CODE: Field = 7..9;
+    pub(crate) const FLAGS: usize = 9;
+    pub(crate) const FLAGS2: Field = 10..12;
+    pub(crate) const TID: Field = 24..26;
+    pub(crate) const PID: Field = 26..28;
+    pub(crate) const UID: Field = 28..30;
+    pub(crate) const MID: Field = 30..32;
+    pub(crate) const TOTAL_PARAMETER_COUNT: Field = 33..35;
     /// End of the SMB header; WordCount follows.
     pub(crate) const WORD_COUNT: usize = 32;
     /// The first parameter word.
     pub(crate) const WORDS: usize = WORD_COUNT + 1;
     pub(crate) const TOTAL_DATA_COUNT: Field = 35..37;
     pub(crate) const TIMEOUT: Field = 45..49;
+    pub(crate) const PARAMETER_COUNT: Field = 51..53;
+    pub(crate) const PARAMETER_OFFSET: Field = 53..55;
     pub(crate) const DATA_COUNT: Field = 55..57;
     pub(crate) const DATA_OFFSET: Field = 57..59;
     pub(crate) const SETUP_COUNT: usize = 59;
@@ -64,8 +75,6 @@ mod field {
     pub(crate) const BYTE_COUNT: Field = 67..69;
     /// The words a mailslot write emits: 14 + SetupCount 3.
     pub(crate) const EMIT_WORD_COUNT: u8 = 17;
-    /// Status, Flags, Flags2, PIDHigh, SecurityFeatures, Reserved, TID, PID, UID, MID.
-    pub(crate) const STATUS_TO_MID: usize = WORD_COUNT - COMMAND - 1;
 
     /// Offset of ByteCount after `word_count` parameter words.
     pub(crate) const fn byte_count(word_count: u8) -> usize {
@@ -154,6 +163,18 @@ impl<T: AsRef<[u8]>> SmbTransaction<T> {
     pub fn word_count(&self) -> u8 {
         self.buffer.as_ref()[field::WORD_COUNT]
     }
+    /// TotalParameterCount.
+    pub fn total_parameter_count(&self) -> u16 {
+        self.le16(field::TOTAL_PARAMETER_COUNT)
+    }
+    /// ParameterCount.
+    pub fn parameter_count(&self) -> u16 {
+        self.le16(field::PARAMETER_COUNT)
+    }
+    /// ParameterOffset (from the start of the SMB message).
+    pub fn parameter_offset(&self) -> u16 {
+        self.le16(field::PARAMETER_OFFSET)
+    }
     /// TotalDataCount.
     pub fn total_data_count(&self) -> u16 {
         self.le16(field::TOTAL_DATA_COUNT)
@@ -213,85 +234,42 @@ pub struct MailslotWriteRepr<'a> {
 impl<'a> MailslotWriteRepr<'a> {
     /// Parses an SMB mailslot write (see the module docs for what is checked and ignored).
     pub fn parse(buf: &'a [u8]) -> Result<Self> {
-        cursor::check_len(buf, field::PROTOCOL.end)?;
-        if buf[field::PROTOCOL] != SMB_SIGNATURE {
-            return Err(Error::NotSmb { offset: 0 });
-        }
-        if buf.len() > field::COMMAND && buf[field::COMMAND] != SMB_COM_TRANSACTION {
-            return Err(Error::NotTransaction {
-                offset: field::COMMAND,
-                command: buf[field::COMMAND],
-            });
-        }
-        let p = SmbTransaction::new_checked(buf)?;
-        let (wc, sc) = (p.word_count(), p.setup_count());
-        if sc < 3 || u16::from(wc) != 14 + u16::from(sc) {
-            return Err(Error::BadWordCount {
-                offset: field::WORD_COUNT,
-                word_count: wc,
-                setup_count: sc,
-            });
-        }
-        if p.opcode() != MAILSLOT_WRITE {
-            return Err(Error::BadValue {
-                offset: field::SETUP0.start,
-                field: "mailslot opcode",
-                value: u32::from(p.opcode()),
-            });
-        }
-        let name_off = p.byte_count_offset() + 2;
-        let mut r = Reader::at(buf, name_off);
-        let name = r.cstr()?;
-        if name.len() < MAILSLOT_PREFIX.len()
-            || !name[..MAILSLOT_PREFIX.len()].eq_ignore_ascii_case(MAILSLOT_PREFIX.as_bytes())
-        {
-            return Err(Error::NotMailslot { offset: name_off });
-        }
-        let (doff, dcnt) = (p.data_offset(), p.data_count());
-        let start = usize::from(doff);
-        let end = start + usize::from(dcnt);
-        if start < r.pos() || end > buf.len() {
-            return Err(Error::DataOutOfBounds {
-                offset: field::DATA_COUNT.start,
-                data_offset: doff,
-                data_count: dcnt,
-                len: buf.len(),
-            });
-        }
+        let w = ParsedWrite::parse(buf)?;
         Ok(MailslotWriteRepr {
-            name,
-            priority: p.priority(),
-            class: p.class(),
-            data: &buf[start..end],
+            name: w.name,
+            priority: w.view.priority(),
+            class: w.view.class(),
+            data: w.data,
         })
+    }
+
+    /// The transaction this write is: an all-zero header, no parameters.
+    fn transaction(&self) -> TransactionRequest<'a> {
+        TransactionRequest {
+            header: SmbHeader::default(),
+            timeout: EMIT_TIMEOUT_MS,
+            priority: self.priority,
+            class: self.class,
+            name: self.name,
+            params: &[],
+            data: self.data,
+        }
     }
 
     /// Offset of the data in an emitted message: 70 + name length (no padding).
     pub fn data_offset(&self) -> usize {
-        FIXED_LEN + self.name.len() + 1
+        self.transaction().data_offset()
     }
 
     /// Bytes [`Self::emit`] writes.
     pub fn buffer_len(&self) -> usize {
-        self.data_offset() + self.data.len()
+        self.transaction().buffer_len()
     }
 
     /// Checks the fields fit their wire fields (offsets and counts ≤ 65535,
     /// no NUL in the name, name starts with `\MAILSLOT\`).
     pub fn check(&self) -> Result<()> {
-        if self.name.len() < MAILSLOT_PREFIX.len()
-            || !self.name[..MAILSLOT_PREFIX.len()].eq_ignore_ascii_case(MAILSLOT_PREFIX.as_bytes())
-            || self.name.contains(&0)
-        {
-            return Err(Error::NotMailslot { offset: 0 });
-        }
-        if self.buffer_len() > usize::from(u16::MAX) {
-            return Err(Error::TooLong {
-                field: "mailslot message",
-                len: self.buffer_len(),
-            });
-        }
-        Ok(())
+        self.transaction().check()
     }
 
     /// Fails with [`Error::TooLargeForNetwork`] if the data exceeds
@@ -311,40 +289,286 @@ impl<'a> MailslotWriteRepr<'a> {
     /// Writes the message (layout in the module docs) into `buf[..buffer_len()]`;
     /// returns the number of bytes written.
     pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
+        self.transaction().emit(buf)
+    }
+
+    /// [`Self::emit`] into a new vector.
+    pub fn to_vec(&self) -> Result<Vec<u8>> {
+        cursor::to_vec(self.buffer_len(), |b| self.emit(b))
+    }
+}
+
+/// Bytes of the SMB1 header.
+pub const SMB_HEADER_LEN: usize = field::WORD_COUNT;
+/// SMB header Flags bit 0x80: the message is a reply.
+pub const FLAGS_REPLY: u8 = 0x80;
+
+/// The 32-byte SMB1 header ([MS-CIFS] §2.2.3.1), little-endian.
+///
+/// The status is kept in its DOS form (class byte at offset 5, code at 7–8;
+/// the reserved byte at 6 is ignored). PIDHigh, SecurityFeatures and the
+/// reserved bytes are ignored on receipt and written as 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct SmbHeader {
+    /// Command byte.
+    pub command: u8,
+    /// DOS error class (0 = success, [`ERRDOS`](crate::smb_session::ERRDOS), …).
+    pub error_class: u8,
+    /// DOS error code (a Win32 error number for `ERRDOS`).
+    pub error_code: u16,
+    /// Flags (0x80 = reply).
+    pub flags: u8,
+    /// Flags2.
+    pub flags2: u16,
+    /// Tree id.
+    pub tid: u16,
+    /// Process id (low 16 bits).
+    pub pid: u16,
+    /// User id.
+    pub uid: u16,
+    /// Multiplex id.
+    pub mid: u16,
+}
+
+impl SmbHeader {
+    /// A request header for `command` with every other field 0.
+    pub fn new(command: u8) -> Self {
+        Self {
+            command,
+            ..Self::default()
+        }
+    }
+
+    /// Parses the header at the start of an SMB message: checks the
+    /// `\xFFSMB` signature ([`Error::NotSmb`]) and that 32 bytes are there.
+    pub fn parse(smb: &[u8]) -> Result<Self> {
+        cursor::check_len(smb, field::PROTOCOL.end)?;
+        if smb[field::PROTOCOL] != SMB_SIGNATURE {
+            return Err(Error::NotSmb { offset: 0 });
+        }
+        cursor::check_len(smb, SMB_HEADER_LEN)?;
+        let le = |f| cursor::le16_at(smb, f);
+        Ok(Self {
+            command: smb[field::COMMAND],
+            error_class: smb[field::ERROR_CLASS],
+            error_code: le(field::ERROR_CODE),
+            flags: smb[field::FLAGS],
+            flags2: le(field::FLAGS2),
+            tid: le(field::TID),
+            pid: le(field::PID),
+            uid: le(field::UID),
+            mid: le(field::MID),
+        })
+    }
+
+    /// The header of the reply to this request: same command and ids,
+    /// Flags with the reply bit set, status 0.
+    #[must_use]
+    pub fn reply(&self) -> Self {
+        Self {
+            flags: self.flags | FLAGS_REPLY,
+            error_class: 0,
+            error_code: 0,
+            ..*self
+        }
+    }
+
+    /// Is the reply bit set?
+    pub fn is_reply(&self) -> bool {
+        self.flags & FLAGS_REPLY != 0
+    }
+
+    /// Does the status say success (class and code 0)?
+    pub fn is_success(&self) -> bool {
+        self.error_class == 0 && self.error_code == 0
+    }
+
+    /// Bytes [`Self::emit`] writes: [`SMB_HEADER_LEN`].
+    pub const fn buffer_len(&self) -> usize {
+        SMB_HEADER_LEN
+    }
+
+    /// Writes the 32 header bytes into `buf[..32]`.
+    pub fn emit(&self, buf: &mut [u8]) -> Result<usize> {
+        cursor::emit(buf, SMB_HEADER_LEN, |w| self.write(w))
+    }
+
+    /// Appends the 32 header bytes.
+    pub(crate) fn write(&self, w: &mut Writer<'_>) {
+        w.bytes(&SMB_SIGNATURE);
+        w.u8(self.command);
+        w.u8(self.error_class);
+        w.u8(0);
+        w.le16(self.error_code);
+        w.u8(self.flags);
+        w.le16(self.flags2);
+        w.zeros(field::TID.start - field::FLAGS2.end); // PIDHigh, SecurityFeatures, Reserved
+        w.le16(self.tid);
+        w.le16(self.pid);
+        w.le16(self.uid);
+        w.le16(self.mid);
+    }
+}
+
+/// An SMB_COM_TRANSACTION mailslot write as this crate sends it, over a
+/// datagram or a session: the one encoder of both. Three setup words, no
+/// padding: the name at [`FIXED_LEN`], the parameters right after its NUL,
+/// the data right after the parameters.
+pub(crate) struct TransactionRequest<'a> {
+    /// Header; its command is written as 0x25 whatever it says.
+    pub(crate) header: SmbHeader,
+    pub(crate) timeout: u32,
+    pub(crate) priority: u16,
+    pub(crate) class: u16,
+    /// Full transaction name (`\MAILSLOT\…`), no NUL.
+    pub(crate) name: &'a [u8],
+    pub(crate) params: &'a [u8],
+    pub(crate) data: &'a [u8],
+}
+
+impl TransactionRequest<'_> {
+    fn params_offset(&self) -> usize {
+        FIXED_LEN + self.name.len() + 1
+    }
+
+    pub(crate) fn data_offset(&self) -> usize {
+        self.params_offset() + self.params.len()
+    }
+
+    pub(crate) fn buffer_len(&self) -> usize {
+        self.data_offset() + self.data.len()
+    }
+
+    /// The name starts with `\MAILSLOT\` and has no NUL; the whole message
+    /// fits the 16-bit offsets and counts.
+    pub(crate) fn check(&self) -> Result<()> {
+        if !has_mailslot_prefix(self.name) || self.name.contains(&0) {
+            return Err(Error::NotMailslot { offset: 0 });
+        }
+        if self.buffer_len() > usize::from(u16::MAX) {
+            return Err(Error::TooLong {
+                field: "mailslot message",
+                len: self.buffer_len(),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn emit(&self, buf: &mut [u8]) -> Result<usize> {
         self.check()?;
+        // Lengths fit in u16: check() bounded the whole message.
+        let params = self.params.len() as u16;
+        let data = self.data.len() as u16;
+        // No parameters: ParameterOffset 0, as nmbd writes it.
+        let params_offset = if params == 0 {
+            0
+        } else {
+            self.params_offset() as u16
+        };
         cursor::emit(buf, self.buffer_len(), |w| {
-            let n = self.data.len() as u16;
-            w.bytes(&SMB_SIGNATURE);
-            w.u8(SMB_COM_TRANSACTION);
-            w.zeros(field::STATUS_TO_MID); // Status .. MID: all 0
+            SmbHeader {
+                command: SMB_COM_TRANSACTION,
+                ..self.header
+            }
+            .write(w);
             w.u8(field::EMIT_WORD_COUNT);
-            w.le16(0); // TotalParameterCount
-            w.le16(n); // TotalDataCount
+            w.le16(params); // TotalParameterCount
+            w.le16(data); // TotalDataCount
             w.le16(0); // MaxParameterCount
             w.le16(0); // MaxDataCount
             w.u8(0); // MaxSetupCount
             w.u8(0); // Reserved
             w.le16(0); // Flags
-            w.le32(EMIT_TIMEOUT_MS);
+            w.le32(self.timeout);
             w.le16(0); // Reserved2
-            w.le16(0); // ParameterCount
-            w.le16(0); // ParameterOffset
-            w.le16(n); // DataCount
+            w.le16(params); // ParameterCount
+            w.le16(params_offset);
+            w.le16(data); // DataCount
             w.le16(self.data_offset() as u16);
             w.u8(3); // SetupCount
             w.u8(0);
             w.le16(MAILSLOT_WRITE);
             w.le16(self.priority);
             w.le16(self.class);
-            w.le16((self.name.len() + 1 + self.data.len()) as u16); // ByteCount
+            w.le16((self.buffer_len() - FIXED_LEN) as u16); // ByteCount
             w.cstr(self.name);
+            w.bytes(self.params);
             w.bytes(self.data);
         })
     }
+}
 
-    /// [`Self::emit`] into a new vector.
-    pub fn to_vec(&self) -> Result<Vec<u8>> {
-        cursor::to_vec(self.buffer_len(), |b| self.emit(b))
+/// Does `name` start with `\MAILSLOT\` (any case)?
+fn has_mailslot_prefix(name: &[u8]) -> bool {
+    name.len() >= MAILSLOT_PREFIX.len()
+        && name[..MAILSLOT_PREFIX.len()].eq_ignore_ascii_case(MAILSLOT_PREFIX.as_bytes())
+}
+
+/// A mailslot write located in an SMB message: the one parser of both the
+/// datagram and the session write (checks in the module docs).
+pub(crate) struct ParsedWrite<'a> {
+    pub(crate) header: SmbHeader,
+    pub(crate) view: SmbTransaction<&'a [u8]>,
+    pub(crate) name: &'a [u8],
+    /// Offset just after the name's NUL.
+    pub(crate) name_end: usize,
+    pub(crate) data: &'a [u8],
+}
+
+impl<'a> ParsedWrite<'a> {
+    pub(crate) fn parse(buf: &'a [u8]) -> Result<Self> {
+        cursor::check_len(buf, field::PROTOCOL.end)?;
+        if buf[field::PROTOCOL] != SMB_SIGNATURE {
+            return Err(Error::NotSmb { offset: 0 });
+        }
+        if buf.len() > field::COMMAND && buf[field::COMMAND] != SMB_COM_TRANSACTION {
+            return Err(Error::NotTransaction {
+                offset: field::COMMAND,
+                command: buf[field::COMMAND],
+            });
+        }
+        let view = SmbTransaction::new_checked(buf)?;
+        let header = SmbHeader::parse(buf)?;
+        let (wc, sc) = (view.word_count(), view.setup_count());
+        if sc < 3 || u16::from(wc) != 14 + u16::from(sc) {
+            return Err(Error::BadWordCount {
+                offset: field::WORD_COUNT,
+                word_count: wc,
+                setup_count: sc,
+            });
+        }
+        if view.opcode() != MAILSLOT_WRITE {
+            return Err(Error::BadValue {
+                offset: field::SETUP0.start,
+                field: "mailslot opcode",
+                value: u32::from(view.opcode()),
+            });
+        }
+        let name_off = view.byte_count_offset() + 2;
+        let mut r = Reader::at(buf, name_off);
+        let name = r.cstr()?;
+        if !has_mailslot_prefix(name) {
+            return Err(Error::NotMailslot { offset: name_off });
+        }
+        let name_end = r.pos();
+        let (doff, dcnt) = (view.data_offset(), view.data_count());
+        let start = usize::from(doff);
+        let end = start + usize::from(dcnt);
+        if start < name_end || end > buf.len() {
+            return Err(Error::DataOutOfBounds {
+                offset: field::DATA_COUNT.start,
+                data_offset: doff,
+                data_count: dcnt,
+                len: buf.len(),
+            });
+        }
+        Ok(Self {
+            header,
+            view,
+            name,
+            name_end,
+            data: &buf[start..end],
+        })
     }
 }
 
