@@ -657,3 +657,496 @@ impl TransactionReply {
         v
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hdr(command: u8) -> SmbHeader {
+        SmbHeader {
+            command,
+            pid: 0x1c4c,
+            mid: 7,
+            ..SmbHeader::default()
+        }
+    }
+
+    #[test]
+    fn header_fields_and_reply() {
+        let h = SmbHeader {
+            command: 0xD5,
+            error_class: ERRSRV,
+            error_code: 0x0102,
+            flags: 0x18,
+            flags2: 0x4003,
+            tid: 0x1111,
+            pid: 0x2222,
+            uid: 0x3333,
+            mid: 0x4444,
+        };
+        let mut buf = [0xAA; 33];
+        assert_eq!(h.emit(&mut buf), Ok(32));
+        assert_eq!(
+            hex(&buf[..32]),
+            "ff534d42d502000201180340000000000000000000000000111122223333444400"[..64]
+        );
+        assert_eq!(buf[32], 0xAA);
+        assert_eq!(SmbHeader::parse(&buf), Ok(h));
+        let r = h.reply();
+        assert_eq!((r.flags, r.error_class, r.error_code), (0x98, 0, 0));
+        assert_eq!(
+            (r.tid, r.pid, r.uid, r.mid, r.flags2),
+            (0x1111, 0x2222, 0x3333, 0x4444, 0x4003)
+        );
+        assert!(r.is_reply() && r.is_success() && !h.is_success());
+        assert_eq!(
+            h.emit(&mut [0; 31]),
+            Err(Error::BufferTooSmall { need: 32, have: 31 })
+        );
+        assert_eq!(
+            SmbHeader::parse(b"\xFFSM"),
+            Err(Error::Truncated {
+                offset: 0,
+                need: 4,
+                have: 3
+            })
+        );
+        assert_eq!(
+            SmbHeader::parse(b"\xFESMB1234"),
+            Err(Error::NotSmb { offset: 0 })
+        );
+        assert_eq!(
+            SmbHeader::parse(&buf[..31]),
+            Err(Error::Truncated {
+                offset: 0,
+                need: 32,
+                have: 31
+            })
+        );
+    }
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    fn all_commands() -> Vec<MessageCommand<'static>> {
+        vec![
+            MessageCommand::Single {
+                originator: b"ALICE",
+                destination: b"BOB",
+                text: b"hi\r\nthere",
+            },
+            MessageCommand::Start {
+                originator: b"alice",
+                destination: b"TESTHOST",
+            },
+            MessageCommand::Text {
+                group: 0x1234,
+                text: b"hello popup\r\n",
+            },
+            MessageCommand::End { group: 0x1234 },
+        ]
+    }
+
+    #[test]
+    fn message_commands_round_trip_and_truncation() {
+        for cmd in all_commands() {
+            let v = cmd.to_vec(&hdr(0)).unwrap();
+            assert_eq!(v.len(), cmd.buffer_len());
+            let (h, back) = MessageCommand::parse(&v).unwrap();
+            assert_eq!(back, cmd);
+            assert_eq!(h, hdr(cmd.command()));
+            for n in 0..v.len() {
+                assert!(
+                    MessageCommand::parse(&v[..n]).is_err(),
+                    "{cmd:?} cut at {n}"
+                );
+            }
+            // Bytes after ByteCount are ignored.
+            let mut longer = v.clone();
+            longer.push(0x55);
+            assert_eq!(MessageCommand::parse(&longer).unwrap().1, cmd);
+        }
+    }
+
+    #[test]
+    fn message_command_layout() {
+        // The body smbclient sends for 0xD5 (wire-protocol notes §8).
+        let v = all_commands()[1].to_vec(&hdr(0)).unwrap();
+        assert_eq!(hex(&v[32..]), "00110004616c696365000454455354484f535400");
+        let v = all_commands()[3].to_vec(&hdr(0)).unwrap();
+        assert_eq!(hex(&v[32..]), "0134120000");
+        let v = all_commands()[0].to_vec(&hdr(0)).unwrap();
+        assert_eq!(
+            hex(&v[32..]),
+            "00180004414c4943450004424f420001090068690d0a7468657265"
+        );
+    }
+
+    #[test]
+    fn message_command_errors() {
+        let text = all_commands()[2].to_vec(&hdr(0)).unwrap();
+        // Wrong WordCount for the command.
+        let mut b = text.clone();
+        b[32] = 0;
+        b.drain(33..35);
+        assert_eq!(
+            MessageCommand::parse(&b),
+            Err(Error::BadValue {
+                offset: 32,
+                field: "WordCount",
+                value: 0
+            })
+        );
+        let start = all_commands()[1].to_vec(&hdr(0)).unwrap();
+        let mut b = start.clone();
+        b[32] = 1;
+        assert!(matches!(
+            MessageCommand::parse(&b),
+            Err(Error::BadValue {
+                offset: 32,
+                field: "WordCount",
+                ..
+            }) | Err(Error::BadLength { .. })
+        ));
+        // ByteCount past the end.
+        let mut b = start.clone();
+        b[33] += 1;
+        assert_eq!(
+            MessageCommand::parse(&b),
+            Err(Error::BadLength {
+                offset: 33,
+                field: "ByteCount"
+            })
+        );
+        // A name without its NUL inside ByteCount.
+        let mut b = start.clone();
+        b[33] -= 1;
+        assert_eq!(
+            MessageCommand::parse(&b),
+            Err(Error::Unterminated { offset: 43 })
+        );
+        // Wrong buffer format.
+        let mut b = start.clone();
+        b[35] = 0x02;
+        assert_eq!(
+            MessageCommand::parse(&b),
+            Err(Error::BadValue {
+                offset: 35,
+                field: "buffer format",
+                value: 2
+            })
+        );
+        // Data block longer than ByteCount.
+        let mut b = text.clone();
+        b[38] += 1;
+        assert!(matches!(
+            MessageCommand::parse(&b),
+            Err(Error::Truncated { offset: 40, .. })
+        ));
+        // Not a message command.
+        let mut b = text;
+        b[4] = 0x25;
+        assert_eq!(
+            MessageCommand::parse(&b),
+            Err(Error::BadValue {
+                offset: 4,
+                field: "SMB message command",
+                value: 0x25
+            })
+        );
+        // Not SMB at all.
+        let mut b = start;
+        b[0] = 0;
+        assert_eq!(MessageCommand::parse(&b), Err(Error::NotSmb { offset: 0 }));
+        // Emit errors.
+        let nul = MessageCommand::Start {
+            originator: b"a\0b",
+            destination: b"c",
+        };
+        assert!(matches!(
+            nul.to_vec(&hdr(0)),
+            Err(Error::Inconsistent { .. })
+        ));
+        let big = vec![b'x'; 70_000];
+        let long = MessageCommand::Text {
+            group: 1,
+            text: &big,
+        };
+        assert!(matches!(long.to_vec(&hdr(0)), Err(Error::TooLong { .. })));
+        let near = vec![b'x'; 65_533];
+        let over = MessageCommand::Single {
+            originator: b"a",
+            destination: b"b",
+            text: &near,
+        };
+        assert!(matches!(
+            over.to_vec(&hdr(0)),
+            Err(Error::TooLong {
+                field: "ByteCount",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn message_replies() {
+        let req = hdr(SMB_COM_SEND_START_MB_MESSAGE);
+        let v = message_reply(&req, Some(0x1234), None);
+        assert_eq!(hex(&v[32..]), "0134120000");
+        assert_eq!(v[9], 0x80);
+        let r = MessageReply::parse(&v).unwrap();
+        assert_eq!(
+            r,
+            MessageReply {
+                header: req.reply(),
+                group: Some(0x1234)
+            }
+        );
+        let v = message_reply(&req, None, Some((ERRSRV, 0x0030)));
+        assert_eq!(v.len(), 35);
+        let r = MessageReply::parse(&v).unwrap();
+        assert_eq!(
+            (r.header.error_class, r.header.error_code, r.group),
+            (ERRSRV, 0x30, None)
+        );
+        assert_eq!(r.to_vec(), v);
+        for n in 0..v.len() {
+            assert!(MessageReply::parse(&v[..n]).is_err());
+        }
+        let mut b = v.clone();
+        b[9] = 0;
+        assert_eq!(
+            MessageReply::parse(&b),
+            Err(Error::BadValue {
+                offset: 9,
+                field: "SMB reply flag",
+                value: 0
+            })
+        );
+        let mut b = message_reply(&req, Some(1), None);
+        b[32] = 2;
+        b.extend_from_slice(&[0, 0]);
+        assert_eq!(
+            MessageReply::parse(&b),
+            Err(Error::BadValue {
+                offset: 32,
+                field: "WordCount",
+                value: 2
+            })
+        );
+    }
+
+    fn write() -> SessionMailslotWrite<'static> {
+        SessionMailslotWrite {
+            header: SmbHeader {
+                pid: 0x77,
+                mid: 3,
+                ..SmbHeader::new(SMB_COM_TRANSACTION)
+            },
+            name: b"\\MAILSLOT\\demo\\inbox",
+            priority: 1,
+            class: 1,
+            timeout_ms: 5000,
+            write_id: *b"instanceseq00001",
+            data: b"hello over tcp",
+        }
+    }
+
+    #[test]
+    fn session_write_layout_and_round_trip() {
+        let w = write();
+        let v = w.to_vec().unwrap();
+        let name_end = 69 + w.name.len() + 1;
+        assert_eq!(v.len(), name_end + 16 + w.data.len());
+        let le = |o: usize| u16::from_le_bytes([v[o], v[o + 1]]);
+        assert_eq!((le(33), le(35)), (16, 14)); // TotalParameterCount, TotalDataCount
+        assert_eq!(u32::from_le_bytes([v[45], v[46], v[47], v[48]]), 5000);
+        assert_eq!((le(51), le(53)), (16, name_end as u16)); // ParameterCount/Offset
+        assert_eq!((le(55), le(57)), (14, (name_end + 16) as u16)); // DataCount/Offset
+        assert_eq!(&v[name_end..name_end + 16], b"instanceseq00001");
+        assert_eq!(SessionMailslotWrite::parse(&v), Ok(w));
+        // The datagram parser reads the same message (parameters ignored).
+        let d = crate::MailslotWriteRepr::parse(&v).unwrap();
+        assert_eq!((d.name, d.data, d.class), (w.name, w.data, 1));
+        // A header with another command is written as 0x25.
+        let other = SessionMailslotWrite {
+            header: SmbHeader::new(0xD5),
+            ..w
+        };
+        assert_eq!(other.to_vec().unwrap()[4], 0x25);
+        for n in 0..v.len() {
+            assert!(SessionMailslotWrite::parse(&v[..n]).is_err(), "cut at {n}");
+        }
+        // A datagram write (no parameters) is not a session write.
+        let dg = crate::MailslotWriteRepr {
+            name: w.name,
+            priority: 1,
+            class: 2,
+            data: b"x",
+        }
+        .to_vec()
+        .unwrap();
+        assert_eq!(
+            SessionMailslotWrite::parse(&dg),
+            Err(Error::BadLength {
+                offset: 33,
+                field: "TotalParameterCount"
+            })
+        );
+    }
+
+    #[test]
+    fn session_write_errors() {
+        let v = write().to_vec().unwrap();
+        let set16 =
+            |b: &mut Vec<u8>, o: usize, x: u16| b[o..o + 2].copy_from_slice(&x.to_le_bytes());
+        let mut b = v.clone();
+        set16(&mut b, 51, 15);
+        assert_eq!(
+            SessionMailslotWrite::parse(&b),
+            Err(Error::BadLength {
+                offset: 51,
+                field: "ParameterCount"
+            })
+        );
+        let mut b = v.clone();
+        set16(&mut b, 35, 100); // secondary requests announced
+        assert_eq!(
+            SessionMailslotWrite::parse(&b),
+            Err(Error::BadLength {
+                offset: 35,
+                field: "TotalDataCount"
+            })
+        );
+        let mut b = v.clone();
+        set16(&mut b, 53, 75); // parameters inside the name
+        assert_eq!(
+            SessionMailslotWrite::parse(&b),
+            Err(Error::BadLength {
+                offset: 53,
+                field: "ParameterOffset"
+            })
+        );
+        let mut b = v.clone();
+        set16(&mut b, 53, (v.len() - 15) as u16); // parameters past the end
+        assert!(matches!(
+            SessionMailslotWrite::parse(&b),
+            Err(Error::BadLength { offset: 53, .. })
+        ));
+        let mut b = v.clone();
+        set16(&mut b, 55, 15); // data past the end
+        set16(&mut b, 35, 15);
+        assert!(matches!(
+            SessionMailslotWrite::parse(&b),
+            Err(Error::DataOutOfBounds { .. })
+        ));
+        let mut b = v.clone();
+        b[32] = 18;
+        assert!(matches!(
+            SessionMailslotWrite::parse(&b),
+            Err(Error::BadWordCount { .. })
+        ));
+        let mut b = v.clone();
+        let nul = b.iter().skip(69).position(|&x| x == 0).unwrap() + 69;
+        b[nul] = b'x';
+        b.truncate(nul + 1);
+        assert!(SessionMailslotWrite::parse(&b).is_err());
+        let mut b = v;
+        b[70] = b'X';
+        assert_eq!(
+            SessionMailslotWrite::parse(&b),
+            Err(Error::NotMailslot { offset: 69 })
+        );
+        // Emit errors.
+        let bad_name = SessionMailslotWrite {
+            name: b"\\PIPE\\x",
+            ..write()
+        };
+        assert_eq!(bad_name.to_vec(), Err(Error::NotMailslot { offset: 0 }));
+        let max = SessionMailslotWrite::max_data_len(write().name);
+        let big = vec![0u8; max + 1];
+        let too_big = SessionMailslotWrite {
+            data: &big,
+            ..write()
+        };
+        assert!(matches!(too_big.to_vec(), Err(Error::TooLong { .. })));
+        let fits = SessionMailslotWrite {
+            data: &big[..max],
+            ..write()
+        };
+        assert_eq!(fits.to_vec().unwrap().len(), 65_535);
+    }
+
+    #[test]
+    fn transaction_replies() {
+        let req = write().header;
+        let ok = TransactionReply::success(&req);
+        let v = ok.to_vec();
+        assert_eq!(v.len(), 32 + 1 + 20 + 2);
+        assert_eq!(v[32], 10);
+        assert_eq!(TransactionReply::parse(&v), Ok(ok));
+        assert!(ok.header.is_reply() && ok.header.is_success());
+        assert_eq!((ok.header.pid, ok.header.mid), (0x77, 3));
+        let err = TransactionReply::error(&req, ERROR_SEM_TIMEOUT);
+        let e = err.to_vec();
+        assert_eq!(e.len(), 35);
+        assert_eq!(hex(&e[4..9]), "2501007900");
+        assert_eq!(TransactionReply::parse(&e), Ok(err));
+        for n in 0..v.len() {
+            assert!(TransactionReply::parse(&v[..n]).is_err());
+        }
+        let mut b = v.clone();
+        b[4] = 0x32;
+        assert_eq!(
+            TransactionReply::parse(&b),
+            Err(Error::NotTransaction {
+                offset: 4,
+                command: 0x32
+            })
+        );
+        let mut b = v.clone();
+        b[9] = 0;
+        assert!(matches!(
+            TransactionReply::parse(&b),
+            Err(Error::BadValue { offset: 9, .. })
+        ));
+        let mut b = v.clone();
+        b[32] = 9;
+        assert_eq!(
+            TransactionReply::parse(&b),
+            Err(Error::BadValue {
+                offset: 32,
+                field: "WordCount",
+                value: 9
+            })
+        );
+        let mut b = v.clone();
+        b[35] = 4; // TotalDataCount
+        assert_eq!(
+            TransactionReply::parse(&b),
+            Err(Error::BadLength {
+                offset: 35,
+                field: "TotalDataCount"
+            })
+        );
+        let mut b = v.clone();
+        b[51] = 1; // SetupCount
+        assert_eq!(
+            TransactionReply::parse(&b),
+            Err(Error::BadLength {
+                offset: 51,
+                field: "SetupCount"
+            })
+        );
+        let mut b = e;
+        b[33] = 1; // ByteCount 1, nothing after it
+        assert_eq!(
+            TransactionReply::parse(&b),
+            Err(Error::BadLength {
+                offset: 33,
+                field: "ByteCount"
+            })
+        );
+    }
+}

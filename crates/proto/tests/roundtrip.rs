@@ -182,6 +182,55 @@ proptest! {
             let e = x.to_vec().unwrap();
             prop_assert_eq!(MessengerMessage::parse(&e).unwrap(), x);
         }
+        session_parsers_agree(&b)?;
+    }
+
+    #[test]
+    fn session_request_round_trip(called in nb_name(), calling in nb_name()) {
+        let r = session::SessionRequest { called, calling };
+        let v = r.to_vec().unwrap();
+        prop_assert_eq!(session::frame_len(&v, 68).unwrap(), Some(72));
+        prop_assert_eq!(session::SessionRequest::parse(&v[4..]).unwrap(), r);
+    }
+
+    #[test]
+    fn message_command_round_trip(kind in 0u8..4, o in cbytes(20), d in cbytes(20), text in vec(any::<u8>(), 0..300), group: u16, pid: u16, mid: u16) {
+        let c = match kind {
+            0 => MessageCommand::Single { originator: &o, destination: &d, text: &text },
+            1 => MessageCommand::Start { originator: &o, destination: &d },
+            2 => MessageCommand::Text { group, text: &text },
+            _ => MessageCommand::End { group },
+        };
+        let h = SmbHeader { pid, mid, ..SmbHeader::default() };
+        let v = c.to_vec(&h).unwrap();
+        prop_assert_eq!(v.len(), c.buffer_len());
+        prop_assert_eq!(MessageCommand::parse(&v).unwrap(), (SmbHeader { command: c.command(), ..h }, c));
+    }
+
+    #[test]
+    fn session_write_round_trip(name in mailslot_name(), priority: u16, class: u16, timeout_ms: u32, write_id: [u8; 16], data in vec(any::<u8>(), 0..700), mid: u16) {
+        let w = SessionMailslotWrite {
+            header: SmbHeader { mid, ..SmbHeader::new(0x25) },
+            name: &name, priority, class, timeout_ms, write_id, data: &data,
+        };
+        let v = w.to_vec().unwrap();
+        prop_assert_eq!(SessionMailslotWrite::parse(&v).unwrap(), w);
+        let ok = TransactionReply::success(&w.header);
+        prop_assert_eq!(TransactionReply::parse(&ok.to_vec()).unwrap(), ok);
+        let err = TransactionReply::error(&w.header, mid);
+        prop_assert_eq!(TransactionReply::parse(&err.to_vec()).unwrap(), err);
+    }
+
+    #[test]
+    fn session_write_mutations_never_panic(i in 0usize..140, byte: u8, cut in 0usize..150) {
+        let w = SessionMailslotWrite {
+            header: SmbHeader::new(0x25), name: b"\\MAILSLOT\\x", priority: 1, class: 1,
+            timeout_ms: 100, write_id: [7; 16], data: b"abcdef",
+        };
+        let mut v = w.to_vec().unwrap();
+        if i < v.len() { v[i] = byte; }
+        v.truncate(cut);
+        session_parsers_agree(&v)?;
     }
 
     #[test]
@@ -431,4 +480,39 @@ fn netlogon_owned() -> impl Strategy<Value = NetlogonOwned> {
                 pad,
             },
         )
+}
+
+/// Every session-side parser on `b`: no panic, and parse → to_vec → parse is stable.
+fn session_parsers_agree(b: &[u8]) -> core::result::Result<(), TestCaseError> {
+    if let Ok(Some(n)) = session::frame_len(b, 0x1FFFF) {
+        let h = session::Header::parse(b).unwrap();
+        prop_assert_eq!(n, 4 + h.length);
+        prop_assert_eq!(session::Header::parse(&h.to_bytes().unwrap()).unwrap(), h);
+    }
+    if let Ok(r) = session::SessionRequest::parse(b) {
+        prop_assert_eq!(
+            session::SessionRequest::parse(&r.to_vec().unwrap()[4..]).unwrap(),
+            r
+        );
+    }
+    if let Ok(h) = SmbHeader::parse(b) {
+        let mut v = [0; 32];
+        h.emit(&mut v).unwrap();
+        prop_assert_eq!(SmbHeader::parse(&v).unwrap(), h);
+    }
+    if let Ok((h, c)) = MessageCommand::parse(b) {
+        let v = c.to_vec(&h).unwrap();
+        prop_assert_eq!(MessageCommand::parse(&v).unwrap(), (h, c));
+    }
+    if let Ok(r) = MessageReply::parse(b) {
+        prop_assert_eq!(MessageReply::parse(&r.to_vec()).unwrap(), r);
+    }
+    if let Ok(w) = SessionMailslotWrite::parse(b) {
+        let v = w.to_vec().unwrap();
+        prop_assert_eq!(SessionMailslotWrite::parse(&v).unwrap(), w);
+    }
+    if let Ok(r) = TransactionReply::parse(b) {
+        prop_assert_eq!(TransactionReply::parse(&r.to_vec()).unwrap(), r);
+    }
+    Ok(())
 }

@@ -85,3 +85,25 @@ pub(crate) fn assert_nmbd_primary_response(data: &[u8]) {
         other => panic!("{other:?}"),
     }
 }
+
+/// One frame of a `.frames` fixture: who sent it and its bytes.
+pub(crate) struct Frame {
+    /// `true` = client to server (`> `), `false` = server to client (`< `).
+    pub from_client: bool,
+    pub bytes: Vec<u8>,
+}
+
+/// A `.frames` fixture: one whole session packet per line, `> hex` or `< hex`; `#` comments.
+pub(crate) fn frames_fixture(name: &str) -> Vec<Frame> {
+    let text = std::fs::read_to_string(fixture(name)).unwrap();
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (dir, hex) = l.split_once(' ').unwrap();
+            Frame {
+                from_client: dir == ">",
+                bytes: hex::decode(hex.trim()).unwrap(),
+            }
+        })
+        .collect()
+}
