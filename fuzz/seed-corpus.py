@@ -79,6 +79,19 @@ seeds["control_sequence"].add(
 for sp, dp, p in list(pcapng_udp(os.path.join(FIX, "nmbd-round.pcapng")))[:4]:
     if len(p) < 256:
         seeds["control_sequence"].add((b"\x03" if 138 in (sp, dp) else b"\x04") + bytes([len(p)]) + p)
+# session / smb_session: the frames of real smbclient -> smbd conversations, and their SMB messages.
+seeds["session"] = set()
+seeds["smb_session"] = set()
+for name in sorted(os.listdir(FIX)):
+    if name.endswith(".frames"):
+        for line in open(os.path.join(FIX, name)):
+            if line[:2] in ("> ", "< "):
+                frame = bytes.fromhex(line[2:].strip())
+                seeds["session"].add(frame)
+                if frame[0] == 0x00:
+                    seeds["smb_session"].add(frame[4:])
+# Mailslot writes from datagrams: a session write differs only in its parameters.
+seeds["smb_session"] |= seeds["smb_mailslot"]
 for t, items in seeds.items():
     d = os.path.join(HERE, "corpus", t)
     os.makedirs(d, exist_ok=True)

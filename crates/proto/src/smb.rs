@@ -25,6 +25,13 @@
 //! ByteCount = name + NUL + N; **no padding**, so DataOffset = 70 + L where L is
 //! the length of the `\MAILSLOT\…` name (Samba's and the browser's layout,
 //! which tshark and nmbd accept).
+//!
+//! # Shared with the session path
+//! [`SmbHeader`] (the 32-byte SMB1 header) and the one transaction encoder and
+//! parser live here; [`SessionMailslotWrite`](crate::SessionMailslotWrite)
+//! uses them with a non-zero header, a Timeout and 16 parameter bytes, which
+//! are written right after the name's NUL (ParameterOffset 0 when there are
+//! none, as above).
 
 use crate::cursor::{self, Reader, Writer};
 use crate::error::{Error, Result};
