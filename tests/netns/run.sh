@@ -11,6 +11,8 @@
 # Environment: SHARED_DIR (default: the repo root's sibling "shared"), KEEP_WORK=1 keeps the
 # work directory (logs, captures) when all passed (it is always kept when something failed),
 # BLAST_COUNT (default 100000), BLAST_SEED, PEER_WORKGROUP (default MSLAB, passed to samba-peer),
+# TP_COUNT, TP_RATE, TP_BURST (throughput beside nmbd: 10000 paced writes per kind at 2000/s,
+# then an unpaced burst of 20000),
 # The suite owns the shared lab: it runs `lab down` before `lab up` (stale daemons would hold the
 # ports) and on exit, so do not run it while someone else uses the lab namespaces.
 #
@@ -521,7 +523,7 @@ check sigterm-name-release-all "releases: HOSTB '$rel_b', HOSTC '$rel_c'" \
 # ---------------------------------------------------------------- 9: beside Samba's nmbd (issue 13)
 # ms-d (10.99.0.5) is a Samba host: its own nmbd (private smb.conf: SMBHOST, alias SMBALIAS,
 # workgroup BESIDE, every directory and the unexpected socket under $WORK) and mailslotd beside
-# it; ms-b runs a standalone mailslotd HOSTB in BESIDE. Checks 1-7 of issue 13 (not 8, throughput).
+# it; ms-b runs a standalone mailslotd HOSTB in BESIDE. Checks 1-8 of issue 13.
 BS=$WORK/beside
 BS_CONF=$BS/smb.conf
 mkdir -p "$BS"/{lock,state,cache,pid,private,log,ncalrpc,nmbd}
@@ -684,6 +686,118 @@ EOF
             eval '[ $nl_rc = 0 ] && ! grep -q "\"text\"\|data_hex" "$WORK/beside3.json" && [ "${kept1:-0}" -gt "${kept0:-0}" ]'
     else
         fail beside-3-netlogon-stays-nmbds "listener in ms-d did not start"
+    fi
+
+    # 8: throughput beside nmbd, from ms-f (tests/netns/pace.py; each message numbered, each
+    # DGM_ID different). Paced at TP_RATE/s: TP_COUNT unique writes to SMBHOST (nmbd relays them
+    # through its unexpected socket) and TP_COUNT group writes to BESIDE by subnet broadcast (our
+    # co-bound socket, and nmbd's relay twice): each must arrive exactly once. Then an unpaced
+    # burst of TP_BURST to SMBHOST: its loss is reported next to where it happened (nmbd's socket,
+    # nmbd's 10-packet client queue, ours); the check is only that it is counted, nothing arrives
+    # twice and the daemon lives.
+    tp_n=${TP_COUNT:-10000} tp_rate=${TP_RATE:-2000} tp_burst=${TP_BURST:-20000}
+    if listen_bg ms-d '\\.\mailslot\tp' "$WORK/beside8.json" --quota 16777216; then
+        tp_lp=$LISTEN_PID
+        tp_phase() { # tp_phase KIND TO-NAME MSG-TYPE DEST COUNT RATE DGM-ID-START [--broadcast]
+            local kind=$1 to=$2 type=$3 dest=$4 n=$5 rate=$6 id0=$7 hex i lines last=-1 same=0
+            hex=$("$MS" encode --from PACER --to "$to" --msg-type "$type" --mailslot '\MAILSLOT\TP' \
+                --source-ip 10.99.0.9 --text "tp-$kind-$NONCE-$(printf '%0*d' ${#n} 0)") || return 1
+            x ms-f python3 "$HERE/pace.py" send --hex "$hex" --marker "tp-$kind-$NONCE-" --to "$dest" \
+                --count "$n" --rate "$rate" --bind 10.99.0.9 --dgm-id-start "$id0" "${@:8}" \
+                >"$WORK/beside8-$kind.send" 2>&1 || return 1
+            # until the listener's output stops growing for 0.6 s (at most 5 s)
+            for ((i = 0; i < 50 && same < 6; i++)); do
+                sleep 0.1
+                lines=$(wc -l <"$WORK/beside8.json")
+                if [ "$lines" = "$last" ]; then same=$((same + 1)); else same=0; last=$lines; fi
+            done
+        }
+        tp_count() { # tp_count KIND COUNT -> "RECEIVED DISTINCT DUPLICATED LOST FOREIGN"
+            python3 "$HERE/pace.py" count --file "$WORK/beside8.json" --marker "tp-$1-$NONCE-" --count "$2" \
+                | jpy 'import json,sys
+d=json.load(sys.stdin); print(d["received"], d["distinct"], d["duplicated"], d["lost"], d["foreign"])'
+        }
+        tp_sent() { jpy 'import json,sys
+d=json.load(open(sys.argv[1])); print(d["sent"], d["errors"], d["seconds"], d["rate"])' "$WORK/beside8-$1.send" 2>/dev/null; }
+        tp_probe() { # -> one JSON object: ms-d's eth0 rx packets, UDP 138 socket drops per process, our counters
+            local ss_out dev st
+            ss_out=$(x ms-d ss -uamnp 'sport = :138' 2>/dev/null)
+            dev=$(x ms-d cat /proc/net/dev 2>/dev/null)
+            st=$(status_json ms-d)
+            jpy 'import json,re,sys
+ss_out, dev, st = sys.argv[1:4]
+r = {"rx": None, "drops": {}, "rcvbuf": {}}
+for l in dev.splitlines():
+    if l.strip().startswith("eth0:"):
+        r["rx"] = int(l.split(":", 1)[1].split()[1])
+rec = []
+for l in ss_out.splitlines():
+    if l[:1].isspace() and rec: rec[-1] += " " + l
+    else: rec.append(l)
+for l in rec:
+    p = re.search(r"users:\(\(\"([^\"]+)\"", l); m = re.search(r"skmem:\(([^)]*)\)", l)
+    if not p or not m: continue
+    f = {re.match(r"[a-z]+", k).group(): int(re.sub(r"^[a-z]+", "", k)) for k in m.group(1).split(",")}
+    r["drops"][p.group(1)] = r["drops"].get(p.group(1), 0) + f.get("d", 0)
+    r["rcvbuf"].setdefault(p.group(1), f.get("rb"))
+try:
+    d = json.loads(st)
+    r["c"] = dict(d["counters"]); r["c"].update(d["delivery"]); r["c"]["samba_relayed"] = d["mode"]["samba_relayed"]
+except (ValueError, KeyError):
+    r["c"] = None
+print(json.dumps(r))' "$ss_out" "$dev" "$st"
+        }
+        tp_where() { # tp_where BEFORE AFTER [unicast] (from tp_probe) -> where the datagrams went
+            jpy 'import json,sys
+a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+drops = {p: n - a["drops"].get(p, 0) for p, n in b["drops"].items()}
+out = ["arrived at ms-d eth0 %s" % (b["rx"] - a["rx"] if a["rx"] is not None and b["rx"] is not None else "?")]
+out.append("UDP 138 socket drops " + ", ".join("%s %d (rcvbuf %s)" % (p, n, b["rcvbuf"].get(p)) for p, n in sorted(drops.items())))
+if a["c"] and b["c"]:
+    c = {k: b["c"][k] - a["c"].get(k, 0) for k in b["c"]}
+    out.append("ours: samba_relayed %d, accepted %d, delivered %d" % (c["samba_relayed"], c["accepted"], c["delivered"]))
+    if sys.argv[3:] == ["unicast"] and a["rx"] is not None and b["rx"] is not None:
+        # unicast reaches nmbd alone: what it read but did not relay stayed in nmbd (its client queue)
+        out.append("read by nmbd but not relayed %d" % (b["rx"] - a["rx"] - drops.get("nmbd", 0) - c["samba_relayed"]))
+    nz = ["%s %d" % (k, v) for k, v in sorted(c.items()) if k.startswith("dropped_") and v]
+    out.append("our drops: " + (", ".join(nz) if nz else "none"))
+else:
+    out.append("daemon status unavailable")
+print("; ".join(out))' "$@" 2>&1
+        }
+        # 8a: paced
+        tp_t0=$(date +%s.%N)
+        tp_before=$(tp_probe)
+        tp_phase u SMBHOST unique 10.99.0.5 "$tp_n" "$tp_rate" 0
+        tp_after=$(tp_probe)
+        read -r u_sent u_err u_s u_rate <<<"$(tp_sent u)"
+        read -r u_recv u_dist u_dup u_lost u_for <<<"$(tp_count u "$tp_n")"
+        info "8a unique to SMBHOST: sent ${u_sent:-?} in ${u_s:-?} s (${u_rate:-?}/s, ${u_err:-?} send errors); received $u_recv, distinct $u_dist, lost $u_lost, duplicated $u_dup; $(tp_where "$tp_before" "$tp_after" unicast)"
+        check beside-8a-paced-unique-exactly-once "want $tp_n sent and each once; sent ${u_sent:-?} ($(head -c 200 "$WORK/beside8-u.send")), received $u_recv distinct $u_dist lost $u_lost dup $u_dup foreign $u_for" \
+            test "${u_sent:-0} $u_dist $u_lost $u_dup $u_for" = "$tp_n $tp_n 0 0 0"
+        tp_before=$(tp_probe)
+        tp_phase g 'BESIDE<00>' group 10.99.0.255 "$tp_n" "$tp_rate" 20000 --broadcast
+        tp_after=$(tp_probe)
+        read -r g_sent g_err g_s g_rate <<<"$(tp_sent g)"
+        read -r g_recv g_dist g_dup g_lost g_for <<<"$(tp_count g "$tp_n")"
+        info "8a group to BESIDE (subnet broadcast): sent ${g_sent:-?} in ${g_s:-?} s (${g_rate:-?}/s, ${g_err:-?} send errors); received $g_recv, distinct $g_dist, lost $g_lost, duplicated $g_dup; $(tp_where "$tp_before" "$tp_after")"
+        check beside-8a-paced-group-exactly-once "want $tp_n sent and each once; sent ${g_sent:-?} ($(head -c 200 "$WORK/beside8-g.send")), received $g_recv distinct $g_dist lost $g_lost dup $g_dup foreign $g_for" \
+            test "${g_sent:-0} $g_dist $g_lost $g_dup $g_for" = "$tp_n $tp_n 0 0 0"
+
+        # 8b: unpaced burst; where the loss happened
+        tp_before=$(tp_probe)
+        tp_phase b SMBHOST unique 10.99.0.5 "$tp_burst" 0 40000
+        tp_after=$(tp_probe)
+        read -r b_sent b_err b_s b_rate <<<"$(tp_sent b)"
+        read -r b_recv b_dist b_dup b_lost b_for <<<"$(tp_count b "$tp_burst")"
+        b_where=$(tp_where "$tp_before" "$tp_after" unicast)
+        info "8b unpaced burst to SMBHOST: sent ${b_sent:-?} in ${b_s:-?} s (${b_rate:-?}/s, ${b_err:-?} send errors); received $b_recv, distinct $b_dist, lost $b_lost, duplicated $b_dup; $b_where"
+        check beside-8b-burst-counted-no-duplicates "sent ${b_sent:-?}, received $b_recv distinct $b_dist dup $b_dup foreign $b_for; daemon alive: $(kill -0 "${DPID[ms-d]}" 2>/dev/null && echo yes || echo no); $b_where" \
+            eval '[ "${b_sent:-0}" = "$tp_burst" ] && [ -n "$b_recv" ] && [ "$b_dup $b_for" = "0 0" ] && kill -0 "${DPID[ms-d]}" 2>/dev/null && [ -n "$(status_json ms-d)" ]'
+        kill -TERM "$tp_lp" 2>/dev/null; wait "$tp_lp" 2>/dev/null
+        info "check 8 took $(awk -v a="$tp_t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
+    else
+        fail beside-8-throughput "listener in ms-d did not start"
     fi
 
     # 7 (and 1 in the other start order): nmbd restarts under a running mailslotd
