@@ -33,6 +33,11 @@ pub(crate) struct ListenArgs {
     /// Print one JSON object per message.
     #[arg(long)]
     json: bool,
+    /// Wait this many milliseconds after creating the mailslot before reading anything
+    /// (messages queue meanwhile: a slow reader, to see a full mailslot and first-class writes
+    /// waiting for room).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    hold: u64,
 }
 
 /// One received message as a JSON value (the `listen --json` line format).
@@ -85,6 +90,9 @@ pub(crate) fn run(a: &ListenArgs) -> Result<Exit> {
         .create(&a.name)
         .with_context(|| format!("cannot create mailslot {}", a.name))?;
     eprintln!("mailslot: listening on {}", slot.name());
+    if a.hold > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(a.hold));
+    }
     let deadline = match a.timeout {
         Timeout::After(d) => Some(Instant::now() + d),
         Timeout::Forever => None,

@@ -180,7 +180,12 @@ fn daemon_status(a: &StatusArgs) -> Result<()> {
             n.name, n.group, n.registered
         )?;
     }
-    for fields in [status.counters.fields(), status.delivery.fields()] {
+    writeln!(out, "  session port {}", status.ports.session)?;
+    for fields in [
+        status.counters.fields(),
+        status.delivery.fields(),
+        status.session.fields(),
+    ] {
         let mut fields = fields;
         fields.sort_unstable();
         for (k, val) in fields {

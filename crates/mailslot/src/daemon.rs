@@ -12,10 +12,11 @@
 //! ([`Resolution`]). The daemon (crate `mailslotd`) and its protocol core (`mailslot-router`)
 //! produce these very types, so what the daemon counts is what a client reads.
 //!
-//! A remote write carries no timeout: a NetBIOS datagram is sent or not, and the only wait on the
+//! A second-class remote write is one NetBIOS datagram: sent or not, and the only wait on the
 //! daemon's side, name resolution, is bounded by the protocol (3 tries 250 ms apart per method).
-//! A writer's [`WriteOptions::timeout`](crate::WriteOptions::timeout) therefore does not apply to
-//! remote names.
+//! A first-class write to one host ([`RemoteWrite::timeout_ms`] applies) travels over a NetBIOS
+//! session to that host's daemon and is answered only when the remote mailslot has queued it, or
+//! with the reason it was not (2, 5, 87, 121, 53, 109); first class to a group fails with 87.
 //!
 //! [`MailslotWriter`]: crate::MailslotWriter
 
@@ -37,8 +38,16 @@ pub const CONTROL_ADDRESS: &str = "mailslotd/v1/control";
 /// Version of the records (the `v` field); also in [`CONTROL_ADDRESS`].
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Largest record either side sends or accepts, in bytes.
-pub const MAX_RECORD: usize = 64 * 1024;
+/// The longest single wait for a reply (longer waits poll again).
+const POLL_SLICE: Duration = Duration::from_secs(3600);
+
+/// Largest record either side sends or accepts, in bytes (a [`RemoteWrite`] of
+/// [`MAX_FIRST_CLASS_NETWORK`] bytes, hex-encoded, fits).
+pub const MAX_RECORD: usize = 192 * 1024;
+
+/// Largest message a first-class write carries to another host: one SMB transaction on a NetBIOS
+/// session (its data count is 16 bits), less room for the header and the mailslot's name.
+pub const MAX_FIRST_CLASS_NETWORK: usize = 65_000;
 
 /// The system user the daemon runs as after binding its ports, when it exists. Mailslot owners
 /// admit this user (and root) to deliver network messages, whatever their access policy.
@@ -123,8 +132,46 @@ pub struct RemoteWrite {
     pub priority: u8,
     /// Class.
     pub class: Class,
-    /// The message.
+    /// First class only: how long the remote side may wait for room in a full mailslot, in
+    /// milliseconds; `None` waits forever (as a local first-class write does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// The message (hex in the record).
+    #[serde(with = "hex_data")]
     pub data: Vec<u8>,
+}
+
+/// The message bytes of a record as a hex string (half the size of a JSON array of numbers).
+mod hex_data {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(data: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(data.len() * 2);
+        for b in data {
+            out.push(char::from(DIGITS[usize::from(b >> 4)]));
+            out.push(char::from(DIGITS[usize::from(b & 15)]));
+        }
+        s.serialize_str(&out)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Ok(c - b'0'),
+            b'a'..=b'f' => Ok(c - b'a' + 10),
+            b'A'..=b'F' => Ok(c - b'A' + 10),
+            _ => Err(D::Error::custom("data: not a hex digit")),
+        };
+        let bytes = text.as_bytes();
+        if bytes.len() % 2 != 0 {
+            return Err(D::Error::custom("data: odd number of hex digits"));
+        }
+        bytes
+            .chunks_exact(2)
+            .map(|p| Ok(digit(p[0])? << 4 | digit(p[1])?))
+            .collect()
+    }
 }
 
 /// A request to the daemon.
@@ -252,6 +299,10 @@ pub struct Ports {
     pub datagram: u16,
     /// NetBIOS name service (137).
     pub name: u16,
+    /// NetBIOS session service (TCP 139; 0 when the daemon does not listen: first-class writes
+    /// and Messenger sessions from other hosts cannot be received).
+    #[serde(default)]
+    pub session: u16,
 }
 
 /// Declares a struct of `u64` counters with a [`fields`](RouterCounters::fields) listing, so that
@@ -352,6 +403,55 @@ counters! {
     }
 }
 
+counters! {
+    /// Counters of the NetBIOS session service (TCP 139): first-class writes between hosts and
+    /// Messenger messages, received and sent.
+    pub struct SessionCounters {
+        /// Sessions accepted (a session request for one of our names).
+        pub sessions_accepted,
+        /// Session requests for a name we do not hold, refused (negative response).
+        pub sessions_refused_name,
+        /// Connections closed at once: too many from that address, or in all.
+        pub sessions_refused_limit,
+        /// Connections closed for sending nothing (no session request, or no frame) in time.
+        pub sessions_idle_closed,
+        /// Connections closed for a malformed or out-of-place frame.
+        pub sessions_malformed,
+        /// SMB requests we do not serve (answered with an error).
+        pub requests_unsupported,
+        /// First-class writes received.
+        pub first_class_received,
+        /// First-class writes received and queued into a local mailslot.
+        pub first_class_delivered,
+        /// First-class writes received and refused (no mailslot, refused, too large, timed out).
+        pub first_class_failed,
+        /// First-class writes received again after a reconnect, answered without queuing twice.
+        pub first_class_repeated,
+        /// Messenger messages received on sessions.
+        pub messenger_received,
+        /// Messenger messages delivered to the local `messngr` mailslot.
+        pub messenger_delivered,
+        /// Messenger messages that could not be delivered (no Messenger service runs, …).
+        pub messenger_failed,
+        /// First-class writes of local programs to other hosts.
+        pub first_class_sent,
+        /// … answered "queued" by the other host.
+        pub first_class_acknowledged,
+        /// … refused by the other host (its error is the writer's).
+        pub first_class_refused,
+        /// … failed because the other host could not be reached (53) or was lost (109).
+        pub first_class_unreachable,
+        /// … failed because no answer came in time (121).
+        pub first_class_unanswered,
+        /// Sessions opened to other hosts.
+        pub sessions_opened,
+        /// Sessions opened again after one was lost with writes unanswered.
+        pub reconnects,
+        /// Writes sent again over a new session.
+        pub first_class_resent,
+    }
+}
+
 /// The answer to [`Request::Status`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
@@ -378,6 +478,9 @@ pub struct Status {
     /// How the daemon shares the host's NetBIOS ports, and why.
     #[serde(default)]
     pub mode: ModeStatus,
+    /// Counters of the session service.
+    #[serde(default)]
+    pub session: SessionCounters,
 }
 
 /// Whether the daemon owns UDP 137/138 or runs beside Samba's `nmbd`.
@@ -477,17 +580,18 @@ impl DaemonClient {
             }
             Err(e) => return Err(e),
         }
-        let deadline = Instant::now() + timeout;
+        // A very long timeout (a first-class write that waits forever) has no deadline.
+        let deadline = Instant::now().checked_add(timeout);
         let mut buf = vec![0u8; MAX_RECORD + 1];
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.map_or(POLL_SLICE, |d| d.saturating_duration_since(Instant::now()));
             if left.is_zero() {
                 return Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "the mailslot daemon did not answer",
                 ));
             }
-            sys::poll_one(sock.as_raw_fd(), libc::POLLIN, Some(left))?;
+            sys::poll_one(sock.as_raw_fd(), libc::POLLIN, Some(left.min(POLL_SLICE)))?;
             match sys::recv_msg(sock.as_raw_fd(), &mut buf, false)? {
                 None => continue,
                 Some(r) if r.len == 0 => {
@@ -548,13 +652,15 @@ mod tests {
                 path: "net\\netlogon".into(),
                 priority: 3,
                 class: Class::Second,
-                data: vec![1, 2, 3],
+                timeout_ms: None,
+                data: vec![1, 2, 3, 0xab, 0xff],
             }),
             Request::Write(RemoteWrite {
                 target: Target::PrimaryDomain,
                 path: "x".into(),
                 priority: 0,
                 class: Class::First,
+                timeout_ms: Some(1500),
                 data: vec![],
             }),
             Request::Resolve {
@@ -637,6 +743,7 @@ mod tests {
             ports: Ports {
                 datagram: 138,
                 name: 137,
+                session: 139,
             },
             uptime_s: 5,
             names: vec![NameStatus {
@@ -648,6 +755,7 @@ mod tests {
             counters: RouterCounters::default(),
             delivery: DeliveryCounters::default(),
             mode: ModeStatus::default(),
+            session: SessionCounters::default(),
         };
         let v: serde_json::Value = serde_json::to_value(&s).unwrap();
         assert_eq!(v["netbios_name"], "HOSTA");
@@ -657,6 +765,8 @@ mod tests {
         assert_eq!(v["ports"]["datagram"], 138);
         assert_eq!(s.counters.fields().len(), 23);
         assert_eq!(v["mode"]["mode"], "standalone");
+        assert_eq!(v["session"]["first_class_repeated"], 0);
+        assert_eq!(v["ports"]["session"], 139);
         // A status without `mode` (an older daemon) still reads.
         let mut old = v.clone();
         old.as_object_mut().unwrap().remove("mode");

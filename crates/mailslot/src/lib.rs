@@ -417,6 +417,9 @@ impl std::fmt::Debug for MailslotWriter {
 
 /// How long a remote write waits for the daemon's answer (name resolution included).
 const DAEMON_TIMEOUT: Duration = Duration::from_secs(15);
+/// The wait for a first-class remote write without a timeout (the daemon answers when the
+/// connection to the other host fails, so this only ends a wait for a daemon that hangs).
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 impl MailslotWriter {
     /// Opens the mailslot `name` for writing.
@@ -502,8 +505,12 @@ impl MailslotWriter {
 
     /// Writes one message with a priority, class and (first class) timeout.
     ///
-    /// For a remote name the timeout does not apply: the daemon sends one datagram and has
-    /// nothing to wait for but the name resolution, which the protocol bounds (see [`daemon`]).
+    /// For a remote name (through the mailslot daemon, see [`daemon`]): second class is one
+    /// datagram and the timeout does not apply; first class to one host returns when that
+    /// host's mailslot has queued the message, or with why not (`Network { code }`: 2 no such
+    /// mailslot, 5 refused, 87 too large, 121 timed out waiting for room, 53 host unreachable,
+    /// 109 connection lost); the timeout bounds the wait for room there. First class to a
+    /// group (`\\DOMAIN\…`, `\\*\…`) fails with 87: it cannot be broadcast.
     pub fn write_with(&self, data: &[u8], opts: WriteOptions) -> Result<(), WriteError> {
         match &self.inner {
             WriterInner::Local(c) => c.write(data, opts, None),
@@ -520,21 +527,35 @@ impl MailslotWriter {
         if opts.priority > MAX_PRIORITY {
             return Err(WriteError::InvalidPriority(opts.priority));
         }
-        let max = self.max_message_size();
+        let first = opts.class == Class::First;
+        let max = if first {
+            daemon::MAX_FIRST_CLASS_NETWORK
+        } else {
+            self.max_message_size()
+        };
         if data.len() > max {
             return Err(WriteError::TooLargeForNetwork {
                 size: data.len(),
                 max,
             });
         }
+        let (timeout_ms, wait) = match (first, opts.timeout) {
+            (false, _) => (None, DAEMON_TIMEOUT),
+            (true, Timeout::Forever) => (None, FOREVER),
+            (true, Timeout::After(t)) => (
+                Some(u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+                t.saturating_add(DAEMON_TIMEOUT),
+            ),
+        };
         let req = daemon::Request::Write(daemon::RemoteWrite {
             target: self.name.target().clone(),
             path: self.name.path().to_string(),
             priority: opts.priority,
             class: opts.class,
+            timeout_ms,
             data: data.to_vec(),
         });
-        match d.call(&req, DAEMON_TIMEOUT)? {
+        match d.call(&req, wait)? {
             daemon::Reply::Written => Ok(()),
             daemon::Reply::Failed(f) => Err(WriteError::Network {
                 code: f.code,

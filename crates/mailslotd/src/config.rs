@@ -9,6 +9,7 @@
 //! bind_address = "0.0.0.0"
 //! port = 138                      # NetBIOS datagram service
 //! name_port = 137                 # NetBIOS name service
+//! session_port = 139              # NetBIOS session service (TCP): first-class writes, Messenger; 0 = off
 //! user = "mailslot"               # drop root to this user after binding ("" = keep root)
 //! metrics_port = 9138             # optional: Prometheus text on 127.0.0.1:PORT
 //! recv_buffer = 4194304           # SO_RCVBUF of the UDP sockets, bytes
@@ -75,6 +76,10 @@ pub struct DaemonConfig {
     pub port: u16,
     /// Name-service port (137).
     pub name_port: u16,
+    /// Session-service port (TCP 139) this daemon listens on and calls other hosts' daemons on;
+    /// 0 = do not listen (first-class writes from other hosts and Messenger sessions are then
+    /// refused by the host; this host can still send them to peers on 139).
+    pub session_port: u16,
     /// NetBIOS scope (`netbios scope`), usually empty.
     pub scope: String,
     /// User to switch to after binding, when started as root ("" = stay root).
@@ -140,6 +145,7 @@ impl Default for DaemonConfig {
             bind_address: Ipv4Addr::UNSPECIFIED,
             port: mailslot_proto::datagram::DATAGRAM_PORT,
             name_port: mailslot_proto::nbns::NAME_SERVICE_PORT,
+            session_port: mailslot_proto::session::SESSION_PORT,
             scope: String::new(),
             user: mailslot::daemon::DAEMON_USER.into(),
             metrics_port: None,
@@ -240,6 +246,7 @@ interfaces = ["10.99.0.1/24", "eth1"]
 wins_server = "10.99.0.3"
 port = 1138
 name_port = 1137
+session_port = 1139
 user = ""
 metrics_port = 9138
 
@@ -262,6 +269,7 @@ socket = "/tmp/nmbd/unexpected"
         assert_eq!(c.workgroup, "LAB");
         assert_eq!(c.wins_server, Some(Ipv4Addr::new(10, 99, 0, 3)));
         assert_eq!((c.port, c.name_port), (1138, 1137));
+        assert_eq!(c.session_port, 1139);
         assert_eq!(DaemonConfig::parse("").unwrap(), DaemonConfig::default());
         assert!(matches!(
             DaemonConfig::parse("colour = 1"),

@@ -10,14 +10,16 @@
 //! a module and a `Command` variant, not a branch to the loop.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, UdpSocket as StdUdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket as StdUdpSocket};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use mailslot::daemon::{ModeStatus, Ports, Reply, Request, Resolution, Status};
 use mailslot::error::code;
-use mailslot_router::{Delivery, Event, LocalRequest, Port, Router, RouterConfig};
+use mailslot_proto::NetbiosName;
+use mailslot_router::session::Service;
+use mailslot_router::{Delivery, Event, FirstClassWrite, LocalRequest, Port, Router, RouterConfig};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info};
@@ -25,6 +27,7 @@ use tracing::{debug, error, info};
 use crate::control::{self, ControlCall, ControlServer};
 use crate::deliver::Deliverer;
 use crate::metrics::{self, Published};
+use crate::session::{self, local::LocalWriter, local::Origin};
 use crate::sys::RecvBatch;
 
 /// Datagrams taken per `recvmmsg`.
@@ -61,6 +64,9 @@ pub struct Sockets {
     pub control: ControlServer,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics: Option<TcpListener>,
+    /// The NetBIOS session service (TCP 139), if the daemon listens: first-class writes and
+    /// Messenger messages from other hosts.
+    pub session: Option<TcpListener>,
 }
 
 /// Something for the daemon's loop from one of its sources other than the UDP sockets.
@@ -118,6 +124,13 @@ pub struct Daemon {
     exit: Option<u8>,
     /// The mode (standalone or beside Samba) as the status reports it.
     mode: ModeStatus,
+    /// First-class writes to other hosts.
+    pool: session::client::Pool,
+    /// Writes with an outcome into local mailslots (shared with the session service).
+    local: LocalWriter,
+    session_counters: session::Counters,
+    /// The session service's port, 0 when it does not listen.
+    session_port: u16,
 }
 
 /// An answer owed to a control client.
@@ -140,7 +153,12 @@ impl Daemon {
     pub fn new(config: RouterConfig, sockets: Sockets) -> Self {
         let started = Instant::now();
         let (command_tx, commands) = mpsc::channel(COMMAND_QUEUE);
+        let session_counters = session::Counters::default();
         Self {
+            pool: session::client::Pool::new(session_counters.clone()),
+            local: LocalWriter::default(),
+            session_counters,
+            session_port: 0,
             router: Router::new(config, started),
             deliverer: Deliverer::default(),
             sockets: Some(sockets),
@@ -217,6 +235,17 @@ impl Daemon {
         let ns = into_tokio(sockets.name)?;
         control::spawn(sockets.control, self.command_tx.clone(), Command::Control)
             .context("cannot start the control thread")?;
+        if let Some(l) = sockets.session {
+            l.set_nonblocking(true)?;
+            self.session_port = l.local_addr()?.port();
+            session::server::spawn(
+                tokio::net::TcpListener::from_std(l)?,
+                self.session_names(),
+                self.session_counters.clone(),
+                self.local.clone(),
+            );
+            info!("session service on TCP {}", self.session_port);
+        }
         if let Some(l) = sockets.metrics {
             l.set_nonblocking(true)?;
             let addr = l.local_addr()?;
@@ -268,6 +297,7 @@ impl Daemon {
                         Err(f) => Reply::Failed(f),
                     },
                 ),
+                Event::FirstClass(w) => self.first_class(w),
                 Event::NamesRegistered => info!("names registered: {:?}", self.router.names()),
                 Event::NameConflict { name, by } => {
                     error!("name conflict: {name} is held by {by}; stopping");
@@ -329,6 +359,7 @@ impl Daemon {
             ports: Ports {
                 datagram: cfg.port,
                 name: cfg.name_port,
+                session: self.session_port,
             },
             uptime_s: self.started.elapsed().as_secs(),
             names: self.router.names(),
@@ -336,7 +367,72 @@ impl Daemon {
             counters: self.router.counters().clone(),
             delivery: self.deliverer.counters(),
             mode: self.mode.clone(),
+            session: self.session_counters.get(),
         }
+    }
+
+    /// The called names the session service answers: the computer name and its aliases as the
+    /// server (`<20>`, `<00>`) and as the Messenger (`<03>`).
+    fn session_names(&self) -> Vec<(NetbiosName, Service)> {
+        let cfg = self.router.config();
+        let mut names = Vec::new();
+        for n in std::iter::once(&cfg.netbios_name).chain(&cfg.aliases) {
+            for (suffix, service) in [
+                (0x20, Service::Server),
+                (0x00, Service::Server),
+                (0x03, Service::Messenger),
+            ] {
+                if let Ok(name) = NetbiosName::new(n, suffix) {
+                    names.push((name, service));
+                }
+            }
+        }
+        names
+    }
+
+    /// A resolved first-class write: over a session to its host, or into our own mailslot.
+    fn first_class(&mut self, w: FirstClassWrite) {
+        let Some(p) = self.pending.remove(&w.id) else {
+            return;
+        };
+        let Some(to) = w.to else {
+            // This host's own name: written here, as the program that asked.
+            let local = self.local.clone();
+            let (router_name, ip) = (
+                self.router.config().netbios_name.clone(),
+                Ipv4Addr::LOCALHOST,
+            );
+            tokio::spawn(async move {
+                let origin = match w.caller {
+                    Some(c) => Origin::Local(c),
+                    None => Origin::Network,
+                };
+                let delivery = Delivery {
+                    path: w.write.path.as_str().into(),
+                    data: w.write.data.into(),
+                    priority: w.write.priority,
+                    class: w.write.class,
+                    sender_name: router_name.into(),
+                    sender_ip: ip,
+                    caller: None,
+                };
+                let reply = match local.write(delivery, w.write.timeout_ms, origin).await {
+                    Ok(()) => Reply::Written,
+                    Err(code) => Reply::failed(code, local_refusal(code, &w.write.path)),
+                };
+                let _ = p.reply.send(reply);
+            });
+            return;
+        };
+        self.pool.submit(
+            to,
+            session::client::Job {
+                called: w.called,
+                calling: w.calling,
+                write: w.write,
+                reply: p.reply,
+            },
+        );
     }
 
     /// Everything queued on UDP 138, delivered straight from the receive buffers (no copy),
@@ -456,6 +552,17 @@ impl Daemon {
             }
         }
         info!("mailslotd stopped");
+    }
+}
+
+/// Why a first-class write to this host's own name failed.
+fn local_refusal(code: u32, path: &str) -> String {
+    match code {
+        code::FILE_NOT_FOUND => format!("no mailslot {path:?} on this host"),
+        code::ACCESS_DENIED => format!("mailslot {path:?} refused the write"),
+        code::SEM_TIMEOUT => format!("timed out waiting for room in mailslot {path:?}"),
+        code::INVALID_PARAMETER => format!("too large for mailslot {path:?}, or invalid"),
+        _ => format!("cannot write to mailslot {path:?} (error {code})"),
     }
 }
 

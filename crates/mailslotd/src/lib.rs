@@ -17,6 +17,7 @@ pub mod daemon;
 mod deliver;
 pub mod metrics;
 pub mod samba;
+mod session;
 pub mod settings;
 mod sys;
 
@@ -134,13 +135,40 @@ fn bind(file: &config::DaemonConfig, beside_nmbd: bool) -> Result<Sockets> {
         ),
         None => None,
     };
+    let session = session_listener(bind_address, file.session_port)?;
     info!("sockets bound");
     Ok(Sockets {
         datagram,
         name,
         control,
         metrics,
+        session,
     })
+}
+
+/// The session service's listener on `port` (none for 0). A port already taken — Samba's smbd
+/// owns TCP 139 on most Samba hosts — is not fatal: the daemon runs without it and says so
+/// (first-class writes and Messenger sessions from other hosts are then refused by the host).
+fn session_listener(addr: std::net::Ipv4Addr, port: u16) -> Result<Option<std::net::TcpListener>> {
+    if port == 0 {
+        return Ok(None);
+    }
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    match s.bind(&SocketAddr::V4(SocketAddrV4::new(addr, port)).into()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            warn!(
+                "TCP {port} is in use (Samba's smbd?): first-class writes and Messenger sessions \
+                 from other hosts cannot be received; see the README (\"On a host that runs Samba\")"
+            );
+            return Ok(None);
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot bind TCP {addr}:{port}")),
+    }
+    s.listen(128)?;
+    Ok(Some(s.into()))
 }
 
 fn udp_socket(addr: SocketAddrV4, recv_buffer: usize) -> Result<std::net::UdpSocket> {

@@ -10,13 +10,19 @@ use tokio::net::TcpListener;
 /// The last status the daemon published (every 500 ms).
 pub(crate) type Published = Arc<Mutex<Option<Status>>>;
 
-/// The metrics text: every counter of the router and of the delivery, and the uptime.
+/// The metrics text: every counter of the router, the delivery and the session service, and
+/// the uptime.
 pub fn prometheus_text(status: &Status) -> String {
     let mut out = String::new();
     let counters = status.counters.fields();
     let delivery = status.delivery.fields();
+    let session = status.session.fields();
     for (k, v) in counters.into_iter().chain(delivery) {
         let name = format!("mailslotd_{k}_total");
+        out.push_str(&format!("# TYPE {name} counter\n{name} {v}\n"));
+    }
+    for (k, v) in session {
+        let name = format!("mailslotd_session_{k}_total");
         out.push_str(&format!("# TYPE {name} counter\n{name} {v}\n"));
     }
     out.push_str(&format!(

@@ -35,6 +35,9 @@ pub struct DaemonArgs {
     /// Datagram port (overrides `port`).
     #[arg(long)]
     pub port: Option<u16>,
+    /// Session-service port, TCP (overrides `session_port`; 0 = do not listen).
+    #[arg(long, value_name = "PORT")]
+    pub session_port: Option<u16>,
     /// Name-service port (overrides `name_port`).
     #[arg(long)]
     pub name_port: Option<u16>,
@@ -88,6 +91,9 @@ impl DaemonArgs {
         }
         if let Some(v) = self.port {
             file.port = v;
+        }
+        if let Some(v) = self.session_port {
+            file.session_port = v;
         }
         if let Some(v) = self.name_port {
             file.name_port = v;
@@ -149,6 +155,9 @@ pub fn load(args: &DaemonArgs) -> Result<Settings> {
     router.wins_server = file.wins_server;
     router.port = file.port;
     router.name_port = file.name_port;
+    if file.session_port != 0 {
+        router.session_port = file.session_port;
+    }
     router.scope = file.scope.clone();
     router.check_source = file.network.check_source;
     router.seed = (std::process::id() as u16).wrapping_mul(7919);

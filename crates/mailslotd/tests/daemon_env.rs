@@ -103,6 +103,7 @@ fn write_request(target: Target, path: &str, data: &[u8]) -> Request {
         path: path.into(),
         priority: 1,
         class: Class::Second,
+        timeout_ms: None,
         data: data.to_vec(),
     })
 }

@@ -72,6 +72,9 @@ pub struct RouterConfig {
     pub port: u16,
     /// Name-service port of every node.
     pub name_port: u16,
+    /// NetBIOS session service port of every node (TCP; 139): first-class writes to other
+    /// hosts go there.
+    pub session_port: u16,
     /// NetBIOS scope.
     pub scope: String,
     /// Start of the transaction and datagram id sequences.
@@ -101,6 +104,7 @@ impl RouterConfig {
             wins_server: None,
             port: mailslot_proto::datagram::DATAGRAM_PORT,
             name_port: mailslot_proto::nbns::NAME_SERVICE_PORT,
+            session_port: mailslot_proto::session::SESSION_PORT,
             scope: String::new(),
             seed: 1,
             check_source: true,

@@ -38,9 +38,10 @@ mod config;
 mod dedupe;
 pub mod nmbd;
 mod router;
+pub mod session;
 
 pub use config::{Interface, RouterConfig};
 pub use router::{
-    Delivery, Event, LocalRequest, Port, Router, Transmit, DUPLICATE_WINDOW, RETRY_COUNT,
-    RETRY_INTERVAL,
+    Delivery, Event, FirstClassWrite, LocalRequest, Port, Router, Transmit, DUPLICATE_WINDOW,
+    RETRY_COUNT, RETRY_INTERVAL,
 };

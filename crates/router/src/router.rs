@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use crate::dedupe::DuplicateFilter;
 use crate::nmbd;
-use mailslot::daemon::{Address, CachedName, Failure, NameStatus, RemoteWrite, RouterCounters};
+use mailslot::daemon::{
+    Address, CachedName, Failure, NameStatus, RemoteWrite, RouterCounters, MAX_FIRST_CLASS_NETWORK,
+};
 use mailslot::error::code::{BAD_NETPATH, INVALID_PARAMETER};
 use mailslot::trusted::{Caller, RemoteMessage};
 use mailslot::{Class, Target};
@@ -98,6 +100,10 @@ pub enum LocalRequest {
     },
 }
 
+/// Why a first-class write to a group name fails.
+const FIRST_CLASS_GROUP: &str =
+    "a first-class write cannot go to a group name (domain, workgroup or *): write second class";
+
 /// Something for the shell to act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -118,6 +124,10 @@ pub enum Event {
         /// The addresses, or why not.
         result: Result<Vec<Address>, Failure>,
     },
+    /// A local program's first-class write to one host, resolved: the shell carries it over a
+    /// NetBIOS session ([`FirstClassWrite::to`]) or, for this host, writes it itself, and answers
+    /// request [`FirstClassWrite::id`] with the outcome.
+    FirstClass(FirstClassWrite),
     /// All our names are registered (the registration broadcasts drew no objection).
     NamesRegistered,
     /// Another node holds one of our unique names: the daemon must not run.
@@ -127,6 +137,24 @@ pub enum Event {
         /// Who objected.
         by: Ipv4Addr,
     },
+}
+
+/// A first-class write to one host, for the shell to carry ([`Event::FirstClass`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirstClassWrite {
+    /// The request id to answer.
+    pub id: u64,
+    /// The other host's session service; `None` when the name is this host's own (the shell
+    /// writes into the local mailslot on behalf of [`caller`](Self::caller), waiting for room).
+    pub to: Option<SocketAddrV4>,
+    /// The name to call on the session (`HOST<20>`, the server service).
+    pub called: NetbiosName,
+    /// Our name as the caller (`COMPUTER<00>`).
+    pub calling: NetbiosName,
+    /// The write (its `timeout_ms` bounds the wait for room on the other side).
+    pub write: RemoteWrite,
+    /// The local program that asked.
+    pub caller: Option<Caller>,
 }
 
 /// A mailslot write to deliver into the local mailslot `path`: the one type for it from the
@@ -668,7 +696,22 @@ impl Router {
             self.counters.requests_invalid += 1;
             return fail(self, INVALID_PARAMETER, message);
         }
-        if write.data.len() > limit {
+        let first = write.class == Class::First;
+        if first && write.data.len() > MAX_FIRST_CLASS_NETWORK {
+            return fail(
+                self,
+                INVALID_PARAMETER,
+                format!(
+                    "{} bytes is more than the {MAX_FIRST_CLASS_NETWORK} a first-class network \
+                     write carries",
+                    write.data.len()
+                ),
+            );
+        }
+        if first && write.target == Target::PrimaryDomain {
+            return fail(self, INVALID_PARAMETER, FIRST_CLASS_GROUP.into());
+        }
+        if !first && write.data.len() > limit {
             return fail(
                 self,
                 BAD_NETPATH,
@@ -701,6 +744,9 @@ impl Router {
         };
         // Our workgroup (and `*`) is a group: broadcast without asking anybody.
         if name_key(&dest) == name_key(&self.cfg.workgroup_name(0)) {
+            if first {
+                return fail(self, INVALID_PARAMETER, FIRST_CLASS_GROUP.into());
+            }
             return self.complete_write(
                 waiter,
                 &[Address {
@@ -773,6 +819,9 @@ impl Router {
         else {
             return;
         };
+        if write.class == Class::First {
+            return self.complete_first_class(id, write, dest, caller, addrs);
+        }
         // Upper case on the wire, as LAN Manager and Windows programs name mailslots (receivers
         // compare case-insensitively; Wireshark dissects only upper-case names).
         let wire = format!("{MAILSLOT_PREFIX}{}", write.path.to_ascii_uppercase());
@@ -820,6 +869,37 @@ impl Router {
             })
         };
         self.events.push_back(Event::WriteDone { id, result });
+    }
+
+    /// A resolved first-class write: to one host's session service (or, for ourselves, to the
+    /// shell to write locally); a group name fails with 87.
+    fn complete_first_class(
+        &mut self,
+        id: u64,
+        write: RemoteWrite,
+        dest: NetbiosName,
+        caller: Option<Caller>,
+        addrs: &[Address],
+    ) {
+        let Some(a) = addrs.first().filter(|_| !addrs.iter().any(|a| a.group)) else {
+            self.counters.writes_failed += 1;
+            let result = Err(Failure {
+                code: INVALID_PARAMETER,
+                message: FIRST_CLASS_GROUP.into(),
+            });
+            return self.events.push_back(Event::WriteDone { id, result });
+        };
+        let to = (!self.is_own_ip(a.ip)).then(|| SocketAddrV4::new(a.ip, self.cfg.session_port));
+        let mut called = *dest.as_raw();
+        called[15] = mailslot_proto::name::SUFFIX_FILE_SERVER;
+        self.events.push_back(Event::FirstClass(FirstClassWrite {
+            id,
+            to,
+            called: NetbiosName::from_raw(called),
+            calling: self.cfg.computer(0x00),
+            write,
+            caller,
+        }));
     }
 
     /// Queues a mailslot-write datagram of `msg_type` from our computer name at `src_ip` to the

@@ -31,6 +31,8 @@ pub(crate) struct Running {
     pub(crate) name: SocketAddrV4,
     /// Its control socket's abstract name.
     pub(crate) control: String,
+    /// Its session service (TCP).
+    pub(crate) session: SocketAddrV4,
 }
 
 fn local_port(s: &UdpSocket) -> u16 {
@@ -54,11 +56,15 @@ impl Running {
             SocketAddrV4::new(Ipv4Addr::LOCALHOST, cfg.port),
             SocketAddrV4::new(Ipv4Addr::LOCALHOST, cfg.name_port),
         );
+        let session = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let session_addr =
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, session.local_addr().unwrap().port());
         let sockets = Sockets {
             datagram,
             name,
             control: ControlServer::bind_at(&control).unwrap(),
             metrics: None,
+            session: Some(session),
         };
         let daemon = Daemon::new(cfg, sockets);
         let stopper = daemon.stopper();
@@ -74,6 +80,7 @@ impl Running {
             datagram: addrs.0,
             name: addrs.1,
             control,
+            session: session_addr,
         }
     }
 
