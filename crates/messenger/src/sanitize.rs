@@ -78,7 +78,7 @@ fn neutralise(raw: &str, one_line: bool) -> String {
             }
             // C0 controls: their control pictures, U+2400 + code.
             '\0'..='\u{1F}' => {
-                out.push(char::from_u32(0x2400 + u32::from(c)).unwrap_or(REPLACEMENT))
+                out.push(char::from_u32(0x2400 + u32::from(c)).unwrap_or(REPLACEMENT));
             }
             '\u{7F}' => out.push('␡'),
             '\u{80}'..='\u{9F}' => out.push(REPLACEMENT),

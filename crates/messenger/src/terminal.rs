@@ -233,7 +233,7 @@ pub fn write_tty(line: &str, bytes: &[u8], force: bool) -> Result<(), TerminalEr
     if !meta.file_type().is_char_device() {
         return Err(TerminalError::NotATerminal(path));
     }
-    if !force && meta.mode() & u32::from(libc::S_IWGRP) == 0 {
+    if !force && meta.mode() & libc::S_IWGRP == 0 {
         return Err(TerminalError::MesgOff(path));
     }
     let mut written = 0;
