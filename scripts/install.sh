@@ -8,7 +8,9 @@
 #   PREFIX/lib/pkgconfig/mailslot.pc                           with its pkg-config file
 #   PREFIX/share/man/man1/mailslot*.1, man8/mailslotd.8        man pages (from the clap definitions)
 #   PREFIX/share/{bash-completion,zsh,fish}/...                shell completions (likewise)
-#   UNITDIR/mailslotd.service, mailslot-mount.service          systemd units, paths set to PREFIX
+#   UNITDIR/mailslotd.service, mailslot-mount.service,         systemd units, paths set to PREFIX
+#     mailslot-messenger-system.service                        (the Messenger on terminals)
+#   PREFIX/lib/systemd/user/mailslot-messenger.service         the user unit (desktop notifications)
 #   SYSCONFDIR/mailslot/mailslotd.toml.example                 the example configuration, also
 #                                                              copied to mailslotd.toml if absent
 #   SYSCONFDIR/mailslot/policy.toml.example                    the example name policy (not
@@ -119,11 +121,17 @@ install -D -m 644 "$gen/fish/mailslotd.fish" "$stage/share/fish/vendor_completio
 
 # systemd units, with the paths of this installation.
 mkdir -p "$destdir$unitdir"
-for unit in mailslotd.service mailslot-mount.service; do
+for unit in mailslotd.service mailslot-mount.service mailslot-messenger-system.service; do
     sed -e "s|/usr/local/bin/|$prefix/bin/|g" -e "s|/etc/mailslot/|$sysconfdir/mailslot/|g" \
         "$root/dist/$unit" >"$gen/$unit"
     install -m 644 "$gen/$unit" "$destdir$unitdir/$unit"
 done
+# The Messenger's user unit, for `systemctl --user` (searched in PREFIX/lib/systemd/user for
+# the prefixes /usr and /usr/local).
+userunitdir=$prefix/lib/systemd/user
+sed -e "s|/usr/local/bin/|$prefix/bin/|g" "$root/dist/mailslot-messenger.service" \
+    >"$gen/mailslot-messenger.service"
+install -D -m 644 "$gen/mailslot-messenger.service" "$destdir$userunitdir/mailslot-messenger.service"
 
 # The example configuration; the unit reads mailslotd.toml, which is never overwritten.
 confdir=$destdir$sysconfdir/mailslot

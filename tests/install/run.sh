@@ -3,7 +3,8 @@
 # package would be checked:
 #   - every file is in place (binaries, C library, header, pkg-config file, man pages,
 #     completions, units, configuration), and the installed files name the prefix;
-#   - `systemd-analyze verify --root` passes for both units: it resolves their ExecStart binaries
+#   - `systemd-analyze verify --root` passes for the system units and, with --user, for the
+#     Messenger's user unit: it resolves their ExecStart binaries
 #     inside the root and runs `man` for their man: links (MANPATH points into the root);
 #   - the same check fails when a unit's binary or man page is missing (so it proves something);
 #   - the installed daemon accepts the installed configuration (the unit's ExecStartPre), man finds
@@ -39,7 +40,9 @@ for f in bin/mailslot bin/mailslotd lib/libmailslot.so lib/libmailslot.a include
     share/man/man1/mailslot-daemon.1 share/man/man1/mailslot-mount.1 share/man/man8/mailslotd.8 \
     share/bash-completion/completions/mailslot share/bash-completion/completions/mailslotd \
     share/zsh/site-functions/_mailslot share/fish/vendor_completions.d/mailslot.fish \
-    lib/systemd/system/mailslotd.service lib/systemd/system/mailslot-mount.service; do
+    lib/systemd/system/mailslotd.service lib/systemd/system/mailslot-mount.service \
+    lib/systemd/system/mailslot-messenger-system.service lib/systemd/user/mailslot-messenger.service \
+    share/man/man1/mailslot-messenger.1; do
     [ -s "$dest$prefix/$f" ] || fail "$prefix/$f not installed"
 done
 for f in mailslotd.toml mailslotd.toml.example policy.toml.example; do
@@ -49,6 +52,11 @@ done
 [ ! -e "$dest/etc/mailslot/policy.toml" ] || fail "a name policy was installed (only the example should be)"
 grep -q "^ExecStart=$prefix/bin/mailslotd --config /etc/mailslot/mailslotd.toml$" \
     "$dest$prefix/lib/systemd/system/mailslotd.service" || fail "mailslotd.service paths"
+grep -q "^ExecStart=$prefix/bin/mailslot messenger serve --no-terminals$" \
+    "$dest$prefix/lib/systemd/user/mailslot-messenger.service" || fail "mailslot-messenger.service paths"
+grep -q "^ExecStart=$prefix/bin/mailslot messenger serve --no-desktop$" \
+    "$dest$prefix/lib/systemd/system/mailslot-messenger-system.service" ||
+    fail "mailslot-messenger-system.service paths"
 grep -q "^prefix=$prefix$" "$dest$prefix/lib/pkgconfig/mailslot.pc" || fail "mailslot.pc prefix"
 if grep -rq "$dest" "$dest$prefix/lib/systemd" "$dest$prefix/lib/pkgconfig"; then
     fail "an installed file names the staging directory"
@@ -63,7 +71,7 @@ sysunits=$(readlink -f /usr/lib/systemd/system 2>/dev/null || true)
 [ -d "$sysunits" ] || sysunits=$(readlink -f /lib/systemd/system)
 mkdir -p "$dest/usr/lib/systemd/system"
 cp -a "$sysunits/." "$dest/usr/lib/systemd/system/"
-units=(mailslotd.service mailslot-mount.service)
+units=(mailslotd.service mailslot-mount.service mailslot-messenger-system.service)
 verify() {
     MANPATH=$dest$prefix/share/man systemd-analyze verify --root="$dest" "${units[@]}" 2>&1
 }
@@ -74,6 +82,29 @@ if out=$(verify); then
 else
     fail "systemd-analyze verify: $out"
 fi
+# The Messenger's user unit, as the user manager loads it: `verify --user` cannot take --root,
+# so a copy whose ExecStart names the staged binary is checked, with a runtime directory of its
+# own (the user manager needs one). A missing binary makes it fail too.
+mkdir -m 700 "$tmp/runtime"
+sed "s|^ExecStart=$prefix/bin/|ExecStart=$dest$prefix/bin/|" \
+    "$dest$prefix/lib/systemd/user/mailslot-messenger.service" >"$tmp/mailslot-messenger.service"
+verify_user() {
+    XDG_RUNTIME_DIR=$tmp/runtime MANPATH=$dest$prefix/share/man \
+        systemd-analyze verify --user "$tmp/mailslot-messenger.service" 2>&1
+}
+if out=$(verify_user); then
+    [ -z "$out" ] || fail "systemd-analyze verify --user warns: $out"
+    echo "systemd-analyze verify --user: mailslot-messenger.service ok"
+else
+    fail "systemd-analyze verify --user: $out"
+fi
+mv "$dest$prefix/bin/mailslot" "$tmp/mailslot"
+if out=$(verify_user); then
+    fail "systemd-analyze verify --user passed without the mailslot binary"
+else
+    echo "without mailslot: verify --user fails as it must (${out%%$'\n'*})"
+fi
+mv "$tmp/mailslot" "$dest$prefix/bin/mailslot"
 
 # 3. The same check catches a missing binary and a missing man page.
 mv "$dest$prefix/bin/mailslotd" "$tmp/mailslotd"

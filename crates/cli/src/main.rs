@@ -61,7 +61,10 @@ enum Command {
     Encode(wire::EncodeArgs),
     /// Encode a NetBIOS name query (UDP 137 payload), printed as hex.
     EncodeNameQuery(wire::EncodeNameQueryArgs),
-    /// Send a Messenger message ("net send"): From/To/Text to \\HOST\mailslot\messngr.
+    /// The Messenger service ("net send"): send, serve (show received messages), deliver.
+    ///
+    /// `mailslot messenger --to NAME [--from F] TEXT` (the old form) is the same as
+    /// `mailslot messenger send --to NAME [--from F] TEXT`.
     Messenger(messenger::MessengerArgs),
     /// Run the network daemon in the foreground (the same as `mailslotd`).
     Daemon(mailslotd::DaemonArgs),
