@@ -90,6 +90,14 @@ for name in sorted(os.listdir(FIX)):
                 seeds["session"].add(frame)
                 if frame[0] == 0x00:
                     seeds["smb_session"].add(frame[4:])
+# session_server: a whole client stream, after our own session request (first byte even) or
+# with the client's own (odd).
+seeds["session_server"] = set()
+for name in sorted(os.listdir(FIX)):
+    if name.endswith(".frames"):
+        client = [bytes.fromhex(l[2:].strip()) for l in open(os.path.join(FIX, name)) if l.startswith("> ")]
+        seeds["session_server"].add(b"\x00" + b"".join(client[1:]))
+        seeds["session_server"].add(b"\x01" + b"".join(client))
 # Mailslot writes from datagrams: a session write differs only in its parameters.
 seeds["smb_session"] |= seeds["smb_mailslot"]
 for t, items in seeds.items():

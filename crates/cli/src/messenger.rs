@@ -15,6 +15,7 @@ use mailslot::{Access, CreateError, Mailslot, MailslotWriter, OpenError, ReadErr
 use mailslot_messenger::desktop::Desktop;
 use mailslot_messenger::terminal::{self, Recipients};
 use mailslot_messenger::{Codepage, Notice, MESSENGER_SLOT};
+use mailslot_proto::NetbiosName;
 
 use crate::args::parse_access;
 
@@ -131,14 +132,22 @@ pub(crate) fn run(a: &MessengerArgs) -> Result<()> {
 }
 
 /// This host's NetBIOS name, from its host name (`LINUX` if that cannot be read).
+/// This host's NetBIOS name: the mailslot daemon's, or made from the host name.
 fn host_netbios_name() -> String {
+    if let Ok(s) =
+        mailslot::daemon::DaemonClient::connect().and_then(|d| d.status(Duration::from_secs(2)))
+    {
+        return s.netbios_name;
+    }
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| mailslotd::netbios_name_for_host(h.trim()))
         .unwrap_or_else(|_| "LINUX".into())
 }
 
-/// Sends the Messenger message `From\0To\0Text\0` to `\\TO\mailslot\messngr`. The one place
-/// where a message is sent (a directed send will try a NetBIOS session first here).
+/// Sends a Messenger message: to one computer or user name over a NetBIOS session to
+/// `NAME<03>` first (as NT's `net send NAME`), and by the `\MAILSLOT\MESSNGR` datagram
+/// (`From\0To\0Text\0` to `\\TO\mailslot\messngr`) when that name has no session service
+/// or for `*` and domains. The text goes out in the OEM code page (CP850).
 pub(crate) fn send_message(from: Option<&str>, to: &str, text: &str) -> Result<()> {
     let from = from.map_or_else(host_netbios_name, str::to_string);
     let to = if to == "*" {
@@ -146,10 +155,19 @@ pub(crate) fn send_message(from: Option<&str>, to: &str, text: &str) -> Result<(
     } else {
         to.to_ascii_uppercase()
     };
+    let text = Codepage::default().encode(text);
+    if to != "*" {
+        match send_by_session(&from, &to, &text) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                eprintln!("mailslot: no Messenger session to {to} ({e:#}); sending a datagram")
+            }
+        }
+    }
     let msg = mailslot_proto::MessengerMessage {
         from: from.as_bytes(),
         to: to.as_bytes(),
-        text: text.as_bytes(),
+        text: &text,
     };
     let data = msg
         .to_vec()
@@ -158,6 +176,38 @@ pub(crate) fn send_message(from: Option<&str>, to: &str, text: &str) -> Result<(
     let w = MailslotWriter::open(&name).with_context(|| format!("cannot open {name}"))?;
     w.write(&data)
         .with_context(|| format!("cannot send to {name}"))?;
+    Ok(())
+}
+
+/// The message over a session to `TO<03>`, found through the mailslot daemon.
+fn send_by_session(from: &str, to: &str, text: &[u8]) -> Result<()> {
+    const WAIT: Duration = Duration::from_secs(5);
+    let daemon = mailslot::daemon::DaemonClient::connect()?;
+    let status = daemon.status(WAIT)?;
+    let called = NetbiosName::new(to, 0x03).map_err(|e| anyhow!("{to:?}: {e}"))?;
+    let calling = NetbiosName::new(&status.netbios_name, 0x00)
+        .map_err(|e| anyhow!("{:?}: {e}", status.netbios_name))?;
+    let found = daemon
+        .resolve(to, 0x03, WAIT)?
+        .map_err(|f| anyhow!("{called} does not resolve: {f}"))?;
+    let ip = found
+        .addresses
+        .iter()
+        .find(|a| !a.group)
+        .map(|a| a.ip)
+        .ok_or_else(|| anyhow!("{called} is a group name"))?;
+    let port = match status.ports.session {
+        0 => mailslot_proto::session::SESSION_PORT,
+        p => p,
+    };
+    mailslot_messenger::session::send(
+        std::net::SocketAddr::from((ip, port)),
+        called,
+        calling,
+        from.as_bytes(),
+        to.as_bytes(),
+        text,
+    )?;
     Ok(())
 }
 

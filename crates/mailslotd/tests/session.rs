@@ -338,6 +338,37 @@ fn smbclient_messages_reach_the_messenger_mailslot() {
             assert_eq!(h.error_class, 0, "{fixture}: refused {h:?}");
         }
     }
+    // Our own sender (`mailslot messenger send` to a name): one block, and several.
+    let called = NetbiosName::new(HOST, 0x03).unwrap();
+    let calling = NetbiosName::new("PEERHOST", 0).unwrap();
+    let long_text = "a longer text ".repeat(30);
+    for text in ["sent by us", long_text.as_str()] {
+        mailslot_messenger::session::send(
+            d.session.into(),
+            called,
+            calling,
+            b"BOB",
+            HOST.as_bytes(),
+            text.as_bytes(),
+        )
+        .unwrap();
+    }
+    // A name without a Messenger here: the session is refused.
+    let refused = mailslot_messenger::session::send(
+        d.session.into(),
+        NetbiosName::new("NOBODY", 0x03).unwrap(),
+        calling,
+        b"BOB",
+        b"NOBODY",
+        b"x",
+    );
+    assert!(
+        matches!(
+            refused,
+            Err(mailslot_messenger::session::SessionSendError::Refused { code: 0x82, .. })
+        ),
+        "{refused:?}"
+    );
     if trusted() {
         let m = messenger
             .read_message_timeout(Timeout::After(WAIT))
@@ -351,8 +382,15 @@ fn smbclient_messages_reach_the_messenger_mailslot() {
         let long = MessengerMessage::parse(&long.data).unwrap();
         assert!(long.text.len() > 128, "several blocks joined");
         assert!(matches!(m.sender, Sender::Remote { .. }));
+        for want in ["sent by us", long_text.as_str()] {
+            let m = messenger
+                .read_message_timeout(Timeout::After(WAIT))
+                .unwrap();
+            let msg = MessengerMessage::parse(&m.data).unwrap();
+            assert_eq!((msg.from, msg.text), (&b"BOB"[..], want.as_bytes()));
+        }
     }
-    assert_eq!(d.status().session.messenger_delivered, 2);
+    assert_eq!(d.status().session.messenger_delivered, 4);
 }
 
 #[test]

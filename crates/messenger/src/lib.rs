@@ -17,6 +17,7 @@ pub mod codepage;
 pub mod desktop;
 mod notice;
 mod sanitize;
+pub mod session;
 pub mod terminal;
 mod time;
 
