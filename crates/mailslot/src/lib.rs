@@ -534,9 +534,17 @@ impl MailslotWriter {
             self.max_message_size()
         };
         if data.len() > max {
-            return Err(WriteError::TooLargeForNetwork {
-                size: data.len(),
-                max,
+            // A datagram's limit is Windows' 53; a first-class write's is the mailslot's 87.
+            return Err(if first {
+                WriteError::TooLarge {
+                    size: data.len(),
+                    max,
+                }
+            } else {
+                WriteError::TooLargeForNetwork {
+                    size: data.len(),
+                    max,
+                }
             });
         }
         let (timeout_ms, wait) = match (first, opts.timeout) {
