@@ -14,6 +14,8 @@
 //! metrics_port = 9138             # optional: Prometheus text on 127.0.0.1:PORT
 //! recv_buffer = 4194304           # SO_RCVBUF of the UDP sockets, bytes
 //!
+//! messenger_names = ["ALICE"]    # further Messenger names (NAME<03>), e.g. users', as NT's "net name"
+//!
 //! [network]
 //! check_source = true             # drop datagrams whose header source IP is not the sender's
 //!
@@ -88,6 +90,9 @@ pub struct DaemonConfig {
     pub metrics_port: Option<u16>,
     /// SO_RCVBUF for the UDP sockets.
     pub recv_buffer: usize,
+    /// Further Messenger names this host registers as `NAME<03>` (unique) and takes Messenger
+    /// messages for, besides the computer name: NT's "messenger names" (users' names, `net name`).
+    pub messenger_names: Vec<String>,
     /// Checks on what arrives from the network (`[network]`).
     pub network: NetworkConfig,
     /// Running beside Samba's nmbd (`[samba]`).
@@ -150,6 +155,7 @@ impl Default for DaemonConfig {
             user: mailslot::daemon::DAEMON_USER.into(),
             metrics_port: None,
             recv_buffer: 4 << 20,
+            messenger_names: Vec::new(),
             network: NetworkConfig::default(),
             samba: SambaConfig::default(),
         }
@@ -191,6 +197,9 @@ impl DaemonConfig {
                     reason: "empty interface name".into(),
                 });
             }
+        }
+        for n in &self.messenger_names {
+            check_name("messenger_names", n)?;
         }
         if self.port == 0 || self.name_port == 0 {
             return Err(ConfigError::Value {

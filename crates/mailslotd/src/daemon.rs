@@ -372,7 +372,7 @@ impl Daemon {
     }
 
     /// The called names the session service answers: the computer name and its aliases as the
-    /// server (`<20>`, `<00>`) and as the Messenger (`<03>`).
+    /// server (`<20>`, `<00>`) and as the Messenger (`<03>`), and the further Messenger names.
     fn session_names(&self) -> Vec<(NetbiosName, Service)> {
         let cfg = self.router.config();
         let mut names = Vec::new();
@@ -385,6 +385,11 @@ impl Daemon {
                 if let Ok(name) = NetbiosName::new(n, suffix) {
                     names.push((name, service));
                 }
+            }
+        }
+        for m in &cfg.messenger_names {
+            if let Ok(name) = NetbiosName::new(m, 0x03) {
+                names.push((name, Service::Messenger));
             }
         }
         names

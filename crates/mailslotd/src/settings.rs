@@ -163,6 +163,11 @@ pub fn load(args: &DaemonArgs) -> Result<Settings> {
     router.seed = (std::process::id() as u16).wrapping_mul(7919);
     router.beside_nmbd = beside;
     router.aliases = aliases;
+    router.messenger_names = file
+        .messenger_names
+        .iter()
+        .map(|n| n.to_ascii_uppercase())
+        .collect();
     Ok(Settings {
         file,
         router,
@@ -277,6 +282,9 @@ pub fn describe(r: &RouterConfig) -> String {
     out.push_str(&format!("check_source = {}\n", r.check_source));
     if r.beside_nmbd {
         out.push_str("mode = beside Samba (names and UDP 137 are nmbd's)\n");
+        if !r.messenger_names.is_empty() {
+            out.push_str(&format!("messenger_names = {:?}\n", r.messenger_names));
+        }
         if !r.aliases.is_empty() {
             out.push_str(&format!("aliases = {:?}\n", r.aliases));
         }

@@ -92,6 +92,9 @@ pub struct RouterConfig {
     /// Further computer names of this host (Samba's `netbios aliases`), upper case. Held like
     /// the computer name.
     pub aliases: Vec<String>,
+    /// Further Messenger names (`NAME<03>`, unique), upper case: registered and defended like
+    /// the computer name (standalone; beside nmbd they are Samba's to register).
+    pub messenger_names: Vec<String>,
 }
 
 impl RouterConfig {
@@ -110,6 +113,7 @@ impl RouterConfig {
             check_source: true,
             beside_nmbd: false,
             aliases: Vec::new(),
+            messenger_names: Vec::new(),
         }
     }
 

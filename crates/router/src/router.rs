@@ -313,6 +313,11 @@ impl Router {
         };
         names.push(own(cfg.computer(0x00), false));
         names.push(own(cfg.computer(0x03), false));
+        for m in &cfg.messenger_names {
+            if let Ok(n) = NetbiosName::new(m, 0x03) {
+                names.push(own(n, false));
+            }
+        }
         names.push(own(cfg.workgroup_name(0x00), true));
         names.push(own(cfg.workgroup_name(0x1E), true));
         let mut registration_next = Some(now);

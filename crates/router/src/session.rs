@@ -497,3 +497,47 @@ pub fn known_write_error(code: u32) -> u32 {
         _ => NOT_SUPPORTED,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> WriteId {
+        (Ipv4Addr::new(10, 0, 0, 1), [n; 16])
+    }
+
+    #[test]
+    fn a_write_runs_once_and_its_repeats_get_its_outcome() {
+        let mut log = WriteLog::new(2);
+        assert_eq!(log.begin(id(1), "first"), Begin::Run);
+        // A repeat while it runs waits for it.
+        assert_eq!(log.begin(id(1), "repeat"), Begin::Wait);
+        assert_eq!(log.finish(id(1), Err(121)), vec!["repeat"]);
+        assert_eq!(log.begin(id(1), "late"), Begin::Done(Err(121)));
+        // The same bytes from another peer are another write.
+        let other = (Ipv4Addr::new(10, 0, 0, 2), [1; 16]);
+        assert_eq!(log.begin(other, "x"), Begin::Run);
+    }
+
+    #[test]
+    fn the_oldest_finished_writes_are_forgotten_first_never_running_ones() {
+        let mut log = WriteLog::new(2);
+        assert_eq!(log.begin(id(9), ()), Begin::Run); // stays running throughout
+        for n in 1..=3 {
+            assert_eq!(log.begin(id(n), ()), Begin::Run);
+            log.finish(id(n), Ok(()));
+        }
+        assert_eq!(log.begin(id(1), ()), Begin::Run, "forgotten");
+        assert_eq!(log.begin(id(3), ()), Begin::Done(Ok(())));
+        assert_eq!(log.begin(id(9), ()), Begin::Wait, "a running write is kept");
+    }
+
+    #[test]
+    fn mailslot_names_are_recognised_in_any_case() {
+        assert_eq!(strip_prefix(b"\\MAILSLOT\\jobs"), Some("jobs"));
+        assert_eq!(strip_prefix(b"\\mailslot\\A\\B"), Some("A\\B"));
+        assert_eq!(strip_prefix(b"\\PIPE\\x"), None);
+        assert_eq!(strip_prefix(b"\\MAILSLOT"), None);
+        assert_eq!(strip_prefix(b"\\MAILSLOT\\\xff"), None);
+    }
+}

@@ -1067,3 +1067,111 @@ fn writes_to_mailslots_nmbd_keeps_are_counted_not_delivered() {
     assert_eq!(net.nodes[1].router.counters().dropped_kept_by_nmbd, 1);
     assert_eq!(delivered(&net.events(2)).len(), 2);
 }
+
+#[test]
+fn messenger_names_are_registered_and_resolve() {
+    let mut net = Net::new();
+    let mut cfg = Net::cfg("A", 1);
+    cfg.messenger_names = vec!["ALICE".into()];
+    net.add_cfg(cfg);
+    net.add("B", 2);
+    net.advance(Duration::from_secs(1));
+    let names: Vec<String> = net.nodes[0]
+        .router
+        .names()
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
+    assert!(names.contains(&"ALICE<03>".to_string()), "{names:?}");
+    net.events(1);
+    net.local(
+        1,
+        LocalRequest::Resolve {
+            id: 5,
+            name: "alice".into(),
+            suffix: 0x03,
+        },
+    );
+    net.advance(Duration::from_millis(100));
+    let resolved = net.events(1).into_iter().find_map(|e| match e {
+        Event::Resolved { id: 5, result } => Some(result),
+        _ => None,
+    });
+    let addrs = resolved.expect("an answer").expect("resolved");
+    assert_eq!(addrs[0].ip, ip(1));
+}
+
+/// Node 0's first-class write of `len` bytes to `target`, and what came of it.
+fn first_class(net: &mut Net, target: Target, len: usize) -> Event {
+    net.events(0);
+    net.local(
+        0,
+        LocalRequest::Write {
+            id: 9,
+            write: RemoteWrite {
+                target,
+                path: "jobs".into(),
+                priority: 2,
+                class: Class::First,
+                timeout_ms: Some(1500),
+                data: vec![7; len],
+            },
+            caller: None,
+        },
+    );
+    net.advance(Duration::from_millis(900));
+    let mut evs = net.events(0);
+    assert_eq!(evs.len(), 1, "{evs:?}");
+    evs.remove(0)
+}
+
+#[test]
+fn a_first_class_write_goes_to_the_hosts_session_service_never_as_a_datagram() {
+    let mut net = three_hosts();
+    net.wire.clear();
+    match first_class(&mut net, Target::Host("B".into()), 1000) {
+        Event::FirstClass(w) => {
+            assert_eq!(w.id, 9);
+            assert_eq!(w.to, Some(SocketAddrV4::new(ip(2), 139)));
+            assert_eq!(w.called.to_string(), "B<20>");
+            assert_eq!(w.calling.to_string(), "A<00>");
+            assert_eq!(w.write.timeout_ms, Some(1500));
+            assert_eq!(
+                w.write.data.len(),
+                1000,
+                "no datagram limit for first class"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        net.wire.iter().all(|(_, t)| t.port != Port::Datagram),
+        "no datagram for a first-class write"
+    );
+    // Our own name: the shell writes it here.
+    match first_class(&mut net, Target::Host("A".into()), 10) {
+        Event::FirstClass(w) => assert_eq!(w.to, None),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_first_class_write_to_a_group_or_too_large_fails_with_87() {
+    let mut net = three_hosts();
+    for (target, len) in [
+        (Target::PrimaryDomain, 10),
+        (Target::Host(WG.into()), 10),
+        (
+            Target::Host("B".into()),
+            mailslot::daemon::MAX_FIRST_CLASS_NETWORK + 1,
+        ),
+    ] {
+        match first_class(&mut net, target.clone(), len) {
+            Event::WriteDone {
+                id: 9,
+                result: Err(f),
+            } => assert_eq!(f.code, 87, "{target:?}: {f:?}"),
+            other => panic!("{target:?}: {other:?}"),
+        }
+    }
+}
