@@ -22,7 +22,10 @@
 #   ms-smb 10.99.0.3  SMBPEER (nmbd via shared/interop/samba-peer, workgroup MSLAB)
 #   ms-c   10.99.0.4  HOSTC  workgroup LAB, target of the fuzzer
 #   ms-d   10.99.0.5  second "HOSTB" (name conflict), then the AnnouncementRequest sender
-#   ms-f   10.99.0.9  fuzzer (tests/netns/blast.py), no daemon
+#   ms-f   10.99.0.9  fuzzer (tests/netns/blast.py), hostile session clients (session_probe.py), no daemon
+# Section 10 (issues 15, 14) starts fresh standalone daemons HOSTA, HOSTB, HOSTC in ms-a, ms-b,
+# ms-c for first-class writes over TCP 139 and Messenger sessions (Samba's smbclient -M); ms-d
+# then only holds an idle session client.
 set -uo pipefail
 
 T_START=$(date +%s.%N)
@@ -98,18 +101,27 @@ command -v dumpcap >/dev/null || need_apt+=(tshark)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v ip >/dev/null || need_apt+=(iproute2)
 command -v nmblookup >/dev/null || need_apt+=(samba-common-bin)   # samba-peer installs nmbd itself
+command -v smbclient >/dev/null || need_apt+=(smbclient)            # Messenger sessions (section 10)
+command -v gcc >/dev/null || need_apt+=(gcc)                        # the C API check (section 10)
 if [ ${#need_apt[@]} -gt 0 ]; then
     info "installing: ${need_apt[*]}"
     { apt-get update -qq && apt-get install -y -qq "${need_apt[@]}"; } >"$WORK/apt.log" 2>&1 \
         || { fail setup "apt-get install ${need_apt[*]} failed (see $WORK/apt.log)"; finish; }
 fi
 
-if ! (cd "$ROOT" && cargo build -q -p mailslot-cli -p mailslotd) >"$WORK/build.log" 2>&1; then
-    fail build "cargo build -p mailslot-cli -p mailslotd failed: $(tail -5 "$WORK/build.log" | tr '\n' ' ')"
+if ! (cd "$ROOT" && cargo build -q -p mailslot-cli -p mailslotd -p mailslot-ffi) >"$WORK/build.log" 2>&1; then
+    fail build "cargo build -p mailslot-cli -p mailslotd -p mailslot-ffi failed: $(tail -5 "$WORK/build.log" | tr '\n' ' ')"
     finish
 fi
 MS=$ROOT/target/debug/mailslot
 [ -x "$MS" ] || { fail build "no $MS"; finish; }
+# The C API program of section 10, linked against the library just built
+FC_CAPI=$WORK/fc_capi
+if ! gcc -std=c99 -Wall -Wextra -Werror -O1 -I"$ROOT/include" -o "$FC_CAPI" "$HERE/fc_capi.c" \
+        -L"$ROOT/target/debug" -lmailslot -Wl,-rpath,"$ROOT/target/debug" >"$WORK/fc_capi.log" 2>&1; then
+    fail build "gcc fc_capi.c failed: $(head -5 "$WORK/fc_capi.log" | tr '\n' ' ')"
+    finish
+fi
 
 # JSON helpers (python3, stdlib): jq-like one-liners
 jpy() { python3 -c "$1" "${@:2}"; }
@@ -828,6 +840,319 @@ kill -INT "$CAP3_PID" 2>/dev/null; wait "$CAP3_PID" 2>/dev/null
 bs_src=$(tshark -r "$CAP3" -Y 'ip.src == 10.99.0.5 && udp.dstport == 138' -T fields -e udp.srcport \
     -e mailslot.name 2>/dev/null | awk -F'\t' '$2 ~ /\\BS$/ {print $1}' | sort -u | tr '\n' ' ')
 check beside-5-source-port-138 "source ports of mailslot writes from 10.99.0.5: '$bs_src'" test "$bs_src" = "138 "
+
+# ---------------------------------------------------------------- 10: first-class writes and Messenger sessions (issues 15, 14)
+# Fresh standalone daemons HOSTA, HOSTB, HOSTC (workgroup LAB) with their session service on TCP
+# 139. First-class writes A -> B: delivered; refused with their Win32 codes; waiting for room
+# (timed out, and freed by the reader); a waiting write when B's daemon is SIGKILLed, then B
+# restarted; a waiting write whose connection B's kernel kills (ss -K): resent, queued once.
+# Messenger: Samba's smbclient -M and our `messenger send` (directed, `*`, the workgroup) shown
+# by `messenger serve` on A, B and C. Hostile session clients against C (from ms-f; the one that
+# sends nothing from ms-d, in the background: it takes 10 s). The C API (DosWriteMailslot) from
+# A. Capture 4 judges the TCP 139 traffic, the hostile clients' frames left out.
+T10=$(date +%s.%N)
+now_ms() { date +%s%3N; }
+sess() { # sess NS NAME -> a counter of the daemon's session service, empty on error
+    status_json "$1" | jpy 'import json,sys; print(json.load(sys.stdin)["session"][sys.argv[1]])' "$2" 2>/dev/null
+}
+delta() { echo $(( ${2:-0} - ${1:-0} )); }   # delta BEFORE AFTER
+msg_of() { # msg_of FILE TEXT KEY -> the KEY of the message whose text is TEXT (JSON, sorted keys)
+    jpy 'import json,sys
+for l in open(sys.argv[1]):
+    try: m=json.loads(l)
+    except ValueError: continue
+    if m.get("text")==sys.argv[2]: print(json.dumps(m.get(sys.argv[3]), sort_keys=True)); break' "$@"
+}
+FC_RC= FC_MS= FC_OUT=
+fc_send() { # fc_send NS TIMEOUT-MS MAILSLOT DATA...: a class-1 send (never longer than 30 s); sets FC_RC FC_MS FC_OUT
+    local t0; t0=$(now_ms)
+    FC_OUT=$(timeout 30 "$LAB" exec "$1" "$MS" send --class 1 --timeout "$2" "$3" "${@:4}" 2>&1); FC_RC=$?
+    FC_MS=$(( $(now_ms) - t0 ))
+}
+FC_WIRE=0   # first-class write requests that must show on TCP 139 (capture 4)
+fill16() { x "$1" "$MS" send "$2" 0123456789abcdef >/dev/null 2>&1; }   # fills a slot made with --quota 16
+stop_pid() { kill -TERM "$1" 2>/dev/null; wait "$1" 2>/dev/null; }
+
+CAP4=$WORK/run4-session.pcapng
+"$LAB" capture 300 "$CAP4" >"$WORK/capture4.log" 2>&1 &
+CAP4_PID=$!
+PIDS+=($CAP4_PID)
+start_daemon ms-a HOSTA LAB --standalone
+start_daemon ms-b HOSTB LAB --standalone
+start_daemon ms-c HOSTC LAB --standalone
+s10_ok=1
+for ns in ms-a ms-b ms-c; do
+    if ! wait_ready "$ns" 5; then
+        fail session-daemons-ready "$ns: names not registered within 5 s: $(tail -3 "$WORK/daemon-$ns.log" | tr '\n' ' ')"
+        s10_ok=0
+    fi
+done
+for i in $(seq 1 30); do [ -s "$CAP4" ] && break; sleep 0.1; done
+ports_b=$(status_json ms-b | jpy 'import json,sys; print(json.load(sys.stdin)["ports"].get("session"))' 2>/dev/null)
+[ "$s10_ok" = 1 ] && check session-daemons-ready "HOSTB's status ports.session is '$ports_b' (want 139)" test "$ports_b" = 139
+info "section 10: daemons ready after $(awk -v a="$T10" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
+
+# 11a in the background: a connection to C that sends nothing is closed after 10 s
+idle0=$(sess ms-c sessions_idle_closed)
+x ms-d python3 "$HERE/session_probe.py" idle --to 10.99.0.4 --wait 20 >"$WORK/s10-idle.json" 2>&1 &
+IDLE_PID=$!
+PIDS+=($IDLE_PID)
+
+# 1: delivered once, sender A
+if listen_bg ms-b '\\.\mailslot\fc' "$WORK/fc1.json" --count 1 --timeout 5000; then
+    lp=$LISTEN_PID
+    fc_send ms-a 5000 '\\HOSTB\mailslot\fc' "fc1-$NONCE"; FC_WIRE=$((FC_WIRE + 1))
+    wait "$lp"
+    fc1_n=$(count_text "$WORK/fc1.json" "fc1-$NONCE")
+    fc1_from=$(msg_of "$WORK/fc1.json" "fc1-$NONCE" sender); fc1_class=$(msg_of "$WORK/fc1.json" "fc1-$NONCE" class)
+    check fc-delivered "send rc $FC_RC ($FC_OUT), B got it $fc1_n time(s), class $fc1_class, sender $fc1_from" \
+        eval '[ "$FC_RC" = 0 ] && [ "$fc1_n" = 1 ] && [ "$fc1_class" = 1 ] && [ "$fc1_from" = "{\"ip\": \"10.99.0.1\", \"name\": \"HOSTA\"}" ]'
+    info "fc-delivered in $FC_MS ms (first write: resolution and connection included)"
+else
+    fail fc-delivered "listener in ms-b did not start: $(cat "$WORK/fc1.json.err")"
+fi
+
+# 2: refusals with their codes
+fc_send ms-a 2000 '\\HOSTB\mailslot\nosuch' "fc2-$NONCE"; FC_WIRE=$((FC_WIRE + 1))
+check fc-missing-2 "send rc $FC_RC (want 2): $FC_OUT" eval '[ "$FC_RC" = 2 ] && grep -q "(error 2)" <<<"$FC_OUT"'
+info "fc-refused-5 not checked: neither the CLI nor the C API can make a mailslot that refuses remote messages (Builder::accept_remote(false) is Rust only)"
+if listen_bg ms-b '\\.\mailslot\small' "$WORK/fc2-small.json" --max-size 16; then
+    lp=$LISTEN_PID
+    fc_send ms-a 2000 '\\HOSTB\mailslot\small' "$(printf 'L%.0s' $(seq 1 100))"; FC_WIRE=$((FC_WIRE + 1))
+    sleep 0.2
+    stop_pid "$lp"
+    check fc-too-large-87 "100 bytes to a slot of 16: send rc $FC_RC (want 2): $FC_OUT; listener: $(head -c 200 "$WORK/fc2-small.json")" \
+        eval '[ "$FC_RC" = 2 ] && grep -q "(error 87)" <<<"$FC_OUT" && ! grep -q "\"text\"" "$WORK/fc2-small.json"'
+else
+    fail fc-too-large-87 "listener in ms-b did not start: $(cat "$WORK/fc2-small.json.err")"
+fi
+fc_send ms-a 5000 '\\LAB\mailslot\fc' "fc2g-$NONCE"; g_rc=$FC_RC g_ms=$FC_MS g_out=$FC_OUT
+fc_send ms-a 5000 '\\*\mailslot\fc' "fc2s-$NONCE"
+check fc-group-87 "\\\\LAB: rc $g_rc in $g_ms ms ($g_out); \\\\*: rc $FC_RC in $FC_MS ms ($FC_OUT) (want 2, error 87, at once)" \
+    eval '[ "$g_rc $FC_RC" = "2 2" ] && grep -q "(error 87)" <<<"$g_out" && grep -q "(error 87)" <<<"$FC_OUT" && [ "$g_ms" -lt 1000 ] && [ "$FC_MS" -lt 1000 ]'
+
+# 3: a full slot and no reader: 121 after the writer's timeout (500 ms + the path)
+if listen_bg ms-b '\\.\mailslot\full' "$WORK/fc3.json" --quota 16 --hold 30000; then
+    lp=$LISTEN_PID
+    fill16 ms-b '\\.\mailslot\full'
+    fc_send ms-a 500 '\\HOSTB\mailslot\full' "fc3-$NONCE"; FC_WIRE=$((FC_WIRE + 1))
+    stop_pid "$lp"
+    check fc-full-121 "send rc $FC_RC after $FC_MS ms (want 2, error 121, 450..1000 ms): $FC_OUT" \
+        eval '[ "$FC_RC" = 2 ] && grep -q "(error 121)" <<<"$FC_OUT" && [ "$FC_MS" -ge 450 ] && [ "$FC_MS" -le 1000 ]'
+    info "fc-full-121: --timeout 500 answered 121 after $FC_MS ms (process start, session and timeout included)"
+else
+    fail fc-full-121 "listener in ms-b did not start: $(cat "$WORK/fc3.json.err")"
+fi
+
+# 4: a full slot whose reader starts after 1 s: the waiting write is delivered
+if listen_bg ms-b '\\.\mailslot\room' "$WORK/fc4.json" --quota 16 --hold 1000 --count 2 --timeout 6000; then
+    lp=$LISTEN_PID
+    fill16 ms-b '\\.\mailslot\room'
+    fc_send ms-a 5000 '\\HOSTB\mailslot\room' "fc4-$NONCE"; FC_WIRE=$((FC_WIRE + 1))
+    wait "$lp"
+    fc4_n=$(count_text "$WORK/fc4.json" "fc4-$NONCE")
+    check fc-full-then-room "send rc $FC_RC after $FC_MS ms ($FC_OUT), B got it $fc4_n time(s) (want 0 and once)" \
+        eval '[ "$FC_RC" = 0 ] && [ "$fc4_n" = 1 ]'
+    info "fc-full-then-room: the write waited $FC_MS ms for the reader (hold 1000 ms from the slot's creation)"
+else
+    fail fc-full-then-room "listener in ms-b did not start: $(cat "$WORK/fc4.json.err")"
+fi
+
+# 5: B's daemon SIGKILLed under a waiting write: an error (109 or 53) soon, no hang; then restarted
+if listen_bg ms-b '\\.\mailslot\kill' "$WORK/fc5.json" --quota 16 --hold 60000; then
+    lp=$LISTEN_PID
+    fill16 ms-b '\\.\mailslot\kill'
+    ( fc_send ms-a 20000 '\\HOSTB\mailslot\kill' "fc5-$NONCE"; printf '%s %s %s\n%s\n' "$FC_RC" "$FC_MS" "$(now_ms)" "$FC_OUT" ) \
+        >"$WORK/fc5.send" 2>&1 &
+    k_pid=$!
+    FC_WIRE=$((FC_WIRE + 1))
+    sleep 1
+    k_t=$(now_ms)
+    kill -KILL "${DPID[ms-b]}" 2>/dev/null; wait "${DPID[ms-b]}" 2>/dev/null
+    wait "$k_pid"
+    read -r k_rc k_ms k_end <"$WORK/fc5.send"
+    k_out=$(tail -n +2 "$WORK/fc5.send")
+    k_after=$(( ${k_end:-0} - k_t ))
+    check fc-daemon-killed "send rc $k_rc after $k_ms ms, $k_after ms after the SIGKILL (want 2, error 109 or 53, within 5000 ms): $k_out" \
+        eval '[ "$k_rc" = 2 ] && grep -Eq "\(error (109|53)\)" <<<"$k_out" && [ "$k_after" -le 5000 ]'
+    info "fc-daemon-killed: the writer ended $k_after ms after B's daemon was killed: $(grep -o 'error [0-9]*' <<<"$k_out" | head -1)"
+    stop_pid "$lp"
+else
+    fail fc-daemon-killed "listener in ms-b did not start: $(cat "$WORK/fc5.json.err")"
+fi
+start_daemon ms-b HOSTB LAB --standalone
+if wait_ready ms-b 5 && listen_bg ms-b '\\.\mailslot\fc' "$WORK/fc5b.json" --count 1 --timeout 5000; then
+    lp=$LISTEN_PID
+    fc_send ms-a 5000 '\\HOSTB\mailslot\fc' "fc5b-$NONCE"; FC_WIRE=$((FC_WIRE + 1))
+    wait "$lp"
+    check fc-reconnects "after B's restart: send rc $FC_RC ($FC_OUT), B got it $(count_text "$WORK/fc5b.json" "fc5b-$NONCE") time(s)" \
+        eval '[ "$FC_RC" = 0 ] && [ "$(count_text "$WORK/fc5b.json" "fc5b-$NONCE")" = 1 ]'
+else
+    fail fc-reconnects "B's daemon did not restart or its listener did not start: $(tail -2 "$WORK/daemon-ms-b.log" | tr '\n' ' ')"
+fi
+
+# 6: the connection killed (ss -K on B) under a waiting write: resent, queued once
+if listen_bg ms-b '\\.\mailslot\once' "$WORK/fc6.json" --quota 16 --hold 3000 --timeout 1500; then
+    lp=$LISTEN_PID
+    rec0=$(sess ms-a reconnects); res0=$(sess ms-a first_class_resent); rep0=$(sess ms-b first_class_repeated)
+    fill16 ms-b '\\.\mailslot\once'
+    ( fc_send ms-a 10000 '\\HOSTB\mailslot\once' "fc6-$NONCE"; printf '%s %s\n%s\n' "$FC_RC" "$FC_MS" "$FC_OUT" ) \
+        >"$WORK/fc6.send" 2>&1 &
+    o_pid=$!
+    FC_WIRE=$((FC_WIRE + 2))   # the write and its resend
+    sleep 1
+    x ms-b ss -K -t state established '( sport = :139 )' >"$WORK/fc6.ss" 2>&1
+    wait "$o_pid"
+    wait "$lp"
+    read -r o_rc o_ms <"$WORK/fc6.send"
+    o_n=$(count_text "$WORK/fc6.json" "fc6-$NONCE")
+    rec=$(delta "$rec0" "$(sess ms-a reconnects)"); res=$(delta "$res0" "$(sess ms-a first_class_resent)")
+    rep=$(delta "$rep0" "$(sess ms-b first_class_repeated)")
+    check fc-exactly-once "send rc $o_rc after $o_ms ms ($(tail -n +2 "$WORK/fc6.send")); B got it $o_n time(s); A: reconnects +$rec, first_class_resent +$res; B: first_class_repeated +$rep; ss -K killed: $(grep -c ':139 ' "$WORK/fc6.ss") connection(s)" \
+        eval '[ "$o_rc" = 0 ] && [ "$o_n" = 1 ] && [ "$rec" -ge 1 ] && [ "$res" -ge 1 ] && [ "$rep" -ge 1 ]'
+    info "fc-exactly-once: the write waited $o_ms ms across the killed connection; A reconnects +$rec, first_class_resent +$res; B first_class_repeated +$rep"
+else
+    fail fc-exactly-once "listener in ms-b did not start: $(cat "$WORK/fc6.json.err")"
+fi
+
+# 8-10: the Messenger service on A, B and C; Samba's client and ours
+serve_bg() { # serve_bg NS OUT: `messenger serve --json` in the background, until it serves
+    local i
+    : >"$2"; : >"$2.err"
+    "$LAB" exec "$1" "$MS" messenger serve --json --no-desktop --no-terminals >"$2" 2>"$2.err" &
+    SERVE_PID=$!
+    PIDS+=($!)
+    for ((i = 0; i < 50; i++)); do
+        grep -q "serving" "$2.err" 2>/dev/null && return 0
+        kill -0 "$SERVE_PID" 2>/dev/null || return 1
+        sleep 0.05
+    done
+    return 1
+}
+serve_count() { # serve_count FILE TEXT -> messages shown with that text (trailing white space aside)
+    jpy 'import json,sys
+n=0
+for l in open(sys.argv[1]):
+    try: n += json.loads(l).get("text","").rstrip() == sys.argv[2]
+    except ValueError: pass
+print(n)' "$1" "$2"
+}
+serve_field() { # serve_field FILE TEXT EXPR -> EXPR (Python, m = the shown message) of the message
+    jpy 'import json,sys
+for l in open(sys.argv[1]):
+    try: m=json.loads(l)
+    except ValueError: continue
+    if m.get("text","").rstrip()==sys.argv[2]: print(eval(sys.argv[3])); break' "$1" "$2" "$3" 2>&1
+}
+declare -A SRV
+s_ok=1
+for n in a b c; do
+    if serve_bg "ms-$n" "$WORK/serve-$n.json"; then SRV[$n]=$SERVE_PID; else
+        s_ok=0; fail messenger-serve-start "ms-$n: $(cat "$WORK/serve-$n.json.err")"
+    fi
+done
+if [ "$s_ok" = 1 ]; then
+    md0=$(sess ms-b messenger_delivered)
+    printf 'smbc-%s\n' "$NONCE" | timeout 20 "$LAB" exec ms-a smbclient -M HOSTB -I 10.99.0.2 -N -U alice \
+        >"$WORK/smbclient-m.log" 2>&1; smbc_rc=$?
+    x ms-a "$MS" messenger send --to HOSTB "direct-$NONCE" >"$WORK/msg-send.log" 2>&1; direct_rc=$?
+    x ms-a "$MS" messenger send --to '*' "star-msg-$NONCE" >>"$WORK/msg-send.log" 2>&1; star_rc=$?
+    x ms-a "$MS" messenger send --to LAB "lab-msg-$NONCE" >>"$WORK/msg-send.log" 2>&1; lab_rc=$?
+    all_shown() {
+        local n
+        [ "$(serve_count "$WORK/serve-b.json" "smbc-$NONCE") $(serve_count "$WORK/serve-b.json" "direct-$NONCE")" = "1 1" ] || return 1
+        for n in a b c; do
+            [ "$(serve_count "$WORK/serve-$n.json" "star-msg-$NONCE") $(serve_count "$WORK/serve-$n.json" "lab-msg-$NONCE")" = "1 1" ] || return 1
+        done
+    }
+    # until every expected message is shown (at most 5 s), then 0.5 s more for duplicates
+    for ((i = 0; i < 50; i++)); do all_shown && break; sleep 0.1; done
+    sleep 0.5
+    md=$(delta "$md0" "$(sess ms-b messenger_delivered)")
+    sm_n=$(serve_count "$WORK/serve-b.json" "smbc-$NONCE")
+    sm_from=$(serve_field "$WORK/serve-b.json" "smbc-$NONCE" '" ".join([m["from"], m["to"], m["origin"]["remote"]["ip"]])')
+    check msg-smbclient "smbclient rc $smbc_rc ($(tr '\n' ' ' <"$WORK/smbclient-m.log" | head -c 200)); B showed it $sm_n time(s), from/to/ip: $sm_from (want alice HOSTB 10.99.0.1); messenger_delivered +$md" \
+        eval '[ "$smbc_rc" = 0 ] && [ "$sm_n" = 1 ] && [ "${sm_from,,}" = "alice hostb 10.99.0.1" ] && [ "$md" -ge 1 ]'
+    d_got="A $(serve_count "$WORK/serve-a.json" "direct-$NONCE") B $(serve_count "$WORK/serve-b.json" "direct-$NONCE") C $(serve_count "$WORK/serve-c.json" "direct-$NONCE")"
+    d_from=$(serve_field "$WORK/serve-b.json" "direct-$NONCE" 'm["origin"]["remote"]["host"] + " " + m["origin"]["remote"]["ip"]')
+    check msg-send-other-host "messenger send --to HOSTB rc $direct_rc; shown: $d_got (want A 0 B 1 C 0); B's origin $d_from (want HOSTA 10.99.0.1)" \
+        eval '[ "$direct_rc" = 0 ] && [ "$d_got" = "A 0 B 1 C 0" ] && [ "$d_from" = "HOSTA 10.99.0.1" ]'
+    b_got="star: A $(serve_count "$WORK/serve-a.json" "star-msg-$NONCE") B $(serve_count "$WORK/serve-b.json" "star-msg-$NONCE") C $(serve_count "$WORK/serve-c.json" "star-msg-$NONCE"); LAB: A $(serve_count "$WORK/serve-a.json" "lab-msg-$NONCE") B $(serve_count "$WORK/serve-b.json" "lab-msg-$NONCE") C $(serve_count "$WORK/serve-c.json" "lab-msg-$NONCE")"
+    check msg-broadcast-once "messenger send --to '*' rc $star_rc, --to LAB rc $lab_rc; shown: $b_got (want 1 each); $(tr '\n' ' ' <"$WORK/msg-send.log" | head -c 200)" \
+        eval '[ "$star_rc $lab_rc" = "0 0" ] && [ "$b_got" = "star: A 1 B 1 C 1; LAB: A 1 B 1 C 1" ]'
+    info "smbclient -M: from $sm_from; the Messenger's sender name for our send: $(serve_field "$WORK/serve-b.json" "direct-$NONCE" 'm["from"]')"
+fi
+for n in a b c; do [ -n "${SRV[$n]:-}" ] && stop_pid "${SRV[$n]}"; done
+
+# 11b-d: hostile session clients against C (from ms-f)
+rn0=$(sess ms-c sessions_refused_name); mf0=$(sess ms-c sessions_malformed); rl0=$(sess ms-c sessions_refused_limit)
+h_name=$(x ms-f python3 "$HERE/session_probe.py" name --to 10.99.0.4 --called 'NOTUS<20>' 2>&1)
+h_big=$(x ms-f python3 "$HERE/session_probe.py" oversize --to 10.99.0.4 --called 'HOSTC<20>' 2>&1)
+h_flood=$(x ms-f python3 "$HERE/session_probe.py" flood --to 10.99.0.4 --count 20 2>&1)
+sleep 0.2
+rn=$(delta "$rn0" "$(sess ms-c sessions_refused_name)"); mf=$(delta "$mf0" "$(sess ms-c sessions_malformed)")
+rl=$(delta "$rl0" "$(sess ms-c sessions_refused_limit)")
+check session-hostile-name "request for NOTUS<20>: $h_name (want 0x83 with error 0x82); sessions_refused_name +$rn" \
+    eval 'jpy "import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d.get(\"answer\")==0x83 and d.get(\"error\")==0x82 else 1)" "$h_name" && [ "$rn" = 1 ]'
+check session-hostile-oversized "00 01 ff ff after a positive session: $h_big (want closed); sessions_malformed +$mf" \
+    eval 'jpy "import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d.get(\"session\")==\"82000000\" and d.get(\"closed\") is True else 1)" "$h_big" && [ "$mf" -ge 1 ]'
+# (16 a peer; a connection of the probes before may still hold its place for a moment)
+fl_closed=$(jpy 'import json,sys; d=json.loads(sys.argv[1]); print(d["closed"] if d["open"] + d["closed"] == 20 and 14 <= d["open"] <= 16 else -1)' "$h_flood" 2>/dev/null)
+check session-hostile-limit "20 connections from one address: $h_flood (want 16 open, the rest closed at once); sessions_refused_limit +$rl (want the closed ones)" \
+    eval '[ "${fl_closed:--1}" -ge 4 ] && [ "$rl" = "$fl_closed" ]'
+info "hostile clients against C: name $h_name; oversized $h_big; flood $h_flood; refused_name +$rn, malformed +$mf, refused_limit +$rl"
+c_alive=$(status_json ms-c | jpy 'import json,sys; print(json.load(sys.stdin)["netbios_name"])' 2>/dev/null)
+if listen_bg ms-c '\\.\mailslot\fc' "$WORK/fc11.json" --count 1 --timeout 5000; then
+    lp=$LISTEN_PID
+    fc_send ms-a 5000 '\\HOSTC\mailslot\fc' "fc11-$NONCE"; FC_WIRE=$((FC_WIRE + 1))
+    wait "$lp"
+    check session-hostile-after "C's daemon-status names '$c_alive'; first-class write A -> C rc $FC_RC ($FC_OUT), C got it $(count_text "$WORK/fc11.json" "fc11-$NONCE") time(s)" \
+        eval '[ "$c_alive" = HOSTC ] && [ "$FC_RC" = 0 ] && [ "$(count_text "$WORK/fc11.json" "fc11-$NONCE")" = 1 ]'
+else
+    fail session-hostile-after "listener in ms-c did not start: $(cat "$WORK/fc11.json.err")"
+fi
+
+# 12: the C API
+if listen_bg ms-b '\\.\mailslot\fc' "$WORK/fc12.json" --count 1 --timeout 8000; then
+    lp=$LISTEN_PID
+    capi=$(timeout 30 "$LAB" exec ms-a "$FC_CAPI" HOSTB LAB "capi-$NONCE" 2>&1); capi_rc=$?
+    FC_WIRE=$((FC_WIRE + 2))
+    wait "$lp"
+    check fc-capi "fc_capi rc $capi_rc: '$capi' (want missing 2 group 87 star 87 delivered 0); B got it $(count_text "$WORK/fc12.json" "capi-$NONCE") time(s)" \
+        eval '[ "$capi_rc" = 0 ] && [ "$capi" = "missing 2 group 87 star 87 delivered 0" ] && [ "$(count_text "$WORK/fc12.json" "capi-$NONCE")" = 1 ]'
+else
+    fail fc-capi "listener in ms-b did not start: $(cat "$WORK/fc12.json.err")"
+fi
+
+# 11a: the idle connection
+wait "$IDLE_PID"
+idle=$(cat "$WORK/s10-idle.json")
+idle_n=$(delta "$idle0" "$(sess ms-c sessions_idle_closed)")
+check session-hostile-idle "a connection without a session request: $idle (want closed after 10 s, 9.5..12); sessions_idle_closed +$idle_n" \
+    eval 'jpy "import json,sys; d=json.loads(sys.argv[1]); sys.exit(0 if d.get(\"closed\") is True and 9.5 <= d[\"seconds\"] <= 12 else 1)" "$idle" && [ "$idle_n" = 1 ]'
+info "idle session client: $idle; sessions_idle_closed +$idle_n"
+
+# 7: capture 4, without the hostile clients (ms-f, ms-d)
+term10=""
+for ns in ms-a ms-b ms-c; do stop_daemon "$ns"; term10+="$ns:$? "; done
+check session-sigterm-exit-0 "exit statuses after SIGTERM: $term10" test "$term10" = "ms-a:0 ms-b:0 ms-c:0 "
+sleep 0.3
+kill -INT "$CAP4_PID" 2>/dev/null; wait "$CAP4_PID" 2>/dev/null
+CAP4F=$WORK/run4-without-probes.pcapng
+tshark -r "$CAP4" -Y '!(ip.addr == 10.99.0.9 || ip.addr == 10.99.0.5)' -w "$CAP4F" 2>/dev/null || fail capture4-filter "tshark could not filter $CAP4"
+t_all=$(tshark -r "$CAP4F" -Y 'tcp.port == 139' 2>/dev/null | wc -l)
+t_bad=$(tshark -r "$CAP4F" -Y 'tcp.port == 139 && (_ws.malformed || _ws.expert.severity >= error)' 2>"$WORK/tshark-139.err") \
+    || t_bad="tshark failed: $(grep -v 'Running as user' "$WORK/tshark-139.err" | head -2)"
+t_ms=$(tshark -r "$CAP4F" -Y 'tcp.port == 139 && mailslot' 2>/dev/null | wc -l)
+t_req=$(tshark -r "$CAP4F" -Y 'nbss.type == 0x81' 2>/dev/null | wc -l)
+t_pos=$(tshark -r "$CAP4F" -Y 'nbss.type == 0x82' 2>/dev/null | wc -l)
+t_msg=$(tshark -r "$CAP4F" -Y 'smb.cmd == 0xd5 || smb.cmd == 0xd6 || smb.cmd == 0xd7' 2>/dev/null | wc -l)
+info "capture 4: $t_all frames on TCP 139, $t_ms mailslot writes (>= $FC_WIRE made), $t_req session requests, $t_pos positive answers, $t_msg SMB message command frames"
+check fc-tshark "bad frames on TCP 139: '$(head -5 <<<"$t_bad" | tr '\n' ' ')'; mailslot writes decoded $t_ms (want >= $FC_WIRE); session requests $t_req, positive answers $t_pos (want >= 1 each)" \
+    eval '[ -z "$t_bad" ] && [ "$t_ms" -ge "$FC_WIRE" ] && [ "$t_req" -ge 1 ] && [ "$t_pos" -ge 1 ]'
+check msg-tshark "SMB message command frames (SMBsendstrt/txt/end, requests and answers): $t_msg (want >= 6)" \
+    test "$t_msg" -ge 6
+info "section 10 took $(awk -v a="$T10" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s"
 
 info "Samba version: $SAMBA_VERSION"
 finish
