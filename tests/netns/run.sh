@@ -915,7 +915,16 @@ fi
 # 2: refusals with their codes
 fc_send ms-a 2000 '\\HOSTB\mailslot\nosuch' "fc2-$NONCE"; FC_WIRE=$((FC_WIRE + 1))
 check fc-missing-2 "send rc $FC_RC (want 2): $FC_OUT" eval '[ "$FC_RC" = 2 ] && grep -q "(error 2)" <<<"$FC_OUT"'
-info "fc-refused-5 not checked: neither the CLI nor the C API can make a mailslot that refuses remote messages (Builder::accept_remote(false) is Rust only)"
+if listen_bg ms-b '\\.\mailslot\localonly' "$WORK/fc2-local.json" --local-only; then
+    lp=$LISTEN_PID
+    fc_send ms-a 2000 '\\HOSTB\mailslot\localonly' "fc2l-$NONCE"; FC_WIRE=$((FC_WIRE + 1))
+    sleep 0.2
+    stop_pid "$lp"
+    check fc-refused-5 "to a slot that refuses remote messages: send rc $FC_RC (want 2): $FC_OUT; listener: $(head -c 200 "$WORK/fc2-local.json")" \
+        eval '[ "$FC_RC" = 2 ] && grep -q "(error 5)" <<<"$FC_OUT" && ! grep -q "\"text\"" "$WORK/fc2-local.json"'
+else
+    fail fc-refused-5 "listener in ms-b did not start: $(cat "$WORK/fc2-local.json.err")"
+fi
 if listen_bg ms-b '\\.\mailslot\small' "$WORK/fc2-small.json" --max-size 16; then
     lp=$LISTEN_PID
     fc_send ms-a 2000 '\\HOSTB\mailslot\small' "$(printf 'L%.0s' $(seq 1 100))"; FC_WIRE=$((FC_WIRE + 1))

@@ -38,6 +38,10 @@ pub(crate) struct ListenArgs {
     /// waiting for room).
     #[arg(long, value_name = "MS", default_value_t = 0)]
     hold: u64,
+    /// Refuse messages from other hosts (only local writers; network writes to it are dropped,
+    /// and first-class ones answered with error 5).
+    #[arg(long)]
+    local_only: bool,
 }
 
 /// One received message as a JSON value (the `listen --json` line format).
@@ -82,7 +86,8 @@ pub(crate) fn message_text(m: &Message) -> String {
 pub(crate) fn run(a: &ListenArgs) -> Result<Exit> {
     let mut b = Mailslot::builder()
         .max_message_size(a.max_size)
-        .access(a.access);
+        .access(a.access)
+        .accept_remote(!a.local_only);
     if let Some(q) = a.quota {
         b = b.quota(q);
     }

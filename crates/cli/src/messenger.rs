@@ -160,7 +160,7 @@ pub(crate) fn send_message(from: Option<&str>, to: &str, text: &str) -> Result<(
         match send_by_session(&from, &to, &text) {
             Ok(()) => return Ok(()),
             Err(e) => {
-                eprintln!("mailslot: no Messenger session to {to} ({e:#}); sending a datagram")
+                eprintln!("mailslot: no Messenger session to {to} ({e:#}); sending a datagram");
             }
         }
     }
