@@ -164,18 +164,26 @@ stop_daemon() { # stop_daemon NS -> exit status of the daemon after SIGTERM (124
     wait "$pid"
 }
 LISTEN_PID=
-listen_bg() { # listen_bg NS SLOT OUTFILE [ARGS...]: start a JSON listener, wait until it listens
-    local ns=$1 slot=$2 out=$3 i; shift 3
+BG_PID=
+bg_until() { # bg_until NS OUTFILE READY-TEXT ARGS...: `mailslot ARGS...` in NS in the background,
+    # stdout to OUTFILE, stderr to OUTFILE.err; returns when READY-TEXT is on stderr (1 if it exits first)
+    local ns=$1 out=$2 ready=$3 i; shift 3
     : >"$out"; : >"$out.err"
-    "$LAB" exec "$ns" "$MS" listen "$slot" --json "$@" >"$out" 2>"$out.err" &
-    LISTEN_PID=$!
+    "$LAB" exec "$ns" "$MS" "$@" >"$out" 2>"$out.err" &
+    BG_PID=$!
     PIDS+=($!)
     for ((i = 0; i < 50; i++)); do
-        grep -q "listening on" "$out.err" 2>/dev/null && return 0
-        kill -0 "$LISTEN_PID" 2>/dev/null || return 1
+        grep -q "$ready" "$out.err" 2>/dev/null && return 0
+        kill -0 "$BG_PID" 2>/dev/null || return 1
         sleep 0.05
     done
     return 1
+}
+listen_bg() { # listen_bg NS SLOT OUTFILE [ARGS...]: start a JSON listener, wait until it listens
+    local ns=$1 slot=$2 out=$3; shift 3
+    bg_until "$ns" "$out" "listening on" listen "$slot" --json "$@"; local rc=$?
+    LISTEN_PID=$BG_PID
+    return $rc
 }
 count_text() { # count_text FILE TEXT -> number of messages whose text is TEXT
     jpy 'import json,sys
@@ -1026,17 +1034,9 @@ fi
 
 # 8-10: the Messenger service on A, B and C; Samba's client and ours
 serve_bg() { # serve_bg NS OUT: `messenger serve --json` in the background, until it serves
-    local i
-    : >"$2"; : >"$2.err"
-    "$LAB" exec "$1" "$MS" messenger serve --json --no-desktop --no-terminals >"$2" 2>"$2.err" &
-    SERVE_PID=$!
-    PIDS+=($!)
-    for ((i = 0; i < 50; i++)); do
-        grep -q "serving" "$2.err" 2>/dev/null && return 0
-        kill -0 "$SERVE_PID" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
+    bg_until "$1" "$2" "serving" messenger serve --json --no-desktop --no-terminals; local rc=$?
+    SERVE_PID=$BG_PID
+    return $rc
 }
 serve_count() { # serve_count FILE TEXT -> messages shown with that text (trailing white space aside)
     jpy 'import json,sys

@@ -178,6 +178,16 @@ impl Net {
         t
     }
 
+    /// Node `i`'s own names.
+    fn names(&self, i: usize) -> Vec<String> {
+        self.nodes[i]
+            .router
+            .names()
+            .into_iter()
+            .map(|n| n.name)
+            .collect()
+    }
+
     fn events(&mut self, i: usize) -> Vec<Event> {
         std::mem::take(&mut self.nodes[i].events)
     }
@@ -247,13 +257,7 @@ fn registration_takes_three_broadcasts_per_name() {
         let p = NamePacket::parse(&t.payload).unwrap();
         assert_eq!(u8::from(p.flags.opcode()), 5);
     }
-    let names: Vec<String> = net.nodes[0]
-        .router
-        .names()
-        .into_iter()
-        .map(|n| n.name)
-        .collect();
-    assert_eq!(names, ["A<00>", "A<03>", "LAB<00>", "LAB<1E>"]);
+    assert_eq!(net.names(0), ["A<00>", "A<03>", "LAB<00>", "LAB<1E>"]);
 }
 
 #[test]
@@ -1076,12 +1080,7 @@ fn messenger_names_are_registered_and_resolve() {
     net.add_cfg(cfg);
     net.add("B", 2);
     net.advance(Duration::from_secs(1));
-    let names: Vec<String> = net.nodes[0]
-        .router
-        .names()
-        .into_iter()
-        .map(|n| n.name)
-        .collect();
+    let names = net.names(0);
     assert!(names.contains(&"ALICE<03>".to_string()), "{names:?}");
     net.events(1);
     net.local(
