@@ -87,7 +87,7 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub(crate) net_count: Option<u64>,
     /// Remote writes (and TCP anchor requests) per first-class bench measurement, shared by its
-    /// writers (default 20000, or 2000 with --quick).
+    /// writers (default 20000, or 1000 with --quick).
     #[arg(long)]
     pub(crate) fc_count: Option<u64>,
     /// Internal: a role in a benchmark process (the harness re-executes itself).
@@ -149,7 +149,7 @@ fn harness(cli: &Cli) -> Result<()> {
         .unwrap_or(if cli.quick { 100_000 } else { 500_000 });
     let fc_n = cli
         .fc_count
-        .unwrap_or(if cli.quick { 2_000 } else { 20_000 });
+        .unwrap_or(if cli.quick { 1_000 } else { 20_000 });
     let k = cli.writers.max(1);
     let dir = std::env::temp_dir().join(format!("mailslot-bench-{}", std::process::id()));
     let ipc = anchor::IpcBench::build(&dir);

@@ -222,10 +222,14 @@ impl Measurer<'_> {
     /// The `net-fc` bench at one size: the TCP anchor, class-1 and class-2 remote writes, each
     /// with one writer and with `k`.
     fn first_class(&mut self, pair: &netfc::Pair, size: usize, run: usize) -> Result<()> {
+        let writers: Vec<String> = fc_writer_counts(self.k)
+            .iter()
+            .map(usize::to_string)
+            .collect();
         progress(&format!(
-            "run {run}/{runs}, {size} B: net-fc (tcp anchor, class 1, class 2; 1 and {k} writers)",
+            "run {run}/{runs}, {size} B: net-fc (tcp anchor, class 1, class 2; {} writer(s))",
+            writers.join(" and "),
             runs = self.runs,
-            k = self.k
         ));
         for w in fc_writer_counts(self.k) {
             for kind in netfc::Kind::ALL {
