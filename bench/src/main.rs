@@ -8,12 +8,13 @@
 //!
 //! Every measurement runs in separate processes: this binary re-executes itself with hidden role
 //! subcommands (`__tput-owner`, `__tput-writer`, `__rtt-ping`, `__rtt-echo`, `__rtt8-echo`,
-//! `__rtt8-ping`, `__net-owner`, `__net-sender`, `__mem-idle`, `__mount-fs`), pinned like ipcbench
-//! (writer side cpu0, reader side cpu1; `PIN` changes it for both). The `net` bench also starts
-//! `mailslotd` as a child. See `bench/README.md`.
+//! `__rtt8-ping`, `__net-owner`, `__net-sender`, `__mem-idle`, `__mount-fs`, `__fc-recv`,
+//! `__fc-send`, `__fc-writer`), pinned like ipcbench (writer side cpu0, reader side cpu1; `PIN`
+//! changes it for both). The `net` bench also starts `mailslotd` as a child; the `net-fc` bench
+//! starts two, each in a network namespace of its own. See `bench/README.md`.
 //!
 //! Modules: `roles` names the hidden role processes (their bodies are in `tput`, `rtt`, `net`,
-//! `mem`, `mount`); `measure` takes the samples (`samples`); `report` turns them into rows with
+//! `netfc`, `mem`, `mount`); `measure` takes the samples (`samples`); `report` turns them into rows with
 //! ratios and targets and prints them as a table or JSON lines.
 
 mod anchor;
@@ -22,6 +23,7 @@ mod mem;
 mod mount;
 mod mq;
 mod net;
+mod netfc;
 mod report;
 mod roles;
 mod rtt;
@@ -77,12 +79,17 @@ pub(crate) struct Cli {
     pub(crate) no_mq8: bool,
     /// Which benches to run: `tput` (tput_1to1, tput_kto1), `rtt` (rtt_1to1, rtt_1to1_nospin,
     /// rtt_kto1), `net` (UDP → mailslotd → mailslot beside ipcbench udp/udprouter), `mem`
-    /// (idle_slot, idle_10k beside memidle udgram); default all.
+    /// (idle_slot, idle_10k beside memidle udgram), `net-fc` (class-1 remote writes between two
+    /// network namespaces beside class 2 and a TCP request/response anchor); default all.
     #[arg(long, value_delimiter = ',', value_enum)]
     pub(crate) only: Vec<Bench>,
     /// Datagrams per network throughput run (default 500000, or 100000 with --quick).
     #[arg(long)]
     pub(crate) net_count: Option<u64>,
+    /// Remote writes (and TCP anchor requests) per first-class bench measurement, shared by its
+    /// writers (default 20000, or 1000 with --quick).
+    #[arg(long)]
+    pub(crate) fc_count: Option<u64>,
     /// Internal: a role in a benchmark process (the harness re-executes itself).
     #[command(subcommand)]
     pub(crate) role: Option<roles::Role>,
@@ -99,6 +106,10 @@ pub(crate) enum Bench {
     Net,
     /// Memory of idle mailslots (idle_slot, idle_10k) beside memidle's udgram.
     Mem,
+    /// Class-1 remote writes between two network namespaces (net_fc_*, net_dg_*) beside class-2
+    /// writes and a TCP request/response anchor (needs root; skipped with a note otherwise, an
+    /// error under CI=true).
+    NetFc,
     /// Writes through the FUSE file view (mount_tput) beside the library's writes and mq
     /// (needs root, /dev/fuse and fusermount3; skipped with a note otherwise).
     Mount,
@@ -136,6 +147,9 @@ fn harness(cli: &Cli) -> Result<()> {
     let net_n = cli
         .net_count
         .unwrap_or(if cli.quick { 100_000 } else { 500_000 });
+    let fc_n = cli
+        .fc_count
+        .unwrap_or(if cli.quick { 1_000 } else { 20_000 });
     let k = cli.writers.max(1);
     let dir = std::env::temp_dir().join(format!("mailslot-bench-{}", std::process::id()));
     let ipc = anchor::IpcBench::build(&dir);
@@ -150,6 +164,7 @@ fn harness(cli: &Cli) -> Result<()> {
         tput: tput_n,
         rtt: rtt_n,
         net: net_n,
+        fc: fc_n,
     };
     let result = measure::measure(cli, &ipc, &dir, runs, counts, k);
     std::fs::remove_dir_all(&dir).ok();
@@ -158,7 +173,7 @@ fn harness(cli: &Cli) -> Result<()> {
     if cli.json {
         report::print_json(&rows)?;
     } else {
-        report::print_table(&rows, runs, tput_n, rtt_n, net_n);
+        report::print_table(&rows, runs, &counts);
     }
     Ok(())
 }

@@ -4,8 +4,11 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::samples::{net_anchors, MemMetric, NetMetric, Samples, Series, MEM_ANCHOR, MEM_KEYS};
-use crate::{anchor, mem, mount, net, progress, sys, tput, Bench, Cli};
+use crate::samples::{
+    fc_writer_counts, net_anchors, FcMetric, MemMetric, NetMetric, Samples, Series, MEM_ANCHOR,
+    MEM_KEYS,
+};
+use crate::{anchor, mem, mount, net, netfc, progress, sys, tput, Bench, Cli};
 
 /// Messages per run of each kind of bench.
 #[derive(Debug, Clone, Copy)]
@@ -16,11 +19,13 @@ pub(crate) struct Counts {
     pub(crate) rtt: u64,
     /// Network datagrams.
     pub(crate) net: u64,
+    /// Remote writes (and TCP anchor requests) per first-class measurement.
+    pub(crate) fc: u64,
 }
 
-/// Takes all samples: starts what the selected benches need (the daemon, the file view, the
-/// memidle anchor), then for each run the idle-memory bench once and, for each message size,
-/// the network and the local benches.
+/// Takes all samples: starts what the selected benches need (the daemon, the two namespaces of
+/// the first-class bench, the file view, the memidle anchor), then for each run the idle-memory
+/// bench once and, for each message size, the network, first-class and local benches.
 pub(crate) fn measure(
     cli: &Cli,
     ipc: &anchor::IpcBench,
@@ -35,6 +40,7 @@ pub(crate) fn measure(
     } else {
         None
     };
+    let fc = start_fc(cli, dir)?;
     let mount = start_mount(cli, dir)?;
     let memidle = if cli.wants(Bench::Mem) {
         Some(anchor::MemIdle::build(dir)?)
@@ -59,10 +65,36 @@ pub(crate) fn measure(
             if let Some(d) = &daemon {
                 m.network(d, size, run)?;
             }
+            if let Some(pair) = &fc {
+                m.first_class(pair, size, run)?;
+            }
             m.local(size, run)?;
         }
     }
     Ok(m.samples)
+}
+
+/// Makes the two hosts of the `net-fc` bench when it is selected. When it cannot run (not root,
+/// no `ip netns`) it is left out with a note, or under `CI=true` the run fails: CI must not
+/// silently lose the rows.
+fn start_fc(cli: &Cli, dir: &Path) -> Result<Option<netfc::Pair>> {
+    if !cli.wants(Bench::NetFc) {
+        return Ok(None);
+    }
+    if let Some(why) = netfc::unavailable() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            anyhow::bail!(
+                "net-fc bench cannot run: {why}; under CI=true that is an error, not a skip \
+                 (leave it out with --only, or run as root)"
+            );
+        }
+        progress(&format!(
+            "net-fc bench skipped: {why} (no net_fc_*/net_dg_* rows)"
+        ));
+        return Ok(None);
+    }
+    progress("net-fc bench: two network namespaces, a mailslotd in each");
+    Ok(Some(netfc::Pair::start(&dir.join("fc"))?))
 }
 
 /// Mounts the file view for the `mount` bench when it is selected and can run.
@@ -183,6 +215,32 @@ impl Measurer<'_> {
             );
             s.add(series(NetMetric::LossSocket), size, o.loss_socket);
             s.add(series(NetMetric::LossDaemon), size, o.loss_daemon);
+        }
+        Ok(())
+    }
+
+    /// The `net-fc` bench at one size: the TCP anchor, class-1 and class-2 remote writes, each
+    /// with one writer and with `k`.
+    fn first_class(&mut self, pair: &netfc::Pair, size: usize, run: usize) -> Result<()> {
+        let writers: Vec<String> = fc_writer_counts(self.k)
+            .iter()
+            .map(usize::to_string)
+            .collect();
+        progress(&format!(
+            "run {run}/{runs}, {size} B: net-fc (tcp anchor, class 1, class 2; {} writer(s))",
+            writers.join(" and "),
+            runs = self.runs,
+        ));
+        for w in fc_writer_counts(self.k) {
+            for kind in netfc::Kind::ALL {
+                let o = pair.measure(kind, size, self.counts.fc, w)?;
+                let series = |m| Series::Fc(kind, w, m);
+                let s = &mut self.samples;
+                s.add(series(FcMetric::Rate), size, o.rate);
+                s.add(series(FcMetric::P50), size, o.p50);
+                s.add(series(FcMetric::P99), size, o.p99);
+                s.add(series(FcMetric::Loss), size, o.loss);
+            }
         }
         Ok(())
     }

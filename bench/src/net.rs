@@ -77,7 +77,7 @@ fn pin(cpu: usize, pinned: bool) -> Result<()> {
 /// Where the daemon binary is: `$MAILSLOTD`, else `mailslotd` in this binary's directory. When
 /// it is missing there and this binary is a cargo release build of this workspace, builds it
 /// (`cargo build --release -p mailslotd`) once.
-fn daemon_path() -> Result<PathBuf> {
+pub(crate) fn daemon_path() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os(DAEMON_ENV) {
         let p = PathBuf::from(p);
         if !p.is_file() {

@@ -8,8 +8,9 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
+use crate::netfc::FcRun;
 use crate::tput::Transport;
-use crate::{mem, mount, net, rtt, sys, tput};
+use crate::{mem, mount, net, netfc, rtt, sys, tput};
 
 /// The options of a role that moves `count` messages of `size` bytes through mailslots with a
 /// `quota` of bytes.
@@ -177,6 +178,20 @@ pub(crate) enum Role {
         #[arg(long)]
         count: usize,
     },
+    /// First-class bench receiver on host B (mailslot owner or TCP anchor server).
+    #[command(name = "__fc-recv", hide = true)]
+    FcRecv(FcRun),
+    /// First-class bench sender on host A (starts the writers).
+    #[command(name = "__fc-send", hide = true)]
+    FcSend(FcRun),
+    /// One writer of the first-class bench.
+    #[command(name = "__fc-writer", hide = true)]
+    FcWriter {
+        #[command(flatten)]
+        run: FcRun,
+        #[arg(long)]
+        id: u8,
+    },
     /// Serves the file view (`mailslot mount`) at a directory until SIGTERM.
     #[command(name = "__mount-fs", hide = true)]
     MountFs {
@@ -210,6 +225,9 @@ pub(crate) fn run(role: Role) -> Result<()> {
         Role::NetSender(run) => net::sender(run),
         Role::MemIdle { count } => mem::idle(count),
         Role::MountFs { dir } => mount::serve(&dir),
+        Role::FcRecv(run) => netfc::recv(run),
+        Role::FcSend(run) => netfc::send(run),
+        Role::FcWriter { run, id } => netfc::writer(run, id),
     }
 }
 
@@ -275,5 +293,35 @@ mod tests {
             panic!("not the owner role");
         };
         assert!(!back.pinned);
+
+        let run = FcRun {
+            kind: netfc::Kind::Second,
+            size: 64,
+            count: 250,
+            warmup: 45,
+            writers: 8,
+            to: r"\\FCBENCHB\mailslot\fc_bench".into(),
+        };
+        let mut args = run.command("__fc-writer");
+        args.extend(["--id".into(), "3".into()]);
+        let Role::FcWriter { run: back, id } = parse(&args) else {
+            panic!("not the writer role");
+        };
+        assert_eq!(
+            (
+                back.kind,
+                back.size,
+                back.count,
+                back.warmup,
+                back.writers,
+                id
+            ),
+            (netfc::Kind::Second, 64, 250, 45, 8, 3)
+        );
+        assert_eq!(back.to, run.to);
+        let Role::FcRecv(back) = parse(&run.command("__fc-recv")) else {
+            panic!("not the receiver role");
+        };
+        assert_eq!(back.kind, netfc::Kind::Second);
     }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 
-use crate::{net, sys};
+use crate::{net, netfc, sys};
 
 /// One series of samples: who measured what.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -31,6 +31,9 @@ pub(crate) enum Series {
     OursNet(net::Placement, NetMetric),
     /// ipcbench `BATCH=32 <udp|udprouter> tput` (by its name in [`net_anchors`]).
     AnchorNet(String, NetMetric),
+    /// The first-class bench: a kind of remote write (or the TCP anchor) with a number of
+    /// writers.
+    Fc(netfc::Kind, usize, FcMetric),
     /// Our idle mailslots, K of them in one process (samples under size 0).
     OursMem(usize, MemMetric),
     /// memidle `udgram K` (samples under size 0).
@@ -99,6 +102,28 @@ pub(crate) fn net_anchors(p: net::Placement) -> [(&'static str, &'static str, &'
     match p {
         net::Placement::Pinned => [("udp", "udp", "1"), ("udprouter", "udprouter", "0")],
         net::Placement::Unpinned => [("udp PIN=0", "udp", "0"), ("udprouter", "udprouter", "0")],
+    }
+}
+
+/// What one first-class bench measurement yields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum FcMetric {
+    /// Operations (messages received, for class 2) per second.
+    Rate,
+    /// Median duration of one write call or request, ns.
+    P50,
+    /// 99th percentile, ns.
+    P99,
+    /// Fraction of the messages lost (class 2).
+    Loss,
+}
+
+/// The writer counts of the first-class bench: 1 and `k` (once when `k` is 1).
+pub(crate) fn fc_writer_counts(k: usize) -> Vec<usize> {
+    if k <= 1 {
+        vec![1]
+    } else {
+        vec![1, k]
     }
 }
 

@@ -97,10 +97,18 @@ pub(crate) fn kv_f64(kv: &BTreeMap<String, String>, key: &str, what: &str) -> Re
         .with_context(|| format!("{what}: `{key}` is not a number"))
 }
 
-/// The running benchmark binary, for re-executing it with a hidden role subcommand.
-fn self_command(args: &[String]) -> Result<Command> {
+/// The running benchmark binary, for re-executing it with a hidden role subcommand; inside the
+/// named network namespace `netns` (`ip netns exec`) when given.
+fn self_command(netns: Option<&str>, args: &[String]) -> Result<Command> {
     let exe = std::env::current_exe().context("locating the benchmark binary to re-exec")?;
-    let mut cmd = Command::new(exe);
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
     cmd.args(args);
     Ok(cmd)
 }
@@ -108,7 +116,15 @@ fn self_command(args: &[String]) -> Result<Command> {
 /// Runs this binary with a hidden role subcommand to completion and returns its last stdout line
 /// parsed as `key=value` pairs. Its stderr is passed through.
 pub(crate) fn run_role(args: &[String]) -> Result<BTreeMap<String, String>> {
-    let out = self_command(args)?
+    run_role_in(None, args)
+}
+
+/// [`run_role`] inside the named network namespace `netns` (`ip netns exec`), when given.
+pub(crate) fn run_role_in(
+    netns: Option<&str>,
+    args: &[String],
+) -> Result<BTreeMap<String, String>> {
+    let out = self_command(netns, args)?
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
@@ -135,7 +151,13 @@ pub(crate) struct Peer {
 impl Peer {
     /// Starts this binary with `args` (a hidden role), stdin and stdout piped.
     pub(crate) fn spawn(args: &[String]) -> Result<Self> {
-        let mut child = self_command(args)?
+        Self::spawn_in(None, args)
+    }
+
+    /// [`spawn`](Self::spawn) inside the named network namespace `netns` (`ip netns exec`), when
+    /// given.
+    pub(crate) fn spawn_in(netns: Option<&str>, args: &[String]) -> Result<Self> {
+        let mut child = self_command(netns, args)?
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -6,8 +6,11 @@ mod table;
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::samples::{net_anchors, MemMetric, NetMetric, Pct, Samples, Series, MEM_ANCHOR};
-use crate::{mem, net, Cli};
+use crate::netfc::Kind as FcKind;
+use crate::samples::{
+    fc_writer_counts, net_anchors, FcMetric, MemMetric, NetMetric, Pct, Samples, Series, MEM_ANCHOR,
+};
+use crate::{mem, net, netfc, Cli};
 
 pub(crate) use table::print_table;
 
@@ -323,6 +326,7 @@ pub(crate) fn rows(cli: &Cli, s: &Samples, runs: usize, k: usize) -> Vec<Row> {
         out.extend(tput_rows(cli, s, &base, k));
         out.extend(rtt_rows(cli, s, &base, k));
         out.extend(net_rows(s, &base));
+        out.extend(fc_rows(s, &base, k));
     }
     out.extend(mem_rows(cli, s, runs));
     out
@@ -484,6 +488,81 @@ fn net_rows(s: &Samples, base: &RowBase) -> Vec<Row> {
     out
 }
 
+/// The anchor names of the first-class rows: the TCP request/response anchor, and our class-2
+/// writes beside class 1.
+const FC_TCP: &str = "tcp_rr";
+const FC_CLASS2: &str = "class2";
+
+/// The `anchor_mode` of a first-class row measured with `w` writers (the anchor has as many
+/// writers or connections).
+fn fc_mode(w: usize) -> &'static str {
+    match w {
+        1 => "1to1",
+        8 => "8to1",
+        _ => "kto1",
+    }
+}
+
+/// The first-class rows that were measured, for 1 and `k` writers: class-1 writes per second
+/// (`net_fc_tput_Wto1`) and per-write p50/p99 (`net_fc_rtt_Wto1`) beside the TCP anchor and
+/// class 2; class-2 messages received per second (`net_dg_tput_Wto1`, with loss) and the write
+/// call's p50/p99 (`net_dg_call_Wto1`) beside the TCP anchor. No targets (the issue sets none).
+fn fc_rows(s: &Samples, base: &RowBase, k: usize) -> Vec<Row> {
+    let size = base.size;
+    let mut out = Vec::new();
+    for w in fc_writer_counts(k) {
+        let get = |kind, m| s.get(&Series::Fc(kind, w, m), size);
+        let med = |kind, m| get(kind, m).map(median);
+        let benches = [
+            (
+                "net_fc_tput",
+                Kind::Rate,
+                FcKind::First,
+                &[FC_TCP, FC_CLASS2][..],
+            ),
+            (
+                "net_fc_rtt",
+                Kind::Latency,
+                FcKind::First,
+                &[FC_TCP, FC_CLASS2][..],
+            ),
+            ("net_dg_tput", Kind::Rate, FcKind::Second, &[FC_TCP][..]),
+            ("net_dg_call", Kind::Latency, FcKind::Second, &[FC_TCP][..]),
+        ];
+        for (bench, kind, ours, anchors) in benches {
+            let metric = match kind {
+                Kind::Rate => FcMetric::Rate,
+                Kind::Latency => FcMetric::P50,
+            };
+            for &anchor in anchors {
+                let theirs = if anchor == FC_TCP {
+                    FcKind::Tcp
+                } else {
+                    FcKind::Second
+                };
+                let (Some(o), Some(a)) = (get(ours, metric), get(theirs, metric)) else {
+                    continue;
+                };
+                let name = format!("{bench}_{w}to1");
+                let mut row = base.row(kind, name, anchor.into(), (o, a), None);
+                row.anchor_mode = fc_mode(w);
+                row.quota = netfc::QUOTA;
+                if let Kind::Latency = kind {
+                    row.ours_p99 = med(ours, FcMetric::P99).map(f64::round);
+                    row.anchor_p99 = med(theirs, FcMetric::P99).map(f64::round);
+                } else {
+                    let round4 = |v: f64| (v * 10_000.0).round() / 10_000.0;
+                    let loss = |k| (k == FcKind::Second).then(|| med(k, FcMetric::Loss));
+                    row.net.ours_loss = loss(ours).flatten().map(round4);
+                    row.net.anchor_loss = loss(theirs).flatten().map(round4);
+                }
+                out.push(row);
+            }
+        }
+    }
+    out
+}
+
 /// The `idle_slot` and `idle_10k` rows, when the `mem` bench ran.
 fn mem_rows(cli: &Cli, s: &Samples, runs: usize) -> Vec<Row> {
     [("idle_slot", mem::K_SLOT), ("idle_10k", mem::K_10K)]
@@ -623,6 +702,15 @@ mod tests {
                     s.add(o(p), size, 2.0);
                 }
             }
+            for w in [1, 8] {
+                for kind in FcKind::ALL {
+                    let v = if kind == FcKind::Tcp { 1.0 } else { 2.0 };
+                    for m in [FcMetric::Rate, FcMetric::P50, FcMetric::P99] {
+                        s.add(Series::Fc(kind, w, m), size, v);
+                    }
+                    s.add(Series::Fc(kind, w, FcMetric::Loss), size, 0.0);
+                }
+            }
             for p in net::Placement::ALL {
                 for (name, _, _) in net_anchors(p) {
                     s.add(Series::AnchorNet(name.into(), NetMetric::Rate), size, 1.0);
@@ -673,13 +761,29 @@ mod tests {
                 ("net_tput", "udprouter"),
                 ("net_tput_unpinned", "udp PIN=0"),
                 ("net_tput_unpinned", "udprouter"),
+                ("net_fc_tput_1to1", "tcp_rr"),
+                ("net_fc_tput_1to1", "class2"),
+                ("net_fc_rtt_1to1", "tcp_rr"),
+                ("net_fc_rtt_1to1", "class2"),
+                ("net_dg_tput_1to1", "tcp_rr"),
+                ("net_dg_call_1to1", "tcp_rr"),
+                ("net_fc_tput_8to1", "tcp_rr"),
+                ("net_fc_tput_8to1", "class2"),
+                ("net_fc_rtt_8to1", "tcp_rr"),
+                ("net_fc_rtt_8to1", "class2"),
+                ("net_dg_tput_8to1", "tcp_rr"),
+                ("net_dg_call_8to1", "tcp_rr"),
                 ("idle_slot", "udgram"),
                 ("idle_10k", "udgram"),
             ]
         );
         for r in &rows {
-            // The file view beside the library: ours beside ours.
-            let ratio = if r.anchor == "library" { 1.0 } else { 2.0 };
+            // The file view beside the library, class 1 beside class 2: ours beside ours.
+            let ratio = if r.anchor == "library" || r.anchor == "class2" {
+                1.0
+            } else {
+                2.0
+            };
             assert_eq!(r.ratio, ratio, "{} {}", r.bench, r.anchor);
             assert_eq!(r.mode, "quick");
         }
@@ -692,6 +796,20 @@ mod tests {
         assert_eq!(row("net_tput", "udp").quota, net::QUOTA);
         assert_eq!(row("idle_slot", "udgram").meets_target, Some(false));
         assert_eq!(row("idle_10k", "udgram").unit, "B");
+        let fc = row("net_fc_rtt_8to1", "tcp_rr");
+        assert_eq!(
+            (fc.unit, fc.better, fc.anchor_mode),
+            ("ns", "lower", "8to1")
+        );
+        assert_eq!(
+            (fc.ours_p99, fc.anchor_p99, fc.target),
+            (Some(2.0), Some(1.0), None)
+        );
+        let dg = row("net_dg_tput_1to1", "tcp_rr");
+        assert_eq!((dg.unit, dg.anchor_mode), ("msg/s", "1to1"));
+        assert_eq!((dg.net.ours_loss, dg.net.anchor_loss), (Some(0.0), None));
+        assert_eq!(row("net_fc_tput_1to1", "class2").net.anchor_loss, Some(0.0));
+        assert_eq!(row("net_fc_tput_1to1", "tcp_rr").net.ours_loss, None);
     }
 
     /// Rows whose series were not measured (a bench left out with `--only`) are left out.

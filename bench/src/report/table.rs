@@ -1,6 +1,7 @@
 //! The report as a readable table: one line per row, with a note and the target.
 
 use super::Row;
+use crate::measure::Counts;
 
 /// Bytes as a short human figure (B, KiB, MiB).
 fn human(b: f64) -> String {
@@ -52,6 +53,10 @@ fn note(r: &Row) -> String {
     }
     match (r.ours_p99, r.anchor_p99) {
         (Some(o), Some(a)) => format!("p99 {o:.0}/{a:.0}"),
+        _ if n.anchor_cpu_of.is_none() && (n.ours_loss.is_some() || n.anchor_loss.is_some()) => {
+            let pct = |v: Option<f64>| v.map_or("-".into(), |v| format!("{:.1}%", v * 100.0));
+            format!("loss {}/{}", pct(n.ours_loss), pct(n.anchor_loss))
+        }
         _ if n.ours_loss.is_some() => format!(
             "loss {:.1}%/{:.1}%, cpu/delivered {:.0}/{:.0} ns",
             n.ours_loss.unwrap_or(f64::NAN) * 100.0,
@@ -65,9 +70,10 @@ fn note(r: &Row) -> String {
 }
 
 /// Prints the rows as a readable table.
-pub(crate) fn print_table(rows: &[Row], runs: usize, tput_n: u64, rtt_n: u64, net_n: u64) {
+pub(crate) fn print_table(rows: &[Row], runs: usize, counts: &Counts) {
     println!(
-        "mailslot-bench: median of {runs} run(s); {tput_n} msgs per throughput run, {rtt_n} round trips per latency run, {net_n} datagrams per net run"
+        "mailslot-bench: median of {runs} run(s); {} msgs per throughput run, {} round trips per latency run, {} datagrams per net run, {} writes per net-fc run",
+        counts.tput, counts.rtt, counts.net, counts.fc
     );
     let notes: Vec<String> = rows.iter().map(note).collect();
     let w = notes
