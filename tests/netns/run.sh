@@ -439,7 +439,7 @@ if len(f) < 4 or not f[3]: sys.exit(1)
 p=bytes.fromhex(f[3].replace(":","")).split(b"\0")
 print("From=%s To=%s Text=%s (mailslot %s, %s -> %s)" % (p[0].decode(), p[1].decode(), p[2].decode(), f[2], f[0], f[1]))' "$msg_fields" 2>/dev/null)
 check messenger-tshark "tshark fields: '${msg_fields}' decoded: '${msg_dec}'" \
-    test "${msg_dec%% (*}" = "From=HOSTA To=HOSTB Text=hello from A"
+    eval '[ "${msg_dec%% (*}" = "From=HOSTA To=HOSTB Text=hello from A" ] && grep -q "HOSTB<03>)" <<<"$msg_dec"'
 [ -n "$msg_dec" ] && info "tshark messenger: $msg_dec"
 
 # ---------------------------------------------------------------- 6: robustness

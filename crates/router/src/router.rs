@@ -737,10 +737,22 @@ impl Router {
                 return fail(self, INVALID_PARAMETER, message);
             }
         };
-        let dest = match NetbiosName::new(&host, 0x00) {
+        let mut dest = match NetbiosName::new(&host, 0x00) {
             Ok(d) => d,
             Err(e) => return fail(self, BAD_NETPATH, format!("invalid name {host:?}: {e}")),
         };
+        let group = name_key(&dest) == name_key(&self.cfg.workgroup_name(0));
+        if !group
+            && write
+                .path
+                .eq_ignore_ascii_case(crate::session::MESSENGER_PATH)
+        {
+            // The Messenger's name is `NAME<03>` (a computer's, or a user's messenger name):
+            // its messages are addressed there, as Windows addresses them.
+            let mut raw = *dest.as_raw();
+            raw[15] = mailslot_proto::name::SUFFIX_MESSENGER;
+            dest = NetbiosName::from_raw(raw);
+        }
         let waiter = Waiter::Write {
             id,
             write,
@@ -748,7 +760,7 @@ impl Router {
             caller,
         };
         // Our workgroup (and `*`) is a group: broadcast without asking anybody.
-        if name_key(&dest) == name_key(&self.cfg.workgroup_name(0)) {
+        if group {
             if first {
                 return fail(self, INVALID_PARAMETER, FIRST_CLASS_GROUP.into());
             }

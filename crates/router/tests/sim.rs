@@ -1174,3 +1174,28 @@ fn a_first_class_write_to_a_group_or_too_large_fails_with_87() {
         }
     }
 }
+
+#[test]
+fn a_messenger_datagram_is_addressed_to_the_messenger_name() {
+    let mut net = three_hosts();
+    let mut cfg = Net::cfg("D", 4);
+    cfg.messenger_names = vec!["BOB".into()];
+    net.add_cfg(cfg);
+    net.advance(Duration::from_secs(1));
+    for (host, to, node) in [("B", "B", 1), ("bob", "BOB", 3)] {
+        net.events(node);
+        let t = net.sent_datagram(host, "messngr", b"A\0B\0hi\0");
+        let m = MailslotMessage::parse(&t.payload).unwrap();
+        assert_eq!(m.destination.name, NetbiosName::new(to, 0x03).unwrap());
+        net.advance(Duration::from_millis(100));
+        assert_eq!(
+            delivered(&net.events(node)).len(),
+            1,
+            "{to}<03> receives it"
+        );
+    }
+    // To the workgroup it stays a group write to LAB<00>, received by all.
+    let t = net.sent_datagram(WG, "messngr", b"A\0LAB\0all\0");
+    let m = MailslotMessage::parse(&t.payload).unwrap();
+    assert_eq!(m.destination.name, NetbiosName::new(WG, 0).unwrap());
+}
