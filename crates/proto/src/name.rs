@@ -71,9 +71,7 @@ impl NetbiosName {
             return Err(Error::NameLength { len: b.len() });
         }
         if b == b"*" {
-            let mut raw = Self::WILDCARD.raw;
-            raw[15] = suffix;
-            return Ok(Self { raw });
+            return Ok(Self::WILDCARD.with_suffix(suffix));
         }
         let mut raw = [b' '; 16];
         for (i, &c) in b.iter().enumerate() {
@@ -89,6 +87,12 @@ impl NetbiosName {
     /// Takes 16 raw bytes as they are (no validation, no case change).
     pub const fn from_raw(raw: [u8; 16]) -> Self {
         Self { raw }
+    }
+
+    /// The same name with another suffix (`HOST<00>` → `HOST<20>`).
+    pub const fn with_suffix(mut self, suffix: u8) -> Self {
+        self.raw[15] = suffix;
+        self
     }
 
     /// The 16 raw bytes.

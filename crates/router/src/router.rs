@@ -749,9 +749,7 @@ impl Router {
         {
             // The Messenger's name is `NAME<03>` (a computer's, or a user's messenger name):
             // its messages are addressed there, as Windows addresses them.
-            let mut raw = *dest.as_raw();
-            raw[15] = mailslot_proto::name::SUFFIX_MESSENGER;
-            dest = NetbiosName::from_raw(raw);
+            dest = dest.with_suffix(mailslot_proto::name::SUFFIX_MESSENGER);
         }
         let waiter = Waiter::Write {
             id,
@@ -907,12 +905,10 @@ impl Router {
             return self.events.push_back(Event::WriteDone { id, result });
         };
         let to = (!self.is_own_ip(a.ip)).then(|| SocketAddrV4::new(a.ip, self.cfg.session_port));
-        let mut called = *dest.as_raw();
-        called[15] = mailslot_proto::name::SUFFIX_FILE_SERVER;
         self.events.push_back(Event::FirstClass(FirstClassWrite {
             id,
             to,
-            called: NetbiosName::from_raw(called),
+            called: dest.with_suffix(mailslot_proto::name::SUFFIX_FILE_SERVER),
             calling: self.cfg.computer(0x00),
             write,
             caller,

@@ -24,7 +24,8 @@ use mailslot_proto::session::{self as nbss, NegativeCode, PacketType, SessionReq
 use mailslot_proto::smb::MAILSLOT_PREFIX;
 use mailslot_proto::smb::SMB_COM_TRANSACTION;
 use mailslot_proto::smb_session::{
-    MessageCommand, SessionMailslotWrite, SmbHeader, TransactionReply, ERRDOS, ERRSRV,
+    MessageCommand, SessionMailslotWrite, SmbHeader, TransactionReply, ERRDOS,
+    ERROR_INVALID_PARAMETER, ERRSRV,
 };
 use mailslot_proto::{MessengerMessage, NetbiosName};
 
@@ -92,22 +93,20 @@ pub struct Pending {
 impl Pending {
     /// The reply packet for `result`: `Ok` or a Win32 error number (sent as a DOS error).
     pub fn reply(&self, result: Result<(), u32>) -> Vec<u8> {
-        let mut header = self.header.reply();
-        if let Err(code) = result {
-            header.error_class = ERRDOS;
-            header.error_code = u16::try_from(code).unwrap_or(u16::MAX);
-        }
-        let smb = if self.header.command == SMB_COM_TRANSACTION {
-            TransactionReply { header }.to_vec()
-        } else {
-            mailslot_proto::smb_session::message_reply(&self.header, None, header_error(&header))
+        let error = result
+            .err()
+            .map(|code| u16::try_from(code).unwrap_or(u16::MAX));
+        let smb = match (self.header.command == SMB_COM_TRANSACTION, error) {
+            (true, None) => TransactionReply::success(&self.header).to_vec(),
+            (true, Some(code)) => TransactionReply::error(&self.header, code).to_vec(),
+            (false, error) => mailslot_proto::smb_session::message_reply(
+                &self.header,
+                None,
+                error.map(|code| (ERRDOS, code)),
+            ),
         };
         framed(&smb)
     }
-}
-
-fn header_error(h: &SmbHeader) -> Option<(u8, u16)> {
-    (h.error_class != 0 || h.error_code != 0).then_some((h.error_class, h.error_code))
 }
 
 /// One session message around `smb` (an SMB message is always far below the frame limit).
@@ -302,10 +301,7 @@ impl Connection {
                 header, group, error,
             )))
         };
-        let refuse = reply(
-            Some((ERRDOS, u16::try_from(INVALID_PARAMETER).unwrap_or(87))),
-            None,
-        );
+        let refuse = reply(Some((ERRDOS, ERROR_INVALID_PARAMETER)), None);
         match cmd {
             MessageCommand::Single {
                 originator,

@@ -439,15 +439,8 @@ fn encode(job: &Job, mid: u16, write_id: [u8; 16]) -> Result<Vec<u8>, String> {
     let w = &job.write;
     let name = format!("{MAILSLOT_PREFIX}{}", w.path.to_ascii_uppercase());
     let header = SmbHeader {
-        command: SMB_COM_TRANSACTION,
-        error_class: 0,
-        error_code: 0,
-        flags: 0,
-        flags2: 0,
-        tid: 0,
-        pid: 0,
-        uid: 0,
         mid,
+        ..SmbHeader::new(SMB_COM_TRANSACTION)
     };
     let smb = SessionMailslotWrite {
         header,

@@ -15,10 +15,10 @@ use mailslot::{MailslotWriter, OpenError, Timeout, WriteError, WriteOptions};
 use mailslot_router::Delivery;
 use tokio::sync::Semaphore;
 
+use crate::deliver::OPEN_TIMEOUT;
+
 /// Writes into local mailslots that may wait, at once at most.
 pub(crate) const MAX_BLOCKING: usize = 64;
-/// How long opening a local mailslot may take.
-const OPEN_TIMEOUT: Duration = Duration::from_millis(500);
 /// Open handles kept for the next write to the same mailslot.
 const CACHED_HANDLES: usize = 64;
 
