@@ -786,23 +786,23 @@ else:
 print("; ".join(out))' "$@" 2>&1
         }
         # 8a: paced
+        tp_paced() { # tp_paced TAG LABEL CHECK-NAME WHERE-KIND PHASE-ARGS...: one paced phase, each message once
+            local tag=$1 label=$2 name=$3 kind=$4 sent err secs rate recv dist dup lost foreign
+            shift 4
+            tp_before=$(tp_probe)
+            tp_phase "$tag" "$@"
+            tp_after=$(tp_probe)
+            read -r sent err secs rate <<<"$(tp_sent "$tag")"
+            read -r recv dist dup lost foreign <<<"$(tp_count "$tag" "$tp_n")"
+            info "8a $label: sent ${sent:-?} in ${secs:-?} s (${rate:-?}/s, ${err:-?} send errors); received $recv, distinct $dist, lost $lost, duplicated $dup; $(tp_where "$tp_before" "$tp_after" $kind)"
+            check "$name" "want $tp_n sent and each once; sent ${sent:-?} ($(head -c 200 "$WORK/beside8-$tag.send")), received $recv distinct $dist lost $lost dup $dup foreign $foreign" \
+                test "${sent:-0} $dist $lost $dup $foreign" = "$tp_n $tp_n 0 0 0"
+        }
         tp_t0=$(date +%s.%N)
-        tp_before=$(tp_probe)
-        tp_phase u SMBHOST unique 10.99.0.5 "$tp_n" "$tp_rate" 0
-        tp_after=$(tp_probe)
-        read -r u_sent u_err u_s u_rate <<<"$(tp_sent u)"
-        read -r u_recv u_dist u_dup u_lost u_for <<<"$(tp_count u "$tp_n")"
-        info "8a unique to SMBHOST: sent ${u_sent:-?} in ${u_s:-?} s (${u_rate:-?}/s, ${u_err:-?} send errors); received $u_recv, distinct $u_dist, lost $u_lost, duplicated $u_dup; $(tp_where "$tp_before" "$tp_after" unicast)"
-        check beside-8a-paced-unique-exactly-once "want $tp_n sent and each once; sent ${u_sent:-?} ($(head -c 200 "$WORK/beside8-u.send")), received $u_recv distinct $u_dist lost $u_lost dup $u_dup foreign $u_for" \
-            test "${u_sent:-0} $u_dist $u_lost $u_dup $u_for" = "$tp_n $tp_n 0 0 0"
-        tp_before=$(tp_probe)
-        tp_phase g 'BESIDE<00>' group 10.99.0.255 "$tp_n" "$tp_rate" 20000 --broadcast
-        tp_after=$(tp_probe)
-        read -r g_sent g_err g_s g_rate <<<"$(tp_sent g)"
-        read -r g_recv g_dist g_dup g_lost g_for <<<"$(tp_count g "$tp_n")"
-        info "8a group to BESIDE (subnet broadcast): sent ${g_sent:-?} in ${g_s:-?} s (${g_rate:-?}/s, ${g_err:-?} send errors); received $g_recv, distinct $g_dist, lost $g_lost, duplicated $g_dup; $(tp_where "$tp_before" "$tp_after")"
-        check beside-8a-paced-group-exactly-once "want $tp_n sent and each once; sent ${g_sent:-?} ($(head -c 200 "$WORK/beside8-g.send")), received $g_recv distinct $g_dist lost $g_lost dup $g_dup foreign $g_for" \
-            test "${g_sent:-0} $g_dist $g_lost $g_dup $g_for" = "$tp_n $tp_n 0 0 0"
+        tp_paced u "unique to SMBHOST" beside-8a-paced-unique-exactly-once unicast \
+            SMBHOST unique 10.99.0.5 "$tp_n" "$tp_rate" 0
+        tp_paced g "group to BESIDE (subnet broadcast)" beside-8a-paced-group-exactly-once "" \
+            'BESIDE<00>' group 10.99.0.255 "$tp_n" "$tp_rate" 20000 --broadcast
 
         # 8b: unpaced burst; where the loss happened
         tp_before=$(tp_probe)
