@@ -303,6 +303,10 @@ pub enum ReadError {
         /// Size of the next message.
         needed: usize,
     },
+    /// Another holder of a shared handle deleted the mailslot ([`crate::Mailslot::delete`]):
+    /// this handle is dead (Win32 and LAN Manager 6, `ERROR_INVALID_HANDLE`).
+    #[error("the mailslot was deleted by another holder of its handle")]
+    Deleted,
     /// A system call failed.
     #[error("system error while reading: {0}")]
     Io(#[from] io::Error),
@@ -314,11 +318,44 @@ impl ReadError {
         match self {
             Self::Timeout => code::SEM_TIMEOUT,
             Self::BufferTooSmall { .. } => code::INSUFFICIENT_BUFFER,
+            Self::Deleted => code::INVALID_HANDLE,
             Self::Io(e) => io_code(e),
         }
     }
 
     /// The LAN Manager error number (`DosReadMailslot`, `DosPeekMailslot`).
+    pub fn lanman_code(&self) -> u32 {
+        self.win32_code()
+    }
+}
+
+/// Error from sharing an owner handle with another process or taking one up
+/// ([`crate::Mailslot::share`], [`crate::Mailslot::from_shared`] and their relatives).
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ShareError {
+    /// The descriptor is not a mailslot owner handle (or its contents are not valid).
+    #[error("the descriptor is not a mailslot handle: {0}")]
+    NotAMailslot(String),
+    /// The mailslot was deleted.
+    #[error("the mailslot was deleted")]
+    Deleted,
+    /// A system call failed (out of descriptors or memory, the socket closed).
+    #[error("system error while sharing a mailslot handle: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl ShareError {
+    /// The Win32 error number: 6 (`ERROR_INVALID_HANDLE`) for a descriptor that is not a
+    /// mailslot or a deleted one, else the system error's.
+    pub fn win32_code(&self) -> u32 {
+        match self {
+            Self::NotAMailslot(_) | Self::Deleted => code::INVALID_HANDLE,
+            Self::Io(e) => io_code(e),
+        }
+    }
+
+    /// The LAN Manager error number (the same numbers).
     pub fn lanman_code(&self) -> u32 {
         self.win32_code()
     }

@@ -54,11 +54,11 @@ pub mod tokio;
 #[doc(hidden)]
 pub mod fuzzing;
 
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use error::{CreateError, OpenError, ReadError, WriteError};
+pub use error::{CreateError, OpenError, ReadError, ShareError, WriteError};
 pub use name::{Name, NameError, Target};
 pub use transport::slot::Counters;
 pub use types::{
@@ -368,9 +368,73 @@ impl Mailslot {
         self.slot.counters()
     }
 
-    /// Deletes the mailslot now (the same as dropping the handle): queued messages are discarded,
-    /// writers get [`WriteError::OwnerGone`], and the name is free at once.
-    pub fn delete(self) {}
+    /// Deletes the mailslot now, for every holder of its handle: queued messages are discarded,
+    /// writers get [`WriteError::OwnerGone`], other holders' reads get [`ReadError::Deleted`],
+    /// and the name is free as soon as every holder's process has seen it (at once when this is
+    /// the only holder). Dropping a handle instead only lets go of this holder: the mailslot
+    /// lives until its last handle, in any process, is closed.
+    pub fn delete(self) {
+        self.slot.delete();
+    }
+
+    /// A new descriptor for this owner handle, to hand to another process (close-on-exec set).
+    ///
+    /// The receiving process takes it up with [`Mailslot::from_shared`]; from then on both hold
+    /// the mailslot: either may read (each message is read once; reads are serialised), and the
+    /// mailslot, its name and its messages live until the last holder closes (or its process
+    /// dies). The descriptor itself keeps the mailslot alive until it is closed or taken up.
+    ///
+    /// The first call moves the queue into memory shared by the holders (a mailslot that is
+    /// never shared keeps it in its process).
+    pub fn share(&self) -> Result<OwnedFd, ShareError> {
+        self.slot.share()
+    }
+
+    /// Takes up a descriptor made by [`share`](Self::share) (in this or another process,
+    /// received over a Unix socket or inherited). `NotAMailslot` when it is something else.
+    pub fn from_shared(fd: OwnedFd) -> Result<Self, ShareError> {
+        Ok(Self {
+            slot: Slot::from_shared(fd)?,
+        })
+    }
+
+    /// Makes this handle inheritable, like `bInheritHandle` of Win32: returns the number of a
+    /// descriptor without close-on-exec that this handle keeps open (the same number on every
+    /// call), so that children started with `fork` + `exec` inherit it. The child takes it up
+    /// with [`Mailslot::inherited`], given the number (on its command line, for example).
+    pub fn inheritable(&self) -> Result<RawFd, ShareError> {
+        self.slot.inheritable()
+    }
+
+    /// Takes up an owner handle this process inherited as descriptor `fd` (see
+    /// [`inheritable`](Self::inheritable)). The descriptor is duplicated, not taken over: the
+    /// caller may close `fd` afterwards (and should, when it does not pass it on).
+    pub fn inherited(fd: RawFd) -> Result<Self, ShareError> {
+        Self::from_shared(sys::dup_cloexec(fd).map_err(|e| {
+            if e.raw_os_error() == Some(libc::EBADF) {
+                ShareError::NotAMailslot(format!("descriptor {fd} is not open"))
+            } else {
+                ShareError::Io(e)
+            }
+        })?)
+    }
+
+    /// Passes this owner handle to the process at the other end of a Unix socket
+    /// (`SCM_RIGHTS`), the equivalent of `DuplicateHandle` into that process. It takes it up
+    /// with [`Mailslot::receive_handle`].
+    pub fn send_handle(&self, socket: &std::os::unix::net::UnixStream) -> Result<(), ShareError> {
+        let fd = self.share()?;
+        sys::send_fd(socket, &fd)?;
+        Ok(())
+    }
+
+    /// Receives an owner handle sent with [`send_handle`](Self::send_handle) on a Unix socket.
+    pub fn receive_handle(socket: &std::os::unix::net::UnixStream) -> Result<Self, ShareError> {
+        let fd = sys::recv_fd(socket)?.ok_or_else(|| {
+            ShareError::NotAMailslot("no descriptor arrived on the socket".into())
+        })?;
+        Self::from_shared(fd)
+    }
 
     /// A descriptor that polls readable when a message may be ready.
     ///

@@ -204,7 +204,7 @@ pub(crate) fn peer_groups(fd: &impl AsRawFd) -> io::Result<Vec<u32>> {
 }
 
 /// Most descriptors [`send_parts`] passes at once.
-pub(crate) const MAX_PASS_FDS: usize = 4;
+pub(crate) const MAX_PASS_FDS: usize = 16;
 
 /// Sends `parts` as one message (gathered), with `MSG_NOSIGNAL`, passing the descriptors `pass`
 /// (at most [`MAX_PASS_FDS`]) with `SCM_RIGHTS`.
@@ -230,7 +230,7 @@ pub(crate) fn send_parts(
         v.iov_len = p.len();
     }
     // Room for MAX_PASS_FDS SCM_RIGHTS descriptors, aligned for cmsghdr.
-    let mut cbuf = [0u64; 8];
+    let mut cbuf = [0u64; 12];
     // SAFETY: msghdr is plain old data; all-zero is valid.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = iov.as_mut_ptr();
@@ -241,8 +241,8 @@ pub(crate) fn send_parts(
         let space = unsafe { libc::CMSG_SPACE(bytes) } as usize;
         msg.msg_control = cbuf.as_mut_ptr().cast();
         msg.msg_controllen = space;
-        // SAFETY: msg_control points to `space` <= 64 zeroed, aligned bytes (16 of header and at
-        // most 4 descriptors), enough for one cmsghdr; CMSG_FIRSTHDR therefore returns a valid
+        // SAFETY: msg_control points to `space` <= 96 zeroed, aligned bytes (16 of header and at
+        // most 16 descriptors), enough for one cmsghdr; CMSG_FIRSTHDR therefore returns a valid
         // pointer and CMSG_DATA has room for `pass`.
         unsafe {
             let c = libc::CMSG_FIRSTHDR(&msg);
@@ -297,11 +297,26 @@ pub(crate) struct Received {
 
 /// Receives one message without blocking (`Ok(None)` when none is queued; `len == 0` at EOF).
 pub(crate) fn recv_msg(fd: RawFd, buf: &mut [u8], want_fd: bool) -> io::Result<Option<Received>> {
+    recv_msg_flags(fd, buf, want_fd, 0)
+}
+
+/// [`recv_msg`] that leaves the message queued (`MSG_PEEK`; passed descriptors are duplicated
+/// into this process all the same).
+pub(crate) fn peek_msg(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<Received>> {
+    recv_msg_flags(fd, buf, true, libc::MSG_PEEK)
+}
+
+fn recv_msg_flags(
+    fd: RawFd,
+    buf: &mut [u8],
+    want_fd: bool,
+    extra: libc::c_int,
+) -> io::Result<Option<Received>> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
-    let mut cbuf = [0u64; 8];
+    let mut cbuf = [0u64; 12];
     // SAFETY: msghdr is plain old data; all-zero is valid.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
@@ -316,7 +331,7 @@ pub(crate) fn recv_msg(fd: RawFd, buf: &mut [u8], want_fd: bool) -> io::Result<O
             libc::recvmsg(
                 fd,
                 &mut msg,
-                libc::MSG_DONTWAIT | libc::MSG_TRUNC | libc::MSG_CMSG_CLOEXEC,
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC | libc::MSG_CMSG_CLOEXEC | extra,
             )
         })
     });
@@ -542,6 +557,67 @@ impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: unmaps exactly the region mapped in `new`.
         unsafe { libc::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+/// A duplicate of `fd` with close-on-exec set.
+pub(crate) fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl on a caller-given number; the result is checked and owned.
+    let r = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(owned(r))
+}
+
+/// Clears close-on-exec on `fd`, so that programs this process `exec`s inherit it.
+pub(crate) fn clear_cloexec(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: fcntl on an owned descriptor.
+    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, 0) }).map(drop)
+}
+
+/// A connected pair of `SOCK_SEQPACKET` Unix sockets, close-on-exec.
+pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: socketpair writes two descriptors into `fds` on success.
+    cvt(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    Ok((owned(fds[0]), owned(fds[1])))
+}
+
+/// Device and inode of an open file (what tells two descriptors of one object apart from two
+/// objects).
+pub(crate) fn file_id(fd: RawFd) -> io::Result<(u64, u64)> {
+    // SAFETY: stat is plain old data; fstat fills it on success.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a live, writable stat.
+    cvt(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// Sends one descriptor over a Unix socket (blocking), with one byte of data.
+pub(crate) fn send_fd(socket: &impl AsRawFd, fd: &OwnedFd) -> io::Result<()> {
+    send_parts(socket.as_raw_fd(), &[b"M"], &[fd.as_raw_fd()], false).map(drop)
+}
+
+/// Receives one descriptor sent with [`send_fd`] (blocking); `None` when the message carried
+/// none (or at end of file).
+pub(crate) fn recv_fd(socket: &impl AsRawFd) -> io::Result<Option<OwnedFd>> {
+    let fd = socket.as_raw_fd();
+    loop {
+        let mut b = [0u8; 1];
+        match recv_msg(fd, &mut b, true)? {
+            Some(mut r) => return Ok(if r.fds.is_empty() { None } else { Some(r.fds.swap_remove(0)) }),
+            None => {
+                poll_one(fd, libc::POLLIN, None)?;
+            }
+        }
     }
 }
 

@@ -1200,6 +1200,26 @@ impl Slot {
     }
 }
 
+impl Slot {
+    /// A new descriptor of this owner handle for another process (see `Mailslot::share`).
+    pub(crate) fn share(&self) -> Result<OwnedFd, crate::ShareError> {
+        Err(crate::ShareError::Io(io::Error::from(io::ErrorKind::Unsupported)))
+    }
+
+    /// Takes up a descriptor made by [`share`](Self::share).
+    pub(crate) fn from_shared(_fd: OwnedFd) -> Result<Arc<Self>, crate::ShareError> {
+        Err(crate::ShareError::Io(io::Error::from(io::ErrorKind::Unsupported)))
+    }
+
+    /// The handle's inheritable descriptor (see `Mailslot::inheritable`).
+    pub(crate) fn inheritable(&self) -> Result<RawFd, crate::ShareError> {
+        Err(crate::ShareError::Io(io::Error::from(io::ErrorKind::Unsupported)))
+    }
+
+    /// Deletes the slot for every holder.
+    pub(crate) fn delete(&self) {}
+}
+
 /// Where `scan_rings` puts what it takes in (the parts of [`State`] besides the connections).
 struct Sink<'a> {
     incoming: &'a mut Vec<Entry>,
