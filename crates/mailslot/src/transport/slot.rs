@@ -1703,6 +1703,14 @@ impl Slot {
         };
         let live = Self::drain_park(sh);
         let _ = Self::park(sh, &live);
+        // A table entry whose connection is not in the park belongs to a holder that died
+        // between making the entry and parking the connection (which died with it).
+        let parked: std::collections::HashSet<u32> = live.iter().map(|(i, ..)| *i).collect();
+        for (idx, _) in sh.store.entries() {
+            if !parked.contains(&idx) {
+                sh.store.free(idx);
+            }
+        }
         // Forget connections that are gone.
         let keep: HashMap<u32, u64> = live.iter().map(|(idx, ino, _, _)| (*idx, *ino)).collect();
         let gone: Vec<u64> = st
