@@ -503,4 +503,50 @@ mod tests {
         }
         drop((r, w));
     }
+
+    #[test]
+    fn a_taken_number_moves_the_inheritable_descriptor() {
+        let cloexec = |fd: RawFd| {
+            // SAFETY: F_GETFD only reads flags.
+            let f = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+            assert!(f >= 0, "descriptor {fd} not open");
+            f & libc::FD_CLOEXEC != 0
+        };
+        let name = format!(r"\\.\mailslot\ffi-unit\moved\{}", std::process::id());
+        let slot = Mailslot::create(&name).unwrap();
+        let lib_fd = slot.inheritable().unwrap();
+        assert!(!cloexec(lib_fd));
+        // Another handle already has the descriptor's number.
+        let n = handle_number(lib_fd).unwrap();
+        let writer = MailslotWriter::open(&name).unwrap();
+        let taken = Arc::new(Entry::new(Object::Writer(writer)));
+        // (Tests run in parallel: another test's handle may have the number already.)
+        let ours = match table().map.entry(n) {
+            btree_map::Entry::Vacant(v) => {
+                v.insert(taken.clone());
+                true
+            }
+            btree_map::Entry::Occupied(_) => false,
+        };
+        let h = insert_inheritable(Owner::new(slot, None), lib_fd).unwrap();
+        assert_ne!(h, n);
+        // The duplicate is what children get; the library's descriptor no longer reaches them.
+        assert!(!cloexec(RawFd::from(h)));
+        assert!(cloexec(lib_fd));
+        // The duplicate holds the mailslot: a taken-up copy reads what is written.
+        let other = Mailslot::inherited(RawFd::from(h)).unwrap();
+        let Object::Writer(w) = &taken.obj else {
+            panic!("not the writer")
+        };
+        w.write(b"moved").unwrap();
+        let m = other
+            .read_message_timeout(Timeout::After(Duration::from_secs(5)))
+            .unwrap();
+        assert_eq!(m.data, b"moved");
+        if ours {
+            dispose(remove_if(n, |e| std::ptr::eq(e, &*taken)).unwrap());
+        }
+        dispose(remove_if(h, |_| true).unwrap());
+        drop(other);
+    }
 }
