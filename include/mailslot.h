@@ -5,9 +5,12 @@
  * Static:  cc prog.c $(pkg-config --static --cflags --libs mailslot)   (with only libmailslot.a
  *          installed, or pass the .a path directly)
  *
- * A process CREATES a mailslot by name and is its only reader; any number of processes WRITE
+ * A process CREATES a mailslot by name and reads from it; any number of processes WRITE
  * messages to it by name. Each write is one message; a read returns one whole message. The
- * mailslot and its queue disappear when the owner's handle is closed or its process exits.
+ * mailslot and its queue disappear when the owner's handle is closed or its process exits,
+ * unless the handle was shared with other processes (inherited or passed, see "Sharing the
+ * owner handle" below): then every holder may read (each message is read once) and the
+ * mailslot, its name and its queued messages live until the last holder closes it or exits.
  *
  * Names: "\\\\.\\mailslot\\path" (Win32; C string "\\\\.\\mailslot\\x"), "\\mailslot\\path"
  * (LAN Manager), "//./mailslot/path" or "/mailslot/path" (LAN Manager for UNIX). All forms are
@@ -27,12 +30,37 @@
  * Closing a handle while another thread is blocked reading it makes that read fail within about
  * 100 ms (995 for MailslotRead, 6 for DosReadMailslot).
  *
- * fork(): a child must NOT use the owner handles (from CreateMailslot/DosMakeMailslot) it
- * inherits: the mailslot's queue and the service thread that receives writers' messages live in
- * the parent, and the thread does not exist in the child. In the child such handles fail with
- * ERROR_INVALID_HANDLE; closing one there only forgets it (the parent's mailslot is untouched).
- * Writers are fine in a child: open a fresh handle with MailslotOpenA or use DosWriteMailslot.
- * Handles are not inherited across exec (all descriptors are close-on-exec).
+ * fork(): owner handles created INHERITABLE (CreateMailslot with bInheritHandle TRUE) work in
+ * the child: its first call with the handle takes it up, and parent and child then share the
+ * mailslot as below. Other owner handles (not inheritable, DosMakeMailslot, received ones) must
+ * NOT be used by the child: in the child they fail with ERROR_INVALID_HANDLE, and closing one
+ * there only forgets it (the parent's mailslot is untouched). Writers are fine in a child: open
+ * a fresh handle with MailslotOpenA or use DosWriteMailslot.
+ *
+ * Sharing the owner handle (as on Windows):
+ *  - Inheritance across exec: an inheritable handle's VALUE is the number of a descriptor
+ *    without close-on-exec, so a program started with fork + exec uses the value it is given
+ *    (on its command line, say) as is; its first call with it takes the mailslot up. Handles
+ *    that are not inheritable are not inherited (their descriptors are close-on-exec): in an
+ *    exec'd child their values give ERROR_INVALID_HANDLE.
+ *
+ *        parent:  SECURITY_ATTRIBUTES sa = { sizeof sa, NULL, TRUE };
+ *                 HANDLE h = CreateMailslotA("\\.\mailslot\jobs", 0, 5000, &sa);
+ *                 char arg[32];
+ *                 snprintf(arg, sizeof arg, "%lu", (unsigned long)(size_t)h);
+ *                 if (fork() == 0) { execl("./worker", "worker", arg, (char *)NULL); _exit(127); }
+ *                 MailslotClose(h);   (optional: the child keeps the mailslot alive)
+ *        worker:  HANDLE h = (HANDLE)(size_t)strtoul(argv[1], NULL, 10);
+ *                 MailslotRead(h, buf, sizeof buf, &n);
+ *
+ *  - Passing (DuplicateHandle): MailslotSendHandle(h, sock) sends an owner handle over a
+ *    connected Unix socket; the peer gets its own handle from MailslotReceiveHandle(sock).
+ *  - Closing a shared handle (MailslotClose, or the process exiting, even killed) only lets go
+ *    of that holder. When the last holder has gone, the name is free at once; writers that are
+ *    already open get ERROR_BROKEN_PIPE within about 100 ms (a write just before that may still
+ *    succeed and its message is lost). DosDeleteMailslot deletes the mailslot for every holder at once: queued
+ *    messages are discarded, writers get ERROR_BROKEN_PIPE, the other holders' reads fail with
+ *    ERROR_INVALID_HANDLE (6).
  */
 #ifndef MAILSLOT_H
 #define MAILSLOT_H
@@ -116,7 +144,9 @@ unsigned DosMailslotInfo(unsigned short hmailslot, unsigned short *message_size,
                          unsigned short *next_priority, unsigned short *message_count);
 
 /* Deletes the mailslot (queued messages are discarded, the name is free) and closes the
- * handle. Returns 0 or 6. */
+ * handle. Also works on a Win32 owner handle. When the handle is shared with other processes
+ * (inherited or passed), the mailslot is deleted for all of them: their reads fail with 6,
+ * writers get 109. Returns 0 or 6. */
 unsigned DosDeleteMailslot(unsigned short hmailslot);
 
 /* =========================================================================================
@@ -134,6 +164,14 @@ typedef void *HANDLE;
 #define FALSE 0
 #endif
 
+/* Only bInheritHandle is used: TRUE makes CreateMailslot's handle inheritable (see "Sharing
+ * the owner handle" at the top). lpSecurityDescriptor is ignored; nLength is not checked. */
+typedef struct _SECURITY_ATTRIBUTES {
+    DWORD nLength;
+    void *lpSecurityDescriptor;
+    BOOL bInheritHandle;
+} SECURITY_ATTRIBUTES, *PSECURITY_ATTRIBUTES, *LPSECURITY_ATTRIBUTES;
+
 #define INVALID_HANDLE_VALUE  ((HANDLE)(long)-1)
 #define MAILSLOT_WAIT_FOREVER ((DWORD)-1)
 #define MAILSLOT_NO_MESSAGE   ((DWORD)-1)
@@ -141,15 +179,16 @@ typedef void *HANDLE;
 /* Creates mailslot `name` ("\\\\.\\mailslot\\path") and returns its owner handle, which can
  * only read. max_message_size: 0 = any size (up to 64 KiB); any value is read back unchanged
  * by GetMailslotInfo (e.g. -1). read_timeout in ms for MailslotRead (0 = never wait,
- * MAILSLOT_WAIT_FOREVER). security_attributes is ignored and may be NULL (only the owner's
- * user and root may write).
+ * MAILSLOT_WAIT_FOREVER). security_attributes may be NULL (not inheritable); its
+ * bInheritHandle TRUE makes the handle inheritable by children (fork, fork + exec); its
+ * security descriptor is ignored (only the owner's user and root may write).
  * Failure: INVALID_HANDLE_VALUE; GetLastError 3 (NULL name), 123 (not a local mailslot
- * name), 183 (name exists). */
+ * name), 183 (name exists), 8 (out of handles or descriptors). */
 HANDLE CreateMailslotA(const char *name, DWORD max_message_size, DWORD read_timeout,
-                       void *security_attributes);
+                       const SECURITY_ATTRIBUTES *security_attributes);
 /* CreateMailslotA with a wchar_t name. */
 HANDLE CreateMailslotW(const wchar_t *name, DWORD max_message_size, DWORD read_timeout,
-                       void *security_attributes);
+                       const SECURITY_ATTRIBUTES *security_attributes);
 
 /* Opens existing mailslot `name` for writing, like CreateFile(name, GENERIC_WRITE,
  * FILE_SHARE_READ, NULL, OPEN_EXISTING, 0, NULL). The handle can only write.
@@ -167,7 +206,8 @@ BOOL MailslotWrite(HANDLE h, const void *buf, DWORD len, DWORD *written);
 
 /* Reads and removes the next message (owner handle), like ReadFile; waits up to the read
  * timeout. *read = message size (0 for an empty message); 0 on failure.
- * Failure: FALSE; GetLastError 6 (bad handle), 87 (writer handle, NULL read or buf),
+ * Failure: FALSE; GetLastError 6 (bad handle, or the mailslot was deleted by another holder
+ * of a shared handle), 87 (writer handle, NULL read or buf),
  * 121 (no message in time, also with timeout 0), 122 (len smaller than the next message,
  * which stays queued), 995 (closed by another thread). */
 BOOL MailslotRead(HANDLE h, void *buf, DWORD len, DWORD *read);
@@ -183,9 +223,27 @@ BOOL GetMailslotInfo(HANDLE h, DWORD *max_message_size, DWORD *next_size,
 BOOL SetMailslotInfo(HANDLE h, DWORD read_timeout);
 
 /* Closes a handle, like CloseHandle. Closing the owner handle deletes the mailslot and its
- * queue; writers then get 109 and the name can be created again.
+ * queue; writers then get 109 and the name can be created again. When the handle is shared
+ * (inherited or passed), closing it only lets go of this holder: the mailslot and its queue
+ * live until the last holder closes (DosDeleteMailslot deletes it for all at once).
  * Failure: FALSE; GetLastError 6. */
 BOOL MailslotClose(HANDLE h);
+
+/* Passes owner handle h to the process at the other end of the connected Unix socket
+ * unix_socket (SCM_RIGHTS), like DuplicateHandle into that process; the peer gets its own
+ * handle with MailslotReceiveHandle. Both then hold the mailslot (see "Sharing the owner
+ * handle" at the top). Blocks while the socket is full; h stays open here.
+ * Failure: FALSE; GetLastError 6 (bad handle, writer handle, or mailslot deleted), 87
+ * (unix_socket is not an open socket), 109 (peer closed the socket), 8 (out of resources). */
+BOOL MailslotSendHandle(HANDLE h, int unix_socket);
+
+/* Waits for an owner handle sent with MailslotSendHandle on the Unix socket unix_socket and
+ * returns a new (not inheritable) owner handle for it in this process. GetMailslotInfo then
+ * reports the mailslot's own maximum message size.
+ * Failure: INVALID_HANDLE_VALUE; GetLastError 6 (the descriptor that arrived is not a mailslot
+ * handle, nothing arrived because the peer closed the socket, or the mailslot was deleted),
+ * 87 (unix_socket is not an open socket), 8 (out of handles or descriptors). */
+HANDLE MailslotReceiveHandle(int unix_socket);
 
 /* Extra: a descriptor that polls readable (POLLIN) when a message may be ready on an owner
  * handle; then call MailslotRead with a zero timeout and treat 121 as "wait again". Owned by

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -130,6 +132,61 @@ static inline void check_in_order(HANDLE h, const char *prefix, int count)
         CHECK_OK(MailslotRead(h, buf, sizeof buf, &n));
         CHECK(n == (DWORD)len && memcmp(buf, m, (size_t)len) == 0);
     }
+}
+
+/* Starts $MAILSLOT_TEST_BIN/<prog> with `argv` (fork + exec; argv[0] is the program's name) and
+ * its stdout on a pipe, opened for reading as *out. Returns the child's pid, or -1. Descriptors
+ * without close-on-exec (inheritable handles, sockets) are passed on. */
+static inline pid_t spawn_helper(char *const argv[], FILE **out)
+{
+    char path[512];
+    const char *dir = getenv("MAILSLOT_TEST_BIN");
+    int p[2];
+    pid_t pid;
+    snprintf(path, sizeof path, "%s/%s", dir ? dir : ".", argv[0]);
+    if (pipe(p) != 0)
+        return -1;
+    fflush(stdout);
+    pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        if (p[1] != 1) {
+            dup2(p[1], 1);
+            close(p[1]);
+        }
+        execv(path, argv);
+        _exit(127);
+    }
+    close(p[1]);
+    if (pid < 0) {
+        close(p[0]);
+        return -1;
+    }
+    *out = fdopen(p[0], "r");
+    return pid;
+}
+
+/* Reads one line of a helper's report (without the newline) into buf; "" at end of file. */
+static inline const char *report_line(FILE *f, char *buf, size_t len)
+{
+    size_t n;
+    if (!fgets(buf, (int)len, f)) {
+        buf[0] = 0;
+        return buf;
+    }
+    n = strlen(buf);
+    if (n > 0 && buf[n - 1] == '\n')
+        buf[n - 1] = 0;
+    return buf;
+}
+
+/* Waits for child `pid`; its exit status, or -1 when it did not exit normally. */
+static inline int wait_exit(pid_t pid)
+{
+    int status;
+    if (pid <= 0 || waitpid(pid, &status, 0) != pid)
+        return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 /* Prints the verdict and returns the exit status. */

@@ -94,10 +94,7 @@ pub unsafe extern "C" fn DosMakeMailslot(
             Ok(s) => s,
             Err(e) => return e.lanman_code(),
         };
-        let entry = Entry::new(Object::Owner(Owner {
-            slot,
-            win32_max: None,
-        }));
+        let entry = Entry::new(Object::Owner(Owner::new(slot, None)));
         match handles::insert(entry) {
             Some(h) => {
                 // SAFETY: checked non-NULL above; writable by contract.
@@ -335,16 +332,24 @@ pub unsafe extern "C" fn DosMailslotInfo(
     })
 }
 
-/// Deletes the mailslot: discards its queue, frees its name, closes the handle.
+/// Deletes the mailslot for every holder of its handle: discards its queue, frees its name,
+/// closes this handle.
 ///
-/// A read blocked on the handle in another thread returns `ERROR_INVALID_HANDLE` within about
-/// 100 ms. Errors: 6 (not an open owner handle).
+/// Holders in other processes (children that inherited the handle, processes it was passed to)
+/// get 6 from their reads, writers 109. A read blocked on the handle in another thread returns
+/// `ERROR_INVALID_HANDLE` within about 100 ms. Errors: 6 (not an open owner handle).
 #[no_mangle]
 pub extern "C" fn DosDeleteMailslot(hmailslot: c_ushort) -> u32 {
     guard(panic_code, || {
         match handles::remove_if(hmailslot, |e| matches!(e.obj, Object::Owner(_))) {
             Some(e) => {
-                let usable = e.owner().is_some();
+                let usable = match e.owner() {
+                    Some(o) => {
+                        o.delete_on_drop();
+                        true
+                    }
+                    None => false,
+                };
                 handles::dispose(e);
                 if usable {
                     NERR_SUCCESS

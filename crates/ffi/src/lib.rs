@@ -21,11 +21,18 @@
 //! - Handles live in one process-wide table behind a mutex (module `handles`); any thread may use any
 //!   handle, and no lock is held while a call blocks.
 //!
-//! # fork
-//! A child must not use the owner handles it inherits: the mailslot's queue and the service
-//! thread that feeds it live in the parent. In the child such handles fail with
-//! `ERROR_INVALID_HANDLE`; closing one there only forgets it (the parent's mailslot is left
-//! alone). Writers may be opened in the child as usual.
+//! # fork, exec and shared owner handles
+//! An owner handle created with `bInheritHandle` is inheritable: its value is the number of a
+//! descriptor without close-on-exec, so a child started with `fork` + `exec` (or a plain
+//! `fork`) uses the same value, and its first call with it takes the mailslot up (module
+//! `handles`). `MailslotSendHandle` / `MailslotReceiveHandle` pass an owner handle over a Unix
+//! socket. Every holder may read; closing a handle lets go of that holder only, and
+//! `DosDeleteMailslot` deletes the mailslot for all of them.
+//!
+//! A child must not use the other owner handles it inherits from a plain `fork`: their state
+//! lives in the parent. In the child such handles fail with `ERROR_INVALID_HANDLE`; closing one
+//! there only forgets it (the parent's mailslot is left alone). Writers may be opened in the
+//! child as usual.
 
 pub mod codes;
 pub mod lanman;
@@ -152,6 +159,34 @@ mod tests {
             assert_eq!(MailslotClose(h), TRUE);
             assert_eq!(MailslotClose(h), FALSE);
             assert_eq!(GetLastError(), ERROR_INVALID_HANDLE);
+        }
+    }
+
+    #[test]
+    fn security_attributes_has_the_win32_layout() {
+        assert_eq!(size_of::<SecurityAttributes>(), 3 * size_of::<usize>());
+        assert_eq!(
+            std::mem::offset_of!(SecurityAttributes, b_inherit_handle),
+            2 * size_of::<usize>()
+        );
+    }
+
+    #[test]
+    fn inheritable_handle_is_a_descriptor_without_cloexec() {
+        let n = name("inherit");
+        let sa = SecurityAttributes {
+            n_length: size_of::<SecurityAttributes>() as Dword,
+            lp_security_descriptor: ptr::null_mut(),
+            b_inherit_handle: TRUE,
+        };
+        // SAFETY: valid C strings and pointers throughout.
+        unsafe {
+            let h = CreateMailslotA(n.as_ptr(), 0, 0, &sa);
+            assert_ne!(h, usize::MAX as Handle, "error {}", GetLastError());
+            let fd = h as usize as libc::c_int;
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            assert!(flags >= 0 && flags & libc::FD_CLOEXEC == 0, "flags {flags}");
+            assert_eq!(MailslotClose(h), TRUE);
         }
     }
 

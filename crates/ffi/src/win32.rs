@@ -1,5 +1,6 @@
 //! Win32 style calls: `CreateMailslotA`, `MailslotOpenA`, `MailslotWrite`, `MailslotRead`,
-//! `GetMailslotInfo`, `SetMailslotInfo`, `MailslotClose`, `GetLastError`.
+//! `GetMailslotInfo`, `SetMailslotInfo`, `MailslotClose`, `GetLastError`, and the passing of
+//! owner handles between processes (`MailslotSendHandle`, `MailslotReceiveHandle`).
 //!
 //! Calls return a `BOOL` (or a `HANDLE`, `INVALID_HANDLE_VALUE` on failure) and set this thread's
 //! last error on failure only, as Windows does. Error numbers are the Windows ones
@@ -7,8 +8,11 @@
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void};
+use std::mem::ManuallyDrop;
+use std::os::fd::FromRawFd;
+use std::os::unix::net::UnixStream;
 
-use ms::{Mailslot, MailslotWriter, Timeout, MAX_MESSAGE_SIZE};
+use ms::{Mailslot, MailslotWriter, ShareError, Timeout, MAX_MESSAGE_SIZE};
 
 use crate::codes::*;
 use crate::handles::{self, set_last_error, Entry, Object, Owner, ReadFail};
@@ -20,6 +24,18 @@ pub type Dword = u32;
 pub type Bool = c_int;
 /// `HANDLE`.
 pub type Handle = *mut c_void;
+
+/// `SECURITY_ATTRIBUTES`: only `b_inherit_handle` is used.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct SecurityAttributes {
+    /// `nLength`: the structure's size (not checked).
+    pub n_length: Dword,
+    /// `lpSecurityDescriptor`: ignored (only the owner's user and root may write).
+    pub lp_security_descriptor: *mut c_void,
+    /// `bInheritHandle`: non-zero makes the owner handle inheritable by child processes.
+    pub b_inherit_handle: Bool,
+}
 
 /// `TRUE`.
 pub const TRUE: Bool = 1;
@@ -124,7 +140,12 @@ fn owner(obj: &Object) -> Option<&Owner> {
     }
 }
 
-fn create(name: Result<&str, NameArg>, max_message_size: Dword, read_timeout: Dword) -> Handle {
+fn create(
+    name: Result<&str, NameArg>,
+    max_message_size: Dword,
+    read_timeout: Dword,
+    inherit: bool,
+) -> Handle {
     let name = match name {
         Ok(n) => n,
         Err(NameArg::Null) => return fail_handle(ERROR_PATH_NOT_FOUND),
@@ -145,13 +166,45 @@ fn create(name: Result<&str, NameArg>, max_message_size: Dword, read_timeout: Dw
         Ok(s) => s,
         Err(e) => return fail_handle(e.win32_code()),
     };
-    let entry = Entry::new(Object::Owner(Owner {
-        slot,
-        win32_max: Some(max_message_size),
-    }));
-    match handles::insert(entry) {
+    let owner = Owner::new(slot, Some(max_message_size));
+    if inherit {
+        let fd = match owner.slot.inheritable() {
+            Ok(fd) => fd,
+            Err(e) => return fail_handle(share_code(&e)),
+        };
+        return match handles::insert_inheritable(owner, fd) {
+            Ok(h) => usize::from(h) as Handle,
+            Err(code) => fail_handle(code),
+        };
+    }
+    match handles::insert(Entry::new(Object::Owner(owner))) {
         Some(h) => usize::from(h) as Handle,
         None => fail_handle(ERROR_NOT_ENOUGH_MEMORY),
+    }
+}
+
+/// Whether `sa` asks for an inheritable handle.
+///
+/// # Safety
+/// `sa` is NULL or points to a `SECURITY_ATTRIBUTES`.
+unsafe fn inherit_of(sa: *const SecurityAttributes) -> bool {
+    // SAFETY: NULL checked; valid by the caller's contract.
+    !sa.is_null() && unsafe { (*sa).b_inherit_handle } != FALSE
+}
+
+/// The error number for a failed share, pass or take-up: the library's, except that a socket
+/// whose peer has gone is 109.
+fn share_code(e: &ShareError) -> u32 {
+    match e {
+        ShareError::Io(io)
+            if matches!(
+                io.raw_os_error(),
+                Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN)
+            ) =>
+        {
+            ERROR_BROKEN_PIPE
+        }
+        other => other.win32_code(),
     }
 }
 
@@ -159,45 +212,50 @@ fn create(name: Result<&str, NameArg>, max_message_size: Dword, read_timeout: Dw
 ///
 /// `max_message_size` 0 means any size (up to 64 KiB here; larger values, including -1, are
 /// accepted and read back unchanged by `GetMailslotInfo`). `read_timeout` in ms applies to every
-/// `MailslotRead` (0 = do not wait, `MAILSLOT_WAIT_FOREVER`). `security_attributes` is ignored
-/// (may be NULL); only the owner's user and root may write. Errors (`INVALID_HANDLE_VALUE`):
-/// 3 (NULL name), 123 (not a local mailslot name), 183 (the name exists).
+/// `MailslotRead` (0 = do not wait, `MAILSLOT_WAIT_FOREVER`). `security_attributes` may be NULL
+/// (not inheritable); its `bInheritHandle` makes the handle inheritable: its value is then the
+/// number of a descriptor without close-on-exec, and a child started with `fork` + `exec` (or a
+/// plain `fork`) uses the same value. The security descriptor is ignored: only the owner's user
+/// and root may write. Errors (`INVALID_HANDLE_VALUE`): 3 (NULL name), 123 (not a local
+/// mailslot name), 183 (the name exists), 8 (out of handles or descriptors).
 ///
 /// # Safety
-/// `name` is NULL or a NUL-terminated UTF-8 string.
+/// `name` is NULL or a NUL-terminated UTF-8 string; `security_attributes` is NULL or points to
+/// a `SECURITY_ATTRIBUTES`.
 #[no_mangle]
 pub unsafe extern "C" fn CreateMailslotA(
     name: *const c_char,
     max_message_size: Dword,
     read_timeout: Dword,
-    security_attributes: *mut c_void,
+    security_attributes: *const SecurityAttributes,
 ) -> Handle {
-    let _ = security_attributes;
-    // SAFETY: caller's contract.
     guard(panic_handle, || {
-        create(unsafe { c_name(name) }, max_message_size, read_timeout)
+        // SAFETY: caller's contract.
+        let (name, inherit) = unsafe { (c_name(name), inherit_of(security_attributes)) };
+        create(name, max_message_size, read_timeout, inherit)
     })
 }
 
 /// [`CreateMailslotA`] with a `wchar_t` (UTF-32) name.
 ///
 /// # Safety
-/// `name` is NULL or a NUL-terminated `wchar_t` string.
+/// `name` is NULL or a NUL-terminated `wchar_t` string; `security_attributes` is NULL or points
+/// to a `SECURITY_ATTRIBUTES`.
 #[no_mangle]
 pub unsafe extern "C" fn CreateMailslotW(
     name: *const libc::wchar_t,
     max_message_size: Dword,
     read_timeout: Dword,
-    security_attributes: *mut c_void,
+    security_attributes: *const SecurityAttributes,
 ) -> Handle {
-    let _ = security_attributes;
     guard(panic_handle, || {
         // SAFETY: caller's contract.
-        let name = unsafe { w_name(name) };
+        let (name, inherit) = unsafe { (w_name(name), inherit_of(security_attributes)) };
         create(
             name.as_deref().map_err(|e| *e),
             max_message_size,
             read_timeout,
+            inherit,
         )
     })
 }
@@ -415,11 +473,12 @@ pub extern "C" fn SetMailslotInfo(h: Handle, read_timeout: Dword) -> Bool {
     })
 }
 
-/// Closes a handle, like `CloseHandle`. Closing the owner's handle deletes the mailslot (queued
-/// messages are lost, writers get 109, the name is free again).
+/// Closes a handle, like `CloseHandle`. Closing the last owner handle of a mailslot deletes it
+/// (queued messages are lost, writers get 109, the name is free again); while other processes
+/// hold it (inherited or passed handles) it lives on with its messages.
 ///
-/// A read blocked on the handle in another thread fails with 995 within about 100 ms (the
-/// mailslot is deleted then). Errors (`FALSE`): 6 (not an open handle).
+/// A read blocked on the handle in another thread fails with 995 within about 100 ms. Errors
+/// (`FALSE`): 6 (not an open handle).
 #[no_mangle]
 pub extern "C" fn MailslotClose(h: Handle) -> Bool {
     guard(panic_bool, || {
@@ -464,6 +523,69 @@ pub extern "C" fn MailslotGetPollFd(h: Handle) -> c_int {
             }
         },
     )
+}
+
+/// Passes the owner handle `h` to the process at the other end of the Unix socket
+/// `unix_socket` (`SCM_RIGHTS`), like `DuplicateHandle` into that process, which takes it up
+/// with [`MailslotReceiveHandle`]. Both then hold the mailslot: either may read (each message
+/// is read once), and it lives until the last holder closes it. Blocks while the socket is full.
+///
+/// Errors (`FALSE`): 6 (bad handle, a writer's handle, or the mailslot was deleted), 87
+/// (`unix_socket` is not an open socket), 109 (the peer closed the socket), 8 (out of
+/// resources), 31 (other system errors).
+#[no_mangle]
+pub extern "C" fn MailslotSendHandle(h: Handle, unix_socket: c_int) -> Bool {
+    guard(panic_bool, || {
+        with_kind(h, owner, ERROR_INVALID_HANDLE, |_, o| {
+            let Some(sock) = borrow_socket(unix_socket) else {
+                return fail(ERROR_INVALID_PARAMETER);
+            };
+            match o.slot.send_handle(&sock) {
+                Ok(()) => TRUE,
+                Err(e) => fail(share_code(&e)),
+            }
+        })
+    })
+}
+
+/// Receives an owner handle sent with [`MailslotSendHandle`] on the Unix socket `unix_socket`
+/// (blocking until one arrives) and returns a new handle for it in this process (not
+/// inheritable; `GetMailslotInfo` reports the mailslot's own message size).
+///
+/// Errors (`INVALID_HANDLE_VALUE`): 6 (what arrived is not a mailslot handle, nothing arrived
+/// because the peer closed the socket, or the mailslot was deleted), 87 (`unix_socket` is not an
+/// open socket), 8 (out of handles or descriptors), 31 (other system errors).
+#[no_mangle]
+pub extern "C" fn MailslotReceiveHandle(unix_socket: c_int) -> Handle {
+    guard(panic_handle, || {
+        let Some(sock) = borrow_socket(unix_socket) else {
+            return fail_handle(ERROR_INVALID_PARAMETER);
+        };
+        let slot = match Mailslot::receive_handle(&sock) {
+            Ok(s) => s,
+            Err(e) => return fail_handle(share_code(&e)),
+        };
+        match handles::insert(Entry::new(Object::Owner(Owner::new(slot, None)))) {
+            Some(h) => usize::from(h) as Handle,
+            None => fail_handle(ERROR_NOT_ENOUGH_MEMORY),
+        }
+    })
+}
+
+/// The caller's socket `fd` as a `UnixStream` that is never closed here; `None` when `fd` is
+/// not an open socket.
+fn borrow_socket(fd: c_int) -> Option<ManuallyDrop<UnixStream>> {
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: stat is plain old data; all-zero is valid.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is writable; fstat fails cleanly on a descriptor that is not open.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 || st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return None;
+    }
+    // SAFETY: `fd` is an open socket owned by the caller; ManuallyDrop keeps it open.
+    Some(ManuallyDrop::new(unsafe { UnixStream::from_raw_fd(fd) }))
 }
 
 /// This thread's last error (set by the Win32 style calls when they fail).
