@@ -385,9 +385,14 @@ fn two_holders_reading_at_once_read_every_message_exactly_once_in_writer_order()
     let writers: Vec<_> = (0..WRITERS)
         .map(|k| {
             let name = name.clone();
-            std::thread::spawn(move || {
-                let w = MailslotWriter::open(&name).expect("open");
-                write_numbered(&w, &format!("w{k}"), 0..EACH);
+            std::thread::spawn(move || -> Result<(), String> {
+                let w = MailslotWriter::open(&name).map_err(|e| format!("open: {e}"))?;
+                let id = format!("w{k}");
+                for seq in 0..EACH {
+                    w.write_with(&make_message(&id, seq, 40), first_class())
+                        .map_err(|e| format!("write {id}:{seq}: {e} ({})", e.win32_code()))?;
+                }
+                Ok(())
             })
         })
         .collect();
@@ -406,9 +411,11 @@ fn two_holders_reading_at_once_read_every_message_exactly_once_in_writer_order()
         }
     }
     let took = started.elapsed();
-    for t in writers {
-        t.join().expect("writer thread");
-    }
+    let refused: Vec<String> = writers
+        .into_iter()
+        .filter_map(|t| t.join().expect("writer thread").err())
+        .collect();
+    assert!(refused.is_empty(), "writes were refused: {refused:?}");
     stop.store(true, Ordering::SeqCst);
     h.cmd("stop");
     loop {
@@ -714,8 +721,18 @@ fn delete_by_a_child_ends_the_creators_waiting_read() {
         ),
         "a later read here is not Deleted"
     );
-    within(Duration::from_secs(1), || Mailslot::create(&name).is_ok())
-        .expect("the name was not free within 1 s of the child's delete");
+    let mut new_slot = None;
+    within(Duration::from_secs(1), || {
+        new_slot = Mailslot::create(&name).ok();
+        new_slot.is_some()
+    })
+    .expect("the name was not free within 1 s of the child's delete");
+    // Letting go of the dead handle leaves the new mailslot of the name alone.
+    drop(slot);
+    let new_slot = new_slot.expect("created");
+    let w = MailslotWriter::open(&name).expect("open the new mailslot");
+    write_numbered(&w, "n", 0..1);
+    assert_eq!(read_here(&new_slot), ("n".to_string(), 0));
 }
 
 // 6. The creator SIGKILLed while a child holds the handle.
