@@ -613,13 +613,7 @@ pub(crate) fn recv_fd(socket: &impl AsRawFd) -> io::Result<Option<OwnedFd>> {
     loop {
         let mut b = [0u8; 1];
         match recv_msg(fd, &mut b, true)? {
-            Some(mut r) => {
-                return Ok(if r.fds.is_empty() {
-                    None
-                } else {
-                    Some(r.fds.swap_remove(0))
-                })
-            }
+            Some(mut r) => return Ok(if r.fds.is_empty() { None } else { Some(r.fds.swap_remove(0)) }),
             None => {
                 poll_one(fd, libc::POLLIN, None)?;
             }

@@ -1203,23 +1203,17 @@ impl Slot {
 impl Slot {
     /// A new descriptor of this owner handle for another process (see `Mailslot::share`).
     pub(crate) fn share(&self) -> Result<OwnedFd, crate::ShareError> {
-        Err(crate::ShareError::Io(io::Error::from(
-            io::ErrorKind::Unsupported,
-        )))
+        Err(crate::ShareError::Io(io::Error::from(io::ErrorKind::Unsupported)))
     }
 
     /// Takes up a descriptor made by [`share`](Self::share).
     pub(crate) fn from_shared(_fd: OwnedFd) -> Result<Arc<Self>, crate::ShareError> {
-        Err(crate::ShareError::Io(io::Error::from(
-            io::ErrorKind::Unsupported,
-        )))
+        Err(crate::ShareError::Io(io::Error::from(io::ErrorKind::Unsupported)))
     }
 
     /// The handle's inheritable descriptor (see `Mailslot::inheritable`).
     pub(crate) fn inheritable(&self) -> Result<RawFd, crate::ShareError> {
-        Err(crate::ShareError::Io(io::Error::from(
-            io::ErrorKind::Unsupported,
-        )))
+        Err(crate::ShareError::Io(io::Error::from(io::ErrorKind::Unsupported)))
     }
 
     /// Deletes the slot for every holder.
