@@ -560,6 +560,24 @@ impl Drop for Mapping {
     }
 }
 
+/// `fchmod(2)`.
+pub(crate) fn fchmod(fd: &OwnedFd, mode: libc::mode_t) -> io::Result<()> {
+    // SAFETY: fchmod on an owned descriptor.
+    cvt(unsafe { libc::fchmod(fd.as_raw_fd(), mode) }).map(drop)
+}
+
+/// A new, read-only open file of the same file (through `/proc/self/fd`), close-on-exec.
+pub(crate) fn reopen_read_only(fd: &OwnedFd) -> io::Result<OwnedFd> {
+    let path = std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: a valid C string; the result is checked and owned.
+    let r = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(owned(r))
+}
+
 /// A duplicate of `fd` with close-on-exec set.
 pub(crate) fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: fcntl on a caller-given number; the result is checked and owned.
@@ -568,12 +586,6 @@ pub(crate) fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
         return Err(io::Error::last_os_error());
     }
     Ok(owned(r))
-}
-
-/// Clears close-on-exec on `fd`, so that programs this process `exec`s inherit it.
-pub(crate) fn clear_cloexec(fd: &OwnedFd) -> io::Result<()> {
-    // SAFETY: fcntl on an owned descriptor.
-    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, 0) }).map(drop)
 }
 
 /// A connected pair of `SOCK_SEQPACKET` Unix sockets, close-on-exec.
@@ -599,6 +611,101 @@ pub(crate) fn file_id(fd: RawFd) -> io::Result<(u64, u64)> {
     // SAFETY: `st` is a live, writable stat.
     cvt(unsafe { libc::fstat(fd, &mut st) })?;
     Ok((st.st_dev, st.st_ino))
+}
+
+/// Most descriptors [`send_many`] passes in one message.
+pub(crate) const MAX_MANY_FDS: usize = 128;
+
+/// Sends `data` with up to [`MAX_MANY_FDS`] descriptors, without blocking.
+pub(crate) fn send_many(fd: RawFd, data: &[u8], pass: &[RawFd]) -> io::Result<usize> {
+    if pass.len() > MAX_MANY_FDS || pass.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "descriptor count"));
+    }
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    let bytes = size_of_val(pass) as u32;
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE(bytes) } as usize;
+    let mut cbuf = vec![0u64; space.div_ceil(8)];
+    // SAFETY: msghdr is plain old data; all-zero is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = space;
+    // SAFETY: msg_control points to `space` zeroed, aligned bytes, room for one cmsghdr with
+    // `pass`; CMSG_FIRSTHDR is therefore valid and CMSG_DATA has room for the descriptors.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
+        let d = libc::CMSG_DATA(c).cast::<RawFd>();
+        for (i, pfd) in pass.iter().enumerate() {
+            ptr::write_unaligned(d.add(i), *pfd);
+        }
+    }
+    retry(|| {
+        // SAFETY: `msg` points to live data and control buffers for the duration of the call.
+        cvt_size(unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) })
+    })
+}
+
+/// Receives one message sent with [`send_many`] without blocking: its length and descriptors
+/// (`Ok(None)` when none is queued).
+pub(crate) fn recv_many(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, Vec<OwnedFd>)>> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: CMSG_SPACE is a pure computation.
+    let space = unsafe { libc::CMSG_SPACE((MAX_MANY_FDS * size_of::<RawFd>()) as u32) } as usize;
+    let mut cbuf = vec![0u64; space.div_ceil(8)];
+    // SAFETY: msghdr is plain old data; all-zero is valid.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.as_mut_ptr().cast();
+    msg.msg_controllen = space;
+    let r = retry(|| {
+        // SAFETY: `msg` points to live buffers for the duration of the call.
+        cvt_size(unsafe {
+            libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC)
+        })
+    });
+    let len = match r {
+        Ok(n) => n,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut fds = Vec::new();
+    // SAFETY: the kernel filled msg_control with msg_controllen bytes of well-formed cmsgs.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let n = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / size_of::<RawFd>();
+                let d = libc::CMSG_DATA(c).cast::<RawFd>();
+                for i in 0..n {
+                    fds.push(owned(ptr::read_unaligned(d.add(i))));
+                }
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(Some((len, fds)))
+}
+
+/// A duplicate of `fd` without close-on-exec (inherited by programs this process `exec`s).
+pub(crate) fn dup_inheritable(fd: &OwnedFd) -> io::Result<OwnedFd> {
+    // SAFETY: fcntl on an owned descriptor; the result is checked and owned.
+    let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD, 3) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(owned(r))
 }
 
 /// Sends one descriptor over a Unix socket (blocking), with one byte of data.

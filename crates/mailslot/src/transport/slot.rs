@@ -14,11 +14,21 @@ use super::{
 use crate::error::{CreateError, ReadError};
 use crate::name::Name;
 use crate::queue::{Entry, Queue};
-use crate::shm::{self, Control, Record, RingReader, REC_BEHALF, REC_REMOTE};
+use crate::shm::store::{self, NewRecord, RingPos, Store};
+use crate::shm::{self, Control, ControlFds, Record, RingReader, REC_BEHALF, REC_REMOTE};
 use crate::sys::{self, PeerCred};
 use crate::types::{Access, Class, Message, Sender, Timeout};
 
 const TOKEN_LISTENER: u64 = u64::MAX;
+/// The doorbell of a shared slot in the slot's epoll (edge-triggered: nobody reads it).
+const TOKEN_DOORBELL: u64 = u64::MAX - 1;
+/// What the first message of a shared handle's socket says (the descriptors come with it).
+const CORE_MAGIC: &[u8; 8] = b"MSCORE1\0";
+/// Descriptors of the core message: listener, store, control page (read-write, read-only),
+/// doorbell, the park's two ends.
+const CORE_FDS: usize = 7;
+/// Writer connections per park message (two descriptors each).
+const PARK_PAIRS: usize = sys::MAX_MANY_FDS / 2;
 /// Connections one user other than root, the owner's user and the daemon's may hold open to one
 /// mailslot; more are refused with [`Refusal::Busy`], so that nobody can use up the owner's
 /// descriptors.
@@ -105,6 +115,12 @@ struct Conn {
     cred: PeerCred,
     /// The writer's ring (`None`: it writes records on the socket, the fallback path).
     ring: Option<RingReader>,
+    /// The ring's descriptor (kept so that the handle can be shared: other holders get it).
+    ring_fd: Option<OwnedFd>,
+    /// The connection's entry in the shared store's table (`u32::MAX`: not shared).
+    idx: u32,
+    /// The connection socket's inode (0 until the slot is shared): what a message's origin says.
+    ino: u64,
     /// This writer's messages in the queue: a writer that follows the protocol never has more
     /// than the quota on its own, so records past that are a writer's misbehaviour (dropped).
     queued_bytes: usize,
@@ -129,7 +145,12 @@ pub(crate) struct State {
     per_uid: HashMap<u32, u32>,
     listener: Option<OwnedFd>,
     /// The control page, made when the first writer connects (an idle slot has none).
-    control: Option<(OwnedFd, Control)>,
+    control: Option<(ControlFds, Control)>,
+    /// Present once the owner handle is shared with other processes: the queue is then in the
+    /// shared store, not in `queue`.
+    shared: Option<Box<Shared>>,
+    /// Another holder deleted the slot; this handle is dead.
+    deleted: bool,
     /// What the control page says of `wake_me`.
     wake_me: bool,
     /// The queued totals last published on the control page.
@@ -169,6 +190,63 @@ pub(crate) struct State {
     pub refused_remote: u64,
     /// On-behalf-of messages refused by the access policy.
     pub refused_behalf: u64,
+}
+
+/// What a holder of a shared owner handle has (see `ARCHITECTURE.md`, "Shared owner handles").
+struct Shared {
+    store: Store,
+    /// The handle's own descriptor: a socket whose queue holds the core message.
+    core: OwnedFd,
+    /// A copy of `core` without close-on-exec, made by `inheritable`.
+    inheritable: Option<OwnedFd>,
+    /// The park: every live writer connection and its ring, in flight on this socket pair, so
+    /// that a holder that comes later (or outlives the one that accepted them) can take them.
+    park_a: OwnedFd,
+    park_b: OwnedFd,
+    /// Rung (edge-triggered in every holder's epoll) when the connections change, when
+    /// messages arrive while a holder sleeps in a read, and when the slot is deleted.
+    doorbell: OwnedFd,
+    /// The store's generation and epoch this process's view matches.
+    gen_seen: u64,
+    epoch_seen: u64,
+    /// This process holds the store's lock (through a [`Guard`]).
+    locked: bool,
+    /// Messages were added while locked (sleeping holders get the doorbell).
+    pushed: bool,
+    /// Connections went away: the park still holds them and is written anew before unlocking.
+    park_dirty: bool,
+    /// This process's connections by socket inode (a message's origin).
+    by_ino: HashMap<u64, u64>,
+    /// This process counts as one of the store's sleepers.
+    sleeping: bool,
+}
+
+/// The slot's state, locked: for a shared slot also the holders' lock, with this process's
+/// view brought up to date when taken and written back when let go.
+pub(crate) struct Guard<'a> {
+    slot: &'a Slot,
+    st: MutexGuard<'a, State>,
+}
+
+impl std::ops::Deref for Guard<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        &self.st
+    }
+}
+
+impl std::ops::DerefMut for Guard<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        &mut self.st
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        if self.st.shared.as_ref().is_some_and(|sh| sh.locked) {
+            self.slot.sync_out(&mut self.st);
+        }
+    }
 }
 
 /// Most buffers kept for reuse, the most bytes they may hold together, and the largest buffer
@@ -286,6 +364,17 @@ impl Slot {
             Err(e) => return Err(e.into()),
         }
         sys::listen(&listener, 4096)?;
+        Ok(Self::with_parts(config, read_timeout, listener, None, None)?)
+    }
+
+    /// A slot around an already listening socket (a new one, or a shared handle taken up).
+    fn with_parts(
+        config: Config,
+        read_timeout: Timeout,
+        listener: OwnedFd,
+        control: Option<(ControlFds, Control)>,
+        shared: Option<Box<Shared>>,
+    ) -> io::Result<Arc<Self>> {
         let service = service::get()?;
         let slot = Arc::new(Self {
             listener_fd: listener.as_raw_fd(),
@@ -298,7 +387,9 @@ impl Slot {
                 conns: Conns::default(),
                 per_uid: HashMap::new(),
                 listener: Some(listener),
-                control: None,
+                control,
+                shared,
+                deleted: false,
                 wake_me: true,
                 published: (0, 0),
                 waiters: false,
@@ -327,10 +418,17 @@ impl Slot {
         Ok(slot)
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
+    /// Locks the slot's state (and, for a shared slot, the holders' lock: see [`Guard`]).
+    pub(crate) fn lock(&self) -> Guard<'_> {
+        let st = self
+            .state
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut g = Guard { slot: self, st };
+        if g.st.shared.is_some() {
+            self.sync_in(&mut g.st);
+        }
+        g
     }
 
     /// What the service thread watches for this slot.
@@ -365,6 +463,15 @@ impl Slot {
                 fd,
                 libc::EPOLLIN as u32,
                 fd as u64,
+            )?;
+        }
+        if let Some(sh) = &st.shared {
+            sys::epoll_ctl(
+                epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                sh.doorbell.as_raw_fd(),
+                (libc::EPOLLIN | libc::EPOLLET) as u32,
+                TOKEN_DOORBELL,
             )?;
         }
         let new = epoll.as_raw_fd();
@@ -427,11 +534,11 @@ impl Slot {
     /// Moves everything pending on the sockets and in the rings into the queue; returns how many
     /// messages arrived.
     pub(crate) fn drain(&self, st: &mut State) -> io::Result<usize> {
-        let before = st.queue.len();
+        let before = Self::queued(st).1;
         let Some(fds) = self.fds.get() else {
             // No writer yet: only the listener to look at.
             self.accept_all(st);
-            return Ok(st.queue.len() - before);
+            return Ok(Self::queued(st).1.saturating_sub(before));
         };
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
         loop {
@@ -439,6 +546,8 @@ impl Slot {
             for ev in &events[..n] {
                 if ev.u64 == TOKEN_LISTENER {
                     self.accept_all(st);
+                } else if ev.u64 == TOKEN_DOORBELL {
+                    // Another holder changed something; the lock brought this view up to date.
                 } else {
                     self.recv_conn(st, ev.u64);
                 }
@@ -453,7 +562,23 @@ impl Slot {
         if st.waiters {
             self.notify_waiters(st);
         }
-        Ok(st.queue.len() - before)
+        Ok(Self::queued(st).1.saturating_sub(before))
+    }
+
+    /// Queued bytes and messages (in the shared store, or in this process).
+    fn queued(st: &State) -> (usize, usize) {
+        match &st.shared {
+            Some(sh) => (sh.store.bytes() as usize, sh.store.count() as usize),
+            None => (st.queue.bytes(), st.queue.len()),
+        }
+    }
+
+    /// Whether a message is queued.
+    fn has_head(st: &State) -> bool {
+        match &st.shared {
+            Some(sh) => sh.store.head().is_some(),
+            None => st.queue.head().is_some(),
+        }
     }
 
     /// Tells writers what was taken in from their rings (see `RingReader::commit`): every ring
@@ -487,6 +612,9 @@ impl Slot {
     fn scan_rings(&self, st: &mut State, force: bool) {
         let mut bad = Vec::new();
         let mut waiters = false;
+        let shared = st.shared.is_some();
+        // Shared: where each scanned ring was, to put it back if the store has no room.
+        let mut scanned: Vec<(u64, (u64, u64, u64), usize, usize)> = Vec::new();
         // Split borrows: the rings live in `conns`, the queue and buffers in the rest of `st`.
         let conns = &mut st.conns;
         let mut sink = Sink {
@@ -506,6 +634,9 @@ impl Slot {
             }
             let cred = c.cred;
             let (mut qb, mut qc) = (c.queued_bytes, c.queued_count);
+            if shared {
+                scanned.push((id, ring.position(), qb, qc));
+            }
             let r = ring.scan(|ring, rec| {
                 if let Some((bytes, sender)) =
                     self.check_record(&mut sink, &cred, ring, &rec, qb, qc)
@@ -534,10 +665,17 @@ impl Slot {
             }
         }
         st.waiters = waiters;
-        // Each ring's records are in stamp order, but rings interleave: sorted first, they are
-        // appended to the queue's levels instead of inserted in the middle. (A stable sort: one
-        // writer's messages with equal stamps, on a coarse clock, keep their order.)
-        if !st.incoming.is_empty() {
+        if shared {
+            if !self.store_incoming(st, &scanned) {
+                // No room in the store: everything stays in the rings (and no ring is dropped
+                // now: its records are looked at again).
+                bad.clear();
+            }
+        } else if !st.incoming.is_empty() {
+            // Each ring's records are in stamp order, but rings interleave: sorted first, they
+            // are appended to the queue's levels instead of inserted in the middle. (A stable
+            // sort: one writer's messages with equal stamps, on a coarse clock, keep their
+            // order.)
             st.incoming.sort_by_key(|e| e.seq);
             let mut incoming = std::mem::take(&mut st.incoming);
             for e in incoming.drain(..) {
@@ -550,6 +688,80 @@ impl Slot {
             st.dropped_writers += 1;
             self.remove_conn(st, id);
         }
+    }
+
+    /// Moves what a scan took in into the shared store, with the scanned rings' new read
+    /// positions, as one batch. When the store has no room for all of it, puts the rings back
+    /// where they were (their records stay there) and returns false.
+    fn store_incoming(
+        &self,
+        st: &mut State,
+        scanned: &[(u64, (u64, u64, u64), usize, usize)],
+    ) -> bool {
+        let State {
+            shared,
+            incoming,
+            conns,
+            pool,
+            ..
+        } = st;
+        let Some(sh) = shared.as_mut() else {
+            return true;
+        };
+        if scanned.is_empty() {
+            return true;
+        }
+        incoming.sort_by_key(|e| e.seq);
+        sh.store.begin();
+        let mut ok = true;
+        for e in incoming.iter() {
+            let (kind, sender) = sender_block(&e.msg.sender);
+            ok = sh.store.stage(&NewRecord {
+                priority: e.msg.priority,
+                class: e.msg.class.number() as u8,
+                kind,
+                sender,
+                stamp: e.seq,
+                origin: conns.get(e.origin).map_or(0, |c| c.ino),
+                data: &e.msg.data,
+            });
+            if !ok {
+                break;
+            }
+        }
+        for (id, pos, qb, qc) in scanned {
+            let Some(c) = conns.get_mut(*id) else {
+                continue;
+            };
+            let Some(r) = c.ring.as_mut() else {
+                continue;
+            };
+            if !ok {
+                r.set_position(*pos);
+                c.queued_bytes = *qb;
+                c.queued_count = *qc;
+                continue;
+            }
+            let (head, bytes, count) = r.position();
+            sh.store.stage_ring(
+                c.idx,
+                &RingPos {
+                    head,
+                    bytes,
+                    count,
+                    queued_bytes: c.queued_bytes as u64,
+                    queued_count: c.queued_count as u64,
+                },
+            );
+        }
+        if ok {
+            sh.pushed |= !incoming.is_empty();
+            sh.store.commit();
+        }
+        for e in incoming.drain(..) {
+            pool.recycle(e.msg.data);
+        }
+        ok
     }
 
     /// Checks one ring record: `Some((len, sender))` to queue it, `None` (counted) to drop it.
@@ -607,7 +819,7 @@ impl Slot {
 
     /// Publishes the queued totals on the control page.
     fn publish_used(&self, st: &mut State) {
-        let now = (st.queue.bytes(), st.queue.len());
+        let now = Self::queued(st);
         if now != st.published {
             st.published = now;
             if let Some((_, c)) = &st.control {
@@ -622,7 +834,7 @@ impl Slot {
     /// is every read). Publishing after every read would make a writer and the reader trade cache
     /// lines (and wake-ups) per message; in steps, a writer that fills the slot writes in bursts.
     fn after_remove(&self, st: &mut State) {
-        let (bytes, count) = (st.queue.bytes(), st.queue.len());
+        let (bytes, count) = Self::queued(st);
         let (q, m) = (self.config.quota, self.config.max_messages);
         let step_bytes = (q / 16).max(self.config.max_message_size).min(q);
         let step_count = (m / 16).max(1);
@@ -733,16 +945,16 @@ impl Slot {
             if refusal.is_none() {
                 if st.control.is_none() {
                     match Control::create() {
-                        Ok((fd, c)) => {
+                        Ok((fds, c)) => {
                             c.set_wake_me(st.wake_me);
                             c.set_used(st.published.0, st.published.1);
-                            st.control = Some((fd, c));
+                            st.control = Some((fds, c));
                         }
                         Err(_) => greeting.refusal = Some(Refusal::Busy),
                     }
                 }
-                if let Some((fd, _)) = &st.control {
-                    pass.push(fd.as_raw_fd());
+                if let Some((fds, _)) = &st.control {
+                    pass.push(fds.ro.as_raw_fd());
                     // No ring (out of memory or descriptors): the writer uses the socket.
                     if let Ok((fd, r)) =
                         RingReader::create(shm::ring_capacity(self.config.max_message_size))
@@ -755,44 +967,73 @@ impl Slot {
             if let Some(fd) = &ring_fd {
                 pass.push(fd.as_raw_fd());
             }
+            // A shared slot: the connection gets a table entry (and a ring: there is no socket
+            // path between holders), so that every holder can take it.
+            let mut entry = None;
+            if let (Some(sh), None) = (st.shared.as_mut(), greeting.refusal) {
+                let ids = ring_fd.as_ref().and_then(|r| {
+                    Some((
+                        sys::file_id(conn.as_raw_fd()).ok()?.1,
+                        sys::file_id(r.as_raw_fd()).ok()?.1,
+                    ))
+                });
+                entry = ids.and_then(|(ci, ri)| Some((sh.store.alloc(ci, ri)?, ci)));
+                if entry.is_none() {
+                    greeting.refusal = Some(Refusal::Busy);
+                    pass.clear();
+                }
+            }
             let bytes = greeting.encode();
             let sent = sys::send_parts(conn.as_raw_fd(), &[&bytes], &pass, true).is_ok();
-            drop(ring_fd); // the mapping keeps the ring; the writer has its own descriptor
             if !sent || greeting.refusal.is_some() {
                 if greeting.refusal == Some(Refusal::Denied) {
                     st.refused += 1;
                 }
+                if let (Some(sh), Some((idx, _))) = (st.shared.as_ref(), entry) {
+                    sh.store.free(idx);
+                }
                 continue; // dropping `conn` closes it
             }
-            let id = st.conns.next_id();
-            let Ok(fds) = self.fds(st) else {
-                continue;
-            };
-            if sys::epoll_ctl(
-                fds.epoll.as_raw_fd(),
-                libc::EPOLL_CTL_ADD,
-                conn.as_raw_fd(),
-                (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
-                id,
-            )
-            .is_ok()
-            {
-                *st.per_uid.entry(cred.uid).or_insert(0) += 1;
-                st.conns.insert_at(
-                    id,
-                    Conn {
-                        fd: conn,
-                        cred,
-                        ring,
-                        queued_bytes: 0,
-                        queued_count: 0,
-                    },
-                );
+            let (idx, ino) = entry.unwrap_or((u32::MAX, 0));
+            if let (Some(sh), Some(rfd)) = (st.shared.as_mut(), ring_fd.as_ref()) {
+                let parked = sys::dup_cloexec(conn.as_raw_fd()).and_then(|c| {
+                    let r = sys::dup_cloexec(rfd.as_raw_fd())?;
+                    Self::park(sh, &[(idx, ino, c, r)])
+                });
+                if parked.is_err() {
+                    sh.store.free(idx);
+                    continue;
+                }
+                sh.store.bump_generation();
+                sh.gen_seen = sh.store.generation();
+                sys::eventfd_signal(sh.doorbell.as_raw_fd());
+            }
+            if !self.add_conn(st, conn, cred, ring, ring_fd, idx, ino) {
+                if let Some(sh) = st.shared.as_mut() {
+                    sh.store.free(idx);
+                    sh.park_dirty = true;
+                }
             }
         }
     }
 
+    /// Ends a writer's connection (for every holder of a shared slot).
     fn remove_conn(&self, st: &mut State, id: u64) {
+        if let (Some(sh), Some(c)) = (st.shared.as_mut(), st.conns.get(id)) {
+            sh.store.free(c.idx);
+            sh.store.bump_generation();
+            sh.gen_seen = sh.store.generation();
+            sh.park_dirty = true;
+            sys::eventfd_signal(sh.doorbell.as_raw_fd());
+        }
+        self.forget_conn(st, id);
+    }
+
+    /// Drops this process's copy of a connection.
+    fn forget_conn(&self, st: &mut State, id: u64) {
+        if let (Some(sh), Some(c)) = (st.shared.as_mut(), st.conns.get(id)) {
+            sh.by_ino.remove(&c.ino);
+        }
         if let (Some(c), Some(fds)) = (st.conns.remove(id), self.fds.get()) {
             let _ = sys::epoll_ctl(
                 fds.epoll.as_raw_fd(),
@@ -923,6 +1164,38 @@ impl Slot {
         }
         c.queued_bytes += data.len();
         c.queued_count += 1;
+        if let Some(sh) = st.shared.as_mut() {
+            let (kind, block) = sender_block(&sender);
+            sh.store.begin();
+            if !sh.store.stage(&NewRecord {
+                priority,
+                class,
+                kind,
+                sender: block,
+                stamp: seq,
+                origin: c.ino,
+                data,
+            }) {
+                c.queued_bytes -= data.len();
+                c.queued_count -= 1;
+                st.dropped += 1;
+                return;
+            }
+            let (head, bytes, count) = c.ring.as_ref().map_or((0, 0, 0), RingReader::position);
+            sh.store.stage_ring(
+                c.idx,
+                &RingPos {
+                    head,
+                    bytes,
+                    count,
+                    queued_bytes: c.queued_bytes as u64,
+                    queued_count: c.queued_count as u64,
+                },
+            );
+            sh.store.commit();
+            sh.pushed = true;
+            return;
+        }
         let mut buf = st.pool.take(data.len());
         buf.extend_from_slice(data);
         st.queue.push(Entry {
@@ -961,6 +1234,9 @@ impl Slot {
         let mut drain = false;
         st.takes_since_drain += 1;
         let result = loop {
+            if st.deleted {
+                break Err(ReadError::Deleted);
+            }
             self.reader_active(&mut st);
             // Rings are looked at on every read (a load per writer), so that a completed
             // higher-priority write is never overtaken. The sockets cost system calls: they are
@@ -974,7 +1250,7 @@ impl Slot {
             } else {
                 self.scan_rings(&mut st, false);
             }
-            if st.queue.head().is_some() {
+            if Self::has_head(&st) {
                 break self.apply(&mut st, take);
             }
             let remaining = match timeout {
@@ -1046,7 +1322,7 @@ impl Slot {
                 self.end_wait(&mut st);
                 break Err(e.into());
             }
-            if st.queue.head().is_some() {
+            if Self::has_head(&st) {
                 self.end_wait(&mut st);
                 continue;
             }
@@ -1099,7 +1375,57 @@ impl Slot {
         Some(e.msg)
     }
 
+    /// [`apply`](Self::apply) for a shared slot: the head is in the store.
+    fn apply_shared(&self, st: &mut State, take: Take<'_>) -> Result<Taken, ReadError> {
+        let sh = st.shared.as_ref().ok_or(ReadError::Deleted)?;
+        let head = sh.store.head().ok_or(ReadError::Timeout)?;
+        let sender = sender_of(head.kind, &head.sender);
+        let class = Class::from_number(head.class.into()).unwrap_or_default();
+        let remove = matches!(take, Take::Read(_) | Take::ReadMessage);
+        let taken = match take {
+            Take::Read(buf) | Take::Peek(buf) => {
+                if buf.len() < head.len {
+                    return Err(ReadError::BufferTooSmall { needed: head.len });
+                }
+                sh.store.read_data(&head, &mut buf[..head.len]);
+                Taken::Copied {
+                    len: head.len,
+                    priority: head.priority,
+                    class,
+                    sender,
+                }
+            }
+            Take::ReadMessage | Take::PeekMessage => {
+                let mut data = vec![0u8; head.len];
+                sh.store.read_data(&head, &mut data);
+                Taken::Message(Message {
+                    data,
+                    priority: head.priority,
+                    class,
+                    sender,
+                })
+            }
+        };
+        if remove {
+            sh.store.pop(&head);
+            let id = sh.by_ino.get(&head.origin).copied();
+            if let Some(c) = id.and_then(|id| st.conns.get_mut(id)) {
+                c.queued_bytes = c.queued_bytes.saturating_sub(head.len);
+                c.queued_count = c.queued_count.saturating_sub(1);
+                let (idx, qb, qc) = (c.idx, c.queued_bytes as u64, c.queued_count as u64);
+                if let Some(sh) = st.shared.as_ref() {
+                    sh.store.set_share(idx, qb, qc);
+                }
+            }
+            self.after_remove(st);
+        }
+        Ok(taken)
+    }
+
     fn apply(&self, st: &mut State, take: Take<'_>) -> Result<Taken, ReadError> {
+        if st.shared.is_some() {
+            return self.apply_shared(st, take);
+        }
         let head = st.queue.head().ok_or(ReadError::Timeout)?;
         let len = head.data.len();
         let remove = matches!(take, Take::Read(_));
@@ -1139,6 +1465,15 @@ impl Slot {
         self.clear_wake(&mut st);
         let _ = self.drain(&mut st);
         st.reader_ops = st.reader_ops.wrapping_add(1);
+        if let Some(sh) = &st.shared {
+            let head = sh.store.head();
+            return Status {
+                count: sh.store.count() as usize,
+                next_size: head.map(|h| h.len),
+                next_priority: head.map(|h| h.priority),
+                read_timeout: st.read_timeout,
+            };
+        }
         let head = st.queue.head();
         Status {
             count: st.queue.len(),
@@ -1161,6 +1496,12 @@ impl Slot {
     }
 
     pub(crate) fn begin_wait(&self, st: &mut State) {
+        if let Some(sh) = st.shared.as_mut() {
+            if !sh.sleeping && sh.locked {
+                sh.sleeping = true;
+                sh.store.set_sleeping(true);
+            }
+        }
         st.readers_waiting += 1;
         self.set_wake_me(st, true);
         if st.arming == Arming::Armed {
@@ -1170,6 +1511,14 @@ impl Slot {
     }
 
     pub(crate) fn end_wait(&self, st: &mut State) {
+        if st.readers_waiting == 1 {
+            if let Some(sh) = st.shared.as_mut() {
+                if sh.sleeping && sh.locked {
+                    sh.sleeping = false;
+                    sh.store.set_sleeping(false);
+                }
+            }
+        }
         st.readers_waiting -= 1;
         st.reader_ops = st.reader_ops.wrapping_add(1);
         if st.readers_waiting == 0 && st.arming == Arming::Idle && !st.deferred {
@@ -1189,35 +1538,610 @@ impl Slot {
         }
         self.service.unregister(self);
         let mut st = self.lock();
+        if st.arming == Arming::Closed {
+            return;
+        }
+        // A shared slot lives on in its other holders: only this holder lets go.
+        if st.shared.is_none() {
+            if let Some((_, c)) = &st.control {
+                c.close();
+            }
+        }
+        self.release(&mut st, false);
+    }
+}
+
+/// The store's settings for a slot's configuration.
+fn settings(config: &Config, read_timeout: Timeout) -> store::Settings {
+    let (access_kind, access_gid) = match config.access {
+        Access::Owner => (0, 0),
+        Access::Group(g) => (1, g),
+        Access::Everyone => (2, 0),
+    };
+    store::Settings {
+        max_message_size: config.max_message_size as u64,
+        quota: config.quota as u64,
+        max_messages: config.max_messages as u64,
+        access_kind,
+        access_gid,
+        owner_uid: config.owner_uid,
+        accept_remote: config.accept_remote,
+        spin_ns: config.spin.as_nanos().min(u128::from(u64::MAX)) as u64,
+        read_timeout_ms: timeout_ms(read_timeout),
+        name: config.name.to_string(),
+    }
+}
+
+fn timeout_ms(t: Timeout) -> u64 {
+    match t {
+        Timeout::Forever => store::FOREVER,
+        Timeout::After(d) => (d.as_millis().min(u128::from(store::FOREVER - 1))) as u64,
+    }
+}
+
+fn timeout_from_ms(ms: u64) -> Timeout {
+    if ms == store::FOREVER {
+        Timeout::Forever
+    } else {
+        Timeout::After(Duration::from_millis(ms))
+    }
+}
+
+/// Sender kinds in the store.
+const KIND_LOCAL: u8 = 0;
+const KIND_REMOTE: u8 = 1;
+
+fn sender_block(sender: &Sender) -> (u8, [u8; store::SENDER]) {
+    let mut b = [0u8; store::SENDER];
+    match sender {
+        Sender::Local { pid, uid, gid } => {
+            b[..BEHALF_LEN].copy_from_slice(&super::encode_behalf(*pid, *uid, *gid));
+            (KIND_LOCAL, b)
+        }
+        Sender::Remote { name, ip } => {
+            b[..REMOTE_LEN].copy_from_slice(&super::encode_remote(name.as_str(), *ip));
+            (KIND_REMOTE, b)
+        }
+    }
+}
+
+fn sender_of(kind: u8, b: &[u8; store::SENDER]) -> Sender {
+    let unknown = Sender::Local {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    match kind {
+        KIND_REMOTE => decode_remote(&b[..REMOTE_LEN])
+            .map_or(unknown, |(name, ip)| Sender::Remote { name, ip }),
+        _ => decode_behalf(&b[..BEHALF_LEN])
+            .map_or(unknown, |(pid, uid, gid)| Sender::Local { pid, uid, gid }),
+    }
+}
+
+fn share_io(e: io::Error) -> crate::ShareError {
+    crate::ShareError::Io(e)
+}
+
+impl Slot {
+    // ---- shared owner handles ----
+
+    /// Brings this process's view of a shared slot up to date (the holders' lock taken).
+    fn sync_in(&self, st: &mut State) {
+        let Some(sh) = st.shared.as_mut() else {
+            return;
+        };
+        if sh.store.lock().is_err() {
+            // The lock is broken beyond repair: this handle can do nothing more.
+            self.release(st, true);
+            return;
+        }
+        sh.locked = true;
+        if sh.store.is_deleted() {
+            self.release(st, true);
+            return;
+        }
+        st.read_timeout = timeout_from_ms(sh.store.read_timeout());
         if let Some((_, c)) = &st.control {
-            c.close();
+            st.wake_me = c.wake_me();
+            let (b, n) = c.used();
+            st.published = (b as usize, n as usize);
+        }
+        let (generation, epoch) = (sh.store.generation(), sh.store.epoch());
+        if generation != sh.gen_seen {
+            self.refresh(st);
+        } else if epoch != sh.epoch_seen {
+            self.load_positions(st);
+        }
+    }
+
+    /// Writes this process's view of a shared slot back and lets go of the holders' lock.
+    fn sync_out(&self, st: &mut State) {
+        // Every writer learns what was taken in (another holder may read next).
+        self.commit_rings(st, true);
+        let Some(sh) = st.shared.as_mut() else {
+            return;
+        };
+        if sh.park_dirty {
+            sh.park_dirty = false;
+            let _ = Self::repark(sh);
+        }
+        sh.read_timeout_out(st.read_timeout);
+        sh.gen_seen = sh.store.generation();
+        sh.epoch_seen = sh.store.epoch();
+        if sh.pushed {
+            sh.pushed = false;
+            if sh.store.sleepers() > u32::from(sh.sleeping) {
+                sys::eventfd_signal(sh.doorbell.as_raw_fd());
+            }
+        }
+        sh.locked = false;
+        sh.store.unlock();
+    }
+
+    /// Reads the read positions and shares of this process's connections from the store.
+    fn load_positions(&self, st: &mut State) {
+        let Some(sh) = st.shared.as_mut() else {
+            return;
+        };
+        for (_, c) in st.conns.iter_mut() {
+            if let (Some(r), Some(e)) = (c.ring.as_mut(), sh.store.entry(c.idx)) {
+                r.set_position((e.pos.head, e.pos.bytes, e.pos.count));
+                r.assume_committed();
+                c.queued_bytes = e.pos.queued_bytes as usize;
+                c.queued_count = e.pos.queued_count as usize;
+            }
+        }
+        sh.epoch_seen = sh.store.epoch();
+    }
+
+    /// Takes the park's connections: drops those no longer in the store's table, sends the
+    /// live ones back, and makes this process's connections the same set.
+    fn refresh(&self, st: &mut State) {
+        let Some(sh) = st.shared.as_mut() else {
+            return;
+        };
+        let live = Self::drain_park(sh);
+        let _ = Self::park(sh, &live);
+        // Forget connections that are gone.
+        let keep: HashMap<u32, u64> = live.iter().map(|(idx, ino, _, _)| (*idx, *ino)).collect();
+        let gone: Vec<u64> = st
+            .conns
+            .iter_mut()
+            .filter(|(_, c)| keep.get(&c.idx) != Some(&c.ino))
+            .map(|(id, _)| id)
+            .collect();
+        for id in gone {
+            self.forget_conn(st, id);
+        }
+        let have: std::collections::HashSet<u32> = st.conns.values().map(|c| c.idx).collect();
+        let cap = shm::ring_capacity(self.config.max_message_size);
+        for (idx, ino, conn, ring_fd) in live {
+            if have.contains(&idx) {
+                continue;
+            }
+            let (Ok(cred), Ok(ring)) = (sys::peer_cred(&conn), RingReader::attach(&ring_fd, cap))
+            else {
+                continue;
+            };
+            self.add_conn(st, conn, cred, Some(ring), Some(ring_fd), idx, ino);
+        }
+        self.load_positions(st);
+        if let Some(sh) = st.shared.as_mut() {
+            sh.gen_seen = sh.store.generation();
+        }
+    }
+
+    /// Receives everything in the park; returns the connections the store's table still has:
+    /// `(table index, connection inode, connection, ring)`.
+    fn drain_park(sh: &Shared) -> Vec<(u32, u64, OwnedFd, OwnedFd)> {
+        let table: HashMap<(u64, u64), u32> = sh
+            .store
+            .entries()
+            .into_iter()
+            .map(|(i, e)| ((e.conn_ino, e.ring_ino), i))
+            .collect();
+        let mut live = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut buf = [0u8; 8];
+        while let Ok(Some((_, fds))) = sys::recv_many(sh.park_b.as_raw_fd(), &mut buf) {
+            let mut it = fds.into_iter();
+            while let (Some(c), Some(r)) = (it.next(), it.next()) {
+                let (Ok((_, ci)), Ok((_, ri))) =
+                    (sys::file_id(c.as_raw_fd()), sys::file_id(r.as_raw_fd()))
+                else {
+                    continue;
+                };
+                if let Some(&idx) = table.get(&(ci, ri)) {
+                    if seen.insert(idx) {
+                        live.push((idx, ci, c, r));
+                    }
+                }
+            }
+        }
+        live
+    }
+
+    /// Sends connections to the park.
+    fn park(sh: &Shared, conns: &[(u32, u64, OwnedFd, OwnedFd)]) -> io::Result<()> {
+        for chunk in conns.chunks(PARK_PAIRS) {
+            let fds: Vec<RawFd> = chunk
+                .iter()
+                .flat_map(|(_, _, c, r)| [c.as_raw_fd(), r.as_raw_fd()])
+                .collect();
+            sys::send_many(sh.park_a.as_raw_fd(), b"P", &fds)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the park anew with the live connections only (so that gone ones are let go).
+    fn repark(sh: &Shared) -> io::Result<()> {
+        let live = Self::drain_park(sh);
+        Self::park(sh, &live)
+    }
+
+    /// Adds a connection to this process's set and its epoll.
+    #[allow(clippy::too_many_arguments)]
+    fn add_conn(
+        &self,
+        st: &mut State,
+        conn: OwnedFd,
+        cred: PeerCred,
+        ring: Option<RingReader>,
+        ring_fd: Option<OwnedFd>,
+        idx: u32,
+        ino: u64,
+    ) -> bool {
+        let id = st.conns.next_id();
+        let Ok(fds) = self.fds(st) else {
+            return false;
+        };
+        if sys::epoll_ctl(
+            fds.epoll.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            conn.as_raw_fd(),
+            (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
+            id,
+        )
+        .is_err()
+        {
+            return false;
+        }
+        *st.per_uid.entry(cred.uid).or_insert(0) += 1;
+        if let Some(sh) = st.shared.as_mut() {
+            sh.by_ino.insert(ino, id);
+        }
+        st.conns.insert_at(
+            id,
+            Conn {
+                fd: conn,
+                cred,
+                ring,
+                ring_fd,
+                idx,
+                ino,
+                queued_bytes: 0,
+                queued_count: 0,
+            },
+        );
+        true
+    }
+
+    /// Rings the doorbell of a shared slot.
+    fn ring_doorbell(st: &State) {
+        if let Some(sh) = &st.shared {
+            sys::eventfd_signal(sh.doorbell.as_raw_fd());
+        }
+    }
+
+    /// Moves the slot's queue into a new shared store and makes the core of a shared handle.
+    /// Called with the state locked; the holders' lock is then held too (the guard lets go).
+    fn make_shared(&self, st: &mut State) -> Result<(), crate::ShareError> {
+        self.fds(st).map_err(share_io)?;
+        if st.control.is_none() {
+            let (fds, c) = Control::create().map_err(share_io)?;
+            c.set_wake_me(st.wake_me);
+            c.set_used(st.published.0, st.published.1);
+            st.control = Some((fds, c));
+        }
+        let (store_fd, mut store) =
+            Store::create(&settings(&self.config, st.read_timeout)).map_err(share_io)?;
+        let (park_a, park_b) = sys::seqpacket_pair().map_err(share_io)?;
+        let doorbell = sys::eventfd().map_err(share_io)?;
+        let (core_a, core_b) = sys::seqpacket_pair().map_err(share_io)?;
+        {
+            let (Some(listener), Some((cfds, _))) = (&st.listener, &st.control) else {
+                return Err(crate::ShareError::Deleted);
+            };
+            let pass = [
+                listener.as_raw_fd(),
+                store_fd.as_raw_fd(),
+                cfds.rw.as_raw_fd(),
+                cfds.ro.as_raw_fd(),
+                doorbell.as_raw_fd(),
+                park_a.as_raw_fd(),
+                park_b.as_raw_fd(),
+            ];
+            sys::send_parts(core_a.as_raw_fd(), &[CORE_MAGIC], &pass, true).map_err(share_io)?;
+        }
+        drop(core_a);
+        if let Some(f) = self.fds.get() {
+            sys::epoll_ctl(
+                f.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                doorbell.as_raw_fd(),
+                (libc::EPOLLIN | libc::EPOLLET) as u32,
+                TOKEN_DOORBELL,
+            )
+            .map_err(share_io)?;
+        }
+        store.lock().map_err(share_io)?;
+        // Take in what the rings hold, then move the connections and the queue over.
+        self.scan_rings(st, true);
+        let ring_less: Vec<u64> = st
+            .conns
+            .iter_mut()
+            .filter(|(_, c)| c.ring_fd.is_none())
+            .map(|(id, _)| id)
+            .collect();
+        for id in ring_less {
+            // A writer on the socket path (no ring) cannot be handed to other holders.
+            self.remove_conn(st, id);
+        }
+        let mut parked = Vec::new();
+        store.begin();
+        for (_, c) in st.conns.iter_mut() {
+            let (Some(ring), Some(ring_fd)) = (c.ring.as_ref(), c.ring_fd.as_ref()) else {
+                continue;
+            };
+            let (Ok((_, ci)), Ok((_, ri))) =
+                (sys::file_id(c.fd.as_raw_fd()), sys::file_id(ring_fd.as_raw_fd()))
+            else {
+                continue;
+            };
+            let Some(idx) = store.alloc(ci, ri) else {
+                continue;
+            };
+            c.idx = idx;
+            c.ino = ci;
+            let (head, bytes, count) = ring.position();
+            store.stage_ring(
+                idx,
+                &RingPos {
+                    head,
+                    bytes,
+                    count,
+                    queued_bytes: c.queued_bytes as u64,
+                    queued_count: c.queued_count as u64,
+                },
+            );
+            if let (Ok(cd), Ok(rd)) = (
+                sys::dup_cloexec(c.fd.as_raw_fd()),
+                sys::dup_cloexec(ring_fd.as_raw_fd()),
+            ) {
+                parked.push((idx, ci, cd, rd));
+            }
+        }
+        let inos: HashMap<u64, u64> = st.conns.iter_mut().map(|(id, c)| (id, c.ino)).collect();
+        while let Some(e) = st.queue.pop_entry() {
+            let (kind, sender) = sender_block(&e.msg.sender);
+            let ok = store.stage(&NewRecord {
+                priority: e.msg.priority,
+                class: e.msg.class.number() as u8,
+                kind,
+                sender,
+                stamp: e.seq,
+                origin: inos.get(&e.origin).copied().unwrap_or(0),
+                data: &e.msg.data,
+            });
+            if !ok {
+                st.dropped += 1;
+            }
+        }
+        store.commit();
+        let mut sh = Box::new(Shared {
+            store,
+            core: core_b,
+            inheritable: None,
+            park_a,
+            park_b,
+            doorbell,
+            gen_seen: 0,
+            epoch_seen: 0,
+            locked: true,
+            pushed: false,
+            park_dirty: false,
+            sleeping: false,
+            by_ino: HashMap::new(),
+        });
+        Self::park(&sh, &parked).map_err(share_io)?;
+        sh.by_ino = st.conns.iter_mut().map(|(id, c)| (c.ino, id)).collect();
+        sh.store.bump_generation();
+        sh.gen_seen = sh.store.generation();
+        sh.epoch_seen = sh.store.epoch();
+        st.shared = Some(sh);
+        Ok(())
+    }
+
+    /// A new descriptor of this owner handle for another process (see `Mailslot::share`).
+    pub(crate) fn share(&self) -> Result<OwnedFd, crate::ShareError> {
+        let mut st = self.lock();
+        if st.deleted || st.arming == Arming::Closed {
+            return Err(crate::ShareError::Deleted);
+        }
+        if st.shared.is_none() {
+            self.make_shared(&mut st)?;
+        }
+        let sh = st.shared.as_ref().ok_or(crate::ShareError::Deleted)?;
+        sys::dup_cloexec(sh.core.as_raw_fd()).map_err(share_io)
+    }
+
+    /// The handle's inheritable descriptor (see `Mailslot::inheritable`).
+    pub(crate) fn inheritable(&self) -> Result<RawFd, crate::ShareError> {
+        let mut st = self.lock();
+        if st.deleted || st.arming == Arming::Closed {
+            return Err(crate::ShareError::Deleted);
+        }
+        if st.shared.is_none() {
+            self.make_shared(&mut st)?;
+        }
+        let sh = st.shared.as_mut().ok_or(crate::ShareError::Deleted)?;
+        if sh.inheritable.is_none() {
+            sh.inheritable = Some(sys::dup_inheritable(&sh.core).map_err(share_io)?);
+        }
+        Ok(sh.inheritable.as_ref().map_or(-1, AsRawFd::as_raw_fd))
+    }
+
+    /// Takes up a descriptor made by [`share`](Self::share).
+    pub(crate) fn from_shared(core: OwnedFd) -> Result<Arc<Self>, crate::ShareError> {
+        let not = |why: &str| crate::ShareError::NotAMailslot(why.to_string());
+        let mut buf = [0u8; 16];
+        let got = match sys::peek_msg(core.as_raw_fd(), &mut buf) {
+            Ok(Some(r)) => r,
+            Ok(None) => return Err(not("no mailslot handle on this descriptor")),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
+                return Err(not("not a socket"))
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EBADF) => {
+                return Err(not("not an open descriptor"))
+            }
+            Err(e) => return Err(share_io(e)),
+        };
+        if got.len != CORE_MAGIC.len()
+            || buf[..CORE_MAGIC.len()] != CORE_MAGIC[..]
+            || got.fds.len() != CORE_FDS
+        {
+            return Err(not("not a mailslot handle"));
+        }
+        let mut fds = got.fds.into_iter();
+        let (
+            Some(listener),
+            Some(store_fd),
+            Some(rw),
+            Some(ro),
+            Some(doorbell),
+            Some(park_a),
+            Some(park_b),
+        ) = (
+            fds.next(),
+            fds.next(),
+            fds.next(),
+            fds.next(),
+            fds.next(),
+            fds.next(),
+            fds.next(),
+        )
+        else {
+            return Err(not("a mailslot handle without its descriptors"));
+        };
+        let (store, set) =
+            Store::attach(&store_fd).map_err(|e| not(&format!("bad store: {e}")))?;
+        let control = Control::attach_rw(&rw).map_err(|e| not(&format!("bad control: {e}")))?;
+        let name = Name::parse(&set.name).map_err(|_| not("bad name in the store"))?;
+        let access = match set.access_kind {
+            0 => Access::Owner,
+            1 => Access::Group(set.access_gid),
+            _ => Access::Everyone,
+        };
+        let config = Config {
+            name,
+            max_message_size: set.max_message_size as usize,
+            quota: set.quota as usize,
+            max_messages: set.max_messages as usize,
+            access,
+            owner_uid: set.owner_uid,
+            accept_remote: set.accept_remote,
+            spin: Duration::from_nanos(set.spin_ns),
+        };
+        if store.is_deleted() {
+            return Err(crate::ShareError::Deleted);
+        }
+        let sh = Box::new(Shared {
+            store,
+            core,
+            inheritable: None,
+            park_a,
+            park_b,
+            doorbell,
+            // Unlike any generation: the first lock takes the park's connections.
+            gen_seen: u64::MAX,
+            epoch_seen: u64::MAX,
+            locked: false,
+            pushed: false,
+            park_dirty: false,
+            sleeping: false,
+            by_ino: HashMap::new(),
+        });
+        let read_timeout = timeout_from_ms(set.read_timeout_ms);
+        Self::with_parts(
+            config,
+            read_timeout,
+            listener,
+            Some((ControlFds { rw, ro }, control)),
+            Some(sh),
+        )
+        .map_err(share_io)
+    }
+
+    /// Deletes the slot for every holder.
+    pub(crate) fn delete(&self) {
+        if sys::getpid() != self.creator_pid {
+            return;
+        }
+        {
+            let mut st = self.lock();
+            if let Some(sh) = st.shared.as_mut() {
+                if sh.locked {
+                    sh.store.set_deleted();
+                    sh.store.clear();
+                    // Let go of the parked connections at once (writers see the hang-up as
+                    // soon as every holder has closed its copies).
+                    drop(Self::drain_park(sh));
+                }
+                Self::ring_doorbell(&st);
+            }
+            if let Some((_, c)) = &st.control {
+                c.close();
+            }
+        }
+        self.close();
+    }
+
+    /// Lets go of everything this process holds of the slot. `dead`: the slot was deleted (or
+    /// its store broke): this handle's reads fail from now on.
+    fn release(&self, st: &mut State, dead: bool) {
+        if let Some(sh) = st.shared.as_mut() {
+            if sh.sleeping && sh.locked {
+                sh.store.set_sleeping(false);
+            }
+            sh.sleeping = false;
+        }
+        if st.shared.as_ref().is_some_and(|sh| sh.locked) {
+            self.sync_out(st);
+        }
+        if dead {
+            st.deleted = true;
         }
         st.arming = Arming::Closed;
         st.listener = None;
         st.conns.clear();
         st.per_uid.clear();
         st.queue = Queue::default();
+        st.shared = None;
+        if dead {
+            // A reader asleep in another thread wakes up and sees it.
+            self.signal_wake(st);
+        }
     }
 }
 
-impl Slot {
-    /// A new descriptor of this owner handle for another process (see `Mailslot::share`).
-    pub(crate) fn share(&self) -> Result<OwnedFd, crate::ShareError> {
-        Err(crate::ShareError::Io(io::Error::from(io::ErrorKind::Unsupported)))
+impl Shared {
+    fn read_timeout_out(&self, t: Timeout) {
+        let ms = timeout_ms(t);
+        if self.store.read_timeout() != ms {
+            self.store.set_read_timeout(ms);
+        }
     }
-
-    /// Takes up a descriptor made by [`share`](Self::share).
-    pub(crate) fn from_shared(_fd: OwnedFd) -> Result<Arc<Self>, crate::ShareError> {
-        Err(crate::ShareError::Io(io::Error::from(io::ErrorKind::Unsupported)))
-    }
-
-    /// The handle's inheritable descriptor (see `Mailslot::inheritable`).
-    pub(crate) fn inheritable(&self) -> Result<RawFd, crate::ShareError> {
-        Err(crate::ShareError::Io(io::Error::from(io::ErrorKind::Unsupported)))
-    }
-
-    /// Deletes the slot for every holder.
-    pub(crate) fn delete(&self) {}
 }
 
 /// Where `scan_rings` puts what it takes in (the parts of [`State`] besides the connections).

@@ -3,10 +3,15 @@
 //! memory is in this module.
 //!
 //! # Who may write what
-//! - The **control page** is written by the owner only. After mapping it read-write, the owner
-//!   seals the memfd with `F_SEAL_FUTURE_WRITE`: writers can map it read-only and nothing else
-//!   (no writable mapping, no `write(2)`, no `mprotect` to writable). So the closed flag, the
-//!   queued totals and the wake-up word cannot be changed by a writer.
+//! - The **control page** is written by the owner only (by the holders of the owner handle).
+//!   Writers get a read-only descriptor of it, opened after the file was made readable by its
+//!   owner only (mode 0400): they can map it read-only and nothing else (no writable mapping, no
+//!   `write(2)`, no `mprotect` to writable, no opening it again for writing through
+//!   `/proc/self/fd`). So the closed flag, the queued totals and the wake-up word cannot be
+//!   changed by a writer. (A writer of the owner's own user could change the mode back; it is
+//!   not another user.)
+//! - The **store** (`store`) of a mailslot whose handle is shared holds its queue; only
+//!   holders of the owner handle get it.
 //! - A **ring** belongs to one writer. Both sides map it read-write; the writer can scribble over
 //!   all of it, and therefore only over its own messages. The owner keeps its own copy of the
 //!   read position, checks every record against the ring's bounds before it copies anything, and
@@ -19,6 +24,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 
 use crate::sys::{self, Mapping};
+
+pub(crate) mod store;
 
 const MAGIC: u32 = 0x4d53_4c43; // "MSLC"
 const VERSION: u32 = 2;
@@ -84,6 +91,38 @@ impl View {
         // SAFETY: as in `u32`.
         unsafe { &*(self.map.as_ptr().add(off) as *const AtomicU64) }
     }
+
+    /// A pointer to `len` bytes at `off` (for an object that lives in the mapping).
+    fn ptr(&self, off: usize, len: usize) -> *mut u8 {
+        assert!(off <= self.map.len() && len <= self.map.len() - off);
+        // SAFETY: in bounds (checked above).
+        unsafe { self.map.as_ptr().add(off) }
+    }
+
+    /// Copies bytes out of the mapping.
+    fn read(&self, off: usize, dst: &mut [u8]) {
+        let src = self.ptr(off, dst.len());
+        // SAFETY: the source range is within the mapping (checked by `ptr`) and `dst` is a
+        // distinct, live buffer; another process may change these bytes meanwhile, and any
+        // byte value is a valid `u8`.
+        unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len()) };
+    }
+
+    /// Copies bytes into the mapping.
+    fn write(&self, off: usize, src: &[u8]) {
+        let dst = self.ptr(off, src.len());
+        // SAFETY: the destination range is within the mapping (checked by `ptr`) and `src` is
+        // a distinct, live buffer.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
+    }
+}
+
+/// The two descriptors of a control page.
+pub(crate) struct ControlFds {
+    /// Read-write: only holders of the owner handle get it.
+    pub rw: OwnedFd,
+    /// Read-only: what writers get.
+    pub ro: OwnedFd,
 }
 
 /// The control page: what every writer reads and only the owner writes.
@@ -92,18 +131,42 @@ pub(crate) struct Control {
 }
 
 impl Control {
-    /// A new page (owner side), mapped read-write and then sealed against any other writing;
-    /// returns the descriptor to pass to writers.
-    pub(crate) fn create() -> io::Result<(OwnedFd, Self)> {
+    /// A new page (owner side), mapped read-write. Returns the read-write descriptor (for the
+    /// holders of the owner handle, who all write the page) and a read-only one to pass to
+    /// writers: the file is made readable by its owner only (mode 0400) before the read-only
+    /// descriptor is opened, so a writer can neither map it writable nor open it again for
+    /// writing through `/proc/self/fd`.
+    pub(crate) fn create() -> io::Result<(ControlFds, Self)> {
         let fd = sys::memfd(c"mailslot-control", PAGE)?;
+        sys::add_seals(&fd, libc::F_SEAL_SEAL)?;
         let view = View {
             map: Mapping::new(fd.as_raw_fd(), PAGE)?,
         };
-        sys::add_seals(&fd, libc::F_SEAL_FUTURE_WRITE | libc::F_SEAL_SEAL)?;
+        sys::fchmod(&fd, 0o400)?;
+        let ro = sys::reopen_read_only(&fd)?;
         let c = Self { view };
         c.view.u32(C_MAGIC).store(MAGIC, SeqCst);
         c.view.u32(C_VERSION).store(VERSION, SeqCst);
-        Ok((fd, c))
+        Ok((ControlFds { rw: fd, ro }, c))
+    }
+
+    /// Maps a page received from another holder of the owner handle, read-write.
+    pub(crate) fn attach_rw(fd: &OwnedFd) -> io::Result<Self> {
+        check_sealed(fd, PAGE)?;
+        let c = Self {
+            view: View {
+                map: Mapping::new(fd.as_raw_fd(), PAGE)?,
+            },
+        };
+        if c.view.u32(C_MAGIC).load(SeqCst) != MAGIC
+            || c.view.u32(C_VERSION).load(SeqCst) != VERSION
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "bad control page",
+            ));
+        }
+        Ok(c)
     }
 
     /// Maps a page received from an owner, read-only (writer side).
@@ -274,6 +337,47 @@ impl RingReader {
                 count: 0,
             },
         ))
+    }
+
+    /// Maps a ring another holder of the owner handle made (owner side). The capacity must be
+    /// `cap` (what the mailslot's settings give; the ring's own capacity word is the writer's to
+    /// scribble on) and the file exactly that large, sealed.
+    pub(crate) fn attach(fd: &OwnedFd, cap: usize) -> io::Result<Self> {
+        let size = check_sealed(fd, RING_HDR + cap)?;
+        if size != (RING_HDR + cap) as u64 {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "bad ring"));
+        }
+        let view = View {
+            map: Mapping::new(fd.as_raw_fd(), RING_HDR + cap)?,
+        };
+        Ok(Self {
+            ring: Ring { view, cap },
+            head: 0,
+            committed: (0, 0, 0),
+            bytes: 0,
+            count: 0,
+        })
+    }
+
+    /// The read position and the counts taken in so far.
+    pub(crate) fn position(&self) -> (u64, u64, u64) {
+        (self.head, self.bytes, self.count)
+    }
+
+    /// Sets the read position and counts (as another holder left them, all told to the writer),
+    /// or puts back an earlier [`position`](Self::position) of this reader.
+    pub(crate) fn set_position(&mut self, (head, bytes, count): (u64, u64, u64)) {
+        self.head = head;
+        self.bytes = bytes;
+        self.count = count;
+        self.committed.0 = self.committed.0.min(head);
+        self.committed.1 = self.committed.1.min(bytes);
+        self.committed.2 = self.committed.2.min(count);
+    }
+
+    /// Marks everything taken in as told to the writer (another holder did the telling).
+    pub(crate) fn assume_committed(&mut self) {
+        self.committed = (self.head, self.bytes, self.count);
     }
 
     /// Writes `bytes` over the writer's header words and the records, as a hostile writer may
@@ -581,15 +685,20 @@ mod tests {
 
     #[test]
     fn control_page_is_read_only_for_writers() {
-        let (fd, owner) = Control::create().unwrap();
+        let (fds, owner) = Control::create().unwrap();
+        let fd = fds.ro;
         let w = Control::attach(&fd).unwrap();
         owner.set_used(30, 2);
         assert_eq!(w.used(), (30, 2));
         assert!(!w.is_closed());
         owner.close();
         assert!(w.is_closed());
-        // A writable mapping is refused by the seal.
+        // A writable mapping of the writers' descriptor is refused.
         assert!(Mapping::new(fd.as_raw_fd(), PAGE).is_err());
+        // The holders' descriptor maps read-write.
+        let holder = Control::attach_rw(&fds.rw).unwrap();
+        holder.set_used(1, 1);
+        assert_eq!(w.used(), (1, 1));
     }
 
     #[test]
