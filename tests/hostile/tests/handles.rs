@@ -215,14 +215,43 @@ fn is_cloexec(fd: RawFd) -> bool {
     flags & libc::FD_CLOEXEC != 0
 }
 
+/// State and wait channel of every thread of process `pid`, for failure messages.
+fn threads(pid: u32) -> String {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return "(gone)".into();
+    };
+    let mut out = Vec::new();
+    for t in dir.flatten() {
+        let p = t.path();
+        let stat = std::fs::read_to_string(p.join("stat")).unwrap_or_default();
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.trim_start().chars().next())
+            .unwrap_or('?');
+        let wchan = std::fs::read_to_string(p.join("wchan")).unwrap_or_default();
+        let syscall = std::fs::read_to_string(p.join("syscall")).unwrap_or_default();
+        out.push(format!(
+            "{} {state} wchan={wchan} syscall={}",
+            t.file_name().to_string_lossy(),
+            syscall
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    out.join("; ")
+}
+
 fn is_open(fd: RawFd) -> bool {
     // SAFETY: as in `is_cloexec`.
     unsafe { libc::fcntl(fd, libc::F_GETFD) >= 0 }
 }
 
 /// Waits (at most 2 s) until the name is gone after its last holder closed: `open` gives
-/// `NotFound`; then a writer opened before must get `OwnerGone`. Returns how long it took.
-fn assert_gone(name: &str, old_writer: &MailslotWriter, what: &str) -> Duration {
+/// `NotFound`; then each writer opened before must get `OwnerGone` at its first write (a write
+/// accepted now could never be read). Returns how long the name took to go.
+fn assert_gone(name: &str, old_writers: &[&MailslotWriter], what: &str) -> Duration {
     let mut last = None;
     let took = within(Duration::from_secs(2), || {
         match MailslotWriter::open(name) {
@@ -234,9 +263,27 @@ fn assert_gone(name: &str, old_writer: &MailslotWriter, what: &str) -> Duration 
         }
     })
     .unwrap_or_else(|| panic!("{what}: open still gives {last:?} 2 s later, not NotFound"));
-    match old_writer.write_with(b"late", first_class()) {
-        Err(WriteError::OwnerGone) => {}
-        other => panic!("{what}: a writer opened before got {other:?}, not OwnerGone"),
+    for (k, w) in old_writers.iter().enumerate() {
+        // Count the writes that are accepted (each a message lost while its writer was told it
+        // arrived), for 2 s at most.
+        let gone_at = Instant::now();
+        let mut accepted = 0u64;
+        let outcome = loop {
+            match w.write_with(b"late", first_class()) {
+                Ok(()) => accepted += 1,
+                Err(WriteError::OwnerGone) => break Ok(gone_at.elapsed()),
+                Err(e) => break Err(e),
+            }
+            if gone_at.elapsed() > Duration::from_secs(2) {
+                break Ok(gone_at.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        assert!(
+            accepted == 0 && outcome.is_ok(),
+            "{what}: open gives NotFound, but writer {k} (opened before) had {accepted} writes \
+             accepted (lost) before {outcome:?} (OwnerGone expected at once)"
+        );
     }
     took
 }
@@ -278,7 +325,7 @@ fn an_inherited_handle_reads_in_a_child_started_with_fork_exec() {
         "after the child exited"
     );
     drop(slot);
-    assert_gone(&name, &w, "creator dropped after the child exited");
+    assert_gone(&name, &[&w], "creator dropped after the child exited");
 }
 
 // 2. Passing over a Unix socket.
@@ -314,7 +361,7 @@ fn a_handle_sent_over_a_socketpair_reads_in_the_other_process() {
     let (got, err) = h.read(1, 2000);
     assert_eq!((got, err), (numbered("s", 40..41), None));
     h.exit();
-    assert_gone(&name, &w, "both holders let go");
+    assert_gone(&name, &[&w], "both holders let go");
 }
 
 #[test]
@@ -337,7 +384,7 @@ fn a_handle_received_from_another_process_reads_here_after_that_process_is_kille
     drop(slot);
     assert_gone(
         &name,
-        &w,
+        &[&w],
         "the receiver let go after the creator was killed",
     );
 }
@@ -532,7 +579,7 @@ fn last_close_deletes(kill_child: bool) {
     }
     let took = assert_gone(
         &name,
-        &w,
+        &[&w, &w2],
         if kill_child {
             "the last holder was SIGKILLed"
         } else {
@@ -540,7 +587,6 @@ fn last_close_deletes(kill_child: bool) {
         },
     );
     eprintln!("name gone {took:?} after the last holder went (killed: {kill_child})");
-    assert!(matches!(w2.write(b"x"), Err(WriteError::OwnerGone)));
     // And the name is free.
     drop(Mailslot::create(&name).expect("create the name again"));
 }
@@ -556,23 +602,91 @@ fn the_last_holder_sigkilled_deletes_the_mailslot() {
 }
 
 #[test]
-fn an_unclaimed_shared_descriptor_keeps_the_mailslot_alive() {
+fn an_unclaimed_shared_descriptor_keeps_the_mailslot_and_its_messages() {
     let _serial = serial();
     let name = unique_name("h_unclaimed");
     let slot = Mailslot::create(&name).expect("create");
+    let w = MailslotWriter::open(&name).expect("open");
+    write_numbered(&w, "u", 0..3);
     let fd = slot.share().expect("share");
     assert!(
         is_cloexec(fd.as_raw_fd()),
         "share() gave a descriptor without close-on-exec"
     );
     drop(slot);
-    let w = MailslotWriter::open(&name).expect("open while only the shared descriptor holds it");
-    write_numbered(&w, "u", 0..3);
+    // Only the descriptor holds it now: the name is taken, the writer opened before writes.
+    assert!(
+        matches!(Mailslot::create(&name), Err(CreateError::AlreadyExists(_))),
+        "the name was free while a shared descriptor held the mailslot"
+    );
+    write_numbered(&w, "u", 3..6);
     let slot = Mailslot::from_shared(fd).expect("from_shared");
-    let got: Vec<_> = (0..3).map(|_| read_here(&slot)).collect();
-    assert_eq!(got, numbered("u", 0..3));
+    let got: Vec<_> = (0..6).map(|_| read_here(&slot)).collect();
+    assert_eq!(got, numbered("u", 0..6));
     drop(slot);
-    assert_gone(&name, &w, "the one who took it up let go");
+    assert_gone(&name, &[&w], "the one who took it up let go");
+}
+
+/// Like `CreateProcess` with an inherited handle after which the parent closes its own: until
+/// the child takes it up, only the descriptor holds the mailslot. A writer that opens the name
+/// then finds it (not `NotFound`) and gets in once a holder takes the descriptor up.
+#[test]
+fn a_writer_opening_while_only_an_unclaimed_descriptor_holds_the_mailslot_gets_in() {
+    let _serial = serial();
+    let name = unique_name("h_unclaimed_open");
+    let slot = Mailslot::create(&name).expect("create");
+    let fd = slot.share().expect("share");
+    drop(slot);
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let opener = {
+        let name = name.clone();
+        std::thread::spawn(move || {
+            tid_tx.send(common::tid()).expect("tid");
+            let started = Instant::now();
+            let r = MailslotWriter::open_timeout(&name, Duration::from_secs(5)).inspect(|w| {
+                write_numbered(w, "o", 0..2);
+            });
+            (r, started.elapsed())
+        })
+    };
+    let tid = tid_rx.recv().expect("tid");
+    // The opener waits (for an answer) or has already finished.
+    common::wait_for(
+        "the opener waits or is done",
+        Duration::from_secs(5),
+        || opener.is_finished() || common::asleep(std::process::id(), tid),
+    );
+    if opener.is_finished() {
+        let (r, took) = opener.join().expect("opener");
+        if let Err(e) = r {
+            panic!(
+                "open while only a shared descriptor holds the mailslot: {e:?} ({}) after {took:?}",
+                e.win32_code()
+            );
+        }
+        let slot = Mailslot::from_shared(fd).expect("from_shared");
+        assert_eq!(read_here(&slot), ("o".to_string(), 0));
+        return;
+    }
+    let taken_at = Instant::now();
+    let slot = Mailslot::from_shared(fd).expect("from_shared");
+    let in_time = within(Duration::from_secs(2), || opener.is_finished());
+    let (r, took) = opener.join().expect("opener");
+    let w = r.unwrap_or_else(|e| {
+        panic!(
+            "an open waiting while only a shared descriptor held the mailslot gave {e:?} ({}) \
+             after {took:?}; the descriptor was taken up {:?} before",
+            e.win32_code(),
+            taken_at.elapsed()
+        )
+    });
+    assert!(
+        in_time.is_some(),
+        "the open finished only {took:?} after it started"
+    );
+    let got: Vec<_> = (0..2).map(|_| read_here(&slot)).collect();
+    assert_eq!(got, numbered("o", 0..2));
+    drop(w);
 }
 
 // 5. Delete, by any holder, deletes for all.
@@ -596,7 +710,14 @@ fn delete_ends_a_childs_read_that_waits_for_ever_and_frees_the_name() {
 
     let deleted_at = Instant::now();
     slot.delete();
-    let line = h.expect("err ", Duration::from_secs(2));
+    let Some(line) = h.next_line(Duration::from_secs(2)) else {
+        panic!(
+            "the child's read that waits for ever did not return within 2 s of the delete \
+             (it said {:?}); its threads: {}",
+            h.said,
+            threads(pid)
+        )
+    };
     let woke = deleted_at.elapsed();
     assert_eq!(
         line,
@@ -796,7 +917,11 @@ fn a_holder_keeps_the_mailslot_and_its_messages_when_the_creator_is_sigkilled() 
     expected.sort();
     assert_eq!(sorted, expected, "the messages written after the kill");
     h.exit();
-    assert_gone(&name, &w2, "the holder exited after the creator was killed");
+    assert_gone(
+        &name,
+        &[&w, &w2],
+        "the holder exited after the creator was killed",
+    );
 }
 
 // 7. Descriptors that are not owner handles.
