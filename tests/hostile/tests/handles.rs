@@ -958,31 +958,64 @@ fn assert_not_a_mailslot(what: &str, r: Result<Mailslot, ShareError>) {
 
 /// Sends `fd` with `SCM_RIGHTS` (and one byte) on `sock`.
 fn send_fd(sock: &UnixStream, fd: RawFd) {
-    let mut byte = [0u8; 1];
+    send_fds(sock.as_raw_fd(), b"x", &[fd]);
+}
+
+/// Sends `bytes` with the descriptors `fds` (`SCM_RIGHTS`, at most 16) on socket `sock`.
+fn send_fds(sock: RawFd, bytes: &[u8], fds: &[RawFd]) {
+    assert!(fds.len() <= 16);
+    let mut data = bytes.to_vec();
     let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
     };
     // A control buffer of u64s is aligned enough for a cmsghdr.
-    let mut control = [0u64; 8];
+    let mut control = [0u64; 16];
+    let fd_bytes = size_of_val(fds) as u32;
     // SAFETY: msghdr is plain old data.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     msg.msg_control = control.as_mut_ptr().cast();
-    // SAFETY: CMSG_SPACE only computes a size.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<RawFd>() as u32) } as _;
-    // SAFETY: the control buffer is large enough for one descriptor's header and data.
+    // SAFETY: CMSG_SPACE only computes a size (at most 16 + 64 bytes, within `control`).
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(fd_bytes) } as _;
+    // SAFETY: the control buffer is large enough for the header and the descriptors.
     unsafe {
         let c = libc::CMSG_FIRSTHDR(&msg);
         (*c).cmsg_level = libc::SOL_SOCKET;
         (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as _;
-        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd);
+        (*c).cmsg_len = libc::CMSG_LEN(fd_bytes) as _;
+        std::ptr::copy_nonoverlapping(
+            fds.as_ptr().cast::<u8>(),
+            libc::CMSG_DATA(c),
+            fd_bytes as usize,
+        );
     }
     // SAFETY: `msg` points at live buffers for the duration of the call.
-    let r = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
-    assert_eq!(r, 1, "sendmsg: {}", std::io::Error::last_os_error());
+    let r = unsafe { libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL) };
+    assert_eq!(
+        r,
+        data.len() as isize,
+        "sendmsg: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// A `SOCK_SEQPACKET` socket pair.
+fn seqpacket_pair() -> (OwnedFd, OwnedFd) {
+    let mut fds = [0; 2];
+    // SAFETY: socketpair writes two descriptors into `fds`.
+    let r = unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    };
+    assert_eq!(r, 0, "socketpair: {}", std::io::Error::last_os_error());
+    // SAFETY: fresh descriptors nothing else owns.
+    unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
 }
 
 #[test]
@@ -1029,6 +1062,81 @@ fn descriptors_that_are_not_owner_handles_are_refused() {
     let fake = memfd(65_536, 0xFF);
     send_fd(&b, fake.as_raw_fd());
     assert_not_a_mailslot("a memfd sent on the socket", Mailslot::receive_handle(&a));
+}
+
+/// Sockets that carry what looks like an owner handle's message (the bytes a handle carries,
+/// with descriptors of the wrong kind, too few, or memory full of garbage): refused as
+/// `NotAMailslot`, never a panic, never taken up.
+#[test]
+fn forged_owner_handles_are_refused() {
+    let _serial = serial();
+    // The bytes a real handle's descriptor carries.
+    let real = Mailslot::create(&unique_name("h_forge")).expect("create");
+    let shared = real.share().expect("share");
+    let mut head = [0u8; 64];
+    // SAFETY: peeks at most 64 bytes into `head`; descriptors that come with them are not
+    // asked for (no control buffer), so none is received.
+    let n = unsafe {
+        libc::recv(
+            shared.as_raw_fd(),
+            head.as_mut_ptr().cast(),
+            head.len(),
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    assert!(n > 0, "a shared descriptor carries no bytes to peek at");
+    let magic = &head[..n as usize];
+    drop(shared);
+    drop(real);
+
+    let (rd, wr) = pipe();
+    let null = std::fs::File::open("/dev/null").expect("/dev/null");
+    let cases: Vec<(&str, Vec<OwnedFd>)> = vec![
+        (
+            "seven pipes and /dev/null",
+            (0..7)
+                .map(|k| match k {
+                    0 => rd.try_clone().expect("dup"),
+                    6 => null.try_clone().expect("dup").into(),
+                    _ => wr.try_clone().expect("dup"),
+                })
+                .collect(),
+        ),
+        (
+            "seven memfds of 0xFF",
+            (0..7).map(|_| memfd(65_536, 0xFF)).collect(),
+        ),
+        (
+            "seven memfds of zeros",
+            (0..7).map(|_| memfd(4096, 0)).collect(),
+        ),
+        (
+            "seven memfds of 1 MiB of 0x5A",
+            (0..7).map(|_| memfd(1 << 20, 0x5A)).collect(),
+        ),
+        ("six memfds", (0..6).map(|_| memfd(4096, 0xFF)).collect()),
+        ("eight memfds", (0..8).map(|_| memfd(4096, 0xFF)).collect()),
+        ("no descriptors", Vec::new()),
+    ];
+    for (what, fds) in &cases {
+        let (a, b) = seqpacket_pair();
+        let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+        if raw.is_empty() {
+            // SAFETY: sends the bytes of `magic` on a socket we own.
+            let r = unsafe {
+                libc::send(
+                    b.as_raw_fd(),
+                    magic.as_ptr().cast(),
+                    magic.len(),
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            assert_eq!(r, magic.len() as isize);
+        } else {
+            send_fds(b.as_raw_fd(), magic, &raw);
+        }
+        assert_not_a_mailslot(what, Mailslot::from_shared(a));
+    }
 }
 
 #[test]
