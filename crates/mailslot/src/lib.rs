@@ -3,7 +3,9 @@
 //! A process **creates** a mailslot by name and is its only reader; any number of processes
 //! **write** messages to it by name. Each write is one message. Reads return one whole message,
 //! highest priority (9) first and first-in-first-out within a priority, across all writers.
-//! The mailslot and its queue vanish when the owner's handle is dropped or its process dies.
+//! The mailslot and its queue vanish when the owner's handle is dropped or its process dies —
+//! unless the handle was shared: see [`Mailslot::share`], [`Mailslot::inheritable`] and
+//! [`Mailslot::send_handle`]; then it lives until its last holder, in any process, closes.
 //!
 //! ```
 //! use mailslot::{Mailslot, MailslotWriter, WriteOptions};
@@ -30,8 +32,21 @@
 //! # Threads
 //! No thread per mailslot: one service thread per process (started with the first mailslot it
 //! creates) keeps writers flowing while the owner is busy elsewhere; see the transport notes in
-//! `ARCHITECTURE.md`. Handles are `Send + Sync`. After `fork`, owner handles inherited by the child
-//! must not be used there (LAN Manager handles were not inheritable either); create new ones.
+//! `ARCHITECTURE.md`. Handles are `Send + Sync`. After `fork`, the child's copy of a `Mailslot`
+//! must not be used there; to read in a child, make the handle inheritable
+//! ([`Mailslot::inheritable`]) and take it up there with [`Mailslot::inherited`].
+//!
+//! ```
+//! use mailslot::{Mailslot, MailslotWriter};
+//! # let name = format!(r"\\.\mailslot\doc\shared{}", std::process::id());
+//! let slot = Mailslot::create(&name)?;
+//! // A second holder (here in the same process; usually another one, see `send_handle`).
+//! let other = Mailslot::from_shared(slot.share()?)?;
+//! MailslotWriter::open(&name)?.write(b"hello")?;
+//! drop(slot); // the mailslot lives on in `other`
+//! assert_eq!(other.read_message()?.data, b"hello");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 #![warn(missing_docs)]
 
@@ -227,7 +242,9 @@ impl Builder {
     }
 }
 
-/// The owner's handle of a mailslot: the only one that reads. Dropping it deletes the mailslot.
+/// The owner's handle of a mailslot: the only kind that reads. Dropping it deletes the mailslot,
+/// unless the handle was shared with other holders ([`share`](Self::share)): then the last
+/// holder's close does.
 pub struct Mailslot {
     slot: Arc<Slot>,
 }

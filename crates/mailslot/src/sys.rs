@@ -619,7 +619,10 @@ pub(crate) const MAX_MANY_FDS: usize = 128;
 /// Sends `data` with up to [`MAX_MANY_FDS`] descriptors, without blocking.
 pub(crate) fn send_many(fd: RawFd, data: &[u8], pass: &[RawFd]) -> io::Result<usize> {
     if pass.len() > MAX_MANY_FDS || pass.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "descriptor count"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "descriptor count",
+        ));
     }
     let mut iov = libc::iovec {
         iov_base: data.as_ptr() as *mut libc::c_void,
@@ -720,7 +723,13 @@ pub(crate) fn recv_fd(socket: &impl AsRawFd) -> io::Result<Option<OwnedFd>> {
     loop {
         let mut b = [0u8; 1];
         match recv_msg(fd, &mut b, true)? {
-            Some(mut r) => return Ok(if r.fds.is_empty() { None } else { Some(r.fds.swap_remove(0)) }),
+            Some(mut r) => {
+                return Ok(if r.fds.is_empty() {
+                    None
+                } else {
+                    Some(r.fds.swap_remove(0))
+                })
+            }
             None => {
                 poll_one(fd, libc::POLLIN, None)?;
             }

@@ -6,7 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use mailslot::{Mailslot, MailslotWriter, OpenError, ReadError, ShareError, Timeout, WriteError, WriteOptions};
+use mailslot::{
+    Mailslot, MailslotWriter, OpenError, ReadError, ShareError, Timeout, WriteError, WriteOptions,
+};
 
 #[test]
 fn a_second_holder_reads_what_was_queued_before_and_after_sharing() {
@@ -14,7 +16,8 @@ fn a_second_holder_reads_what_was_queued_before_and_after_sharing() {
     let slot = Mailslot::create(&name).unwrap();
     let w = MailslotWriter::open(&name).unwrap();
     w.write(b"before").unwrap();
-    w.write_with(b"urgent", WriteOptions::new().priority(9)).unwrap();
+    w.write_with(b"urgent", WriteOptions::new().priority(9))
+        .unwrap();
     let other = Mailslot::from_shared(slot.share().unwrap()).unwrap();
     assert_eq!(other.name().to_string(), slot.name().to_string());
     w.write(b"after").unwrap();
@@ -41,10 +44,19 @@ fn the_slot_lives_until_the_last_holder_closes() {
     let w2 = MailslotWriter::open(&name).unwrap();
     w2.write(b"three").unwrap();
     for want in [&b"one"[..], b"two", b"three"] {
-        assert_eq!(other.read_message_timeout(Timeout::After(Duration::from_secs(5))).unwrap().data, want);
+        assert_eq!(
+            other
+                .read_message_timeout(Timeout::After(Duration::from_secs(5)))
+                .unwrap()
+                .data,
+            want
+        );
     }
     drop(other);
-    assert!(matches!(MailslotWriter::open(&name), Err(OpenError::NotFound(_))));
+    assert!(matches!(
+        MailslotWriter::open(&name),
+        Err(OpenError::NotFound(_))
+    ));
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         match w.write(b"x") {
@@ -89,8 +101,14 @@ fn descriptors_that_are_not_handles_are_refused() {
     assert!(matches!(e, ShareError::NotAMailslot(_)), "{e}");
     assert_eq!(e.win32_code(), 6);
     let f = std::fs::File::open("/proc/self/status").unwrap();
-    assert!(matches!(Mailslot::from_shared(f.into()), Err(ShareError::NotAMailslot(_))));
-    assert!(matches!(Mailslot::inherited(99_999), Err(ShareError::NotAMailslot(_))));
+    assert!(matches!(
+        Mailslot::from_shared(f.into()),
+        Err(ShareError::NotAMailslot(_))
+    ));
+    assert!(matches!(
+        Mailslot::inherited(99_999),
+        Err(ShareError::NotAMailslot(_))
+    ));
 }
 
 #[test]
@@ -104,7 +122,13 @@ fn many_messages_between_two_holders_each_once() {
         std::thread::spawn(move || {
             let w = MailslotWriter::open(&name).unwrap();
             for i in 0..n {
-                w.write_with(&i.to_le_bytes(), WriteOptions::new().class(mailslot::Class::First).timeout(Duration::from_secs(10))).unwrap();
+                w.write_with(
+                    &i.to_le_bytes(),
+                    WriteOptions::new()
+                        .class(mailslot::Class::First)
+                        .timeout(Duration::from_secs(10)),
+                )
+                .unwrap();
             }
         })
     };

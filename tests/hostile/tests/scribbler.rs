@@ -19,15 +19,28 @@ const ROOT_CAP: u64 = 100_000;
 const MAX_PAYLOAD: usize = 100;
 
 fn main() {
-    common::run_as_root_test(
-        "hostile_scribbler_cannot_touch_roots_messages",
-        "scribbles as user nobody (setpriv)",
-        hostile_scribbler_cannot_touch_roots_messages,
-    );
+    mailslot_test_support::run_tests(vec![
+        mailslot_test_support::as_root(
+            "hostile_scribbler_cannot_touch_roots_messages",
+            "scribbles as user nobody (setpriv)",
+            || scribble(false),
+        ),
+        mailslot_test_support::as_root(
+            "hostile_scribbler_cannot_touch_roots_messages_in_a_shared_slot",
+            "scribbles as user nobody (setpriv)",
+            || scribble(true),
+        ),
+    ]);
 }
 
-fn hostile_scribbler_cannot_touch_roots_messages() {
-    let test = "hostile_scribbler_cannot_touch_roots_messages";
+/// `shared`: the owner handle is shared with a second holder, and both read (the rings are then
+/// mapped by both, and the messages go through the shared store).
+fn scribble(shared: bool) {
+    let test = if shared {
+        "hostile_scribbler_cannot_touch_roots_messages_in_a_shared_slot"
+    } else {
+        "hostile_scribbler_cannot_touch_roots_messages"
+    };
     let started = Instant::now();
     let name = unique_name("scribble");
     // Root's messages (≤ ~130 bytes each, at most ROOT_CAP) plus the scribbler's (≤ 20 000 of
@@ -43,36 +56,52 @@ fn hostile_scribbler_cannot_touch_roots_messages() {
     );
 
     let done = Arc::new(AtomicBool::new(false));
-    let reader = {
-        let (slot, done) = (slot.clone(), done.clone());
-        std::thread::spawn(move || {
-            let mut root_seqs = Vec::new();
-            let mut root_bad = Vec::new();
-            let mut others: BTreeMap<u32, u64> = BTreeMap::new();
-            loop {
-                match slot.read_message_timeout(Timeout::After(Duration::from_millis(300))) {
-                    Ok(m) => match m.sender {
-                        Sender::Local { uid: 0, .. } => match decode(&m.data) {
-                            Ok(d) if d.id == "root" => root_seqs.push(d.seq),
-                            Ok(d) if d.id == "late" => {}
-                            Ok(d) => root_bad.push(format!("uid 0 message with id {}", d.id)),
-                            Err(e) => root_bad.push(e),
+    let mut holders = vec![slot.clone()];
+    if shared {
+        holders.push(Arc::new(
+            Mailslot::from_shared(slot.share().expect("share")).expect("take up"),
+        ));
+    }
+    let readers: Vec<_> = holders
+        .iter()
+        .map(|slot| {
+            let (slot, done) = (slot.clone(), done.clone());
+            std::thread::spawn(move || {
+                let mut root_seqs = Vec::new();
+                let mut root_bad = Vec::new();
+                let mut others: BTreeMap<u32, u64> = BTreeMap::new();
+                loop {
+                    match slot.read_message_timeout(Timeout::After(Duration::from_millis(300))) {
+                        Ok(m) => match m.sender {
+                            Sender::Local { uid: 0, .. } => match decode(&m.data) {
+                                Ok(d) if d.id == "root" => root_seqs.push(d.seq),
+                                Ok(d) if d.id == "late" => {}
+                                Ok(d) => root_bad.push(format!("uid 0 message with id {}", d.id)),
+                                Err(e) => root_bad.push(e),
+                            },
+                            Sender::Local { uid, .. } => *others.entry(uid).or_default() += 1,
+                            s => {
+                                root_bad
+                                    .push(format!("unexpected sender {s:?}: {}", preview(&m.data)));
+                            }
                         },
-                        Sender::Local { uid, .. } => *others.entry(uid).or_default() += 1,
-                        s => {
-                            root_bad.push(format!("unexpected sender {s:?}: {}", preview(&m.data)));
+                        Err(ReadError::Timeout) if done.load(Ordering::SeqCst) => break,
+                        Err(ReadError::Timeout) => {}
+                        Err(e) => {
+                            root_bad.push(format!("read error {e}"));
+                            break;
                         }
-                    },
-                    Err(ReadError::Timeout) if done.load(Ordering::SeqCst) => break,
-                    Err(ReadError::Timeout) => {}
-                    Err(e) => {
-                        root_bad.push(format!("read error {e}"));
-                        break;
                     }
                 }
-            }
-            (root_seqs, root_bad, others)
+                (root_seqs, root_bad, others)
+            })
         })
+        .collect();
+    let counters = || {
+        holders
+            .iter()
+            .map(|h| h.counters())
+            .fold((0, 0), |(d, w), c| (d + c.dropped, w + c.dropped_writers))
     };
 
     // Root's writer is open before the scribbler starts; a second one is opened while it
@@ -88,8 +117,8 @@ fn hostile_scribbler_cannot_touch_roots_messages() {
         "the owner drops a scribbled record",
         Duration::from_secs(10),
         || {
-            let c = slot.counters();
-            c.dropped + c.dropped_writers > 0
+            let (d, w) = counters();
+            d + w > 0
         },
     );
     let late_open = MailslotWriter::open_timeout(&name, Duration::from_secs(3))
@@ -144,8 +173,23 @@ fn hostile_scribbler_cannot_touch_roots_messages() {
     }
     let _ = reaper.0[0].wait();
     done.store(true, Ordering::SeqCst);
-    let (arrived, bad, others) = reader.join().expect("reader");
-    let counters = slot.counters();
+    let mut arrived = Vec::new();
+    let mut bad = Vec::new();
+    let mut others: BTreeMap<u32, u64> = BTreeMap::new();
+    for r in readers {
+        let (a, b, o) = r.join().expect("reader");
+        // Each holder sees root's messages in root's order.
+        if !a.windows(2).all(|w| w[0] < w[1]) {
+            bad.push("a holder read root's messages out of order".to_string());
+        }
+        arrived.extend(a);
+        bad.extend(b);
+        for (uid, n) in o {
+            *others.entry(uid).or_default() += n;
+        }
+    }
+    arrived.sort_unstable();
+    let counters = counters();
 
     eprintln!("{test}: scribbler: {start}");
     for l in log
@@ -161,7 +205,7 @@ fn hostile_scribbler_cannot_touch_roots_messages() {
         root_done_at.as_secs_f64()
     );
     eprintln!(
-        "{test}: arrived from root {}, damaged/foreign under uid 0 {}, from other uids {others:?}, counters {counters:?}, total {:.1}s",
+        "{test}: arrived from root {}, damaged/foreign under uid 0 {}, from other uids {others:?}, counters (dropped, dropped writers) {counters:?}, total {:.1}s",
         arrived.len(),
         bad.len(),
         started.elapsed().as_secs_f64()

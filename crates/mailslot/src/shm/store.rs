@@ -230,7 +230,8 @@ impl Store {
         v.u32(C_ACCESS_KIND).store(s.access_kind, SeqCst);
         v.u32(C_ACCESS_GID).store(s.access_gid, SeqCst);
         v.u32(C_OWNER_UID).store(s.owner_uid, SeqCst);
-        v.u32(C_ACCEPT_REMOTE).store(u32::from(s.accept_remote), SeqCst);
+        v.u32(C_ACCEPT_REMOTE)
+            .store(u32::from(s.accept_remote), SeqCst);
         v.u32(C_NAME_LEN).store(s.name.len() as u32, SeqCst);
         v.write(C_NAME, s.name.as_bytes());
         store.init_mutex()?;
@@ -576,7 +577,8 @@ impl Store {
         }
         let v = &self.view;
         for l in 0..LEVELS {
-            v.u64(H_JOURNAL_TAILS + l * 8).store(self.staged[l], Relaxed);
+            v.u64(H_JOURNAL_TAILS + l * 8)
+                .store(self.staged[l], Relaxed);
         }
         v.u32(H_JOURNAL_N).store(self.journal_n as u32, Relaxed);
         v.u32(H_JOURNAL_VALID).store(1, SeqCst);
@@ -676,10 +678,12 @@ impl Store {
     pub(crate) fn pop(&self, head: &Head) {
         let v = &self.view;
         v.u64(H_LEVELS + head.level * 16).store(head.next, SeqCst);
-        let _ = v.u64(H_COUNT).fetch_update(Relaxed, Relaxed, |c| Some(c.saturating_sub(1)));
         let _ = v
-            .u64(H_BYTES)
-            .fetch_update(Relaxed, Relaxed, |b| Some(b.saturating_sub(head.len as u64)));
+            .u64(H_COUNT)
+            .fetch_update(Relaxed, Relaxed, |c| Some(c.saturating_sub(1)));
+        let _ = v.u64(H_BYTES).fetch_update(Relaxed, Relaxed, |b| {
+            Some(b.saturating_sub(head.len as u64))
+        });
         self.bump_epoch();
     }
 
@@ -717,8 +721,7 @@ impl Store {
                     Some(r) => {
                         count += 1;
                         bytes += r.len as u64;
-                        if let Some(i) = entries.iter().position(|(_, e)| e.conn_ino == r.origin)
-                        {
+                        if let Some(i) = entries.iter().position(|(_, e)| e.conn_ino == r.origin) {
                             shares[i].0 += r.len as u64;
                             shares[i].1 += 1;
                         }
@@ -845,14 +848,29 @@ mod tests {
         // Staged, never committed (the holder died before its journal was valid).
         s.begin();
         assert!(s.stage(&rec(3, b"lost", 1)));
-        s.stage_ring(idx, &RingPos { head: 64, ..RingPos::default() });
+        s.stage_ring(
+            idx,
+            &RingPos {
+                head: 64,
+                ..RingPos::default()
+            },
+        );
         s.repair();
         assert_eq!(s.count(), 0);
         assert_eq!(s.entry(idx).unwrap().pos.head, 0);
         // Journal valid, not applied (died in between): the repair applies it.
         s.begin();
         assert!(s.stage(&rec(3, b"kept", 1)));
-        s.stage_ring(idx, &RingPos { head: 64, bytes: 4, count: 1, queued_bytes: 4, queued_count: 1 });
+        s.stage_ring(
+            idx,
+            &RingPos {
+                head: 64,
+                bytes: 4,
+                count: 1,
+                queued_bytes: 4,
+                queued_count: 1,
+            },
+        );
         let v = &s.view;
         for l in 0..LEVELS {
             v.u64(H_JOURNAL_TAILS + l * 8).store(s.staged[l], Relaxed);

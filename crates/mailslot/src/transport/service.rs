@@ -106,9 +106,21 @@ impl Service {
         let events = (libc::EPOLLIN | libc::EPOLLONESHOT) as u32;
         let ep = self.epoll.as_raw_fd();
         // Taking the lock of a shared slot may already have made its epoll and registered it.
-        match sys::epoll_ctl(ep, libc::EPOLL_CTL_ADD, slot.service_fd(), events, slot.token) {
+        match sys::epoll_ctl(
+            ep,
+            libc::EPOLL_CTL_ADD,
+            slot.service_fd(),
+            events,
+            slot.token,
+        ) {
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                sys::epoll_ctl(ep, libc::EPOLL_CTL_MOD, slot.service_fd(), events, slot.token)?;
+                sys::epoll_ctl(
+                    ep,
+                    libc::EPOLL_CTL_MOD,
+                    slot.service_fd(),
+                    events,
+                    slot.token,
+                )?;
             }
             r => r?,
         }

@@ -364,7 +364,13 @@ impl Slot {
             Err(e) => return Err(e.into()),
         }
         sys::listen(&listener, 4096)?;
-        Ok(Self::with_parts(config, read_timeout, listener, None, None)?)
+        Ok(Self::with_parts(
+            config,
+            read_timeout,
+            listener,
+            None,
+            None,
+        )?)
     }
 
     /// A slot around an already listening socket (a new one, or a shared handle taken up).
@@ -1614,8 +1620,11 @@ fn sender_of(kind: u8, b: &[u8; store::SENDER]) -> Sender {
     match kind {
         KIND_REMOTE => decode_remote(&b[..REMOTE_LEN])
             .map_or(unknown, |(name, ip)| Sender::Remote { name, ip }),
-        _ => decode_behalf(&b[..BEHALF_LEN])
-            .map_or(unknown, |(pid, uid, gid)| Sender::Local { pid, uid, gid }),
+        _ => decode_behalf(&b[..BEHALF_LEN]).map_or(unknown, |(pid, uid, gid)| Sender::Local {
+            pid,
+            uid,
+            gid,
+        }),
     }
 }
 
@@ -1703,6 +1712,14 @@ impl Slot {
         };
         let live = Self::drain_park(sh);
         let _ = Self::park(sh, &live);
+        // A table entry whose connection is not in the park belongs to a holder that died
+        // between making the entry and parking the connection (which died with it).
+        let parked: std::collections::HashSet<u32> = live.iter().map(|(i, ..)| *i).collect();
+        for (idx, _) in sh.store.entries() {
+            if !parked.contains(&idx) {
+                sh.store.free(idx);
+            }
+        }
         // Forget connections that are gone.
         let keep: HashMap<u32, u64> = live.iter().map(|(idx, ino, _, _)| (*idx, *ino)).collect();
         let gone: Vec<u64> = st
@@ -1894,9 +1911,10 @@ impl Slot {
             let (Some(ring), Some(ring_fd)) = (c.ring.as_ref(), c.ring_fd.as_ref()) else {
                 continue;
             };
-            let (Ok((_, ci)), Ok((_, ri))) =
-                (sys::file_id(c.fd.as_raw_fd()), sys::file_id(ring_fd.as_raw_fd()))
-            else {
+            let (Ok((_, ci)), Ok((_, ri))) = (
+                sys::file_id(c.fd.as_raw_fd()),
+                sys::file_id(ring_fd.as_raw_fd()),
+            ) else {
                 continue;
             };
             let Some(idx) = store.alloc(ci, ri) else {
@@ -1999,9 +2017,7 @@ impl Slot {
         let got = match sys::peek_msg(core.as_raw_fd(), &mut buf) {
             Ok(Some(r)) => r,
             Ok(None) => return Err(not("no mailslot handle on this descriptor")),
-            Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => {
-                return Err(not("not a socket"))
-            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOTSOCK) => return Err(not("not a socket")),
             Err(e) if e.raw_os_error() == Some(libc::EBADF) => {
                 return Err(not("not an open descriptor"))
             }
@@ -2034,8 +2050,7 @@ impl Slot {
         else {
             return Err(not("a mailslot handle without its descriptors"));
         };
-        let (store, set) =
-            Store::attach(&store_fd).map_err(|e| not(&format!("bad store: {e}")))?;
+        let (store, set) = Store::attach(&store_fd).map_err(|e| not(&format!("bad store: {e}")))?;
         let control = Control::attach_rw(&rw).map_err(|e| not(&format!("bad control: {e}")))?;
         let name = Name::parse(&set.name).map_err(|_| not("bad name in the store"))?;
         let access = match set.access_kind {
