@@ -215,7 +215,8 @@ fn is_cloexec(fd: RawFd) -> bool {
     flags & libc::FD_CLOEXEC != 0
 }
 
-/// State and wait channel of every thread of process `pid`, for failure messages.
+/// State, wait channel and system call of every thread of process `pid`, and its descriptors,
+/// for failure messages.
 fn threads(pid: u32) -> String {
     let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
         return "(gone)".into();
@@ -240,7 +241,19 @@ fn threads(pid: u32) -> String {
                 .join(" ")
         ));
     }
-    out.join("; ")
+    let mut fds: Vec<(u32, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| {
+                    let n = e.file_name().to_str()?.parse().ok()?;
+                    let link = std::fs::read_link(e.path()).ok()?;
+                    Some((n, link.to_string_lossy().into_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    fds.sort();
+    format!("{}; descriptors: {fds:?}", out.join("; "))
 }
 
 fn is_open(fd: RawFd) -> bool {
