@@ -12,6 +12,9 @@
 //! mailslot-hostile own <name> <quota> <max_msg>
 //! mailslot-hostile own-drain <name> <quota> <max_msg>
 //! mailslot-hostile evil-owner <name> <mode>
+//! mailslot-hostile holder <inherit|socket|connect> <fd|path>
+//! mailslot-hostile create-pass <name> <socket-path>
+//! mailslot-hostile take-writer-fds <name>
 //! ```
 
 use std::collections::BTreeMap;
@@ -34,10 +37,11 @@ macro_rules! say {
 }
 
 mod evil;
+mod holder;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: mailslot-hostile <role> ...\n  scribble <name> <seconds>\n  numbered <name> <count> <class 1|2> <timeout_ms> [wait-stdin]\n  torture-writer <name> <writer-id> <start-seq>\n  connect-flood <name> <n>\n  fill-and-block <name> <size> [<delay_ms>]\n  own <name> <quota> <max_msg>\n  own-drain <name> <quota> <max_msg>\n  evil-owner <name> <mode>"
+        "usage: mailslot-hostile <role> ...\n  scribble <name> <seconds>\n  numbered <name> <count> <class 1|2> <timeout_ms> [wait-stdin]\n  torture-writer <name> <writer-id> <start-seq>\n  connect-flood <name> <n>\n  fill-and-block <name> <size> [<delay_ms>]\n  own <name> <quota> <max_msg>\n  own-drain <name> <quota> <max_msg>\n  evil-owner <name> <mode>\n  holder <inherit|socket|connect> <fd|path>\n  create-pass <name> <socket-path>\n  take-writer-fds <name>"
     );
     std::process::exit(2)
 }
@@ -71,6 +75,9 @@ fn main() {
         "own" => own(&name, arg(&args, 2), arg(&args, 3)),
         "own-drain" => own_drain(&name, arg(&args, 2), arg(&args, 3)),
         "evil-owner" => evil::run(&name, &arg::<String>(&args, 2)),
+        "holder" => holder::holder(&name, &arg::<String>(&args, 2)),
+        "create-pass" => holder::create_pass(&name, &arg::<String>(&args, 2)),
+        "take-writer-fds" => holder::take_writer_fds(&name),
         _ => usage(),
     }
 }
