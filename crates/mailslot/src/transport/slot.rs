@@ -127,6 +127,20 @@ struct Conn {
     queued_count: usize,
 }
 
+impl Conn {
+    /// The ring's read position and this writer's share, as the shared store keeps them.
+    fn ring_pos(&self) -> RingPos {
+        let (head, bytes, count) = self.ring.as_ref().map_or((0, 0, 0), RingReader::position);
+        RingPos {
+            head,
+            bytes,
+            count,
+            queued_bytes: self.queued_bytes as u64,
+            queued_count: self.queued_count as u64,
+        }
+    }
+}
+
 /// Service-thread state of a slot (see `service`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Arming {
@@ -620,7 +634,7 @@ impl Slot {
         let mut waiters = false;
         let shared = st.shared.is_some();
         // Shared: where each scanned ring was, to put it back if the store has no room.
-        let mut scanned: Vec<(u64, (u64, u64, u64), usize, usize)> = Vec::new();
+        let mut scanned: Vec<Scanned> = Vec::new();
         // Split borrows: the rings live in `conns`, the queue and buffers in the rest of `st`.
         let conns = &mut st.conns;
         let mut sink = Sink {
@@ -641,7 +655,12 @@ impl Slot {
             let cred = c.cred;
             let (mut qb, mut qc) = (c.queued_bytes, c.queued_count);
             if shared {
-                scanned.push((id, ring.position(), qb, qc));
+                scanned.push(Scanned {
+                    id,
+                    pos: ring.position(),
+                    queued_bytes: qb,
+                    queued_count: qc,
+                });
             }
             let r = ring.scan(|ring, rec| {
                 if let Some((bytes, sender)) =
@@ -699,11 +718,7 @@ impl Slot {
     /// Moves what a scan took in into the shared store, with the scanned rings' new read
     /// positions, as one batch. When the store has no room for all of it, puts the rings back
     /// where they were (their records stay there) and returns false.
-    fn store_incoming(
-        &self,
-        st: &mut State,
-        scanned: &[(u64, (u64, u64, u64), usize, usize)],
-    ) -> bool {
+    fn store_incoming(&self, st: &mut State, scanned: &[Scanned]) -> bool {
         let State {
             shared,
             incoming,
@@ -721,44 +736,27 @@ impl Slot {
         sh.store.begin();
         let mut ok = true;
         for e in incoming.iter() {
-            let (kind, sender) = sender_block(&e.msg.sender);
-            ok = sh.store.stage(&NewRecord {
-                priority: e.msg.priority,
-                class: e.msg.class.number() as u8,
-                kind,
-                sender,
-                stamp: e.seq,
-                origin: conns.get(e.origin).map_or(0, |c| c.ino),
-                data: &e.msg.data,
-            });
+            ok = sh
+                .store
+                .stage(&record_of(e, conns.get(e.origin).map_or(0, |c| c.ino)));
             if !ok {
                 break;
             }
         }
-        for (id, pos, qb, qc) in scanned {
-            let Some(c) = conns.get_mut(*id) else {
+        for sc in scanned {
+            let Some(c) = conns.get_mut(sc.id) else {
                 continue;
             };
             let Some(r) = c.ring.as_mut() else {
                 continue;
             };
             if !ok {
-                r.set_position(*pos);
-                c.queued_bytes = *qb;
-                c.queued_count = *qc;
+                r.set_position(sc.pos);
+                c.queued_bytes = sc.queued_bytes;
+                c.queued_count = sc.queued_count;
                 continue;
             }
-            let (head, bytes, count) = r.position();
-            sh.store.stage_ring(
-                c.idx,
-                &RingPos {
-                    head,
-                    bytes,
-                    count,
-                    queued_bytes: c.queued_bytes as u64,
-                    queued_count: c.queued_count as u64,
-                },
-            );
+            sh.store.stage_ring(c.idx, &c.ring_pos());
         }
         if ok {
             sh.pushed |= !incoming.is_empty();
@@ -1187,17 +1185,7 @@ impl Slot {
                 st.dropped += 1;
                 return;
             }
-            let (head, bytes, count) = c.ring.as_ref().map_or((0, 0, 0), RingReader::position);
-            sh.store.stage_ring(
-                c.idx,
-                &RingPos {
-                    head,
-                    bytes,
-                    count,
-                    queued_bytes: c.queued_bytes as u64,
-                    queued_count: c.queued_count as u64,
-                },
-            );
+            sh.store.stage_ring(c.idx, &c.ring_pos());
             sh.store.commit();
             sh.pushed = true;
             return;
@@ -1310,12 +1298,15 @@ impl Slot {
                         drop(st);
                         std::thread::yield_now();
                         st = self.lock();
+                        if st.deleted {
+                            break;
+                        }
                     }
                 }
                 // Adapt: keep spinning while it pays off; stop after a run of misses (messages
                 // come later than the spin, e.g. more busy processes than CPUs).
                 st.spin_misses = if moved { 0 } else { st.spin_misses + 1 };
-                if moved {
+                if moved || st.deleted {
                     continue;
                 }
             }
@@ -1328,7 +1319,8 @@ impl Slot {
                 self.end_wait(&mut st);
                 break Err(e.into());
             }
-            if Self::has_head(&st) {
+            // (A holder that deleted the slot may have been seen by any lock above.)
+            if Self::has_head(&st) || st.deleted {
                 self.end_wait(&mut st);
                 continue;
             }
@@ -1552,8 +1544,23 @@ impl Slot {
             if let Some((_, c)) = &st.control {
                 c.close();
             }
+            self.release(&mut st, false);
+            return;
         }
+        let control = st.control.take();
         self.release(&mut st, false);
+        // Was this the last holder? Every holder (and every handle descriptor not taken up yet)
+        // keeps the listening socket, so its name is gone exactly when nobody can read any
+        // more. Then writers are told at once, as when an unshared slot closes (they would see
+        // the hang-up within a millisecond anyway).
+        if let Some((fds, c)) = control {
+            drop(fds);
+            let gone = sys::seqpacket(true)
+                .and_then(|probe| sys::connect_abstract(&probe, &address(&self.config.name.key())));
+            if gone.is_err_and(|e| e.raw_os_error() == Some(libc::ECONNREFUSED)) {
+                c.close();
+            }
+        }
     }
 }
 
@@ -1609,6 +1616,28 @@ fn sender_block(sender: &Sender) -> (u8, [u8; store::SENDER]) {
             (KIND_REMOTE, b)
         }
     }
+}
+
+/// A queued message as a record of the shared store; `origin` is its connection's inode.
+fn record_of(e: &Entry, origin: u64) -> NewRecord<'_> {
+    let (kind, sender) = sender_block(&e.msg.sender);
+    NewRecord {
+        priority: e.msg.priority,
+        class: e.msg.class.number(),
+        kind,
+        sender,
+        stamp: e.seq,
+        origin,
+        data: &e.msg.data,
+    }
+}
+
+/// Where a scan found a ring of a shared slot (to put it back when the store has no room).
+struct Scanned {
+    id: u64,
+    pos: (u64, u64, u64),
+    queued_bytes: usize,
+    queued_count: usize,
 }
 
 fn sender_of(kind: u8, b: &[u8; store::SENDER]) -> Sender {
@@ -1908,7 +1937,7 @@ impl Slot {
         let mut parked = Vec::new();
         store.begin();
         for (_, c) in st.conns.iter_mut() {
-            let (Some(ring), Some(ring_fd)) = (c.ring.as_ref(), c.ring_fd.as_ref()) else {
+            let (Some(_), Some(ring_fd)) = (c.ring.as_ref(), c.ring_fd.as_ref()) else {
                 continue;
             };
             let (Ok((_, ci)), Ok((_, ri))) = (
@@ -1922,17 +1951,7 @@ impl Slot {
             };
             c.idx = idx;
             c.ino = ci;
-            let (head, bytes, count) = ring.position();
-            store.stage_ring(
-                idx,
-                &RingPos {
-                    head,
-                    bytes,
-                    count,
-                    queued_bytes: c.queued_bytes as u64,
-                    queued_count: c.queued_count as u64,
-                },
-            );
+            store.stage_ring(idx, &c.ring_pos());
             if let (Ok(cd), Ok(rd)) = (
                 sys::dup_cloexec(c.fd.as_raw_fd()),
                 sys::dup_cloexec(ring_fd.as_raw_fd()),
@@ -1942,17 +1961,7 @@ impl Slot {
         }
         let inos: HashMap<u64, u64> = st.conns.iter_mut().map(|(id, c)| (id, c.ino)).collect();
         while let Some(e) = st.queue.pop_entry() {
-            let (kind, sender) = sender_block(&e.msg.sender);
-            let ok = store.stage(&NewRecord {
-                priority: e.msg.priority,
-                class: e.msg.class.number() as u8,
-                kind,
-                sender,
-                stamp: e.seq,
-                origin: inos.get(&e.origin).copied().unwrap_or(0),
-                data: &e.msg.data,
-            });
-            if !ok {
+            if !store.stage(&record_of(&e, inos.get(&e.origin).copied().unwrap_or(0))) {
                 st.dropped += 1;
             }
         }
