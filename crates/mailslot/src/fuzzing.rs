@@ -32,3 +32,36 @@ pub fn local_input(bytes: &[u8]) {
     }
     let _ = RING_HDR;
 }
+
+/// A shared store as a broken (or hostile) holder may leave it: `bytes` over its level words,
+/// levels, journal and table; then what every holder does (repair, read everything, queue a
+/// message). Must never panic, read or write outside the store, or loop for ever.
+pub fn shared_store(bytes: &[u8]) {
+    use crate::shm::store::{Settings, Store, FOREVER};
+    use std::cell::RefCell;
+    thread_local! {
+        // One store for all runs (making one costs more than a run).
+        static STORE: RefCell<Option<(std::os::fd::OwnedFd, Store)>> = const { RefCell::new(None) };
+    }
+    STORE.with_borrow_mut(|slot| {
+        if slot.is_none() {
+            let settings = Settings {
+                max_message_size: 512,
+                quota: 2048,
+                max_messages: 16,
+                access_kind: 0,
+                access_gid: 0,
+                owner_uid: 0,
+                accept_remote: true,
+                spin_ns: 0,
+                read_timeout_ms: FOREVER,
+                name: r"\\.\mailslot\fuzz".into(),
+            };
+            *slot = Store::create(&settings).ok();
+        }
+        if let Some((_, store)) = slot.as_mut() {
+            store.fill_for_fuzzing(bytes);
+            store.exercise_for_fuzzing();
+        }
+    });
+}

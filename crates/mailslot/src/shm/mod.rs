@@ -383,7 +383,7 @@ impl RingReader {
     /// Writes `bytes` over the writer's header words and the records, as a hostile writer may
     /// (for the fuzz targets).
     #[cfg(feature = "fuzzing")]
-    pub fn fill_for_fuzzing(&self, bytes: &[u8]) {
+    pub(crate) fn fill_for_fuzzing(&self, bytes: &[u8]) {
         let (hdr, data) = bytes.split_at(bytes.len().min(16));
         let mut words = [0u8; 16];
         words[..hdr.len()].copy_from_slice(hdr);

@@ -97,6 +97,10 @@ const WRAP: u32 = u32::MAX;
 /// Size of the sender block of a record.
 pub(crate) const SENDER: usize = 24;
 
+/// Largest value a level's head or tail counter may have (an honest one never gets near it;
+/// past it, adding a record could overflow).
+const COUNTER_MAX: u64 = u64::MAX / 2;
+
 /// Read timeout "forever" as stored.
 pub(crate) const FOREVER: u64 = u64::MAX;
 
@@ -529,7 +533,12 @@ impl Store {
         let pos = tail % cap;
         let to_end = cap - pos;
         let need = if size <= to_end { size } else { to_end + size };
-        if tail - head + need > cap {
+        if tail < head
+            || tail - head > cap
+            || tail - head + need > cap
+            || (head | tail) & 7 != 0
+            || tail > COUNTER_MAX
+        {
             return false;
         }
         let base = self.level_base(l);
@@ -621,7 +630,7 @@ impl Store {
     /// empty or the record does not make sense (then the level is cut there).
     fn record_at(&self, l: usize, head: u64, tail: u64) -> Option<Head> {
         let cap = self.level_cap;
-        if head >= tail || tail - head > cap {
+        if head >= tail || tail - head > cap || (head | tail) & 7 != 0 {
             return None;
         }
         let base = self.level_base(l);
@@ -702,6 +711,66 @@ impl Store {
         self.bump_epoch();
     }
 
+    /// Writes `bytes` over the levels' head and tail words, the start of every level, the
+    /// journal and the first table entries, as a broken holder may (for the fuzz targets).
+    /// What an earlier call wrote is zeroed first, so each call starts from an empty store.
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn fill_for_fuzzing(&self, bytes: &[u8]) {
+        let v = &self.view;
+        let zero = [0u8; PAGE];
+        v.write(H_COUNT, &zero[..H_MUTEX - H_COUNT]);
+        v.write(H_LEVELS, &zero[..PAGE - H_LEVELS]);
+        v.write(journal_off(), &zero[..512]);
+        v.write(table_off(), &zero[..512]);
+        let mut chunks = bytes.chunks(LEVELS * 16);
+        if let Some(c) = chunks.next() {
+            v.write(H_LEVELS, c);
+        }
+        if let Some(c) = chunks.next() {
+            for l in 0..LEVELS {
+                v.write(self.level_base(l), c);
+            }
+        }
+        if let Some(c) = chunks.next() {
+            v.write(H_JOURNAL_VALID, &c[..c.len().min(PAGE - H_JOURNAL_VALID)]);
+        }
+        if let Some(c) = chunks.next() {
+            v.write(journal_off(), c);
+        }
+        if let Some(c) = chunks.next() {
+            v.write(table_off(), c);
+        }
+    }
+
+    /// What every holder does with a store: repairs it, reads and removes every message, looks
+    /// at the table (for the fuzz targets).
+    #[cfg(feature = "fuzzing")]
+    pub(crate) fn exercise_for_fuzzing(&mut self) {
+        self.repair();
+        let _ = self.entries();
+        let mut out = vec![0u8; 4096];
+        for _ in 0..10_000 {
+            let Some(h) = self.head() else {
+                break;
+            };
+            assert!(h.len <= self.level_cap as usize);
+            self.read_data(&h, &mut out);
+            self.pop(&h);
+        }
+        self.begin();
+        let _ = self.stage(&NewRecord {
+            priority: 9,
+            class: 2,
+            kind: 0,
+            sender: [0; SENDER],
+            stamp: 0,
+            origin: 0,
+            data: b"after",
+        });
+        self.commit();
+        assert!(self.head().is_some());
+    }
+
     /// Puts the store right after a holder died holding the lock: finishes a batch it had
     /// marked complete, drops one it had not, and recounts the totals and each writer's share
     /// from the levels (a level is cut at the first record that does not make sense).
@@ -716,6 +785,17 @@ impl Store {
         let (mut count, mut bytes) = (0u64, 0u64);
         for l in 0..LEVELS {
             let (mut head, tail) = self.level(l);
+            if tail < head
+                || tail - head > self.level_cap
+                || (head | tail) & 7 != 0
+                || tail > COUNTER_MAX
+            {
+                // Nothing in it can be trusted: empty it.
+                let t = if tail > COUNTER_MAX { 0 } else { tail & !7 };
+                v.u64(H_LEVELS + l * 16).store(t, SeqCst);
+                v.u64(H_LEVELS + l * 16 + 8).store(t, SeqCst);
+                continue;
+            }
             while head < tail {
                 match self.record_at(l, head, tail) {
                     Some(r) => {
