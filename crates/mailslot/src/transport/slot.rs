@@ -267,7 +267,7 @@ impl Drop for Guard<'_> {
 /// worth keeping: enough for the bursts a reader takes in at once (a drain moves up to
 /// [`PER_CONN_BATCH`] records of up to 64 KiB each), while a slot that once held many or large
 /// messages does not keep much of their memory.
-const SPARE_BUFFERS: usize = 1024;
+const SPARE_BUFFERS: usize = 8192;
 const SPARE_BYTES: usize = 512 << 10;
 const SPARE_CAPACITY: usize = 4096;
 

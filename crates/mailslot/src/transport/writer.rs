@@ -246,22 +246,28 @@ impl Connection {
         if self.control.is_closed() || self.owner_died(stamp) {
             return Err(WriteError::OwnerGone);
         }
-        let now = Instant::now();
-        // Until when a first-class write waits for room in the quota.
-        let deadline = match opts.timeout {
-            Timeout::After(d) => Some(now + d),
-            Timeout::Forever => None,
+        // The limits of the wait, from the first time the write has to wait (a write that finds
+        // room, nearly every one, reads no clock for them).
+        let limits = || {
+            let now = Instant::now();
+            // Until when a first-class write waits for room in the quota.
+            let deadline = match opts.timeout {
+                Timeout::After(d) => Some(now + d),
+                Timeout::Forever => None,
+            };
+            // Until when any write waits for the owner to take in what is already written.
+            // The daemon delivering for a remote host must not block long on one slow owner
+            // (it would stall every other delivery).
+            let grace = match opts.class {
+                _ if matches!(block, Some(Block::Remote(_))) && opts.timeout.is_zero() => {
+                    Some(now + DAEMON_SEND_GRACE)
+                }
+                Class::Second => Some(now + SEND_GRACE),
+                Class::First => deadline,
+            };
+            (deadline, grace)
         };
-        // Until when any write waits for the owner to take in what is already written. The
-        // daemon delivering for a remote host must not block long on one slow owner (it would
-        // stall every other delivery).
-        let grace = match opts.class {
-            _ if matches!(block, Some(Block::Remote(_))) && opts.timeout.is_zero() => {
-                Some(now + DAEMON_SEND_GRACE)
-            }
-            Class::Second => Some(now + SEND_GRACE),
-            Class::First => deadline,
-        };
+        let mut waits: Option<(Option<Instant>, Option<Instant>)> = None;
         let mut ring = self.lock_ring();
         let mut announced = false;
         let mut spun = false;
@@ -301,6 +307,7 @@ impl Connection {
             if self.control.is_closed() {
                 break Err(WriteError::OwnerGone);
             }
+            let (deadline, grace) = *waits.get_or_insert_with(limits);
             let until = if quota_ok { grace } else { deadline };
             let left = until.map(|d| d.saturating_duration_since(Instant::now()));
             if left == Some(Duration::ZERO) {
@@ -326,7 +333,10 @@ impl Connection {
                 self.wake_owner(r);
                 Ok(())
             }
-            None => self.send_on_socket(data, opts, block, grace),
+            None => {
+                let (_, grace) = *waits.get_or_insert_with(limits);
+                self.send_on_socket(data, opts, block, grace)
+            }
         }
     }
 
