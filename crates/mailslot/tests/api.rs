@@ -579,3 +579,59 @@ fn open_of_a_slot_whose_owner_never_accepts_ends_at_its_timeout() {
         "the open took {took:?} for a timeout of 300 ms"
     );
 }
+
+/// Reads straight from a writer's ring (one writer, one priority so far) must still give the
+/// highest priority first once another priority arrives, and keep FIFO within each priority,
+/// also when peeks and reads by message are mixed in.
+#[test]
+fn one_writers_stream_keeps_priority_order_when_read_straight_from_its_ring() {
+    let name = common::unique("direct");
+    let slot = Mailslot::create(&name).unwrap();
+    let w = MailslotWriter::open(&name).unwrap();
+    let mut buf = [0u8; 64];
+    let mut seq = 0u32;
+    let mut expect: Vec<(u8, u32)> = Vec::new();
+    for round in 0..200u32 {
+        // A run of one priority, sometimes followed by a more urgent message.
+        let prio = (round % 3) as u8;
+        for _ in 0..(round % 7 + 1) {
+            w.write_with(&seq.to_le_bytes(), WriteOptions::new().priority(prio))
+                .unwrap();
+            expect.push((prio, seq));
+            seq += 1;
+        }
+        if round % 5 == 0 {
+            w.write_with(&seq.to_le_bytes(), WriteOptions::new().priority(9))
+                .unwrap();
+            expect.push((9, seq));
+            seq += 1;
+        }
+        // Read some (not all) of what is there: the order must be priority, then FIFO.
+        expect.sort_by_key(|&(p, s)| (std::cmp::Reverse(p), s));
+        let n = expect.len() / 2 + 1;
+        for k in 0..n {
+            let (p, s) = expect.remove(0);
+            let got = match k % 3 {
+                0 => {
+                    let i = slot.read(&mut buf).unwrap();
+                    assert_eq!(i.priority, p);
+                    u32::from_le_bytes(buf[..4].try_into().unwrap())
+                }
+                1 => {
+                    let peeked = slot.peek_message().unwrap().unwrap();
+                    let m = slot.read_message().unwrap();
+                    assert_eq!(peeked, m);
+                    assert_eq!(m.priority, p);
+                    u32::from_le_bytes(m.data[..4].try_into().unwrap())
+                }
+                _ => {
+                    let i = slot.read(&mut buf).unwrap();
+                    assert_eq!(i.priority, p);
+                    u32::from_le_bytes(buf[..4].try_into().unwrap())
+                }
+            };
+            assert_eq!(got, s, "round {round}");
+        }
+    }
+    assert_eq!(slot.info().count, expect.len());
+}

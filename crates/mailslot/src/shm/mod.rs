@@ -299,6 +299,10 @@ pub(crate) struct RingReader {
     committed: (u64, u64, u64),
     bytes: u64,
     count: u64,
+    /// Records from `head` up to here all have priority `uniform_prio` (see
+    /// [`RingReader::first_if_uniform`]).
+    uniform_end: u64,
+    uniform_prio: u8,
 }
 
 /// One record found by [`RingReader::scan`].
@@ -335,6 +339,8 @@ impl RingReader {
                 committed: (0, 0, 0),
                 bytes: 0,
                 count: 0,
+                uniform_end: 0,
+                uniform_prio: 0,
             },
         ))
     }
@@ -356,6 +362,8 @@ impl RingReader {
             committed: (0, 0, 0),
             bytes: 0,
             count: 0,
+            uniform_end: 0,
+            uniform_prio: 0,
         })
     }
 
@@ -453,48 +461,113 @@ impl RingReader {
     /// has been handed to `f`). Records whose contents are wrong but whose frame is sound
     /// (priority, class, size) are for `f` to judge.
     pub(crate) fn scan(&mut self, mut f: impl FnMut(&Self, Record)) -> Result<usize, Corrupt> {
+        let tail = self.tail()?;
+        let mut n = 0;
+        while self.head < tail {
+            let Some((rec, next)) = self.parse_at(self.head, tail)? else {
+                // Only a wrap mark before the tail.
+                self.head = tail;
+                break;
+            };
+            f(self, rec);
+            self.head = next;
+            self.bytes += rec.len as u64;
+            self.count += 1;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// The published tail, checked against the read position and the ring's size.
+    fn tail(&self) -> Result<u64, Corrupt> {
         let tail = self.ring.view.u64(R_TAIL).load(Acquire);
         let cap = self.ring.cap as u64;
         if tail < self.head || tail - self.head > cap || tail & 7 != 0 {
             return Err(Corrupt);
         }
-        let mut n = 0;
-        let mut result = Ok(());
-        while self.head < tail {
-            let pos = (self.head % cap) as usize;
-            let to_end = self.ring.cap - pos;
-            let mut hdr = [0u8; REC_HDR];
-            self.copy(pos, &mut hdr[..REC_HDR.min(to_end)]);
-            let len = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
-            if len == WRAP {
-                if self.head + to_end as u64 > tail {
-                    result = Err(Corrupt);
-                    break;
-                }
-                self.head += to_end as u64;
-                continue;
+        Ok(tail)
+    }
+
+    /// The record at `at` (skipping a wrap mark) and where the next one starts; `None` when
+    /// only a wrap mark is left before `tail`; `Corrupt` when the record does not fit.
+    fn parse_at(&self, mut at: u64, tail: u64) -> Result<Option<(Record, u64)>, Corrupt> {
+        let cap = self.ring.cap as u64;
+        let pos = (at % cap) as usize;
+        let to_end = self.ring.cap - pos;
+        let mut hdr = [0u8; REC_HDR];
+        self.copy(pos, &mut hdr[..REC_HDR.min(to_end)]);
+        if u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) == WRAP {
+            if at + to_end as u64 > tail {
+                return Err(Corrupt);
             }
-            let flags = hdr[6];
-            let size = record_size(len as usize, flags);
-            if to_end < REC_HDR || size > to_end || self.head + size as u64 > tail {
-                result = Err(Corrupt);
-                break;
+            at += to_end as u64;
+            if at == tail {
+                return Ok(None);
             }
-            let rec = Record {
-                priority: hdr[4],
-                class: hdr[5],
-                flags,
-                stamp: u64::from_le_bytes(hdr[8..16].try_into().unwrap_or_default()),
-                body: pos + REC_HDR,
-                len: len as usize,
-            };
-            f(self, rec);
-            self.head += size as u64;
-            self.bytes += len as u64;
-            self.count += 1;
-            n += 1;
+            return self.parse_at(at, tail);
         }
-        result.map(|()| n)
+        let len = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
+        let flags = hdr[6];
+        let size = record_size(len as usize, flags);
+        if to_end < REC_HDR || size > to_end || at + size as u64 > tail {
+            return Err(Corrupt);
+        }
+        let rec = Record {
+            priority: hdr[4],
+            class: hdr[5],
+            flags,
+            stamp: u64::from_le_bytes(hdr[8..16].try_into().unwrap_or_default()),
+            body: pos + REC_HDR,
+            len: len as usize,
+        };
+        Ok(Some((rec, at + size as u64)))
+    }
+
+    /// The first record when it is the ring's most urgent: every record published after it has
+    /// its priority (the owner may then read it straight from the ring, in order). `None` when
+    /// the ring is empty, a later record has another priority, or a record is broken (a scan
+    /// then takes everything in, and finds it). What was looked at is remembered, so each
+    /// record's header is read once.
+    pub(crate) fn first_if_uniform(&mut self) -> Option<Record> {
+        let tail = self.tail().ok()?;
+        if self.uniform_end < self.head {
+            self.uniform_end = self.head;
+        }
+        while self.uniform_end < tail {
+            let (rec, next) = self.parse_at(self.uniform_end, tail).ok()??;
+            if self.uniform_end == self.head {
+                self.uniform_prio = rec.priority;
+            } else if rec.priority != self.uniform_prio {
+                return None;
+            }
+            self.uniform_end = next;
+        }
+        if self.head == tail {
+            return None;
+        }
+        let (rec, _) = self.parse_at(self.head, tail).ok()??;
+        Some(rec)
+    }
+
+    /// Moves past `rec`, the record [`first_if_uniform`](Self::first_if_uniform) returned.
+    pub(crate) fn skip_first(&mut self, rec: &Record) {
+        let Ok(tail) = self.tail() else {
+            return;
+        };
+        if let Ok(Some((r, next))) = self.parse_at(self.head, tail) {
+            if r.body == rec.body {
+                self.head = next;
+                self.bytes += r.len as u64;
+                self.count += 1;
+            }
+        }
+    }
+
+    /// Copies a record's data into `out` (exactly `rec.len` bytes long).
+    pub(crate) fn data_to(&self, rec: &Record, out: &mut [u8]) {
+        let off = rec.body + block_len(rec.flags);
+        debug_assert!(off + rec.len <= self.ring.cap && out.len() == rec.len);
+        self.copy(off, out);
     }
 
     /// Tells the writer what the scans so far took in: the room they freed in the ring and the

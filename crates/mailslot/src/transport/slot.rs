@@ -1213,7 +1213,7 @@ impl Slot {
     /// Waits for a head message (up to `timeout`, or the slot's read timeout) and applies `take`.
     pub(crate) fn take(
         &self,
-        take: Take<'_>,
+        mut take: Take<'_>,
         timeout: Option<Timeout>,
     ) -> Result<Taken, ReadError> {
         let mut st = self.lock();
@@ -1236,6 +1236,13 @@ impl Slot {
             // higher-priority write is never overtaken. The sockets cost system calls: they are
             // read before a read gives up or sleeps, every DRAIN_EVERY reads, after a wake-up,
             // and on every read while some writer uses the socket path.
+            if !drain && st.takes_since_drain < DRAIN_EVERY {
+                if let Take::Read(buf) = &mut take {
+                    if let Some(t) = self.read_direct(&mut st, buf) {
+                        break Ok(t);
+                    }
+                }
+            }
             if drain || st.takes_since_drain >= DRAIN_EVERY || !self.rings_only(&st) {
                 st.takes_since_drain = 0;
                 self.clear_wake(&mut st);
@@ -1345,6 +1352,74 @@ impl Slot {
         }
         st.reader_ops = st.reader_ops.wrapping_add(1);
         result
+    }
+
+    /// A read straight from a writer's ring into `buf`, when that is the same as taking in and
+    /// reading the head: this process's queue is empty, only one ring has records, and all of
+    /// them have the first one's priority (the usual stream from one writer). Saves the copy
+    /// into the queue and the queue's bookkeeping. `None`: read the usual way.
+    fn read_direct(&self, st: &mut State, buf: &mut [u8]) -> Option<Taken> {
+        if st.shared.is_some() || st.queue.len() != 0 {
+            return None;
+        }
+        let mut only = None;
+        for (id, c) in st.conns.iter_mut() {
+            match &c.ring {
+                Some(r) if r.has_records() => {
+                    if only.is_some() {
+                        return None;
+                    }
+                    only = Some(id);
+                }
+                Some(_) => {}
+                // A writer on the socket path: its records are only seen by a drain.
+                None => return None,
+            }
+        }
+        let State {
+            conns,
+            incoming,
+            pool,
+            dropped,
+            refused_remote,
+            refused_behalf,
+            waiters,
+            ..
+        } = st;
+        let c = conns.get_mut(only?)?;
+        let ring = c.ring.as_mut()?;
+        let rec = ring.first_if_uniform()?;
+        if rec.len > buf.len() {
+            return None; // the usual way says BufferTooSmall and keeps it
+        }
+        let mut sink = Sink {
+            incoming,
+            pool,
+            dropped,
+            refused_remote,
+            refused_behalf,
+        };
+        let checked = self.check_record(
+            &mut sink,
+            &c.cred,
+            ring,
+            &rec,
+            c.queued_bytes,
+            c.queued_count,
+        );
+        if let Some((len, _)) = checked {
+            ring.data_to(&rec, &mut buf[..len]);
+        }
+        ring.skip_first(&rec);
+        *waiters |= ring.writer_waiting();
+        let (len, sender) = checked?; // dropped (and counted): look again the usual way
+        self.commit_rings(st, false);
+        Some(Taken::Copied {
+            len,
+            priority: rec.priority,
+            class: Class::from_number(rec.class.into()).unwrap_or_default(),
+            sender,
+        })
     }
 
     /// The spin budget for this wait: the configured spin, or none after [`SPIN_MAX_MISSES`]
