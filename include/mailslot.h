@@ -56,9 +56,10 @@
  *  - Passing (DuplicateHandle): MailslotSendHandle(h, sock) sends an owner handle over a
  *    connected Unix socket; the peer gets its own handle from MailslotReceiveHandle(sock).
  *  - Closing a shared handle (MailslotClose, or the process exiting, even killed) only lets go
- *    of that holder. When the last holder has gone, the name is free at once; writers that are
- *    already open get ERROR_BROKEN_PIPE within about 100 ms (a write just before that may still
- *    succeed and its message is lost). DosDeleteMailslot deletes the mailslot for every holder at once: queued
+ *    of that holder. When the last holder has gone, the name is free at once and writers that
+ *    are already open get ERROR_BROKEN_PIPE at their next write (when the last holder was
+ *    killed, within about a millisecond, as for an unshared mailslot whose owner is killed).
+ *    DosDeleteMailslot deletes the mailslot for every holder at once: queued
  *    messages are discarded, writers get ERROR_BROKEN_PIPE, the other holders' reads fail with
  *    ERROR_INVALID_HANDLE (6).
  */
