@@ -5,7 +5,8 @@ use crate::shm::{RingReader, RING_HDR};
 use crate::transport::{decode_header, decode_remote, Greeting};
 
 /// What an owner does with a ring a hostile writer filled with `bytes` (header words first, then
-/// records): scans it (every record's bounds checked), copies each record out, scans again.
+/// records): reads records straight from it while they look like one priority, scans the rest
+/// (every record's bounds checked), copies each record out, scans again.
 /// Also decodes `bytes` as a greeting, a socket-path record header and a remote-sender block.
 /// Must never panic, whatever the bytes.
 pub fn local_input(bytes: &[u8]) {
@@ -16,6 +17,16 @@ pub fn local_input(bytes: &[u8]) {
         return;
     };
     ring.fill_for_fuzzing(bytes);
+    // The owner's direct reads (one writer, one priority), then scans of the rest.
+    let mut out = vec![0u8; 4096];
+    for _ in 0..64 {
+        let Some((rec, next)) = ring.first_if_uniform() else {
+            break;
+        };
+        assert!(rec.len <= out.len());
+        ring.data_to(&rec, &mut out[..rec.len]);
+        ring.skip_first(next, rec.len);
+    }
     for _ in 0..2 {
         let mut out = Vec::new();
         let r = ring.scan(|ring, rec| {

@@ -585,7 +585,7 @@ fn open_of_a_slot_whose_owner_never_accepts_ends_at_its_timeout() {
 /// also when peeks and reads by message are mixed in.
 #[test]
 fn one_writers_stream_keeps_priority_order_when_read_straight_from_its_ring() {
-    let name = common::unique("direct");
+    let name = unique("direct");
     let slot = Mailslot::create(&name).unwrap();
     let w = MailslotWriter::open(&name).unwrap();
     let mut buf = [0u8; 64];

@@ -232,6 +232,7 @@ const R_HEAD: usize = 64; // u64, owner: bytes taken in so far
 const R_SCANNED_BYTES: usize = 72; // u64, owner: message bytes taken in so far
 const R_SCANNED_COUNT: usize = 80; // u64, owner: messages taken in so far
 const R_CAP: usize = 128; // u64, owner: capacity in bytes
+const R_PRIOS: usize = 192; // u32, writer: a bit for every priority it has written (a hint)
 
 /// Record header: data length (u32; [`WRAP`] = skip to the start), priority, class, flags, a
 /// reserved byte, and the write stamp (u64, `CLOCK_MONOTONIC` ns).
@@ -523,43 +524,58 @@ impl RingReader {
         Ok(Some((rec, at + size as u64)))
     }
 
-    /// The first record when it is the ring's most urgent: every record published after it has
-    /// its priority (the owner may then read it straight from the ring, in order). `None` when
-    /// the ring is empty, a later record has another priority, or a record is broken (a scan
-    /// then takes everything in, and finds it). What was looked at is remembered, so each
-    /// record's header is read once.
-    pub(crate) fn first_if_uniform(&mut self) -> Option<Record> {
-        let tail = self.tail().ok()?;
+    /// Whether records are known to be published past the read position (no load of the
+    /// writer's words; see [`first_if_uniform`](Self::first_if_uniform)).
+    pub(crate) fn has_known_records(&self) -> bool {
+        self.uniform_end > self.head
+    }
+
+    /// The first record when it is the ring's most urgent — every record published after it has
+    /// its priority, so the owner may read it straight from the ring, in order — and where the
+    /// next one starts. `None` when the ring is empty, a later record has another priority, or a
+    /// record is broken (a scan then takes everything in, and finds it). Each record's header is
+    /// checked once: what was looked at is remembered.
+    pub(crate) fn first_if_uniform(&mut self) -> Option<(Record, u64)> {
         if self.uniform_end < self.head {
             self.uniform_end = self.head;
         }
-        while self.uniform_end < tail {
-            let (rec, next) = self.parse_at(self.uniform_end, tail).ok()??;
-            if self.uniform_end == self.head {
-                self.uniform_prio = rec.priority;
-            } else if rec.priority != self.uniform_prio {
-                return None;
-            }
-            self.uniform_end = next;
+        // A higher-priority record completed before this read must not be overtaken: look at
+        // the tail (a cache line the writer keeps writing) — unless the writer has only ever
+        // written one priority, the one of the records already looked at. (That word is the
+        // writer's to set; a writer that lies about it only reorders its own messages.)
+        let prios = self.ring.view.u32(R_PRIOS).load(Acquire);
+        if self.uniform_end > self.head && prios == 1 << self.uniform_prio.min(31) {
+            return self.parse_at(self.head, self.uniform_end).ok()?;
         }
-        if self.head == tail {
+        let tail = self.tail().ok()?;
+        {
+            while self.uniform_end < tail {
+                let Some((rec, next)) = self.parse_at(self.uniform_end, tail).ok()? else {
+                    // A wrap mark just before the tail: nothing more yet.
+                    break;
+                };
+                if self.uniform_end == self.head {
+                    self.uniform_prio = rec.priority;
+                } else if rec.priority != self.uniform_prio {
+                    return None;
+                }
+                self.uniform_end = next;
+            }
+        }
+        if self.uniform_end <= self.head {
             return None;
         }
-        let (rec, _) = self.parse_at(self.head, tail).ok()??;
-        Some(rec)
+        // Records up to `uniform_end` were checked against a published tail.
+        self.parse_at(self.head, self.uniform_end).ok()?
     }
 
-    /// Moves past `rec`, the record [`first_if_uniform`](Self::first_if_uniform) returned.
-    pub(crate) fn skip_first(&mut self, rec: &Record) {
-        let Ok(tail) = self.tail() else {
-            return;
-        };
-        if let Ok(Some((r, next))) = self.parse_at(self.head, tail) {
-            if r.body == rec.body {
-                self.head = next;
-                self.bytes += r.len as u64;
-                self.count += 1;
-            }
+    /// Moves past the record [`first_if_uniform`](Self::first_if_uniform) returned (`next`
+    /// as it said), which was `len` bytes of data.
+    pub(crate) fn skip_first(&mut self, next: u64, len: usize) {
+        if next > self.head && next <= self.uniform_end {
+            self.head = next;
+            self.bytes += len as u64;
+            self.count += 1;
         }
     }
 
@@ -629,6 +645,8 @@ pub(crate) struct RingWriter {
     tail: u64,
     bytes: u64,
     count: u64,
+    /// The priorities noted in the ring so far.
+    prios: u32,
 }
 
 impl RingWriter {
@@ -643,11 +661,13 @@ impl RingWriter {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "bad ring"));
         }
         // A new ring starts empty; what the owner may have put in the tail word is not taken.
+        view.u32(R_PRIOS).store(0, SeqCst);
         Ok(Self {
             ring: Ring { view, cap },
             tail: 0,
             bytes: 0,
             count: 0,
+            prios: 0,
         })
     }
 
@@ -679,6 +699,16 @@ impl RingWriter {
         need <= self.free()
     }
 
+    /// Notes that this writer writes priority `priority` (before its first such record is
+    /// published; see `RingReader::first_if_uniform`).
+    fn note_priority(&mut self, priority: u8) {
+        let bit = 1u32 << priority.min(31);
+        if self.prios & bit == 0 {
+            self.prios |= bit;
+            self.ring.view.u32(R_PRIOS).fetch_or(bit, SeqCst);
+        }
+    }
+
     /// Writes one record (not yet visible to the owner: see [`publish`](Self::publish)), with
     /// a sender block (`(REC_REMOTE, 20 bytes)` or `(REC_BEHALF, 12 bytes)`) if given.
     /// The caller checked [`fits`](Self::fits).
@@ -690,6 +720,7 @@ impl RingWriter {
         data: &[u8],
         stamp: u64,
     ) {
+        self.note_priority(priority);
         let flags = block.map_or(0, |(f, _)| f);
         let size = record_size(data.len(), flags);
         let cap = self.ring.cap;

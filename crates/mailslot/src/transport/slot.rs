@@ -555,10 +555,27 @@ impl Slot {
     /// messages arrived.
     pub(crate) fn drain(&self, st: &mut State) -> io::Result<usize> {
         let before = Self::queued(st).1;
-        let Some(fds) = self.fds.get() else {
+        if self.fds.get().is_none() {
             // No writer yet: only the listener to look at.
             self.accept_all(st);
             return Ok(Self::queued(st).1.saturating_sub(before));
+        }
+        self.drain_sockets(st)?;
+        self.scan_rings(st, true);
+        // Writers that wait for room re-check against the current totals.
+        self.publish_used(st);
+        if st.waiters {
+            self.notify_waiters(st);
+        }
+        Ok(Self::queued(st).1.saturating_sub(before))
+    }
+
+    /// Reads what the sockets have: new writers, wake-up bytes and waiting notes, socket-path
+    /// records, hang-ups.
+    fn drain_sockets(&self, st: &mut State) -> io::Result<()> {
+        let Some(fds) = self.fds.get() else {
+            self.accept_all(st);
+            return Ok(());
         };
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
         loop {
@@ -576,13 +593,7 @@ impl Slot {
                 break;
             }
         }
-        self.scan_rings(st, true);
-        // Writers that wait for room re-check against the current totals.
-        self.publish_used(st);
-        if st.waiters {
-            self.notify_waiters(st);
-        }
-        Ok(Self::queued(st).1.saturating_sub(before))
+        Ok(())
     }
 
     /// Queued bytes and messages (in the shared store, or in this process).
@@ -1236,19 +1247,37 @@ impl Slot {
             // higher-priority write is never overtaken. The sockets cost system calls: they are
             // read before a read gives up or sleeps, every DRAIN_EVERY reads, after a wake-up,
             // and on every read while some writer uses the socket path.
-            if !drain && st.takes_since_drain < DRAIN_EVERY {
-                if let Take::Read(buf) = &mut take {
-                    if let Some(t) = self.read_direct(&mut st, buf) {
-                        break Ok(t);
+            // One writer's stream of one priority (the usual case) need not go through the
+            // queue: read it straight from the ring when the queue is empty, and leave it in
+            // the ring while the queue's head comes first anyway.
+            let mut leave_rings = false;
+            if !drain && st.shared.is_none() {
+                if let Some((id, prio)) = self.sole_uniform_ring(&mut st) {
+                    match (st.queue.head().map(|m| m.priority), &mut take) {
+                        (None, Take::Read(buf)) => {
+                            if let Some(t) = self.read_direct(&mut st, id, buf) {
+                                if st.takes_since_drain >= DRAIN_EVERY {
+                                    st.takes_since_drain = 0;
+                                    self.drain_sockets_only(&mut st);
+                                }
+                                break Ok(t);
+                            }
+                        }
+                        (Some(head), _) => leave_rings = prio <= head,
+                        _ => {}
                     }
                 }
             }
-            if drain || st.takes_since_drain >= DRAIN_EVERY || !self.rings_only(&st) {
+            let periodic = st.takes_since_drain >= DRAIN_EVERY;
+            if drain || (periodic && !leave_rings) || !self.rings_only(&st) {
                 st.takes_since_drain = 0;
                 self.clear_wake(&mut st);
                 self.drain(&mut st)?;
                 drain = false;
-            } else {
+            } else if periodic {
+                st.takes_since_drain = 0;
+                self.drain_sockets_only(&mut st);
+            } else if !leave_rings {
                 self.scan_rings(&mut st, false);
             }
             if Self::has_head(&st) {
@@ -1354,18 +1383,13 @@ impl Slot {
         result
     }
 
-    /// A read straight from a writer's ring into `buf`, when that is the same as taking in and
-    /// reading the head: this process's queue is empty, only one ring has records, and all of
-    /// them have the first one's priority (the usual stream from one writer). Saves the copy
-    /// into the queue and the queue's bookkeeping. `None`: read the usual way.
-    fn read_direct(&self, st: &mut State, buf: &mut [u8]) -> Option<Taken> {
-        if st.shared.is_some() || st.queue.len() != 0 {
-            return None;
-        }
+    /// The only writer ring with records, when all of them have the first one's priority (and
+    /// no writer uses the socket path): its connection and that priority.
+    fn sole_uniform_ring(&self, st: &mut State) -> Option<(u64, u8)> {
         let mut only = None;
         for (id, c) in st.conns.iter_mut() {
             match &c.ring {
-                Some(r) if r.has_records() => {
+                Some(r) if r.has_known_records() || r.has_records() => {
                     if only.is_some() {
                         return None;
                     }
@@ -1376,6 +1400,24 @@ impl Slot {
                 None => return None,
             }
         }
+        let id = only?;
+        let (rec, _) = st.conns.get_mut(id)?.ring.as_mut()?.first_if_uniform()?;
+        Some((id, rec.priority))
+    }
+
+    /// The periodic look at the sockets when the rings are left alone (see `take`).
+    fn drain_sockets_only(&self, st: &mut State) {
+        self.clear_wake(st);
+        let _ = self.drain_sockets(st);
+        if st.waiters {
+            self.notify_waiters(st);
+        }
+    }
+
+    /// Reads the first record of connection `id`'s ring (see [`Self::sole_uniform_ring`])
+    /// straight into `buf`: the same as taking it in and reading the head when the queue is
+    /// empty, without the copy into the queue and its bookkeeping. `None`: read the usual way.
+    fn read_direct(&self, st: &mut State, id: u64, buf: &mut [u8]) -> Option<Taken> {
         let State {
             conns,
             incoming,
@@ -1386,9 +1428,10 @@ impl Slot {
             waiters,
             ..
         } = st;
-        let c = conns.get_mut(only?)?;
+        let c = conns.get_mut(id)?;
         let ring = c.ring.as_mut()?;
-        let rec = ring.first_if_uniform()?;
+        let batch_start = !ring.has_known_records();
+        let (rec, next) = ring.first_if_uniform()?;
         if rec.len > buf.len() {
             return None; // the usual way says BufferTooSmall and keeps it
         }
@@ -1410,10 +1453,14 @@ impl Slot {
         if let Some((len, _)) = checked {
             ring.data_to(&rec, &mut buf[..len]);
         }
-        ring.skip_first(&rec);
-        *waiters |= ring.writer_waiting();
+        ring.skip_first(next, rec.len);
+        // What a scan does once per batch: see whether the writer waits, hand room back.
+        let due = ring.uncommitted() >= ring.capacity() / 8;
+        if batch_start || due {
+            *waiters |= ring.writer_waiting();
+            self.commit_rings(st, false);
+        }
         let (len, sender) = checked?; // dropped (and counted): look again the usual way
-        self.commit_rings(st, false);
         Some(Taken::Copied {
             len,
             priority: rec.priority,
