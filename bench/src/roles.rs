@@ -200,10 +200,12 @@ pub(crate) enum Role {
     },
 }
 
-/// Runs one role process to its end (under a watchdog, so that a stuck role cannot outlive the
-/// harness).
+/// Runs one role process to its end (a measuring role under a watchdog, so that a stuck role
+/// cannot outlive the harness; not the file view, which serves the whole run until SIGTERM).
 pub(crate) fn run(role: Role) -> Result<()> {
-    sys::watchdog("benchmark role");
+    if !matches!(role, Role::MountFs { .. }) {
+        sys::watchdog("benchmark role");
+    }
     match role {
         Role::TputOwner {
             transport,
