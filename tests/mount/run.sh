@@ -119,6 +119,16 @@ listen open --access everyone
 "${NOBODY[@]}" sh -c "echo from-nobody > '$M/test/open'" && wait_lines open 1
 if grep -q '"uid":65534' "$WORK/open.out" && ! grep -q '"uid":0' "$WORK/open.out"; then ok "nobody's message to an open slot arrives as uid 65534"; else bad "nobody sender" "$(cat "$WORK/open.out")"; fi
 
+# A mailslot created by another process (not through the mount): stat and the extended
+# attributes ask its owner, which here holds its messages unread.
+listen held --hold 60000
+"$MS" send "\\\\.\\mailslot\\test\\held" low --priority 1
+"$MS" send "\\\\.\\mailslot\\test\\held" urgent! --priority 7
+"$MS" send "\\\\.\\mailslot\\test\\held" lowest
+s=$(stat -c %s "$M/test/held")
+c=$(python3 -c "import os,sys; print(os.getxattr(sys.argv[1], 'user.mailslot.count').decode(), os.getxattr(sys.argv[1], 'user.mailslot.next_priority').decode())" "$M/test/held" 2>&1)
+[ "$s/$c" = "7/3 7" ] && ok "stat size and xattrs of a mailslot another process owns" || bad "stat of another owner's slot" "size $s, count/prio $c"
+
 # --- the read side from the shell ----------------------------------------------------------------
 exec 3<>"$M/inbox-$$"
 "$MS" send "\\\\.\\mailslot\\inbox-$$" low --priority 1

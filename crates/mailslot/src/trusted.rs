@@ -93,7 +93,43 @@ pub fn caller_groups(pid: u32) -> Option<Vec<u32>> {
     )
 }
 
+/// A local mailslot's queue as its owner sees it (see [`MailslotWriter::queue_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueState {
+    /// Messages queued (including those written and not yet taken in).
+    pub count: usize,
+    /// Size of the next message to be read, if any.
+    pub next_size: Option<usize>,
+    /// Priority of the next message, if any.
+    pub next_priority: Option<u8>,
+}
+
 impl MailslotWriter {
+    /// Asks the owner of a local mailslot what its queue holds, and waits up to `timeout` for
+    /// the answer (the owner answers when its process next looks at its writers: at once when
+    /// it is idle or waiting, within a few reads when it is reading).
+    ///
+    /// Only root and the daemon's user are answered (the FUSE view's `stat` of a mailslot owned
+    /// by another process); anyone else gets `Timeout`. Do not call it while another thread
+    /// writes first-class messages on the same handle (each could take the other's reply).
+    /// Errors: `Timeout` (121), `OwnerGone` (109), `Io`; a remote name: `Io` (`InvalidInput`).
+    pub fn queue_state(&self, timeout: std::time::Duration) -> Result<QueueState, WriteError> {
+        match &self.inner {
+            WriterInner::Local(c) => {
+                let (count, next) = c.query(timeout)?;
+                Ok(QueueState {
+                    count,
+                    next_size: next.map(|(s, _)| s),
+                    next_priority: next.map(|(_, p)| p),
+                })
+            }
+            WriterInner::Remote(_) => Err(WriteError::Io(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "queue_state needs a local mailslot",
+            ))),
+        }
+    }
+
     /// Delivers a message that arrived from another host, naming that host as the sender.
     ///
     /// For the mailslot daemon: owners accept it only from root or the [`crate::daemon::DAEMON_USER`]

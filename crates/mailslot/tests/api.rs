@@ -635,3 +635,38 @@ fn one_writers_stream_keeps_priority_order_when_read_straight_from_its_ring() {
     }
     assert_eq!(slot.info().count, expect.len());
 }
+
+/// A trusted writer (root) learns what the queue holds; anyone else is not answered.
+#[test]
+fn a_trusted_writer_asks_the_owner_about_its_queue() {
+    let name = unique("query");
+    let slot = Mailslot::create(&name).unwrap();
+    let w = MailslotWriter::open(&name).unwrap();
+    w.write(b"abc").unwrap();
+    w.write_with(b"urgent!", WriteOptions::new().priority(7))
+        .unwrap();
+    w.write(b"de").unwrap();
+    let q = MailslotWriter::open(&name).unwrap();
+    let root = mailslot_test_support::is_root();
+    let got = q.queue_state(Duration::from_millis(if root { 5000 } else { 300 }));
+    if !root {
+        assert!(matches!(got, Err(WriteError::Timeout)), "{got:?}");
+        return;
+    }
+    let s = got.unwrap();
+    assert_eq!(
+        (s.count, s.next_size, s.next_priority),
+        (3, Some(7), Some(7))
+    );
+    assert_eq!(slot.read_message().unwrap().data, b"urgent!");
+    let s = q.queue_state(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        (s.count, s.next_size, s.next_priority),
+        (2, Some(3), Some(0))
+    );
+    drop(slot);
+    assert!(matches!(
+        q.queue_state(Duration::from_secs(5)),
+        Err(WriteError::OwnerGone)
+    ));
+}

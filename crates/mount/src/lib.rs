@@ -12,7 +12,7 @@
 //! | create and own | `open(O_RDONLY\|O_CREAT)` or `open(O_RDWR\|O_CREAT)` of a name that does not exist creates the mailslot, owned by that open file; the create mode's write bits choose who may write: `o+w` everyone, `g+w` the creator's group, else the creator's user (and root) |
 //! | read | each `read(2)` returns one whole message, highest priority first; a buffer too small: `EMSGSIZE`, the message stays; `O_NONBLOCK` and empty: `EAGAIN`; `poll`/`select` report readability |
 //! | delete | the mailslot disappears when the last descriptor of that open file closes |
-//! | stat | `st_size` = size of the next message (0 when empty), extended attributes `user.mailslot.count`, `user.mailslot.next_size`, `user.mailslot.next_priority`, `user.mailslot.max_message_size` — for mailslots created through the mount (the queue of any other owner lives in its own process) |
+//! | stat | `st_size` = size of the next message (0 when empty), extended attributes `user.mailslot.count`, `user.mailslot.next_size`, `user.mailslot.next_priority`, `user.mailslot.max_message_size` — of every local mailslot: from the handle of one created through the mount, else asked of its owner (the file view is a trusted writer: `MailslotWriter::queue_state`) |
 //! | directories | the levels of existing names; `mkdir` makes an empty level to create mailslots in (kept in memory while the mount lives) |
 //! | other hosts | `.net/COMPUTER/x` is `\\COMPUTER\mailslot\x`, `.net/DOMAIN/x` is `\\DOMAIN\mailslot\x`, `.net/*/x` is `\\*\mailslot\x`: write-only, through the mailslot daemon (`mailslotd`); deeper names need their levels made with `mkdir -p` first (`mkdir -p .net/HOSTB/net` for `\\HOSTB\mailslot\net\x`); nothing is listed (the names of other hosts are not known here) |
 //!
@@ -47,7 +47,7 @@ use fuser::{
     ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
     ReplyPoll, ReplyWrite, ReplyXattr, Request, WriteFlags,
 };
-use mailslot::trusted::Caller;
+use mailslot::trusted::{Caller, QueueState};
 use mailslot::{
     Access, Class, Mailslot, MailslotWriter, OpenError, ReadError, Timeout, WriteError,
     WriteOptions,
@@ -62,6 +62,8 @@ const TTL: Duration = Duration::ZERO;
 const SLICE: Duration = Duration::from_millis(100);
 /// How long opening a writer waits for the owner's process.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `stat` waits for the owner of a mailslot created elsewhere to say what it holds.
+const QUERY_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// What a path of the tree is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,6 +295,28 @@ impl MailslotFs {
         })
     }
 
+    /// What the queue of the mailslot at `path` holds: from its handle when it was created
+    /// through the mount, else asked of its owner (the file view is a trusted writer; an owner
+    /// that does not answer within [`QUERY_TIMEOUT`] gives `None`).
+    fn queue_state(&self, path: &str) -> Option<QueueState> {
+        if let Some(o) = self.owner_file(path) {
+            let i = o.slot.info();
+            return Some(QueueState {
+                count: i.count,
+                next_size: i.next_size,
+                next_priority: i.next_priority,
+            });
+        }
+        if remote_parts(path).is_some() {
+            return None; // write-only names of other hosts
+        }
+        let base = split_priority(path).map_or(path, |(b, _)| b);
+        MailslotWriter::open_timeout(&slot_name(base), QUERY_TIMEOUT)
+            .ok()?
+            .queue_state(QUERY_TIMEOUT)
+            .ok()
+    }
+
     fn owner_file(&self, path: &str) -> Option<Arc<OwnerFile>> {
         let base = split_priority(path).map_or(path, |(b, _)| b);
         lock(&self.owned)
@@ -306,8 +330,8 @@ impl MailslotFs {
             Node::Dir => (FileType::Directory, 0o755, 2, 0, self.uid),
             Node::Slot { owner_uid, .. } => {
                 let size = self
-                    .owner_file(path)
-                    .and_then(|o| o.slot.info().next_size)
+                    .queue_state(path)
+                    .and_then(|q| q.next_size)
                     .unwrap_or(0);
                 (FileType::RegularFile, 0o666, 1, size as u64, *owner_uid)
             }
@@ -857,17 +881,27 @@ impl Filesystem for MailslotFs {
         let Some(path) = self.path(ino) else {
             return reply.error(Errno::ENOENT);
         };
-        let Some(o) = self.owner_file(&path) else {
-            return reply.error(Errno::ENODATA);
-        };
-        let info = o.slot.info();
         let value = match name.as_bytes() {
-            b"user.mailslot.count" => info.count.to_string(),
-            b"user.mailslot.next_size" => info.next_size.unwrap_or(0).to_string(),
-            b"user.mailslot.next_priority" => {
-                info.next_priority.map_or(String::new(), |p| p.to_string())
+            b"user.mailslot.max_message_size" => match self.owner_file(&path) {
+                Some(o) => o.slot.info().max_message_size.to_string(),
+                None if remote_parts(&path).is_some() => return reply.error(Errno::ENODATA),
+                None => match MailslotWriter::open_timeout(&slot_name(&path), QUERY_TIMEOUT) {
+                    Ok(w) => w.max_message_size().to_string(),
+                    Err(_) => return reply.error(Errno::ENODATA),
+                },
+            },
+            n @ (b"user.mailslot.count"
+            | b"user.mailslot.next_size"
+            | b"user.mailslot.next_priority") => {
+                let Some(q) = self.queue_state(&path) else {
+                    return reply.error(Errno::ENODATA);
+                };
+                match n {
+                    b"user.mailslot.count" => q.count.to_string(),
+                    b"user.mailslot.next_size" => q.next_size.unwrap_or(0).to_string(),
+                    _ => q.next_priority.map_or(String::new(), |p| p.to_string()),
+                }
             }
-            b"user.mailslot.max_message_size" => info.max_message_size.to_string(),
             _ => return reply.error(Errno::ENODATA),
         };
         xattr_reply(value.as_bytes(), size, reply);
@@ -877,7 +911,9 @@ impl Filesystem for MailslotFs {
         let Some(path) = self.path(ino) else {
             return reply.error(Errno::ENOENT);
         };
-        let names: &[u8] = if self.owner_file(&path).is_some() {
+        let local_slot =
+            remote_parts(&path).is_none() && matches!(self.node(&path), Some(Node::Slot { .. }));
+        let names: &[u8] = if local_slot {
             b"user.mailslot.count\0user.mailslot.next_size\0user.mailslot.next_priority\0user.mailslot.max_message_size\0"
         } else {
             b""

@@ -43,6 +43,34 @@ pub(crate) fn address(key: &str) -> Vec<u8> {
 
 /// Header of each message record.
 pub(crate) const HEADER_LEN: usize = 16;
+
+/// A trusted writer's question about the queue (one byte on its socket).
+pub(crate) const QUERY: u8 = b'Q';
+/// The owner's answer: `q`, the queued messages (u64), the next message's size (u64,
+/// `u64::MAX`: none) and priority (u8), little-endian.
+pub(crate) const ANSWER_LEN: usize = 18;
+
+/// Encodes the owner's answer to [`QUERY`].
+pub(crate) fn encode_answer(count: usize, next: Option<(usize, u8)>) -> [u8; ANSWER_LEN] {
+    let mut b = [0u8; ANSWER_LEN];
+    b[0] = b'q';
+    b[1..9].copy_from_slice(&(count as u64).to_le_bytes());
+    let size = next.map_or(u64::MAX, |(s, _)| s as u64);
+    b[9..17].copy_from_slice(&size.to_le_bytes());
+    b[17] = next.map_or(0, |(_, p)| p);
+    b
+}
+
+/// Decodes an answer: `(count, next size and priority)`.
+pub(crate) fn decode_answer(b: &[u8]) -> Option<(usize, Option<(usize, u8)>)> {
+    if b.len() != ANSWER_LEN || b[0] != b'q' {
+        return None;
+    }
+    let count = u64::from_le_bytes(b[1..9].try_into().ok()?);
+    let size = u64::from_le_bytes(b[9..17].try_into().ok()?);
+    let next = (size != u64::MAX).then(|| (size as usize, b[17]));
+    Some((usize::try_from(count).ok()?, next))
+}
 const HEADER_VERSION: u8 = 1;
 
 /// Header flag: a [`REMOTE_LEN`]-byte remote-sender block follows the header.

@@ -165,6 +165,8 @@ pub(crate) struct State {
     shared: Option<Box<Shared>>,
     /// Another holder deleted the slot; this handle is dead.
     deleted: bool,
+    /// Connections of trusted writers that asked about the queue (answered after a drain).
+    queries: Vec<u64>,
     /// What the control page says of `wake_me`.
     wake_me: bool,
     /// The queued totals last published on the control page.
@@ -410,6 +412,7 @@ impl Slot {
                 control,
                 shared,
                 deleted: false,
+                queries: Vec::new(),
                 wake_me: true,
                 published: (0, 0),
                 waiters: false,
@@ -567,7 +570,27 @@ impl Slot {
         if st.waiters {
             self.notify_waiters(st);
         }
+        self.answer_queries(st);
         Ok(Self::queued(st).1.saturating_sub(before))
+    }
+
+    /// Answers the trusted writers that asked about the queue (everything taken in first).
+    fn answer_queries(&self, st: &mut State) {
+        if st.queries.is_empty() {
+            return;
+        }
+        self.scan_rings(st, true);
+        let count = Self::queued(st).1;
+        let next = match &st.shared {
+            Some(sh) => sh.store.head().map(|h| (h.len, h.priority)),
+            None => st.queue.head().map(|m| (m.data.len(), m.priority)),
+        };
+        let answer = super::encode_answer(count, next);
+        for id in std::mem::take(&mut st.queries) {
+            if let Some(c) = st.conns.get(id) {
+                let _ = sys::send_parts(c.fd.as_raw_fd(), &[&answer], &[], true);
+            }
+        }
     }
 
     /// Reads what the sockets have: new writers, wake-up bytes and waiting notes, socket-path
@@ -1084,7 +1107,12 @@ impl Slot {
                     self.hang_up(st, id);
                     break;
                 }
-                Ok(Some(r)) if r.len == 1 => {} // a wake-up byte
+                Ok(Some(r)) if r.len == 1 => {
+                    // A wake-up byte, or a trusted writer's question about the queue.
+                    if buf[0] == super::QUERY && is_daemon(&cred) && st.queries.len() < 1024 {
+                        st.queries.push(id);
+                    }
+                }
                 Ok(Some(r)) => {
                     if r.truncated {
                         st.dropped += 1;
@@ -1412,6 +1440,7 @@ impl Slot {
         if st.waiters {
             self.notify_waiters(st);
         }
+        self.answer_queries(st);
     }
 
     /// Reads the first record of connection `id`'s ring (see [`Self::sole_uniform_ring`])

@@ -216,6 +216,45 @@ impl Connection {
         Ok(())
     }
 
+    /// Asks the owner about its queue (a trusted writer: others are not answered) and waits up
+    /// to `timeout` for the answer: the queued messages and the next one's size and priority.
+    pub(crate) fn query(
+        &self,
+        timeout: Duration,
+    ) -> Result<(usize, Option<(usize, u8)>), WriteError> {
+        let fd = self.sock.as_raw_fd();
+        match sys::send_parts(fd, &[&[super::QUERY]], &[], true) {
+            Ok(_) => {}
+            Err(e) if is_gone(&e) => return Err(WriteError::OwnerGone),
+            Err(e) => return Err(e.into()),
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut b = [0u8; 64];
+            match sys::recv_msg(fd, &mut b, false) {
+                Ok(Some(r)) if r.len == 0 => return Err(WriteError::OwnerGone),
+                Ok(Some(r)) => {
+                    // Room notices (one byte each) are not for us; the answer is.
+                    if let Some(a) = super::decode_answer(&b[..r.len.min(b.len())]) {
+                        return Ok(a);
+                    }
+                }
+                Ok(None) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(WriteError::Timeout);
+                    }
+                    let ev = sys::poll_one(fd, libc::POLLIN, Some(left))?;
+                    if ev & (libc::POLLHUP | libc::POLLERR) != 0 && ev & libc::POLLIN == 0 {
+                        return Err(WriteError::OwnerGone);
+                    }
+                }
+                Err(e) if is_gone(&e) => return Err(WriteError::OwnerGone),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
     /// Sends a wake-up byte if the owner asked for one and none is on its way.
     fn wake_owner(&self, ring: &RingWriter) {
         if self.control.wake_me() && ring.claim_wake() {
