@@ -203,8 +203,8 @@ pub(crate) fn peer_groups(fd: &impl AsRawFd) -> io::Result<Vec<u32>> {
     }
 }
 
-/// Most descriptors [`send_parts`] passes at once.
-pub(crate) const MAX_PASS_FDS: usize = 16;
+/// Most descriptors [`send_parts`] passes at once (and [`recv_msg`] keeps).
+pub(crate) const MAX_PASS_FDS: usize = 128;
 
 /// Sends `parts` as one message (gathered), with `MSG_NOSIGNAL`, passing the descriptors `pass`
 /// (at most [`MAX_PASS_FDS`]) with `SCM_RIGHTS`.
@@ -229,21 +229,22 @@ pub(crate) fn send_parts(
         v.iov_base = p.as_ptr() as *mut libc::c_void;
         v.iov_len = p.len();
     }
-    // Room for MAX_PASS_FDS SCM_RIGHTS descriptors, aligned for cmsghdr.
-    let mut cbuf = [0u64; 12];
     // SAFETY: msghdr is plain old data; all-zero is valid.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = iov.as_mut_ptr();
     msg.msg_iovlen = parts.len();
+    // Room for the SCM_RIGHTS descriptors, aligned for cmsghdr (allocated only when passing).
+    let mut cbuf: Vec<u64> = Vec::new();
     if !pass.is_empty() {
         let bytes = size_of_val(pass) as u32;
         // SAFETY: CMSG_SPACE is a pure computation.
         let space = unsafe { libc::CMSG_SPACE(bytes) } as usize;
+        cbuf.resize(space.div_ceil(8), 0);
         msg.msg_control = cbuf.as_mut_ptr().cast();
         msg.msg_controllen = space;
-        // SAFETY: msg_control points to `space` <= 96 zeroed, aligned bytes (16 of header and at
-        // most 16 descriptors), enough for one cmsghdr; CMSG_FIRSTHDR therefore returns a valid
-        // pointer and CMSG_DATA has room for `pass`.
+        // SAFETY: msg_control points to `space` zeroed, aligned bytes, enough for one cmsghdr
+        // with `pass`; CMSG_FIRSTHDR therefore returns a valid pointer and CMSG_DATA has room
+        // for the descriptors.
         unsafe {
             let c = libc::CMSG_FIRSTHDR(&msg);
             (*c).cmsg_level = libc::SOL_SOCKET;
@@ -316,14 +317,19 @@ fn recv_msg_flags(
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
     };
-    let mut cbuf = [0u64; 12];
     // SAFETY: msghdr is plain old data; all-zero is valid.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
+    // Room for MAX_PASS_FDS descriptors, allocated only when they are wanted.
+    let mut cbuf: Vec<u64> = Vec::new();
     if want_fd {
+        // SAFETY: CMSG_SPACE is a pure computation.
+        let space =
+            unsafe { libc::CMSG_SPACE((MAX_PASS_FDS * size_of::<RawFd>()) as u32) } as usize;
+        cbuf.resize(space.div_ceil(8), 0);
         msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = size_of_val(&cbuf);
+        msg.msg_controllen = space;
     }
     let r = retry(|| {
         // SAFETY: `msg` points to a live buffer and control area for the duration of the call.
@@ -611,94 +617,6 @@ pub(crate) fn file_id(fd: RawFd) -> io::Result<(u64, u64)> {
     // SAFETY: `st` is a live, writable stat.
     cvt(unsafe { libc::fstat(fd, &mut st) })?;
     Ok((st.st_dev, st.st_ino))
-}
-
-/// Most descriptors [`send_many`] passes in one message.
-pub(crate) const MAX_MANY_FDS: usize = 128;
-
-/// Sends `data` with up to [`MAX_MANY_FDS`] descriptors, without blocking.
-pub(crate) fn send_many(fd: RawFd, data: &[u8], pass: &[RawFd]) -> io::Result<usize> {
-    if pass.len() > MAX_MANY_FDS || pass.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "descriptor count",
-        ));
-    }
-    let mut iov = libc::iovec {
-        iov_base: data.as_ptr() as *mut libc::c_void,
-        iov_len: data.len(),
-    };
-    let bytes = size_of_val(pass) as u32;
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE(bytes) } as usize;
-    let mut cbuf = vec![0u64; space.div_ceil(8)];
-    // SAFETY: msghdr is plain old data; all-zero is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space;
-    // SAFETY: msg_control points to `space` zeroed, aligned bytes, room for one cmsghdr with
-    // `pass`; CMSG_FIRSTHDR is therefore valid and CMSG_DATA has room for the descriptors.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        (*c).cmsg_level = libc::SOL_SOCKET;
-        (*c).cmsg_type = libc::SCM_RIGHTS;
-        (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
-        let d = libc::CMSG_DATA(c).cast::<RawFd>();
-        for (i, pfd) in pass.iter().enumerate() {
-            ptr::write_unaligned(d.add(i), *pfd);
-        }
-    }
-    retry(|| {
-        // SAFETY: `msg` points to live data and control buffers for the duration of the call.
-        cvt_size(unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) })
-    })
-}
-
-/// Receives one message sent with [`send_many`] without blocking: its length and descriptors
-/// (`Ok(None)` when none is queued).
-pub(crate) fn recv_many(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, Vec<OwnedFd>)>> {
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: CMSG_SPACE is a pure computation.
-    let space = unsafe { libc::CMSG_SPACE((MAX_MANY_FDS * size_of::<RawFd>()) as u32) } as usize;
-    let mut cbuf = vec![0u64; space.div_ceil(8)];
-    // SAFETY: msghdr is plain old data; all-zero is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cbuf.as_mut_ptr().cast();
-    msg.msg_controllen = space;
-    let r = retry(|| {
-        // SAFETY: `msg` points to live buffers for the duration of the call.
-        cvt_size(unsafe {
-            libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT | libc::MSG_CMSG_CLOEXEC)
-        })
-    });
-    let len = match r {
-        Ok(n) => n,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut fds = Vec::new();
-    // SAFETY: the kernel filled msg_control with msg_controllen bytes of well-formed cmsgs.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                let n = ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / size_of::<RawFd>();
-                let d = libc::CMSG_DATA(c).cast::<RawFd>();
-                for i in 0..n {
-                    fds.push(owned(ptr::read_unaligned(d.add(i))));
-                }
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
-    Ok(Some((len, fds)))
 }
 
 /// A duplicate of `fd` without close-on-exec (inherited by programs this process `exec`s).

@@ -153,30 +153,18 @@ impl Control {
     /// Maps a page received from another holder of the owner handle, read-write.
     pub(crate) fn attach_rw(fd: &OwnedFd) -> io::Result<Self> {
         check_sealed(fd, PAGE)?;
-        let c = Self {
-            view: View {
-                map: Mapping::new(fd.as_raw_fd(), PAGE)?,
-            },
-        };
-        if c.view.u32(C_MAGIC).load(SeqCst) != MAGIC
-            || c.view.u32(C_VERSION).load(SeqCst) != VERSION
-        {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "bad control page",
-            ));
-        }
-        Ok(c)
+        Self::checked(Mapping::new(fd.as_raw_fd(), PAGE)?)
     }
 
     /// Maps a page received from an owner, read-only (writer side).
     pub(crate) fn attach(fd: &OwnedFd) -> io::Result<Self> {
         check_sealed(fd, PAGE)?;
-        let c = Self {
-            view: View {
-                map: Mapping::read_only(fd.as_raw_fd(), PAGE)?,
-            },
-        };
+        Self::checked(Mapping::read_only(fd.as_raw_fd(), PAGE)?)
+    }
+
+    /// A mapped page, if it says it is a control page of this version.
+    fn checked(map: Mapping) -> io::Result<Self> {
+        let c = Self { view: View { map } };
         if c.view.u32(C_MAGIC).load(SeqCst) != MAGIC
             || c.view.u32(C_VERSION).load(SeqCst) != VERSION
         {

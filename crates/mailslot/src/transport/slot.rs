@@ -28,7 +28,7 @@ const CORE_MAGIC: &[u8; 8] = b"MSCORE1\0";
 /// doorbell, the park's two ends.
 const CORE_FDS: usize = 7;
 /// Writer connections per park message (two descriptors each).
-const PARK_PAIRS: usize = sys::MAX_MANY_FDS / 2;
+const PARK_PAIRS: usize = sys::MAX_PASS_FDS / 2;
 /// Connections one user other than root, the owner's user and the daemon's may hold open to one
 /// mailslot; more are refused with [`Refusal::Busy`], so that nobody can use up the owner's
 /// descriptors.
@@ -574,12 +574,11 @@ impl Slot {
         Ok(Self::queued(st).1.saturating_sub(before))
     }
 
-    /// Answers the trusted writers that asked about the queue (everything taken in first).
+    /// Answers the trusted writers that asked about the queue (the caller took everything in).
     fn answer_queries(&self, st: &mut State) {
         if st.queries.is_empty() {
             return;
         }
-        self.scan_rings(st, true);
         let count = Self::queued(st).1;
         let next = match &st.shared {
             Some(sh) => sh.store.head().map(|h| (h.len, h.priority)),
@@ -1280,10 +1279,10 @@ impl Slot {
             // the ring while the queue's head comes first anyway.
             let mut leave_rings = false;
             if !drain && st.shared.is_none() {
-                if let Some((id, prio)) = self.sole_uniform_ring(&mut st) {
+                if let Some(first) = self.sole_uniform_ring(&mut st) {
                     match (st.queue.head().map(|m| m.priority), &mut take) {
                         (None, Take::Read(buf)) => {
-                            if let Some(t) = self.read_direct(&mut st, id, buf) {
+                            if let Some(t) = self.read_direct(&mut st, &first, buf) {
                                 if st.takes_since_drain >= DRAIN_EVERY {
                                     st.takes_since_drain = 0;
                                     self.drain_sockets_only(&mut st);
@@ -1291,7 +1290,7 @@ impl Slot {
                                 break Ok(t);
                             }
                         }
-                        (Some(head), _) => leave_rings = prio <= head,
+                        (Some(head), _) => leave_rings = first.rec.priority <= head,
                         _ => {}
                     }
                 }
@@ -1412,8 +1411,8 @@ impl Slot {
     }
 
     /// The only writer ring with records, when all of them have the first one's priority (and
-    /// no writer uses the socket path): its connection and that priority.
-    fn sole_uniform_ring(&self, st: &mut State) -> Option<(u64, u8)> {
+    /// no writer uses the socket path): its first record.
+    fn sole_uniform_ring(&self, st: &mut State) -> Option<FirstRecord> {
         let mut only = None;
         for (id, c) in st.conns.iter_mut() {
             match &c.ring {
@@ -1429,8 +1428,15 @@ impl Slot {
             }
         }
         let id = only?;
-        let (rec, _) = st.conns.get_mut(id)?.ring.as_mut()?.first_if_uniform()?;
-        Some((id, rec.priority))
+        let ring = st.conns.get_mut(id)?.ring.as_mut()?;
+        let batch_start = !ring.has_known_records();
+        let (rec, next) = ring.first_if_uniform()?;
+        Some(FirstRecord {
+            id,
+            rec,
+            next,
+            batch_start,
+        })
     }
 
     /// The periodic look at the sockets when the rings are left alone (see `take`).
@@ -1440,13 +1446,17 @@ impl Slot {
         if st.waiters {
             self.notify_waiters(st);
         }
-        self.answer_queries(st);
+        if !st.queries.is_empty() {
+            // The rings were left alone: the answer counts what is in them too.
+            self.scan_rings(st, true);
+            self.answer_queries(st);
+        }
     }
 
-    /// Reads the first record of connection `id`'s ring (see [`Self::sole_uniform_ring`])
+    /// Reads `first` (found by [`Self::sole_uniform_ring`], with the priority checks done there)
     /// straight into `buf`: the same as taking it in and reading the head when the queue is
     /// empty, without the copy into the queue and its bookkeeping. `None`: read the usual way.
-    fn read_direct(&self, st: &mut State, id: u64, buf: &mut [u8]) -> Option<Taken> {
+    fn read_direct(&self, st: &mut State, first: &FirstRecord, buf: &mut [u8]) -> Option<Taken> {
         let State {
             conns,
             incoming,
@@ -1457,10 +1467,9 @@ impl Slot {
             waiters,
             ..
         } = st;
-        let c = conns.get_mut(id)?;
+        let c = conns.get_mut(first.id)?;
         let ring = c.ring.as_mut()?;
-        let batch_start = !ring.has_known_records();
-        let (rec, next) = ring.first_if_uniform()?;
+        let (rec, next) = (first.rec, first.next);
         if rec.len > buf.len() {
             return None; // the usual way says BufferTooSmall and keeps it
         }
@@ -1485,7 +1494,7 @@ impl Slot {
         ring.skip_first(next, rec.len);
         // What a scan does once per batch: see whether the writer waits, hand room back.
         let due = ring.uncommitted() >= ring.capacity() / 8;
-        if batch_start || due {
+        if first.batch_start || due {
             *waiters |= ring.writer_waiting();
             self.commit_rings(st, false);
         }
@@ -1783,6 +1792,15 @@ fn record_of(e: &Entry, origin: u64) -> NewRecord<'_> {
     }
 }
 
+/// The first record of the only ring with records (see `Slot::sole_uniform_ring`), where the
+/// next one starts, and whether it starts a batch (the writer's tail was read for it).
+struct FirstRecord {
+    id: u64,
+    rec: Record,
+    next: u64,
+    batch_start: bool,
+}
+
 /// Where a scan found a ring of a shared slot (to put it back when the store has no room).
 struct Scanned {
     id: u64,
@@ -1892,14 +1910,6 @@ impl Slot {
         };
         let live = Self::drain_park(sh);
         let _ = Self::park(sh, &live);
-        // A table entry whose connection is not in the park belongs to a holder that died
-        // between making the entry and parking the connection (which died with it).
-        let parked: std::collections::HashSet<u32> = live.iter().map(|(i, ..)| *i).collect();
-        for (idx, _) in sh.store.entries() {
-            if !parked.contains(&idx) {
-                sh.store.free(idx);
-            }
-        }
         // Forget connections that are gone.
         let keep: HashMap<u32, u64> = live.iter().map(|(idx, ino, _, _)| (*idx, *ino)).collect();
         let gone: Vec<u64> = st
@@ -1930,7 +1940,10 @@ impl Slot {
     }
 
     /// Receives everything in the park; returns the connections the store's table still has:
-    /// `(table index, connection inode, connection, ring)`.
+    /// `(table index, connection inode, connection, ring)`. A table entry whose connection is
+    /// not in the park belongs to a holder that died between making the entry and parking the
+    /// connection (which died with it): it is freed. (Called with the holders' lock, under
+    /// which every live connection is parked.)
     fn drain_park(sh: &Shared) -> Vec<(u32, u64, OwnedFd, OwnedFd)> {
         let table: HashMap<(u64, u64), u32> = sh
             .store
@@ -1941,8 +1954,8 @@ impl Slot {
         let mut live = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let mut buf = [0u8; 8];
-        while let Ok(Some((_, fds))) = sys::recv_many(sh.park_b.as_raw_fd(), &mut buf) {
-            let mut it = fds.into_iter();
+        while let Ok(Some(got)) = sys::recv_msg(sh.park_b.as_raw_fd(), &mut buf, true) {
+            let mut it = got.fds.into_iter();
             while let (Some(c), Some(r)) = (it.next(), it.next()) {
                 let (Ok((_, ci)), Ok((_, ri))) =
                     (sys::file_id(c.as_raw_fd()), sys::file_id(r.as_raw_fd()))
@@ -1956,6 +1969,11 @@ impl Slot {
                 }
             }
         }
+        for &idx in table.values() {
+            if !seen.contains(&idx) {
+                sh.store.free(idx);
+            }
+        }
         live
     }
 
@@ -1966,7 +1984,7 @@ impl Slot {
                 .iter()
                 .flat_map(|(_, _, c, r)| [c.as_raw_fd(), r.as_raw_fd()])
                 .collect();
-            sys::send_many(sh.park_a.as_raw_fd(), b"P", &fds)?;
+            sys::send_parts(sh.park_a.as_raw_fd(), &[b"P"], &fds, true)?;
         }
         Ok(())
     }
@@ -2141,29 +2159,28 @@ impl Slot {
         Ok(())
     }
 
-    /// A new descriptor of this owner handle for another process (see `Mailslot::share`).
-    pub(crate) fn share(&self) -> Result<OwnedFd, crate::ShareError> {
-        let mut st = self.lock();
+    /// This handle's shared part, made on first use (see [`make_shared`](Self::make_shared)).
+    fn shared_part<'a>(&self, st: &'a mut State) -> Result<&'a mut Shared, crate::ShareError> {
         if st.deleted || st.arming == Arming::Closed {
             return Err(crate::ShareError::Deleted);
         }
         if st.shared.is_none() {
-            self.make_shared(&mut st)?;
+            self.make_shared(st)?;
         }
-        let sh = st.shared.as_ref().ok_or(crate::ShareError::Deleted)?;
+        st.shared.as_deref_mut().ok_or(crate::ShareError::Deleted)
+    }
+
+    /// A new descriptor of this owner handle for another process (see `Mailslot::share`).
+    pub(crate) fn share(&self) -> Result<OwnedFd, crate::ShareError> {
+        let mut st = self.lock();
+        let sh = self.shared_part(&mut st)?;
         sys::dup_cloexec(sh.core.as_raw_fd()).map_err(share_io)
     }
 
     /// The handle's inheritable descriptor (see `Mailslot::inheritable`).
     pub(crate) fn inheritable(&self) -> Result<RawFd, crate::ShareError> {
         let mut st = self.lock();
-        if st.deleted || st.arming == Arming::Closed {
-            return Err(crate::ShareError::Deleted);
-        }
-        if st.shared.is_none() {
-            self.make_shared(&mut st)?;
-        }
-        let sh = st.shared.as_mut().ok_or(crate::ShareError::Deleted)?;
+        let sh = self.shared_part(&mut st)?;
         if sh.inheritable.is_none() {
             sh.inheritable = Some(sys::dup_inheritable(&sh.core).map_err(share_io)?);
         }
