@@ -173,6 +173,7 @@ impl Measurer<'_> {
             (MemMetric::CloseSecs, "close_s"),
             (MemMetric::RssReturned, "rss_returned_B"),
             (MemMetric::Created, "created"),
+            (MemMetric::FirstRss, "first_rss_B"),
         ]) {
             s.add(ours(metric), 0, sys::kv_f64(&kv, key, &what)?);
         }

@@ -11,6 +11,12 @@
 //! **kernel slab + RSS** (see [`bytes_per`]); the kernel stack and page-table deltas are
 //! reported beside it (a thread or a mapping per slot would show there).
 //!
+//! Before the first reading the role makes one mailslot of its own and keeps it to the end: the
+//! first mailslot of a process starts the process's service thread and pages in the library's
+//! code, which no later slot pays again (memidle's objects have their code in libc, long paged
+//! in). What that first slot took (`VmRSS`) is printed as `first_rss_B=` and shown beside the
+//! row, so the per-slot figure is what each further slot costs.
+//!
 //! The meminfo counters are system-wide: anything else the machine does between the two readings
 //! lands in them, so the figures are noisy on a shared machine (less so with a larger K).
 
@@ -104,18 +110,22 @@ fn raise_nofile() -> (u64, u64) {
 }
 
 /// The `__mem-idle` role: creates `count` idle mailslots and prints one line with memidle's
-/// per-object keys plus `fds_per=`, `create_s=`, `close_s=`, `rss_returned_B=`, `created=` and
-/// `failed=` (1 when not all could be created: the error goes to stderr and the figures are per
-/// slot created). Exits successfully in that case too, so that the harness can report it.
+/// per-object keys plus `fds_per=`, `create_s=`, `close_s=`, `rss_returned_B=`, `first_rss_B=`,
+/// `created=` and `failed=` (1 when not all could be created: the error goes to stderr and the
+/// figures are per slot created). Exits successfully in that case too, so that the harness can report it.
 pub(crate) fn idle(count: usize) -> Result<()> {
     let (soft, hard) = raise_nofile();
+    let pid = std::process::id();
+    let r_first = rss_kb()?;
+    let first = Mailslot::create(&format!(r"\\.\mailslot\bench\{pid}\idle\first"))
+        .context("creating the first mailslot")?;
+    let first_rss = (rss_kb()? - r_first) * 1024;
     let fd0 = open_fds()?;
     // As memidle: flush dirty pages, let the system settle, then read.
     // SAFETY: sync has no preconditions.
     unsafe { libc::sync() };
     std::thread::sleep(SETTLE);
     let c0 = Counters::read()?;
-    let pid = std::process::id();
     let mut slots = Vec::with_capacity(count);
     let mut failed = false;
     let t0 = Instant::now();
@@ -144,12 +154,14 @@ pub(crate) fn idle(count: usize) -> Result<()> {
     drop(slots);
     let close_s = t1.elapsed().as_secs_f64();
     let rss2 = rss_kb()?;
+    drop(first);
     let k = created.max(1) as f64;
     let per = |kb: i64| kb as f64 * 1024.0 / k;
     sys::say(&format!(
         "kind=mailslot K={count} created={created} failed={} memfree_B_per={:.0} slab_B_per={:.0} \
          kstack_B_per={:.0} pgtbl_B_per={:.0} rss_B_per={:.0} fds_per={:.3} create_s={create_s:.6} \
-         close_s={close_s:.6} rss_returned_B={} nofile_soft={soft} nofile_hard={hard}",
+         close_s={close_s:.6} rss_returned_B={} first_rss_B={first_rss} nofile_soft={soft} \
+         nofile_hard={hard}",
         u8::from(failed),
         per(c0.memfree - c1.memfree),
         per(c1.slab - c0.slab),

@@ -65,6 +65,9 @@ pub(crate) enum MemMetric {
     RssReturned,
     /// Objects actually created (ours; fewer than K when creation failed).
     Created,
+    /// `VmRSS` the process's first mailslot took, bytes (ours; paid once per process, before the
+    /// K are counted: the service thread and the library's code).
+    FirstRss,
 }
 
 /// The per-object keys of a memidle-style line, besides the sum [`MemMetric::Bytes`].

@@ -105,6 +105,10 @@ pub(crate) struct MemColumns {
     /// memidle's `memfree_B_per`.
     #[serde(skip_serializing_if = "Option::is_none")]
     anchor_memfree: Option<f64>,
+    /// `VmRSS` of the process's first mailslot (made before the K are counted), bytes: what a
+    /// process pays once (the service thread, the library's code paged in), not per slot.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    first_rss: Option<f64>,
     /// Descriptors per idle mailslot (`/proc/self/fd` after − before, ÷ created).
     #[serde(skip_serializing_if = "Option::is_none")]
     fds_per_slot: Option<f64>,
@@ -649,6 +653,7 @@ fn mem_columns(
         anchor_rss: theirs(MemMetric::Rss).map(|v| (v * ascale).round()),
         anchor_memfree: theirs(MemMetric::MemFree).map(|v| (v * ascale).round()),
         fds_per_slot: ours(MemMetric::Fds).map(round3),
+        first_rss: ours(MemMetric::FirstRss).map(f64::round),
         ..MemColumns::default()
     }
 }

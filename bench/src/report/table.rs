@@ -33,12 +33,13 @@ fn mem_note(r: &Row) -> String {
         ));
     } else {
         note.push_str(&format!(
-            "{:.2} fd/slot; slab {} + rss {} (udgram {} + {})",
+            "{:.2} fd/slot; slab {} + rss {} (udgram {} + {}); first slot of a process {}",
             m.fds_per_slot.unwrap_or(nan),
             human(m.ours_slab.unwrap_or(nan)),
             human(m.ours_rss.unwrap_or(nan)),
             human(m.anchor_slab.unwrap_or(nan)),
-            human(m.anchor_rss.unwrap_or(nan))
+            human(m.anchor_rss.unwrap_or(nan)),
+            human(m.first_rss.unwrap_or(nan))
         ));
     }
     note

@@ -670,3 +670,52 @@ fn a_trusted_writer_asks_the_owner_about_its_queue() {
         Err(WriteError::OwnerGone)
     ));
 }
+
+/// A slot nobody has used keeps only a few fields (the rest of its state is made on first use):
+/// each way out of that idle state behaves as for a slot that was used from the start.
+#[test]
+fn a_slot_left_idle_behaves_the_same_on_first_use() {
+    // Closed while idle: the name is free at once, and nobody can open it.
+    let name = unique("idle-close");
+    let slot = Mailslot::create(&name).unwrap();
+    drop(slot);
+    assert!(matches!(
+        MailslotWriter::open(&name),
+        Err(OpenError::NotFound(_))
+    ));
+    let again = Mailslot::create(&name).unwrap();
+
+    // First use by a writer: the service takes in the connection of an idle slot.
+    let w = MailslotWriter::open(&name).unwrap();
+    w.write_with(b"first", WriteOptions::new().priority(3))
+        .unwrap();
+    assert_eq!(again.read_message().unwrap().data, b"first");
+    drop(again);
+    assert!(matches!(w.write(b"x"), Err(WriteError::OwnerGone)));
+
+    // First use by the owner: a setting kept while idle, then a read that waits and times out.
+    let name = unique("idle-read");
+    let slot = Mailslot::create(&name).unwrap();
+    slot.set_read_timeout(Duration::from_millis(30));
+    assert_eq!(
+        slot.info().read_timeout,
+        Timeout::After(Duration::from_millis(30))
+    );
+    let t0 = Instant::now();
+    assert!(matches!(slot.read_message(), Err(ReadError::Timeout)));
+    assert!(t0.elapsed() >= Duration::from_millis(30));
+
+    // Many idle slots, then a writer for one in the middle.
+    let names: Vec<String> = (0..200).map(|i| unique(&format!("idle-{i}"))).collect();
+    let slots: Vec<Mailslot> = names.iter().map(|n| Mailslot::create(n).unwrap()).collect();
+    write_mailslot(&names[117], b"to 117", WriteOptions::new()).unwrap();
+    assert_eq!(
+        slots[117].read_message().unwrap().data,
+        b"to 117",
+        "the message reached its slot"
+    );
+    assert!(slots
+        .iter()
+        .enumerate()
+        .all(|(i, s)| i == 117 || s.info().count == 0));
+}

@@ -102,30 +102,17 @@ impl Service {
 
     pub(crate) fn register(&self, slot: &Arc<Slot>) -> io::Result<()> {
         self.slots().insert(slot.token, Arc::downgrade(slot));
-        let mut st = slot.lock();
         let events = (libc::EPOLLIN | libc::EPOLLONESHOT) as u32;
         let ep = self.epoll.as_raw_fd();
-        // Taking the lock of a shared slot may already have made its epoll and registered it.
-        match sys::epoll_ctl(
-            ep,
-            libc::EPOLL_CTL_ADD,
-            slot.service_fd(),
-            events,
-            slot.token,
-        ) {
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                sys::epoll_ctl(
-                    ep,
-                    libc::EPOLL_CTL_MOD,
-                    slot.service_fd(),
-                    events,
-                    slot.token,
-                )?;
+        slot.arm_with(|fd| {
+            // Taking the lock of a shared slot may already have made its epoll and registered it.
+            match sys::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, events, slot.token) {
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                    sys::epoll_ctl(ep, libc::EPOLL_CTL_MOD, fd, events, slot.token)
+                }
+                r => r,
             }
-            r => r?,
-        }
-        st.arming = Arming::Armed;
-        Ok(())
+        })
     }
 
     /// The slot now wants `new` watched instead of `old` (armed or not, as before).

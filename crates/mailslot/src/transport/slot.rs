@@ -208,6 +208,48 @@ pub(crate) struct State {
     pub refused_behalf: u64,
 }
 
+impl State {
+    fn new(
+        listener: Option<OwnedFd>,
+        control: Option<(ControlFds, Control)>,
+        shared: Option<Box<Shared>>,
+        read_timeout: Timeout,
+        arming: Arming,
+    ) -> Self {
+        Self {
+            queue: Queue::default(),
+            conns: Conns::default(),
+            per_uid: HashMap::new(),
+            listener,
+            control,
+            shared,
+            deleted: false,
+            queries: Vec::new(),
+            wake_me: true,
+            published: (0, 0),
+            waiters: false,
+            incoming: Vec::new(),
+            takes_since_drain: 0,
+            read_timeout,
+            readers_waiting: 0,
+            reader_ops: 0,
+            service_seen_ops: 0,
+            pool: BufferPool::default(),
+            arming,
+            deferred: false,
+            wake_pending: false,
+            spin_misses: 0,
+            spin_skipped: 0,
+            buf: Vec::new(),
+            dropped: 0,
+            dropped_writers: 0,
+            refused: 0,
+            refused_remote: 0,
+            refused_behalf: 0,
+        }
+    }
+}
+
 /// What a holder of a shared owner handle has (see `ARCHITECTURE.md`, "Shared owner handles").
 struct Shared {
     store: Store,
@@ -239,28 +281,39 @@ struct Shared {
 
 /// The slot's state, locked: for a shared slot also the holders' lock, with this process's
 /// view brought up to date when taken and written back when let go.
+///
+/// Holds the whole state ([`Cell::Busy`]): [`Slot::lock`] makes it before it makes a guard.
 pub(crate) struct Guard<'a> {
     slot: &'a Slot,
-    st: MutexGuard<'a, State>,
+    st: MutexGuard<'a, Cell>,
 }
 
 impl std::ops::Deref for Guard<'_> {
     type Target = State;
     fn deref(&self) -> &State {
-        &self.st
+        match &*self.st {
+            Cell::Busy(b) => b,
+            Cell::Idle { .. } => unreachable!("Slot::lock makes the state before the guard"),
+        }
     }
 }
 
 impl std::ops::DerefMut for Guard<'_> {
     fn deref_mut(&mut self) -> &mut State {
-        &mut self.st
+        match &mut *self.st {
+            Cell::Busy(b) => b,
+            Cell::Idle { .. } => unreachable!("Slot::lock makes the state before the guard"),
+        }
     }
 }
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        if self.st.shared.as_ref().is_some_and(|sh| sh.locked) {
-            self.slot.sync_out(&mut self.st);
+        let Cell::Busy(st) = &mut *self.st else {
+            return;
+        };
+        if st.shared.as_ref().is_some_and(|sh| sh.locked) {
+            self.slot.sync_out(st);
         }
     }
 }
@@ -321,7 +374,19 @@ pub(crate) struct Slot {
     /// The process that created the slot; only it may close it (see [`Slot::close`]).
     creator_pid: u32,
     service: Arc<Service>,
-    state: Mutex<State>,
+    state: Mutex<Cell>,
+}
+
+/// A slot's state behind its lock: the few fields an idle slot needs, until something happens
+/// (a writer connects, a reader reads or waits, the handle is shared): then the whole [`State`],
+/// made by [`Slot::lock`]. So that an idle slot costs little more than its listening socket.
+enum Cell {
+    Idle {
+        listener: Option<OwnedFd>,
+        read_timeout: Timeout,
+        arming: Arming,
+    },
+    Busy(Box<State>),
 }
 
 /// The descriptors of a slot that has writers or readers waiting.
@@ -404,36 +469,20 @@ impl Slot {
             token: service.next_token(),
             creator_pid: sys::getpid(),
             service,
-            state: Mutex::new(State {
-                queue: Queue::default(),
-                conns: Conns::default(),
-                per_uid: HashMap::new(),
-                listener: Some(listener),
-                control,
-                shared,
-                deleted: false,
-                queries: Vec::new(),
-                wake_me: true,
-                published: (0, 0),
-                waiters: false,
-                incoming: Vec::new(),
-                takes_since_drain: 0,
-                read_timeout,
-                readers_waiting: 0,
-                reader_ops: 0,
-                service_seen_ops: 0,
-                pool: BufferPool::default(),
-                arming: Arming::Idle,
-                deferred: false,
-                wake_pending: false,
-                spin_misses: 0,
-                spin_skipped: 0,
-                buf: Vec::new(),
-                dropped: 0,
-                dropped_writers: 0,
-                refused: 0,
-                refused_remote: 0,
-                refused_behalf: 0,
+            state: Mutex::new(if control.is_none() && shared.is_none() {
+                Cell::Idle {
+                    listener: Some(listener),
+                    read_timeout,
+                    arming: Arming::Idle,
+                }
+            } else {
+                Cell::Busy(Box::new(State::new(
+                    Some(listener),
+                    control,
+                    shared,
+                    read_timeout,
+                    Arming::Idle,
+                )))
             }),
             config,
         });
@@ -443,15 +492,48 @@ impl Slot {
 
     /// Locks the slot's state (and, for a shared slot, the holders' lock: see [`Guard`]).
     pub(crate) fn lock(&self) -> Guard<'_> {
-        let st = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut st = self.cell();
+        if let Cell::Idle {
+            listener,
+            read_timeout,
+            arming,
+        } = &mut *st
+        {
+            let state = State::new(listener.take(), None, None, *read_timeout, *arming);
+            *st = Cell::Busy(Box::new(state));
+        }
         let mut g = Guard { slot: self, st };
-        if g.st.shared.is_some() {
-            self.sync_in(&mut g.st);
+        if g.shared.is_some() {
+            let Cell::Busy(st) = &mut *g.st else {
+                return g;
+            };
+            self.sync_in(st);
         }
         g
+    }
+
+    /// The slot's lock, the state left as it is (idle or not).
+    fn cell(&self) -> MutexGuard<'_, Cell> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Runs `f` (which registers the slot with the service) under the slot's lock with the
+    /// descriptor the service watches, and marks the slot armed when it succeeds. An idle slot
+    /// stays idle.
+    pub(crate) fn arm_with(&self, f: impl FnOnce(RawFd) -> io::Result<()>) -> io::Result<()> {
+        let mut cell = self.cell();
+        if let Cell::Idle { arming, .. } = &mut *cell {
+            f(self.service_fd())?;
+            *arming = Arming::Armed;
+            return Ok(());
+        }
+        drop(cell);
+        let mut st = self.lock();
+        f(self.service_fd())?;
+        st.arming = Arming::Armed;
+        Ok(())
     }
 
     /// What the service thread watches for this slot.
@@ -1695,6 +1777,15 @@ impl Slot {
             return;
         }
         self.service.unregister(self);
+        if let Cell::Idle {
+            listener, arming, ..
+        } = &mut *self.cell()
+        {
+            // No writer ever came: there is no control page to mark, nothing queued.
+            *listener = None;
+            *arming = Arming::Closed;
+            return;
+        }
         let mut st = self.lock();
         if st.arming == Arming::Closed {
             return;
