@@ -399,7 +399,9 @@ impl Mailslot {
     /// The receiving process takes it up with [`Mailslot::from_shared`]; from then on both hold
     /// the mailslot: either may read (each message is read once; reads are serialised), and the
     /// mailslot, its name and its messages live until the last holder closes (or its process
-    /// dies). The descriptor itself keeps the mailslot alive until it is closed or taken up.
+    /// dies). The descriptor itself keeps the mailslot alive until it is closed or taken up,
+    /// or until a holder calls [`delete`](Self::delete) (taking it up then gives
+    /// [`ShareError::Deleted`]).
     ///
     /// The first call moves the queue into memory shared by the holders (a mailslot that is
     /// never shared keeps it in its process).

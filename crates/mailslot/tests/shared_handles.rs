@@ -94,6 +94,46 @@ fn delete_ends_it_for_every_holder() {
     }
 }
 
+/// A descriptor made by `share` and never taken up (still open) does not keep a deleted
+/// mailslot's name: delete takes the handle's message off the socket all descriptors share.
+#[test]
+fn delete_frees_the_name_while_a_shared_descriptor_is_never_taken_up() {
+    let name = common::unique("share-unclaimed");
+    let slot = Mailslot::create(&name).unwrap();
+    let w = MailslotWriter::open(&name).unwrap();
+    w.write(b"queued").unwrap();
+    let unclaimed = slot.share().unwrap();
+    let also = slot.share().unwrap();
+    slot.delete();
+    assert!(matches!(w.write(b"x"), Err(WriteError::OwnerGone)));
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    let again = loop {
+        match Mailslot::create(&name) {
+            Ok(s) => break s,
+            Err(e) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "name not free 1 s after delete, a shared descriptor still open: {e}"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    };
+    assert_eq!(again.info().count, 0, "the deleted slot's message is gone");
+    // Taking up a descriptor of the deleted slot now is refused as deleted, and leaves the new
+    // slot of that name alone.
+    assert!(matches!(
+        Mailslot::from_shared(unclaimed),
+        Err(ShareError::Deleted)
+    ));
+    assert!(matches!(
+        Mailslot::from_shared(also),
+        Err(ShareError::Deleted)
+    ));
+    MailslotWriter::open(&name).unwrap().write(b"new").unwrap();
+    assert_eq!(again.read_message().unwrap().data, b"new");
+}
+
 #[test]
 fn descriptors_that_are_not_handles_are_refused() {
     let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();

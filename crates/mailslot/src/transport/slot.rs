@@ -2291,6 +2291,11 @@ impl Slot {
             }
             Err(e) => return Err(share_io(e)),
         };
+        if got.len == 0 && got.fds.is_empty() {
+            // The handle's message was taken off at delete (see `delete`), and the socket's
+            // other end is long closed: what a descriptor of a deleted mailslot looks like.
+            return Err(crate::ShareError::Deleted);
+        }
         if got.len != CORE_MAGIC.len()
             || buf[..CORE_MAGIC.len()] != CORE_MAGIC[..]
             || got.fds.len() != CORE_FDS
@@ -2382,6 +2387,13 @@ impl Slot {
                     drop(Self::drain_park(sh));
                 }
                 Self::ring_doorbell(&st);
+                // Take the handle's message off its socket: a descriptor made by `share` and
+                // never taken up then no longer holds the listener in flight, so the name is
+                // free as soon as the holders have let go; taking it up now gives `Deleted`.
+                if let Some(sh) = st.shared.as_ref() {
+                    let mut head = [0u8; 16];
+                    drop(sys::recv_msg(sh.core.as_raw_fd(), &mut head, true));
+                }
             }
             if let Some((_, c)) = &st.control {
                 c.close();
