@@ -128,6 +128,16 @@ listen held --hold 60000
 s=$(stat -c %s "$M/test/held")
 c=$(python3 -c "import os,sys; print(os.getxattr(sys.argv[1], 'user.mailslot.count').decode(), os.getxattr(sys.argv[1], 'user.mailslot.next_priority').decode())" "$M/test/held" 2>&1)
 [ "$s/$c" = "7/3 7" ] && ok "stat size and xattrs of a mailslot another process owns" || bad "stat of another owner's slot" "size $s, count/prio $c"
+# The view keeps the connection it asked on; a new owner of the name is asked on a new one.
+s2=$(stat -c %s "$M/test/held")
+HELD=${PIDS[-1]}
+kill "$HELD"; wait "$HELD" 2>/dev/null
+for _ in $(seq 100); do [ -e "$M/test/held" ] || break; sleep 0.05; done
+listen held --hold 60000
+"$MS" send "\\\\.\\mailslot\\test\\held" xy --priority 4
+s3=$(stat -c %s "$M/test/held")
+c3=$(python3 -c "import os,sys; print(os.getxattr(sys.argv[1], 'user.mailslot.count').decode())" "$M/test/held" 2>&1)
+[ "$s2/$s3/$c3" = "7/2/1" ] && ok "stat again, and of a new owner of the name" || bad "stat after a new owner" "sizes $s2 then $s3, count $c3"
 
 # --- the read side from the shell ----------------------------------------------------------------
 exec 3<>"$M/inbox-$$"

@@ -37,7 +37,7 @@ use std::os::fd::AsRawFd;
 
 use crate::error::{OpenError, WriteError};
 use crate::sys;
-use crate::transport::slot::policy_admits;
+use crate::transport::slot::{is_trusted_uid, policy_admits};
 use crate::types::{AccessPolicy, Class, WriteOptions};
 use crate::{Builder, CreateError, Mailslot, MailslotWriter, WriterInner};
 
@@ -110,11 +110,19 @@ impl MailslotWriter {
     /// it is idle or waiting, within a few reads when it is reading).
     ///
     /// Only root and the daemon's user are answered (the FUSE view's `stat` of a mailslot owned
-    /// by another process); anyone else gets `Timeout`. Do not call it while another thread
+    /// by another process): anyone else gets `Open(AccessDenied)` (5) at once, without asking,
+    /// and an owner ignores the question from anyone else. Do not call it while another thread
     /// writes first-class messages on the same handle (each could take the other's reply).
-    /// Errors: `Timeout` (121), `OwnerGone` (109), `Io`; a remote name: `Io` (`InvalidInput`).
+    /// Errors: `Timeout` (121), `OwnerGone` (109), `Open(AccessDenied)` (5), `Io`; a remote
+    /// name: `Io` (`InvalidInput`).
     pub fn queue_state(&self, timeout: std::time::Duration) -> Result<QueueState, WriteError> {
         match &self.inner {
+            WriterInner::Local(_) if !is_trusted_uid(sys::geteuid()) => {
+                Err(WriteError::Open(OpenError::AccessDenied(
+                    "only root and the mailslot daemon's user may ask an owner about its queue"
+                        .into(),
+                )))
+            }
             WriterInner::Local(c) => {
                 let (count, next) = c.query(timeout)?;
                 Ok(QueueState {

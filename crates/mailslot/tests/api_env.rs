@@ -37,6 +37,11 @@ fn main() {
             "a writer thread takes another user's credentials and groups",
             a_supplementary_group_admits_a_writer_to_a_group_mailslot,
         ),
+        as_root(
+            "only_trusted_writers_learn_what_an_owners_queue_holds",
+            "root is the trusted user; a writer thread takes nobody's credentials",
+            only_trusted_writers_learn_what_an_owners_queue_holds,
+        ),
         // No daemon runs in this test's network namespace unless one was started by hand.
         ignored_if(
             "remote_names_without_a_daemon_fail_clearly",
@@ -407,4 +412,46 @@ fn batches_from_the_daemon_keep_order_limits_and_trust() {
     w.write(b"local").unwrap();
     assert_eq!(slot.read_message().unwrap().data, b"local");
     assert_eq!(slot.counters().refused_remote, 2);
+}
+
+/// `MailslotWriter::queue_state`: root is answered; nobody is refused at once by its own side;
+/// and an owner ignores the question on a connection nobody opened, even when a root thread
+/// asks on it (the owner goes by the connection's kernel credentials).
+fn only_trusted_writers_learn_what_an_owners_queue_holds() {
+    let name = unique("query-trust");
+    let slot = Mailslot::builder()
+        .access(Access::Everyone)
+        .create(&name)
+        .unwrap();
+    MailslotWriter::open(&name)
+        .unwrap()
+        .write_with(b"four", WriteOptions::new().priority(2))
+        .unwrap();
+    let root = MailslotWriter::open(&name).unwrap();
+    let q = root.queue_state(Duration::from_secs(5)).unwrap();
+    assert_eq!(
+        (q.count, q.next_size, q.next_priority),
+        (1, Some(4), Some(2))
+    );
+
+    let n = name.clone();
+    let (refused, took, nobodys) = as_nobody_in_thread(&[], move || {
+        let w = MailslotWriter::open(&n).unwrap();
+        let t0 = std::time::Instant::now();
+        let r = w.queue_state(Duration::from_secs(5));
+        (r, t0.elapsed(), w)
+    });
+    match refused {
+        Err(ref e @ WriteError::Open(OpenError::AccessDenied(_))) => assert_eq!(e.win32_code(), 5),
+        other => panic!("nobody asked and got {other:?}"),
+    }
+    assert!(
+        took < Duration::from_secs(1),
+        "nobody's refusal waited {took:?}"
+    );
+    // nobody's connection, asked on by root: the owner does not answer.
+    let got = nobodys.queue_state(Duration::from_millis(300));
+    assert!(matches!(got, Err(WriteError::Timeout)), "{got:?}");
+    // The answers did not disturb the queue.
+    assert_eq!(slot.read_message().unwrap().data, b"four");
 }

@@ -39,7 +39,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
@@ -64,6 +64,10 @@ const SLICE: Duration = Duration::from_millis(100);
 const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `stat` waits for the owner of a mailslot created elsewhere to say what it holds.
 const QUERY_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a connection `stat` asked on is kept without a question.
+const QUERIER_IDLE: Duration = Duration::from_secs(10);
+/// Most connections kept for `stat`.
+const QUERIERS_MAX: usize = 256;
 
 /// What a path of the tree is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,12 +117,59 @@ struct Tables {
     dirs: HashSet<String>,
 }
 
+/// A connection `stat` asked a mailslot's owner on, kept for the next `stat` of that mailslot
+/// (a new connection costs the owner a ring; `ls -l` asks of every mailslot, often twice).
+struct Querier {
+    /// Locked while asking: one question at a time on a connection.
+    writer: Arc<Mutex<MailslotWriter>>,
+    used: Instant,
+}
+
+/// The kept connections, by mailslot name: at most [`QUERIERS_MAX`], each let go after
+/// [`QUERIER_IDLE`] without a question.
+#[derive(Default)]
+struct Queriers(HashMap<String, Querier>);
+
+impl Queriers {
+    /// The kept connection for `name`, if it was used recently.
+    fn get(&mut self, name: &str, now: Instant) -> Option<Arc<Mutex<MailslotWriter>>> {
+        self.0
+            .retain(|_, q| now.duration_since(q.used) < QUERIER_IDLE);
+        let q = self.0.get_mut(name)?;
+        q.used = now;
+        Some(q.writer.clone())
+    }
+
+    /// Keeps `writer` for `name` (the least recently used one goes when there are too many).
+    fn keep(&mut self, name: String, writer: Arc<Mutex<MailslotWriter>>, now: Instant) {
+        if self.0.len() >= QUERIERS_MAX && !self.0.contains_key(&name) {
+            if let Some(oldest) = self
+                .0
+                .iter()
+                .min_by_key(|(_, q)| q.used)
+                .map(|(k, _)| k.clone())
+            {
+                self.0.remove(&oldest);
+            }
+        }
+        self.0.insert(name, Querier { writer, used: now });
+    }
+
+    fn forget(&mut self, name: &str) {
+        self.0.remove(name);
+    }
+}
+
 /// The filesystem: give it to [`mount`] (or to `fuser` directly).
 pub struct MailslotFs {
     tables: Mutex<Tables>,
     handles: Mutex<HashMap<u64, Handle>>,
     /// Slots created through the mount, by path.
     owned: Mutex<HashMap<String, std::sync::Weak<OwnerFile>>>,
+    /// Connections that `stat` asks other owners on (see [`MailslotFs::queue_state`]).
+    queriers: Mutex<Queriers>,
+    /// The library refused this process's questions to owners (it is not trusted).
+    queries_refused: AtomicBool,
     next_fh: AtomicU64,
     uid: u32,
     gid: u32,
@@ -216,6 +267,8 @@ impl MailslotFs {
             tables: Mutex::new(t),
             handles: Mutex::new(HashMap::new()),
             owned: Mutex::new(HashMap::new()),
+            queriers: Mutex::new(Queriers::default()),
+            queries_refused: AtomicBool::new(false),
             next_fh: AtomicU64::new(1),
             uid,
             gid,
@@ -310,11 +363,30 @@ impl MailslotFs {
         if remote_parts(path).is_some() {
             return None; // write-only names of other hosts
         }
-        let base = split_priority(path).map_or(path, |(b, _)| b);
-        MailslotWriter::open_timeout(&slot_name(base), QUERY_TIMEOUT)
-            .ok()?
-            .queue_state(QUERY_TIMEOUT)
-            .ok()
+        if self.queries_refused.load(Ordering::Relaxed) {
+            return None; // owners answer only root and the daemon's user
+        }
+        let name = slot_name(split_priority(path).map_or(path, |(b, _)| b));
+        let kept = lock(&self.queriers).get(&name, Instant::now());
+        if let Some(w) = kept {
+            if let Ok(q) = lock(&w).queue_state(QUERY_TIMEOUT) {
+                return Some(q);
+            }
+            // The owner went (perhaps another one has the name now), or did not answer.
+            lock(&self.queriers).forget(&name);
+        }
+        let w = MailslotWriter::open_timeout(&name, QUERY_TIMEOUT).ok()?;
+        let q = match w.queue_state(QUERY_TIMEOUT) {
+            Ok(q) => q,
+            Err(WriteError::Open(OpenError::AccessDenied(_))) => {
+                // This process may not ask (not root, not the daemon's user): never again.
+                self.queries_refused.store(true, Ordering::Relaxed);
+                return None;
+            }
+            Err(_) => return None,
+        };
+        lock(&self.queriers).keep(name, Arc::new(Mutex::new(w)), Instant::now());
+        Some(q)
     }
 
     fn owner_file(&self, path: &str) -> Option<Arc<OwnerFile>> {
@@ -1080,6 +1152,39 @@ pub fn run(mountpoint: &std::path::Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The connections `stat` keeps: let go after [`QUERIER_IDLE`] without use, at most
+    /// [`QUERIERS_MAX`] (the least recently used goes), forgotten on request.
+    #[test]
+    fn kept_query_connections_expire_and_are_bounded() {
+        let name = format!(r"\\.\mailslot\mount-unit\queriers-{}", std::process::id());
+        let _slot = Mailslot::create(&name).unwrap();
+        let w = Arc::new(Mutex::new(MailslotWriter::open(&name).unwrap()));
+        let t0 = Instant::now();
+        let mut q = Queriers::default();
+        q.keep("a".into(), w.clone(), t0);
+        q.keep("b".into(), w.clone(), t0);
+        assert!(q.get("a", t0 + QUERIER_IDLE / 2).is_some());
+        // "a" was used half-way, "b" not: at QUERIER_IDLE only "a" is left.
+        assert!(q.get("b", t0 + QUERIER_IDLE).is_none());
+        assert!(q.get("a", t0 + QUERIER_IDLE).is_some());
+        q.forget("a");
+        assert!(q.get("a", t0 + QUERIER_IDLE).is_none());
+        // Full: the least recently used one makes room.
+        for i in 0..QUERIERS_MAX {
+            q.keep(
+                i.to_string(),
+                w.clone(),
+                t0 + Duration::from_millis(i as u64),
+            );
+        }
+        let later = t0 + Duration::from_secs(1);
+        q.keep("new".into(), w.clone(), later);
+        assert_eq!(q.0.len(), QUERIERS_MAX);
+        assert!(q.get("0", later).is_none());
+        assert!(q.get("1", later).is_some());
+        assert!(q.get("new", later).is_some());
+    }
 
     #[test]
     fn paths_map_to_names() {
