@@ -763,8 +763,11 @@ mod tests {
         let b = monotonic_ns();
         assert!(b >= a && a > 0);
         let g = own_groups();
-        // SAFETY: always succeeds.
-        assert_eq!(g[0], unsafe { libc::getegid() });
+        // "Gid:" in /proc/self/status: real, effective, saved, file system.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let gids = status.lines().find_map(|l| l.strip_prefix("Gid:")).unwrap();
+        let egid: u32 = gids.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert_eq!(g[0], egid);
         raise_nofile_limit();
         let rl = rustix::process::getrlimit(Resource::Nofile);
         let max = rl.maximum.unwrap_or(u64::MAX);
