@@ -1,11 +1,37 @@
-//! Thin, checked wrappers over the Linux system calls the transport needs. Every `unsafe` block of
-//! the crate lives here, each with the reason it is sound.
+//! Thin, checked wrappers over the Linux system calls the transport needs.
+//!
+//! Most of them go through `rustix`, whose calls take borrowed descriptors and typed flags and
+//! return `rustix::io::Errno` (turned into `io::Error` with the same errno here). What `rustix`
+//! has no safe call for stays on `libc`, each with the reason it is sound: `SO_PEERCRED` and
+//! `SO_PEERGROUPS`, and the user and group database lookups (`getpwnam_r`, `getgrnam_r`). The
+//! memory mappings themselves are in `shm`.
 
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::ptr;
 use std::time::Duration;
 
+use rustix::event::{epoll, EventfdFlags, PollFd, PollFlags, Timespec};
+use rustix::fs::{MemfdFlags, Mode, OFlags, SealFlags};
+use rustix::io::{Errno, FdFlags};
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
+    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketAddrUnix, SocketFlags, SocketType,
+};
+use rustix::process::{Resource, Rlimit};
+
+/// Retries a call while it fails with `EINTR`; the error as an `io::Error` (same errno).
+fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> io::Result<T> {
+    loop {
+        match f() {
+            Err(Errno::INTR) => continue,
+            r => return r.map_err(io::Error::from),
+        }
+    }
+}
+
+/// The result of a `libc` call that returns -1 and sets `errno` on failure.
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     if r < 0 {
         Err(io::Error::last_os_error())
@@ -14,129 +40,72 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-fn cvt_size(r: libc::ssize_t) -> io::Result<usize> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r as usize)
+/// Borrows a descriptor number handed to one of this module's functions.
+///
+/// Every `RawFd` these functions take is, by their contract, a descriptor the caller keeps open
+/// for the duration of the call; the borrow lives no longer than the reference to the number,
+/// so it cannot outlive the call. A negative number fails with `EBADF`, as the system call would.
+fn borrow(fd: &RawFd) -> io::Result<BorrowedFd<'_>> {
+    if *fd < 0 {
+        return Err(Errno::BADF.into());
     }
+    // SAFETY: not -1, and open for as long as the borrow lives (see above).
+    Ok(unsafe { BorrowedFd::borrow_raw(*fd) })
 }
 
-/// Retries a call while it fails with `EINTR`.
-fn retry<T>(mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-    loop {
-        match f() {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            r => return r,
-        }
-    }
-}
-
-fn owned(fd: libc::c_int) -> OwnedFd {
-    // SAFETY: `fd` was just returned by a successful system call that creates a descriptor, so it
-    // is open and owned by nobody else.
-    unsafe { OwnedFd::from_raw_fd(fd) }
-}
-
-/// A `sockaddr_un` for an abstract address (leading NUL, no trailing NUL).
-fn abstract_addr(name: &[u8]) -> io::Result<(libc::sockaddr_un, libc::socklen_t)> {
-    // SAFETY: sockaddr_un is plain old data; all-zero is a valid value.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    if name.len() + 1 > addr.sun_path.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "abstract socket name too long",
-        ));
-    }
-    for (i, b) in name.iter().enumerate() {
-        addr.sun_path[i + 1] = *b as libc::c_char;
-    }
-    let len = size_of::<libc::sa_family_t>() + 1 + name.len();
-    Ok((addr, len as libc::socklen_t))
+/// An abstract Unix address (leading NUL, no trailing NUL).
+fn abstract_addr(name: &[u8]) -> io::Result<SocketAddrUnix> {
+    SocketAddrUnix::new_abstract_name(name)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "abstract socket name too long"))
 }
 
 /// A new `SOCK_SEQPACKET` Unix socket (close-on-exec).
 pub(crate) fn seqpacket(nonblocking: bool) -> io::Result<OwnedFd> {
-    let mut ty = libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC;
+    let mut flags = SocketFlags::CLOEXEC;
     if nonblocking {
-        ty |= libc::SOCK_NONBLOCK;
+        flags |= SocketFlags::NONBLOCK;
     }
-    // SAFETY: plain system call with constant arguments.
-    let fd = cvt(unsafe { libc::socket(libc::AF_UNIX, ty, 0) })?;
-    Ok(owned(fd))
+    Ok(rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        flags,
+        None,
+    )?)
 }
 
 /// Binds `fd` to the abstract address `name`.
 pub(crate) fn bind_abstract(fd: &OwnedFd, name: &[u8]) -> io::Result<()> {
-    let (addr, len) = abstract_addr(name)?;
-    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
-    cvt(unsafe { libc::bind(fd.as_raw_fd(), ptr::addr_of!(addr).cast(), len) })?;
-    Ok(())
+    let addr = abstract_addr(name)?;
+    Ok(rustix::net::bind(fd, &addr)?)
 }
 
 /// Connects `fd` to the abstract address `name`.
 pub(crate) fn connect_abstract(fd: &OwnedFd, name: &[u8]) -> io::Result<()> {
-    let (addr, len) = abstract_addr(name)?;
-    retry(|| {
-        // SAFETY: `addr` is a valid sockaddr_un of `len` bytes.
-        cvt(unsafe { libc::connect(fd.as_raw_fd(), ptr::addr_of!(addr).cast(), len) })
-    })?;
-    Ok(())
+    let addr = abstract_addr(name)?;
+    retry(|| rustix::net::connect(fd, &addr))
 }
 
 /// `SO_SNDTIMEO`: how long a blocking `connect` (or send) on a Unix socket may wait; `None`
 /// waits forever.
 pub(crate) fn set_send_timeout(fd: &OwnedFd, timeout: Option<Duration>) -> io::Result<()> {
-    let tv = timeout.map_or(
-        libc::timeval {
-            tv_sec: 0,
-            tv_usec: 0,
-        },
-        |d| {
-            // A zero timeval means "forever" to the kernel: wait at least a microsecond.
-            let d = d.max(Duration::from_micros(1));
-            libc::timeval {
-                tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
-                tv_usec: libc::suseconds_t::from(d.subsec_micros()),
-            }
-        },
-    );
-    // SAFETY: `tv` is a valid timeval of the size passed.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_SNDTIMEO,
-            ptr::addr_of!(tv).cast(),
-            size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    })?;
-    Ok(())
+    // A zero timeval means "forever" to the kernel: wait at least a microsecond.
+    let timeout = timeout.map(|d| d.max(Duration::from_micros(1)));
+    Ok(rustix::net::sockopt::set_socket_timeout(
+        fd,
+        rustix::net::sockopt::Timeout::Send,
+        timeout,
+    )?)
 }
 
 /// `listen(2)`.
 pub(crate) fn listen(fd: &OwnedFd, backlog: i32) -> io::Result<()> {
-    // SAFETY: plain system call on a descriptor we own.
-    cvt(unsafe { libc::listen(fd.as_raw_fd(), backlog) })?;
-    Ok(())
+    Ok(rustix::net::listen(fd, backlog)?)
 }
 
 /// Accepts one connection without blocking; `Ok(None)` when none is pending.
 pub(crate) fn accept(fd: &OwnedFd) -> io::Result<Option<OwnedFd>> {
-    let r = retry(|| {
-        // SAFETY: NULL address pointers are allowed by accept4.
-        cvt(unsafe {
-            libc::accept4(
-                fd.as_raw_fd(),
-                ptr::null_mut(),
-                ptr::null_mut(),
-                libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            )
-        })
-    });
-    match r {
-        Ok(fd) => Ok(Some(owned(fd))),
+    match retry(|| rustix::net::accept_with(fd, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK)) {
+        Ok(fd) => Ok(Some(fd)),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
         Err(e) => Err(e),
     }
@@ -151,6 +120,9 @@ pub(crate) struct PeerCred {
 }
 
 /// `SO_PEERCRED`.
+///
+/// On `libc`: `rustix`'s `UCred` holds the pid as a non-zero `Pid`, and the kernel reports 0 for
+/// a peer outside this process's pid namespace.
 pub(crate) fn peer_cred(fd: &impl AsRawFd) -> io::Result<PeerCred> {
     let mut cred = libc::ucred {
         pid: 0,
@@ -175,7 +147,7 @@ pub(crate) fn peer_cred(fd: &impl AsRawFd) -> io::Result<PeerCred> {
     })
 }
 
-/// `SO_PEERGROUPS`: the peer's supplementary groups.
+/// `SO_PEERGROUPS`: the peer's supplementary groups (on `libc`: `rustix` has no such option).
 pub(crate) fn peer_groups(fd: &impl AsRawFd) -> io::Result<Vec<u32>> {
     let mut groups = vec![0u32; 64];
     loop {
@@ -221,68 +193,48 @@ pub(crate) fn send_parts(
             "too many parts or descriptors",
         ));
     }
-    let mut iov = [libc::iovec {
-        iov_base: ptr::null_mut(),
-        iov_len: 0,
-    }; MAX_PARTS];
+    let sock = borrow(&fd)?;
+    let mut iov = [IoSlice::new(&[]); MAX_PARTS];
     for (v, p) in iov.iter_mut().zip(parts) {
-        v.iov_base = p.as_ptr() as *mut libc::c_void;
-        v.iov_len = p.len();
+        *v = IoSlice::new(p);
     }
-    // SAFETY: msghdr is plain old data; all-zero is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = iov.as_mut_ptr();
-    msg.msg_iovlen = parts.len();
-    // Room for the SCM_RIGHTS descriptors, aligned for cmsghdr (allocated only when passing).
-    let mut cbuf: Vec<u64> = Vec::new();
-    if !pass.is_empty() {
-        let bytes = size_of_val(pass) as u32;
-        // SAFETY: CMSG_SPACE is a pure computation.
-        let space = unsafe { libc::CMSG_SPACE(bytes) } as usize;
-        cbuf.resize(space.div_ceil(8), 0);
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space;
-        // SAFETY: msg_control points to `space` zeroed, aligned bytes, enough for one cmsghdr
-        // with `pass`; CMSG_FIRSTHDR therefore returns a valid pointer and CMSG_DATA has room
-        // for the descriptors.
-        unsafe {
-            let c = libc::CMSG_FIRSTHDR(&msg);
-            (*c).cmsg_level = libc::SOL_SOCKET;
-            (*c).cmsg_type = libc::SCM_RIGHTS;
-            (*c).cmsg_len = libc::CMSG_LEN(bytes) as usize;
-            let data = libc::CMSG_DATA(c).cast::<RawFd>();
-            for (i, pfd) in pass.iter().enumerate() {
-                ptr::write_unaligned(data.add(i), *pfd);
-            }
+    // Room for the SCM_RIGHTS descriptors (allocated only when passing).
+    let lent = pass.iter().map(borrow).collect::<io::Result<Vec<_>>>()?;
+    let mut space = Vec::new();
+    let mut control = SendAncillaryBuffer::default();
+    if !lent.is_empty() {
+        space.resize(
+            rustix::cmsg_space!(ScmRights(lent.len())),
+            MaybeUninit::uninit(),
+        );
+        control = SendAncillaryBuffer::new(&mut space);
+        if !control.push(SendAncillaryMessage::ScmRights(&lent)) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "descriptors do not fit the control buffer",
+            ));
         }
     }
-    let mut flags = libc::MSG_NOSIGNAL;
+    let mut flags = SendFlags::NOSIGNAL;
     if dontwait {
-        flags |= libc::MSG_DONTWAIT;
+        flags |= SendFlags::DONTWAIT;
     }
-    retry(|| {
-        // SAFETY: `msg` points to live iovecs and control data for the duration of the call.
-        cvt_size(unsafe { libc::sendmsg(fd, &msg, flags) })
-    })
+    retry(|| rustix::net::sendmsg(sock, &iov[..parts.len()], &mut control, flags))
 }
 
 /// Sends `parts` as one message, gathered (any number of parts, up to `IOV_MAX`), with
 /// `MSG_NOSIGNAL | MSG_DONTWAIT`.
 pub(crate) fn send_gather(fd: RawFd, parts: &[&[u8]]) -> io::Result<usize> {
-    let iov: Vec<libc::iovec> = parts
-        .iter()
-        .map(|p| libc::iovec {
-            iov_base: p.as_ptr() as *mut libc::c_void,
-            iov_len: p.len(),
-        })
-        .collect();
-    // SAFETY: msghdr is plain old data; all-zero is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
-    msg.msg_iovlen = iov.len();
+    let sock = borrow(&fd)?;
+    let iov: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+    let mut control = SendAncillaryBuffer::default();
     retry(|| {
-        // SAFETY: `msg` points to live iovecs (over live slices) for the duration of the call.
-        cvt_size(unsafe { libc::sendmsg(fd, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT) })
+        rustix::net::sendmsg(
+            sock,
+            &iov,
+            &mut control,
+            SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+        )
     })
 }
 
@@ -298,79 +250,51 @@ pub(crate) struct Received {
 
 /// Receives one message without blocking (`Ok(None)` when none is queued; `len == 0` at EOF).
 pub(crate) fn recv_msg(fd: RawFd, buf: &mut [u8], want_fd: bool) -> io::Result<Option<Received>> {
-    recv_msg_flags(fd, buf, want_fd, 0)
+    recv_msg_flags(fd, buf, want_fd, RecvFlags::empty())
 }
 
 /// [`recv_msg`] that leaves the message queued (`MSG_PEEK`; passed descriptors are duplicated
 /// into this process all the same).
 pub(crate) fn peek_msg(fd: RawFd, buf: &mut [u8]) -> io::Result<Option<Received>> {
-    recv_msg_flags(fd, buf, true, libc::MSG_PEEK)
+    recv_msg_flags(fd, buf, true, RecvFlags::PEEK)
 }
 
 fn recv_msg_flags(
     fd: RawFd,
     buf: &mut [u8],
     want_fd: bool,
-    extra: libc::c_int,
+    extra: RecvFlags,
 ) -> io::Result<Option<Received>> {
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: msghdr is plain old data; all-zero is valid.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
+    let sock = borrow(&fd)?;
+    let mut iov = [IoSliceMut::new(buf)];
     // Room for MAX_PASS_FDS descriptors, allocated only when they are wanted.
-    let mut cbuf: Vec<u64> = Vec::new();
+    let mut space = Vec::new();
     if want_fd {
-        // SAFETY: CMSG_SPACE is a pure computation.
-        let space =
-            unsafe { libc::CMSG_SPACE((MAX_PASS_FDS * size_of::<RawFd>()) as u32) } as usize;
-        cbuf.resize(space.div_ceil(8), 0);
-        msg.msg_control = cbuf.as_mut_ptr().cast();
-        msg.msg_controllen = space;
+        space.resize(
+            rustix::cmsg_space!(ScmRights(MAX_PASS_FDS)),
+            MaybeUninit::uninit(),
+        );
     }
-    let r = retry(|| {
-        // SAFETY: `msg` points to a live buffer and control area for the duration of the call.
-        cvt_size(unsafe {
-            libc::recvmsg(
-                fd,
-                &mut msg,
-                libc::MSG_DONTWAIT | libc::MSG_TRUNC | libc::MSG_CMSG_CLOEXEC | extra,
-            )
-        })
-    });
-    let len = match r {
-        Ok(n) => n,
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let flags = RecvFlags::DONTWAIT | RecvFlags::TRUNC | RecvFlags::CMSG_CLOEXEC | extra;
+    let r = match retry(|| rustix::net::recvmsg(sock, &mut iov, &mut control, flags)) {
+        Ok(r) => r,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
         Err(e) => return Err(e),
     };
     let mut passed = Vec::new();
-    if want_fd && msg.msg_controllen > 0 {
-        // SAFETY: the kernel filled msg_control with msg_controllen bytes of well-formed cmsgs;
-        // CMSG_FIRSTHDR/NXTHDR walk them within those bounds.
-        unsafe {
-            let mut c = libc::CMSG_FIRSTHDR(&msg);
-            while !c.is_null() {
-                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
-                    let n =
-                        ((*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize) / size_of::<RawFd>();
-                    let data = libc::CMSG_DATA(c).cast::<RawFd>();
-                    for i in 0..n {
-                        let got = owned(ptr::read_unaligned(data.add(i)));
-                        if passed.len() < MAX_PASS_FDS {
-                            passed.push(got);
-                        } // extra descriptors are closed when `got` drops
-                    }
-                }
-                c = libc::CMSG_NXTHDR(&msg, c);
+    for msg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = msg {
+            for got in fds {
+                if passed.len() < MAX_PASS_FDS {
+                    passed.push(got);
+                } // extra descriptors are closed when `got` drops
             }
         }
     }
     Ok(Some(Received {
-        len,
-        truncated: msg.msg_flags & libc::MSG_TRUNC != 0,
+        len: r.bytes,
+        truncated: r.flags.contains(ReturnFlags::TRUNC),
         fds: passed,
     }))
 }
@@ -381,19 +305,17 @@ pub(crate) fn poll_one(
     events: libc::c_short,
     timeout: Option<Duration>,
 ) -> io::Result<libc::c_short> {
-    let mut p = libc::pollfd {
-        fd,
-        events,
-        revents: 0,
-    };
-    let ms = timeout_ms(timeout);
-    // SAFETY: one valid pollfd.
-    let n = cvt(unsafe { libc::poll(&mut p, 1, ms) });
-    match n {
+    let bfd = borrow(&fd)?;
+    let mut p = [PollFd::from_borrowed_fd(
+        bfd,
+        PollFlags::from_bits_retain(events as u16),
+    )];
+    let ts = timeout_ts(timeout);
+    match rustix::event::poll(&mut p, ts.as_ref()) {
         Ok(0) => Ok(0),
-        Ok(_) => Ok(p.revents),
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
-        Err(e) => Err(e),
+        Ok(_) => Ok(p[0].revents().bits() as libc::c_short),
+        Err(Errno::INTR) => Ok(0),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -408,11 +330,18 @@ pub(crate) fn timeout_ms(t: Option<Duration>) -> i32 {
     }
 }
 
+/// [`timeout_ms`] as the timespec `rustix` takes (`None`: wait forever).
+fn timeout_ts(t: Option<Duration>) -> Option<Timespec> {
+    let ms = timeout_ms(t);
+    (ms >= 0).then(|| Timespec {
+        tv_sec: i64::from(ms / 1000),
+        tv_nsec: i64::from(ms % 1000) * 1_000_000,
+    })
+}
+
 /// An epoll instance.
 pub(crate) fn epoll_create() -> io::Result<OwnedFd> {
-    // SAFETY: plain system call.
-    let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
-    Ok(owned(fd))
+    Ok(epoll::create(epoll::CreateFlags::CLOEXEC)?)
 }
 
 /// `epoll_ctl` with a u64 token.
@@ -423,50 +352,66 @@ pub(crate) fn epoll_ctl(
     events: u32,
     token: u64,
 ) -> io::Result<()> {
-    let mut ev = libc::epoll_event { events, u64: token };
-    // SAFETY: `ev` is a valid epoll_event.
-    cvt(unsafe { libc::epoll_ctl(ep, op, fd, &mut ev) })?;
-    Ok(())
+    let (ep, fd) = (borrow(&ep)?, borrow(&fd)?);
+    let data = epoll::EventData::new_u64(token);
+    let flags = epoll::EventFlags::from_bits_retain(events);
+    Ok(match op {
+        libc::EPOLL_CTL_ADD => epoll::add(ep, fd, data, flags),
+        libc::EPOLL_CTL_MOD => epoll::modify(ep, fd, data, flags),
+        libc::EPOLL_CTL_DEL => epoll::delete(ep, fd),
+        _ => Err(Errno::INVAL),
+    }?)
 }
 
-/// `epoll_wait`; returns the number of events filled (0 on timeout or EINTR).
+/// `epoll_wait`; returns the number of events filled (0 on timeout or EINTR), at most 64 per
+/// call.
 pub(crate) fn epoll_wait(
     ep: RawFd,
     events: &mut [libc::epoll_event],
     timeout: Option<Duration>,
 ) -> io::Result<usize> {
-    let ms = timeout_ms(timeout);
-    // SAFETY: `events` is a writable array of its length.
-    let r = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, ms) };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::Interrupted {
-            return Ok(0);
-        }
-        return Err(e);
+    let ep = borrow(&ep)?;
+    let mut got = [MaybeUninit::<epoll::Event>::uninit(); 64];
+    let want = events.len().min(got.len());
+    let ts = timeout_ts(timeout);
+    let got = match epoll::wait(ep, &mut got[..want], ts.as_ref()) {
+        Ok((got, _)) => got,
+        Err(Errno::INTR) => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    for (out, &ev) in events.iter_mut().zip(got.iter()) {
+        // `Event` is packed: copy its fields out before use.
+        let (flags, data) = (ev.flags, ev.data);
+        *out = libc::epoll_event {
+            events: flags.bits(),
+            u64: data.u64(),
+        };
     }
-    Ok(r as usize)
+    Ok(got.len())
 }
 
 /// A non-blocking eventfd.
 pub(crate) fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: plain system call.
-    let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })?;
-    Ok(owned(fd))
+    Ok(rustix::event::eventfd(
+        0,
+        EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK,
+    )?)
 }
 
 /// Adds one to an eventfd.
 pub(crate) fn eventfd_signal(fd: RawFd) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a live u64. A full counter (EAGAIN) already means "signalled".
-    unsafe { libc::write(fd, ptr::addr_of!(one).cast(), 8) };
+    // A full counter (EAGAIN) already means "signalled".
+    if let Ok(fd) = borrow(&fd) {
+        let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
+    }
 }
 
 /// Resets an eventfd.
 pub(crate) fn eventfd_clear(fd: RawFd) {
-    let mut v: u64 = 0;
-    // SAFETY: reads 8 bytes into a live u64; EAGAIN (not signalled) is fine.
-    unsafe { libc::read(fd, ptr::addr_of_mut!(v).cast(), 8) };
+    // EAGAIN (not signalled) is fine.
+    if let Ok(fd) = borrow(&fd) {
+        let _ = rustix::io::read(fd, &mut [0u8; 8]);
+    }
 }
 
 /// A sealed-size anonymous shared memory file of `len` bytes named `name` (shown in
@@ -474,159 +419,78 @@ pub(crate) fn eventfd_clear(fd: RawFd) {
 /// to can shrink it under a mapping (which would raise `SIGBUS`) or grow it; further seals can be
 /// added with [`add_seals`] until `F_SEAL_SEAL`.
 pub(crate) fn memfd(name: &std::ffi::CStr, len: usize) -> io::Result<OwnedFd> {
-    // SAFETY: `name` is a valid C string.
-    let fd = owned(cvt(unsafe {
-        libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
-    })?);
-    // SAFETY: plain system calls on a descriptor we own.
-    cvt(unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) })?;
+    let fd = rustix::fs::memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+    rustix::fs::ftruncate(&fd, len as u64)?;
     add_seals(&fd, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW)?;
     Ok(fd)
 }
 
 /// `F_ADD_SEALS`.
 pub(crate) fn add_seals(fd: &OwnedFd, seals: libc::c_int) -> io::Result<()> {
-    // SAFETY: plain system call on a descriptor we own.
-    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) })?;
-    Ok(())
+    let seals = SealFlags::from_bits_retain(seals as u32);
+    Ok(rustix::fs::fcntl_add_seals(fd, seals)?)
 }
 
 /// `F_GET_SEALS` (an error for a file that is not a memfd).
 pub(crate) fn seals(fd: &OwnedFd) -> io::Result<libc::c_int> {
-    // SAFETY: plain system call on a descriptor we own.
-    cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) })
+    Ok(rustix::fs::fcntl_get_seals(fd)?.bits() as libc::c_int)
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every process of the machine.
 pub(crate) fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a live timespec; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Size of a file.
 pub(crate) fn file_size(fd: RawFd) -> io::Result<u64> {
-    // SAFETY: stat is plain old data; fstat fills it.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    cvt(unsafe { libc::fstat(fd, &mut st) })?;
-    Ok(st.st_size as u64)
-}
-
-/// A shared read-write mapping of the first `len` bytes of `fd`, unmapped on drop.
-pub(crate) struct Mapping {
-    ptr: *mut u8,
-    len: usize,
-}
-
-// SAFETY: the mapping is only accessed through atomics and raw copies (see `shm.rs`); the
-// pointer itself can move between threads.
-unsafe impl Send for Mapping {}
-// SAFETY: as above, all shared access is atomic.
-unsafe impl Sync for Mapping {}
-
-impl Mapping {
-    /// Maps `len` bytes of `fd` shared and read-write.
-    pub(crate) fn new(fd: RawFd, len: usize) -> io::Result<Self> {
-        Self::map(fd, len, libc::PROT_READ | libc::PROT_WRITE)
-    }
-
-    /// Maps `len` bytes of `fd` shared and read-only.
-    pub(crate) fn read_only(fd: RawFd, len: usize) -> io::Result<Self> {
-        Self::map(fd, len, libc::PROT_READ)
-    }
-
-    fn map(fd: RawFd, len: usize, prot: libc::c_int) -> io::Result<Self> {
-        // SAFETY: a fresh mapping chosen by the kernel; the result is checked.
-        let p = unsafe { libc::mmap(ptr::null_mut(), len, prot, libc::MAP_SHARED, fd, 0) };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Self { ptr: p.cast(), len })
-    }
-
-    /// Base address.
-    pub(crate) fn as_ptr(&self) -> *mut u8 {
-        self.ptr
-    }
-
-    /// Length in bytes.
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-}
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: unmaps exactly the region mapped in `new`.
-        unsafe { libc::munmap(self.ptr.cast(), self.len) };
-    }
+    Ok(rustix::fs::fstat(borrow(&fd)?)?.st_size as u64)
 }
 
 /// `fchmod(2)`.
 pub(crate) fn fchmod(fd: &OwnedFd, mode: libc::mode_t) -> io::Result<()> {
-    // SAFETY: fchmod on an owned descriptor.
-    cvt(unsafe { libc::fchmod(fd.as_raw_fd(), mode) }).map(drop)
+    Ok(rustix::fs::fchmod(fd, Mode::from_raw_mode(mode))?)
 }
 
 /// A new, read-only open file of the same file (through `/proc/self/fd`), close-on-exec.
 pub(crate) fn reopen_read_only(fd: &OwnedFd) -> io::Result<OwnedFd> {
-    let path = std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: a valid C string; the result is checked and owned.
-    let r = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(owned(r))
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    Ok(rustix::fs::open(
+        path.as_str(),
+        OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 /// A duplicate of `fd` with close-on-exec set.
 pub(crate) fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: fcntl on a caller-given number; the result is checked and owned.
-    let r = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(owned(r))
+    Ok(rustix::io::fcntl_dupfd_cloexec(borrow(&fd)?, 3)?)
 }
 
 /// A connected pair of `SOCK_SEQPACKET` Unix sockets, close-on-exec.
 pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: socketpair writes two descriptors into `fds` on success.
-    cvt(unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            0,
-            fds.as_mut_ptr(),
-        )
-    })?;
-    Ok((owned(fds[0]), owned(fds[1])))
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?)
 }
 
 /// Device and inode of an open file (what tells two descriptors of one object apart from two
 /// objects).
 pub(crate) fn file_id(fd: RawFd) -> io::Result<(u64, u64)> {
-    // SAFETY: stat is plain old data; fstat fills it on success.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `st` is a live, writable stat.
-    cvt(unsafe { libc::fstat(fd, &mut st) })?;
-    Ok((st.st_dev, st.st_ino))
+    let st = rustix::fs::fstat(borrow(&fd)?)?;
+    #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
+    Ok((st.st_dev as u64, st.st_ino as u64))
 }
 
 /// A duplicate of `fd` without close-on-exec (inherited by programs this process `exec`s).
 pub(crate) fn dup_inheritable(fd: &OwnedFd) -> io::Result<OwnedFd> {
-    // SAFETY: fcntl on an owned descriptor; the result is checked and owned.
-    let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD, 3) };
-    if r < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(owned(r))
+    // `rustix` offers `F_DUPFD` only with close-on-exec: duplicate, then clear the flag.
+    let dup = rustix::io::fcntl_dupfd_cloexec(fd, 3)?;
+    rustix::io::fcntl_setfd(&dup, FdFlags::empty())?;
+    Ok(dup)
 }
 
 /// Sends one descriptor over a Unix socket (blocking), with one byte of data.
@@ -657,29 +521,35 @@ pub(crate) fn recv_fd(socket: &impl AsRawFd) -> io::Result<Option<OwnedFd>> {
 
 /// Effective user id.
 pub(crate) fn geteuid() -> u32 {
-    // SAFETY: always succeeds.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
 /// Process id.
 pub(crate) fn getpid() -> u32 {
-    // SAFETY: always succeeds.
-    unsafe { libc::getpid() as u32 }
+    rustix::process::getpid().as_raw_pid() as u32
 }
 
 /// Raises the soft open-file limit to the hard limit (an owner may hold many writer connections).
 pub(crate) fn raise_nofile_limit() {
-    // SAFETY: rlimit is plain old data, get/setrlimit read/write it.
-    unsafe {
-        let mut rl: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < rl.rlim_max {
-            rl.rlim_cur = rl.rlim_max.min(1 << 20);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &rl);
-        }
+    // `None` is RLIM_INFINITY.
+    let rl = rustix::process::getrlimit(Resource::Nofile);
+    let (cur, max) = (
+        rl.current.unwrap_or(u64::MAX),
+        rl.maximum.unwrap_or(u64::MAX),
+    );
+    if cur < max {
+        let _ = rustix::process::setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(max.min(1 << 20)),
+                maximum: rl.maximum,
+            },
+        );
     }
 }
 
-/// The uid of the user `name`, if it exists (`getpwnam_r`).
+/// The uid of the user `name`, if it exists (`getpwnam_r`; on `libc`: the user database goes
+/// through NSS, which only the C library implements).
 pub(crate) fn uid_of_user(name: &str) -> Option<u32> {
     let cname = std::ffi::CString::new(name).ok()?;
     // SAFETY: passwd is plain old data; all-zero is valid before getpwnam_r fills it.
@@ -699,7 +569,7 @@ pub(crate) fn uid_of_user(name: &str) -> Option<u32> {
     (r == 0 && !result.is_null()).then_some(pwd.pw_uid)
 }
 
-/// The gid of the group `name`, if it exists (`getgrnam_r`).
+/// The gid of the group `name`, if it exists (`getgrnam_r`; on `libc`, as for users).
 pub(crate) fn gid_of_group(name: &str) -> Option<u32> {
     let cname = std::ffi::CString::new(name).ok()?;
     // SAFETY: group is plain old data; all-zero is valid before getgrnam_r fills it.
@@ -721,18 +591,9 @@ pub(crate) fn gid_of_group(name: &str) -> Option<u32> {
 
 /// The effective gid and the supplementary groups of this process.
 pub(crate) fn own_groups() -> Vec<u32> {
-    // SAFETY: always succeeds.
-    let mut out = vec![unsafe { libc::getegid() }];
-    // SAFETY: a count query (size 0, no buffer written).
-    let n = unsafe { libc::getgroups(0, ptr::null_mut()) };
-    if n > 0 {
-        let mut g = vec![0 as libc::gid_t; n as usize];
-        // SAFETY: `g` has room for `n` gids.
-        let m = unsafe { libc::getgroups(n, g.as_mut_ptr()) };
-        if m > 0 {
-            g.truncate(m as usize);
-            out.extend(g);
-        }
+    let mut out = vec![rustix::process::getegid().as_raw()];
+    if let Ok(groups) = rustix::process::getgroups() {
+        out.extend(groups.iter().map(|g| g.as_raw()));
     }
     out
 }
@@ -742,10 +603,174 @@ pub(crate) const TMPFS_MAGIC: i64 = 0x0102_1994;
 
 /// The magic number of the file system that holds `fd` (`fstatfs`).
 pub(crate) fn fs_magic(fd: &OwnedFd) -> io::Result<i64> {
-    // SAFETY: statfs is plain old data; all-zero is valid before fstatfs fills it.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `st` is a live, writable statfs.
-    cvt(unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) })?;
+    let st = rustix::fs::fstatfs(fd)?;
     #[allow(clippy::unnecessary_cast, clippy::useless_conversion)]
     Ok(st.f_type as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abstract_name_too_long_is_invalid_input() {
+        let fd = seqpacket(true).unwrap();
+        let e = bind_abstract(&fd, &[b'x'; 108]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        // 107 bytes (all of `sun_path` after the leading NUL) still fit.
+        let name = format!("mailslot-test/{}/{}", getpid(), "n".repeat(80));
+        let mut long = name.into_bytes();
+        long.resize(107, b'z');
+        bind_abstract(&fd, &long).unwrap();
+        listen(&fd, 4).unwrap();
+        assert!(accept(&fd).unwrap().is_none());
+        let c = seqpacket(false).unwrap();
+        connect_abstract(&c, &long).unwrap();
+        let peer = accept(&fd).unwrap().unwrap();
+        assert_eq!(peer_cred(&peer).unwrap().pid, getpid());
+        assert_eq!(peer_cred(&c).unwrap().uid, geteuid());
+    }
+
+    #[test]
+    fn descriptors_pass_and_truncation_is_reported() {
+        let (a, b) = seqpacket_pair().unwrap();
+        let passed = eventfd().unwrap();
+        let sent = send_parts(
+            a.as_raw_fd(),
+            &[b"he", b"llo"],
+            &[passed.as_raw_fd(), passed.as_raw_fd()],
+            true,
+        )
+        .unwrap();
+        assert_eq!(sent, 5);
+        // A peek leaves the message queued, and duplicates the descriptors all the same.
+        let mut buf = [0u8; 2];
+        let p = peek_msg(b.as_raw_fd(), &mut buf).unwrap().unwrap();
+        assert_eq!((p.len, p.truncated, p.fds.len()), (5, true, 2));
+        let mut buf = [0u8; 16];
+        let r = recv_msg(b.as_raw_fd(), &mut buf, true).unwrap().unwrap();
+        assert_eq!((r.len, r.truncated), (5, false));
+        assert_eq!(&buf[..5], b"hello");
+        assert_eq!(r.fds.len(), 2);
+        assert_eq!(
+            file_id(r.fds[0].as_raw_fd()).unwrap(),
+            file_id(passed.as_raw_fd()).unwrap()
+        );
+        let flags = rustix::io::fcntl_getfd(&r.fds[1]).unwrap();
+        assert!(flags.contains(FdFlags::CLOEXEC));
+        // Nothing queued: `None`, not an error.
+        assert!(recv_msg(b.as_raw_fd(), &mut buf, false).unwrap().is_none());
+        // Too many parts or descriptors.
+        let e = send_parts(a.as_raw_fd(), &[&[][..]; 5], &[], true).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        let e = send_parts(a.as_raw_fd(), &[b"x"], &[-1], true).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+        // End of file once the peer is gone.
+        drop(a);
+        let r = recv_msg(b.as_raw_fd(), &mut buf, true).unwrap().unwrap();
+        assert_eq!((r.len, r.fds.len()), (0, 0));
+    }
+
+    #[test]
+    fn poll_epoll_and_eventfd() {
+        let ev = eventfd().unwrap();
+        let raw = ev.as_raw_fd();
+        assert_eq!(
+            poll_one(raw, libc::POLLIN, Some(Duration::ZERO)).unwrap(),
+            0
+        );
+        let ep = epoll_create().unwrap();
+        epoll_ctl(
+            ep.as_raw_fd(),
+            libc::EPOLL_CTL_ADD,
+            raw,
+            libc::EPOLLIN as u32,
+            1 << 40,
+        )
+        .unwrap();
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 4];
+        assert_eq!(
+            epoll_wait(ep.as_raw_fd(), &mut events, Some(Duration::ZERO)).unwrap(),
+            0
+        );
+        eventfd_signal(raw);
+        assert_eq!(poll_one(raw, libc::POLLIN, None).unwrap(), libc::POLLIN);
+        assert_eq!(epoll_wait(ep.as_raw_fd(), &mut events, None).unwrap(), 1);
+        let (flags, token) = (events[0].events, events[0].u64);
+        assert_eq!((flags, token), (libc::EPOLLIN as u32, 1 << 40));
+        eventfd_clear(raw);
+        assert_eq!(
+            poll_one(raw, libc::POLLIN, Some(Duration::from_micros(1))).unwrap(),
+            0
+        );
+        let e = epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_ADD, raw, 0, 0).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+        let e = epoll_ctl(ep.as_raw_fd(), 99, raw, 0, 0).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
+        epoll_ctl(ep.as_raw_fd(), libc::EPOLL_CTL_DEL, raw, 0, 0).unwrap();
+        let e = poll_one(-1, libc::POLLIN, None).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+    }
+
+    #[test]
+    fn timeouts_round_up_to_milliseconds() {
+        assert_eq!(timeout_ts(None), None);
+        let ts = timeout_ts(Some(Duration::from_nanos(1_000_001))).unwrap();
+        assert_eq!((ts.tv_sec, ts.tv_nsec), (0, 2_000_000));
+        let ts = timeout_ts(Some(Duration::from_millis(2500))).unwrap();
+        assert_eq!((ts.tv_sec, ts.tv_nsec), (2, 500_000_000));
+        let ts = timeout_ts(Some(Duration::MAX)).unwrap();
+        assert_eq!(ts.tv_sec, i64::from(i32::MAX / 1000));
+    }
+
+    #[test]
+    fn memfd_seals_mode_and_duplicates() {
+        let fd = memfd(c"mailslot-sys-test", 8192).unwrap();
+        assert_eq!(file_size(fd.as_raw_fd()).unwrap(), 8192);
+        assert_eq!(fs_magic(&fd).unwrap(), TMPFS_MAGIC);
+        let s = seals(&fd).unwrap();
+        assert_eq!(s, libc::F_SEAL_SHRINK | libc::F_SEAL_GROW);
+        add_seals(&fd, libc::F_SEAL_SEAL).unwrap();
+        let e = add_seals(&fd, libc::F_SEAL_WRITE).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EPERM));
+        fchmod(&fd, 0o400).unwrap();
+        let ro = reopen_read_only(&fd).unwrap();
+        assert_eq!(
+            file_id(ro.as_raw_fd()).unwrap(),
+            file_id(fd.as_raw_fd()).unwrap()
+        );
+        let d = dup_cloexec(fd.as_raw_fd()).unwrap();
+        assert!(d.as_raw_fd() >= 3);
+        assert!(rustix::io::fcntl_getfd(&d)
+            .unwrap()
+            .contains(FdFlags::CLOEXEC));
+        let i = dup_inheritable(&fd).unwrap();
+        assert!(i.as_raw_fd() >= 3);
+        assert!(!rustix::io::fcntl_getfd(&i)
+            .unwrap()
+            .contains(FdFlags::CLOEXEC));
+        // Not a memfd: no seals.
+        let (a, _b) = seqpacket_pair().unwrap();
+        assert!(seals(&a).is_err());
+        let e = file_size(-1).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EBADF));
+    }
+
+    #[test]
+    fn ids_clock_and_groups() {
+        assert_eq!(getpid(), std::process::id());
+        let a = monotonic_ns();
+        let b = monotonic_ns();
+        assert!(b >= a && a > 0);
+        let g = own_groups();
+        // "Gid:" in /proc/self/status: real, effective, saved, file system.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let gids = status.lines().find_map(|l| l.strip_prefix("Gid:")).unwrap();
+        let egid: u32 = gids.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert_eq!(g[0], egid);
+        raise_nofile_limit();
+        let rl = rustix::process::getrlimit(Resource::Nofile);
+        let max = rl.maximum.unwrap_or(u64::MAX);
+        assert!(rl.current.unwrap_or(u64::MAX) >= max.min(1 << 20));
+    }
 }

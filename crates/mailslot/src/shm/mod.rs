@@ -20,10 +20,12 @@
 //!   mapping (`SIGBUS`); each side checks the seals of what it is handed before mapping it.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 
-use crate::sys::{self, Mapping};
+use rustix::mm::{MapFlags, ProtFlags};
+
+use crate::sys;
 
 pub(crate) mod store;
 
@@ -70,6 +72,56 @@ fn check_sealed(fd: &OwnedFd, min: usize) -> io::Result<u64> {
         ));
     }
     Ok(size)
+}
+
+/// A shared mapping of the first `len` bytes of a file, unmapped on drop.
+pub(crate) struct Mapping {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is only accessed through atomics and raw copies (see `View`); the pointer
+// itself can move between threads.
+unsafe impl Send for Mapping {}
+// SAFETY: as above, all shared access is atomic.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Maps `len` bytes of `fd` shared and read-write.
+    pub(crate) fn new(fd: impl AsFd, len: usize) -> io::Result<Self> {
+        Self::map(fd, len, ProtFlags::READ | ProtFlags::WRITE)
+    }
+
+    /// Maps `len` bytes of `fd` shared and read-only.
+    pub(crate) fn read_only(fd: impl AsFd, len: usize) -> io::Result<Self> {
+        Self::map(fd, len, ProtFlags::READ)
+    }
+
+    fn map(fd: impl AsFd, len: usize, prot: ProtFlags) -> io::Result<Self> {
+        // SAFETY: a fresh mapping at an address the kernel chooses, so it overlaps nothing this
+        // process uses; the result is checked. What is mapped is only reached through `View`.
+        let p =
+            unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, fd, 0) }?;
+        Ok(Self { ptr: p.cast(), len })
+    }
+
+    /// Base address.
+    fn as_ptr(&self) -> *mut u8 {
+        self.ptr
+    }
+
+    /// Length in bytes.
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the region mapped in `map`, which nothing borrows any more
+        // (every reference into it borrows the `View` that owns this mapping).
+        let _ = unsafe { rustix::mm::munmap(self.ptr.cast(), self.len) };
+    }
 }
 
 /// A mapped view with typed access to aligned words.
@@ -140,7 +192,7 @@ impl Control {
         let fd = sys::memfd(c"mailslot-control", PAGE)?;
         sys::add_seals(&fd, libc::F_SEAL_SEAL)?;
         let view = View {
-            map: Mapping::new(fd.as_raw_fd(), PAGE)?,
+            map: Mapping::new(&fd, PAGE)?,
         };
         sys::fchmod(&fd, 0o400)?;
         let ro = sys::reopen_read_only(&fd)?;
@@ -153,13 +205,13 @@ impl Control {
     /// Maps a page received from another holder of the owner handle, read-write.
     pub(crate) fn attach_rw(fd: &OwnedFd) -> io::Result<Self> {
         check_sealed(fd, PAGE)?;
-        Self::checked(Mapping::new(fd.as_raw_fd(), PAGE)?)
+        Self::checked(Mapping::new(fd, PAGE)?)
     }
 
     /// Maps a page received from an owner, read-only (writer side).
     pub(crate) fn attach(fd: &OwnedFd) -> io::Result<Self> {
         check_sealed(fd, PAGE)?;
-        Self::checked(Mapping::read_only(fd.as_raw_fd(), PAGE)?)
+        Self::checked(Mapping::read_only(fd, PAGE)?)
     }
 
     /// A mapped page, if it says it is a control page of this version.
@@ -317,7 +369,7 @@ impl RingReader {
         let fd = sys::memfd(c"mailslot-ring", RING_HDR + cap)?;
         sys::add_seals(&fd, libc::F_SEAL_SEAL)?;
         let view = View {
-            map: Mapping::new(fd.as_raw_fd(), RING_HDR + cap)?,
+            map: Mapping::new(&fd, RING_HDR + cap)?,
         };
         view.u64(R_CAP).store(cap as u64, SeqCst);
         Ok((
@@ -343,7 +395,7 @@ impl RingReader {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "bad ring"));
         }
         let view = View {
-            map: Mapping::new(fd.as_raw_fd(), RING_HDR + cap)?,
+            map: Mapping::new(fd, RING_HDR + cap)?,
         };
         Ok(Self {
             ring: Ring { view, cap },
@@ -642,7 +694,7 @@ impl RingWriter {
     pub(crate) fn attach(fd: &OwnedFd) -> io::Result<Self> {
         let size = check_sealed(fd, RING_HDR + 64)? as usize;
         let view = View {
-            map: Mapping::new(fd.as_raw_fd(), size)?,
+            map: Mapping::new(fd, size)?,
         };
         let cap = view.u64(R_CAP).load(SeqCst) as usize;
         if cap & 7 != 0 || cap < 64 || cap > size - RING_HDR {
@@ -786,7 +838,7 @@ mod tests {
         owner.close();
         assert!(w.is_closed());
         // A writable mapping of the writers' descriptor is refused.
-        assert!(Mapping::new(fd.as_raw_fd(), PAGE).is_err());
+        assert!(Mapping::new(&fd, PAGE).is_err());
         // The holders' descriptor maps read-write.
         let holder = Control::attach_rw(&fds.rw).unwrap();
         holder.set_used(1, 1);

@@ -287,7 +287,7 @@ impl Store {
     fn map(fd: &OwnedFd, size: usize, level_cap: u64) -> io::Result<Self> {
         Ok(Self {
             view: View {
-                map: Mapping::new(fd.as_raw_fd(), size)?,
+                map: Mapping::new(fd, size)?,
             },
             level_cap,
             levels_off: levels_off(),
