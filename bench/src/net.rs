@@ -338,9 +338,10 @@ pub(crate) fn measure(
     };
     crate::progress(&format!(
         "  net {size} B {placement:?}: sent {count}, daemon received {received}, delivered {delivered} \
-         (full {}, duplicate {}, other {}), owner read {recvd}; {:.0} msg/s; CPU per sent datagram: \
-         daemon {:.0} ns, owner {:.0} ns",
+         (full {}, worker backlog full {}, duplicate {}, other {}), owner read {recvd}; {:.0} msg/s; \
+         CPU per sent datagram: daemon {:.0} ns, owner {:.0} ns",
         delta("delivery", "dropped_full"),
+        delta("delivery", "dropped_backlog"),
         delta("counters", "dropped_duplicate"),
         delta("counters", "dropped_malformed")
             + delta("counters", "dropped_fragment")

@@ -110,8 +110,10 @@ impl Deliverer {
     }
 
     /// Hands messages to their mailslots' workers, grouped by mailslot (order kept within a
-    /// mailslot). Never blocks: what a full backlog cannot take is dropped and counted.
-    pub(crate) fn deliver_all(&mut self, all: &[Delivery<'_>]) {
+    /// mailslot). Never blocks: what a full backlog cannot take is dropped and counted. Returns
+    /// whether some mailslot's ring had no room for all of its messages (they went to its
+    /// worker, or were dropped).
+    pub(crate) fn deliver_all(&mut self, all: &[Delivery<'_>]) -> bool {
         // Almost always one mailslot per batch: a linear search beats hashing here.
         let mut groups: Vec<Vec<&Delivery<'_>>> = Vec::new();
         for d in all {
@@ -123,22 +125,30 @@ impl Deliverer {
                 None => groups.push(vec![d]),
             }
         }
+        let mut behind = false;
         for group in groups {
             let key = group[0].path.to_ascii_lowercase();
-            self.hand_over(key, &group);
+            behind |= self.hand_over(key, &group);
         }
+        behind
     }
 
-    fn hand_over(&mut self, key: String, mut group: &[&Delivery<'_>]) {
+    /// Returns whether messages were left to a running worker (or dropped): its ring was full,
+    /// or it was still busy with earlier ones.
+    fn hand_over(&mut self, key: String, mut group: &[&Delivery<'_>]) -> bool {
         if let Some(slot) = self.slots.get(&key).filter(|s| s.alive.load(SeqCst)) {
             group = self.write_direct(slot, group);
-            if group.is_empty() || self.queue(slot, group) {
-                return;
+            if group.is_empty() {
+                return false;
+            }
+            if self.queue(slot, group) {
+                return true;
             }
         }
         // No worker for this mailslot, or it ended meanwhile: start one.
         self.slots.remove(&key);
         self.start_worker(key, group);
+        false
     }
 
     /// The fast path: network messages at the head of `group` straight into the ring through

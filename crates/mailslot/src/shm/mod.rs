@@ -316,7 +316,28 @@ pub(crate) fn record_size(len: usize, flags: u8) -> usize {
 pub(crate) fn ring_capacity(max_message_size: usize) -> usize {
     (4 * record_size(max_message_size, REC_REMOTE))
         .next_power_of_two()
-        .clamp(64 << 10, 512 << 10)
+        .clamp(RING_MIN, 512 << 10)
+}
+
+/// Smallest ring.
+const RING_MIN: usize = 64 << 10;
+/// Largest ring: the one a trusted writer (the daemon, which carries the messages of every
+/// other host) gets when the slot's quota is that large.
+const RING_MAX: usize = 4 << 20;
+
+/// Capacity of a new writer's ring: [`ring_capacity`], or for a trusted writer (the daemon) as
+/// much as the slot's `quota` (at most [`RING_MAX`]), so that bursts from the network wait in
+/// the ring while the owner is off the CPU instead of being dropped; a ring larger than the
+/// quota could never be filled.
+pub(crate) fn ring_capacity_for(max_message_size: usize, quota: usize, trusted: bool) -> usize {
+    let base = ring_capacity(max_message_size);
+    if !trusted {
+        return base;
+    }
+    quota
+        .checked_next_power_of_two()
+        .unwrap_or(RING_MAX)
+        .clamp(base, RING_MAX)
 }
 
 struct Ring {
@@ -389,9 +410,13 @@ impl RingReader {
     /// Maps a ring another holder of the owner handle made (owner side). The capacity must be
     /// `cap` (what the mailslot's settings give; the ring's own capacity word is the writer's to
     /// scribble on) and the file exactly that large, sealed.
-    pub(crate) fn attach(fd: &OwnedFd, cap: usize) -> io::Result<Self> {
-        let size = check_sealed(fd, RING_HDR + cap)?;
-        if size != (RING_HDR + cap) as u64 {
+    /// The capacity is the memfd's size less the header: a power of two between the smallest
+    /// and the largest ring this library makes (rings come from another holder, never from a
+    /// writer).
+    pub(crate) fn attach(fd: &OwnedFd) -> io::Result<Self> {
+        let size = check_sealed(fd, RING_HDR + RING_MIN)? as usize;
+        let cap = size - RING_HDR;
+        if !cap.is_power_of_two() || !(RING_MIN..=RING_MAX).contains(&cap) {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "bad ring"));
         }
         let view = View {
@@ -826,6 +851,35 @@ impl RingWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trusted_writers_ring_grows_with_the_quota_and_holders_take_any_size_it_may_have() {
+        let base = ring_capacity(crate::MAX_MESSAGE_SIZE);
+        assert_eq!(
+            ring_capacity_for(crate::MAX_MESSAGE_SIZE, 16 << 20, false),
+            base
+        );
+        assert_eq!(
+            ring_capacity_for(crate::MAX_MESSAGE_SIZE, 16 << 20, true),
+            RING_MAX
+        );
+        assert_eq!(
+            ring_capacity_for(crate::MAX_MESSAGE_SIZE, 1 << 20, true),
+            1 << 20
+        );
+        assert_eq!(ring_capacity_for(crate::MAX_MESSAGE_SIZE, 1000, true), base);
+        assert_eq!(ring_capacity_for(424, usize::MAX, true), RING_MAX);
+        // Another holder attaches a ring of any size the library makes, by its memfd's size...
+        for cap in [RING_MIN, 1 << 20, RING_MAX] {
+            let (fd, _) = RingReader::create(cap).unwrap();
+            assert_eq!(RingReader::attach(&fd).unwrap().capacity(), cap as u64);
+        }
+        // ... and no other.
+        for cap in [RING_MIN / 2, RING_MIN + 4096, RING_MAX * 2] {
+            let (fd, _) = RingReader::create(cap).unwrap();
+            assert!(RingReader::attach(&fd).is_err(), "{cap}");
+        }
+    }
 
     #[test]
     fn control_page_is_read_only_for_writers() {

@@ -1075,9 +1075,12 @@ impl Slot {
                 if let Some((fds, _)) = &st.control {
                     pass.push(fds.ro.as_raw_fd());
                     // No ring (out of memory or descriptors): the writer uses the socket.
-                    if let Ok((fd, r)) =
-                        RingReader::create(shm::ring_capacity(self.config.max_message_size))
-                    {
+                    let cap = shm::ring_capacity_for(
+                        self.config.max_message_size,
+                        self.config.quota,
+                        is_trusted_uid(cred.uid),
+                    );
+                    if let Ok((fd, r)) = RingReader::create(cap) {
                         ring = Some(r);
                         ring_fd = Some(fd);
                     }
@@ -2013,13 +2016,11 @@ impl Slot {
             self.forget_conn(st, id);
         }
         let have: std::collections::HashSet<u32> = st.conns.values().map(|c| c.idx).collect();
-        let cap = shm::ring_capacity(self.config.max_message_size);
         for (idx, ino, conn, ring_fd) in live {
             if have.contains(&idx) {
                 continue;
             }
-            let (Ok(cred), Ok(ring)) = (sys::peer_cred(&conn), RingReader::attach(&ring_fd, cap))
-            else {
+            let (Ok(cred), Ok(ring)) = (sys::peer_cred(&conn), RingReader::attach(&ring_fd)) else {
                 continue;
             };
             self.add_conn(st, conn, cred, Some(ring), Some(ring_fd), idx, ino);
