@@ -461,9 +461,10 @@ impl Daemon {
                 }
             }
             if self.deliverer.deliver_all(&incoming) {
-                // A mailslot's owner is behind (its ring is full): let it run before taking
-                // more from the socket, whose buffer holds what comes meanwhile. On a shared
-                // CPU, reading on would only fill the worker's backlog and then drop.
+                // A mailslot's owner is reading but behind (its ring filled up): let it run
+                // before taking more from the socket, whose buffer holds what comes meanwhile.
+                // On a shared CPU, reading on would only fill the worker's backlog and then
+                // drop. An owner that does not read at all is not yielded to.
                 std::thread::yield_now();
             }
             if n < BATCH {

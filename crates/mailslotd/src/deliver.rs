@@ -111,8 +111,8 @@ impl Deliverer {
 
     /// Hands messages to their mailslots' workers, grouped by mailslot (order kept within a
     /// mailslot). Never blocks: what a full backlog cannot take is dropped and counted. Returns
-    /// whether some mailslot's ring had no room for all of its messages (they went to its
-    /// worker, or were dropped).
+    /// whether some mailslot's ring filled up with this batch while its owner was reading (the
+    /// rest went to its worker, or was dropped): see [`Deliverer::hand_over`].
     pub(crate) fn deliver_all(&mut self, all: &[Delivery<'_>]) -> bool {
         // Almost always one mailslot per batch: a linear search beats hashing here.
         let mut groups: Vec<Vec<&Delivery<'_>>> = Vec::new();
@@ -133,16 +133,19 @@ impl Deliverer {
         behind
     }
 
-    /// Returns whether messages were left to a running worker (or dropped): its ring was full,
-    /// or it was still busy with earlier ones.
+    /// Returns whether the ring took some of the messages but not all: its owner has been
+    /// reading (the ring had room again) and is now behind. Not when the ring took none (an
+    /// owner that does not read is not waited for) or the worker was busy already.
     fn hand_over(&mut self, key: String, mut group: &[&Delivery<'_>]) -> bool {
         if let Some(slot) = self.slots.get(&key).filter(|s| s.alive.load(SeqCst)) {
+            let offered = group.len();
             group = self.write_direct(slot, group);
             if group.is_empty() {
                 return false;
             }
+            let behind = group.len() < offered;
             if self.queue(slot, group) {
-                return true;
+                return behind;
             }
         }
         // No worker for this mailslot, or it ended meanwhile: start one.
