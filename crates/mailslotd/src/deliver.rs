@@ -400,3 +400,91 @@ impl Worker {
         self.shared.count(|c| c.dropped_no_mailslot += 1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::time::Instant;
+
+    use mailslot::{Class, Mailslot};
+
+    use super::*;
+
+    fn batch(path: &Arc<str>, n: usize) -> Vec<Delivery<'static>> {
+        let from: Arc<str> = "SENDER".into();
+        (0..n)
+            .map(|_| Delivery {
+                path: path.clone(),
+                data: vec![0x5a; 64].into(),
+                priority: 0,
+                class: Class::Second,
+                sender_name: from.clone(),
+                sender_ip: Ipv4Addr::new(10, 0, 0, 1),
+                caller: None,
+            })
+            .collect()
+    }
+
+    /// `deliver_all` says "yield" only when a ring filled up while its owner was reading: it
+    /// took part of a batch. A ring that takes nothing (an owner that does not read) never
+    /// makes the daemon yield, however many batches come.
+    #[test]
+    fn the_loop_yields_only_to_an_owner_that_reads() {
+        let path: Arc<str> = format!("deliver-unit\\yield-{}", std::process::id()).into();
+        let slot = Mailslot::builder()
+            .max_message_size(100)
+            .quota(64 << 20)
+            .max_messages(1 << 20)
+            .create(&format!(r"\\.\mailslot\{path}"))
+            .unwrap();
+        let mut d = Deliverer::default();
+        // The first batch starts the worker, which opens the mailslot; wait until it is idle
+        // and its handle published, so that the loop writes straight into the ring.
+        assert!(!d.deliver_all(&batch(&path, 1)));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while d
+            .slots
+            .values()
+            .next()
+            .and_then(Slot::idle_writer)
+            .is_none()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the worker never opened the mailslot"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Fill the ring (nobody reads): batches that fit say nothing; the one that fills it
+        // says "yield"; after that the ring takes nothing and nothing says "yield".
+        let mut said = Vec::new();
+        for _ in 0..20_000 {
+            said.push(d.deliver_all(&batch(&path, 64)));
+            if said.last() == Some(&true) {
+                break;
+            }
+        }
+        assert_eq!(said.iter().filter(|&&y| y).count(), 1, "the filling batch");
+        assert!(said[..said.len() - 1].iter().all(|&y| !y));
+        for _ in 0..50 {
+            assert!(
+                !d.deliver_all(&batch(&path, 64)),
+                "yielded to a ring that took nothing"
+            );
+            // Keep the worker's backlog from growing: it may only hold what it can write.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The owner reads some: the ring takes part of the next batch again.
+        while slot.read_message_timeout(Timeout::ZERO).is_ok() {}
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut again = false;
+        while !again && Instant::now() < deadline {
+            again = d.deliver_all(&batch(&path, 64));
+            let _ = slot.read_message_timeout(Timeout::ZERO);
+        }
+        assert!(
+            again,
+            "no yield once the owner reads again and its ring fills up"
+        );
+    }
+}
