@@ -112,7 +112,8 @@ fn raise_nofile() -> (u64, u64) {
 /// The `__mem-idle` role: creates `count` idle mailslots and prints one line with memidle's
 /// per-object keys plus `fds_per=`, `create_s=`, `close_s=`, `rss_returned_B=`, `first_rss_B=`,
 /// `created=` and `failed=` (1 when not all could be created: the error goes to stderr and the
-/// figures are per slot created). Exits successfully in that case too, so that the harness can report it.
+/// figures are per slot created). Exits successfully in that case too, so that the harness can
+/// report it.
 pub(crate) fn idle(count: usize) -> Result<()> {
     let (soft, hard) = raise_nofile();
     let pid = std::process::id();

@@ -636,7 +636,7 @@ fn one_writers_stream_keeps_priority_order_when_read_straight_from_its_ring() {
     assert_eq!(slot.info().count, expect.len());
 }
 
-/// A trusted writer (root) learns what the queue holds; anyone else is not answered.
+/// A trusted writer (root) learns what the queue holds; anyone else is refused at once.
 #[test]
 fn a_trusted_writer_asks_the_owner_about_its_queue() {
     let name = unique("query");

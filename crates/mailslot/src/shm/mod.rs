@@ -407,12 +407,10 @@ impl RingReader {
         ))
     }
 
-    /// Maps a ring another holder of the owner handle made (owner side). The capacity must be
-    /// `cap` (what the mailslot's settings give; the ring's own capacity word is the writer's to
-    /// scribble on) and the file exactly that large, sealed.
-    /// The capacity is the memfd's size less the header: a power of two between the smallest
-    /// and the largest ring this library makes (rings come from another holder, never from a
-    /// writer).
+    /// Maps a ring another holder of the owner handle made (owner side). The capacity is the
+    /// sealed memfd's size less the header, and must be a power of two between the smallest and
+    /// the largest ring this library makes (the ring's own capacity word is the writer's to
+    /// scribble on; the descriptor itself comes from another holder, never from a writer).
     pub(crate) fn attach(fd: &OwnedFd) -> io::Result<Self> {
         let size = check_sealed(fd, RING_HDR + RING_MIN)? as usize;
         let cap = size - RING_HDR;
@@ -613,19 +611,17 @@ impl RingReader {
             return self.parse_at(self.head, self.uniform_end).ok()?;
         }
         let tail = self.tail().ok()?;
-        {
-            while self.uniform_end < tail {
-                let Some((rec, next)) = self.parse_at(self.uniform_end, tail).ok()? else {
-                    // A wrap mark just before the tail: nothing more yet.
-                    break;
-                };
-                if self.uniform_end == self.head {
-                    self.uniform_prio = rec.priority;
-                } else if rec.priority != self.uniform_prio {
-                    return None;
-                }
-                self.uniform_end = next;
+        while self.uniform_end < tail {
+            let Some((rec, next)) = self.parse_at(self.uniform_end, tail).ok()? else {
+                // A wrap mark just before the tail: nothing more yet.
+                break;
+            };
+            if self.uniform_end == self.head {
+                self.uniform_prio = rec.priority;
+            } else if rec.priority != self.uniform_prio {
+                return None;
             }
+            self.uniform_end = next;
         }
         if self.uniform_end <= self.head {
             return None;

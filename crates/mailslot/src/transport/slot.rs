@@ -504,10 +504,7 @@ impl Slot {
         }
         let mut g = Guard { slot: self, st };
         if g.shared.is_some() {
-            let Cell::Busy(st) = &mut *g.st else {
-                return g;
-            };
-            self.sync_in(st);
+            self.sync_in(&mut g);
         }
         g
     }
@@ -2387,14 +2384,12 @@ impl Slot {
                     // soon as every holder has closed its copies).
                     drop(Self::drain_park(sh));
                 }
-                Self::ring_doorbell(&st);
                 // Take the handle's message off its socket: a descriptor made by `share` and
                 // never taken up then no longer holds the listener in flight, so the name is
                 // free as soon as the holders have let go; taking it up now gives `Deleted`.
-                if let Some(sh) = st.shared.as_ref() {
-                    let mut head = [0u8; 16];
-                    drop(sys::recv_msg(sh.core.as_raw_fd(), &mut head, true));
-                }
+                let mut head = [0u8; 16];
+                drop(sys::recv_msg(sh.core.as_raw_fd(), &mut head, true));
+                Self::ring_doorbell(&st);
             }
             if let Some((_, c)) = &st.control {
                 c.close();
