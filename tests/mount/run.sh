@@ -138,6 +138,10 @@ listen held --hold 60000
 s3=$(stat -c %s "$M/test/held")
 c3=$(python3 -c "import os,sys; print(os.getxattr(sys.argv[1], 'user.mailslot.count').decode())" "$M/test/held" 2>&1)
 [ "$s2/$s3/$c3" = "7/2/1" ] && ok "stat again, and of a new owner of the name" || bad "stat after a new owner" "sizes $s2 then $s3, count $c3"
+# Every attribute listed for a priority name (held:7) is there, as for the name itself.
+m=$(python3 -c "import os,sys; print(*(os.getxattr(sys.argv[1] + s, 'user.mailslot.max_message_size').decode() for s in ('', ':7')))" "$M/test/held" 2>&1)
+read -r m0 m7 <<<"$m"
+[[ $m0 =~ ^[0-9]+$ ]] && [ "$m0" = "$m7" ] && ok "max_message_size of a priority name as of the name" || bad "max_message_size of held:7" "$m"
 
 # --- the read side from the shell ----------------------------------------------------------------
 exec 3<>"$M/inbox-$$"

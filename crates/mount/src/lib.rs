@@ -200,6 +200,11 @@ fn remote_parts(path: &str) -> Option<(&str, Option<&str>)> {
     })
 }
 
+/// The path without its `:P` priority suffix (as it is when it has none, or an invalid one).
+fn without_priority(path: &str) -> &str {
+    split_priority(path).map_or(path, |(b, _)| b)
+}
+
 /// Splits a `:P` priority suffix off the last level.
 fn split_priority(path: &str) -> Option<(&str, u8)> {
     match path.rsplit_once(':') {
@@ -321,7 +326,7 @@ impl MailslotFs {
         if let Some((host, rest)) = remote_parts(path) {
             let probe = match rest {
                 None => format!(r"\\{host}\mailslot\x"),
-                Some(_) => slot_name(split_priority(path).map_or(path, |(b, _)| b)),
+                Some(_) => slot_name(without_priority(path)),
             };
             if mailslot::Name::parse(&probe).is_err() {
                 return None;
@@ -366,7 +371,7 @@ impl MailslotFs {
         if self.queries_refused.load(Ordering::Relaxed) {
             return None; // owners answer only root and the daemon's user
         }
-        let name = slot_name(split_priority(path).map_or(path, |(b, _)| b));
+        let name = slot_name(without_priority(path));
         let kept = lock(&self.queriers).get(&name, Instant::now());
         if let Some(w) = kept {
             if let Ok(q) = lock(&w).queue_state(QUERY_TIMEOUT) {
@@ -390,9 +395,8 @@ impl MailslotFs {
     }
 
     fn owner_file(&self, path: &str) -> Option<Arc<OwnerFile>> {
-        let base = split_priority(path).map_or(path, |(b, _)| b);
         lock(&self.owned)
-            .get(base)
+            .get(without_priority(path))
             .and_then(std::sync::Weak::upgrade)
     }
 
@@ -634,12 +638,12 @@ impl Filesystem for MailslotFs {
             // Only the open file that created a mailslot reads it; remote ones are write-only.
             return reply.error(Errno::EACCES);
         }
-        let base = split_priority(&path).map_or(path.as_str(), |(b, _)| b);
-        let writer = match MailslotWriter::open_timeout(&slot_name(base), OPEN_TIMEOUT) {
-            Ok(w) => w,
-            Err(OpenError::Remote { .. }) => return reply.error(Errno::ECONNREFUSED),
-            Err(e) => return reply.error(open_errno(&e)),
-        };
+        let writer =
+            match MailslotWriter::open_timeout(&slot_name(without_priority(&path)), OPEN_TIMEOUT) {
+                Ok(w) => w,
+                Err(OpenError::Remote { .. }) => return reply.error(Errno::ECONNREFUSED),
+                Err(e) => return reply.error(open_errno(&e)),
+            };
         if !caller_admitted(&writer, req) {
             return reply.error(Errno::EACCES);
         }
@@ -957,7 +961,10 @@ impl Filesystem for MailslotFs {
             b"user.mailslot.max_message_size" => match self.owner_file(&path) {
                 Some(o) => o.slot.info().max_message_size.to_string(),
                 None if remote_parts(&path).is_some() => return reply.error(Errno::ENODATA),
-                None => match MailslotWriter::open_timeout(&slot_name(&path), QUERY_TIMEOUT) {
+                None => match MailslotWriter::open_timeout(
+                    &slot_name(without_priority(&path)),
+                    QUERY_TIMEOUT,
+                ) {
                     Ok(w) => w.max_message_size().to_string(),
                     Err(_) => return reply.error(Errno::ENODATA),
                 },
