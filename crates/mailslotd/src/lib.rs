@@ -11,6 +11,7 @@
 //! Exit status: [`EXIT_OK`] after SIGTERM/SIGINT (names released), [`EXIT_ERROR`] on a
 //! configuration or startup error, [`EXIT_NAME_CONFLICT`] when another node holds our name.
 
+mod coalesce;
 pub mod config;
 pub mod control;
 pub mod daemon;
