@@ -110,14 +110,16 @@ impl MailslotWriter {
     /// it is idle or waiting, within a few reads when it is reading).
     ///
     /// Only root and the daemon's user are answered (the FUSE view's `stat` of a mailslot owned
-    /// by another process): anyone else gets `Open(AccessDenied)` (5) at once, without asking,
-    /// and an owner ignores the question from anyone else. Do not call it while another thread
+    /// by another process), as the owner knows the handle: by the effective uid of the thread
+    /// that opened it, whatever uid the process has now. A handle opened by anyone else gets
+    /// `Open(AccessDenied)` (5) at once, without asking, and an owner ignores the question from
+    /// anyone else. Do not call it while another thread
     /// writes first-class messages on the same handle (each could take the other's reply).
     /// Errors: `Timeout` (121), `OwnerGone` (109), `Open(AccessDenied)` (5), `Io`; a remote
     /// name: `Io` (`InvalidInput`).
     pub fn queue_state(&self, timeout: std::time::Duration) -> Result<QueueState, WriteError> {
         match &self.inner {
-            WriterInner::Local(_) if !is_trusted_uid(sys::geteuid()) => {
+            WriterInner::Local(c) if !is_trusted_uid(c.euid) => {
                 Err(WriteError::Open(OpenError::AccessDenied(
                     "only root and the mailslot daemon's user may ask an owner about its queue"
                         .into(),

@@ -58,6 +58,9 @@ pub(crate) struct Connection {
     pub greeting: Greeting,
     /// The owner's process as the kernel saw it when it accepted the connection.
     pub owner: PeerCred,
+    /// The effective uid of the thread that connected: the uid the owner knows this writer by
+    /// (the kernel's peer credentials are taken at `connect`), whatever the process is later.
+    pub euid: u32,
 }
 
 fn is_gone(e: &io::Error) -> bool {
@@ -83,6 +86,7 @@ fn bad_owner(what: &str) -> io::Error {
 impl Connection {
     pub(crate) fn open(name: &Name, timeout: Duration) -> Result<Self, OpenError> {
         let policy = Policy::load().map_err(OpenError::Policy)?;
+        let euid = sys::geteuid();
         let sock = sys::seqpacket(false)?;
         // An owner whose listen queue is full (it stopped accepting) makes `connect` wait: for
         // the open's timeout at most, then it has not answered.
@@ -147,6 +151,7 @@ impl Connection {
                         checked_ns: std::sync::atomic::AtomicU64::new(sys::monotonic_ns()),
                         greeting: g,
                         owner,
+                        euid,
                     });
                 }
                 Err(e) if is_gone(&e) => return Err(OpenError::NotFound(name.to_string())),
