@@ -113,8 +113,8 @@ impl MailslotWriter {
     /// by another process), as the owner knows the handle: by the effective uid of the thread
     /// that opened it, whatever uid the process has now. A handle opened by anyone else gets
     /// `Open(AccessDenied)` (5) at once, without asking, and an owner ignores the question from
-    /// anyone else. Do not call it while another thread
-    /// writes first-class messages on the same handle (each could take the other's reply).
+    /// anyone else. Do not call it while another thread writes first-class messages on the same
+    /// handle (each could take the other's reply).
     /// Errors: `Timeout` (121), `OwnerGone` (109), `Open(AccessDenied)` (5), `Io`; a remote
     /// name: `Io` (`InvalidInput`).
     pub fn queue_state(&self, timeout: std::time::Duration) -> Result<QueueState, WriteError> {

@@ -414,9 +414,10 @@ fn batches_from_the_daemon_keep_order_limits_and_trust() {
     assert_eq!(slot.counters().refused_remote, 2);
 }
 
-/// `MailslotWriter::queue_state`: root is answered; nobody is refused at once by its own side;
-/// and an owner ignores the question on a connection nobody opened, even when a root thread
-/// asks on it (the owner goes by the connection's kernel credentials).
+/// `MailslotWriter::queue_state`: root is answered; nobody is refused at once by its own side.
+/// Trust goes by who opened the handle, as the owner (by the connection's kernel credentials)
+/// sees it: nobody's handle is refused even when a root thread asks on it, and root's handle is
+/// answered even when a thread that has become nobody asks on it.
 fn only_trusted_writers_learn_what_an_owners_queue_holds() {
     let name = unique("query-trust");
     let slot = Mailslot::builder()

@@ -446,6 +446,7 @@ impl Daemon {
 
     /// Everything queued on UDP 138, delivered straight from the receive buffers (no copy),
     /// [`BATCH`] datagrams per system call.
+    ///
     /// Under steady traffic, a read that brings less than a full batch is followed by a short
     /// sleep before the next one ([`Coalescer`]), so that one `recvmmsg` takes many datagrams
     /// instead of one wake-up taking one or two.
