@@ -636,6 +636,56 @@ fn one_writers_stream_keeps_priority_order_when_read_straight_from_its_ring() {
     assert_eq!(slot.info().count, expect.len());
 }
 
+/// Messages from several writers are read in the order they were written, also those a writer
+/// wrote while it was the only one (a sole writer leaves its records unstamped: the owner must
+/// have told it to stamp before the second writer's first message).
+#[test]
+fn several_writers_messages_come_out_in_the_order_they_were_written() {
+    let name = unique("order");
+    let slot = Mailslot::create(&name).unwrap();
+    let a = MailslotWriter::open(&name).unwrap();
+    let mut expect = Vec::new();
+    let mut n = 0u32;
+    let mut write = |w: &MailslotWriter, expect: &mut Vec<u32>| {
+        w.write(&n.to_le_bytes()).unwrap();
+        expect.push(n);
+        n += 1;
+    };
+    // Alone: unstamped.
+    for _ in 0..3 {
+        write(&a, &mut expect);
+    }
+    // Two writers, then three, taking turns in changing patterns; nothing is read meanwhile, so
+    // the owner merges the rings when it reads.
+    let b = MailslotWriter::open(&name).unwrap();
+    let c = MailslotWriter::open(&name).unwrap();
+    let writers = [&a, &b, &c];
+    for i in 0..60usize {
+        write(writers[(i * 7 + i / 5) % 3], &mut expect);
+    }
+    let mut buf = [0u8; 4];
+    let mut got = Vec::new();
+    while let Ok(info) = slot.read_timeout_with(&mut buf, Timeout::ZERO) {
+        assert_eq!(info.len, 4);
+        got.push(u32::from_le_bytes(buf));
+    }
+    assert_eq!(got, expect);
+    // The same after some are read: a sole writer again (the others gone) keeps stamping.
+    drop((b, c));
+    for _ in 0..3 {
+        write(&a, &mut expect);
+    }
+    let d = MailslotWriter::open(&name).unwrap();
+    for i in 0..10usize {
+        write(if i % 2 == 0 { &d } else { &a }, &mut expect);
+    }
+    while let Ok(info) = slot.read_timeout_with(&mut buf, Timeout::ZERO) {
+        assert_eq!(info.len, 4);
+        got.push(u32::from_le_bytes(buf));
+    }
+    assert_eq!(got, expect);
+}
+
 /// A trusted writer (root) learns what the queue holds; anyone else is refused at once.
 #[test]
 fn a_trusted_writer_asks_the_owner_about_its_queue() {

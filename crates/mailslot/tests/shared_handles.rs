@@ -31,6 +31,32 @@ fn a_second_holder_reads_what_was_queued_before_and_after_sharing() {
     ));
 }
 
+/// A writer that was alone before the handle was shared stamps its records from then on: the
+/// holders merge what they take in from several rings by stamp.
+#[test]
+fn writers_of_a_shared_slot_are_read_in_write_order_by_every_holder() {
+    let name = common::unique("share-order");
+    let slot = Mailslot::create(&name).unwrap();
+    let a = MailslotWriter::open(&name).unwrap();
+    a.write(&0u32.to_le_bytes()).unwrap();
+    let other = Mailslot::from_shared(slot.share().unwrap()).unwrap();
+    let b = MailslotWriter::open(&name).unwrap();
+    let mut expect = vec![0u32];
+    for n in 1..40u32 {
+        let w = if n % 3 == 0 { &a } else { &b };
+        w.write(&n.to_le_bytes()).unwrap();
+        expect.push(n);
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4];
+    for i in 0..expect.len() {
+        let holder = if i % 2 == 0 { &other } else { &slot };
+        holder.read_timeout_with(&mut buf, Timeout::ZERO).unwrap();
+        got.push(u32::from_le_bytes(buf));
+    }
+    assert_eq!(got, expect);
+}
+
 #[test]
 fn the_slot_lives_until_the_last_holder_closes() {
     let name = common::unique("share2");

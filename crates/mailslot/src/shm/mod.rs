@@ -42,6 +42,7 @@ const C_VERSION: usize = 4;
 const C_CLOSED: usize = 8;
 const C_WAKE_ME: usize = 12;
 const C_USED: usize = 16;
+const C_SOLE: usize = 24;
 
 /// Checks that a memfd handed over by the other side has its size sealed and is at least `min`
 /// bytes long; returns its size.
@@ -199,6 +200,7 @@ impl Control {
         let c = Self { view };
         c.view.u32(C_MAGIC).store(MAGIC, SeqCst);
         c.view.u32(C_VERSION).store(VERSION, SeqCst);
+        c.set_sole_writer(true);
         Ok((ControlFds { rw: fd, ro }, c))
     }
 
@@ -259,6 +261,23 @@ impl Control {
     /// See [`set_wake_me`](Self::set_wake_me).
     pub(crate) fn wake_me(&self) -> bool {
         self.view.u32(C_WAKE_ME).load(SeqCst) != 0
+    }
+
+    /// Owner side: whether the slot has had one writer connection at a time so far, so that
+    /// writers may leave their records' order stamps at 0 (one ring is in order by itself).
+    /// A new page says yes; the owner says no, for good, before it greets a writer while
+    /// another connection is open, and when the handle is first shared (its holders merge
+    /// rings they take in separately). A writer that read "yes" just before that stamps 0: its
+    /// write began before the second writer was let in, so ordering it before every stamped
+    /// record is its place. (The word means "no" when it is 0, so that a writer of this
+    /// version always stamps for an owner that never sets it.)
+    pub(crate) fn set_sole_writer(&self, sole: bool) {
+        self.view.u32(C_SOLE).store(u32::from(sole), SeqCst);
+    }
+
+    /// See [`set_sole_writer`](Self::set_sole_writer).
+    pub(crate) fn sole_writer(&self) -> bool {
+        self.view.u32(C_SOLE).load(Acquire) != 0
     }
 }
 
@@ -893,6 +912,23 @@ mod tests {
         let holder = Control::attach_rw(&fds.rw).unwrap();
         holder.set_used(1, 1);
         assert_eq!(w.used(), (1, 1));
+    }
+
+    #[test]
+    fn a_new_control_page_lets_its_writer_skip_stamps_until_the_owner_says_otherwise() {
+        let (fds, owner) = Control::create().unwrap();
+        let w = Control::attach(&fds.ro).unwrap();
+        assert!(w.sole_writer());
+        owner.set_sole_writer(false);
+        assert!(!w.sole_writer());
+        // A page whose owner never wrote the word (all zeros there) means "stamp".
+        let fd = sys::memfd(c"mailslot-test", PAGE).unwrap();
+        let old = Control {
+            view: View {
+                map: Mapping::new(&fd, PAGE).unwrap(),
+            },
+        };
+        assert!(!old.sole_writer());
     }
 
     #[test]

@@ -1069,7 +1069,14 @@ impl Slot {
                         Err(_) => greeting.refusal = Some(Refusal::Busy),
                     }
                 }
-                if let Some((fds, _)) = &st.control {
+                if let Some((fds, c)) = &st.control {
+                    // A second writer (or any, once the handle is shared): from now on writers
+                    // stamp their records, so that the reader can merge the rings in order.
+                    // Said before the greeting, so that this writer stamps from its first
+                    // record (see `Control::set_sole_writer`).
+                    if st.conns.len() > 0 || st.shared.is_some() {
+                        c.set_sole_writer(false);
+                    }
                     pass.push(fds.ro.as_raw_fd());
                     // No ring (out of memory or descriptors): the writer uses the socket.
                     let cap = shm::ring_capacity_for(
@@ -2147,6 +2154,10 @@ impl Slot {
             c.set_wake_me(st.wake_me);
             c.set_used(st.published.0, st.published.1);
             st.control = Some((fds, c));
+        }
+        // Holders take in rings separately and merge them in the store by stamp.
+        if let Some((_, c)) = &st.control {
+            c.set_sole_writer(false);
         }
         let (store_fd, mut store) =
             Store::create(&settings(&self.config, st.read_timeout)).map_err(share_io)?;

@@ -44,7 +44,8 @@ fn spin_until(max: Duration, mut ready: impl FnMut() -> bool) -> bool {
 /// Longest single wait for room, after which the writer looks at the quota again.
 const ROOM_POLL: Duration = Duration::from_millis(50);
 /// A write into the ring needs no system call, so the writer would not notice that the owner's
-/// process died; it asks the kernel (one `poll`) when this long has passed since it last did.
+/// process died; it asks the kernel (one `poll`) when this long has passed since it last did, by
+/// the coarse clock (so at most once per tick of it: 1–4 ms, depending on the kernel's `HZ`).
 const LIVENESS_EVERY_NS: u64 = 1_000_000;
 
 /// An open connection to a local mailslot.
@@ -286,10 +287,18 @@ impl Connection {
                 max,
             });
         }
-        let stamp = sys::monotonic_ns();
-        if self.control.is_closed() || self.owner_died(stamp) {
+        if self.control.is_closed() || self.owner_died(sys::coarse_ns()) {
             return Err(WriteError::OwnerGone);
         }
+        // The order stamp. While this writer is the slot's only one, the owner needs none (its
+        // ring is in order), and reading the clock would be a third of the cost of a write; the
+        // owner says so on the control page, and stops saying it before it lets a second writer
+        // in (see `Control::set_sole_writer`).
+        let stamp = if self.control.sole_writer() {
+            0
+        } else {
+            sys::monotonic_ns()
+        };
         // The limits of the wait, from the first time the write has to wait (a write that finds
         // room, nearly every one, reads no clock for them).
         let limits = || {
@@ -430,7 +439,7 @@ impl Connection {
         wait: bool,
     ) -> Result<(BatchOutcome, usize), WriteError> {
         let stamp = sys::monotonic_ns();
-        if self.control.is_closed() || self.owner_died(stamp) {
+        if self.control.is_closed() || self.owner_died(sys::coarse_ns()) {
             return Err(WriteError::OwnerGone);
         }
         let max = self.greeting.max_message_size as usize;
