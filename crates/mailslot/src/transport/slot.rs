@@ -1424,9 +1424,9 @@ impl Slot {
                 // Poll the writers' rings for a moment before sleeping: a message that is about
                 // to arrive costs no wake-up (tens of µs) this way.
                 spun = true;
-                let until = Instant::now() + remaining.map_or(budget, |r| r.min(budget));
-                let mut moved = false;
                 let started = Instant::now();
+                let until = started + remaining.map_or(budget, |r| r.min(budget));
+                let mut moved = false;
                 'spin: loop {
                     for _ in 0..64 {
                         if st
