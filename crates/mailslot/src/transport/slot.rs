@@ -1429,11 +1429,13 @@ impl Slot {
                 let mut moved = false;
                 'spin: loop {
                     for _ in 0..64 {
-                        if st
+                        let ready = st
                             .conns
                             .values()
-                            .any(|c| c.ring.as_ref().is_some_and(RingReader::has_records))
-                        {
+                            .find_map(|c| c.ring.as_ref().filter(|r| RingReader::has_records(r)));
+                        if let Some(ring) = ready {
+                            // The record is read next: start fetching it now.
+                            ring.prefetch_next();
                             moved = true;
                             break 'spin;
                         }
