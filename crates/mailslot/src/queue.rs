@@ -1,7 +1,8 @@
 //! The owner's in-process message queue: priority 9 first, FIFO within a priority.
 //!
 //! Entries carry the stamp (`CLOCK_MONOTONIC`) their writer took when it wrote, so messages taken
-//! in from different writers in a different order are still queued in write order. A message
+//! in from different writers in a different order are still queued in write order. (A writer
+//! that is the slot's only one stamps 0: see `Control::set_sole_writer`.) A message
 //! moves ahead of at most [`MAX_OVERTAKE`] queued messages of its priority: an honest writer's
 //! message is never that late, and a writer that forges old stamps cannot make each insertion
 //! cost a walk through the whole queue.

@@ -294,7 +294,8 @@ const R_CAP: usize = 128; // u64, owner: capacity in bytes
 const R_PRIOS: usize = 192; // u32, writer: a bit for every priority it has written (a hint)
 
 /// Record header: data length (u32; [`WRAP`] = skip to the start), priority, class, flags, a
-/// reserved byte, and the write stamp (u64, `CLOCK_MONOTONIC` ns).
+/// reserved byte, and the write stamp (u64, `CLOCK_MONOTONIC` ns; 0 while the control page says
+/// the writer is the slot's only one).
 pub(crate) const REC_HDR: usize = 16;
 /// Record flag: a remote-sender block of [`REMOTE_PAD`] bytes precedes the data.
 pub(crate) const REC_REMOTE: u8 = 0x01;
