@@ -643,6 +643,13 @@ impl Slot {
             return Ok(Self::queued(st).1.saturating_sub(before));
         }
         self.drain_sockets(st)?;
+        self.take_in(st);
+        Ok(Self::queued(st).1.saturating_sub(before))
+    }
+
+    /// The part of [`drain`](Self::drain) after the sockets: takes in the rings, publishes the
+    /// totals and answers what the sockets brought.
+    fn take_in(&self, st: &mut State) {
         self.scan_rings(st, true);
         // Writers that wait for room re-check against the current totals.
         self.publish_used(st);
@@ -650,7 +657,6 @@ impl Slot {
             self.notify_waiters(st);
         }
         self.answer_queries(st);
-        Ok(Self::queued(st).1.saturating_sub(before))
     }
 
     /// Answers the trusted writers that asked about the queue (the caller took everything in).
@@ -1183,7 +1189,7 @@ impl Slot {
         let Some(c) = st.conns.get(id) else {
             return;
         };
-        let (fd, cred) = (c.fd.as_raw_fd(), c.cred);
+        let (fd, cred, has_ring) = (c.fd.as_raw_fd(), c.cred, c.ring.is_some());
         if st.buf.is_empty() {
             st.buf = vec![0u8; SOCKET_RECORD_MAX + 1];
         }
@@ -1199,6 +1205,12 @@ impl Slot {
                     // A wake-up byte, or a trusted writer's question about the queue.
                     if buf[0] == super::QUERY && is_daemon(&cred) && st.queries.len() < 1024 {
                         st.queries.push(id);
+                    } else if has_ring {
+                        // A writer with a ring has one wake-up byte on its way at most (it
+                        // claims it in the ring first) and sends no records here: stop rather
+                        // than ask the socket once more. Whatever follows keeps the socket
+                        // readable in the level-triggered epoll and is read on the next look.
+                        break;
                     }
                 }
                 Ok(Some(r)) => {
@@ -1465,11 +1477,21 @@ impl Slot {
                 }
             }
             self.begin_wait(&mut st);
-            // Writers now send wake-up bytes; look once more (sockets too), so that a message
-            // published just before they could see the request is not slept through.
+            // Writers now send wake-up bytes; look once more, so that a message published just
+            // before they could see the request is not slept through. The rings, that is: the
+            // sockets (and the eventfd) are level-triggered in the epoll this reader sleeps on,
+            // which returns at once if one of them has something, so looking at them here would
+            // be one more system call for nothing. A shared slot looks at both (its doorbell is
+            // edge-triggered), and so does a slot that has no epoll yet.
             st.takes_since_drain = 0;
             self.clear_wake(&mut st);
-            if let Err(e) = self.drain(&mut st) {
+            let looked = if st.shared.is_none() && self.fds.get().is_some() {
+                self.take_in(&mut st);
+                Ok(0)
+            } else {
+                self.drain(&mut st)
+            };
+            if let Err(e) = looked {
                 self.end_wait(&mut st);
                 break Err(e.into());
             }
