@@ -438,15 +438,19 @@ pub(crate) fn seals(fd: &OwnedFd) -> io::Result<libc::c_int> {
 
 /// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every process of the machine.
 pub(crate) fn monotonic_ns() -> u64 {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    clock_ns(rustix::time::ClockId::Monotonic)
 }
 
 /// `CLOCK_MONOTONIC_COARSE` in nanoseconds: the monotonic clock as of the last timer tick (1–4
 /// ms behind at most). It reads no hardware counter, so it costs a few nanoseconds where the
 /// precise clock costs tens (more inside a virtual machine).
 pub(crate) fn coarse_ns() -> u64 {
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    clock_ns(rustix::time::ClockId::MonotonicCoarse)
+}
+
+/// A clock's reading in nanoseconds.
+fn clock_ns(id: rustix::time::ClockId) -> u64 {
+    let ts = rustix::time::clock_gettime(id);
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
