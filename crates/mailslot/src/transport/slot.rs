@@ -1206,10 +1206,12 @@ impl Slot {
                     if buf[0] == super::QUERY && is_daemon(&cred) && st.queries.len() < 1024 {
                         st.queries.push(id);
                     } else if has_ring {
-                        // A writer with a ring has one wake-up byte on its way at most (it
-                        // claims it in the ring first) and sends no records here: stop rather
-                        // than ask the socket once more. Whatever follows keeps the socket
-                        // readable in the level-triggered epoll and is read on the next look.
+                        // A writer with a ring sends no records here, only wake-up bytes: the
+                        // one it claims in its ring after a write, and one when it starts to
+                        // wait for room. One byte is enough to make this reader look at the
+                        // rings: stop rather than ask the socket once more. Whatever follows
+                        // keeps the socket readable in the level-triggered epoll and is read on
+                        // the next look.
                         break;
                     }
                 }
