@@ -324,6 +324,9 @@ impl Connection {
         let mut ring = self.lock_ring();
         let mut announced = false;
         let mut spun = false;
+        // Whether this write said it waits for room (the flag is clear when a write begins:
+        // every write that sets it clears it before it ends, under the ring's lock).
+        let mut marked = false;
         let result = loop {
             let r = ring.as_deref();
             let quota_ok = self.quota_ok(r, data.len(), 1);
@@ -354,6 +357,7 @@ impl Connection {
                 }
                 if !r.is_waiting() {
                     r.set_waiting(true);
+                    marked = true;
                     continue;
                 }
             }
@@ -372,10 +376,10 @@ impl Connection {
                 break Err(e);
             }
         };
-        if let Some(r) = ring.as_deref() {
-            if r.is_waiting() {
-                r.set_waiting(false);
-            }
+        // (Not looked at unless set: the word shares a cache line with the tail, which the
+        // owner's spinning reader keeps reading.)
+        if let (true, Some(r)) = (marked, ring.as_deref()) {
+            r.set_waiting(false);
         }
         result?;
         match ring.as_deref_mut() {
