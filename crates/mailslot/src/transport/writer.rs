@@ -475,6 +475,8 @@ impl Connection {
         let mut announced = false;
         let mut waited_out = !wait;
         let mut done = 0;
+        // Whether this batch said it waits for room (see `write`).
+        let mut marked = false;
         for m in msgs {
             if !wait && !ring.fits(m.data.len(), REC_REMOTE) {
                 break;
@@ -491,6 +493,7 @@ impl Connection {
             while !waited_out && !ring.fits(m.data.len(), REC_REMOTE) {
                 if !ring.is_waiting() {
                     ring.set_waiting(true);
+                    marked = true;
                     continue;
                 }
                 // The owner has not taken in the ring yet: let it see what is there, wait a
@@ -501,7 +504,10 @@ impl Connection {
                     waited_out = true;
                     break;
                 }
-                self.wait_for_owner(&mut announced, left.min(ROOM_POLL))?;
+                if let Err(e) = self.wait_for_owner(&mut announced, left.min(ROOM_POLL)) {
+                    ring.set_waiting(false);
+                    return Err(e);
+                }
             }
             if !ring.fits(m.data.len(), REC_REMOTE) {
                 out.full += 1;
@@ -517,7 +523,7 @@ impl Connection {
             );
             out.queued += 1;
         }
-        if ring.is_waiting() {
+        if marked {
             ring.set_waiting(false);
         }
         ring.publish();
