@@ -360,6 +360,8 @@ pub(crate) fn ring_capacity_for(max_message_size: usize, quota: usize, trusted: 
         .clamp(base, RING_MAX)
 }
 
+/// A ring's mapping and capacity (a power of two, so that a position in the data area is a mask
+/// of a byte count, not a division: several per message).
 struct Ring {
     view: View,
     cap: usize,
@@ -369,6 +371,11 @@ impl Ring {
     fn data(&self) -> *mut u8 {
         // SAFETY: RING_HDR < the mapping's length (RING_HDR + cap).
         unsafe { self.view.map.as_ptr().add(RING_HDR) }
+    }
+
+    /// Where byte `at` of the stream lies in the data area.
+    fn pos(&self, at: u64) -> usize {
+        (at & (self.cap as u64 - 1)) as usize
     }
 }
 
@@ -406,7 +413,12 @@ pub(crate) struct Corrupt;
 impl RingReader {
     /// A new ring of `cap` bytes (owner side); returns the descriptor to pass to the writer.
     pub(crate) fn create(cap: usize) -> io::Result<(OwnedFd, Self)> {
-        debug_assert!(cap & 7 == 0 && cap >= 64);
+        if !cap.is_power_of_two() || cap < 64 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a ring's capacity must be a power of two of at least 64 bytes",
+            ));
+        }
         let fd = sys::memfd(c"mailslot-ring", RING_HDR + cap)?;
         sys::add_seals(&fd, libc::F_SEAL_SEAL)?;
         let view = View {
@@ -548,7 +560,7 @@ impl RingReader {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let pos = (self.head % self.ring.cap as u64) as usize;
+            let pos = self.ring.pos(self.head);
             for off in [0, 64] {
                 if pos + off < self.ring.cap {
                     // SAFETY: the address is inside the ring's data area (checked above), and a
@@ -595,8 +607,7 @@ impl RingReader {
     /// The record at `at` (skipping a wrap mark) and where the next one starts; `None` when
     /// only a wrap mark is left before `tail`; `Corrupt` when the record does not fit.
     fn parse_at(&self, mut at: u64, tail: u64) -> Result<Option<(Record, u64)>, Corrupt> {
-        let cap = self.ring.cap as u64;
-        let pos = (at % cap) as usize;
+        let pos = self.ring.pos(at);
         let to_end = self.ring.cap - pos;
         let mut hdr = [0u8; REC_HDR];
         if to_end >= REC_HDR {
@@ -766,7 +777,7 @@ impl RingWriter {
             map: Mapping::new(fd, size)?,
         };
         let cap = view.u64(R_CAP).load(SeqCst) as usize;
-        if cap & 7 != 0 || cap < 64 || cap > size - RING_HDR {
+        if !cap.is_power_of_two() || cap < 64 || cap > size - RING_HDR {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "bad ring"));
         }
         // A new ring starts empty; what the owner may have put in the tail word is not taken.
@@ -802,7 +813,7 @@ impl RingWriter {
     /// Whether a record of `len` data bytes with these flags fits now.
     pub(crate) fn fits(&self, len: usize, flags: u8) -> bool {
         let size = record_size(len, flags);
-        let pos = (self.tail % self.ring.cap as u64) as usize;
+        let pos = self.ring.pos(self.tail);
         let to_end = self.ring.cap - pos;
         let need = if size <= to_end { size } else { to_end + size };
         need <= self.free()
@@ -833,7 +844,7 @@ impl RingWriter {
         let flags = block.map_or(0, |(f, _)| f);
         let size = record_size(data.len(), flags);
         let cap = self.ring.cap;
-        let mut pos = (self.tail % cap as u64) as usize;
+        let mut pos = self.ring.pos(self.tail);
         if size > cap - pos {
             self.put(pos, &WRAP.to_le_bytes());
             self.tail += (cap - pos) as u64;
@@ -919,10 +930,15 @@ mod tests {
             assert_eq!(RingReader::attach(&fd).unwrap().capacity(), cap as u64);
         }
         // ... and no other.
-        for cap in [RING_MIN / 2, RING_MIN + 4096, RING_MAX * 2] {
+        for cap in [RING_MIN / 2, RING_MAX * 2] {
             let (fd, _) = RingReader::create(cap).unwrap();
             assert!(RingReader::attach(&fd).is_err(), "{cap}");
         }
+        // (This library makes no such ring.)
+        assert!(RingReader::create(RING_MIN + 4096).is_err());
+        let fd = sys::memfd(c"mailslot-test", RING_HDR + RING_MIN + 4096).unwrap();
+        sys::add_seals(&fd, libc::F_SEAL_SEAL).unwrap();
+        assert!(RingReader::attach(&fd).is_err());
     }
 
     #[test]
@@ -1025,6 +1041,15 @@ mod tests {
         assert_eq!(got[1].0, 0);
         assert_eq!(got[1].2, b"plain");
         assert_eq!(record_size(5, REC_BEHALF), 16 + 16 + 8);
+    }
+
+    #[test]
+    fn a_writer_refuses_a_ring_whose_capacity_is_not_a_power_of_two() {
+        let (fd, r) = RingReader::create(4096).unwrap();
+        assert!(RingWriter::attach(&fd).is_ok());
+        // An owner that says 4088 (a multiple of 8, within the memfd): refused, not masked.
+        r.ring.view.u64(R_CAP).store(4088, SeqCst);
+        assert!(RingWriter::attach(&fd).is_err());
     }
 
     #[test]
