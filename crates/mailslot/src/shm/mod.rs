@@ -666,10 +666,31 @@ impl RingReader {
         // written one priority, the one of the records already looked at. (That word is the
         // writer's to set; a writer that lies about it only reorders its own messages.)
         let prios = self.ring.view.u32(R_PRIOS).load(Acquire);
-        if self.uniform_end > self.head && prios == 1 << self.uniform_prio.min(31) {
-            return self.parse_at(self.head, self.uniform_end).ok()?;
+        let only = prios.is_power_of_two().then(|| prios.trailing_zeros());
+        if self.uniform_end > self.head {
+            if only == Some(u32::from(self.uniform_prio.min(31))) {
+                return self.parse_at(self.head, self.uniform_end).ok()?;
+            }
+            // Another priority since the batch began: look at each record from the head again
+            // (the batch may have been taken on the word's say-so, record by record unchecked).
+            self.uniform_end = self.head;
         }
         let tail = self.tail().ok()?;
+        if let (Some(p), true) = (only, tail > self.head) {
+            // One priority so far, published (the word is set before a record of a new priority
+            // is): the batch up to the tail is uniform without a look at each record — one
+            // parse per record, not two. A record of another priority in it was published after
+            // the word was read (its write ended after this read began), and the next read sees
+            // the word change and looks again; a writer that lies in the word reorders only its
+            // own messages.
+            if let Some((rec, next)) = self.parse_at(self.head, tail).ok()? {
+                if u32::from(rec.priority) == p {
+                    self.uniform_prio = rec.priority;
+                    self.uniform_end = tail;
+                    return Some((rec, next));
+                }
+            }
+        }
         while self.uniform_end < tail {
             let Some((rec, next)) = self.parse_at(self.uniform_end, tail).ok()? else {
                 // A wrap mark just before the tail: nothing more yet.
@@ -1041,6 +1062,60 @@ mod tests {
         assert_eq!(got[1].0, 0);
         assert_eq!(got[1].2, b"plain");
         assert_eq!(record_size(5, REC_BEHALF), 16 + 16 + 8);
+    }
+
+    #[test]
+    fn a_stream_of_one_priority_is_read_in_place_until_another_priority_is_behind_it() {
+        let (fd, mut r) = RingReader::create(4096).unwrap();
+        let mut w = RingWriter::attach(&fd).unwrap();
+        let read = |r: &mut RingReader| {
+            let (rec, next) = r.first_if_uniform()?;
+            let mut b = vec![0u8; rec.len];
+            r.data_to(&rec, &mut b);
+            r.skip_first(next, rec.len);
+            Some((rec.priority, b))
+        };
+        for i in 0..3u8 {
+            w.append(2, 2, None, &[i], 0);
+        }
+        w.publish();
+        assert_eq!(read(&mut r), Some((2, vec![0])));
+        // More of the same priority join the batch.
+        w.append(2, 2, None, &[3], 0);
+        w.publish();
+        assert_eq!(read(&mut r), Some((2, vec![1])));
+        // A more urgent record behind the stream: not uniform any more (the owner then takes
+        // the ring into its queue, where the urgent one comes first)...
+        w.append(7, 2, None, b"u", 0);
+        w.publish();
+        assert_eq!(read(&mut r), None);
+        // ... and stays so while it is there, whatever the batch looked like before.
+        assert_eq!(read(&mut r), None);
+        // A batch taken while the word said one priority, with a more urgent record already in
+        // it (published just after the word was read): once the word says so, that record is
+        // not overtaken by the rest of the batch.
+        let (fd, mut r) = RingReader::create(4096).unwrap();
+        let mut w = RingWriter::attach(&fd).unwrap();
+        for i in 0..3u8 {
+            w.append(2, 2, None, &[i], 0);
+        }
+        w.append(7, 2, None, b"u", 0);
+        w.publish();
+        w.ring.view.u32(R_PRIOS).store(1 << 2, SeqCst); // the word as it was a moment before
+        assert_eq!(read(&mut r), Some((2, vec![0])));
+        w.ring.view.u32(R_PRIOS).store(1 << 2 | 1 << 7, SeqCst);
+        assert_eq!(read(&mut r), None);
+        // Reads in between writes of one priority (100 records of 32 bytes fit the ring):
+        // in order.
+        let (fd, mut r) = RingReader::create(4096).unwrap();
+        let mut w = RingWriter::attach(&fd).unwrap();
+        for i in 0..100u8 {
+            w.append(4, 1, None, &[i; 9], 0);
+            w.publish();
+            if i % 3 == 0 {
+                assert_eq!(read(&mut r), Some((4, vec![i / 3; 9])));
+            }
+        }
     }
 
     #[test]
