@@ -917,7 +917,7 @@ impl RingWriter {
         assert!(off <= self.ring.cap && src.len() <= self.ring.cap - off);
         // SAFETY: the destination range lies within the ring's data area (checked above) and
         // `src` is a distinct, live buffer. The owner reads these bytes only after `publish`
-        // (release store of the tail).
+        // (a sequentially consistent store of the tail: a release).
         unsafe {
             std::ptr::copy_nonoverlapping(src.as_ptr(), self.ring.data().add(off), src.len());
         };

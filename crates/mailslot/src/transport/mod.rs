@@ -13,7 +13,8 @@
 //!   user, and answers with a greeting (limits and, if admitted, the read-only control page and
 //!   the writer's own ring, as `SCM_RIGHTS` descriptors; see `shm`).
 //! - Each write is one record in the writer's ring (header with priority, class and a
-//!   `CLOCK_MONOTONIC` stamp, then the data), made visible by a release store of the ring's tail.
+//!   `CLOCK_MONOTONIC` stamp, then the data), made visible by a store of the ring's tail (a
+//!   release, and a full fence for the wake-up handshake).
 //!   The writer sends one wake-up byte on its socket only when the owner asked for it (nobody on
 //!   its side is looking at the rings).
 //! - Owner side, a reader takes every ring's new records into the in-process priority queue
