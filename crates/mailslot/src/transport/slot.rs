@@ -1487,13 +1487,9 @@ impl Slot {
             // edge-triggered), and so does a slot that has no epoll yet.
             st.takes_since_drain = 0;
             self.clear_wake(&mut st);
-            let looked = if st.shared.is_none() && self.fds.get().is_some() {
+            if st.shared.is_none() && self.fds.get().is_some() {
                 self.take_in(&mut st);
-                Ok(0)
-            } else {
-                self.drain(&mut st)
-            };
-            if let Err(e) = looked {
+            } else if let Err(e) = self.drain(&mut st) {
                 self.end_wait(&mut st);
                 break Err(e.into());
             }
