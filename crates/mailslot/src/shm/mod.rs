@@ -368,6 +368,13 @@ struct Ring {
 }
 
 impl Ring {
+    /// A ring of `cap` bytes in `view`, if `cap` is a power of two of at least 64 bytes and the
+    /// mapping holds the header and that many bytes; the one place every side's ring is made.
+    fn new(view: View, cap: usize) -> Option<Self> {
+        (cap.is_power_of_two() && cap >= 64 && cap <= view.map.len().saturating_sub(RING_HDR))
+            .then_some(Self { view, cap })
+    }
+
     fn data(&self) -> *mut u8 {
         // SAFETY: RING_HDR < the mapping's length (RING_HDR + cap).
         unsafe { self.view.map.as_ptr().add(RING_HDR) }
@@ -413,22 +420,22 @@ pub(crate) struct Corrupt;
 impl RingReader {
     /// A new ring of `cap` bytes (owner side); returns the descriptor to pass to the writer.
     pub(crate) fn create(cap: usize) -> io::Result<(OwnedFd, Self)> {
-        if !cap.is_power_of_two() || cap < 64 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "a ring's capacity must be a power of two of at least 64 bytes",
-            ));
-        }
         let fd = sys::memfd(c"mailslot-ring", RING_HDR + cap)?;
         sys::add_seals(&fd, libc::F_SEAL_SEAL)?;
         let view = View {
             map: Mapping::new(&fd, RING_HDR + cap)?,
         };
-        view.u64(R_CAP).store(cap as u64, SeqCst);
+        let ring = Ring::new(view, cap).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a ring's capacity must be a power of two of at least 64 bytes",
+            )
+        })?;
+        ring.view.u64(R_CAP).store(cap as u64, SeqCst);
         Ok((
             fd,
             Self {
-                ring: Ring { view, cap },
+                ring,
                 head: 0,
                 committed: (0, 0, 0),
                 bytes: 0,
@@ -446,14 +453,15 @@ impl RingReader {
     pub(crate) fn attach(fd: &OwnedFd) -> io::Result<Self> {
         let size = check_sealed(fd, RING_HDR + RING_MIN)? as usize;
         let cap = size - RING_HDR;
-        if !cap.is_power_of_two() || !(RING_MIN..=RING_MAX).contains(&cap) {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "bad ring"));
+        let bad = || io::Error::new(io::ErrorKind::InvalidData, "bad ring");
+        if !(RING_MIN..=RING_MAX).contains(&cap) {
+            return Err(bad());
         }
         let view = View {
             map: Mapping::new(fd, RING_HDR + cap)?,
         };
         Ok(Self {
-            ring: Ring { view, cap },
+            ring: Ring::new(view, cap).ok_or_else(bad)?,
             head: 0,
             committed: (0, 0, 0),
             bytes: 0,
@@ -798,13 +806,12 @@ impl RingWriter {
             map: Mapping::new(fd, size)?,
         };
         let cap = view.u64(R_CAP).load(SeqCst) as usize;
-        if !cap.is_power_of_two() || cap < 64 || cap > size - RING_HDR {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "bad ring"));
-        }
+        let ring = Ring::new(view, cap)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad ring"))?;
         // A new ring starts empty; what the owner may have put in the tail word is not taken.
-        view.u32(R_PRIOS).store(0, SeqCst);
+        ring.view.u32(R_PRIOS).store(0, SeqCst);
         Ok(Self {
-            ring: Ring { view, cap },
+            ring,
             tail: 0,
             bytes: 0,
             count: 0,
