@@ -8,7 +8,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-use crate::sys;
+use crate::{mem, sys};
 
 /// Environment variable naming the directory that holds `ipcbench.c` and `memidle.c` (overrides
 /// the default).
@@ -94,8 +94,10 @@ impl MemIdle {
         })
     }
 
-    /// Runs `memidle <kind> <k>` and returns its result line (the one starting `kind=`; a second
-    /// line lists the slab caches that grew).
+    /// Runs `memidle <kind> <k>` and returns its result line (the one starting `kind=`), plus
+    /// `slab_objs_B_per=`: the `sum=` of its second line, which lists the slab caches whose
+    /// objects in use grew by at least 24 bytes per object (0 when `/proc/slabinfo` could not be
+    /// read).
     pub(crate) fn run(&self, kind: &str, k: usize) -> Result<BTreeMap<String, String>> {
         let what = format!("memidle {kind} {k}");
         let text = run(&self.exe, &[kind, &k.to_string()], &what)?;
@@ -103,7 +105,15 @@ impl MemIdle {
             .lines()
             .find(|l| l.starts_with("kind="))
             .with_context(|| format!("{what}: no result line in {text:?}"))?;
-        Ok(sys::parse_kv(line))
+        let mut kv = sys::parse_kv(line);
+        let objects = text
+            .lines()
+            .find(|l| l.contains("slab caches grown"))
+            .and_then(|l| l.rsplit_once("sum="))
+            .map(|(_, v)| v.trim().to_string())
+            .with_context(|| format!("{what}: no slab caches line with `sum=` in {text:?}"))?;
+        kv.insert(mem::SLAB_OBJECTS_KEY.into(), objects);
+        Ok(kv)
     }
 }
 

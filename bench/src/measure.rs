@@ -55,6 +55,7 @@ pub(crate) fn measure(
         runs,
         mount: mount.is_some(),
         epoch: 0,
+        slab: mem::SlabBasis::detect(),
         samples: Samples::default(),
     };
     for run in 1..=runs {
@@ -127,6 +128,8 @@ struct Measurer<'a> {
     mount: bool,
     /// Distinguishes the network runs' datagrams from stale ones.
     epoch: u8,
+    /// How the kernel part of the idle-memory rows is counted (both sides alike).
+    slab: mem::SlabBasis,
     samples: Samples,
 }
 
@@ -153,7 +156,11 @@ impl Measurer<'_> {
         let kv = memidle.run(MEM_ANCHOR, k)?;
         let anchor = |m| Series::AnchorMem(k, m);
         let s = &mut self.samples;
-        s.add(anchor(MemMetric::Bytes), 0, mem::bytes_per(&kv, &what)?);
+        s.add(
+            anchor(MemMetric::Bytes),
+            0,
+            mem::bytes_per(&kv, self.slab, &what)?,
+        );
         for (metric, key) in MEM_KEYS {
             s.add(anchor(metric), 0, sys::kv_f64(&kv, key, &what)?);
         }
@@ -166,7 +173,11 @@ impl Measurer<'_> {
         let kv = sys::run_role(&["__mem-idle".into(), "--count".into(), k.to_string()])?;
         let ours = |m| Series::OursMem(k, m);
         let s = &mut self.samples;
-        s.add(ours(MemMetric::Bytes), 0, mem::bytes_per(&kv, &what)?);
+        s.add(
+            ours(MemMetric::Bytes),
+            0,
+            mem::bytes_per(&kv, self.slab, &what)?,
+        );
         for (metric, key) in MEM_KEYS.into_iter().chain([
             (MemMetric::Fds, "fds_per"),
             (MemMetric::CreateSecs, "create_s"),

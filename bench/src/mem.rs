@@ -9,7 +9,11 @@
 //! and also counts `/proc/self/fd` before and after, times the creation of all K and the drop of
 //! all K, and reads `VmRSS` again after the drop. The cost per object is memidle's own headline,
 //! **kernel slab + RSS** (see [`bytes_per`]); the kernel stack and page-table deltas are
-//! reported beside it (a thread or a mapping per slot would show there).
+//! reported beside it (a thread or a mapping per slot would show there). Both sides also read
+//! `/proc/slabinfo` with the counters, and the slab part is counted by objects in use, as
+//! memidle's `sum=` (see [`SlabBasis`]): `Slab` of `/proc/meminfo` counts pages, which a run
+//! finds partly free after the previous run freed its K sockets, so at K = 1000 it swung by
+//! ± 15 % from run to run and favoured whichever side ran second (ours).
 //!
 //! Before the first reading the role makes one mailslot of its own and keeps it to the end: the
 //! first mailslot of a process starts the process's service thread and pages in the library's
@@ -38,14 +42,93 @@ pub(crate) const TARGET_10K_SECS: f64 = 1.0;
 /// memidle's settling pause before each reading.
 const SETTLE: Duration = Duration::from_secs(1);
 
-/// One reading of the counters memidle reads, in kB as the kernel gives them.
-#[derive(Debug, Clone, Copy)]
+/// Key of the object-level slab figure in a result line (ours and memidle's, see
+/// [`SlabBasis::Objects`]).
+pub(crate) const SLAB_OBJECTS_KEY: &str = "slab_objs_B_per";
+/// memidle lists (and sums) only the caches that grew by at least this many bytes per object.
+const SLAB_MIN_PER_OBJECT: f64 = 24.0;
+
+/// What the kernel part of a row's bytes per object is measured by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlabBasis {
+    /// The objects in use of each slab cache (`/proc/slabinfo`, which only root may read):
+    /// Σ (objects after − before) × object size over the caches that grew by at least 24 bytes
+    /// per object, memidle's `sum=`. Exact for what the K objects hold, whatever the caches'
+    /// free room before (a run after another one that just freed K sockets finds their slab
+    /// pages still there, and `Slab` of `/proc/meminfo` then hardly moves).
+    Objects,
+    /// `Slab` of `/proc/meminfo` (pages held by all caches): what is left when `/proc/slabinfo`
+    /// cannot be read; swings by ± 150 bytes per object at K = 1000.
+    Pages,
+}
+
+impl SlabBasis {
+    /// [`Objects`](Self::Objects) when this process can read `/proc/slabinfo`, as the two
+    /// measured processes (memidle, `__mem-idle`) can then too.
+    pub(crate) fn detect() -> Self {
+        if std::fs::File::open("/proc/slabinfo").is_ok() {
+            Self::Objects
+        } else {
+            Self::Pages
+        }
+    }
+
+    /// The name the report gives it.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Objects => "slab objects",
+            Self::Pages => "slab pages",
+        }
+    }
+}
+
+/// One reading of the counters memidle reads, in kB as the kernel gives them, and the slab
+/// caches' objects in use (empty when `/proc/slabinfo` cannot be read).
+#[derive(Debug, Clone)]
 struct Counters {
     memfree: i64,
     slab: i64,
     kstack: i64,
     pgtbl: i64,
     rss: i64,
+    caches: Vec<Cache>,
+}
+
+/// One line of `/proc/slabinfo`: a cache's name, objects in use and object size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cache {
+    name: String,
+    active: i64,
+    size: i64,
+}
+
+/// The caches of `/proc/slabinfo` (version 2.x: `name active_objs num_objs objsize …`, two
+/// header lines); lines that do not parse are skipped, as memidle skips them.
+fn parse_slabinfo(text: &str) -> Vec<Cache> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("slabinfo"))
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let name = f.next()?.to_string();
+            let active = f.next()?.parse().ok()?;
+            let _total: i64 = f.next()?.parse().ok()?;
+            let size = f.next()?.parse().ok()?;
+            Some(Cache { name, active, size })
+        })
+        .collect()
+}
+
+/// memidle's `sum=`: bytes per object of the caches whose objects in use grew by at least
+/// [`SLAB_MIN_PER_OBJECT`] per object between `before` and `after` (object size of `after`).
+fn slab_objects_per(before: &[Cache], after: &[Cache], k: f64) -> f64 {
+    after
+        .iter()
+        .filter_map(|a| {
+            let b = before.iter().find(|b| b.name == a.name)?;
+            let d = (a.active - b.active) as f64 * a.size as f64 / k;
+            (d >= SLAB_MIN_PER_OBJECT).then_some(d)
+        })
+        .sum()
 }
 
 /// Value of `key:` in `/proc/meminfo`, kB.
@@ -81,6 +164,9 @@ impl Counters {
             kstack: meminfo(&m, "KernelStack")?,
             pgtbl: meminfo(&m, "PageTables")?,
             rss: rss_kb()?,
+            caches: std::fs::read_to_string("/proc/slabinfo")
+                .map(|t| parse_slabinfo(&t))
+                .unwrap_or_default(),
         })
     }
 }
@@ -160,12 +246,13 @@ pub(crate) fn idle(count: usize) -> Result<()> {
     let per = |kb: i64| kb as f64 * 1024.0 / k;
     sys::say(&format!(
         "kind=mailslot K={count} created={created} failed={} memfree_B_per={:.0} slab_B_per={:.0} \
-         kstack_B_per={:.0} pgtbl_B_per={:.0} rss_B_per={:.0} fds_per={:.3} create_s={create_s:.6} \
+         {SLAB_OBJECTS_KEY}={:.0} kstack_B_per={:.0} pgtbl_B_per={:.0} rss_B_per={:.0} fds_per={:.3} create_s={create_s:.6} \
          close_s={close_s:.6} rss_returned_B={} first_rss_B={first_rss} nofile_soft={soft} \
          nofile_hard={hard}",
         u8::from(failed),
         per(c0.memfree - c1.memfree),
         per(c1.slab - c0.slab),
+        slab_objects_per(&c0.caches, &c1.caches, k),
         per(c1.kstack - c0.kstack),
         per(c1.pgtbl - c0.pgtbl),
         per(c1.rss - c0.rss),
@@ -174,13 +261,67 @@ pub(crate) fn idle(count: usize) -> Result<()> {
     ))
 }
 
-/// Bytes per object of a memidle-style result line: kernel slab + RSS, the figure memidle is
-/// described by ("kernel slab + RSS per idle object"). `KernelStack` and `PageTables` are
-/// reported separately: on a shared machine their system-wide deltas are mostly other
-/// processes' noise (often negative). `MemFree` is left out for the same reason (page cache).
+/// Bytes per object of a memidle-style result line: kernel slab (by `basis`) + RSS, the figure
+/// memidle is described by ("kernel slab + RSS per idle object"). `KernelStack` and
+/// `PageTables` are reported separately: on a shared machine their system-wide deltas are mostly
+/// other processes' noise (often negative). `MemFree` is left out for the same reason (page
+/// cache).
 pub(crate) fn bytes_per(
     kv: &std::collections::BTreeMap<String, String>,
+    basis: SlabBasis,
     what: &str,
 ) -> Result<f64> {
-    Ok(sys::kv_f64(kv, "slab_B_per", what)? + sys::kv_f64(kv, "rss_B_per", what)?)
+    let slab_key = match basis {
+        SlabBasis::Objects => SLAB_OBJECTS_KEY,
+        SlabBasis::Pages => "slab_B_per",
+    };
+    Ok(sys::kv_f64(kv, slab_key, what)? + sys::kv_f64(kv, "rss_B_per", what)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `/proc/slabinfo` as this kernel writes it (2.1), before and after 1000 bound sockets.
+    const BEFORE: &str = "slabinfo - version: 2.1
+# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>
+sock_inode_cache     262    418    832   19    4 : tunables    0    0    0 : slabdata     22     22      0
+signal_cache         161    322   1152   14    4 : tunables    0    0    0 : slabdata     23     23      0
+kmalloc-32          2153   5504     32  128    1 : tunables    0    0    0 : slabdata     43     43      0
+kmalloc-8          10000  10240      8  512    1 : tunables    0    0    0 : slabdata     20     20      0
+";
+    const AFTER: &str = "slabinfo - version: 2.1
+# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>
+sock_inode_cache    1262   1273    832   19    4 : tunables    0    0    0 : slabdata     67     67      0
+signal_cache        1161   1162   1152   14    4 : tunables    0    0    0 : slabdata     83     83      0
+kmalloc-32          3153   5504     32  128    1 : tunables    0    0    0 : slabdata     43     43      0
+kmalloc-8          11000  11264      8  512    1 : tunables    0    0    0 : slabdata     22     22      0
+";
+
+    #[test]
+    fn slabinfo_lines_are_read_past_the_headers() {
+        let c = parse_slabinfo(BEFORE);
+        assert_eq!(c.len(), 4);
+        assert_eq!(
+            c[0],
+            Cache {
+                name: "sock_inode_cache".into(),
+                active: 262,
+                size: 832
+            }
+        );
+        assert!(parse_slabinfo("slabinfo - version: 2.1\ngarbage\nx y z w\n").is_empty());
+    }
+
+    #[test]
+    fn objects_in_use_are_summed_as_memidle_sums_them() {
+        let (b, a) = (parse_slabinfo(BEFORE), parse_slabinfo(AFTER));
+        // 832 + 1152 + 32 per socket; kmalloc-8 (8 bytes each) is under memidle's 24-byte floor,
+        // whatever the free room of the caches (sock_inode_cache had 156 free objects before).
+        assert_eq!(slab_objects_per(&b, &a, 1000.0), 2016.0);
+        // Nothing readable (not root): nothing counted.
+        assert_eq!(slab_objects_per(&[], &[], 1000.0), 0.0);
+        // A cache that shrank counts nothing.
+        assert_eq!(slab_objects_per(&a, &b, 1000.0), 0.0);
+    }
 }

@@ -47,6 +47,9 @@ pub(crate) enum MemMetric {
     Bytes,
     /// `Slab` delta, bytes per object.
     Slab,
+    /// Slab caches' objects in use, bytes per object (memidle's `sum=`; 0 when
+    /// `/proc/slabinfo` cannot be read).
+    SlabObjects,
     /// `KernelStack` delta, bytes per object.
     Kstack,
     /// `PageTables` delta, bytes per object.
@@ -71,8 +74,9 @@ pub(crate) enum MemMetric {
 }
 
 /// The per-object keys of a memidle-style line, besides the sum [`MemMetric::Bytes`].
-pub(crate) const MEM_KEYS: [(MemMetric, &str); 5] = [
+pub(crate) const MEM_KEYS: [(MemMetric, &str); 6] = [
     (MemMetric::Slab, "slab_B_per"),
+    (MemMetric::SlabObjects, crate::mem::SLAB_OBJECTS_KEY),
     (MemMetric::Kstack, "kstack_B_per"),
     (MemMetric::Pgtbl, "pgtbl_B_per"),
     (MemMetric::Rss, "rss_B_per"),

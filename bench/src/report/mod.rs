@@ -75,9 +75,12 @@ pub(crate) struct MemColumns {
     /// Mailslots actually created (the fewest of the runs; below `slots` when creation failed).
     #[serde(skip_serializing_if = "Option::is_none")]
     created: Option<usize>,
-    /// Our `Slab` delta.
+    /// Our `Slab` delta (pages of all slab caches).
     #[serde(skip_serializing_if = "Option::is_none")]
     ours_slab: Option<f64>,
+    /// Our slab caches' objects in use (memidle's `sum=` way).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ours_slab_objects: Option<f64>,
     /// Our `KernelStack` delta.
     #[serde(skip_serializing_if = "Option::is_none")]
     ours_kstack: Option<f64>,
@@ -93,6 +96,13 @@ pub(crate) struct MemColumns {
     /// memidle's `slab_B_per`.
     #[serde(skip_serializing_if = "Option::is_none")]
     anchor_slab: Option<f64>,
+    /// memidle's `sum=` (slab caches' objects in use).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anchor_slab_objects: Option<f64>,
+    /// What `ours` and `anchor_value` count as the kernel's part: `slab objects` (objects in
+    /// use, when `/proc/slabinfo` could be read) or `slab pages` (`Slab` of `/proc/meminfo`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slab_basis: Option<&'static str>,
     /// memidle's `kstack_B_per`.
     #[serde(skip_serializing_if = "Option::is_none")]
     anchor_kstack: Option<f64>,
@@ -643,11 +653,14 @@ fn mem_columns(
         slots: Some(k),
         created: Some(created),
         ours_slab: ours(MemMetric::Slab).map(|v| (v * scale).round()),
+        ours_slab_objects: ours(MemMetric::SlabObjects).map(|v| (v * scale).round()),
         ours_kstack: ours(MemMetric::Kstack).map(|v| (v * scale).round()),
         ours_pgtbl: ours(MemMetric::Pgtbl).map(|v| (v * scale).round()),
         ours_rss: ours(MemMetric::Rss).map(|v| (v * scale).round()),
         ours_memfree: ours(MemMetric::MemFree).map(|v| (v * scale).round()),
         anchor_slab: theirs(MemMetric::Slab).map(|v| (v * ascale).round()),
+        anchor_slab_objects: theirs(MemMetric::SlabObjects).map(|v| (v * ascale).round()),
+        slab_basis: Some(slab_basis(ours, theirs).label()),
         anchor_kstack: theirs(MemMetric::Kstack).map(|v| (v * ascale).round()),
         anchor_pgtbl: theirs(MemMetric::Pgtbl).map(|v| (v * ascale).round()),
         anchor_rss: theirs(MemMetric::Rss).map(|v| (v * ascale).round()),
@@ -655,6 +668,20 @@ fn mem_columns(
         fds_per_slot: ours(MemMetric::Fds).map(round3),
         first_rss: ours(MemMetric::FirstRss).map(f64::round),
         ..MemColumns::default()
+    }
+}
+
+/// The basis the measurement used ([`mem::SlabBasis`]): objects when both sides counted slab
+/// objects (`/proc/slabinfo` was readable), pages otherwise.
+fn slab_basis(
+    ours: &dyn Fn(MemMetric) -> Option<f64>,
+    theirs: &dyn Fn(MemMetric) -> Option<f64>,
+) -> mem::SlabBasis {
+    let counted = |v: Option<f64>| v.is_some_and(|v| v > 0.0);
+    if counted(ours(MemMetric::SlabObjects)) && counted(theirs(MemMetric::SlabObjects)) {
+        mem::SlabBasis::Objects
+    } else {
+        mem::SlabBasis::Pages
     }
 }
 

@@ -18,6 +18,11 @@ fn human(b: f64) -> String {
 fn mem_note(r: &Row) -> String {
     let m = &r.mem;
     let nan = f64::NAN;
+    // The kernel's part as the row counted it.
+    let by_objects = m.slab_basis == Some(crate::mem::SlabBasis::Objects.label());
+    let kernel = |pages: Option<f64>, objects: Option<f64>| {
+        if by_objects { objects } else { pages }.unwrap_or(nan)
+    };
     let mut note = String::new();
     if let (Some(k), Some(c)) = (m.slots, m.created) {
         if c < k {
@@ -33,11 +38,12 @@ fn mem_note(r: &Row) -> String {
         ));
     } else {
         note.push_str(&format!(
-            "{:.2} fd/slot; slab {} + rss {} (udgram {} + {}); first slot of a process {}",
+            "{:.2} fd/slot; {} {} + rss {} (udgram {} + {}); first slot of a process {}",
             m.fds_per_slot.unwrap_or(nan),
-            human(m.ours_slab.unwrap_or(nan)),
+            m.slab_basis.unwrap_or("slab"),
+            human(kernel(m.ours_slab, m.ours_slab_objects)),
             human(m.ours_rss.unwrap_or(nan)),
-            human(m.anchor_slab.unwrap_or(nan)),
+            human(kernel(m.anchor_slab, m.anchor_slab_objects)),
             human(m.anchor_rss.unwrap_or(nan)),
             human(m.first_rss.unwrap_or(nan))
         ));
