@@ -11,9 +11,9 @@
 //! **kernel slab + RSS** (see [`bytes_per`]); the kernel stack and page-table deltas are
 //! reported beside it (a thread or a mapping per slot would show there). Both sides also read
 //! `/proc/slabinfo` with the counters, and the slab part is counted by objects in use, as
-//! memidle's `sum=` (see [`SlabBasis`]): `Slab` of `/proc/meminfo` counts pages, which a run
-//! finds partly free after the previous run freed its K sockets, so at K = 1000 it swung by
-//! ± 15 % from run to run and favoured whichever side ran second (ours).
+//! memidle's `sum=` (see [`SlabBasis`]): `Slab` of `/proc/meminfo` counts pages, of which a run
+//! finds many free (the run before freed its K sockets), so at K = 1000 it undercounted both
+//! sides by a different amount each run (± 15 %).
 //!
 //! Before the first reading the role makes one mailslot of its own and keeps it to the end: the
 //! first mailslot of a process starts the process's service thread and pages in the library's
@@ -55,7 +55,7 @@ pub(crate) enum SlabBasis {
     /// Σ (objects after − before) × object size over the caches that grew by at least 24 bytes
     /// per object, memidle's `sum=`. Exact for what the K objects hold, whatever the caches'
     /// free room before (a run after another one that just freed K sockets finds their slab
-    /// pages still there, and `Slab` of `/proc/meminfo` then hardly moves).
+    /// pages still there, and `Slab` of `/proc/meminfo` then moves less than it should).
     Objects,
     /// `Slab` of `/proc/meminfo` (pages held by all caches): what is left when `/proc/slabinfo`
     /// cannot be read; swings by ± 150 bytes per object at K = 1000.
