@@ -55,8 +55,7 @@ pub(crate) fn measure(
         runs,
         mount: mount.is_some(),
         epoch: 0,
-        slab: mem::SlabBasis::detect(),
-        samples: Samples::default(),
+        samples: Samples::new(mem::SlabBasis::detect()),
     };
     for run in 1..=runs {
         if let Some(memidle) = &memidle {
@@ -128,8 +127,6 @@ struct Measurer<'a> {
     mount: bool,
     /// Distinguishes the network runs' datagrams from stale ones.
     epoch: u8,
-    /// How the kernel part of the idle-memory rows is counted (both sides alike).
-    slab: mem::SlabBasis,
     samples: Samples,
 }
 
@@ -159,7 +156,7 @@ impl Measurer<'_> {
         s.add(
             anchor(MemMetric::Bytes),
             0,
-            mem::bytes_per(&kv, self.slab, &what)?,
+            mem::bytes_per(&kv, s.slab_basis, &what)?,
         );
         for (metric, key) in MEM_KEYS {
             s.add(anchor(metric), 0, sys::kv_f64(&kv, key, &what)?);
@@ -176,7 +173,7 @@ impl Measurer<'_> {
         s.add(
             ours(MemMetric::Bytes),
             0,
-            mem::bytes_per(&kv, self.slab, &what)?,
+            mem::bytes_per(&kv, s.slab_basis, &what)?,
         );
         for (metric, key) in MEM_KEYS.into_iter().chain([
             (MemMetric::Fds, "fds_per"),

@@ -48,17 +48,21 @@ pub(crate) const SLAB_OBJECTS_KEY: &str = "slab_objs_B_per";
 /// memidle lists (and sums) only the caches that grew by at least this many bytes per object.
 const SLAB_MIN_PER_OBJECT: f64 = 24.0;
 
-/// What the kernel part of a row's bytes per object is measured by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the kernel part of a row's bytes per object is measured by (serialized as its
+/// [`label`](Self::label)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub(crate) enum SlabBasis {
     /// The objects in use of each slab cache (`/proc/slabinfo`, which only root may read):
     /// Σ (objects after − before) × object size over the caches that grew by at least 24 bytes
     /// per object, memidle's `sum=`. Exact for what the K objects hold, whatever the caches'
     /// free room before (a run after another one that just freed K sockets finds their slab
     /// pages still there, and `Slab` of `/proc/meminfo` then moves less than it should).
+    #[serde(rename = "slab objects")]
     Objects,
     /// `Slab` of `/proc/meminfo` (pages held by all caches): what is left when `/proc/slabinfo`
     /// cannot be read; swings by ± 150 bytes per object at K = 1000.
+    #[default]
+    #[serde(rename = "slab pages")]
     Pages,
 }
 

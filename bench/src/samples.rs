@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 
+use crate::mem::SlabBasis;
 use crate::{net, netfc, sys};
 
 /// One series of samples: who measured what.
@@ -143,17 +144,30 @@ pub(crate) enum Pct {
 
 /// Samples per (series, size), one per run, in run order.
 #[derive(Debug, Default)]
-pub(crate) struct Samples(BTreeMap<(Series, usize), Vec<f64>>);
+pub(crate) struct Samples {
+    values: BTreeMap<(Series, usize), Vec<f64>>,
+    /// How the idle-memory rows counted the kernel's part (chosen once by the measurement, for
+    /// both sides; the report says which).
+    pub(crate) slab_basis: SlabBasis,
+}
 
 impl Samples {
+    /// No samples yet; the idle-memory rows will be counted by `slab_basis`.
+    pub(crate) fn new(slab_basis: SlabBasis) -> Self {
+        Self {
+            values: BTreeMap::new(),
+            slab_basis,
+        }
+    }
+
     /// Records one run's value.
     pub(crate) fn add(&mut self, series: Series, size: usize, v: f64) {
-        self.0.entry((series, size)).or_default().push(v);
+        self.values.entry((series, size)).or_default().push(v);
     }
 
     /// The values of every run, if the series was measured at that size.
     pub(crate) fn get(&self, series: &Series, size: usize) -> Option<&[f64]> {
-        self.0.get(&(series.clone(), size)).map(Vec::as_slice)
+        self.values.get(&(series.clone(), size)).map(Vec::as_slice)
     }
 
     /// Records the p50 and p99 (`p50_ns=`, `p99_ns=`) of a latency run as `series(P50/P99)`.

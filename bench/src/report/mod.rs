@@ -102,7 +102,7 @@ pub(crate) struct MemColumns {
     /// What `ours` and `anchor_value` count as the kernel's part: `slab objects` (objects in
     /// use, when `/proc/slabinfo` could be read) or `slab pages` (`Slab` of `/proc/meminfo`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    slab_basis: Option<&'static str>,
+    slab_basis: Option<mem::SlabBasis>,
     /// memidle's `kstack_B_per`.
     #[serde(skip_serializing_if = "Option::is_none")]
     anchor_kstack: Option<f64>,
@@ -635,17 +635,19 @@ fn mem_row(cli: &Cli, s: &Samples, runs: usize, bench: &str, k: usize) -> Option
         anchor_runs: per_run(Series::AnchorMem(k, MemMetric::Bytes), ascale),
         quota: mailslot::DEFAULT_QUOTA,
         net: NetColumns::default(),
-        mem: mem_columns(&ours, &theirs, (scale, ascale), k, created),
+        mem: mem_columns(&ours, &theirs, (scale, ascale), s.slab_basis, k, created),
     };
     set_mem_target(&mut row, &ours, k, created, ratio);
     Some(row)
 }
 
-/// The make-up of a `mem` row's memory: our figures × `scale`, memidle's × `ascale`.
+/// The make-up of a `mem` row's memory: our figures × `scale`, memidle's × `ascale`, and the
+/// kernel part's `basis`.
 fn mem_columns(
     ours: &dyn Fn(MemMetric) -> Option<f64>,
     theirs: &dyn Fn(MemMetric) -> Option<f64>,
     (scale, ascale): (f64, f64),
+    basis: mem::SlabBasis,
     k: usize,
     created: usize,
 ) -> MemColumns {
@@ -660,7 +662,7 @@ fn mem_columns(
         ours_memfree: ours(MemMetric::MemFree).map(|v| (v * scale).round()),
         anchor_slab: theirs(MemMetric::Slab).map(|v| (v * ascale).round()),
         anchor_slab_objects: theirs(MemMetric::SlabObjects).map(|v| (v * ascale).round()),
-        slab_basis: Some(slab_basis(ours, theirs).label()),
+        slab_basis: Some(basis),
         anchor_kstack: theirs(MemMetric::Kstack).map(|v| (v * ascale).round()),
         anchor_pgtbl: theirs(MemMetric::Pgtbl).map(|v| (v * ascale).round()),
         anchor_rss: theirs(MemMetric::Rss).map(|v| (v * ascale).round()),
@@ -668,20 +670,6 @@ fn mem_columns(
         fds_per_slot: ours(MemMetric::Fds).map(round3),
         first_rss: ours(MemMetric::FirstRss).map(f64::round),
         ..MemColumns::default()
-    }
-}
-
-/// The basis the measurement used ([`mem::SlabBasis`]): objects when both sides counted slab
-/// objects (`/proc/slabinfo` was readable), pages otherwise.
-fn slab_basis(
-    ours: &dyn Fn(MemMetric) -> Option<f64>,
-    theirs: &dyn Fn(MemMetric) -> Option<f64>,
-) -> mem::SlabBasis {
-    let counted = |v: Option<f64>| v.is_some_and(|v| v > 0.0);
-    if counted(ours(MemMetric::SlabObjects)) && counted(theirs(MemMetric::SlabObjects)) {
-        mem::SlabBasis::Objects
-    } else {
-        mem::SlabBasis::Pages
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::Row;
 use crate::measure::Counts;
+use crate::mem::SlabBasis;
 
 /// Bytes as a short human figure (B, KiB, MiB).
 fn human(b: f64) -> String {
@@ -19,7 +20,7 @@ fn mem_note(r: &Row) -> String {
     let m = &r.mem;
     let nan = f64::NAN;
     // The kernel's part as the row counted it.
-    let by_objects = m.slab_basis == Some(crate::mem::SlabBasis::Objects.label());
+    let by_objects = m.slab_basis == Some(SlabBasis::Objects);
     let kernel = |pages: Option<f64>, objects: Option<f64>| {
         if by_objects { objects } else { pages }.unwrap_or(nan)
     };
@@ -40,7 +41,7 @@ fn mem_note(r: &Row) -> String {
         note.push_str(&format!(
             "{:.2} fd/slot; {} {} + rss {} (udgram {} + {}); first slot of a process {}",
             m.fds_per_slot.unwrap_or(nan),
-            m.slab_basis.unwrap_or("slab"),
+            m.slab_basis.map_or("slab", SlabBasis::label),
             human(kernel(m.ours_slab, m.ours_slab_objects)),
             human(m.ours_rss.unwrap_or(nan)),
             human(kernel(m.anchor_slab, m.anchor_slab_objects)),
