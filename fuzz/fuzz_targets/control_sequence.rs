@@ -84,7 +84,7 @@ fuzz_target!(|input: &[u8]| {
                         router.handle_local(now, LocalRequest::Resolve { id, name, suffix });
                     }
                     _ => {
-                        let _ = (router.counters(), router.names(), router.cache());
+                        let _ = (router.counters(), router.names(), router.cache(now));
                     }
                 }
             }

@@ -419,6 +419,11 @@ counters! {
         pub sessions_malformed,
         /// SMB requests we do not serve (answered with an error).
         pub requests_unsupported,
+        /// Requests answered with an error before any delivery: a first-class write with an
+        /// invalid mailslot name or priority, a Messenger text too long or with a NUL, a block
+        /// of text or an end with no message started. (A daemon older than this counter sends
+        /// none; it reads as 0.)
+        pub requests_refused,
         /// First-class writes received.
         pub first_class_received,
         /// First-class writes received and queued into a local mailslot.
@@ -469,7 +474,9 @@ pub struct Status {
     pub uptime_s: u64,
     /// The daemon's own names.
     pub names: Vec<NameStatus>,
-    /// Cached resolutions, sorted by name.
+    /// Cached resolutions still valid, sorted by name: at most the first 256 names, with at
+    /// most their first 8 addresses each, so that the status always fits one record (the cache
+    /// itself may hold more of both).
     pub cache: Vec<CachedName>,
     /// Counters of the protocol core.
     pub counters: RouterCounters,

@@ -367,7 +367,7 @@ impl Daemon {
             },
             uptime_s: self.started.elapsed().as_secs(),
             names: self.router.names(),
-            cache: self.router.cache(),
+            cache: self.router.cache(Instant::now()),
             counters: self.router.counters().clone(),
             delivery: self.deliverer.counters(),
             mode: self.mode.clone(),

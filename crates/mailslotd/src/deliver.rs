@@ -12,6 +12,18 @@
 //! from the others. Beyond either bound, messages for new slots are dropped and counted the same
 //! way.
 //!
+//! Anyone on the LAN chooses the paths, so a path that is not a valid mailslot name gets no
+//! worker (`dropped_bad_name`), and a worker that cannot open its mailslot ends as soon as
+//! nothing more is queued for it, giving its place back. A mailslot found missing is remembered
+//! for [`NOT_FOUND_WINDOW`]: messages for it in that time are counted (`dropped_no_mailslot`)
+//! without starting a worker, so that a flood to a name nobody serves does not start a thread
+//! per datagram. The price: a mailslot created within that window after a message for its name
+//! found none may miss the messages sent to it in the rest of the window.
+//!
+//! A worker ends only when nothing is queued for it, in one atomic step that the loop sees
+//! before handing it anything more ([`DEAD`]): a batch is either delivered by the worker it was
+//! handed to or goes to a new one, never lost with a worker that ended.
+//!
 //! The fast path: once a worker has opened its mailslot and has nothing queued, the loop writes
 //! network messages through that handle itself, as far as the writer's ring has room at that
 //! moment (`try_write_batch_from_remote`: a few stores, no system call, no wait, no copy), and
@@ -25,14 +37,14 @@
 //! as a local sender, exactly as for a direct write.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mailslot::daemon::DeliveryCounters;
 use mailslot::trusted::{BatchOutcome, Caller, RemoteMessage};
-use mailslot::{MailslotWriter, OpenError, Timeout, WriteError, WriteOptions};
+use mailslot::{MailslotWriter, Name, OpenError, Timeout, WriteError, WriteOptions};
 use mailslot_router::Delivery;
 use tracing::debug;
 
@@ -47,8 +59,32 @@ pub(crate) const MAX_WORKERS: usize = 128;
 pub(crate) const MAX_OPENING: usize = 512;
 /// A worker with nothing to deliver for this long ends (and closes its handle).
 pub(crate) const WORKER_IDLE: Duration = Duration::from_secs(30);
+/// How long a mailslot that a worker found missing is taken as missing without trying again.
+pub(crate) const NOT_FOUND_WINDOW: Duration = Duration::from_millis(200);
+/// Mailslots remembered as missing at most (a flood of names cannot grow the memory).
+const MAX_MISSING: usize = 1024;
 /// Stack of a worker thread (it only opens a handle and writes).
 const WORKER_STACK: usize = 256 * 1024;
+/// The bit of [`Slot::queued`] that says the worker has ended: set only while nothing is queued,
+/// and never cleared.
+const DEAD: usize = 1 << (usize::BITS - 1);
+
+/// How long workers and missing mailslots are kept (only tests shorten them).
+struct Timing {
+    /// [`WORKER_IDLE`].
+    idle: Duration,
+    /// [`NOT_FOUND_WINDOW`].
+    not_found: Duration,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self {
+            idle: WORKER_IDLE,
+            not_found: NOT_FOUND_WINDOW,
+        }
+    }
+}
 
 /// The counters, shared with the workers.
 #[derive(Default)]
@@ -58,11 +94,43 @@ struct Shared {
     workers: AtomicUsize,
     /// Workers opening a mailslot.
     opening: AtomicUsize,
+    /// Mailslots (by key) a worker found missing, and when.
+    missing: Mutex<HashMap<String, Instant>>,
+    timing: Timing,
 }
 
 impl Shared {
     fn count(&self, f: impl FnOnce(&mut DeliveryCounters)) {
         f(&mut self.counters.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    /// Remembers that the mailslot `key` was not found just now. When [`MAX_MISSING`] are
+    /// remembered, the expired ones are forgotten; if none has expired, `key` is not remembered
+    /// (its messages then only cost a worker that ends at once).
+    fn note_missing(&self, key: &str) {
+        let mut missing = self.missing.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        if missing.len() >= MAX_MISSING && !missing.contains_key(key) {
+            missing.retain(|_, at| now.duration_since(*at) < self.timing.not_found);
+            if missing.len() >= MAX_MISSING {
+                return;
+            }
+        }
+        missing.insert(key.to_owned(), now);
+    }
+
+    /// Whether the mailslot `key` was found missing less than [`NOT_FOUND_WINDOW`] ago (an
+    /// older record of it is forgotten).
+    fn recently_missing(&self, key: &str) -> bool {
+        let mut missing = self.missing.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(at) = missing.get(key) else {
+            return false;
+        };
+        if at.elapsed() < self.timing.not_found {
+            return true;
+        }
+        missing.remove(key);
+        false
     }
 }
 
@@ -75,15 +143,18 @@ struct Slot {
     tx: SyncSender<Vec<Delivery<'static>>>,
     /// The worker's open handle, once it has one.
     writer: SharedWriter,
-    /// Messages handed over and not yet written.
+    /// Messages handed over and not yet written, and [`DEAD`] once the worker has ended.
     queued: Arc<AtomicUsize>,
-    /// Cleared when the worker ends.
-    alive: Arc<AtomicBool>,
 }
 
 impl Slot {
+    /// Whether the worker has ended.
+    fn is_dead(&self) -> bool {
+        self.queued.load(SeqCst) & DEAD != 0
+    }
+
     /// The open handle, if the worker has one and nothing is queued for it (so that a direct
-    /// write keeps the mailslot's order).
+    /// write keeps the mailslot's order) and it has not ended.
     fn idle_writer(&self) -> Option<Arc<MailslotWriter>> {
         if self.queued.load(SeqCst) != 0 {
             return None;
@@ -95,8 +166,33 @@ impl Slot {
 /// Hands messages to the per-mailslot workers.
 #[derive(Default)]
 pub(crate) struct Deliverer {
+    /// The workers by mailslot key ([`Name::key`]).
     slots: HashMap<String, Slot>,
     shared: Arc<Shared>,
+}
+
+/// A path byte as the mailslot's key has it: ASCII letters in lower case, `/` as `\`.
+fn fold(b: u8) -> u8 {
+    if b == b'/' {
+        b'\\'
+    } else {
+        b.to_ascii_lowercase()
+    }
+}
+
+/// Whether two paths name the same mailslot (the same [`Name::key`] when valid), byte by byte
+/// and without allocating: the loop compares every message's path.
+fn same_slot(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && (a.as_ptr() == b.as_ptr() || a.bytes().zip(b.bytes()).all(|(x, y)| fold(x) == fold(y)))
+}
+
+/// The key of the mailslot `path` names: what [`Name::key`] gives for a valid name, without
+/// parsing it (the loop looks a worker up for every batch).
+fn slot_key(path: &str) -> String {
+    let bytes = path.bytes().map(fold).collect();
+    // Only ASCII bytes were changed, into ASCII bytes: still UTF-8.
+    String::from_utf8(bytes).unwrap_or_else(|_| path.to_ascii_lowercase())
 }
 
 impl Deliverer {
@@ -114,21 +210,25 @@ impl Deliverer {
     /// whether some mailslot's ring filled up with this batch while its owner was reading (the
     /// rest went to its worker, or was dropped): see [`Deliverer::hand_over`].
     pub(crate) fn deliver_all(&mut self, all: &[Delivery<'_>]) -> bool {
-        // Almost always one mailslot per batch: a linear search beats hashing here.
+        let Some(first) = all.first() else {
+            return false;
+        };
+        // Almost always one mailslot per batch (consecutive messages even share the path).
+        if all.iter().all(|d| same_slot(&d.path, &first.path)) {
+            let group: Vec<&Delivery<'_>> = all.iter().collect();
+            return self.hand_over(slot_key(&first.path), &group);
+        }
+        // A few mailslots: a linear search beats hashing here.
         let mut groups: Vec<Vec<&Delivery<'_>>> = Vec::new();
         for d in all {
-            match groups
-                .iter_mut()
-                .find(|g| g[0].path.eq_ignore_ascii_case(&d.path))
-            {
+            match groups.iter_mut().find(|g| same_slot(&g[0].path, &d.path)) {
                 Some(g) => g.push(d),
                 None => groups.push(vec![d]),
             }
         }
         let mut behind = false;
         for group in groups {
-            let key = group[0].path.to_ascii_lowercase();
-            behind |= self.hand_over(key, &group);
+            behind |= self.hand_over(slot_key(&group[0].path), &group);
         }
         behind
     }
@@ -137,7 +237,7 @@ impl Deliverer {
     /// reading (the ring had room again) and is now behind. Not when the ring took none (an
     /// owner that does not read is not waited for) or the worker was busy already.
     fn hand_over(&mut self, key: String, mut group: &[&Delivery<'_>]) -> bool {
-        if let Some(slot) = self.slots.get(&key).filter(|s| s.alive.load(SeqCst)) {
+        if let Some(slot) = self.slots.get(&key).filter(|s| !s.is_dead()) {
             let offered = group.len();
             group = self.write_direct(slot, group);
             if group.is_empty() {
@@ -189,11 +289,18 @@ impl Deliverer {
     /// `false` when the worker has ended (nothing done).
     fn queue(&self, slot: &Slot, group: &[&Delivery<'_>]) -> bool {
         let n = group.len();
-        if slot.queued.load(SeqCst) + n > SLOT_BACKLOG {
+        // Counted as queued before anything else: from here on the worker cannot end (it ends
+        // only by setting DEAD while nothing is queued), unless it already has.
+        let before = slot.queued.fetch_add(n, SeqCst);
+        if before & DEAD != 0 {
+            // Ended: the slot is dropped, so the count needs no undoing.
+            return false;
+        }
+        if before + n > SLOT_BACKLOG {
+            slot.queued.fetch_sub(n, SeqCst);
             self.shared.count(|c| c.dropped_backlog += n as u64);
             return true;
         }
-        slot.queued.fetch_add(n, SeqCst);
         match slot.tx.try_send(owned(group)) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
@@ -209,39 +316,35 @@ impl Deliverer {
     }
 
     /// Starts a worker for the mailslot `key` with `group` as its first batch (dropped and
-    /// counted beyond the bounds on workers).
+    /// counted when the path is no mailslot name, when the mailslot was found missing a moment
+    /// ago, and beyond the bounds on workers).
     fn start_worker(&mut self, key: String, group: &[&Delivery<'_>]) {
         let n = group.len();
+        // Checked here, not on the worker: a worker's place is worth more than a parse.
+        let Ok(name) = Name::local(&group[0].path) else {
+            self.shared.count(|c| c.dropped_bad_name += n as u64);
+            return;
+        };
+        debug_assert_eq!(key, name.key());
+        if self.shared.recently_missing(&key) {
+            self.shared.count(|c| c.dropped_no_mailslot += n as u64);
+            return;
+        }
         if self.shared.workers.load(SeqCst) >= MAX_WORKERS
             || self.shared.opening.load(SeqCst) >= MAX_OPENING
         {
-            self.slots.retain(|_, s| s.alive.load(SeqCst));
+            self.slots.retain(|_, s| !s.is_dead());
             self.shared.count(|c| c.dropped_backlog += n as u64);
             return;
         }
         if self.slots.len() >= MAX_WORKERS * 2 {
-            self.slots.retain(|_, s| s.alive.load(SeqCst));
+            self.slots.retain(|_, s| !s.is_dead());
         }
-        let (tx, rx) = sync_channel(SLOT_BACKLOG);
-        let slot = Slot {
-            tx,
-            writer: SharedWriter::default(),
-            queued: Arc::new(AtomicUsize::new(n)),
-            alive: Arc::new(AtomicBool::new(true)),
-        };
+        let (slot, worker) = self.new_worker(&name, &key, n);
         let batch = owned(group);
         if slot.tx.try_send(batch).is_err() {
             return;
         }
-        let worker = Worker {
-            name: format!("\\\\.\\mailslot\\{}", group[0].path),
-            rx,
-            queued: slot.queued.clone(),
-            alive: slot.alive.clone(),
-            shared: self.shared.clone(),
-            writer: None,
-            published: slot.writer.clone(),
-        };
         self.shared.workers.fetch_add(1, SeqCst);
         let spawned = std::thread::Builder::new()
             .name("mailslotd-deliver".into())
@@ -254,6 +357,28 @@ impl Deliverer {
             return;
         }
         self.slots.insert(key, slot);
+    }
+
+    /// A worker for the mailslot `name` (its key `key`) and the loop's side of it, with
+    /// `queued` messages counted as queued.
+    fn new_worker(&self, name: &Name, key: &str, queued: usize) -> (Slot, Worker) {
+        let (tx, rx) = sync_channel(SLOT_BACKLOG);
+        let slot = Slot {
+            tx,
+            writer: SharedWriter::default(),
+            queued: Arc::new(AtomicUsize::new(queued)),
+        };
+        let worker = Worker {
+            name: name.to_string(),
+            key: key.to_owned(),
+            rx,
+            queued: slot.queued.clone(),
+            shared: self.shared.clone(),
+            writer: None,
+            open_failed: false,
+            published: slot.writer.clone(),
+        };
+        (slot, worker)
     }
 }
 
@@ -270,11 +395,15 @@ fn owned(group: &[&Delivery<'_>]) -> Vec<Delivery<'static>> {
 /// One mailslot's worker: opens it (bounded by [`OPEN_TIMEOUT`]) and writes what it is handed.
 struct Worker {
     name: String,
+    /// The mailslot's key ([`Name::key`]).
+    key: String,
     rx: Receiver<Vec<Delivery<'static>>>,
+    /// [`Slot::queued`].
     queued: Arc<AtomicUsize>,
-    alive: Arc<AtomicBool>,
     shared: Arc<Shared>,
     writer: Option<Arc<MailslotWriter>>,
+    /// The last attempt to open the mailslot failed.
+    open_failed: bool,
     /// Where the loop finds the open handle.
     published: SharedWriter,
 }
@@ -290,21 +419,35 @@ impl Worker {
 
     fn run(mut self) {
         loop {
-            match self.rx.recv_timeout(WORKER_IDLE) {
-                Ok(batch) => self.deliver(&batch),
-                Err(RecvTimeoutError::Timeout) => {
-                    self.alive.store(false, SeqCst);
-                    // What arrived between the timeout and the flag is still delivered.
-                    while let Ok(batch) = self.rx.try_recv() {
-                        self.deliver(&batch);
+            match self.rx.recv_timeout(self.shared.timing.idle) {
+                Ok(batch) => {
+                    self.deliver(&batch);
+                    // A mailslot that cannot be opened gets no worker kept waiting for it: its
+                    // place goes back at once, unless more has been queued meanwhile.
+                    if self.open_failed && self.retire() {
+                        break;
                     }
-                    break;
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.retire() {
+                        break;
+                    }
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
-        self.alive.store(false, SeqCst);
+        // The loop may keep the slot a while: the handle is closed now.
+        self.set_writer(None);
         self.shared.workers.fetch_sub(1, SeqCst);
+    }
+
+    /// Ends this worker if nothing is queued for it: one step that the loop's
+    /// [`Deliverer::queue`] sees, so that nothing is handed to a worker that has ended. `false`
+    /// when something is queued (and on its way): the worker goes on.
+    fn retire(&self) -> bool {
+        self.queued
+            .compare_exchange(0, DEAD, SeqCst, SeqCst)
+            .is_ok()
     }
 
     fn deliver(&mut self, batch: &[Delivery<'static>]) {
@@ -332,9 +475,13 @@ impl Worker {
             let opened = MailslotWriter::open_timeout(&self.name, OPEN_TIMEOUT);
             self.shared.workers.fetch_add(1, SeqCst);
             self.shared.opening.fetch_sub(1, SeqCst);
+            self.open_failed = opened.is_err();
             match opened {
                 Ok(w) => self.set_writer(Some(w)),
                 Err(e) => {
+                    if matches!(e, OpenError::NotFound(_)) {
+                        self.shared.note_missing(&self.key);
+                    }
                     self.shared.count(|c| match e {
                         OpenError::NotFound(_) => c.dropped_no_mailslot += n,
                         OpenError::InvalidName(_) => c.dropped_bad_name += n,
@@ -409,6 +556,42 @@ mod tests {
     use mailslot::{Class, Mailslot};
 
     use super::*;
+
+    impl Deliverer {
+        /// A deliverer whose workers end after `idle` and which remembers a missing mailslot
+        /// for `not_found`.
+        fn with_timing(idle: Duration, not_found: Duration) -> Self {
+            Self {
+                slots: HashMap::new(),
+                shared: Arc::new(Shared {
+                    timing: Timing { idle, not_found },
+                    ..Shared::default()
+                }),
+            }
+        }
+
+        /// Waits until no worker runs (`false` if some still does after 5 s).
+        fn wait_for_workers(&self) -> bool {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while self.shared.workers.load(SeqCst) + self.shared.opening.load(SeqCst) != 0 {
+                if Instant::now() > deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            true
+        }
+    }
+
+    /// Every message counted somewhere: delivered or dropped for some reason.
+    fn counted(d: &Deliverer) -> u64 {
+        d.counters().fields().iter().map(|(_, v)| v).sum()
+    }
+
+    /// A path no mailslot of this process serves.
+    fn missing_path(what: &str) -> Arc<str> {
+        format!("deliver-unit\\missing-{what}-{}", std::process::id()).into()
+    }
 
     fn batch(path: &Arc<str>, n: usize) -> Vec<Delivery<'static>> {
         let from: Arc<str> = "SENDER".into();
@@ -486,5 +669,170 @@ mod tests {
             again,
             "no yield once the owner reads again and its ring fills up"
         );
+    }
+
+    /// A path that is no mailslot name costs no worker: its messages are counted as bad names
+    /// on the loop.
+    #[test]
+    fn a_path_that_is_no_mailslot_name_starts_no_worker() {
+        let mut d = Deliverer::default();
+        for path in ["a\\..\\b", "x*y", "a\\\\b", "trailing\\"] {
+            d.deliver_all(&batch(&path.into(), 3));
+        }
+        assert_eq!(d.counters().dropped_bad_name, 12);
+        assert_eq!(counted(&d), 12);
+        assert!(d.slots.is_empty());
+        assert_eq!(d.shared.workers.load(SeqCst), 0);
+    }
+
+    /// More missing mailslots than there are worker places do not keep a served mailslot from
+    /// getting its messages: a worker that cannot open its mailslot gives its place back at
+    /// once rather than after [`WORKER_IDLE`].
+    #[test]
+    fn workers_for_missing_mailslots_give_their_places_back() {
+        let mut d = Deliverer::default();
+        let n = MAX_WORKERS + 10;
+        for i in 0..n {
+            d.deliver_all(&batch(&missing_path(&format!("place-{i}")), 1));
+        }
+        assert!(
+            d.wait_for_workers(),
+            "workers for missing mailslots kept their places"
+        );
+        assert_eq!(d.counters().dropped_no_mailslot, n as u64);
+        let path: Arc<str> = format!("deliver-unit\\places-{}", std::process::id()).into();
+        let slot = Mailslot::builder()
+            .create(&format!(r"\\.\mailslot\{path}"))
+            .unwrap();
+        d.deliver_all(&batch(&path, 1));
+        let got = slot.read_message_timeout(Timeout::from(Duration::from_secs(5)));
+        assert!(got.is_ok(), "the served mailslot got nothing: {got:?}");
+        assert_eq!(d.counters().delivered, 1);
+        assert_eq!(counted(&d), n as u64 + 1);
+    }
+
+    /// A mailslot found missing is remembered for a moment: its next messages are counted on
+    /// the loop without starting a worker; after the window a worker tries again.
+    #[test]
+    fn a_missing_mailslot_is_remembered_for_a_moment() {
+        let window = Duration::from_secs(2);
+        let mut d = Deliverer::with_timing(WORKER_IDLE, window);
+        let path = missing_path("remembered");
+        let key = Name::local(&path).unwrap().key();
+        d.deliver_all(&batch(&path, 2));
+        assert!(d.wait_for_workers());
+        assert_eq!(d.counters().dropped_no_mailslot, 2);
+        // Counted at once, by the loop: no worker.
+        d.deliver_all(&batch(&path, 3));
+        assert_eq!(d.counters().dropped_no_mailslot, 5);
+        assert!(!d.slots.contains_key(&key), "a worker was started");
+        std::thread::sleep(window);
+        d.deliver_all(&batch(&path, 1));
+        assert!(d.slots.contains_key(&key), "no worker after the window");
+        assert!(d.wait_for_workers());
+        assert_eq!(d.counters().dropped_no_mailslot, 6);
+    }
+
+    /// The record of missing mailslots stays bounded: when full, expired records go; while
+    /// none has expired, new names are not recorded.
+    #[test]
+    fn the_record_of_missing_mailslots_is_bounded() {
+        let shared = Shared {
+            timing: Timing {
+                idle: WORKER_IDLE,
+                not_found: Duration::from_millis(50),
+            },
+            ..Shared::default()
+        };
+        for i in 0..MAX_MISSING + 100 {
+            shared.note_missing(&format!("m{i}"));
+        }
+        assert_eq!(shared.missing.lock().unwrap().len(), MAX_MISSING);
+        assert!(shared.recently_missing("m0"));
+        assert!(!shared.recently_missing(&format!("m{MAX_MISSING}")));
+        std::thread::sleep(Duration::from_millis(60));
+        shared.note_missing("late");
+        assert_eq!(shared.missing.lock().unwrap().len(), 1);
+        assert!(shared.recently_missing("late"));
+        assert!(!shared.recently_missing("m0"));
+    }
+
+    /// Spellings of one mailslot's path (letter case, `/` or `\`) share one worker, keyed as
+    /// the name's key; the cheap key the loop computes is that key.
+    #[test]
+    fn spellings_of_one_mailslot_share_a_worker() {
+        for p in ["A/b\\C", "deliver-unit/X", "x", "Ünï/Ab", "a\\B/c/D"] {
+            assert_eq!(slot_key(p), Name::local(p).unwrap().key(), "{p}");
+        }
+        assert!(same_slot("Deliver/UNIT", "deliver\\unit"));
+        assert!(!same_slot("deliver\\unit", "deliver\\units"));
+        assert!(!same_slot("deliver\\unit", "deliver\\uniu"));
+        let mut d = Deliverer::default();
+        let pid = std::process::id();
+        let upper: Arc<str> = format!("Deliver-Unit/Spelled-{pid}").into();
+        let lower: Arc<str> = format!("deliver-unit\\spelled-{pid}").into();
+        let mut mixed = batch(&upper, 2);
+        mixed.extend(batch(&lower, 2));
+        d.deliver_all(&mixed);
+        d.deliver_all(&batch(&lower, 1));
+        assert_eq!(d.slots.len(), 1);
+        assert!(d.slots.contains_key(&Name::local(&upper).unwrap().key()));
+        assert!(d.wait_for_workers());
+        assert_eq!(d.counters().dropped_no_mailslot, 5);
+    }
+
+    /// Under churn every message handed over is counted: workers here end as soon as they are
+    /// idle and cannot open their mailslot, and nothing is remembered as missing, so the loop
+    /// keeps handing batches to workers that are ending or have just ended. (A check of the
+    /// accounting as a whole; the race itself is rarely hit this way, and the two orders it can
+    /// take are checked one by one above.)
+    #[test]
+    fn under_churn_every_message_handed_over_is_counted() {
+        let mut d = Deliverer::with_timing(Duration::ZERO, Duration::ZERO);
+        let path = missing_path("retire");
+        let mut sent = 0;
+        for i in 0..20_000 {
+            let n = 1 + i % 3;
+            d.deliver_all(&batch(&path, n));
+            sent += n as u64;
+        }
+        assert!(d.wait_for_workers());
+        assert_eq!(counted(&d), sent, "{:?}", d.counters());
+    }
+
+    /// The two orders in which the loop handing a batch over and the worker ending can meet.
+    /// The worker ends first: the loop's hand-over fails (it starts a new worker instead)
+    /// rather than succeeding into a channel nobody reads any more. The loop first: the worker
+    /// cannot end, and receives the batch.
+    #[test]
+    fn a_worker_ends_only_with_nothing_queued_and_then_takes_nothing() {
+        let d = Deliverer::default();
+        let path = missing_path("ending");
+        let name = Name::local(&path).unwrap();
+        let group = batch(&path, 2);
+        let group: Vec<&Delivery<'_>> = group.iter().collect();
+
+        let (slot, worker) = d.new_worker(&name, &name.key(), 0);
+        // The loop has found the worker running …
+        assert!(!slot.is_dead());
+        // … its idle time runs out and it ends …
+        assert!(worker.retire());
+        // … and the batch is not handed to it.
+        assert!(!d.queue(&slot, &group));
+        assert!(slot.is_dead());
+        assert!(slot.idle_writer().is_none());
+        assert!(worker.rx.try_recv().is_err());
+
+        let (slot, mut worker) = d.new_worker(&name, &name.key(), 0);
+        assert!(d.queue(&slot, &group));
+        // Something is queued: the worker goes on …
+        assert!(!worker.retire());
+        assert!(!slot.is_dead());
+        // … delivers it (here: counts it, the mailslot is missing) and only then may end.
+        let handed = worker.rx.try_recv().unwrap();
+        worker.deliver(&handed);
+        assert_eq!(d.counters().dropped_no_mailslot, 2);
+        assert!(worker.retire());
+        assert!(slot.is_dead());
     }
 }

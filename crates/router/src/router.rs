@@ -39,6 +39,9 @@ pub const RETRY_COUNT: u32 = 3;
 pub const DUPLICATE_WINDOW: Duration = Duration::from_secs(2);
 /// Most names in the resolution cache.
 pub(crate) const CACHE_CAPACITY: usize = 4096;
+/// Most addresses taken from one name query answer (a WINS server gives at most 25 for a group):
+/// an answer may carry thousands, each of which would be cached and written to.
+pub(crate) const MAX_ANSWER_ADDRESSES: usize = 64;
 /// Most resolutions in progress (each with its waiters).
 pub(crate) const MAX_PENDING_QUERIES: usize = 1024;
 /// TTL we register with and answer with.
@@ -51,6 +54,11 @@ const MIN_CACHE_TTL: Duration = Duration::from_secs(60);
 const MAX_CACHE_TTL: Duration = Duration::from_secs(3600);
 /// How long a negative resolution is remembered.
 const NEGATIVE_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Most cache entries [`Router::cache`] lists: the daemon's status carries the listing in one
+/// control record, which must stay within `MAX_RECORD` however full the cache is.
+pub(crate) const LISTED_CACHE_ENTRIES: usize = 256;
+/// Most addresses [`Router::cache`] lists for one name (an answer may carry hundreds).
+pub(crate) const LISTED_ADDRESSES: usize = 8;
 
 /// Which of our two sockets a packet belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -384,18 +392,24 @@ impl Router {
             .collect()
     }
 
-    /// Cached resolutions, sorted by name.
-    pub fn cache(&self) -> Vec<CachedName> {
+    /// Cached resolutions still valid at `now`, sorted by name: the first 256 names with at
+    /// most their first 8 addresses each, so that the daemon's status always fits one control
+    /// record (the cache itself holds up to 4096 names).
+    pub fn cache(&self, now: Instant) -> Vec<CachedName> {
         let mut v: Vec<_> = self
             .cache
             .iter()
-            .map(|(k, e)| CachedName {
-                name: k.to_string(),
-                addresses: e.addrs.clone(),
-            })
+            .filter(|(_, e)| e.expires > now)
+            .map(|(k, e)| (k.to_string(), e))
             .collect();
-        v.sort_by(|a, b| a.name.cmp(&b.name));
-        v
+        v.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        v.truncate(LISTED_CACHE_ENTRIES);
+        v.into_iter()
+            .map(|(name, e)| CachedName {
+                name,
+                addresses: e.addrs.iter().take(LISTED_ADDRESSES).copied().collect(),
+            })
+            .collect()
     }
 
     /// The next packet to send.
@@ -623,7 +637,8 @@ impl Router {
             if done {
                 let q = self.queries.swap_remove(i);
                 self.counters.resolution_failures += 1;
-                self.cache.insert(
+                self.cache_insert(
+                    now,
                     name_key(&q.name),
                     CacheEntry {
                         addrs: Vec::new(),
@@ -641,6 +656,20 @@ impl Router {
             }
             i += 1;
         }
+    }
+
+    /// Caches `entry` for `key`, keeping the cache within [`CACHE_CAPACITY`] names: when it is
+    /// full, the expired entries go first (they are otherwise only removed when their name is
+    /// looked up again), and if it is still full, all of them (the names still in use are soon
+    /// resolved again; looking for the one to evict would cost a pass over the cache each time).
+    fn cache_insert(&mut self, now: Instant, key: NetbiosName, entry: CacheEntry) {
+        if self.cache.len() >= CACHE_CAPACITY && !self.cache.contains_key(&key) {
+            self.cache.retain(|_, e| e.expires > now);
+            if self.cache.len() >= CACHE_CAPACITY {
+                self.cache.clear();
+            }
+        }
+        self.cache.insert(key, entry);
     }
 
     fn fail_waiters(&mut self, waiters: Vec<Waiter>, why: &str) {
@@ -1294,6 +1323,7 @@ impl Router {
         };
         let resolved: Vec<Address> = addrs
             .iter()
+            .take(MAX_ANSWER_ADDRESSES)
             .map(|x| Address {
                 ip: x.ip,
                 group: x.is_group(),
@@ -1306,17 +1336,11 @@ impl Router {
         let ttl = Duration::from_secs(u64::from(a.ttl))
             .max(MIN_CACHE_TTL)
             .min(MAX_CACHE_TTL);
-        if self.cache.len() >= CACHE_CAPACITY {
-            self.cache.retain(|_, e| e.expires > now);
-            if self.cache.len() >= CACHE_CAPACITY {
-                self.cache.clear();
-            }
-        }
         let entry = CacheEntry {
             addrs: resolved.clone(),
             expires: now + ttl,
         };
-        self.cache.insert(name_key(&q.name), entry);
+        self.cache_insert(now, name_key(&q.name), entry);
         for w in q.waiters {
             self.complete(w, &resolved);
         }
@@ -1402,4 +1426,167 @@ fn check_write(write: &RemoteWrite) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use mailslot::daemon::{
+        DeliveryCounters, ModeStatus, Ports, Reply, SessionCounters, Status, MAX_RECORD,
+    };
+
+    use super::*;
+    use crate::config::Interface;
+
+    fn router(now: Instant) -> Router {
+        let cfg = RouterConfig::new(
+            "HOSTA",
+            "WORKGROUP",
+            vec![Interface::new(Ipv4Addr::new(10, 0, 0, 1), 24)],
+        );
+        Router::new(cfg, now)
+    }
+
+    /// Failed resolutions are remembered under the same bound as answered ones: more failing
+    /// names than the cache holds, all within the negative TTL, never grow it beyond
+    /// [`CACHE_CAPACITY`]; and once they have expired the listing leaves them out.
+    #[test]
+    fn failed_resolutions_keep_the_cache_within_its_capacity() {
+        let mut now = Instant::now();
+        let mut r = router(now);
+        let mut id = 0u64;
+        // Five rounds of as many resolutions as may be in progress, a second each: the first
+        // round's failures are still remembered when the last round's come in.
+        for _round in 0..5 {
+            for _ in 0..MAX_PENDING_QUERIES {
+                id += 1;
+                r.handle_local(
+                    now,
+                    LocalRequest::Resolve {
+                        id,
+                        name: format!("NOBODY{id}"),
+                        suffix: 0x20,
+                    },
+                );
+            }
+            // Three broadcast tries 250 ms apart, then the failure.
+            for _ in 0..4 {
+                now += RETRY_INTERVAL;
+                r.handle_timeout(now);
+                assert!(r.cache.len() <= CACHE_CAPACITY, "{} cached", r.cache.len());
+            }
+            while r.poll_transmit().is_some() {}
+            while r.poll_event().is_some() {}
+        }
+        assert!(r.queries.is_empty());
+        assert_eq!(r.counters().resolution_failures, id);
+        assert!(id > CACHE_CAPACITY as u64);
+        assert!(!r.cache(now).is_empty());
+        now += NEGATIVE_CACHE_TTL;
+        assert!(r.cache(now).is_empty(), "expired entries listed");
+    }
+
+    /// The daemon's status lists the cache; with the cache full of the longest entries (every
+    /// name byte printed escaped, many addresses each) it still fits one control record.
+    #[test]
+    fn a_status_with_a_full_cache_fits_one_record() {
+        let now = Instant::now();
+        let mut r = router(now);
+        for i in 0..CACHE_CAPACITY {
+            let mut raw = [0x01u8; 16];
+            raw[0] = 0x80 | (i >> 6) as u8;
+            raw[1] = 0x80 | (i & 0x3f) as u8;
+            raw[15] = 0x20;
+            let addrs = (0..64)
+                .map(|j| Address {
+                    ip: Ipv4Addr::new(255, 255, 255, j),
+                    group: false,
+                })
+                .collect();
+            r.cache.insert(
+                NetbiosName::from_raw(raw),
+                CacheEntry {
+                    addrs,
+                    expires: now + MAX_CACHE_TTL,
+                },
+            );
+        }
+        let cache = r.cache(now);
+        assert_eq!(cache.len(), LISTED_CACHE_ENTRIES);
+        assert!(cache.iter().all(|c| c.addresses.len() == LISTED_ADDRESSES));
+        assert!(cache.windows(2).all(|w| w[0].name < w[1].name));
+        let status = Status {
+            netbios_name: "HOSTA".into(),
+            workgroup: "WORKGROUP".into(),
+            interfaces: vec!["10.0.0.1/24".into()],
+            wins_server: None,
+            ports: Ports {
+                datagram: 138,
+                name: 137,
+                session: 139,
+            },
+            uptime_s: u64::MAX,
+            names: r.names(),
+            cache,
+            counters: r.counters().clone(),
+            delivery: DeliveryCounters::default(),
+            mode: ModeStatus::default(),
+            session: SessionCounters::default(),
+        };
+        let record = Reply::Status(Box::new(status))
+            .encode()
+            .expect("the status does not fit one record");
+        assert!(record.len() <= MAX_RECORD);
+    }
+
+    /// An answer may carry any number of addresses: only the first [`MAX_ANSWER_ADDRESSES`]
+    /// are taken (cached, and given to the request that asked), so that a host that lies in its
+    /// answer can neither fill the daemon's memory (4096 cached names of thousands of
+    /// addresses each) nor make it write to thousands of addresses.
+    #[test]
+    fn a_query_answer_with_thousands_of_addresses_is_cut() {
+        let now = Instant::now();
+        let mut r = router(now);
+        r.handle_local(
+            now,
+            LocalRequest::Resolve {
+                id: 1,
+                name: "BIGGROUP".into(),
+                suffix: 0x20,
+            },
+        );
+        let query = std::iter::from_fn(|| r.poll_transmit())
+            .filter(|t| t.port == Port::Name)
+            .find_map(|t| NamePacket::parse(&t.payload).ok())
+            .expect("a name query");
+        let addresses = (0..1000u32)
+            .map(|i| NbAddress::new(Ipv4Addr::from(0x0a01_0000 + i), true, NodeType::B))
+            .collect();
+        let answer = NamePacket::positive_query_response(
+            query.trn_id,
+            query.questions[0].name.clone(),
+            300,
+            addresses,
+        );
+        r.handle_datagram(
+            now,
+            Port::Name,
+            SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 9), 137),
+            &answer.to_vec().unwrap(),
+        );
+        let resolved = std::iter::from_fn(|| r.poll_event())
+            .find_map(|e| match e {
+                Event::Resolved {
+                    id: 1,
+                    result: Ok(a),
+                } => Some(a),
+                _ => None,
+            })
+            .expect("the name resolves");
+        assert_eq!(resolved.len(), MAX_ANSWER_ADDRESSES);
+        assert_eq!(r.cache.len(), 1);
+        assert!(r
+            .cache
+            .values()
+            .all(|e| e.addrs.len() == MAX_ANSWER_ADDRESSES));
+    }
 }

@@ -53,6 +53,11 @@ pub enum Note {
     Malformed,
     /// An SMB command we do not serve, answered with an error.
     Unsupported,
+    /// A request answered with an error and nothing delivered: a first-class write with a
+    /// mailslot name that is not one or an empty path, or a priority over 9; a Messenger text
+    /// over [`MAX_MESSENGER_TEXT`], a block of text or an end with no message started or after
+    /// the message grew too long, or a text with a NUL (the local message could not hold it).
+    Refused,
 }
 
 /// What the shell must do after a frame.
@@ -261,7 +266,10 @@ impl Connection {
             Some(_) => None,
         };
         let Some(path) = path.filter(|_| bad.is_none()) else {
-            return vec![Output::Send(pending.reply(Err(INVALID_PARAMETER)))];
+            return vec![
+                Output::Note(Note::Refused),
+                Output::Send(pending.reply(Err(INVALID_PARAMETER))),
+            ];
         };
         let class = if w.class == 1 {
             Class::First
@@ -301,7 +309,12 @@ impl Connection {
                 header, group, error,
             )))
         };
-        let refuse = reply(Some((ERRDOS, ERROR_INVALID_PARAMETER)), None);
+        let refuse = || {
+            vec![
+                Output::Note(Note::Refused),
+                reply(Some((ERRDOS, ERROR_INVALID_PARAMETER)), None),
+            ]
+        };
         match cmd {
             MessageCommand::Single {
                 originator,
@@ -309,7 +322,7 @@ impl Connection {
                 text,
             } => {
                 if text.len() > MAX_MESSENGER_TEXT {
-                    return vec![refuse];
+                    return refuse();
                 }
                 self.messenger(header, originator, destination, text, calling)
             }
@@ -334,16 +347,16 @@ impl Connection {
                 Some(m) => {
                     if m.text.len() + text.len() > MAX_MESSENGER_TEXT {
                         m.too_long = true;
-                        return vec![refuse];
+                        return refuse();
                     }
                     m.text.extend_from_slice(text);
                     vec![reply(None, None)]
                 }
-                None => vec![refuse],
+                None => refuse(),
             },
             MessageCommand::End { .. } => match self.message.take() {
                 Some(m) if !m.too_long => self.messenger(header, &m.from, &m.to, &m.text, calling),
-                _ => vec![refuse],
+                _ => refuse(),
             },
         }
     }
@@ -359,7 +372,10 @@ impl Connection {
     ) -> Vec<Output> {
         let pending = Pending { header: *header };
         let Ok(data) = (MessengerMessage { from, to, text }).to_vec() else {
-            return vec![Output::Send(pending.reply(Err(INVALID_PARAMETER)))];
+            return vec![
+                Output::Note(Note::Refused),
+                Output::Send(pending.reply(Err(INVALID_PARAMETER))),
+            ];
         };
         let delivery = Delivery {
             path: Arc::from(MESSENGER_PATH),
@@ -526,6 +542,94 @@ mod tests {
         assert_eq!(log.begin(id(1), ()), Begin::Run, "forgotten");
         assert_eq!(log.begin(id(3), ()), Begin::Done(Ok(())));
         assert_eq!(log.begin(id(9), ()), Begin::Wait, "a running write is kept");
+    }
+
+    fn open() -> Connection {
+        let mut c = Connection::new(Ipv4Addr::new(10, 0, 0, 1));
+        let req = SessionRequest {
+            called: NetbiosName::new("HOST", 0x20).unwrap(),
+            calling: NetbiosName::new("PEER", 0).unwrap(),
+        };
+        let out = c.handle_frame(&req.to_vec().unwrap(), |_| Some(Service::Server));
+        assert_eq!(out[0], Output::Note(Note::Accepted));
+        c
+    }
+
+    fn send(c: &mut Connection, smb: &[u8]) -> Vec<Output> {
+        c.handle_frame(&nbss::message(smb).unwrap(), |_| Some(Service::Server))
+    }
+
+    fn write(name: &[u8], priority: u16) -> Vec<u8> {
+        SessionMailslotWrite {
+            header: SmbHeader::new(SMB_COM_TRANSACTION),
+            name,
+            priority,
+            class: 1,
+            timeout_ms: 100,
+            write_id: [1; 16],
+            data: b"x",
+        }
+        .to_vec()
+        .unwrap()
+    }
+
+    fn command(cmd: MessageCommand<'_>) -> Vec<u8> {
+        cmd.to_vec(&SmbHeader::new(cmd.command())).unwrap()
+    }
+
+    /// Answered with an error, counted, nothing delivered.
+    #[track_caller]
+    fn assert_refused(out: &[Output]) {
+        assert!(
+            matches!(out, [Output::Note(Note::Refused), Output::Send(_)]),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn refused_mailslot_writes_are_counted() {
+        let mut c = open();
+        assert_refused(&send(&mut c, &write(b"\\MAILSLOT\\\xff", 1)));
+        assert_refused(&send(&mut c, &write(b"\\MAILSLOT\\", 1)));
+        assert_refused(&send(&mut c, &write(b"\\MAILSLOT\\jobs", 10)));
+        // The connection still serves: a valid write is delivered, with no refusal.
+        let out = send(&mut c, &write(b"\\MAILSLOT\\jobs", 9));
+        assert!(matches!(out.as_slice(), [Output::Deliver(_)]), "{out:?}");
+    }
+
+    #[test]
+    fn refused_messenger_messages_are_counted() {
+        let mut c = open();
+        let (originator, destination) = (&b"alice"[..], &b"HOST"[..]);
+        let long = [b'a'; MAX_MESSENGER_TEXT + 1];
+        // One block, too long.
+        let single = |text| MessageCommand::Single {
+            originator,
+            destination,
+            text,
+        };
+        assert_refused(&send(&mut c, &command(single(&long))));
+        // A NUL in the text: the local message cannot hold it.
+        assert_refused(&send(&mut c, &command(single(b"a\0b"))));
+        // A block of text, or an end, with no message started.
+        let text = |text| MessageCommand::Text { group: 1, text };
+        assert_refused(&send(&mut c, &command(text(b"hi"))));
+        assert_refused(&send(&mut c, &command(MessageCommand::End { group: 1 })));
+        // A message that grows too long: its block, then its end.
+        let start = MessageCommand::Start {
+            originator,
+            destination,
+        };
+        let out = send(&mut c, &command(start));
+        assert!(matches!(out.as_slice(), [Output::Send(_)]), "{out:?}");
+        let half = [b'a'; MAX_MESSENGER_TEXT / 2 + 1];
+        let out = send(&mut c, &command(text(&half)));
+        assert!(matches!(out.as_slice(), [Output::Send(_)]), "{out:?}");
+        assert_refused(&send(&mut c, &command(text(&half))));
+        assert_refused(&send(&mut c, &command(MessageCommand::End { group: 1 })));
+        // A good one after all that is delivered.
+        let out = send(&mut c, &command(single(b"hello")));
+        assert!(matches!(out.as_slice(), [Output::Deliver(_)]), "{out:?}");
     }
 
     #[test]

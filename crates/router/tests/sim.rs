@@ -657,7 +657,7 @@ fn a_release_from_another_address_keeps_the_cache_entry() {
     assert_eq!(
         net.nodes[0]
             .router
-            .cache()
+            .cache(net.now)
             .iter()
             .find(|c| c.name == "C<00>")
             .map(|c| c.addresses.len()),
@@ -671,7 +671,7 @@ fn a_release_from_another_address_keeps_the_cache_entry() {
     );
     assert!(net.nodes[0]
         .router
-        .cache()
+        .cache(net.now)
         .iter()
         .all(|c| c.name != "C<00>"));
 }

@@ -7,6 +7,11 @@
 //! the peer queues each once. A write fails with 53 when the peer cannot be reached, 109 when
 //! the connection was lost and cannot be made again, the peer's answer (2, 5, 87, 121) when it
 //! refused, and 121 when no answer came within the write's timeout and [`ANSWER_GRACE`].
+//!
+//! A peer's task closes its connection after [`IDLE`] without writes, and ends after
+//! [`RETIRE`] more with nothing to do: it closes its channel, carries out the writes that were
+//! already in it and ends, and the pool starts a new task for that peer's next write. So the
+//! pool holds tasks only for peers written to lately, not for every host ever written to.
 
 use std::collections::HashMap;
 use std::net::SocketAddrV4;
@@ -41,7 +46,16 @@ pub(crate) const ANSWER_GRACE: Duration = Duration::from_secs(10);
 /// Writes waiting for a peer (queued or unanswered) at most; more fail with 8.
 const MAX_PENDING: usize = 256;
 /// A peer's connection without writes for this long is closed.
+#[cfg(not(test))]
 const IDLE: Duration = Duration::from_secs(60);
+#[cfg(test)]
+const IDLE: Duration = Duration::from_millis(100);
+/// A peer's task without a connection and without writes for this long ends (after the
+/// connection's [`IDLE`]; 11 minutes since the last write in all).
+#[cfg(not(test))]
+const RETIRE: Duration = Duration::from_secs(600);
+#[cfg(test)]
+const RETIRE: Duration = Duration::from_millis(200);
 /// Largest answer frame taken.
 const MAX_ANSWER: usize = 4096;
 
@@ -116,6 +130,7 @@ impl Pool {
             counters: self.counters.clone(),
             waiting: HashMap::new(),
             next_mid: 1,
+            retiring: false,
         };
         // A new channel always has room for its first job.
         let _ = tx.try_send(job);
@@ -162,6 +177,9 @@ struct Peer {
     counters: Counters,
     waiting: HashMap<u16, Waiting>,
     next_mid: u16,
+    /// Our channel is closed (the pool starts a new task for new writes): we end once what was
+    /// in it has been sent and answered.
+    retiring: bool,
 }
 
 struct Link {
@@ -173,13 +191,21 @@ struct Link {
 impl Peer {
     async fn run(mut self) {
         let mut link: Option<Link> = None;
+        // The channel is empty and closed: no more jobs come.
+        let mut drained = false;
         loop {
+            if drained && (!self.retiring || self.waiting.is_empty()) {
+                break;
+            }
             let deadline = self.waiting.values().filter_map(|w| w.deadline).min();
             let idle = link.is_some() && self.waiting.is_empty();
+            let unused = link.is_none() && self.waiting.is_empty() && !self.retiring;
             tokio::select! {
-                job = self.rx.recv(), if self.waiting.len() < MAX_PENDING => {
-                    let Some(job) = job else { break };
-                    self.send(&mut link, job).await;
+                job = self.rx.recv(), if !drained && self.waiting.len() < MAX_PENDING => {
+                    match job {
+                        Some(job) => self.send(&mut link, job).await,
+                        None => drained = true,
+                    }
                 }
                 frame = read(&mut link) => match frame {
                     Ok(frame) => self.answer(&frame),
@@ -190,14 +216,23 @@ impl Peer {
                     }
                 },
                 () = sleep_until(deadline) => self.expire(),
-                // The task stays (it is small), its connection does not.
+                // The connection goes first; the task stays a while for the next write.
                 () = tokio::time::sleep(IDLE), if idle => link = None,
+                () = tokio::time::sleep(RETIRE), if unused => self.retire(),
             }
         }
-        // Closed: what still waits cannot be answered.
+        // The pool is gone (the daemon stops): what still waits cannot be answered.
         for (_, w) in self.waiting.drain() {
             fail(w.job, BROKEN_PIPE, "the mailslot daemon is stopping");
         }
+    }
+
+    /// Closes the channel: a job submitted from now on finds it closed and gets a new task.
+    /// Jobs already in it are still received (until `None`) and answered, so none is dropped
+    /// without an answer, and the task ends when the last of them is.
+    fn retire(&mut self) {
+        self.rx.close();
+        self.retiring = true;
     }
 
     /// Encodes and sends a new write (connecting first if needed).
@@ -456,4 +491,134 @@ fn encode(job: &Job, mid: u16, write_id: [u8; 16]) -> Result<Vec<u8>, String> {
     .to_vec()
     .map_err(|e| e.to_string())?;
     nbss::message(&smb).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use mailslot::Target;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A peer's session service that answers every write "queued"; its address.
+    async fn peer() -> SocketAddrV4 {
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let (mut rd, mut wr) = s.into_split();
+                    let mut buf = Vec::new();
+                    // The session request, then writes.
+                    if !matches!(next_frame(&mut rd, &mut buf, 1 << 17).await, Ok(Some(_))) {
+                        return;
+                    }
+                    wr.write_all(&nbss::positive_response()).await.unwrap();
+                    while let Ok(Some(f)) = next_frame(&mut rd, &mut buf, 1 << 17).await {
+                        let w = SessionMailslotWrite::parse(&f[nbss::HEADER_LEN..]).unwrap();
+                        let reply = TransactionReply::success(&w.header).to_vec();
+                        let _ = wr.write_all(&nbss::message(&reply).unwrap()).await;
+                    }
+                });
+            }
+        });
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)
+    }
+
+    fn job() -> (Job, oneshot::Receiver<Reply>) {
+        let (tx, rx) = oneshot::channel();
+        let job = Job {
+            called: NetbiosName::new("PEER", 0x20).unwrap(),
+            calling: NetbiosName::new("ME", 0x20).unwrap(),
+            write: RemoteWrite {
+                target: Target::Host("PEER".into()),
+                path: "jobs".into(),
+                priority: 1,
+                class: Class::First,
+                timeout_ms: Some(1000),
+                data: b"x".to_vec(),
+            },
+            reply: tx,
+        };
+        (job, rx)
+    }
+
+    async fn write(pool: &mut Pool, to: SocketAddrV4) -> Reply {
+        let (job, rx) = job();
+        pool.submit(to, job);
+        tokio::time::timeout(Duration::from_secs(5), rx)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Waits until the task of `to` has ended (its channel is closed).
+    async fn retired(pool: &Pool, to: SocketAddrV4) {
+        let t = Instant::now();
+        while !pool.peers[&to].is_closed() {
+            assert!(
+                t.elapsed() < (IDLE + RETIRE) * 10,
+                "the unused task of {to} stays"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unused_peer_task_ends_and_the_next_write_starts_another() {
+        let (a, b) = (peer().await, peer().await);
+        let counters = Counters::default();
+        let mut pool = Pool::new(counters.clone());
+        assert_eq!(write(&mut pool, a).await, Reply::Written);
+        retired(&pool, a).await;
+        // The next write to it gets a new task (and connection); the ended one leaves the map.
+        assert_eq!(write(&mut pool, b).await, Reply::Written);
+        assert_eq!(pool.peers.len(), 1, "only b's task is kept");
+        assert_eq!(write(&mut pool, a).await, Reply::Written);
+        assert_eq!(counters.get().sessions_opened, 3);
+        assert_eq!(counters.get().first_class_acknowledged, 3);
+    }
+
+    #[tokio::test]
+    async fn writes_in_the_channel_when_it_closes_are_still_answered() {
+        let to = peer().await;
+        let (tx, rx) = mpsc::channel(MAX_PENDING);
+        let mut peer = Peer {
+            to,
+            rx,
+            ids: Arc::new(WriteIds {
+                instance: [1; 8],
+                next: AtomicU64::new(1),
+            }),
+            counters: Counters::default(),
+            waiting: HashMap::new(),
+            next_mid: 1,
+            retiring: false,
+        };
+        let replies: Vec<_> = (0..3)
+            .map(|_| {
+                let (job, reply) = job();
+                assert!(tx.try_send(job).is_ok());
+                reply
+            })
+            .collect();
+        // The task retires with three jobs in its channel, as when they arrive just as its
+        // time is up; a job after that finds the channel closed (the pool starts a new task).
+        peer.retire();
+        assert!(matches!(
+            tx.try_send(job().0),
+            Err(mpsc::error::TrySendError::Closed(_))
+        ));
+        let run = tokio::spawn(peer.run());
+        for reply in replies {
+            let reply = tokio::time::timeout(Duration::from_secs(5), reply).await;
+            assert_eq!(reply.unwrap().unwrap(), Reply::Written);
+        }
+        tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .expect("the task ends once they are answered")
+            .unwrap();
+    }
 }

@@ -211,6 +211,7 @@ fn note(counters: &Counters, n: Note) {
         Note::RefusedName => c.sessions_refused_name += 1,
         Note::Malformed => c.sessions_malformed += 1,
         Note::Unsupported => c.requests_unsupported += 1,
+        Note::Refused => c.requests_refused += 1,
     });
 }
 
