@@ -246,6 +246,9 @@ pub(crate) struct Received {
     pub truncated: bool,
     /// Descriptors passed with `SCM_RIGHTS` (at most [`MAX_PASS_FDS`] are kept).
     pub fds: Vec<OwnedFd>,
+    /// Some passed descriptors could not be received (`MSG_CTRUNC`: out of descriptors, or no
+    /// room for them).
+    pub fds_cut: bool,
 }
 
 /// Receives one message without blocking (`Ok(None)` when none is queued; `len == 0` at EOF).
@@ -296,6 +299,7 @@ fn recv_msg_flags(
         len: r.bytes,
         truncated: r.flags.contains(ReturnFlags::TRUNC),
         fds: passed,
+        fds_cut: r.flags.contains(ReturnFlags::CTRUNC),
     }))
 }
 

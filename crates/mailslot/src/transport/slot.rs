@@ -78,6 +78,10 @@ const SPIN_MAX_MISSES: u32 = 8;
 const SPIN_PROBE_EVERY: u32 = 32;
 /// Messages taken from one connection per drain before moving on (fairness between writers).
 const PER_CONN_BATCH: usize = 4096;
+/// Rounds of socket events (64 each) one drain reads at most.
+const DRAIN_ROUNDS: usize = 4;
+/// Connections one drain accepts at most.
+const ACCEPTS_PER_DRAIN: usize = 64;
 
 /// Counters of a mailslot since it was created.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -157,6 +161,12 @@ pub(crate) struct State {
     conns: Conns,
     /// Open connections per user.
     per_uid: HashMap<u32, u32>,
+    /// What writers that hung up still have queued, per user (bytes, messages), and the user
+    /// and queued messages of each such connection (private slots). A connection's share
+    /// bounds what it may queue; without this a writer could hang up and connect again to
+    /// queue another quota's worth, as often as it liked.
+    orphaned: HashMap<u32, (usize, usize)>,
+    gone: HashMap<u64, (u32, usize)>,
     listener: Option<OwnedFd>,
     /// The control page, made when the first writer connects (an idle slot has none).
     control: Option<(ControlFds, Control)>,
@@ -220,6 +230,8 @@ impl State {
             queue: Queue::default(),
             conns: Conns::default(),
             per_uid: HashMap::new(),
+            orphaned: HashMap::new(),
+            gone: HashMap::new(),
             listener,
             control,
             shared,
@@ -685,7 +697,10 @@ impl Slot {
             return Ok(());
         };
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
-        loop {
+        // Bounded, so that writers who keep the sockets busy (connecting and hanging up, or
+        // keeping a byte queued on many connections) cannot keep the caller here: what is left
+        // stays ready (level-triggered) and is read the next time round, after the rings.
+        for _ in 0..DRAIN_ROUNDS {
             let n = sys::epoll_wait(fds.epoll.as_raw_fd(), &mut events, Some(Duration::ZERO))?;
             for ev in &events[..n] {
                 if ev.u64 == TOKEN_LISTENER {
@@ -755,6 +770,7 @@ impl Slot {
         let mut scanned: Vec<Scanned> = Vec::new();
         // Split borrows: the rings live in `conns`, the queue and buffers in the rest of `st`.
         let conns = &mut st.conns;
+        let orphaned = &st.orphaned;
         let mut sink = Sink {
             incoming: &mut st.incoming,
             pool: &mut st.pool,
@@ -772,6 +788,7 @@ impl Slot {
             }
             let cred = c.cred;
             let (mut qb, mut qc) = (c.queued_bytes, c.queued_count);
+            let (ob, oc) = orphaned.get(&cred.uid).copied().unwrap_or_default();
             if shared {
                 scanned.push(Scanned {
                     id,
@@ -782,7 +799,7 @@ impl Slot {
             }
             let r = ring.scan(|ring, rec| {
                 if let Some((bytes, sender)) =
-                    self.check_record(&mut sink, &cred, ring, &rec, qb, qc)
+                    self.check_record(&mut sink, &cred, ring, &rec, (qb, qc), (ob, oc))
                 {
                     let mut data = sink.pool.take(rec.len);
                     ring.data_into(&rec, &mut data);
@@ -809,11 +826,10 @@ impl Slot {
         }
         st.waiters = waiters;
         if shared {
-            if !self.store_incoming(st, &scanned) {
-                // No room in the store: everything stays in the rings (and no ring is dropped
-                // now: its records are looked at again).
-                bad.clear();
-            }
+            // Rings put back for want of room in the store keep their records (and are not
+            // dropped now: their records are looked at again).
+            let put_back = self.store_incoming(st, &scanned);
+            bad.retain(|id| !put_back.contains(id));
         } else if !st.incoming.is_empty() {
             // Each ring's records are in stamp order, but rings interleave: sorted first, they
             // are appended to the queue's levels instead of inserted in the middle. (A stable
@@ -834,9 +850,12 @@ impl Slot {
     }
 
     /// Moves what a scan took in into the shared store, with the scanned rings' new read
-    /// positions, as one batch. When the store has no room for all of it, puts the rings back
-    /// where they were (their records stay there) and returns false.
-    fn store_incoming(&self, st: &mut State, scanned: &[Scanned]) -> bool {
+    /// positions: all rings as one batch (in stamp order across them) when the store has room
+    /// for it all; else ring by ring, so that the rings whose records do not fit now (a user
+    /// with many connections can fill the store) do not keep the others' out. A ring that does
+    /// not fit is put back where it was (its records stay there, looked at again next time);
+    /// returns the ids of those rings.
+    fn store_incoming(&self, st: &mut State, scanned: &[Scanned]) -> Vec<u64> {
         let State {
             shared,
             incoming,
@@ -845,45 +864,76 @@ impl Slot {
             ..
         } = st;
         let Some(sh) = shared.as_mut() else {
-            return true;
+            return Vec::new();
         };
         if scanned.is_empty() {
-            return true;
+            return Vec::new();
         }
         incoming.sort_by_key(|e| e.seq);
-        sh.store.begin();
-        let mut ok = true;
-        for e in incoming.iter() {
-            ok = sh
-                .store
-                .stage(&record_of(e, conns.get(e.origin).map_or(0, |c| c.ino)));
-            if !ok {
-                break;
+        let mut put_back = Vec::new();
+        if !Self::store_batch(sh, conns, incoming.iter(), scanned) {
+            for sc in scanned {
+                let mine: Vec<&Entry> = incoming.iter().filter(|e| e.origin == sc.id).collect();
+                if !Self::store_batch(sh, conns, mine, std::slice::from_ref(sc)) {
+                    put_back.push(sc.id);
+                    let Some(c) = conns.get_mut(sc.id) else {
+                        continue;
+                    };
+                    if let Some(r) = c.ring.as_mut() {
+                        r.set_position(sc.pos);
+                        c.queued_bytes = sc.queued_bytes;
+                        c.queued_count = sc.queued_count;
+                    }
+                }
             }
-        }
-        for sc in scanned {
-            let Some(c) = conns.get_mut(sc.id) else {
-                continue;
-            };
-            let Some(r) = c.ring.as_mut() else {
-                continue;
-            };
-            if !ok {
-                r.set_position(sc.pos);
-                c.queued_bytes = sc.queued_bytes;
-                c.queued_count = sc.queued_count;
-                continue;
-            }
-            sh.store.stage_ring(c.idx, &c.ring_pos());
-        }
-        if ok {
-            sh.pushed |= !incoming.is_empty();
-            sh.store.commit();
         }
         for e in incoming.drain(..) {
             pool.recycle(e.msg.data);
         }
-        ok
+        put_back
+    }
+
+    /// Stages `entries` and the new read positions of the rings `scanned` in the shared store
+    /// and commits them, or nothing (false) when the store has no room for all of them.
+    fn store_batch<'e>(
+        sh: &mut Shared,
+        conns: &Conns,
+        entries: impl IntoIterator<Item = &'e Entry>,
+        scanned: &[Scanned],
+    ) -> bool {
+        sh.store.begin();
+        let mut any = false;
+        for e in entries {
+            any = true;
+            let origin = conns.get(e.origin).map_or(0, |c| c.ino);
+            if !sh.store.stage(&record_of(e, origin)) {
+                return false;
+            }
+        }
+        for sc in scanned {
+            if let Some(c) = conns.get(sc.id).filter(|c| c.ring.is_some()) {
+                sh.store.stage_ring(c.idx, &c.ring_pos());
+            }
+        }
+        sh.pushed |= any;
+        sh.store.commit();
+        true
+    }
+
+    /// Whether a writer's connection may queue one more message of `len` bytes, with `queued`
+    /// (bytes, messages) queued from it and `orphaned` from its user's connections that hung
+    /// up. A writer on its own never holds more than the quota (past that it ignored it), and
+    /// a user never more than its connections could hold at once: without the second bound, a
+    /// writer that ignores the quota could hang up and connect again to queue another quota's
+    /// worth, as often as it liked. (Honest writers never come near either: they keep to the
+    /// quota of the whole slot.)
+    fn within_share(&self, queued: (usize, usize), orphaned: (usize, usize), len: usize) -> bool {
+        let (quota, max) = (self.config.quota, self.config.max_messages);
+        let conns = MAX_CONNS_PER_UID as usize;
+        queued.0 + len <= quota
+            && queued.1 < max
+            && orphaned.0 + queued.0 + len <= quota.saturating_mul(conns)
+            && orphaned.1 + queued.1 < max.saturating_mul(conns)
     }
 
     /// Checks one ring record: `Some((len, sender))` to queue it, `None` (counted) to drop it.
@@ -893,16 +943,14 @@ impl Slot {
         cred: &PeerCred,
         ring: &RingReader,
         rec: &Record,
-        queued_bytes: usize,
-        queued_count: usize,
+        queued: (usize, usize),
+        orphaned: (usize, usize),
     ) -> Option<(usize, Sender)> {
         let valid = rec.priority <= crate::types::MAX_PRIORITY
             && (rec.class == 1 || rec.class == 2)
             && (rec.flags == 0 || rec.flags == REC_REMOTE || rec.flags == REC_BEHALF)
             && rec.len <= self.config.max_message_size
-            // A writer on its own never holds more than the quota: past that it ignored it.
-            && queued_bytes + rec.len <= self.config.quota
-            && queued_count < self.config.max_messages;
+            && self.within_share(queued, orphaned, rec.len);
         if !valid {
             *sink.dropped += 1;
             return None;
@@ -957,9 +1005,7 @@ impl Slot {
     /// lines (and wake-ups) per message; in steps, a writer that fills the slot writes in bursts.
     fn after_remove(&self, st: &mut State) {
         let (bytes, count) = Self::queued(st);
-        let (q, m) = (self.config.quota, self.config.max_messages);
-        let step_bytes = (q / 16).max(self.config.max_message_size).min(q);
-        let step_count = (m / 16).max(1);
+        let (step_bytes, step_count) = self.steps();
         // How much more writers count than is queued: what was read since the totals were
         // published, plus what was taken in from their rings that they do not know of yet.
         let (pending_bytes, pending_count) = st
@@ -979,6 +1025,16 @@ impl Slot {
                 self.notify_waiters(st);
             }
         }
+    }
+
+    /// How far writers may over-count the queue before the owner tells them (see
+    /// [`after_remove`](Self::after_remove)): bytes and messages.
+    fn steps(&self) -> (usize, usize) {
+        let (q, m) = (self.config.quota, self.config.max_messages);
+        (
+            (q / 16).max(self.config.max_message_size).min(q),
+            (m / 16).max(1),
+        )
     }
 
     /// Sends one room notice to every writer that says it waits (and takes its flag: a writer
@@ -1015,16 +1071,22 @@ impl Slot {
         })
     }
 
+    /// The owner's user, root and the daemon's user: held to no bound on connections.
+    fn privileged(&self, cred: &PeerCred) -> bool {
+        cred.uid == self.config.owner_uid || is_daemon(cred)
+    }
+
     /// Whether this user may hold one more connection.
     fn has_room_for(&self, st: &State, cred: &PeerCred) -> bool {
-        let privileged = cred.uid == self.config.owner_uid || is_daemon(cred);
-        privileged
+        self.privileged(cred)
             || (st.conns.len() < MAX_CONNS
                 && st.per_uid.get(&cred.uid).copied().unwrap_or(0) < MAX_CONNS_PER_UID)
     }
 
     fn accept_all(&self, st: &mut State) {
-        loop {
+        // At most [`ACCEPTS_PER_DRAIN`] at a time: connections still waiting keep the listener
+        // ready, and are accepted the next time round.
+        for _ in 0..ACCEPTS_PER_DRAIN {
             let Some(listener) = st.listener.as_ref() else {
                 return;
             };
@@ -1180,7 +1242,21 @@ impl Slot {
                     st.per_uid.remove(&c.cred.uid);
                 }
             }
+            // What a privileged writer leaves is not counted: it is held to no share of
+            // connections either.
+            if st.shared.is_none() && c.queued_count > 0 && !self.privileged(&c.cred) {
+                let o = st.orphaned.entry(c.cred.uid).or_default();
+                o.0 += c.queued_bytes;
+                o.1 += c.queued_count;
+                st.gone.insert(id, (c.cred.uid, c.queued_count));
+            }
         }
+    }
+
+    /// What writers of `uid` that hung up still have queued (bytes, messages): counted in the
+    /// user's share (see [`within_share`](Self::within_share)).
+    fn orphaned(st: &State, uid: u32) -> (usize, usize) {
+        st.orphaned.get(&uid).copied().unwrap_or_default()
     }
 
     /// Reads what a writer sent on its socket: wake-up bytes (ring writers), or records (the
@@ -1297,12 +1373,15 @@ impl Slot {
         class: u8,
         sender: Sender,
     ) {
+        let orphaned = st
+            .conns
+            .get(id)
+            .map_or((0, 0), |c| Self::orphaned(st, c.cred.uid));
         let Some(c) = st.conns.get_mut(id) else {
             return;
         };
         if data.len() > self.config.max_message_size
-            || c.queued_bytes + data.len() > self.config.quota
-            || c.queued_count + 1 > self.config.max_messages
+            || !self.within_share((c.queued_bytes, c.queued_count), orphaned, data.len())
         {
             st.dropped += 1;
             return;
@@ -1576,9 +1655,11 @@ impl Slot {
             refused_remote,
             refused_behalf,
             waiters,
+            orphaned,
             ..
         } = st;
         let c = conns.get_mut(first.id)?;
+        let (ob, oc) = orphaned.get(&c.cred.uid).copied().unwrap_or_default();
         let ring = c.ring.as_mut()?;
         let (rec, next) = (first.rec, first.next);
         if rec.len > buf.len() {
@@ -1596,18 +1677,25 @@ impl Slot {
             &c.cred,
             ring,
             &rec,
-            c.queued_bytes,
-            c.queued_count,
+            (c.queued_bytes, c.queued_count),
+            (ob, oc),
         );
         if let Some((len, _)) = checked {
             ring.data_to(&rec, &mut buf[..len]);
         }
         ring.skip_first(next, rec.len);
-        // What a scan does once per batch: see whether the writer waits, hand room back.
-        let due = ring.uncommitted() >= ring.capacity() / 8;
+        // What a scan does once per batch: see whether the writer waits, hand room back. The
+        // records read here never joined the queue, but until they are committed their writer
+        // still counts them against the quota and the message limit: hand them back by the
+        // same steps as reads from the queue do, or a writer would find a slot that it has
+        // read empty still full.
+        let (pending_bytes, pending_count) = ring.pending();
+        let (step_bytes, step_count) = self.steps();
+        let over = pending_bytes >= step_bytes as u64 || pending_count >= step_count as u64;
+        let due = over || ring.uncommitted() >= ring.capacity() / 8;
         if first.batch_start || due {
             *waiters |= ring.writer_waiting();
-            self.commit_rings(st, false);
+            self.commit_rings(st, over);
         }
         let (len, sender) = checked?; // dropped (and counted): look again the usual way
         Some(Taken::Copied {
@@ -1640,6 +1728,19 @@ impl Slot {
         if let Some(c) = st.conns.get_mut(e.origin) {
             c.queued_bytes -= e.msg.data.len().min(c.queued_bytes);
             c.queued_count = c.queued_count.saturating_sub(1);
+        } else if let Some((uid, left)) = st.gone.get_mut(&e.origin) {
+            let uid = *uid;
+            *left -= 1;
+            if *left == 0 {
+                st.gone.remove(&e.origin);
+            }
+            if let Some(o) = st.orphaned.get_mut(&uid) {
+                o.0 -= e.msg.data.len().min(o.0);
+                o.1 = o.1.saturating_sub(1);
+                if o.1 == 0 {
+                    st.orphaned.remove(&uid);
+                }
+            }
         }
         Some(e.msg)
     }
@@ -1991,7 +2092,7 @@ impl Slot {
         };
         if sh.park_dirty {
             sh.park_dirty = false;
-            let _ = Self::repark(sh);
+            Self::repark(sh);
         }
         sh.read_timeout_out(st.read_timeout);
         sh.gen_seen = sh.store.generation();
@@ -2028,14 +2129,13 @@ impl Slot {
         let Some(sh) = st.shared.as_mut() else {
             return;
         };
-        let live = Self::drain_park(sh);
-        let _ = Self::park(sh, &live);
-        // Forget connections that are gone.
+        let (live, whole) = Self::rotate_park(sh);
+        // Forget connections that are gone (known only after a whole round).
         let keep: HashMap<u32, u64> = live.iter().map(|(idx, ino, _, _)| (*idx, *ino)).collect();
         let gone: Vec<u64> = st
             .conns
             .iter_mut()
-            .filter(|(_, c)| keep.get(&c.idx) != Some(&c.ino))
+            .filter(|(_, c)| whole && keep.get(&c.idx) != Some(&c.ino))
             .map(|(id, _)| id)
             .collect();
         for id in gone {
@@ -2057,44 +2157,6 @@ impl Slot {
         }
     }
 
-    /// Receives everything in the park; returns the connections the store's table still has:
-    /// `(table index, connection inode, connection, ring)`. A table entry whose connection is
-    /// not in the park belongs to a holder that died between making the entry and parking the
-    /// connection (which died with it): it is freed. (Called with the holders' lock, under
-    /// which every live connection is parked.)
-    fn drain_park(sh: &Shared) -> Vec<(u32, u64, OwnedFd, OwnedFd)> {
-        let table: HashMap<(u64, u64), u32> = sh
-            .store
-            .entries()
-            .into_iter()
-            .map(|(i, e)| ((e.conn_ino, e.ring_ino), i))
-            .collect();
-        let mut live = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut buf = [0u8; 8];
-        while let Ok(Some(got)) = sys::recv_msg(sh.park_b.as_raw_fd(), &mut buf, true) {
-            let mut it = got.fds.into_iter();
-            while let (Some(c), Some(r)) = (it.next(), it.next()) {
-                let (Ok((_, ci)), Ok((_, ri))) =
-                    (sys::file_id(c.as_raw_fd()), sys::file_id(r.as_raw_fd()))
-                else {
-                    continue;
-                };
-                if let Some(&idx) = table.get(&(ci, ri)) {
-                    if seen.insert(idx) {
-                        live.push((idx, ci, c, r));
-                    }
-                }
-            }
-        }
-        for &idx in table.values() {
-            if !seen.contains(&idx) {
-                sh.store.free(idx);
-            }
-        }
-        live
-    }
-
     /// Sends connections to the park.
     fn park(sh: &Shared, conns: &[(u32, u64, OwnedFd, OwnedFd)]) -> io::Result<()> {
         for chunk in conns.chunks(PARK_PAIRS) {
@@ -2108,9 +2170,101 @@ impl Slot {
     }
 
     /// Writes the park anew with the live connections only (so that gone ones are let go).
-    fn repark(sh: &Shared) -> io::Result<()> {
-        let live = Self::drain_park(sh);
-        Self::park(sh, &live)
+    fn repark(sh: &Shared) {
+        drop(Self::rotate_park(sh));
+    }
+
+    /// Goes once round the park (with the holders' lock, under which every live connection is
+    /// parked), keeping the connections the store's table still has; returns them (table index,
+    /// connection inode, connection, ring) and whether the round was whole. A table entry whose
+    /// connection is not in the park belongs to a holder that died between making the entry and
+    /// parking the connection (which died with it): a whole round frees it.
+    ///
+    /// A holder may die at any instruction, and the connections in the park exist nowhere
+    /// else once the holder that accepted them is gone. So no message leaves the front before
+    /// its live connections are at the back: each is looked at (`MSG_PEEK`, which duplicates
+    /// its descriptors into this process), sent again, and only then taken off. A holder that
+    /// dies during a round leaves duplicates (dropped by the next round), never a gap. A
+    /// marker (a message without descriptors, naming this round) tells where the round ends;
+    /// markers left by rounds that died are dropped. When the park cannot take a message (it
+    /// is full), the round stops with the park as it is, and nothing is freed or forgotten.
+    fn rotate_park(sh: &Shared) -> (Vec<(u32, u64, OwnedFd, OwnedFd)>, bool) {
+        Self::rotate_park_until(sh, usize::MAX)
+    }
+
+    /// [`rotate_park`](Self::rotate_park) that stops after `steps` changes to the park, as a
+    /// holder killed there would (tests).
+    fn rotate_park_until(
+        sh: &Shared,
+        mut steps: usize,
+    ) -> (Vec<(u32, u64, OwnedFd, OwnedFd)>, bool) {
+        let mut step = || {
+            steps = steps.saturating_sub(1);
+            steps == 0
+        };
+        let table: HashMap<(u64, u64), u32> = sh
+            .store
+            .entries()
+            .into_iter()
+            .map(|(i, e)| ((e.conn_ino, e.ring_ino), i))
+            .collect();
+        let (a, b) = (sh.park_a.as_raw_fd(), sh.park_b.as_raw_fd());
+        let round = (sys::monotonic_ns() ^ (u64::from(std::process::id()) << 40)).to_le_bytes();
+        let marker = [&b"M"[..], &round[..]].concat();
+        let mut live = Vec::new();
+        if sys::send_parts(a, &[&marker], &[], true).is_err() || step() {
+            return (live, false);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut buf = [0u8; 16];
+        let whole = loop {
+            let Ok(Some(got)) = sys::peek_msg(b, &mut buf) else {
+                break false; // our own marker is in there: only an error ends here
+            };
+            if got.fds_cut {
+                break false; // out of descriptors: not every connection could be looked at
+            }
+            if got.fds.is_empty() {
+                drop(sys::recv_msg(b, &mut buf, false));
+                if step() {
+                    break false;
+                }
+                if got.len == marker.len() && buf[..marker.len()] == marker[..] {
+                    break true;
+                }
+                continue; // a marker of a round that died, or nothing
+            }
+            let mut keep = Vec::new();
+            let mut it = got.fds.into_iter();
+            while let (Some(c), Some(r)) = (it.next(), it.next()) {
+                let (Ok((_, ci)), Ok((_, ri))) =
+                    (sys::file_id(c.as_raw_fd()), sys::file_id(r.as_raw_fd()))
+                else {
+                    continue;
+                };
+                if let Some(&idx) = table.get(&(ci, ri)) {
+                    if seen.insert(idx) {
+                        keep.push((idx, ci, c, r));
+                    }
+                }
+            }
+            if Self::park(sh, &keep).is_err() || step() {
+                break false;
+            }
+            live.extend(keep);
+            drop(sys::recv_msg(b, &mut buf, true));
+            if step() {
+                break false;
+            }
+        };
+        if whole {
+            for &idx in table.values() {
+                if !seen.contains(&idx) {
+                    sh.store.free(idx);
+                }
+            }
+        }
+        (live, whole)
     }
 
     /// Adds a connection to this process's set and its epoll.
@@ -2278,6 +2432,9 @@ impl Slot {
         sh.gen_seen = sh.store.generation();
         sh.epoch_seen = sh.store.epoch();
         st.shared = Some(sh);
+        // The store keeps its own shares (and bounds the queue by its size).
+        st.orphaned.clear();
+        st.gone.clear();
         Ok(())
     }
 
@@ -2415,7 +2572,8 @@ impl Slot {
                     sh.store.clear();
                     // Let go of the parked connections at once (writers see the hang-up as
                     // soon as every holder has closed its copies).
-                    drop(Self::drain_park(sh));
+                    let mut buf = [0u8; 16];
+                    while let Ok(Some(_)) = sys::recv_msg(sh.park_b.as_raw_fd(), &mut buf, true) {}
                 }
                 // Take the handle's message off its socket: a descriptor made by `share` and
                 // never taken up then no longer holds the listener in flight, so the name is
@@ -2450,6 +2608,8 @@ impl Slot {
         st.listener = None;
         st.conns.clear();
         st.per_uid.clear();
+        st.orphaned.clear();
+        st.gone.clear();
         st.queue = Queue::default();
         st.shared = None;
         if dead {
@@ -2565,5 +2725,79 @@ impl Conns {
             }
         }
         self.len = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Mailslot, MailslotWriter, Timeout};
+
+    /// A holder that dies in the middle of a round of the park leaves its marker and copies of
+    /// connections that it had sent again but not yet taken off. The next round keeps every
+    /// connection once, drops the copies and the marker, and no writer notices.
+    #[test]
+    fn a_park_round_that_died_leaves_nothing_the_next_round_does_not_mend() {
+        let name = format!(r"\\.\mailslot\unit\park-{}", std::process::id());
+        let slot = Mailslot::create(&name).unwrap();
+        let _shared = slot.share().unwrap();
+        let writers: Vec<MailslotWriter> = (0..3)
+            .map(|_| MailslotWriter::open(&name).unwrap())
+            .collect();
+        for w in &writers {
+            w.write(b"before").unwrap();
+        }
+        for _ in 0..3 {
+            assert_eq!(
+                slot.read_message_timeout(Timeout::ZERO).unwrap().data,
+                b"before"
+            );
+        }
+        {
+            let st = slot.slot.lock();
+            let sh = st.shared.as_ref().unwrap();
+            let (a, b) = (sh.park_a.as_raw_fd(), sh.park_b.as_raw_fd());
+            // What the round that died did: its marker, then the first message sent again.
+            sys::send_parts(a, &[b"M-died-!"], &[], true).unwrap();
+            let mut buf = [0u8; 16];
+            let first = sys::peek_msg(b, &mut buf).unwrap().unwrap();
+            assert!(!first.fds.is_empty(), "the park holds the connections");
+            let fds: Vec<RawFd> = first.fds.iter().map(AsRawFd::as_raw_fd).collect();
+            sys::send_parts(a, &[b"P"], &fds, true).unwrap();
+            // A round killed after any number of changes to the park: the next one finds
+            // every connection (before, a holder killed between taking everything out and
+            // putting the live ones back took them all with it).
+            for steps in (1..12).chain([usize::MAX, usize::MAX]) {
+                drop(Slot::rotate_park_until(sh, steps));
+                let (live, whole) = Slot::rotate_park(sh);
+                assert!(whole);
+                let mut idx: Vec<u32> = live.iter().map(|l| l.0).collect();
+                idx.sort_unstable();
+                idx.dedup();
+                assert_eq!((live.len(), idx.len()), (3, 3), "every connection, once");
+            }
+            // No marker is left, and each connection is in the park once.
+            let mut all = Vec::new();
+            while let Ok(Some(got)) = sys::recv_msg(b, &mut buf, true) {
+                assert!(!got.fds.is_empty(), "a marker was left in the park");
+                all.push(got.fds);
+            }
+            assert_eq!(all.iter().map(Vec::len).sum::<usize>(), 2 * 3);
+            for fds in &all {
+                let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+                sys::send_parts(a, &[b"P"], &raw, true).unwrap();
+            }
+        }
+        for w in &writers {
+            w.write(b"after").unwrap();
+        }
+        for _ in 0..3 {
+            assert_eq!(
+                slot.read_message_timeout(Timeout::After(Duration::from_secs(2)))
+                    .unwrap()
+                    .data,
+                b"after"
+            );
+        }
     }
 }
