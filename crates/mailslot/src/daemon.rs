@@ -59,6 +59,18 @@ pub fn daemon_uid() -> Option<u32> {
     *UID.get_or_init(|| sys::uid_of_user(DAEMON_USER))
 }
 
+/// Whether `uid` is root or [`DAEMON_USER`]: the users whose writes owners take on behalf of
+/// remote hosts and local callers (whatever their access policy). Writes of that kind from
+/// anyone else are dropped and counted, and the write still succeeds.
+pub fn is_trusted_uid(uid: u32) -> bool {
+    uid == 0 || Some(uid) == daemon_uid()
+}
+
+/// Whether this process's effective user is trusted (see [`is_trusted_uid`]).
+pub fn is_trusted() -> bool {
+    is_trusted_uid(sys::geteuid())
+}
+
 /// Why a record cannot be encoded or decoded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

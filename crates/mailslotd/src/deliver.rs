@@ -190,9 +190,16 @@ fn same_slot(a: &str, b: &str) -> bool {
 /// The key of the mailslot `path` names: what [`Name::key`] gives for a valid name, without
 /// parsing it (the loop looks a worker up for every batch).
 fn slot_key(path: &str) -> String {
-    let bytes = path.bytes().map(fold).collect();
-    // Only ASCII bytes were changed, into ASCII bytes: still UTF-8.
-    String::from_utf8(bytes).unwrap_or_else(|_| path.to_ascii_lowercase())
+    // Byte for byte what `fold` does: it changes only ASCII characters.
+    path.chars()
+        .map(|c| {
+            if c == '/' {
+                '\\'
+            } else {
+                c.to_ascii_lowercase()
+            }
+        })
+        .collect()
 }
 
 impl Deliverer {

@@ -15,7 +15,7 @@ use mailslot_proto::datagram::MsgType;
 use mailslot_proto::nbns::RData;
 use mailslot_proto::{MailslotMessage, NamePacket, NetbiosName};
 
-use common::{euid, mailslot_datagram, Running, HOST, OWN_IP, WAIT, WORKGROUP};
+use common::{mailslot_datagram, Running, HOST, OWN_IP, WAIT, WORKGROUP};
 
 fn recv_timeout(s: &UdpSocket, buf: &mut [u8]) -> (usize, SocketAddr) {
     s.set_read_timeout(Some(WAIT)).unwrap();
@@ -43,7 +43,7 @@ fn a_datagram_for_a_local_mailslot_is_delivered() {
     assert_eq!(s.counters.accepted, 1);
     // Owners take network messages only from root or the daemon's user: as another user the
     // message reaches the owner, which drops it and says so.
-    let trusted = euid() == 0 || Some(euid()) == mailslot::daemon::daemon_uid();
+    let trusted = mailslot::daemon::is_trusted();
     if trusted {
         let got = slot.read_message_timeout(Timeout::After(WAIT)).unwrap();
         assert_eq!(got.data, b"from the network");
@@ -225,7 +225,7 @@ fn out_of_range_request_fields_fail_with_87_and_the_daemon_goes_on() {
 /// the ring is full). Every one arrives once, in order, whichever path it took.
 #[test]
 fn a_stream_for_one_mailslot_arrives_whole_and_in_order() {
-    if !(euid() == 0 || Some(euid()) == mailslot::daemon::daemon_uid()) {
+    if !mailslot::daemon::is_trusted() {
         eprintln!("(as another user the owner drops network messages: order not observable)");
     }
     let d = Running::start();
@@ -264,7 +264,7 @@ fn a_stream_for_one_mailslot_arrives_whole_and_in_order() {
         s.delivery.delivered + s.delivery.dropped_full + s.delivery.dropped_backlog >= u64::from(N)
     });
     assert_eq!(s.delivery.delivered, u64::from(N), "{:?}", s.delivery);
-    if euid() == 0 || Some(euid()) == mailslot::daemon::daemon_uid() {
+    if mailslot::daemon::is_trusted() {
         let got = reader.join().unwrap();
         assert_eq!(got, (0..N).collect::<Vec<_>>());
     }

@@ -17,13 +17,7 @@ use mailslot_proto::smb::SMB_COM_TRANSACTION;
 use mailslot_proto::smb_session::{SessionMailslotWrite, SmbHeader, TransactionReply};
 use mailslot_proto::{MessengerMessage, NetbiosName};
 
-use common::{euid, Running, HOST, WAIT};
-
-/// Whether owners take network messages from this process (root or the daemon's user); as
-/// another user they drop them (and the write still succeeds).
-fn trusted() -> bool {
-    euid() == 0 || Some(euid()) == mailslot::daemon::daemon_uid()
-}
+use common::{Running, HOST, WAIT};
 
 fn unique(tag: &str) -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -125,7 +119,7 @@ fn a_first_class_write_is_answered_when_queued() {
     let slot = Mailslot::create(&format!("\\\\.\\mailslot\\{path}")).unwrap();
     let mut c = Client::open(&d);
     assert_eq!(c.write(&path, b"first class", 1000, id(1)), None);
-    if trusted() {
+    if mailslot::daemon::is_trusted() {
         let m = slot.read_message_timeout(Timeout::ZERO).unwrap();
         assert_eq!(m.data, b"first class");
         assert_eq!(m.class, Class::First);
@@ -157,7 +151,7 @@ fn a_write_sent_again_on_a_new_connection_is_queued_once() {
     assert_eq!(again.write(&path, b"once", 1000, id(2)), None);
     // Another id is another write.
     assert_eq!(again.write(&path, b"twice", 1000, id(3)), None);
-    if trusted() {
+    if mailslot::daemon::is_trusted() {
         assert_eq!(
             slot.read_message_timeout(Timeout::ZERO).unwrap().data,
             b"once"
@@ -201,7 +195,7 @@ fn refusals_carry_their_codes() {
 
 #[test]
 fn a_full_mailslot_times_out_with_121_or_takes_the_write_when_read() {
-    if !trusted() {
+    if !mailslot::daemon::is_trusted() {
         // As another user the owner drops network messages, so the slot never fills.
         return;
     }
@@ -370,7 +364,7 @@ fn smbclient_messages_reach_the_messenger_mailslot() {
         ),
         "{refused:?}"
     );
-    if trusted() {
+    if mailslot::daemon::is_trusted() {
         let m = messenger
             .read_message_timeout(Timeout::After(WAIT))
             .unwrap();

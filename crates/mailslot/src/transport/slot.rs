@@ -44,10 +44,7 @@ fn is_daemon(cred: &PeerCred) -> bool {
     is_trusted_uid(cred.uid)
 }
 
-/// Root or the daemon's user.
-pub(crate) fn is_trusted_uid(uid: u32) -> bool {
-    uid == 0 || Some(uid) == crate::daemon::daemon_uid()
-}
+pub(crate) use crate::daemon::is_trusted_uid;
 
 /// The access policy of a slot owned by `owner_uid`: whether the user `uid` with primary group
 /// `gid` may write. `in_group(g)` says whether the user's supplementary groups include `g` (asked

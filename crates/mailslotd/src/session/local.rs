@@ -274,14 +274,6 @@ mod tests {
     /// How long a write that must be served may take (far more than it needs).
     const SOON: Duration = Duration::from_secs(2);
 
-    /// Whether owners take this process's writes on behalf of others (root or the daemon's
-    /// user); as another user they drop them, the write succeeds and no mailslot ever fills.
-    fn trusted() -> bool {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let euid = unsafe { libc::geteuid() };
-        euid == 0 || Some(euid) == mailslot::daemon::daemon_uid()
-    }
-
     fn unique(tag: &str) -> String {
         static N: AtomicUsize = AtomicUsize::new(0);
         format!(
@@ -368,7 +360,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_peer_waiting_on_a_full_mailslot_holds_only_its_own_share() {
-        if !trusted() {
+        if !mailslot::daemon::is_trusted() {
             return;
         }
         // The cap is long: the writes of the busy peer are still waiting when the others are
@@ -406,7 +398,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_local_user_waiting_on_a_full_mailslot_holds_only_its_own_share() {
-        if !trusted() {
+        if !mailslot::daemon::is_trusted() {
             return;
         }
         let w = LocalWriter::default();
@@ -434,7 +426,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_from_the_network_waits_for_room_at_most_the_cap() {
-        if !trusted() {
+        if !mailslot::daemon::is_trusted() {
             return;
         }
         let cap = Duration::from_millis(300);
