@@ -68,7 +68,7 @@ pub fn shared_store(bytes: &[u8]) {
                 read_timeout_ms: FOREVER,
                 name: r"\\.\mailslot\fuzz".into(),
             };
-            *slot = Store::create(&settings).ok();
+            *slot = Store::create(&settings, 0).ok();
         }
         if let Some((_, store)) = slot.as_mut() {
             store.fill_for_fuzzing(bytes);

@@ -35,7 +35,8 @@ pub(crate) struct Queue {
 }
 
 impl Queue {
-    fn levels(&self) -> &[VecDeque<Entry>] {
+    /// The levels, lowest priority first (none before the first message).
+    pub(crate) fn levels(&self) -> &[VecDeque<Entry>] {
         self.levels.as_deref().map_or(&[], |l| &l[..])
     }
 

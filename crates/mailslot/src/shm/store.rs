@@ -108,7 +108,7 @@ fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
 
-fn record_size(len: usize) -> u64 {
+pub(crate) fn record_size(len: usize) -> u64 {
     (REC + len.next_multiple_of(8)) as u64
 }
 
@@ -213,12 +213,13 @@ fn level_capacity(s: &Settings) -> u64 {
 }
 
 impl Store {
-    /// A new store for a mailslot with these settings; returns its descriptor (for holders).
-    pub(crate) fn create(s: &Settings) -> io::Result<(OwnedFd, Self)> {
+    /// A new store for a mailslot with these settings, each level holding at least `at_least`
+    /// bytes of records (see [`record_size`]); returns its descriptor (for holders).
+    pub(crate) fn create(s: &Settings, at_least: u64) -> io::Result<(OwnedFd, Self)> {
         if s.name.len() > NAME_MAX {
             return Err(invalid("name too long for a shared mailslot"));
         }
-        let level_cap = level_capacity(s);
+        let level_cap = level_capacity(s).max(at_least.next_multiple_of(PAGE as u64));
         let size = levels_off() as u64 + LEVELS as u64 * level_cap;
         let fd = sys::memfd(c"mailslot-store", size as usize)?;
         sys::add_seals(&fd, libc::F_SEAL_SEAL)?;
@@ -867,7 +868,7 @@ mod tests {
 
     #[test]
     fn settings_round_trip_and_foreign_memfds_are_refused() {
-        let (fd, _s) = Store::create(&settings()).unwrap();
+        let (fd, _s) = Store::create(&settings(), 0).unwrap();
         let (_t, got) = Store::attach(&fd).unwrap();
         assert_eq!(got, settings());
         let other = sys::memfd(c"x", 3 * PAGE).unwrap();
@@ -876,7 +877,7 @@ mod tests {
 
     #[test]
     fn priority_then_fifo_with_wrap_and_a_shared_view() {
-        let (fd, mut s) = Store::create(&settings()).unwrap();
+        let (fd, mut s) = Store::create(&settings(), 0).unwrap();
         let (other, _) = Store::attach(&fd).unwrap();
         for round in 0..200u32 {
             s.begin();
@@ -896,7 +897,7 @@ mod tests {
 
     #[test]
     fn a_full_level_refuses_and_the_journal_moves_positions_with_messages() {
-        let (_fd, mut s) = Store::create(&settings()).unwrap();
+        let (_fd, mut s) = Store::create(&settings(), 0).unwrap();
         let idx = s.alloc(11, 12).unwrap();
         s.begin();
         let mut n = 0;
@@ -923,7 +924,7 @@ mod tests {
 
     #[test]
     fn a_batch_cut_short_by_a_death_is_all_or_nothing() {
-        let (_fd, mut s) = Store::create(&settings()).unwrap();
+        let (_fd, mut s) = Store::create(&settings(), 0).unwrap();
         let idx = s.alloc(1, 2).unwrap();
         // Staged, never committed (the holder died before its journal was valid).
         s.begin();
@@ -964,7 +965,7 @@ mod tests {
 
     #[test]
     fn a_scribbled_level_is_cut_not_trusted() {
-        let (_fd, mut s) = Store::create(&settings()).unwrap();
+        let (_fd, mut s) = Store::create(&settings(), 0).unwrap();
         s.begin();
         for i in 0..5u8 {
             assert!(s.stage(&rec(4, &[i; 10], 0)));
@@ -980,7 +981,7 @@ mod tests {
 
     #[test]
     fn the_lock_is_repaired_after_its_holder_dies() {
-        let (fd, mut s) = Store::create(&settings()).unwrap();
+        let (fd, mut s) = Store::create(&settings(), 0).unwrap();
         // A thread that dies holding the lock is, for a robust mutex, the same as a process.
         let t = std::thread::spawn(move || {
             let (mut mine, _) = Store::attach(&fd).unwrap();

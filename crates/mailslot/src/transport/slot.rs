@@ -2332,8 +2332,22 @@ impl Slot {
         if let Some((_, c)) = &st.control {
             c.set_sole_writer(false);
         }
+        // Every level holds what the queue has at its priority: writers that wrote at the same
+        // instant may have gone past the quota together, and root's, the daemon's and the
+        // owner's users' connections are held to no user's share. Nothing queued is lost.
+        let queued = st
+            .queue
+            .levels()
+            .iter()
+            .map(|l| {
+                l.iter()
+                    .map(|e| store::record_size(e.msg.data.len()))
+                    .sum::<u64>()
+            })
+            .max()
+            .unwrap_or(0);
         let (store_fd, mut store) =
-            Store::create(&settings(&self.config, st.read_timeout)).map_err(share_io)?;
+            Store::create(&settings(&self.config, st.read_timeout), queued).map_err(share_io)?;
         let (park_a, park_b) = sys::seqpacket_pair().map_err(share_io)?;
         let doorbell = sys::eventfd().map_err(share_io)?;
         let (core_a, core_b) = sys::seqpacket_pair().map_err(share_io)?;

@@ -680,6 +680,42 @@ mod tests {
         }
     }
 
+    /// A slot's queue moves into a shared store when its handle is first shared. Writers held
+    /// to no user's share (root, the owner's user) may have queued more than a store made for
+    /// the quota holds; the store is made big enough, and nothing queued is lost.
+    #[test]
+    fn sharing_a_slot_keeps_everything_it_had_queued() {
+        const LEN: usize = 256;
+        const CONNS: usize = 4;
+        let name = format!(r"\\.\mailslot\unit\share-full-{}", std::process::id());
+        let slot = Mailslot::builder()
+            .quota(4096)
+            .max_message_size(LEN)
+            .max_messages(16)
+            .create(&name)
+            .unwrap();
+        // A quota's worth on each connection: four times what the slot's store is made for.
+        let writers: Vec<Connection> = (0..CONNS).map(|_| open(&name)).collect();
+        for (i, w) in writers.iter().enumerate() {
+            let mut ring = w.lock_ring().expect("a writer of this process has a ring");
+            for j in 0..16u8 {
+                assert!(ring.fits(LEN, 0));
+                ring.append(0, 2, None, &[i as u8 * 16 + j; LEN], 0);
+            }
+            ring.publish();
+        }
+        assert_eq!(slot.info().count, CONNS * 16, "all taken in");
+        let _shared = slot.share().unwrap();
+        let mut got = Vec::new();
+        while let Ok(m) = slot.read_message_timeout(Timeout::ZERO) {
+            assert!(m.data.iter().all(|&b| b == m.data[0]));
+            got.push(m.data[0]);
+        }
+        got.sort_unstable();
+        assert_eq!(got, (0..CONNS as u8 * 16).collect::<Vec<_>>());
+        assert_eq!(slot.counters().dropped, 0);
+    }
+
     /// A shared slot keeps its queue in a store of fixed size, and takes in all the rings that
     /// have records as one batch. Writers of one user that ignore the quota on several
     /// connections can publish more than the store holds, at once: the batch never fitted, and
