@@ -432,18 +432,7 @@ impl RingReader {
             )
         })?;
         ring.view.u64(R_CAP).store(cap as u64, SeqCst);
-        Ok((
-            fd,
-            Self {
-                ring,
-                head: 0,
-                committed: (0, 0, 0),
-                bytes: 0,
-                count: 0,
-                uniform_end: 0,
-                uniform_prio: 0,
-            },
-        ))
+        Ok((fd, Self::at_start(ring)))
     }
 
     /// Maps a ring another holder of the owner handle made (owner side). The capacity is the
@@ -460,15 +449,20 @@ impl RingReader {
         let view = View {
             map: Mapping::new(fd, RING_HDR + cap)?,
         };
-        Ok(Self {
-            ring: Ring::new(view, cap).ok_or_else(bad)?,
+        Ok(Self::at_start(Ring::new(view, cap).ok_or_else(bad)?))
+    }
+
+    /// A reader of `ring` at its start, nothing taken in.
+    fn at_start(ring: Ring) -> Self {
+        Self {
+            ring,
             head: 0,
             committed: (0, 0, 0),
             bytes: 0,
             count: 0,
             uniform_end: 0,
             uniform_prio: 0,
-        })
+        }
     }
 
     /// The read position and the counts taken in so far.
