@@ -190,15 +190,10 @@ fn same_slot(a: &str, b: &str) -> bool {
 /// The key of the mailslot `path` names: what [`Name::key`] gives for a valid name, without
 /// parsing it (the loop looks a worker up for every batch).
 fn slot_key(path: &str) -> String {
-    // Byte for byte what `fold` does: it changes only ASCII characters.
+    // Characters below 256 go through `fold` as bytes (it changes only ASCII ones, into ASCII
+    // ones; the rest come back as they went in).
     path.chars()
-        .map(|c| {
-            if c == '/' {
-                '\\'
-            } else {
-                c.to_ascii_lowercase()
-            }
-        })
+        .map(|c| u8::try_from(c).map_or(c, |b| char::from(fold(b))))
         .collect()
 }
 

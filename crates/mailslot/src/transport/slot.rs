@@ -153,17 +153,58 @@ pub(crate) enum Arming {
     Closed,
 }
 
+/// What connections that hung up still have queued (a private slot's queue), per user, so that
+/// it counts in that user's share (see `Slot::within_share`).
+#[derive(Default)]
+struct Orphans {
+    /// Per user: bytes and messages.
+    by_uid: HashMap<u32, (usize, usize)>,
+    /// Per connection that hung up: its user and how many of its messages are still queued.
+    gone: HashMap<u64, (u32, usize)>,
+}
+
+impl Orphans {
+    /// What `uid`'s connections that hung up still have queued (bytes, messages).
+    fn of(&self, uid: u32) -> (usize, usize) {
+        self.by_uid.get(&uid).copied().unwrap_or_default()
+    }
+
+    /// Connection `id` of `uid` hung up with `count` messages of `bytes` in all queued.
+    fn add(&mut self, id: u64, uid: u32, bytes: usize, count: usize) {
+        let o = self.by_uid.entry(uid).or_default();
+        o.0 += bytes;
+        o.1 += count;
+        self.gone.insert(id, (uid, count));
+    }
+
+    /// A message of `len` bytes from connection `origin` left the queue (nothing if that
+    /// connection did not hang up, or left nothing counted).
+    fn remove(&mut self, origin: u64, len: usize) {
+        let Some((uid, left)) = self.gone.get_mut(&origin) else {
+            return;
+        };
+        let uid = *uid;
+        *left -= 1;
+        if *left == 0 {
+            self.gone.remove(&origin);
+        }
+        if let Some(o) = self.by_uid.get_mut(&uid) {
+            o.0 -= len.min(o.0);
+            o.1 = o.1.saturating_sub(1);
+            if o.1 == 0 {
+                self.by_uid.remove(&uid);
+            }
+        }
+    }
+}
+
 pub(crate) struct State {
     queue: Queue,
     conns: Conns,
     /// Open connections per user.
     per_uid: HashMap<u32, u32>,
-    /// What writers that hung up still have queued, per user (bytes, messages), and the user
-    /// and queued messages of each such connection (private slots). A connection's share
-    /// bounds what it may queue; without this a writer could hang up and connect again to
-    /// queue another quota's worth, as often as it liked.
-    orphaned: HashMap<u32, (usize, usize)>,
-    gone: HashMap<u64, (u32, usize)>,
+    /// What connections that hung up still have queued (private slots).
+    orphans: Orphans,
     listener: Option<OwnedFd>,
     /// The control page, made when the first writer connects (an idle slot has none).
     control: Option<(ControlFds, Control)>,
@@ -227,8 +268,7 @@ impl State {
             queue: Queue::default(),
             conns: Conns::default(),
             per_uid: HashMap::new(),
-            orphaned: HashMap::new(),
-            gone: HashMap::new(),
+            orphans: Orphans::default(),
             listener,
             control,
             shared,
@@ -767,7 +807,7 @@ impl Slot {
         let mut scanned: Vec<Scanned> = Vec::new();
         // Split borrows: the rings live in `conns`, the queue and buffers in the rest of `st`.
         let conns = &mut st.conns;
-        let orphaned = &st.orphaned;
+        let orphans = &st.orphans;
         let mut sink = Sink {
             incoming: &mut st.incoming,
             pool: &mut st.pool,
@@ -785,7 +825,7 @@ impl Slot {
             }
             let cred = c.cred;
             let (mut qb, mut qc) = (c.queued_bytes, c.queued_count);
-            let (ob, oc) = orphaned.get(&cred.uid).copied().unwrap_or_default();
+            let orphaned = orphans.of(cred.uid);
             if shared {
                 scanned.push(Scanned {
                     id,
@@ -796,7 +836,7 @@ impl Slot {
             }
             let r = ring.scan(|ring, rec| {
                 if let Some((bytes, sender)) =
-                    self.check_record(&mut sink, &cred, ring, &rec, (qb, qc), (ob, oc))
+                    self.check_record(&mut sink, &cred, ring, &rec, (qb, qc), orphaned)
                 {
                     let mut data = sink.pool.take(rec.len);
                     ring.data_into(&rec, &mut data);
@@ -1242,18 +1282,10 @@ impl Slot {
             // What a privileged writer leaves is not counted: it is held to no share of
             // connections either.
             if st.shared.is_none() && c.queued_count > 0 && !self.privileged(&c.cred) {
-                let o = st.orphaned.entry(c.cred.uid).or_default();
-                o.0 += c.queued_bytes;
-                o.1 += c.queued_count;
-                st.gone.insert(id, (c.cred.uid, c.queued_count));
+                st.orphans
+                    .add(id, c.cred.uid, c.queued_bytes, c.queued_count);
             }
         }
-    }
-
-    /// What writers of `uid` that hung up still have queued (bytes, messages): counted in the
-    /// user's share (see [`within_share`](Self::within_share)).
-    fn orphaned(st: &State, uid: u32) -> (usize, usize) {
-        st.orphaned.get(&uid).copied().unwrap_or_default()
     }
 
     /// Reads what a writer sent on its socket: wake-up bytes (ring writers), or records (the
@@ -1370,13 +1402,10 @@ impl Slot {
         class: u8,
         sender: Sender,
     ) {
-        let orphaned = st
-            .conns
-            .get(id)
-            .map_or((0, 0), |c| Self::orphaned(st, c.cred.uid));
         let Some(c) = st.conns.get_mut(id) else {
             return;
         };
+        let orphaned = st.orphans.of(c.cred.uid);
         if data.len() > self.config.max_message_size
             || !self.within_share((c.queued_bytes, c.queued_count), orphaned, data.len())
         {
@@ -1652,11 +1681,11 @@ impl Slot {
             refused_remote,
             refused_behalf,
             waiters,
-            orphaned,
+            orphans,
             ..
         } = st;
         let c = conns.get_mut(first.id)?;
-        let (ob, oc) = orphaned.get(&c.cred.uid).copied().unwrap_or_default();
+        let orphaned = orphans.of(c.cred.uid);
         let ring = c.ring.as_mut()?;
         let (rec, next) = (first.rec, first.next);
         if rec.len > buf.len() {
@@ -1675,7 +1704,7 @@ impl Slot {
             ring,
             &rec,
             (c.queued_bytes, c.queued_count),
-            (ob, oc),
+            orphaned,
         );
         if let Some((len, _)) = checked {
             ring.data_to(&rec, &mut buf[..len]);
@@ -1725,19 +1754,8 @@ impl Slot {
         if let Some(c) = st.conns.get_mut(e.origin) {
             c.queued_bytes -= e.msg.data.len().min(c.queued_bytes);
             c.queued_count = c.queued_count.saturating_sub(1);
-        } else if let Some((uid, left)) = st.gone.get_mut(&e.origin) {
-            let uid = *uid;
-            *left -= 1;
-            if *left == 0 {
-                st.gone.remove(&e.origin);
-            }
-            if let Some(o) = st.orphaned.get_mut(&uid) {
-                o.0 -= e.msg.data.len().min(o.0);
-                o.1 = o.1.saturating_sub(1);
-                if o.1 == 0 {
-                    st.orphaned.remove(&uid);
-                }
-            }
+        } else {
+            st.orphans.remove(e.origin, e.msg.data.len());
         }
         Some(e.msg)
     }
@@ -2444,8 +2462,7 @@ impl Slot {
         sh.epoch_seen = sh.store.epoch();
         st.shared = Some(sh);
         // The store keeps its own shares (and bounds the queue by its size).
-        st.orphaned.clear();
-        st.gone.clear();
+        st.orphans = Orphans::default();
         Ok(())
     }
 
@@ -2619,8 +2636,7 @@ impl Slot {
         st.listener = None;
         st.conns.clear();
         st.per_uid.clear();
-        st.orphaned.clear();
-        st.gone.clear();
+        st.orphans = Orphans::default();
         st.queue = Queue::default();
         st.shared = None;
         if dead {

@@ -548,11 +548,15 @@ mod tests {
     /// Appends `n` records of `len` bytes to the writer's ring without looking at the quota,
     /// as a writer that ignores it would, and publishes them; returns how many fitted.
     fn flood(w: &Connection, n: usize, len: usize) -> usize {
+        flood_with(w, n, len, |_| 0x5a)
+    }
+
+    /// [`flood`], record `k` filled with the byte `fill(k)`.
+    fn flood_with(w: &Connection, n: usize, len: usize, fill: impl Fn(usize) -> u8) -> usize {
         let mut ring = w.lock_ring().expect("a writer of this process has a ring");
-        let data = vec![0x5a; len];
         let mut put = 0;
         while put < n && ring.fits(len, 0) {
-            ring.append(0, 2, None, &data, 0);
+            ring.append(0, 2, None, &vec![fill(put); len], 0);
             put += 1;
         }
         ring.publish();
@@ -697,12 +701,7 @@ mod tests {
         // A quota's worth on each connection: four times what the slot's store is made for.
         let writers: Vec<Connection> = (0..CONNS).map(|_| open(&name)).collect();
         for (i, w) in writers.iter().enumerate() {
-            let mut ring = w.lock_ring().expect("a writer of this process has a ring");
-            for j in 0..16u8 {
-                assert!(ring.fits(LEN, 0));
-                ring.append(0, 2, None, &[i as u8 * 16 + j; LEN], 0);
-            }
-            ring.publish();
+            assert_eq!(flood_with(w, 16, LEN, |j| (i * 16 + j) as u8), 16);
         }
         assert_eq!(slot.info().count, CONNS * 16, "all taken in");
         let _shared = slot.share().unwrap();
