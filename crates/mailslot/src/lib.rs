@@ -573,6 +573,17 @@ impl MailslotWriter {
         }
     }
 
+    /// Whether the owner has gone: it closed or deleted the mailslot, or its process died, so
+    /// that every write on this handle fails with `OwnerGone` (even if a new owner has taken
+    /// the name since: open it again to reach that one). Asks the kernel (one `poll`, nothing
+    /// is sent). Always `false` for a remote name.
+    pub fn owner_gone(&self) -> bool {
+        match &self.inner {
+            WriterInner::Local(c) => c.hung_up(),
+            WriterInner::Remote(_) => false,
+        }
+    }
+
     /// Whether the owner accepts messages from other hosts (`true` for a remote name).
     pub fn accepts_remote(&self) -> bool {
         match &self.inner {

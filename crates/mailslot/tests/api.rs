@@ -131,11 +131,17 @@ fn delete_tells_writers_and_frees_the_name_and_old_writers_stay_out() {
     let slot = Mailslot::create(&name).unwrap();
     let w = MailslotWriter::open(&name).unwrap();
     w.write(b"queued").unwrap();
+    assert!(!w.owner_gone());
     slot.delete();
+    assert!(
+        w.owner_gone(),
+        "a writer can ask whether its owner has gone"
+    );
     assert!(matches!(w.write(b"x"), Err(WriteError::OwnerGone)));
     let again = Mailslot::create(&name).unwrap();
     assert_eq!(again.info().count, 0, "queued data of the old slot is gone");
     // A writer of the old slot never writes into the new one.
+    assert!(w.owner_gone());
     assert!(matches!(w.write(b"x"), Err(WriteError::OwnerGone)));
     assert_eq!(again.info().count, 0);
 }

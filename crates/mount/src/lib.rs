@@ -117,8 +117,9 @@ struct Tables {
     dirs: HashSet<String>,
 }
 
-/// A connection `stat` asked a mailslot's owner on, kept for the next `stat` of that mailslot
-/// (a new connection costs the owner a ring; `ls -l` asks of every mailslot, often twice).
+/// A connection `stat` or `getxattr` asked a mailslot's owner on, kept for the next question
+/// about that mailslot (a new connection costs the owner a ring; `ls -l` asks of every
+/// mailslot, often twice).
 struct Querier {
     /// Locked while asking: one question at a time on a connection.
     writer: Arc<Mutex<MailslotWriter>>,
@@ -166,7 +167,7 @@ pub struct MailslotFs {
     handles: Mutex<HashMap<u64, Handle>>,
     /// Slots created through the mount, by path.
     owned: Mutex<HashMap<String, std::sync::Weak<OwnerFile>>>,
-    /// Connections that `stat` asks other owners on (see [`MailslotFs::queue_state`]).
+    /// Connections that `stat` and `getxattr` ask other owners on (see [`MailslotFs::querier`]).
     queriers: Mutex<Queriers>,
     /// The library refused this process's questions to owners (it is not trusted).
     queries_refused: AtomicBool,
@@ -372,26 +373,46 @@ impl MailslotFs {
             return None; // owners answer only root and the daemon's user
         }
         let name = slot_name(without_priority(path));
-        let kept = lock(&self.queriers).get(&name, Instant::now());
-        if let Some(w) = kept {
-            if let Ok(q) = lock(&w).queue_state(QUERY_TIMEOUT) {
-                return Some(q);
+        // A kept connection whose owner did not answer (it may have just gone) is let go, and
+        // the question asked once more on a new one.
+        loop {
+            let (w, kept) = self.querier(&name)?;
+            let answer = lock(&w).queue_state(QUERY_TIMEOUT);
+            match answer {
+                Ok(q) => return Some(q),
+                Err(e) => {
+                    lock(&self.queriers).forget(&name);
+                    if let WriteError::Open(OpenError::AccessDenied(_)) = e {
+                        // This process may not ask (not root, not the daemon's user): never again.
+                        self.queries_refused.store(true, Ordering::Relaxed);
+                        return None;
+                    }
+                    if !kept {
+                        return None;
+                    }
+                }
             }
-            // The owner went (perhaps another one has the name now), or did not answer.
-            lock(&self.queriers).forget(&name);
         }
-        let w = MailslotWriter::open_timeout(&name, QUERY_TIMEOUT).ok()?;
-        let q = match w.queue_state(QUERY_TIMEOUT) {
-            Ok(q) => q,
-            Err(WriteError::Open(OpenError::AccessDenied(_))) => {
-                // This process may not ask (not root, not the daemon's user): never again.
-                self.queries_refused.store(true, Ordering::Relaxed);
-                return None;
+    }
+
+    /// The connection this view asks the owner of `name` on (see [`Queriers`]): the one it
+    /// keeps while that owner is there (`true`), else a new one (`false`), kept from now on. So
+    /// that `stat` and `getxattr` do not make the owner accept a writer (and make its ring)
+    /// for every question. `None` when the mailslot cannot be opened.
+    fn querier(&self, name: &str) -> Option<(Arc<Mutex<MailslotWriter>>, bool)> {
+        let now = Instant::now();
+        let kept = lock(&self.queriers).get(name, now);
+        if let Some(w) = kept {
+            if !lock(&w).owner_gone() {
+                return Some((w, true));
             }
-            Err(_) => return None,
-        };
-        lock(&self.queriers).keep(name, Arc::new(Mutex::new(w)), Instant::now());
-        Some(q)
+            lock(&self.queriers).forget(name);
+        }
+        let w = Arc::new(Mutex::new(
+            MailslotWriter::open_timeout(name, QUERY_TIMEOUT).ok()?,
+        ));
+        lock(&self.queriers).keep(name.to_string(), w.clone(), now);
+        Some((w, false))
     }
 
     fn owner_file(&self, path: &str) -> Option<Arc<OwnerFile>> {
@@ -961,12 +982,9 @@ impl Filesystem for MailslotFs {
             b"user.mailslot.max_message_size" => match self.owner_file(&path) {
                 Some(o) => o.slot.info().max_message_size.to_string(),
                 None if remote_parts(&path).is_some() => return reply.error(Errno::ENODATA),
-                None => match MailslotWriter::open_timeout(
-                    &slot_name(without_priority(&path)),
-                    QUERY_TIMEOUT,
-                ) {
-                    Ok(w) => w.max_message_size().to_string(),
-                    Err(_) => return reply.error(Errno::ENODATA),
+                None => match self.querier(&slot_name(without_priority(&path))) {
+                    Some((w, _)) => lock(&w).max_message_size().to_string(),
+                    None => return reply.error(Errno::ENODATA),
                 },
             },
             n @ (b"user.mailslot.count"
@@ -1191,6 +1209,46 @@ mod tests {
         assert!(q.get("0", later).is_none());
         assert!(q.get("1", later).is_some());
         assert!(q.get("new", later).is_some());
+    }
+
+    /// `getxattr user.mailslot.max_message_size` of a mailslot another process owns asks on
+    /// the kept connection (one connection for any number of questions), and on a new one when
+    /// the owner has gone and another one has the name.
+    #[test]
+    fn attributes_of_another_owners_mailslot_are_asked_on_one_kept_connection() {
+        let path = format!("mount-unit/max-size-{}", std::process::id());
+        let name = slot_name(&path);
+        let fs = MailslotFs::new();
+        let first = Mailslot::builder()
+            .max_message_size(300)
+            .create(&name)
+            .unwrap();
+        let (w1, kept) = fs.querier(&name).unwrap();
+        assert!(!kept, "nothing was kept before the first question");
+        assert_eq!(lock(&w1).max_message_size(), 300);
+        for _ in 0..20 {
+            let (w, kept) = fs.querier(&name).unwrap();
+            assert!(
+                kept && Arc::ptr_eq(&w, &w1),
+                "a new connection for a later question"
+            );
+        }
+        assert_eq!(lock(&fs.queriers).0.len(), 1);
+        // The owner goes; a new owner of the name, with another maximum, is asked anew.
+        drop(first);
+        assert!(lock(&w1).owner_gone());
+        let _second = Mailslot::builder()
+            .max_message_size(500)
+            .create(&name)
+            .unwrap();
+        let (w2, kept) = fs.querier(&name).unwrap();
+        assert!(!kept && !Arc::ptr_eq(&w2, &w1));
+        assert_eq!(lock(&w2).max_message_size(), 500);
+        assert!(!lock(&w2).owner_gone());
+        // No mailslot: nothing to ask on, nothing kept.
+        let missing = slot_name(&format!("{path}-missing"));
+        assert!(fs.querier(&missing).is_none());
+        assert!(lock(&fs.queriers).get(&missing, Instant::now()).is_none());
     }
 
     #[test]

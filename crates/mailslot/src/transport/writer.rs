@@ -162,7 +162,7 @@ impl Connection {
     }
 
     /// Whether the owner's side of the connection is gone.
-    fn hung_up(&self) -> bool {
+    pub(crate) fn hung_up(&self) -> bool {
         self.control.is_closed()
             || sys::poll_one(self.sock.as_raw_fd(), 0, Some(Duration::ZERO))
                 .map(|r| r & (libc::POLLHUP | libc::POLLERR) != 0)
