@@ -64,7 +64,7 @@ const SLICE: Duration = Duration::from_millis(100);
 const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `stat` waits for the owner of a mailslot created elsewhere to say what it holds.
 const QUERY_TIMEOUT: Duration = Duration::from_millis(500);
-/// How long a connection `stat` asked on is kept without a question.
+/// How long a connection `stat` or `getxattr` asked on is kept without a question.
 const QUERIER_IDLE: Duration = Duration::from_secs(10);
 /// Most connections kept for `stat`.
 const QUERIERS_MAX: usize = 256;
@@ -161,7 +161,7 @@ impl Queriers {
     }
 }
 
-/// The filesystem: give it to [`mount`] (or to `fuser` directly).
+/// The filesystem: [`run`] mounts one (or give it to `fuser` directly).
 pub struct MailslotFs {
     tables: Mutex<Tables>,
     handles: Mutex<HashMap<u64, Handle>>,
