@@ -97,6 +97,24 @@ pub(crate) fn set_send_timeout(fd: &OwnedFd, timeout: Option<Duration>) -> io::R
     )?)
 }
 
+/// The socket's send buffer (`SO_SNDBUF`, as the kernel reports it).
+pub(crate) fn send_buffer_size(fd: &OwnedFd) -> io::Result<usize> {
+    Ok(rustix::net::sockopt::socket_send_buffer_size(fd)?)
+}
+
+/// Asks for a send buffer of `bytes` (`SO_SNDBUF`; the kernel caps it at `wmem_max`).
+pub(crate) fn set_send_buffer_size(fd: &OwnedFd, bytes: usize) -> io::Result<()> {
+    Ok(rustix::net::sockopt::set_socket_send_buffer_size(
+        fd, bytes,
+    )?)
+}
+
+/// Bytes of data waiting to be read on a socket (`FIONREAD`; on a `SOCK_SEQPACKET` Unix
+/// socket, of all its queued records).
+pub(crate) fn queued_bytes(fd: &OwnedFd) -> io::Result<u64> {
+    Ok(rustix::io::ioctl_fionread(fd)?)
+}
+
 /// `listen(2)`.
 pub(crate) fn listen(fd: &OwnedFd, backlog: i32) -> io::Result<()> {
     Ok(rustix::net::listen(fd, backlog)?)

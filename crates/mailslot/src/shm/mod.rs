@@ -234,7 +234,9 @@ impl Control {
 
     /// Publishes the queued totals (owner side).
     pub(crate) fn set_used(&self, bytes: usize, count: usize) {
-        let v = ((count as u64) << COUNT_SHIFT) | (bytes as u64 & BYTES_MASK);
+        // Saturated, not wrapped: past what the word holds, writers see at least that much.
+        let count = (count as u64).min(u64::MAX >> COUNT_SHIFT);
+        let v = (count << COUNT_SHIFT) | (bytes as u64).min(BYTES_MASK);
         self.view.u64(C_USED).store(v, SeqCst);
     }
 
@@ -401,6 +403,12 @@ pub(crate) struct RingReader {
     /// [`RingReader::first_if_uniform`]).
     uniform_end: u64,
     uniform_prio: u8,
+    /// Whether every record of that batch was looked at (not taken on the priority word's
+    /// say-so): such a batch stays valid whatever the word says later.
+    uniform_checked: bool,
+    /// Headers parsed so far (tests count the work of a read).
+    #[cfg(test)]
+    parses: std::cell::Cell<u64>,
 }
 
 /// One record found by [`RingReader::scan`].
@@ -464,6 +472,9 @@ impl RingReader {
             count: 0,
             uniform_end: 0,
             uniform_prio: 0,
+            uniform_checked: false,
+            #[cfg(test)]
+            parses: std::cell::Cell::new(0),
         }
     }
 
@@ -476,6 +487,9 @@ impl RingReader {
     /// or puts back an earlier [`position`](Self::position) of this reader.
     pub(crate) fn set_position(&mut self, (head, bytes, count): (u64, u64, u64)) {
         self.head = head;
+        // What was looked at from the old position says nothing about this one.
+        self.uniform_end = head;
+        self.uniform_checked = false;
         self.bytes = bytes;
         self.count = count;
         self.committed.0 = self.committed.0.min(head);
@@ -486,6 +500,20 @@ impl RingReader {
     /// Marks everything taken in as told to the writer (another holder did the telling).
     pub(crate) fn assume_committed(&mut self) {
         self.committed = (self.head, self.bytes, self.count);
+    }
+
+    /// [`assume_committed`](Self::assume_committed) if the ring's words already say what this
+    /// reader's position is (another holder told the writer); otherwise a later
+    /// [`commit`](Self::commit) tells it. (The words are in the writer's mapping: a writer that
+    /// changes them only gets its own ring's position told again.)
+    pub(crate) fn assume_committed_if_told(&mut self) {
+        let v = &self.ring.view;
+        if v.u64(R_HEAD).load(Acquire) == self.head
+            && v.u64(R_SCANNED_BYTES).load(Acquire) == self.bytes
+            && v.u64(R_SCANNED_COUNT).load(Acquire) == self.count
+        {
+            self.assume_committed();
+        }
     }
 
     /// Writes `bytes` over the writer's header words and the records, as a hostile writer may
@@ -616,6 +644,8 @@ impl RingReader {
     /// The record at `at` (skipping a wrap mark) and where the next one starts; `None` when
     /// only a wrap mark is left before `tail`; `Corrupt` when the record does not fit.
     fn parse_at(&self, mut at: u64, tail: u64) -> Result<Option<(Record, u64)>, Corrupt> {
+        #[cfg(test)]
+        self.parses.set(self.parses.get() + 1);
         let pos = self.ring.pos(at);
         let to_end = self.ring.cap - pos;
         let mut hdr = [0u8; REC_HDR];
@@ -665,7 +695,9 @@ impl RingReader {
     /// its priority, so the owner may read it straight from the ring, in order — and where the
     /// next one starts. `None` when the ring is empty, a later record has another priority, or a
     /// record is broken (a scan then takes everything in, and finds it). Each record's header is
-    /// checked once: what was looked at is remembered.
+    /// checked once: what was looked at is remembered, and a read looks only at what was
+    /// published since (a writer that has written several priorities costs each read the
+    /// records published since the last one, not the whole ring again).
     pub(crate) fn first_if_uniform(&mut self) -> Option<(Record, u64)> {
         if self.uniform_end < self.head {
             self.uniform_end = self.head;
@@ -680,9 +712,12 @@ impl RingReader {
             if only == Some(u32::from(self.uniform_prio.min(31))) {
                 return self.parse_at(self.head, self.uniform_end).ok()?;
             }
-            // Another priority since the batch began: look at each record from the head again
-            // (the batch may have been taken on the word's say-so, record by record unchecked).
-            self.uniform_end = self.head;
+            // Another priority since the batch began: a batch taken on the word's say-so
+            // (record by record unchecked) is looked at again from the head; one whose records
+            // were all looked at stays, and only what was published after it is looked at.
+            if !self.uniform_checked {
+                self.uniform_end = self.head;
+            }
         }
         let tail = self.tail().ok()?;
         if let (Some(p), true) = (only, tail > self.head) {
@@ -693,9 +728,10 @@ impl RingReader {
             // the word change and looks again; a writer that lies in the word reorders only its
             // own messages.
             if let Some((rec, next)) = self.parse_at(self.head, tail).ok()? {
-                if u32::from(rec.priority) == p {
+                if u32::from(rec.priority) == p && self.uniform_end == self.head {
                     self.uniform_prio = rec.priority;
                     self.uniform_end = tail;
+                    self.uniform_checked = false;
                     return Some((rec, next));
                 }
             }
@@ -707,6 +743,7 @@ impl RingReader {
             };
             if self.uniform_end == self.head {
                 self.uniform_prio = rec.priority;
+                self.uniform_checked = true;
             } else if rec.priority != self.uniform_prio {
                 return None;
             }
@@ -1070,6 +1107,53 @@ mod tests {
         assert_eq!(got[1].0, 0);
         assert_eq!(got[1].2, b"plain");
         assert_eq!(record_size(5, REC_BEHALF), 16 + 16 + 8);
+    }
+
+    #[test]
+    fn a_writer_of_several_priorities_costs_each_read_only_what_it_published_since() {
+        let (fd, mut r) = RingReader::create(64 << 10).unwrap();
+        let mut w = RingWriter::attach(&fd).unwrap();
+        // One record of another priority first: from then on the priority word has two bits,
+        // and every read has to look at what was published after the batch it reads from.
+        w.append(5, 2, None, b"x", 0);
+        w.publish();
+        let (rec, next) = r.first_if_uniform().unwrap();
+        r.skip_first(next, rec.len);
+        let mut n = 0u64;
+        while w.fits(0, 0) {
+            w.append(2, 2, None, &[], 0);
+            n += 1;
+        }
+        w.publish();
+        assert!(n > 1000, "{n} records");
+        let before = r.parses.get();
+        let mut read = 0;
+        while let Some((rec, next)) = r.first_if_uniform() {
+            assert_eq!(rec.priority, 2);
+            r.skip_first(next, rec.len);
+            read += 1;
+        }
+        assert_eq!(read, n);
+        // Each header looked at once by the walk and once more when read (it was n² / 2).
+        let parses = r.parses.get() - before;
+        assert!(parses <= 2 * n + 4, "{parses} parses for {n} records");
+
+        // A batch that was looked at stays, but a record of another priority published after
+        // it is still seen before the batch is read on: the read says "not uniform" (the
+        // caller takes everything in and orders it).
+        for i in 0..3u8 {
+            w.append(2, 2, None, &[i], 0);
+        }
+        w.publish();
+        let (rec, next) = r.first_if_uniform().unwrap();
+        r.skip_first(next, rec.len);
+        w.append(5, 2, None, b"urgent", 0);
+        w.publish();
+        assert!(r.first_if_uniform().is_none());
+        // Put back to an earlier position, the batch is looked at again from there.
+        let at = r.position();
+        r.set_position(at);
+        assert!(r.first_if_uniform().is_none());
     }
 
     #[test]

@@ -112,6 +112,33 @@ pub(crate) fn record_size(len: usize) -> u64 {
     (REC + len.next_multiple_of(8)) as u64
 }
 
+/// What a batch of messages needs of the levels, in whatever order it is stored: per level,
+/// the records' sizes and the largest one (a wrap wastes less than the record that wraps).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Need {
+    bytes: [u64; LEVELS],
+    largest: [u64; LEVELS],
+}
+
+impl Need {
+    /// Counts one message of `len` bytes at `priority`.
+    pub(crate) fn add(&mut self, priority: u8, len: usize) {
+        let l = usize::from(priority).min(LEVELS - 1);
+        let size = record_size(len);
+        self.bytes[l] = self.bytes[l].saturating_add(size);
+        self.largest[l] = self.largest[l].max(size);
+    }
+
+    /// Both batches together.
+    pub(crate) fn with(mut self, other: &Self) -> Self {
+        for l in 0..LEVELS {
+            self.bytes[l] = self.bytes[l].saturating_add(other.bytes[l]);
+            self.largest[l] = self.largest[l].max(other.largest[l]);
+        }
+        self
+    }
+}
+
 /// The settings of a mailslot, as every holder needs them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Settings {
@@ -206,10 +233,16 @@ fn levels_off() -> usize {
 
 /// Bytes a level needs: room for the whole quota and the message limit's record headers, twice
 /// (writers that write at the same instant may go past the quota together), plus a wrap.
-fn level_capacity(s: &Settings) -> u64 {
-    let need = 2 * (s.quota + s.max_messages.saturating_mul(REC as u64))
-        + 2 * record_size(s.max_message_size as usize);
-    need.next_multiple_of(PAGE as u64)
+/// What a level holds: twice the quota and the message limit's records, and two largest
+/// records; `None` when that does not fit a 64-bit size.
+fn level_capacity(s: &Settings) -> Option<u64> {
+    let records = s.max_messages.checked_mul(REC as u64)?;
+    let largest = (REC as u64).checked_add(s.max_message_size.checked_next_multiple_of(8)?)?;
+    s.quota
+        .checked_add(records)?
+        .checked_add(largest)?
+        .checked_mul(2)?
+        .checked_next_multiple_of(PAGE as u64)
 }
 
 impl Store {
@@ -219,11 +252,18 @@ impl Store {
         if s.name.len() > NAME_MAX {
             return Err(invalid("name too long for a shared mailslot"));
         }
-        let level_cap = level_capacity(s).max(at_least.next_multiple_of(PAGE as u64));
-        let size = levels_off() as u64 + LEVELS as u64 * level_cap;
-        let fd = sys::memfd(c"mailslot-store", size as usize)?;
+        let too_large = || invalid("quota or message limit too large for a shared mailslot");
+        let level_cap = level_capacity(s)
+            .ok_or_else(too_large)?
+            .max(at_least.next_multiple_of(PAGE as u64));
+        let size = (LEVELS as u64)
+            .checked_mul(level_cap)
+            .and_then(|l| l.checked_add(levels_off() as u64))
+            .and_then(|t| usize::try_from(t).ok())
+            .ok_or_else(too_large)?;
+        let fd = sys::memfd(c"mailslot-store", size)?;
         sys::add_seals(&fd, libc::F_SEAL_SEAL)?;
-        let store = Self::map(&fd, size as usize, level_cap)?;
+        let store = Self::map(&fd, size, level_cap)?;
         let v = &store.view;
         v.u64(H_LEVEL_CAP).store(level_cap, SeqCst);
         v.u32(H_TABLE_LEN).store(TABLE_LEN as u32, SeqCst);
@@ -260,9 +300,13 @@ impl Store {
             return Err(invalid("not a mailslot store"));
         }
         let level_cap = v.u64(H_LEVEL_CAP).load(SeqCst);
-        if level_cap % PAGE as u64 != 0
+        if level_cap < PAGE as u64
+            || level_cap % PAGE as u64 != 0
             || v.u32(H_TABLE_LEN).load(SeqCst) as usize != TABLE_LEN
-            || Some(size as u64) != (levels_off() as u64).checked_add(LEVELS as u64 * level_cap)
+            || Some(size as u64)
+                != (LEVELS as u64)
+                    .checked_mul(level_cap)
+                    .and_then(|l| l.checked_add(levels_off() as u64))
         {
             return Err(invalid("mailslot store of the wrong size"));
         }
@@ -564,6 +608,20 @@ impl Store {
         true
     }
 
+    /// Whether a batch that needs `need` is sure to fit in the levels now, in any order
+    /// ([`stage`](Self::stage) may find room for a little more).
+    pub(crate) fn fits(&self, need: &Need) -> bool {
+        (0..LEVELS).all(|l| {
+            let (head, tail) = self.level(l);
+            need.bytes[l] == 0
+                || (tail >= head
+                    && (tail - head)
+                        .saturating_add(need.bytes[l])
+                        .saturating_add(need.largest[l])
+                        <= self.level_cap)
+        })
+    }
+
     /// Records a ring's new read position for this batch.
     pub(crate) fn stage_ring(&mut self, idx: u32, p: &RingPos) {
         if idx as usize >= TABLE_LEN || self.journal_n >= TABLE_LEN {
@@ -821,6 +879,9 @@ impl Store {
             self.set_share(*idx, b, c);
         }
         self.bump_epoch();
+        // The dead holder may have parked a connection without telling the others: they go
+        // round the park again.
+        self.bump_generation();
     }
 }
 
@@ -991,5 +1052,41 @@ mod tests {
         t.join().unwrap();
         s.lock().unwrap();
         s.unlock();
+    }
+
+    /// A store whose level capacity is 0, or so large that ten levels wrap around to the
+    /// memfd's real size, is refused as not a mailslot's (it would divide by zero, or index far
+    /// outside the mapping).
+    #[test]
+    fn a_forged_level_capacity_is_refused() {
+        for (cap, size) in [
+            (0, levels_off()),
+            ((1u64 << 63) + PAGE as u64, levels_off() + LEVELS * PAGE),
+        ] {
+            let fd = sys::memfd(c"forged", size).unwrap();
+            let probe = Store::map(&fd, size, 0).unwrap();
+            let v = &probe.view;
+            v.u64(H_LEVEL_CAP).store(cap, SeqCst);
+            v.u32(H_TABLE_LEN).store(TABLE_LEN as u32, SeqCst);
+            v.u32(H_VERSION).store(VERSION, SeqCst);
+            v.u32(H_MAGIC).store(MAGIC, SeqCst);
+            drop(probe);
+            let err = Store::attach(&fd).err().expect("refused");
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{cap}: {err}");
+        }
+    }
+
+    /// Settings whose level would not fit a 64-bit size make no store (a clear error; they
+    /// made one of a wrapped size, and the first message then indexed outside it).
+    #[test]
+    fn a_quota_too_large_for_a_store_is_an_error() {
+        for quota in [u64::MAX, 1 << 62] {
+            let s = Settings {
+                quota,
+                ..settings()
+            };
+            let err = Store::create(&s, 0).err().expect("refused");
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{quota}: {err}");
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! Owner side of one mailslot: listener, writer connections, the queue, reading and waiting.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -29,6 +29,14 @@ const CORE_MAGIC: &[u8; 8] = b"MSCORE1\0";
 const CORE_FDS: usize = 7;
 /// Writer connections per park message (two descriptors each).
 const PARK_PAIRS: usize = sys::MAX_PASS_FDS / 2;
+/// What one message in the park costs of its send buffer, at most (the kernel counts each
+/// queued record's buffer, ≈ 770 bytes for one that passes descriptors).
+const PARK_MESSAGE_COST: usize = 1024;
+/// Messages the park keeps room for beyond new connections: a round sends a marker and each
+/// message again before it takes it off, and packing sends a message before taking any off.
+const PARK_HEADROOM: usize = 4;
+/// The send buffer a new park asks for (the kernel gives at most `net.core.wmem_max`).
+const PARK_BUFFER: usize = 4 << 20;
 /// Connections one user other than root, the owner's user and the daemon's may hold open to one
 /// mailslot; more are refused with [`Refusal::Busy`], so that nobody can use up the owner's
 /// descriptors.
@@ -67,6 +75,9 @@ pub(crate) fn policy_admits(
 }
 /// A busy reader reads the sockets (new writers, hang-ups) at least once per this many reads.
 const DRAIN_EVERY: u32 = 64;
+
+/// Longest sleep of a reader of a shared slot before it looks again (see `read`).
+const SHARED_LOOK_EVERY: Duration = Duration::from_millis(500);
 /// How long a reader polls before it starts yielding the CPU between polls.
 const SPIN_BEFORE_YIELD: Duration = Duration::from_micros(4);
 /// Spins in a row without a message after which a reader stops spinning.
@@ -126,6 +137,9 @@ struct Conn {
     /// than the quota on its own, so records past that are a writer's misbehaviour (dropped).
     queued_bytes: usize,
     queued_count: usize,
+    /// The writer hung up while its ring still held records that a shared store had no room
+    /// for: the connection stays (out of the epoll) until they are taken in.
+    closing: bool,
 }
 
 impl Conn {
@@ -808,6 +822,16 @@ impl Slot {
         // Split borrows: the rings live in `conns`, the queue and buffers in the rest of `st`.
         let conns = &mut st.conns;
         let orphans = &st.orphans;
+        // What each user's connections have queued, kept up to date as the rings are taken in
+        // (a connection's records count in its user's share with its other connections').
+        // (With one connection there are no others to count.)
+        let mut users: HashMap<u32, (usize, usize)> = HashMap::new();
+        if conns.len() > 1 {
+            for c in conns.values() {
+                let u = users.entry(c.cred.uid).or_default();
+                *u = (u.0 + c.queued_bytes, u.1 + c.queued_count);
+            }
+        }
         let mut sink = Sink {
             incoming: &mut st.incoming,
             pool: &mut st.pool,
@@ -825,7 +849,11 @@ impl Slot {
             }
             let cred = c.cred;
             let (mut qb, mut qc) = (c.queued_bytes, c.queued_count);
-            let orphaned = orphans.of(cred.uid);
+            let user = users.get(&cred.uid).copied().unwrap_or_default();
+            let others = plus(
+                orphans.of(cred.uid),
+                (user.0.saturating_sub(qb), user.1.saturating_sub(qc)),
+            );
             if shared {
                 scanned.push(Scanned {
                     id,
@@ -836,7 +864,7 @@ impl Slot {
             }
             let r = ring.scan(|ring, rec| {
                 if let Some((bytes, sender)) =
-                    self.check_record(&mut sink, &cred, ring, &rec, (qb, qc), orphaned)
+                    self.check_record(&mut sink, &cred, ring, &rec, (qb, qc), others)
                 {
                     let mut data = sink.pool.take(rec.len);
                     ring.data_into(&rec, &mut data);
@@ -855,6 +883,12 @@ impl Slot {
                     });
                 }
             });
+            if let Some(u) = users.get_mut(&cred.uid) {
+                *u = (
+                    u.0 + qb.saturating_sub(c.queued_bytes),
+                    u.1 + qc.saturating_sub(c.queued_count),
+                );
+            }
             c.queued_bytes = qb;
             c.queued_count = qc;
             if r.is_err() {
@@ -884,14 +918,25 @@ impl Slot {
             st.dropped_writers += 1;
             self.remove_conn(st, id);
         }
+        // Writers that hung up before their rings could be taken in: gone once they are.
+        let done: Vec<u64> = st
+            .conns
+            .iter_mut()
+            .filter(|(_, c)| c.closing && !c.ring.as_ref().is_some_and(RingReader::has_records))
+            .map(|(id, _)| id)
+            .collect();
+        for id in done {
+            self.remove_conn(st, id);
+        }
     }
 
     /// Moves what a scan took in into the shared store, with the scanned rings' new read
     /// positions: all rings as one batch (in stamp order across them) when the store has room
-    /// for it all; else ring by ring, so that the rings whose records do not fit now (a user
-    /// with many connections can fill the store) do not keep the others' out. A ring that does
-    /// not fit is put back where it was (its records stay there, looked at again next time);
-    /// returns the ids of those rings.
+    /// for it all; else as many whole rings as fit, oldest record first, again as one batch, so
+    /// that the rings whose records do not fit now (a user with many connections can fill the
+    /// store) neither keep the others out nor change their order. A ring that does not fit is
+    /// put back where it was (its records stay there, looked at again next time); returns the
+    /// ids of those rings.
     fn store_incoming(&self, st: &mut State, scanned: &[Scanned]) -> Vec<u64> {
         let State {
             shared,
@@ -909,18 +954,46 @@ impl Slot {
         incoming.sort_by_key(|e| e.seq);
         let mut put_back = Vec::new();
         if !Self::store_batch(sh, conns, incoming.iter(), scanned) {
+            // Not all at once: the rings that fit together, the one with the oldest record
+            // first, go in as one batch — still in stamp order across them, so that the order
+            // of their writers' messages among each other holds.
+            let mut needs: HashMap<u64, (u64, store::Need)> = HashMap::new();
+            for e in incoming.iter() {
+                let (_, need) = needs
+                    .entry(e.origin)
+                    .or_insert((e.seq, store::Need::default()));
+                need.add(e.msg.priority, e.msg.data.len());
+            }
+            let mut order: Vec<&Scanned> = scanned.iter().collect();
+            order.sort_by_key(|sc| needs.get(&sc.id).map_or(0, |n| n.0));
+            let mut kept = store::Need::default();
+            let mut keep: HashSet<u64> = HashSet::new();
+            for sc in order {
+                let with = needs.get(&sc.id).map_or(kept, |(_, n)| kept.with(n));
+                if sh.store.fits(&with) {
+                    kept = with;
+                    keep.insert(sc.id);
+                }
+            }
+            let kept_rings: Vec<Scanned> = scanned
+                .iter()
+                .filter(|sc| keep.contains(&sc.id))
+                .cloned()
+                .collect();
+            let entries = incoming.iter().filter(|e| keep.contains(&e.origin));
+            let stored = Self::store_batch(sh, conns, entries, &kept_rings);
             for sc in scanned {
-                let mine: Vec<&Entry> = incoming.iter().filter(|e| e.origin == sc.id).collect();
-                if !Self::store_batch(sh, conns, mine, std::slice::from_ref(sc)) {
-                    put_back.push(sc.id);
-                    let Some(c) = conns.get_mut(sc.id) else {
-                        continue;
-                    };
-                    if let Some(r) = c.ring.as_mut() {
-                        r.set_position(sc.pos);
-                        c.queued_bytes = sc.queued_bytes;
-                        c.queued_count = sc.queued_count;
-                    }
+                if stored && keep.contains(&sc.id) {
+                    continue;
+                }
+                put_back.push(sc.id);
+                let Some(c) = conns.get_mut(sc.id) else {
+                    continue;
+                };
+                if let Some(r) = c.ring.as_mut() {
+                    r.set_position(sc.pos);
+                    c.queued_bytes = sc.queued_bytes;
+                    c.queued_count = sc.queued_count;
                 }
             }
         }
@@ -958,19 +1031,19 @@ impl Slot {
     }
 
     /// Whether a writer's connection may queue one more message of `len` bytes, with `queued`
-    /// (bytes, messages) queued from it and `orphaned` from its user's connections that hung
-    /// up. A writer on its own never holds more than the quota (past that it ignored it), and
+    /// (bytes, messages) queued from it and `others` from its user's other connections, live
+    /// or hung up. A writer on its own never holds more than the quota (past that it ignored it), and
     /// a user never more than its connections could hold at once: without the second bound, a
     /// writer that ignores the quota could hang up and connect again to queue another quota's
     /// worth, as often as it liked. (Honest writers never come near either: they keep to the
     /// quota of the whole slot.)
-    fn within_share(&self, queued: (usize, usize), orphaned: (usize, usize), len: usize) -> bool {
+    fn within_share(&self, queued: (usize, usize), others: (usize, usize), len: usize) -> bool {
         let (quota, max) = (self.config.quota, self.config.max_messages);
         let conns = MAX_CONNS_PER_UID as usize;
         queued.0 + len <= quota
             && queued.1 < max
-            && orphaned.0 + queued.0 + len <= quota.saturating_mul(conns)
-            && orphaned.1 + queued.1 < max.saturating_mul(conns)
+            && others.0 + queued.0 + len <= quota.saturating_mul(conns)
+            && others.1 + queued.1 < max.saturating_mul(conns)
     }
 
     /// Checks one ring record: `Some((len, sender))` to queue it, `None` (counted) to drop it.
@@ -981,13 +1054,13 @@ impl Slot {
         ring: &RingReader,
         rec: &Record,
         queued: (usize, usize),
-        orphaned: (usize, usize),
+        others: (usize, usize),
     ) -> Option<(usize, Sender)> {
         let valid = rec.priority <= crate::types::MAX_PRIORITY
             && (rec.class == 1 || rec.class == 2)
             && (rec.flags == 0 || rec.flags == REC_REMOTE || rec.flags == REC_BEHALF)
             && rec.len <= self.config.max_message_size
-            && self.within_share(queued, orphaned, rec.len);
+            && self.within_share(queued, others, rec.len);
         if !valid {
             *sink.dropped += 1;
             return None;
@@ -1214,27 +1287,47 @@ impl Slot {
                     pass.clear();
                 }
             }
+            // ... and is parked before the writer hears that it may write: a connection the
+            // park has no room for is refused (`Busy`), never accepted and then lost.
+            let mut parked = false;
+            if let (Some(sh), Some((idx, ino)), Some(rfd)) =
+                (st.shared.as_mut(), entry, ring_fd.as_ref())
+            {
+                if Self::park_room(sh) <= PARK_HEADROOM {
+                    // Pack what is there into as few messages as it needs.
+                    Self::repark(sh);
+                }
+                parked = Self::park_room(sh) > PARK_HEADROOM
+                    && sys::dup_cloexec(conn.as_raw_fd())
+                        .and_then(|c| {
+                            let r = sys::dup_cloexec(rfd.as_raw_fd())?;
+                            Self::park(sh, &[(idx, ino, c, r)])
+                        })
+                        .is_ok();
+                if !parked {
+                    sh.store.free(idx);
+                    entry = None;
+                    greeting.refusal = Some(Refusal::Busy);
+                    pass.clear();
+                }
+            }
             let bytes = greeting.encode();
             let sent = sys::send_parts(conn.as_raw_fd(), &[&bytes], &pass, true).is_ok();
             if !sent || greeting.refusal.is_some() {
                 if greeting.refusal == Some(Refusal::Denied) {
                     st.refused += 1;
                 }
-                if let (Some(sh), Some((idx, _))) = (st.shared.as_ref(), entry) {
+                if let (Some(sh), Some((idx, _))) = (st.shared.as_mut(), entry) {
                     sh.store.free(idx);
+                    if parked {
+                        // (The park's copy goes at the next round: its entry is gone.)
+                        sh.park_dirty = true;
+                    }
                 }
                 continue; // dropping `conn` closes it
             }
             let (idx, ino) = entry.unwrap_or((u32::MAX, 0));
-            if let (Some(sh), Some(rfd)) = (st.shared.as_mut(), ring_fd.as_ref()) {
-                let parked = sys::dup_cloexec(conn.as_raw_fd()).and_then(|c| {
-                    let r = sys::dup_cloexec(rfd.as_raw_fd())?;
-                    Self::park(sh, &[(idx, ino, c, r)])
-                });
-                if parked.is_err() {
-                    sh.store.free(idx);
-                    continue;
-                }
+            if let Some(sh) = st.shared.as_mut() {
                 sh.store.bump_generation();
                 sh.gen_seen = sh.store.generation();
                 sys::eventfd_signal(sh.doorbell.as_raw_fd());
@@ -1343,9 +1436,30 @@ impl Slot {
         }
     }
 
-    /// A writer closed its connection: take in what its ring still holds, then forget it.
+    /// A writer closed its connection: take in what its ring still holds, then forget it — or,
+    /// when a shared store had no room for all of that, keep the ring until it has (see
+    /// [`Self::scan_rings`]): those are messages the writer was told were written.
     fn hang_up(&self, st: &mut State, id: u64) {
         self.scan_rings(st, true);
+        let Some(c) = st.conns.get_mut(id) else {
+            return;
+        };
+        if c.ring.as_ref().is_some_and(RingReader::has_records) {
+            if !c.closing {
+                c.closing = true;
+                // Its socket has nothing more to say (and would say so at every wait).
+                if let Some(fds) = self.fds.get() {
+                    let _ = sys::epoll_ctl(
+                        fds.epoll.as_raw_fd(),
+                        libc::EPOLL_CTL_DEL,
+                        c.fd.as_raw_fd(),
+                        0,
+                        0,
+                    );
+                }
+            }
+            return;
+        }
         self.remove_conn(st, id);
     }
 
@@ -1402,12 +1516,15 @@ impl Slot {
         class: u8,
         sender: Sender,
     ) {
+        let Some(uid) = st.conns.get(id).map(|c| c.cred.uid) else {
+            return;
+        };
+        let others = plus(st.orphans.of(uid), st.conns.queued_by(uid, id));
         let Some(c) = st.conns.get_mut(id) else {
             return;
         };
-        let orphaned = st.orphans.of(c.cred.uid);
         if data.len() > self.config.max_message_size
-            || !self.within_share((c.queued_bytes, c.queued_count), orphaned, data.len())
+            || !self.within_share((c.queued_bytes, c.queued_count), others, data.len())
         {
             st.dropped += 1;
             return;
@@ -1610,9 +1727,16 @@ impl Slot {
                     break Err(e.into());
                 }
             };
+            // A holder of a shared slot looks again now and then however long it may wait: one
+            // killed in a read may have left writers told not to wake anyone and the doorbell
+            // unrung (the look takes the holders' lock, which mends what the dead one left).
+            let wait = match st.shared {
+                Some(_) => Some(remaining.map_or(SHARED_LOOK_EVERY, |r| r.min(SHARED_LOOK_EVERY))),
+                None => remaining,
+            };
             drop(st);
             let mut ev = [libc::epoll_event { events: 0, u64: 0 }; 1];
-            let r = sys::epoll_wait(wait_fd, &mut ev, remaining);
+            let r = sys::epoll_wait(wait_fd, &mut ev, wait);
             st = self.lock();
             self.end_wait(&mut st);
             r?;
@@ -1685,7 +1809,12 @@ impl Slot {
             ..
         } = st;
         let c = conns.get_mut(first.id)?;
-        let orphaned = orphans.of(c.cred.uid);
+        let uid = c.cred.uid;
+        let others = match conns.len() {
+            1 => orphans.of(uid),
+            _ => plus(orphans.of(uid), conns.queued_by(uid, first.id)),
+        };
+        let c = conns.get_mut(first.id)?;
         let ring = c.ring.as_mut()?;
         let (rec, next) = (first.rec, first.next);
         if rec.len > buf.len() {
@@ -1704,7 +1833,7 @@ impl Slot {
             ring,
             &rec,
             (c.queued_bytes, c.queued_count),
-            orphaned,
+            others,
         );
         if let Some((len, _)) = checked {
             ring.data_to(&rec, &mut buf[..len]);
@@ -2038,11 +2167,17 @@ struct FirstRecord {
 }
 
 /// Where a scan found a ring of a shared slot (to put it back when the store has no room).
+#[derive(Clone)]
 struct Scanned {
     id: u64,
     pos: (u64, u64, u64),
     queued_bytes: usize,
     queued_count: usize,
+}
+
+/// Two (bytes, messages) counts together.
+fn plus(a: (usize, usize), b: (usize, usize)) -> (usize, usize) {
+    (a.0.saturating_add(b.0), a.1.saturating_add(b.1))
 }
 
 fn sender_of(kind: u8, b: &[u8; store::SENDER]) -> Sender {
@@ -2130,7 +2265,10 @@ impl Slot {
         for (_, c) in st.conns.iter_mut() {
             if let (Some(r), Some(e)) = (c.ring.as_mut(), sh.store.entry(c.idx)) {
                 r.set_position((e.pos.head, e.pos.bytes, e.pos.count));
-                r.assume_committed();
+                // Told to the writer already, unless a holder died between taking the records
+                // into the store and telling it: then it is told again (it would count them
+                // against the quota for ever).
+                r.assume_committed_if_told();
                 c.queued_bytes = e.pos.queued_bytes as usize;
                 c.queued_count = e.pos.queued_count as usize;
             }
@@ -2156,7 +2294,7 @@ impl Slot {
         for id in gone {
             self.forget_conn(st, id);
         }
-        let have: std::collections::HashSet<u32> = st.conns.values().map(|c| c.idx).collect();
+        let have: HashSet<u32> = st.conns.values().map(|c| c.idx).collect();
         for (idx, ino, conn, ring_fd) in live {
             if have.contains(&idx) {
                 continue;
@@ -2167,7 +2305,8 @@ impl Slot {
             self.add_conn(st, conn, cred, Some(ring), Some(ring_fd), idx, ino);
         }
         self.load_positions(st);
-        if let Some(sh) = st.shared.as_mut() {
+        if let (Some(sh), true) = (st.shared.as_mut(), whole) {
+            // (A round cut short is tried again at the next operation.)
             sh.gen_seen = sh.store.generation();
         }
     }
@@ -2230,8 +2369,9 @@ impl Slot {
         if sys::send_parts(a, &[&marker], &[], true).is_err() || step() {
             return (live, false);
         }
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = HashSet::new();
         let mut buf = [0u8; 16];
+        let mut resent = 0;
         let whole = loop {
             let Ok(Some(got)) = sys::peek_msg(b, &mut buf) else {
                 break false; // our own marker is in there: only an error ends here
@@ -2266,6 +2406,7 @@ impl Slot {
             if Self::park(sh, &keep).is_err() || step() {
                 break false;
             }
+            resent += keep.len().div_ceil(PARK_PAIRS);
             live.extend(keep);
             drop(sys::recv_msg(b, &mut buf, true));
             if step() {
@@ -2278,8 +2419,59 @@ impl Slot {
                     sh.store.free(idx);
                 }
             }
+            if resent > live.len().div_ceil(PARK_PAIRS) + PARK_HEADROOM {
+                Self::pack_park(sh, &live, resent);
+            }
         }
         (live, whole)
+    }
+
+    /// Messages the park can still take (its send buffer counts every queued message; the
+    /// queued data is a byte per message and a few per marker, so this errs on the safe side).
+    fn park_room(sh: &Shared) -> usize {
+        let cap = sys::send_buffer_size(&sh.park_a).unwrap_or(0) / PARK_MESSAGE_COST;
+        let queued = sys::queued_bytes(&sh.park_b).map_or(usize::MAX, |n| n as usize);
+        cap.saturating_sub(queued)
+    }
+
+    /// After a whole round the park holds the round's `resent` messages, in the order of
+    /// `live`, each with what one message had before (one connection each, for the connections
+    /// accepted one by one): packs them into as few messages as they need, so that the park
+    /// has room for many more. Each packed message is sent before the messages it replaces
+    /// are taken off (a holder that dies here leaves copies, which the next round drops, never
+    /// a gap), so packing needs room for one message only.
+    fn pack_park(sh: &Shared, live: &[(u32, u64, OwnedFd, OwnedFd)], mut resent: usize) {
+        let b = sh.park_b.as_raw_fd();
+        let mut buf = [0u8; 16];
+        let mut packed: HashSet<(u64, u64)> = HashSet::new();
+        for chunk in live.chunks(PARK_PAIRS) {
+            if Self::park(sh, chunk).is_err() {
+                return;
+            }
+            for (_, ci, _, r) in chunk {
+                if let Ok((_, ri)) = sys::file_id(r.as_raw_fd()) {
+                    packed.insert((*ci, ri));
+                }
+            }
+            // Take off the messages at the front whose connections are all in packed ones.
+            while resent > 0 {
+                let Ok(Some(got)) = sys::peek_msg(b, &mut buf) else {
+                    return;
+                };
+                let mut it = got.fds.iter();
+                let mut all = !got.fds.is_empty();
+                while let (Some(c), Some(r)) = (it.next(), it.next()) {
+                    let ids = sys::file_id(c.as_raw_fd())
+                        .and_then(|(_, ci)| Ok((ci, sys::file_id(r.as_raw_fd())?.1)));
+                    all &= ids.is_ok_and(|ids| packed.contains(&ids));
+                }
+                if !all {
+                    break;
+                }
+                drop(sys::recv_msg(b, &mut buf, true));
+                resent -= 1;
+            }
+        }
     }
 
     /// Adds a connection to this process's set and its epoll.
@@ -2324,6 +2516,7 @@ impl Slot {
                 ino,
                 queued_bytes: 0,
                 queued_count: 0,
+                closing: false,
             },
         );
         true
@@ -2350,6 +2543,10 @@ impl Slot {
         if let Some((_, c)) = &st.control {
             c.set_sole_writer(false);
         }
+        // Take in what the sockets and the rings hold first, so that the store is made large
+        // enough for it (and a writer on the socket path, let go below, loses nothing it sent).
+        let _ = self.drain_sockets(st);
+        self.scan_rings(st, true);
         // Every level holds what the queue has at its priority: writers that wrote at the same
         // instant may have gone past the quota together, and root's, the daemon's and the
         // owner's users' connections are held to no user's share. Nothing queued is lost.
@@ -2367,6 +2564,8 @@ impl Slot {
         let (store_fd, mut store) =
             Store::create(&settings(&self.config, st.read_timeout), queued).map_err(share_io)?;
         let (park_a, park_b) = sys::seqpacket_pair().map_err(share_io)?;
+        // Room for more connections in flight than the default buffer holds (where allowed).
+        let _ = sys::set_send_buffer_size(&park_a, PARK_BUFFER);
         let doorbell = sys::eventfd().map_err(share_io)?;
         let (core_a, core_b) = sys::seqpacket_pair().map_err(share_io)?;
         {
@@ -2396,8 +2595,8 @@ impl Slot {
             .map_err(share_io)?;
         }
         store.lock().map_err(share_io)?;
-        // Take in what the rings hold, then move the connections and the queue over.
-        self.scan_rings(st, true);
+        // Move the connections and the queue over (what writers published since the rings
+        // were taken in above stays in the rings, for the holders to take in).
         let ring_less: Vec<u64> = st
             .conns
             .iter_mut()
@@ -2738,6 +2937,18 @@ impl Conns {
         self.slots.iter().filter_map(|(_, c)| c.as_ref())
     }
 
+    /// What `uid`'s connections but `except` have queued (bytes, messages).
+    fn queued_by(&self, uid: u32, except: u64) -> (usize, usize) {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (g, c))| c.as_ref().map(|c| ((u64::from(*g) << 32) | i as u64, c)))
+            .filter(|(id, c)| *id != except && c.cred.uid == uid)
+            .fold((0, 0), |(b, n), (_, c)| {
+                (b + c.queued_bytes, n + c.queued_count)
+            })
+    }
+
     fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut Conn)> {
         self.slots
             .iter_mut()
@@ -2825,6 +3036,208 @@ mod tests {
                     .data,
                 b"after"
             );
+        }
+    }
+
+    /// Writers that each wrote within the quota (as they saw it) while the owner was busy, and
+    /// then closed: more than a shared store's level holds. A ring the store has no room for
+    /// is kept past its writer's hang-up until it is taken in; nothing is lost, shared or not.
+    fn writers_hang_up_while_the_owner_is_busy(shared: bool) -> usize {
+        let name = format!(
+            r"\\.\mailslot\unit\full-hang-up-{}-{shared}",
+            std::process::id()
+        );
+        let slot = Mailslot::builder()
+            .max_message_size(4096)
+            .quota(4096)
+            .max_messages(4)
+            .create(&name)
+            .unwrap();
+        let _shared = shared.then(|| slot.share().unwrap());
+        let writers: Vec<MailslotWriter> = (0..5)
+            .map(|_| MailslotWriter::open(&name).unwrap())
+            .collect();
+        {
+            // The owner is busy: nothing is taken in meanwhile.
+            let _g = slot.slot.lock();
+            for w in &writers {
+                w.write(&[7u8; 4096]).unwrap();
+            }
+        }
+        drop(writers);
+        // The owner looks at its sockets (the wake-up bytes, then the hang-ups) before it reads.
+        for _ in 0..3 {
+            let _ = slot.info();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut n = 0;
+        while slot
+            .read_message_timeout(Timeout::After(Duration::from_millis(500)))
+            .is_ok()
+        {
+            n += 1;
+        }
+        n
+    }
+
+    #[test]
+    fn writers_that_hang_up_while_the_store_is_full_lose_nothing() {
+        assert_eq!(writers_hang_up_while_the_owner_is_busy(false), 5, "private");
+        assert_eq!(writers_hang_up_while_the_owner_is_busy(true), 5, "shared");
+    }
+
+    /// A holder that dies after it took a ring's records into the store (the journal applied)
+    /// and before it told the writer: the next holder reads each message once, and the writer
+    /// gets its room back (it was told again; it had counted them against the quota for ever).
+    /// Without the death, the same.
+    fn holder_dies_before_telling_the_writer(dies: bool) {
+        let name = format!(r"\\.\mailslot\unit\untold-{}-{dies}", std::process::id());
+        let slot = Mailslot::builder()
+            .max_message_size(1024)
+            .quota(4096)
+            .max_messages(100)
+            .create(&name)
+            .unwrap();
+        let other = Mailslot::from_shared(slot.share().unwrap()).unwrap();
+        let w = MailslotWriter::open(&name).unwrap();
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let (written_tx, written_rx) = std::sync::mpsc::channel::<()>();
+        let dying = std::thread::spawn(move || {
+            let mut g = other.slot.lock();
+            locked_tx.send(()).unwrap();
+            written_rx.recv().unwrap();
+            other.slot.scan_rings(&mut g, false);
+            // Dies here: the guard must not let go of the holders' lock (a dead thread's robust
+            // mutex is what the next holder finds).
+            if dies {
+                g.shared.as_mut().unwrap().locked = false;
+            }
+            drop(g);
+            std::mem::forget(other);
+        });
+        locked_rx.recv().unwrap();
+        for i in 0..4u8 {
+            w.write(&[i; 1024]).unwrap();
+        }
+        written_tx.send(()).unwrap();
+        dying.join().unwrap();
+        let mut got = Vec::new();
+        while let Ok(m) = slot.read_message_timeout(Timeout::After(Duration::from_millis(300))) {
+            got.push(m.data[0]);
+        }
+        assert_eq!(got, vec![0, 1, 2, 3], "each message once");
+        // The queue is empty: the writer has the whole quota again.
+        assert!(w.write(&[9; 1024]).is_ok());
+        assert!(w.write(&[9; 1024]).is_ok());
+    }
+
+    #[test]
+    fn a_holder_that_dies_before_telling_a_writer_leaves_it_its_room() {
+        holder_dies_before_telling_the_writer(true);
+        holder_dies_before_telling_the_writer(false);
+    }
+
+    /// A holder that dies in a read after it told writers not to wake anyone (as a reader that
+    /// finds messages does) and took in a message, before it rang the doorbell; another holder
+    /// sleeps in a read that waits for ever. It still reads what comes after (it looks again
+    /// every `SHARED_LOOK_EVERY`).
+    fn holder_dies_in_a_read_while_another_sleeps(dies: bool) {
+        let name = format!(r"\\.\mailslot\unit\asleep-{}-{dies}", std::process::id());
+        let slot = Arc::new(Mailslot::create(&name).unwrap());
+        let other = Mailslot::from_shared(slot.share().unwrap()).unwrap();
+        let w = MailslotWriter::open(&name).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let slot = slot.clone();
+            std::thread::spawn(move || {
+                while let Ok(m) = slot.read_message_timeout(Timeout::Forever) {
+                    if tx.send(m.data).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(300)); // the reader is asleep
+        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+        let (written_tx, written_rx) = std::sync::mpsc::channel::<()>();
+        let dying = std::thread::spawn(move || {
+            let mut g = other.slot.lock();
+            other.slot.set_wake_me(&mut g, false);
+            locked_tx.send(()).unwrap();
+            written_rx.recv().unwrap();
+            other.slot.scan_rings(&mut g, false);
+            if dies {
+                g.shared.as_mut().unwrap().locked = false;
+            }
+            drop(g);
+            std::mem::forget(other);
+        });
+        locked_rx.recv().unwrap();
+        w.write(b"first").unwrap();
+        written_tx.send(()).unwrap();
+        dying.join().unwrap();
+        for i in 0..5u8 {
+            w.write(&[i]).unwrap();
+        }
+        let mut got = 0;
+        while rx.recv_timeout(Duration::from_secs(3)).is_ok() {
+            got += 1;
+        }
+        assert_eq!(got, 6, "the sleeping holder read {got} of 6");
+    }
+
+    #[test]
+    fn a_holder_that_dies_in_a_read_leaves_no_other_asleep() {
+        holder_dies_in_a_read_while_another_sleeps(true);
+        holder_dies_in_a_read_while_another_sleeps(false);
+    }
+
+    /// A shared slot's park (where connections wait for every holder) has a send buffer of
+    /// fixed size. Connections accepted one by one are packed into as few messages as they
+    /// need, so the slot serves many more writers than that buffer holds messages (here the
+    /// buffer is made 16 messages' room); none is accepted and then lost.
+    #[test]
+    fn a_shared_slot_serves_more_writers_than_its_park_holds_messages() {
+        let name = format!(r"\\.\mailslot\unit\park-full-{}", std::process::id());
+        let slot = Mailslot::create(&name).unwrap();
+        let _fd = slot.share().unwrap();
+        {
+            let g = slot.slot.lock();
+            let sh = g.shared.as_ref().unwrap();
+            sys::set_send_buffer_size(&sh.park_a, 8 << 10).unwrap();
+            let room = Slot::park_room(sh);
+            assert!(room <= 16, "the park has room for {room} messages");
+        }
+        let read_all = |n: u32| {
+            let mut got = Vec::new();
+            while let Ok(m) = slot.read_message_timeout(Timeout::After(Duration::from_millis(300)))
+            {
+                got.push(u32::from_le_bytes(m.data[..4].try_into().unwrap()));
+            }
+            got.sort_unstable();
+            assert_eq!(got, (0..n).collect::<Vec<_>>());
+        };
+        let mut writers = Vec::new();
+        for i in 0..200u32 {
+            let w = MailslotWriter::open(&name).expect("open");
+            w.write(&i.to_le_bytes()).expect("accepted");
+            writers.push(w);
+        }
+        read_all(200);
+        // Every one of them is still served.
+        for (i, w) in writers.iter().enumerate() {
+            w.write(&(i as u32).to_le_bytes()).expect("served");
+        }
+        read_all(200);
+        drop(writers);
+        // And so are writers that come after those went.
+        for i in 0..20u32 {
+            let w = MailslotWriter::open(&name).unwrap();
+            w.write(&i.to_le_bytes()).unwrap();
+            let m = slot
+                .read_message_timeout(Timeout::After(Duration::from_millis(500)))
+                .expect("arrived");
+            assert_eq!(m.data, i.to_le_bytes());
         }
     }
 }

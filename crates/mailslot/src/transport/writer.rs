@@ -43,6 +43,9 @@ fn spin_until(max: Duration, mut ready: impl FnMut() -> bool) -> bool {
 
 /// Longest single wait for room, after which the writer looks at the quota again.
 const ROOM_POLL: Duration = Duration::from_millis(50);
+
+/// Room notices read per wait at most (they are one byte each; one would do).
+const NOTICES_PER_WAIT: usize = 64;
 /// A write into the ring needs no system call, so the writer would not notice that the owner's
 /// process died; it asks the kernel (one `poll`) when this long has passed since it last did, by
 /// the coarse clock (so at most once per tick of it: 1–4 ms, depending on the kernel's `HZ`).
@@ -210,9 +213,10 @@ impl Connection {
             return Err(WriteError::OwnerGone);
         }
         if ev & libc::POLLIN != 0 {
-            // Room notices: one byte each.
+            // Room notices: one byte each. A bounded number per wait: an owner that keeps
+            // sending them does not hold the write past its timeout (the caller looks at it).
             let mut b = [0u8; 64];
-            loop {
+            for _ in 0..NOTICES_PER_WAIT {
                 match sys::recv_msg(self.sock.as_raw_fd(), &mut b, false) {
                     Ok(Some(r)) if r.len == 0 => return Err(WriteError::OwnerGone),
                     Ok(Some(_)) => continue,
@@ -246,6 +250,10 @@ impl Connection {
                     // Room notices (one byte each) are not for us; the answer is.
                     if let Some(a) = super::decode_answer(&b[..r.len.min(b.len())]) {
                         return Ok(a);
+                    }
+                    // (However many of them an owner sends, the wait ends at the deadline.)
+                    if Instant::now() >= deadline {
+                        return Err(WriteError::Timeout);
                     }
                 }
                 Ok(None) => {
@@ -715,6 +723,37 @@ mod tests {
         assert_eq!(slot.counters().dropped, 0);
     }
 
+    /// The same when what writers wrote is still in their rings as the handle is first shared:
+    /// the rings are taken in before the store is made, so the store is made for it too.
+    #[test]
+    fn sharing_a_slot_keeps_what_is_still_in_its_writers_rings() {
+        const LEN: usize = 256;
+        const CONNS: usize = 4;
+        let name = format!(r"\\.\mailslot\unit\share-rings-{}", std::process::id());
+        let slot = Mailslot::builder()
+            .quota(4096)
+            .max_message_size(LEN)
+            .max_messages(16)
+            .create(&name)
+            .unwrap();
+        let writers: Vec<Connection> = (0..CONNS).map(|_| open(&name)).collect();
+        // (The service thread is done with the connections: nothing it does takes the rings
+        // in, as no wake-up byte is sent.)
+        std::thread::sleep(Duration::from_millis(100));
+        for (i, w) in writers.iter().enumerate() {
+            assert_eq!(flood_with(w, 16, LEN, |j| (i * 16 + j) as u8), 16);
+        }
+        let _shared = slot.share().unwrap();
+        let mut got = Vec::new();
+        while let Ok(m) = slot.read_message_timeout(Timeout::ZERO) {
+            assert!(m.data.iter().all(|&b| b == m.data[0]));
+            got.push(m.data[0]);
+        }
+        got.sort_unstable();
+        assert_eq!(got, (0..CONNS as u8 * 16).collect::<Vec<_>>());
+        assert_eq!(slot.counters().dropped, 0);
+    }
+
     /// A shared slot keeps its queue in a store of fixed size, and takes in all the rings that
     /// have records as one batch. Writers of one user that ignore the quota on several
     /// connections can publish more than the store holds, at once: the batch never fitted, and
@@ -759,5 +798,213 @@ mod tests {
             got.len()
         );
         assert_eq!(got.len(), 4 * 16 + 1, "every ring is taken in in the end");
+    }
+
+    /// An owner (a hostile one, played here by the test) that sends room notices without end:
+    /// a first-class write that waits for room, and a question about the queue, still end at
+    /// their timeouts.
+    #[test]
+    fn an_owner_that_floods_room_notices_does_not_hold_a_writer_past_its_timeout() {
+        use crate::shm::RingReader;
+        use crate::types::{Access, Class};
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let name: Name = format!(r"\\.\mailslot\unit\notice-flood-{}", std::process::id())
+            .parse()
+            .unwrap();
+        let listener = sys::seqpacket(true).unwrap();
+        sys::bind_abstract(&listener, &address(&name.key())).unwrap();
+        sys::listen(&listener, 8).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let owner = {
+            let stop = stop.clone();
+            let display = name.to_string();
+            std::thread::spawn(move || {
+                let (cfds, control) = Control::create().unwrap();
+                control.set_used(100, 1); // the quota is full
+                let (ring_fd, _ring) = RingReader::create(64 << 10).unwrap();
+                let greeting = Greeting {
+                    refusal: None,
+                    accepts_remote: false,
+                    max_message_size: 100,
+                    quota: 100,
+                    max_messages: 10,
+                    owner_uid: 0,
+                    access: Access::Everyone,
+                    display,
+                }
+                .encode();
+                let pass = [cfds.ro.as_raw_fd(), ring_fd.as_raw_fd()];
+                let mut conns = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(Some(c)) = sys::accept(&listener) {
+                        sys::send_parts(c.as_raw_fd(), &[&greeting], &pass, true).unwrap();
+                        conns.push(c);
+                    }
+                    for c in &conns {
+                        let _ = sys::send_parts(c.as_raw_fd(), &[b"R"], &[], true);
+                    }
+                }
+            })
+        };
+        let w = Connection::open(&name, Duration::from_secs(5)).unwrap();
+        let opts = WriteOptions {
+            class: Class::First,
+            timeout: Timeout::After(Duration::from_millis(200)),
+            ..WriteOptions::default()
+        };
+        let t = Instant::now();
+        assert!(matches!(
+            w.write(b"x", opts, None),
+            Err(WriteError::Timeout)
+        ));
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        let t = Instant::now();
+        assert!(matches!(
+            w.query(Duration::from_millis(200)),
+            Err(WriteError::Timeout)
+        ));
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        stop.store(true, Ordering::Relaxed);
+        owner.join().unwrap();
+    }
+
+    /// A user's connections together hold at most what `MAX_CONNS_PER_UID` connections could
+    /// (a quota each), counting what its closed ones left and what its live ones hold: a user
+    /// that fills a quota on every connection, hangs up and fills another full set gets no
+    /// more than one set's worth queued (it got nearly two).
+    #[test]
+    fn a_users_live_and_closed_connections_together_hold_at_most_their_share() {
+        const QUOTA: usize = 4096;
+        const LEN: usize = 256;
+        const PER_CONN: usize = QUOTA / LEN;
+        let name = format!(r"\\.\mailslot\unit\user-share-{}", std::process::id());
+        let slot = Mailslot::builder()
+            .quota(QUOTA)
+            .max_message_size(LEN)
+            .max_messages(1000)
+            .access(crate::Access::Everyone)
+            .create(&name)
+            .unwrap();
+        let n1 = MAX_CONNS_PER_UID as usize - 1;
+        let mut first = Vec::new();
+        for _ in 0..n1 {
+            let Some(w) = open_as_nobody(&name) else {
+                return;
+            };
+            assert_eq!(flood(&w, PER_CONN, LEN), PER_CONN);
+            first.push(w);
+        }
+        drop(first);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while slot.info().count < n1 * PER_CONN && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(slot.info().count, n1 * PER_CONN);
+        let mut second = Vec::new();
+        for _ in 0..MAX_CONNS_PER_UID {
+            let w = open_as_nobody(&name).unwrap();
+            assert_eq!(flood(&w, PER_CONN, LEN), PER_CONN);
+            second.push(w);
+        }
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while slot.counters().dropped == 0 && Instant::now() < deadline {
+            let _ = slot.info();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let count = slot.info().count;
+        assert!(
+            count <= MAX_CONNS_PER_UID as usize * PER_CONN,
+            "{count} messages queued for one user: {} quotas",
+            count / PER_CONN
+        );
+        assert!(slot.counters().dropped > 0);
+    }
+
+    /// A writer whose message was accepted and who then hangs up while the shared store has no
+    /// room for its ring: the ring is kept until its message is taken in, not dropped with the
+    /// connection.
+    #[test]
+    fn a_writer_that_hangs_up_while_the_shared_store_is_full_loses_nothing() {
+        const LEN: usize = 256;
+        let name = format!(r"\\.\mailslot\unit\hang-up-full-{}", std::process::id());
+        let slot = Mailslot::builder()
+            .quota(4096)
+            .max_message_size(LEN)
+            .max_messages(64)
+            .create(&name)
+            .unwrap();
+        let _shared = slot.share().unwrap();
+        let hostile: Vec<Connection> = (0..6).map(|_| open(&name)).collect();
+        let honest = open(&name);
+        // Older records (stamp 0) than the honest one, more than the store's level (16 384
+        // bytes) holds. Taken in, the first four rings fit (3 × 16 × 304 + 31 × 48, with a
+        // largest record to spare), then the fifth (5 × 48): the level is left with 64 bytes,
+        // too little for the sixth ring and, with a record to spare, for the honest one.
+        for w in &hostile[..3] {
+            assert_eq!(flood(w, 16, LEN), 16);
+        }
+        assert_eq!(flood(&hostile[3], 31, 0), 31);
+        assert_eq!(flood(&hostile[4], 5, 0), 5);
+        assert_eq!(flood(&hostile[5], 5, 0), 5);
+        honest
+            .write(b"honest", WriteOptions::default(), None)
+            .unwrap();
+        drop(honest);
+        for _ in 0..5 {
+            let _ = slot.info();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut got = Vec::new();
+        while let Ok(m) = slot.read_message_timeout(Timeout::After(Duration::from_millis(500))) {
+            got.push(m.data);
+        }
+        assert!(
+            got.iter().any(|m| m == b"honest"),
+            "the honest writer's message was lost ({} others came)",
+            got.len()
+        );
+        assert_eq!(got.len(), 3 * 16 + 31 + 5 + 5 + 1);
+        assert_eq!(slot.counters().dropped, 0);
+    }
+
+    /// When not every ring fits in the shared store, the rings that do are still stored as one
+    /// batch in stamp order: two writers' messages keep their order among each other whatever
+    /// a third writer floods.
+    #[test]
+    fn rings_that_overfill_a_shared_store_do_not_reorder_other_writers() {
+        const LEN: usize = 256;
+        let name = format!(r"\\.\mailslot\unit\overfill-order-{}", std::process::id());
+        let slot = Mailslot::builder()
+            .quota(4096)
+            .max_message_size(LEN)
+            .max_messages(64)
+            .create(&name)
+            .unwrap();
+        let _shared = slot.share().unwrap();
+        let (w1, w2) = (open(&name), open(&name));
+        let hostile: Vec<Connection> = (0..4).map(|_| open(&name)).collect();
+        for w in &hostile {
+            assert_eq!(flood(w, 16, LEN), 16);
+        }
+        // Each write ends before the next begins: a, then b, then c.
+        let put = |w: &Connection, d: &[u8]| {
+            let mut r = w.lock_ring().unwrap();
+            r.append(0, 2, None, d, sys::monotonic_ns());
+            r.publish();
+        };
+        put(&w1, b"a");
+        put(&w2, b"b");
+        put(&w1, b"c");
+        let mut got = Vec::new();
+        let mut others = 0;
+        while let Ok(m) = slot.read_message_timeout(Timeout::After(Duration::from_millis(500))) {
+            match m.data.len() {
+                1 => got.push(m.data[0]),
+                _ => others += 1,
+            }
+        }
+        assert_eq!(got, b"abc".to_vec());
+        assert_eq!(others, 4 * 16, "the flood is taken in too, in the end");
     }
 }
