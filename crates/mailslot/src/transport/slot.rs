@@ -3086,6 +3086,41 @@ mod tests {
         assert_eq!(writers_hang_up_while_the_owner_is_busy(true), 5, "shared");
     }
 
+    /// A holder of a shared slot, on a thread of its own, that takes the holders' lock (and
+    /// does `first` under it) when started, takes the rings in when told, and then dies there
+    /// if `dies`: its guard does not let go of the lock (a dead thread's robust mutex is what
+    /// the next holder finds).
+    struct DyingHolder {
+        go: std::sync::mpsc::Sender<()>,
+        thread: std::thread::JoinHandle<()>,
+    }
+
+    impl DyingHolder {
+        fn start(holder: Mailslot, dies: bool, first: fn(&Slot, &mut Guard<'_>)) -> Self {
+            let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+            let (go, go_rx) = std::sync::mpsc::channel::<()>();
+            let thread = std::thread::spawn(move || {
+                let mut g = holder.slot.lock();
+                first(&holder.slot, &mut g);
+                locked_tx.send(()).unwrap();
+                go_rx.recv().unwrap();
+                holder.slot.scan_rings(&mut g, false);
+                if dies {
+                    g.shared.as_mut().unwrap().locked = false;
+                }
+                drop(g);
+                std::mem::forget(holder);
+            });
+            locked_rx.recv().unwrap();
+            Self { go, thread }
+        }
+
+        fn take_in_and_die(self) {
+            self.go.send(()).unwrap();
+            self.thread.join().unwrap();
+        }
+    }
+
     /// A holder that dies after it took a ring's records into the store (the journal applied)
     /// and before it told the writer: the next holder reads each message once, and the writer
     /// gets its room back (it was told again; it had counted them against the quota for ever).
@@ -3100,27 +3135,11 @@ mod tests {
             .unwrap();
         let other = Mailslot::from_shared(slot.share().unwrap()).unwrap();
         let w = MailslotWriter::open(&name).unwrap();
-        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-        let (written_tx, written_rx) = std::sync::mpsc::channel::<()>();
-        let dying = std::thread::spawn(move || {
-            let mut g = other.slot.lock();
-            locked_tx.send(()).unwrap();
-            written_rx.recv().unwrap();
-            other.slot.scan_rings(&mut g, false);
-            // Dies here: the guard must not let go of the holders' lock (a dead thread's robust
-            // mutex is what the next holder finds).
-            if dies {
-                g.shared.as_mut().unwrap().locked = false;
-            }
-            drop(g);
-            std::mem::forget(other);
-        });
-        locked_rx.recv().unwrap();
+        let holder = DyingHolder::start(other, dies, |_, _| {});
         for i in 0..4u8 {
             w.write(&[i; 1024]).unwrap();
         }
-        written_tx.send(()).unwrap();
-        dying.join().unwrap();
+        holder.take_in_and_die();
         let mut got = Vec::new();
         while let Ok(m) = slot.read_message_timeout(Timeout::After(Duration::from_millis(300))) {
             got.push(m.data[0]);
@@ -3158,24 +3177,10 @@ mod tests {
             });
         }
         std::thread::sleep(Duration::from_millis(300)); // the reader is asleep
-        let (locked_tx, locked_rx) = std::sync::mpsc::channel();
-        let (written_tx, written_rx) = std::sync::mpsc::channel::<()>();
-        let dying = std::thread::spawn(move || {
-            let mut g = other.slot.lock();
-            other.slot.set_wake_me(&mut g, false);
-            locked_tx.send(()).unwrap();
-            written_rx.recv().unwrap();
-            other.slot.scan_rings(&mut g, false);
-            if dies {
-                g.shared.as_mut().unwrap().locked = false;
-            }
-            drop(g);
-            std::mem::forget(other);
-        });
-        locked_rx.recv().unwrap();
+                                                        // (As a reader that finds messages does.)
+        let holder = DyingHolder::start(other, dies, |slot, g| slot.set_wake_me(g, false));
         w.write(b"first").unwrap();
-        written_tx.send(()).unwrap();
-        dying.join().unwrap();
+        holder.take_in_and_die();
         for i in 0..5u8 {
             w.write(&[i]).unwrap();
         }

@@ -593,17 +593,14 @@ mod tests {
         .ok()
     }
 
-    /// A connection's share of the queue bounds what it may queue, and a user's connections
-    /// together never more than [`MAX_CONNS_PER_UID`] shares. A writer that ignores the quota,
-    /// hangs up and connects again used to start from nothing each time, so the owner's queue
-    /// grew by a quota's worth per connection, without end. What a user's connections left
-    /// queued now counts in that user's next connections' shares.
-    #[test]
-    fn a_writer_that_hangs_up_and_comes_back_cannot_queue_more_than_its_users_share() {
-        const QUOTA: usize = 4096;
-        const LEN: usize = 256;
-        const PER_CONN: usize = QUOTA / LEN;
-        let name = format!(r"\\.\mailslot\unit\reconnect-{}", std::process::id());
+    const QUOTA: usize = 4096;
+    const LEN: usize = 256;
+    /// Messages of [`LEN`] bytes in one [`QUOTA`].
+    const PER_CONN: usize = QUOTA / LEN;
+
+    /// A slot open to everyone with a [`QUOTA`] of messages of [`LEN`] bytes, and its name.
+    fn open_to_everyone(tag: &str) -> (String, Mailslot) {
+        let name = format!(r"\\.\mailslot\unit\{tag}-{}", std::process::id());
         let slot = Mailslot::builder()
             .quota(QUOTA)
             .max_message_size(LEN)
@@ -611,6 +608,17 @@ mod tests {
             .access(crate::Access::Everyone)
             .create(&name)
             .unwrap();
+        (name, slot)
+    }
+
+    /// A connection's share of the queue bounds what it may queue, and a user's connections
+    /// together never more than [`MAX_CONNS_PER_UID`] shares. A writer that ignores the quota,
+    /// hangs up and connects again used to start from nothing each time, so the owner's queue
+    /// grew by a quota's worth per connection, without end. What a user's connections left
+    /// queued now counts in that user's next connections' shares.
+    #[test]
+    fn a_writer_that_hangs_up_and_comes_back_cannot_queue_more_than_its_users_share() {
+        let (name, slot) = open_to_everyone("reconnect");
         let share = MAX_CONNS_PER_UID as usize * PER_CONN;
         let (mut put, mut over, mut taken) = (0, 0, 0);
         for _ in 0..MAX_CONNS_PER_UID + 8 {
@@ -694,42 +702,13 @@ mod tests {
 
     /// A slot's queue moves into a shared store when its handle is first shared. Writers held
     /// to no user's share (root, the owner's user) may have queued more than a store made for
-    /// the quota holds; the store is made big enough, and nothing queued is lost.
-    #[test]
-    fn sharing_a_slot_keeps_everything_it_had_queued() {
+    /// the quota holds; the store is made big enough, and nothing queued is lost — taken in
+    /// before (`taken_in`) or still in the writers' rings (they are taken in before the store
+    /// is made, so it is made for them too).
+    fn sharing_keeps_what_was_written(tag: &str, taken_in: bool) {
         const LEN: usize = 256;
         const CONNS: usize = 4;
-        let name = format!(r"\\.\mailslot\unit\share-full-{}", std::process::id());
-        let slot = Mailslot::builder()
-            .quota(4096)
-            .max_message_size(LEN)
-            .max_messages(16)
-            .create(&name)
-            .unwrap();
-        // A quota's worth on each connection: four times what the slot's store is made for.
-        let writers: Vec<Connection> = (0..CONNS).map(|_| open(&name)).collect();
-        for (i, w) in writers.iter().enumerate() {
-            assert_eq!(flood_with(w, 16, LEN, |j| (i * 16 + j) as u8), 16);
-        }
-        assert_eq!(slot.info().count, CONNS * 16, "all taken in");
-        let _shared = slot.share().unwrap();
-        let mut got = Vec::new();
-        while let Ok(m) = slot.read_message_timeout(Timeout::ZERO) {
-            assert!(m.data.iter().all(|&b| b == m.data[0]));
-            got.push(m.data[0]);
-        }
-        got.sort_unstable();
-        assert_eq!(got, (0..CONNS as u8 * 16).collect::<Vec<_>>());
-        assert_eq!(slot.counters().dropped, 0);
-    }
-
-    /// The same when what writers wrote is still in their rings as the handle is first shared:
-    /// the rings are taken in before the store is made, so the store is made for it too.
-    #[test]
-    fn sharing_a_slot_keeps_what_is_still_in_its_writers_rings() {
-        const LEN: usize = 256;
-        const CONNS: usize = 4;
-        let name = format!(r"\\.\mailslot\unit\share-rings-{}", std::process::id());
+        let name = format!(r"\\.\mailslot\unit\{tag}-{}", std::process::id());
         let slot = Mailslot::builder()
             .quota(4096)
             .max_message_size(LEN)
@@ -740,8 +719,12 @@ mod tests {
         // (The service thread is done with the connections: nothing it does takes the rings
         // in, as no wake-up byte is sent.)
         std::thread::sleep(Duration::from_millis(100));
+        // A quota's worth on each connection: four times what the slot's store is made for.
         for (i, w) in writers.iter().enumerate() {
             assert_eq!(flood_with(w, 16, LEN, |j| (i * 16 + j) as u8), 16);
+        }
+        if taken_in {
+            assert_eq!(slot.info().count, CONNS * 16, "all taken in");
         }
         let _shared = slot.share().unwrap();
         let mut got = Vec::new();
@@ -754,6 +737,33 @@ mod tests {
         assert_eq!(slot.counters().dropped, 0);
     }
 
+    #[test]
+    fn sharing_a_slot_keeps_everything_it_had_queued() {
+        sharing_keeps_what_was_written("share-full", true);
+    }
+
+    #[test]
+    fn sharing_a_slot_keeps_what_is_still_in_its_writers_rings() {
+        sharing_keeps_what_was_written("share-rings", false);
+    }
+
+    /// The largest message of [`small_shared_slot`].
+    const SMALL_STORE_LEN: usize = 256;
+
+    /// A shared slot (its name, the slot and its shared handle) whose store's levels hold
+    /// 16 384 bytes: a 4 KiB quota, 64 messages of at most [`SMALL_STORE_LEN`] bytes.
+    fn small_shared_slot(tag: &str) -> (String, Mailslot, OwnedFd) {
+        let name = format!(r"\\.\mailslot\unit\{tag}-{}", std::process::id());
+        let slot = Mailslot::builder()
+            .quota(4096)
+            .max_message_size(SMALL_STORE_LEN)
+            .max_messages(64)
+            .create(&name)
+            .unwrap();
+        let shared = slot.share().unwrap();
+        (name, slot, shared)
+    }
+
     /// A shared slot keeps its queue in a store of fixed size, and takes in all the rings that
     /// have records as one batch. Writers of one user that ignore the quota on several
     /// connections can publish more than the store holds, at once: the batch never fitted, and
@@ -761,15 +771,8 @@ mod tests {
     /// is taken in ring by ring.
     #[test]
     fn rings_that_overfill_a_shared_store_do_not_keep_other_writers_out() {
-        const LEN: usize = 256;
-        let name = format!(r"\\.\mailslot\unit\overfill-{}", std::process::id());
-        let slot = Mailslot::builder()
-            .quota(4096)
-            .max_message_size(LEN)
-            .max_messages(64)
-            .create(&name)
-            .unwrap();
-        let _shared = slot.share().unwrap();
+        const LEN: usize = SMALL_STORE_LEN;
+        let (name, slot, _shared) = small_shared_slot("overfill");
         let hostile: Vec<Connection> = (0..4).map(|_| open(&name)).collect();
         let honest = open(&name);
         // A quota's worth in each ring, published together: more than the store holds.
@@ -875,17 +878,7 @@ mod tests {
     /// more than one set's worth queued (it got nearly two).
     #[test]
     fn a_users_live_and_closed_connections_together_hold_at_most_their_share() {
-        const QUOTA: usize = 4096;
-        const LEN: usize = 256;
-        const PER_CONN: usize = QUOTA / LEN;
-        let name = format!(r"\\.\mailslot\unit\user-share-{}", std::process::id());
-        let slot = Mailslot::builder()
-            .quota(QUOTA)
-            .max_message_size(LEN)
-            .max_messages(1000)
-            .access(crate::Access::Everyone)
-            .create(&name)
-            .unwrap();
+        let (name, slot) = open_to_everyone("user-share");
         let n1 = MAX_CONNS_PER_UID as usize - 1;
         let mut first = Vec::new();
         for _ in 0..n1 {
@@ -926,15 +919,8 @@ mod tests {
     /// connection.
     #[test]
     fn a_writer_that_hangs_up_while_the_shared_store_is_full_loses_nothing() {
-        const LEN: usize = 256;
-        let name = format!(r"\\.\mailslot\unit\hang-up-full-{}", std::process::id());
-        let slot = Mailslot::builder()
-            .quota(4096)
-            .max_message_size(LEN)
-            .max_messages(64)
-            .create(&name)
-            .unwrap();
-        let _shared = slot.share().unwrap();
+        const LEN: usize = SMALL_STORE_LEN;
+        let (name, slot, _shared) = small_shared_slot("hang-up-full");
         let hostile: Vec<Connection> = (0..6).map(|_| open(&name)).collect();
         let honest = open(&name);
         // Older records (stamp 0) than the honest one, more than the store's level (16 384
@@ -973,15 +959,8 @@ mod tests {
     /// a third writer floods.
     #[test]
     fn rings_that_overfill_a_shared_store_do_not_reorder_other_writers() {
-        const LEN: usize = 256;
-        let name = format!(r"\\.\mailslot\unit\overfill-order-{}", std::process::id());
-        let slot = Mailslot::builder()
-            .quota(4096)
-            .max_message_size(LEN)
-            .max_messages(64)
-            .create(&name)
-            .unwrap();
-        let _shared = slot.share().unwrap();
+        const LEN: usize = SMALL_STORE_LEN;
+        let (name, slot, _shared) = small_shared_slot("overfill-order");
         let (w1, w2) = (open(&name), open(&name));
         let hostile: Vec<Connection> = (0..4).map(|_| open(&name)).collect();
         for w in &hostile {
