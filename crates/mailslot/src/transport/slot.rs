@@ -1353,19 +1353,26 @@ impl Slot {
         self.forget_conn(st, id);
     }
 
+    /// Takes a connection's socket out of the slot's epoll.
+    fn unwatch(&self, fd: &OwnedFd) {
+        if let Some(fds) = self.fds.get() {
+            let _ = sys::epoll_ctl(
+                fds.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                fd.as_raw_fd(),
+                0,
+                0,
+            );
+        }
+    }
+
     /// Drops this process's copy of a connection.
     fn forget_conn(&self, st: &mut State, id: u64) {
         if let (Some(sh), Some(c)) = (st.shared.as_mut(), st.conns.get(id)) {
             sh.by_ino.remove(&c.ino);
         }
-        if let (Some(c), Some(fds)) = (st.conns.remove(id), self.fds.get()) {
-            let _ = sys::epoll_ctl(
-                fds.epoll.as_raw_fd(),
-                libc::EPOLL_CTL_DEL,
-                c.fd.as_raw_fd(),
-                0,
-                0,
-            );
+        if let Some(c) = st.conns.remove(id) {
+            self.unwatch(&c.fd);
             if let Some(n) = st.per_uid.get_mut(&c.cred.uid) {
                 *n -= 1;
                 if *n == 0 {
@@ -1448,15 +1455,7 @@ impl Slot {
             if !c.closing {
                 c.closing = true;
                 // Its socket has nothing more to say (and would say so at every wait).
-                if let Some(fds) = self.fds.get() {
-                    let _ = sys::epoll_ctl(
-                        fds.epoll.as_raw_fd(),
-                        libc::EPOLL_CTL_DEL,
-                        c.fd.as_raw_fd(),
-                        0,
-                        0,
-                    );
-                }
+                self.unwatch(&c.fd);
             }
             return;
         }
@@ -1808,12 +1807,8 @@ impl Slot {
             orphans,
             ..
         } = st;
-        let c = conns.get_mut(first.id)?;
-        let uid = c.cred.uid;
-        let others = match conns.len() {
-            1 => orphans.of(uid),
-            _ => plus(orphans.of(uid), conns.queued_by(uid, first.id)),
-        };
+        let uid = conns.get(first.id)?.cred.uid;
+        let others = plus(orphans.of(uid), conns.queued_by(uid, first.id));
         let c = conns.get_mut(first.id)?;
         let ring = c.ring.as_mut()?;
         let (rec, next) = (first.rec, first.next);
@@ -2937,8 +2932,13 @@ impl Conns {
         self.slots.iter().filter_map(|(_, c)| c.as_ref())
     }
 
-    /// What `uid`'s connections but `except` have queued (bytes, messages).
+    /// What `uid`'s connections but `except` (one of this list's) have queued (bytes,
+    /// messages). Alone in the list, `except` has no others: the slots are not looked at (the
+    /// read of one writer's stream asks this on every message).
     fn queued_by(&self, uid: u32, except: u64) -> (usize, usize) {
+        if self.len <= 1 {
+            return (0, 0);
+        }
         self.slots
             .iter()
             .enumerate()
