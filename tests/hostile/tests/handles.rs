@@ -558,6 +558,204 @@ fn two_holders_reading_at_once_read_every_message_exactly_once_in_writer_order()
 
 // 4. The last holder's close deletes.
 
+/// Holders SIGKILLed at random moments (in a read, under the holders' lock, while they take a
+/// writer's ring in or go round the park) leave a slot the others go on serving: every accepted
+/// message is read at most once and undamaged, each holder reads each writer's messages in
+/// order, writers are never refused, and the accepted messages nobody reported reading are at
+/// most one per kill (a message a holder had read and not yet printed dies with it).
+/// It runs until `MAILSLOT_HOLDER_TORTURE_KILLS` holders were killed (default 40) and
+/// `MAILSLOT_HOLDER_TORTURE_MESSAGES` writes were accepted (default 30 000).
+#[test]
+fn holders_sigkilled_at_random_lose_no_message_they_did_not_take() {
+    const WRITERS: u64 = 3;
+    const HOLDERS: usize = 3;
+    let env = |var: &str, default: u64| -> u64 {
+        std::env::var(var)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default)
+    };
+    let target = env("MAILSLOT_HOLDER_TORTURE_MESSAGES", 30_000);
+    let kills = env("MAILSLOT_HOLDER_TORTURE_KILLS", 40) as usize;
+    let limit = Duration::from_secs(60 + kills as u64 / 2 + target / 5_000);
+    let _serial = serial();
+    let started = Instant::now();
+    let name = unique_name("h_torture");
+    let slot = Mailslot::create(&name).expect("create");
+    let spawn_holder = |slot: &Mailslot| {
+        let fd = slot.share().expect("share");
+        let n = fd.as_raw_fd();
+        let mut h = Holder::spawn(&["holder", "inherit", &n.to_string()], Some(n));
+        drop(fd);
+        h.expect("holding", Duration::from_secs(5));
+        h.cmd("stream");
+        h.expect("reading", Duration::from_secs(5));
+        h
+    };
+    // A holder left asleep for ever would hang the test, not fail it: fail it.
+    let finished = Arc::new(AtomicBool::new(false));
+    {
+        let finished = finished.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(limit + Duration::from_secs(30));
+            if !finished.load(Ordering::SeqCst) {
+                eprintln!("holder torture: no progress {limit:?} + 30 s after its start (a hang)");
+                std::process::exit(101);
+            }
+        });
+    }
+    let mut holders: Vec<Holder> = (0..HOLDERS).map(|_| spawn_holder(&slot)).collect();
+    let mut killed: Vec<Holder> = Vec::new();
+
+    // Writers: every write that returned Ok is accepted.
+    let stop = Arc::new(AtomicBool::new(false));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|k| {
+            let (name, stop, accepted) = (name.clone(), stop.clone(), accepted.clone());
+            std::thread::spawn(move || -> (u64, Option<String>) {
+                let w = match MailslotWriter::open(&name) {
+                    Ok(w) => w,
+                    Err(e) => return (0, Some(format!("open: {e}"))),
+                };
+                let id = format!("w{k}");
+                let mut seq = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    if let Err(e) = w.write_with(&make_message(&id, seq, 60), first_class()) {
+                        return (
+                            seq,
+                            Some(format!("write {id}:{seq}: {e} ({})", e.win32_code())),
+                        );
+                    }
+                    seq += 1;
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                }
+                (seq, None)
+            })
+        })
+        .collect();
+
+    let mut rng = mailslot_hostile::Rng::from_time();
+    while accepted.load(Ordering::SeqCst) < target || killed.len() < kills {
+        assert!(
+            started.elapsed() < limit,
+            "{} writes accepted and {} holders killed after {limit:?}",
+            accepted.load(Ordering::SeqCst),
+            killed.len()
+        );
+        std::thread::sleep(Duration::from_millis(rng.range(2, 40)));
+        let victim = rng.range(0, HOLDERS as u64 - 1) as usize;
+        common::kill9(&mut holders[victim].child);
+        let fresh = spawn_holder(&slot);
+        killed.push(std::mem::replace(&mut holders[victim], fresh));
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut sent = Vec::new();
+    for (k, t) in writers.into_iter().enumerate() {
+        let (n, err) = t.join().expect("writer thread");
+        assert!(err.is_none(), "writer w{k} was refused: {err:?}");
+        sent.push((format!("w{k}"), n));
+    }
+    let total: u64 = sent.iter().map(|(_, n)| n).sum();
+    assert!(
+        total >= target,
+        "only {total} writes accepted in {:?}",
+        started.elapsed()
+    );
+
+    // What each holder read, in its order: the killed ones' output up to their death, the
+    // living ones' until they stop, then what is left, read here.
+    let mut reads: Vec<Vec<(String, u64)>> = Vec::new();
+    for h in &mut killed {
+        let mut got = Vec::new();
+        while let Some(l) = h.next_line(Duration::from_secs(5)) {
+            got.extend(parse_msg(&l));
+        }
+        reads.push(got);
+    }
+    for h in &mut holders {
+        h.cmd("stop");
+        let mut got = Vec::new();
+        loop {
+            let Some(l) = h.next_line(Duration::from_secs(10)) else {
+                panic!("a holder did not stop: {:?}", h.said);
+            };
+            if l.starts_with("done ") {
+                break;
+            }
+            if let Some(m) = parse_msg(&l) {
+                got.push(m);
+            } else {
+                panic!("a living holder said {l:?} while reading");
+            }
+        }
+        reads.push(got);
+    }
+    let mut here = Vec::new();
+    while let Ok(m) = slot.read_message_timeout(Timeout::After(Duration::from_millis(300))) {
+        let d = decode(&m.data).expect("a damaged message");
+        here.push((d.id, d.seq));
+    }
+    reads.push(here);
+    finished.store(true, Ordering::SeqCst);
+
+    let mut seen: HashSet<(String, u64)> = HashSet::new();
+    let mut dups = Vec::new();
+    let mut out_of_order = Vec::new();
+    for got in &reads {
+        let mut last: BTreeMap<&str, u64> = BTreeMap::new();
+        for (id, seq) in got {
+            if !seen.insert((id.clone(), *seq)) {
+                dups.push((id.clone(), *seq));
+            }
+            if let Some(prev) = last.insert(id, *seq) {
+                if *seq <= prev {
+                    out_of_order.push((id.clone(), prev, *seq));
+                }
+            }
+        }
+    }
+    let unknown: Vec<_> = seen
+        .iter()
+        .filter(|(id, seq)| !sent.iter().any(|(w, n)| w == id && seq < n))
+        .collect();
+    let missing: u64 = sent
+        .iter()
+        .map(|(w, n)| (0..*n).filter(|s| !seen.contains(&(w.clone(), *s))).count() as u64)
+        .sum();
+    eprintln!(
+        "holder torture: {total} writes accepted, {} holders SIGKILLed, {} read by holders that \
+         died and {} by the living, {} read at the end; {missing} not reported read, {} read \
+         twice, {} out of order; {:.1}s",
+        killed.len(),
+        reads[..killed.len()].iter().map(Vec::len).sum::<usize>(),
+        reads[killed.len()..reads.len() - 1]
+            .iter()
+            .map(Vec::len)
+            .sum::<usize>(),
+        reads[reads.len() - 1].len(),
+        dups.len(),
+        out_of_order.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        dups.is_empty(),
+        "read twice: {:?}",
+        &dups[..dups.len().min(10)]
+    );
+    assert!(
+        out_of_order.is_empty(),
+        "out of order (writer, previous, seq): {:?}",
+        &out_of_order[..out_of_order.len().min(10)]
+    );
+    assert!(unknown.is_empty(), "read but never written: {unknown:?}");
+    assert!(
+        missing <= killed.len() as u64,
+        "{missing} accepted messages were never read, with {} holders killed",
+        killed.len()
+    );
+}
+
 fn last_close_deletes(kill_child: bool) {
     let _serial = serial();
     let name = unique_name(if kill_child { "h_lastkill" } else { "h_last" });

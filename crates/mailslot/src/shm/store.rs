@@ -89,6 +89,9 @@ const JOURNAL: usize = 48;
 /// Entries in the connection table: every connection an owner keeps (8192), plus the ones of
 /// root and the owner's user, which are exempt from that bound.
 pub(crate) const TABLE_LEN: usize = 16384;
+/// How long a holder waiting for the holders' lock sleeps before it tries again (see
+/// [`Store::lock`]).
+const LOCK_LOOK_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Bytes of a record's header in a level: length, priority, class, sender kind, the write
 /// stamp, the origin (the writer connection's inode), and 24 bytes of sender.
@@ -374,19 +377,37 @@ impl Store {
     }
 
     /// Takes the holders' lock. When its last owner died holding it, repairs the store first
-    /// (see the module notes).
-    pub(crate) fn lock(&mut self) -> io::Result<()> {
-        // SAFETY: the mutex was initialised by the store's creator as process-shared and robust.
-        let r = unsafe { libc::pthread_mutex_lock(self.mutex()) };
-        match r {
-            0 => Ok(()),
-            libc::EOWNERDEAD => {
-                self.repair();
-                // SAFETY: we hold the mutex (EOWNERDEAD means it was acquired).
-                unsafe { libc::pthread_mutex_consistent(self.mutex()) };
-                Ok(())
-            }
-            e => Err(io::Error::from_raw_os_error(e)),
+    /// (see the module notes) and says so (`true`).
+    ///
+    /// A waiter never sleeps longer than [`LOCK_LOOK_EVERY`] before it tries again: a holder
+    /// that the kernel woke to take the lock and that is killed before it took it passes the
+    /// wake-up on only if the lock is still free at that moment; when a third holder took it
+    /// in between, the other sleepers are not woken when that one lets go (seen: a holder
+    /// asleep here for ten minutes while another read on and holders were killed).
+    pub(crate) fn lock(&mut self) -> io::Result<bool> {
+        loop {
+            let until = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                + LOCK_LOOK_EVERY;
+            let until = libc::timespec {
+                tv_sec: until.as_secs() as libc::time_t,
+                tv_nsec: libc::c_long::from(until.subsec_nanos() as i32),
+            };
+            // SAFETY: the mutex was initialised by the store's creator as process-shared and
+            // robust; `until` is a valid timespec.
+            let r = unsafe { libc::pthread_mutex_timedlock(self.mutex(), &until) };
+            return match r {
+                0 => Ok(false),
+                libc::ETIMEDOUT => continue,
+                libc::EOWNERDEAD => {
+                    self.repair();
+                    // SAFETY: we hold the mutex (EOWNERDEAD means it was acquired).
+                    unsafe { libc::pthread_mutex_consistent(self.mutex()) };
+                    Ok(true)
+                }
+                e => Err(io::Error::from_raw_os_error(e)),
+            };
         }
     }
 

@@ -2204,11 +2204,11 @@ impl Slot {
         let Some(sh) = st.shared.as_mut() else {
             return;
         };
-        if sh.store.lock().is_err() {
+        let Ok(repaired) = sh.store.lock() else {
             // The lock is broken beyond repair: this handle can do nothing more.
             self.release(st, true);
             return;
-        }
+        };
         sh.locked = true;
         if sh.store.is_deleted() {
             self.release(st, true);
@@ -2225,6 +2225,16 @@ impl Slot {
             self.refresh(st);
         } else if epoch != sh.epoch_seen {
             self.load_positions(st);
+        }
+        if repaired {
+            // The dead holder may have read a writer's wake-up byte and not yet told it so:
+            // that writer would send no other for ever. Told now, it may send one more than
+            // needed (a reader that finds nothing new goes back to sleep).
+            for (_, c) in st.conns.iter_mut() {
+                if let Some(r) = &c.ring {
+                    r.clear_wake_sent();
+                }
+            }
         }
     }
 
@@ -2308,12 +2318,21 @@ impl Slot {
 
     /// Sends connections to the park.
     fn park(sh: &Shared, conns: &[(u32, u64, OwnedFd, OwnedFd)]) -> io::Result<()> {
+        Self::park_through(&sh.park_a, conns)
+    }
+
+    /// Sends connections to the park whose sending end is `park_a`.
+    fn park_through(park_a: &OwnedFd, conns: &[(u32, u64, OwnedFd, OwnedFd)]) -> io::Result<()> {
+        #[cfg(test)]
+        if tests::PARK_FAILS.with(std::cell::Cell::get) {
+            return Err(io::Error::from_raw_os_error(libc::EAGAIN));
+        }
         for chunk in conns.chunks(PARK_PAIRS) {
             let fds: Vec<RawFd> = chunk
                 .iter()
                 .flat_map(|(_, _, c, r)| [c.as_raw_fd(), r.as_raw_fd()])
                 .collect();
-            sys::send_parts(sh.park_a.as_raw_fd(), &[b"P"], &fds, true)?;
+            sys::send_parts(park_a.as_raw_fd(), &[b"P"], &fds, true)?;
         }
         Ok(())
     }
@@ -2590,8 +2609,38 @@ impl Slot {
             .map_err(share_io)?;
         }
         store.lock().map_err(share_io)?;
-        // Move the connections and the queue over (what writers published since the rings
-        // were taken in above stays in the rings, for the holders to take in).
+        // Every writer's ring gets its entry in the store's table and is parked (each a step
+        // that can fail: the table or the park full, out of descriptors) before anything of
+        // this handle changes: a handle that cannot be shared stays as it was, its queue and
+        // its writers with it.
+        store.begin();
+        let mut parked = Vec::new();
+        let mut placed = Vec::new();
+        for (id, c) in st.conns.iter_mut() {
+            let (Some(_), Some(ring_fd)) = (c.ring.as_ref(), c.ring_fd.as_ref()) else {
+                continue;
+            };
+            let ((_, ci), (_, ri)) = (
+                sys::file_id(c.fd.as_raw_fd()).map_err(share_io)?,
+                sys::file_id(ring_fd.as_raw_fd()).map_err(share_io)?,
+            );
+            let idx = store.alloc(ci, ri).ok_or_else(|| {
+                share_io(io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    "more writer connections than a shared mailslot holds",
+                ))
+            })?;
+            store.stage_ring(idx, &c.ring_pos());
+            let cd = sys::dup_cloexec(c.fd.as_raw_fd()).map_err(share_io)?;
+            let rd = sys::dup_cloexec(ring_fd.as_raw_fd()).map_err(share_io)?;
+            parked.push((idx, ci, cd, rd));
+            placed.push((id, idx, ci));
+        }
+        Self::park_through(&park_a, &parked).map_err(share_io)?;
+        drop(parked);
+        // From here on nothing fails: move the connections and the queue over (what writers
+        // published since the rings were taken in above stays in the rings, for the holders
+        // to take in).
         let ring_less: Vec<u64> = st
             .conns
             .iter_mut()
@@ -2602,29 +2651,10 @@ impl Slot {
             // A writer on the socket path (no ring) cannot be handed to other holders.
             self.remove_conn(st, id);
         }
-        let mut parked = Vec::new();
-        store.begin();
-        for (_, c) in st.conns.iter_mut() {
-            let (Some(_), Some(ring_fd)) = (c.ring.as_ref(), c.ring_fd.as_ref()) else {
-                continue;
-            };
-            let (Ok((_, ci)), Ok((_, ri))) = (
-                sys::file_id(c.fd.as_raw_fd()),
-                sys::file_id(ring_fd.as_raw_fd()),
-            ) else {
-                continue;
-            };
-            let Some(idx) = store.alloc(ci, ri) else {
-                continue;
-            };
-            c.idx = idx;
-            c.ino = ci;
-            store.stage_ring(idx, &c.ring_pos());
-            if let (Ok(cd), Ok(rd)) = (
-                sys::dup_cloexec(c.fd.as_raw_fd()),
-                sys::dup_cloexec(ring_fd.as_raw_fd()),
-            ) {
-                parked.push((idx, ci, cd, rd));
+        for (id, idx, ci) in placed {
+            if let Some(c) = st.conns.get_mut(id) {
+                c.idx = idx;
+                c.ino = ci;
             }
         }
         let inos: HashMap<u64, u64> = st.conns.iter_mut().map(|(id, c)| (id, c.ino)).collect();
@@ -2649,7 +2679,6 @@ impl Slot {
             sleeping: false,
             by_ino: HashMap::new(),
         });
-        Self::park(&sh, &parked).map_err(share_io)?;
         sh.by_ino = st.conns.iter_mut().map(|(id, c)| (c.ino, id)).collect();
         sh.store.bump_generation();
         sh.gen_seen = sh.store.generation();
@@ -2971,6 +3000,49 @@ mod tests {
     use super::*;
     use crate::{Mailslot, MailslotWriter, Timeout};
 
+    thread_local! {
+        /// Makes every send to a park on this thread fail, as a park that is full does.
+        pub(super) static PARK_FAILS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// Sharing a handle whose writers cannot all be parked (the park full, out of descriptors)
+    /// fails and leaves the handle as it was: every queued message is still read, in order, and
+    /// its writers keep writing; sharing again later works.
+    #[test]
+    fn a_share_that_fails_loses_no_queued_message_and_no_writer() {
+        let name = format!(r"\\.\mailslot\unit\share-fails-{}", std::process::id());
+        let slot = Mailslot::create(&name).unwrap();
+        let writers: Vec<MailslotWriter> = (0..3)
+            .map(|_| MailslotWriter::open(&name).unwrap())
+            .collect();
+        // Some taken in by the owner already, some still in the writers' rings.
+        for i in 0..30u32 {
+            writers[i as usize % 3].write(&i.to_le_bytes()).unwrap();
+            if i == 14 {
+                assert_eq!(slot.info().count, 15);
+            }
+        }
+        PARK_FAILS.with(|f| f.set(true));
+        let e = slot.share().expect_err("the park takes nothing");
+        PARK_FAILS.with(|f| f.set(false));
+        assert!(matches!(e, crate::ShareError::Io(_)), "{e:?}");
+        for i in 0..30u32 {
+            let m = slot.read_message_timeout(Timeout::ZERO).expect("kept");
+            assert_eq!(m.data, i.to_le_bytes());
+        }
+        for (i, w) in writers.iter().enumerate() {
+            w.write(&[i as u8]).expect("still served");
+        }
+        let fd = slot.share().expect("shared now");
+        let other = Mailslot::from_shared(fd).unwrap();
+        for i in 0..3u8 {
+            let m = other
+                .read_message_timeout(Timeout::After(Duration::from_secs(2)))
+                .expect("read by the other holder");
+            assert_eq!(m.data, [i]);
+        }
+    }
+
     /// A holder that dies in the middle of a round of the park leaves its marker and copies of
     /// connections that it had sent again but not yet taken off. The next round keeps every
     /// connection once, drops the copies and the marker, and no writer notices.
@@ -3087,16 +3159,21 @@ mod tests {
     }
 
     /// A holder of a shared slot, on a thread of its own, that takes the holders' lock (and
-    /// does `first` under it) when started, takes the rings in when told, and then dies there
-    /// if `dies`: its guard does not let go of the lock (a dead thread's robust mutex is what
-    /// the next holder finds).
+    /// does `first` under it) when started, does `then` when told (taking the rings in, for
+    /// most tests), and then dies there if `dies`: its guard does not let go of the lock (a dead
+    /// thread's robust mutex is what the next holder finds).
     struct DyingHolder {
         go: std::sync::mpsc::Sender<()>,
         thread: std::thread::JoinHandle<()>,
     }
 
     impl DyingHolder {
-        fn start(holder: Mailslot, dies: bool, first: fn(&Slot, &mut Guard<'_>)) -> Self {
+        fn start(
+            holder: Mailslot,
+            dies: bool,
+            first: fn(&Slot, &mut Guard<'_>),
+            then: fn(&Slot, &mut Guard<'_>),
+        ) -> Self {
             let (locked_tx, locked_rx) = std::sync::mpsc::channel();
             let (go, go_rx) = std::sync::mpsc::channel::<()>();
             let thread = std::thread::spawn(move || {
@@ -3104,7 +3181,7 @@ mod tests {
                 first(&holder.slot, &mut g);
                 locked_tx.send(()).unwrap();
                 go_rx.recv().unwrap();
-                holder.slot.scan_rings(&mut g, false);
+                then(&holder.slot, &mut g);
                 if dies {
                     g.shared.as_mut().unwrap().locked = false;
                 }
@@ -3115,9 +3192,67 @@ mod tests {
             Self { go, thread }
         }
 
-        fn take_in_and_die(self) {
+        fn go_on_and_die(self) {
             self.go.send(()).unwrap();
             self.thread.join().unwrap();
+        }
+    }
+
+    /// What most dying holders do before they die: take the rings in.
+    fn take_in(slot: &Slot, g: &mut Guard<'_>) {
+        slot.scan_rings(g, false);
+    }
+
+    /// A holder that dies after it read a writer's wake-up byte and before it told the writer
+    /// so (a writer sends no other while it thinks one is on its way). The holder that repairs
+    /// the lock tells every writer: another holder asleep in a read is woken by each later
+    /// write, not only at its next look (`SHARED_LOOK_EVERY`, 500 ms).
+    #[test]
+    fn a_holder_that_dies_after_reading_a_wake_up_leaves_no_writer_unheard() {
+        let name = format!(r"\\.\mailslot\unit\wake-read-{}", std::process::id());
+        let slot = Arc::new(Mailslot::create(&name).unwrap());
+        let other = Mailslot::from_shared(slot.share().unwrap()).unwrap();
+        let w = MailslotWriter::open(&name).unwrap();
+        w.write(b"ring").unwrap(); // (now the writer has a ring, and sends only wake-ups)
+        assert_eq!(
+            slot.read_message_timeout(Timeout::ZERO).unwrap().data,
+            b"ring"
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        {
+            let slot = slot.clone();
+            std::thread::spawn(move || {
+                while let Ok(m) = slot.read_message_timeout(Timeout::Forever) {
+                    if tx.send(m.data).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_millis(300)); // the reader is asleep
+        let holder = DyingHolder::start(
+            other,
+            true,
+            |_, _| {},
+            |_, g| {
+                // Reads the wake-up byte off every writer's socket, tells no writer.
+                for (_, c) in g.conns.iter_mut() {
+                    let mut b = [0u8; 16];
+                    while let Ok(Some(_)) = sys::recv_msg(c.fd.as_raw_fd(), &mut b, false) {}
+                }
+            },
+        );
+        w.write(b"first").unwrap();
+        holder.go_on_and_die();
+        let m = rx.recv_timeout(Duration::from_secs(3)).expect("first");
+        assert_eq!(m, b"first");
+        for i in 0..5u8 {
+            std::thread::sleep(Duration::from_millis(20)); // asleep again
+            w.write(&[i]).unwrap();
+            let m = rx
+                .recv_timeout(Duration::from_millis(350))
+                .unwrap_or_else(|_| panic!("message {i} not read within 350 ms"));
+            assert_eq!(m, [i]);
         }
     }
 
@@ -3135,11 +3270,11 @@ mod tests {
             .unwrap();
         let other = Mailslot::from_shared(slot.share().unwrap()).unwrap();
         let w = MailslotWriter::open(&name).unwrap();
-        let holder = DyingHolder::start(other, dies, |_, _| {});
+        let holder = DyingHolder::start(other, dies, |_, _| {}, take_in);
         for i in 0..4u8 {
             w.write(&[i; 1024]).unwrap();
         }
-        holder.take_in_and_die();
+        holder.go_on_and_die();
         let mut got = Vec::new();
         while let Ok(m) = slot.read_message_timeout(Timeout::After(Duration::from_millis(300))) {
             got.push(m.data[0]);
@@ -3178,9 +3313,9 @@ mod tests {
         }
         std::thread::sleep(Duration::from_millis(300)); // the reader is asleep
                                                         // (As a reader that finds messages does.)
-        let holder = DyingHolder::start(other, dies, |slot, g| slot.set_wake_me(g, false));
+        let holder = DyingHolder::start(other, dies, |slot, g| slot.set_wake_me(g, false), take_in);
         w.write(b"first").unwrap();
-        holder.take_in_and_die();
+        holder.go_on_and_die();
         for i in 0..5u8 {
             w.write(&[i]).unwrap();
         }
