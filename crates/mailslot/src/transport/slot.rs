@@ -3198,6 +3198,22 @@ mod tests {
         }
     }
 
+    /// A thread that reads `slot` with reads that wait for ever, sending what it reads; it is
+    /// asleep in a read when this returns.
+    fn asleep_in_a_read(slot: &Arc<Mailslot>) -> std::sync::mpsc::Receiver<Vec<u8>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let slot = slot.clone();
+        std::thread::spawn(move || {
+            while let Ok(m) = slot.read_message_timeout(Timeout::Forever) {
+                if tx.send(m.data).is_err() {
+                    break;
+                }
+            }
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        rx
+    }
+
     /// What most dying holders do before they die: take the rings in.
     fn take_in(slot: &Slot, g: &mut Guard<'_>) {
         slot.scan_rings(g, false);
@@ -3218,18 +3234,7 @@ mod tests {
             slot.read_message_timeout(Timeout::ZERO).unwrap().data,
             b"ring"
         );
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let slot = slot.clone();
-            std::thread::spawn(move || {
-                while let Ok(m) = slot.read_message_timeout(Timeout::Forever) {
-                    if tx.send(m.data).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        std::thread::sleep(Duration::from_millis(300)); // the reader is asleep
+        let rx = asleep_in_a_read(&slot);
         let holder = DyingHolder::start(
             other,
             true,
@@ -3300,19 +3305,8 @@ mod tests {
         let slot = Arc::new(Mailslot::create(&name).unwrap());
         let other = Mailslot::from_shared(slot.share().unwrap()).unwrap();
         let w = MailslotWriter::open(&name).unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        {
-            let slot = slot.clone();
-            std::thread::spawn(move || {
-                while let Ok(m) = slot.read_message_timeout(Timeout::Forever) {
-                    if tx.send(m.data).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        std::thread::sleep(Duration::from_millis(300)); // the reader is asleep
-                                                        // (As a reader that finds messages does.)
+        let rx = asleep_in_a_read(&slot);
+        // (As a reader that finds messages does.)
         let holder = DyingHolder::start(other, dies, |slot, g| slot.set_wake_me(g, false), take_in);
         w.write(b"first").unwrap();
         holder.go_on_and_die();
