@@ -132,6 +132,25 @@ impl Holder {
         }
     }
 
+    /// `stop` to a holder in `stream`: the messages it reports until it says `done` (`wait` at
+    /// most between two lines); anything else it says fails the test.
+    fn stop_stream(&mut self, wait: Duration) -> Vec<(String, u64)> {
+        self.cmd("stop");
+        let mut got = Vec::new();
+        loop {
+            let Some(line) = self.next_line(wait) else {
+                panic!("the holder did not stop reading: {:?}", self.said)
+            };
+            if line.starts_with("done ") {
+                return got;
+            }
+            match parse_msg(&line) {
+                Some(m) => got.push(m),
+                None => panic!("the holder said {line:?} while reading"),
+            }
+        }
+    }
+
     /// `exit`, then waits (at most 5 s) for a clean exit.
     fn exit(&mut self) {
         self.cmd("exit");
@@ -492,19 +511,7 @@ fn two_holders_reading_at_once_read_every_message_exactly_once_in_writer_order()
         .collect();
     assert!(refused.is_empty(), "writes were refused: {refused:?}");
     stop.store(true, Ordering::SeqCst);
-    h.cmd("stop");
-    loop {
-        let line = h
-            .next_line(Duration::from_secs(5))
-            .expect("the child did not stop reading");
-        if line.starts_with("done ") {
-            break;
-        }
-        match parse_msg(&line) {
-            Some(m) => theirs.push(m),
-            None => panic!("the child said {line:?} while reading"),
-        }
-    }
+    theirs.extend(h.stop_stream(Duration::from_secs(5)));
     let (ours, error) = reader.join().expect("reader thread");
     assert_eq!(error, None, "the creator's reads failed");
     eprintln!(
@@ -556,8 +563,6 @@ fn two_holders_reading_at_once_read_every_message_exactly_once_in_writer_order()
     );
 }
 
-// 4. The last holder's close deletes.
-
 /// Holders SIGKILLed at random moments (in a read, under the holders' lock, while they take a
 /// writer's ring in or go round the park) leave a slot the others go on serving: every accepted
 /// message is read at most once and undamaged, each holder reads each writer's messages in
@@ -569,14 +574,8 @@ fn two_holders_reading_at_once_read_every_message_exactly_once_in_writer_order()
 fn holders_sigkilled_at_random_lose_no_message_they_did_not_take() {
     const WRITERS: u64 = 3;
     const HOLDERS: usize = 3;
-    let env = |var: &str, default: u64| -> u64 {
-        std::env::var(var)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(default)
-    };
-    let target = env("MAILSLOT_HOLDER_TORTURE_MESSAGES", 30_000);
-    let kills = env("MAILSLOT_HOLDER_TORTURE_KILLS", 40) as usize;
+    let target = common::env_u64("MAILSLOT_HOLDER_TORTURE_MESSAGES", 30_000);
+    let kills = common::env_u64("MAILSLOT_HOLDER_TORTURE_KILLS", 40) as usize;
     let limit = Duration::from_secs(60 + kills as u64 / 2 + target / 5_000);
     let _serial = serial();
     let started = Instant::now();
@@ -674,22 +673,7 @@ fn holders_sigkilled_at_random_lose_no_message_they_did_not_take() {
         reads.push(got);
     }
     for h in &mut holders {
-        h.cmd("stop");
-        let mut got = Vec::new();
-        loop {
-            let Some(l) = h.next_line(Duration::from_secs(10)) else {
-                panic!("a holder did not stop: {:?}", h.said);
-            };
-            if l.starts_with("done ") {
-                break;
-            }
-            if let Some(m) = parse_msg(&l) {
-                got.push(m);
-            } else {
-                panic!("a living holder said {l:?} while reading");
-            }
-        }
-        reads.push(got);
+        reads.push(h.stop_stream(Duration::from_secs(10)));
     }
     let mut here = Vec::new();
     while let Ok(m) = slot.read_message_timeout(Timeout::After(Duration::from_millis(300))) {
@@ -755,6 +739,8 @@ fn holders_sigkilled_at_random_lose_no_message_they_did_not_take() {
         killed.len()
     );
 }
+
+// 4. The last holder's close deletes.
 
 fn last_close_deletes(kill_child: bool) {
     let _serial = serial();

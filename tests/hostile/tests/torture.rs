@@ -20,10 +20,7 @@ const WRITERS: usize = 4;
 #[test]
 fn torture_sigkilled_writers_lose_nothing_accepted() {
     let test = "torture_sigkilled_writers_lose_nothing_accepted";
-    let target: u64 = std::env::var("MAILSLOT_TORTURE_MESSAGES")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(100_000);
+    let target = common::env_u64("MAILSLOT_TORTURE_MESSAGES", 100_000);
     let started = Instant::now();
     let name = unique_name("torture");
     let slot = Arc::new(Mailslot::create(&name).expect("create"));

@@ -392,7 +392,7 @@ impl Store {
                 + LOCK_LOOK_EVERY;
             let until = libc::timespec {
                 tv_sec: until.as_secs() as libc::time_t,
-                tv_nsec: libc::c_long::from(until.subsec_nanos() as i32),
+                tv_nsec: until.subsec_nanos() as libc::c_long,
             };
             // SAFETY: the mutex was initialised by the store's creator as process-shared and
             // robust; `until` is a valid timespec.

@@ -13,6 +13,14 @@ use std::time::{Duration, Instant};
 
 pub(crate) use mailslot_test_support::{asleep, is_root, run_as_root_test, tid, wait_for};
 
+/// The number in the environment variable `var`, or `default` when it is unset or not a number.
+pub(crate) fn env_u64(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The role binary.
 pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_mailslot-hostile")
