@@ -590,6 +590,19 @@ mod tests {
         d.counters().fields().iter().map(|(_, v)| v).sum()
     }
 
+    /// Waits until `n` messages are counted (`false` if fewer are after 5 s). A worker counts
+    /// a write after it returns, so the owner may read a message before it is counted.
+    fn wait_until_counted(d: &Deliverer, n: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while counted(d) < n {
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
     /// A path no mailslot of this process serves.
     fn missing_path(what: &str) -> Arc<str> {
         format!("deliver-unit\\missing-{what}-{}", std::process::id()).into()
@@ -709,6 +722,7 @@ mod tests {
         d.deliver_all(&batch(&path, 1));
         let got = slot.read_message_timeout(Timeout::from(Duration::from_secs(5)));
         assert!(got.is_ok(), "the served mailslot got nothing: {got:?}");
+        assert!(wait_until_counted(&d, n as u64 + 1), "{:?}", d.counters());
         assert_eq!(d.counters().delivered, 1);
         assert_eq!(counted(&d), n as u64 + 1);
     }
