@@ -460,6 +460,9 @@ impl Mailslot {
     /// For event loops: wait for it, then call a read with [`Timeout::ZERO`]; it can be readable
     /// without a message being ready (a writer connecting), so treat `Timeout` as "wait again".
     /// Waiting on it directly does not pause the service thread; the `tokio` feature's `AsyncMailslot` does that.
+    /// For a handle shared with other processes, the service thread also looks at the mailslot
+    /// every 500 ms from then on and makes the descriptor readable if a message is queued (a
+    /// holder killed in a read may have told writers not to wake anyone).
     ///
     /// The descriptor is made on first use (an idle mailslot holds only its listening socket);
     /// `-1` if that fails (out of descriptors).

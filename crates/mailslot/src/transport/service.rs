@@ -15,16 +15,20 @@
 //! - when it does move messages, it signals the slot's eventfd so that a reader (or an async
 //!   task) waiting on the slot wakes up.
 //!
+//! It also looks at every shared slot whose descriptor a program polls, every
+//! [`SHARED_LOOK_EVERY`] (see `Slot::look`): such a program does not wait in a read, which would
+//! look for itself, and a holder that died in a read may have told writers not to wake anyone.
+//!
 //! After `fork`, the child has no service thread; the next mailslot it creates starts one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use super::slot::{Arming, Slot};
+use super::slot::{Arming, Slot, SHARED_LOOK_EVERY};
 use crate::sys;
 
 /// How long the service leaves a slot to a reader that was active since it last looked.
@@ -38,6 +42,9 @@ pub(crate) struct Service {
     watch: Mutex<Vec<u64>>,
     /// Signalled when `watch` gets an entry.
     watch_wake: OwnedFd,
+    /// Shared slots whose descriptor a program polls: looked at every
+    /// [`SHARED_LOOK_EVERY`](super::slot::SHARED_LOOK_EVERY) (see `Slot::look`).
+    looks: Mutex<HashSet<u64>>,
 }
 
 /// Epoll token of `watch_wake` (slot tokens count up from 1).
@@ -62,6 +69,7 @@ pub(crate) fn get() -> io::Result<Arc<Service>> {
         next: AtomicU64::new(1),
         watch: Mutex::new(Vec::new()),
         watch_wake: sys::eventfd()?,
+        looks: Mutex::new(HashSet::new()),
     });
     sys::epoll_ctl(
         s.epoll.as_raw_fd(),
@@ -98,6 +106,21 @@ impl Service {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(token);
         sys::eventfd_signal(self.watch_wake.as_raw_fd());
+    }
+
+    fn looks(&self) -> std::sync::MutexGuard<'_, HashSet<u64>> {
+        self.looks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Look at the shared slot `token` every `SHARED_LOOK_EVERY` from now on (its descriptor
+    /// is polled: see `Slot::look`).
+    pub(crate) fn look_at(&self, token: u64) {
+        if self.looks().insert(token) {
+            // The loop may be asleep without a timeout: it reckons with the new entry now.
+            sys::eventfd_signal(self.watch_wake.as_raw_fd());
+        }
     }
 
     pub(crate) fn register(&self, slot: &Arc<Slot>) -> io::Result<()> {
@@ -142,6 +165,7 @@ impl Service {
             0,
         );
         self.slots().remove(&slot.token);
+        self.looks().remove(&slot.token);
     }
 
     pub(crate) fn arm(&self, slot: &Slot) {
@@ -199,10 +223,19 @@ impl Service {
     fn run(self: Arc<Self>) {
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
         let mut deferred: Vec<(Instant, u64)> = Vec::new();
+        // When the polled shared slots are looked at next (none: no timer).
+        let mut next_look: Option<Instant> = None;
         loop {
+            if self.looks().is_empty() {
+                next_look = None;
+            } else if next_look.is_none() {
+                next_look = Some(Instant::now() + SHARED_LOOK_EVERY);
+            }
             let timeout = deferred
                 .iter()
-                .map(|(t, _)| t.saturating_duration_since(Instant::now()))
+                .map(|(t, _)| *t)
+                .chain(next_look)
+                .map(|t| t.saturating_duration_since(Instant::now()))
                 .min();
             let Ok(n) = sys::epoll_wait(self.epoll.as_raw_fd(), &mut events, timeout) else {
                 std::thread::sleep(Duration::from_millis(10));
@@ -243,6 +276,21 @@ impl Service {
                         }
                     }
                 }
+            }
+            if next_look.is_some_and(|t| t <= now) {
+                next_look = Some(now + SHARED_LOOK_EVERY);
+                self.look_all();
+            }
+        }
+    }
+
+    /// Looks at every polled shared slot (see `Slot::look`); forgets those that are gone.
+    fn look_all(&self) {
+        let tokens: Vec<u64> = self.looks().iter().copied().collect();
+        for tok in tokens {
+            let slot = self.slots().get(&tok).and_then(Weak::upgrade);
+            if !slot.is_some_and(|s| s.look()) {
+                self.looks().remove(&tok);
             }
         }
     }

@@ -77,7 +77,7 @@ pub(crate) fn policy_admits(
 const DRAIN_EVERY: u32 = 64;
 
 /// Longest sleep of a reader of a shared slot before it looks again (see `read`).
-const SHARED_LOOK_EVERY: Duration = Duration::from_millis(500);
+pub(crate) const SHARED_LOOK_EVERY: Duration = Duration::from_millis(500);
 /// How long a reader polls before it starts yielding the CPU between polls.
 const SPIN_BEFORE_YIELD: Duration = Duration::from_micros(4);
 /// Spins in a row without a message after which a reader stops spinning.
@@ -252,6 +252,9 @@ pub(crate) struct State {
     pub deferred: bool,
     /// The wake eventfd was signalled and not yet cleared.
     pub wake_pending: bool,
+    /// The descriptor readers wait on was handed out ([`Slot::wait_fd`]): a program may poll
+    /// it instead of waiting in a read.
+    polled: bool,
     /// Spins in a row that ended without a message; at [`SPIN_MAX_MISSES`] spinning stops.
     spin_misses: u32,
     /// Waits without spinning since spinning stopped (a probe spins every [`SPIN_PROBE_EVERY`]).
@@ -301,6 +304,7 @@ impl State {
             arming,
             deferred: false,
             wake_pending: false,
+            polled: false,
             spin_misses: 0,
             spin_skipped: 0,
             buf: Vec::new(),
@@ -340,6 +344,16 @@ struct Shared {
     by_ino: HashMap<u64, u64>,
     /// This process counts as one of the store's sleepers.
     sleeping: bool,
+}
+
+impl Shared {
+    /// Counts this process as asleep in the store (once; it must hold the holders' lock).
+    fn count_asleep(&mut self) {
+        if !self.sleeping && self.locked {
+            self.sleeping = true;
+            self.store.set_sleeping(true);
+        }
+    }
 }
 
 /// The slot's state, locked: for a shared slot also the holders' lock, with this process's
@@ -655,7 +669,12 @@ impl Slot {
     /// The descriptor readers (and async users) wait on.
     pub(crate) fn wait_fd(&self) -> io::Result<RawFd> {
         let mut st = self.lock();
-        Ok(self.fds(&mut st)?.wait_epoll.as_raw_fd())
+        let fd = self.fds(&mut st)?.wait_epoll.as_raw_fd();
+        if !st.polled {
+            st.polled = true;
+            self.polled_shared(&mut st);
+        }
+        Ok(fd)
     }
 
     /// Signals waiting readers that the service moved messages into the queue.
@@ -2006,10 +2025,7 @@ impl Slot {
 
     pub(crate) fn begin_wait(&self, st: &mut State) {
         if let Some(sh) = st.shared.as_mut() {
-            if !sh.sleeping && sh.locked {
-                sh.sleeping = true;
-                sh.store.set_sleeping(true);
-            }
+            sh.count_asleep();
         }
         st.readers_waiting += 1;
         self.set_wake_me(st, true);
@@ -2020,7 +2036,8 @@ impl Slot {
     }
 
     pub(crate) fn end_wait(&self, st: &mut State) {
-        if st.readers_waiting == 1 {
+        // (A polled handle stays counted as asleep: see `polled_shared`.)
+        if st.readers_waiting == 1 && !st.polled {
             if let Some(sh) = st.shared.as_mut() {
                 if sh.sleeping && sh.locked {
                     sh.sleeping = false;
@@ -2686,7 +2703,44 @@ impl Slot {
         st.shared = Some(sh);
         // The store keeps its own shares (and bounds the queue by its size).
         st.orphans = Orphans::default();
+        self.polled_shared(st);
         Ok(())
+    }
+
+    /// A shared slot whose descriptor a program may poll instead of waiting in a read (an
+    /// event loop, `AsyncMailslot`, the C API's `MailslotGetPollFd`): this process counts as
+    /// asleep in the store for as long as it holds the handle, so that other holders ring the
+    /// doorbell when they queue messages, and the service thread looks at the slot every
+    /// [`SHARED_LOOK_EVERY`] (see [`look`](Self::look)) as a read that waits does.
+    fn polled_shared(&self, st: &mut State) {
+        if !st.polled {
+            return;
+        }
+        let Some(sh) = st.shared.as_mut() else {
+            return;
+        };
+        sh.count_asleep();
+        self.service.look_at(self.token);
+    }
+
+    /// The service thread's look at a polled shared slot (every [`SHARED_LOOK_EVERY`]): takes
+    /// the holders' lock (which mends what a holder that died left), asks writers for wake-ups
+    /// again (a holder that died in a read may have told them not to send any), takes in the
+    /// rings and wakes the poller when a message is queued. Returns `false` once the slot no
+    /// longer needs looking at.
+    pub(crate) fn look(&self) -> bool {
+        let mut st = self.lock();
+        if st.shared.is_none() || st.deleted || st.arming == Arming::Closed {
+            return false;
+        }
+        if let Some(sh) = st.shared.as_mut() {
+            sh.count_asleep();
+        }
+        self.set_wake_me(&mut st, true);
+        if self.drain(&mut st).is_ok() && Self::has_head(&st) {
+            self.signal_wake(&mut st);
+        }
+        true
     }
 
     /// This handle's shared part, made on first use (see [`make_shared`](Self::make_shared)).
@@ -3324,6 +3378,112 @@ mod tests {
     fn a_holder_that_dies_in_a_read_leaves_no_other_asleep() {
         holder_dies_in_a_read_while_another_sleeps(true);
         holder_dies_in_a_read_while_another_sleeps(false);
+    }
+
+    /// A thread that reads `slot` the way a program that does not wait in a read does, and
+    /// sends what it reads (until the receiver is gone, or 10 s at most): with `tokio`, through
+    /// an `AsyncMailslot`; else it waits on the descriptor (`as_raw_fd`, as an event loop or
+    /// the C API's `MailslotGetPollFd` user does) and, each time it polls readable, reads with
+    /// a zero timeout until there is nothing — it never reads unless the descriptor said so.
+    fn polling(slot: Mailslot, tokio: bool) -> std::sync::mpsc::Receiver<Vec<u8>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let fd = slot.as_raw_fd();
+        assert!(fd >= 0);
+        std::thread::spawn(move || {
+            if tokio {
+                let rt = ::tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let slot = crate::tokio::AsyncMailslot::new(slot).unwrap();
+                    let end = ::tokio::time::sleep(Duration::from_secs(10));
+                    ::tokio::pin!(end);
+                    loop {
+                        ::tokio::select! {
+                            m = slot.read_message() => {
+                                if tx.send(m.unwrap().data).is_err() {
+                                    return;
+                                }
+                            }
+                            () = &mut end => return,
+                        }
+                    }
+                });
+                return;
+            }
+            let end = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < end {
+                let mut p = libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                if unsafe { libc::poll(&mut p, 1, 100) } <= 0 {
+                    continue;
+                }
+                while let Ok(m) = slot.read_message_timeout(Timeout::ZERO) {
+                    if tx.send(m.data).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        rx
+    }
+
+    /// As [`holder_dies_in_a_read_while_another_sleeps`], with a program that polls the other
+    /// handle's descriptor (or reads through tokio) instead of a read that waits: the
+    /// process's service thread looks at a polled shared slot every `SHARED_LOOK_EVERY` and
+    /// wakes the poller when it finds messages. Without the death, the holder that takes the
+    /// message in rings the doorbell: a polled handle counts as asleep, so the poller reads it
+    /// at once, not at the look.
+    fn holder_dies_in_a_read_while_another_polls(dies: bool, tokio: bool) {
+        let name = format!(
+            r"\\.\mailslot\unit\polled-{}-{dies}-{tokio}",
+            std::process::id()
+        );
+        let slot = Mailslot::create(&name).unwrap();
+        let other = Mailslot::from_shared(slot.share().unwrap()).unwrap();
+        let w = MailslotWriter::open(&name).unwrap();
+        w.write(b"ring").unwrap(); // (now the writer has a ring)
+        let rx = polling(slot, tokio);
+        assert_eq!(rx.recv_timeout(Duration::from_secs(2)).unwrap(), b"ring");
+        let sleepers = other.slot.lock().shared.as_ref().unwrap().store.sleepers();
+        assert_eq!(sleepers, 1, "the polled handle counts as asleep");
+        let holder = DyingHolder::start(other, dies, |slot, g| slot.set_wake_me(g, false), take_in);
+        w.write(b"first").unwrap();
+        let started = Instant::now();
+        holder.go_on_and_die();
+        let first = rx.recv_timeout(Duration::from_secs(3)).expect("first");
+        assert_eq!(first, b"first");
+        if !dies {
+            let took = started.elapsed();
+            assert!(took < Duration::from_millis(400), "woken after {took:?}");
+        }
+        for i in 0..5u8 {
+            w.write(&[i]).unwrap();
+        }
+        let mut got = Vec::new();
+        while got.len() < 5 {
+            match rx.recv_timeout(Duration::from_secs(3)) {
+                Ok(m) => got.push(m[0]),
+                Err(_) => break,
+            }
+        }
+        assert_eq!(got, (0..5).collect::<Vec<u8>>(), "the poller read {got:?}");
+        // The poller ends at its next message.
+        drop(rx);
+        w.write(b"end").unwrap();
+    }
+
+    #[test]
+    fn a_holder_that_dies_in_a_read_leaves_no_poller_unwoken() {
+        for tokio in [false, true] {
+            holder_dies_in_a_read_while_another_polls(true, tokio);
+            holder_dies_in_a_read_while_another_polls(false, tokio);
+        }
     }
 
     /// A shared slot's park (where connections wait for every holder) has a send buffer of
