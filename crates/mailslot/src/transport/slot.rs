@@ -3486,6 +3486,43 @@ mod tests {
         }
     }
 
+    /// A holder that accepted a writer's connection and died before greeting it (its copy of
+    /// the connection closed with it; played here by the test, which holds the slot's lock so
+    /// that nobody else accepts meanwhile): the writer's open connects again and is served by
+    /// the holders left. Before, the open failed with "not found" while the name was served.
+    #[test]
+    fn an_open_whose_accepting_holder_dies_connects_again() {
+        let name = format!(r"\\.\mailslot\unit\accept-dies-{}", std::process::id());
+        let slot = Mailslot::create(&name).unwrap();
+        let other = Mailslot::from_shared(slot.share().unwrap()).unwrap();
+        let opener = {
+            let name = name.clone();
+            let g = slot.slot.lock();
+            let opener = std::thread::spawn(move || {
+                MailslotWriter::open_timeout(&name, Duration::from_secs(5))
+            });
+            let listener = g.listener.as_ref().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                if let Ok(Some(conn)) = sys::accept(listener) {
+                    drop(conn);
+                    break;
+                }
+                assert!(Instant::now() < deadline, "the writer never connected");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            // The lock is held a moment longer: the writer sees its connection closed first.
+            std::thread::sleep(Duration::from_millis(50));
+            opener
+        };
+        let w = opener.join().unwrap().expect("served by the holders left");
+        w.write(b"after").unwrap();
+        let m = other
+            .read_message_timeout(Timeout::After(Duration::from_secs(2)))
+            .unwrap();
+        assert_eq!(m.data, b"after");
+    }
+
     /// A shared slot's park (where connections wait for every holder) has a send buffer of
     /// fixed size. Connections accepted one by one are packed into as few messages as they
     /// need, so the slot serves many more writers than that buffer holds messages (here the

@@ -41,6 +41,9 @@ fn spin_until(max: Duration, mut ready: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Connections an open makes at most when each is closed before the owner greets it.
+const OPEN_ATTEMPTS: u32 = 3;
+
 /// Longest single wait for room, after which the writer looks at the quota again.
 const ROOM_POLL: Duration = Duration::from_millis(50);
 
@@ -91,10 +94,37 @@ impl Connection {
     pub(crate) fn open(name: &Name, timeout: Duration) -> Result<Self, OpenError> {
         let policy = Policy::load().map_err(OpenError::Policy)?;
         let euid = sys::geteuid();
+        let deadline = Instant::now() + timeout;
+        let mut attempt = 1;
+        loop {
+            let (sock, owner) = Self::connect(name, &policy, deadline)?;
+            match Self::handshake(name, sock, owner, euid, deadline)? {
+                Some(c) => return Ok(c),
+                // Closed before the greeting: the holder of a shared mailslot that accepted it
+                // died (the others still serve the name), or the owner closed the mailslot (the
+                // next connect is refused). A few attempts: an owner that closes every
+                // connection does not keep a writer connecting for its whole timeout.
+                None if attempt < OPEN_ATTEMPTS => attempt += 1,
+                None => return Err(OpenError::NotFound(name.to_string())),
+            }
+        }
+    }
+
+    /// Connects to the owner of `name` and checks it against the name policy; the socket and
+    /// the owner's process.
+    fn connect(
+        name: &Name,
+        policy: &Policy,
+        deadline: Instant,
+    ) -> Result<(OwnedFd, PeerCred), OpenError> {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(OpenError::NotResponding(name.to_string()));
+        }
         let sock = sys::seqpacket(false)?;
-        // An owner whose listen queue is full (it stopped accepting) makes `connect` wait: for
-        // the open's timeout at most, then it has not answered.
-        sys::set_send_timeout(&sock, Some(timeout))?;
+        // An owner whose listen queue is full (it stopped accepting) makes `connect` wait: until
+        // the open's deadline at most, then it has not answered.
+        sys::set_send_timeout(&sock, Some(remaining))?;
         match sys::connect_abstract(&sock, &address(&name.key())) {
             Ok(()) => {}
             Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNREFUSED | libc::ENOENT)) => {
@@ -119,7 +149,18 @@ impl Connection {
                 });
             }
         }
-        let deadline = Instant::now() + timeout;
+        Ok((sock, owner))
+    }
+
+    /// Waits for the owner's greeting on `sock` until `deadline`; `None` if the connection is
+    /// closed before it comes.
+    fn handshake(
+        name: &Name,
+        sock: OwnedFd,
+        owner: PeerCred,
+        euid: u32,
+        deadline: Instant,
+    ) -> Result<Option<Self>, OpenError> {
         let mut buf = [0u8; 256];
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -129,7 +170,7 @@ impl Connection {
             sys::poll_one(sock.as_raw_fd(), libc::POLLIN, Some(remaining))?;
             match sys::recv_msg(sock.as_raw_fd(), &mut buf, true) {
                 Ok(None) => continue,
-                Ok(Some(r)) if r.len == 0 => return Err(OpenError::NotFound(name.to_string())),
+                Ok(Some(r)) if r.len == 0 => return Ok(None),
                 Ok(Some(r)) => {
                     let g = Greeting::decode(&buf[..r.len.min(buf.len())])
                         .ok_or_else(|| bad_owner("a malformed greeting"))?;
@@ -148,7 +189,7 @@ impl Connection {
                         .next()
                         .and_then(|fd| RingWriter::attach(&fd).ok())
                         .map(Mutex::new);
-                    return Ok(Self {
+                    return Ok(Some(Self {
                         sock,
                         control,
                         ring,
@@ -156,9 +197,9 @@ impl Connection {
                         greeting: g,
                         owner,
                         euid,
-                    });
+                    }));
                 }
-                Err(e) if is_gone(&e) => return Err(OpenError::NotFound(name.to_string())),
+                Err(e) if is_gone(&e) => return Ok(None),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -801,6 +842,46 @@ mod tests {
             got.len()
         );
         assert_eq!(got.len(), 4 * 16 + 1, "every ring is taken in in the end");
+    }
+
+    /// An owner (a hostile one, played here by the test) that accepts every connection and
+    /// closes it before greeting it: an open connects again a bounded number of times
+    /// ([`OPEN_ATTEMPTS`]), then says the mailslot is not there — it does not keep connecting
+    /// for its whole timeout.
+    #[test]
+    fn an_owner_that_closes_every_connection_ends_an_open_after_a_few_attempts() {
+        use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+        use std::sync::Arc;
+        let name: Name = format!(r"\\.\mailslot\unit\closes-{}", std::process::id())
+            .parse()
+            .unwrap();
+        let listener = sys::seqpacket(true).unwrap();
+        sys::bind_abstract(&listener, &address(&name.key())).unwrap();
+        sys::listen(&listener, 8).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicU32::new(0));
+        let owner = {
+            let (stop, accepted) = (stop.clone(), accepted.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match sys::accept(&listener) {
+                        Ok(Some(c)) => {
+                            accepted.fetch_add(1, Ordering::Relaxed);
+                            drop(c);
+                        }
+                        _ => std::thread::sleep(Duration::from_micros(200)),
+                    }
+                }
+            })
+        };
+        let t = Instant::now();
+        let r = Connection::open(&name, Duration::from_secs(5));
+        let took = t.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        owner.join().unwrap();
+        assert!(matches!(r, Err(OpenError::NotFound(_))), "{:?}", r.err());
+        assert_eq!(accepted.load(Ordering::Relaxed), OPEN_ATTEMPTS);
+        assert!(took < Duration::from_secs(1), "took {took:?}");
     }
 
     /// An owner (a hostile one, played here by the test) that sends room notices without end:
