@@ -149,7 +149,7 @@ fn read_timeouts_zero_t_and_forever_woken_by_a_write() {
         Err(ReadError::Timeout)
     ));
     assert!(
-        t0.elapsed() < Duration::from_millis(100),
+        t0.elapsed() < Duration::from_millis(250),
         "timeout 0 must return at once"
     );
 

@@ -100,13 +100,17 @@ fn delete_ends_it_for_every_holder() {
     let other = Mailslot::from_shared(slot.share().unwrap()).unwrap();
     let w = MailslotWriter::open(&name).unwrap();
     w.write(b"doomed").unwrap();
+    let (read_tx, read_rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         // Drain the one message, then block until the delete.
         let first = other.read_message().map(|m| m.data);
+        read_tx.send(common::tid()).unwrap();
         let second = other.read_message_timeout(Timeout::Forever);
         (first, second)
     });
-    std::thread::sleep(Duration::from_millis(100));
+    // The delete comes after the first read, while the second waits.
+    let reader_tid = read_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    common::wait_until_asleep(reader_tid, "the second read");
     slot.delete();
     let (first, second) = reader.join().unwrap();
     assert_eq!(first.unwrap(), b"doomed");
@@ -198,17 +202,28 @@ fn many_messages_between_two_holders_each_once() {
             }
         })
     };
+    // The readers stop at the first empty read after the writer is done (not at a pause of
+    // the writer's: both holders gone, its next write would fail).
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let read = |s: Mailslot| {
+        let written = written.clone();
         std::thread::spawn(move || {
             let mut got = Vec::new();
-            while let Ok(m) = s.read_message_timeout(Timeout::After(Duration::from_millis(500))) {
-                got.push(u32::from_le_bytes(m.data.try_into().unwrap()));
+            loop {
+                let done = written.load(std::sync::atomic::Ordering::SeqCst);
+                match s.read_message_timeout(Timeout::After(Duration::from_millis(200))) {
+                    Ok(m) => got.push(u32::from_le_bytes(m.data.try_into().unwrap())),
+                    Err(ReadError::Timeout) if done => break,
+                    Err(ReadError::Timeout) => {}
+                    Err(e) => panic!("{e}"),
+                }
             }
             got
         })
     };
     let (r1, r2) = (read(slot), read(other));
     writer.join().unwrap();
+    written.store(true, std::sync::atomic::Ordering::SeqCst);
     let (a, b) = (r1.join().unwrap(), r2.join().unwrap());
     assert!(a.windows(2).all(|w| w[0] < w[1]));
     assert!(b.windows(2).all(|w| w[0] < w[1]));

@@ -172,7 +172,10 @@ fn session_listener(addr: std::net::Ipv4Addr, port: u16) -> Result<Option<std::n
     Ok(Some(s.into()))
 }
 
-fn udp_socket(addr: SocketAddrV4, recv_buffer: usize) -> Result<std::net::UdpSocket> {
+/// A UDP socket bound to `addr` as the daemon binds its own: broadcast allowed, the address
+/// reusable, non-blocking, and a receive buffer of `recv_buffer` bytes where the kernel allows
+/// (0: its default).
+pub fn udp_socket(addr: SocketAddrV4, recv_buffer: usize) -> Result<std::net::UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     s.set_reuse_address(true)?;

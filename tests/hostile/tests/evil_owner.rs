@@ -24,8 +24,17 @@ fn finish(mut child: Child, timeout: Duration) -> (Vec<String>, std::process::Ex
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait().expect("wait") {
-            std::thread::sleep(Duration::from_millis(20));
-            return (rx.try_iter().collect(), status);
+            // Every line it printed: the reading thread ends (and the channel closes) at the
+            // end of its output.
+            let mut got = Vec::new();
+            let end = Instant::now() + Duration::from_secs(5);
+            while let Some(left) = end.checked_duration_since(Instant::now()) {
+                match rx.recv_timeout(left) {
+                    Ok(line) => got.push(line),
+                    Err(_) => break,
+                }
+            }
+            return (got, status);
         }
         if Instant::now() > deadline {
             common::kill9(&mut child);

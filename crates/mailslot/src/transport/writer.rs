@@ -881,7 +881,7 @@ mod tests {
         owner.join().unwrap();
         assert!(matches!(r, Err(OpenError::NotFound(_))), "{:?}", r.err());
         assert_eq!(accepted.load(Ordering::Relaxed), OPEN_ATTEMPTS);
-        assert!(took < Duration::from_secs(1), "took {took:?}");
+        assert!(took < Duration::from_secs(3), "took {took:?}");
     }
 
     /// An owner (a hostile one, played here by the test) that sends room notices without end:

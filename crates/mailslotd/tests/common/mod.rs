@@ -42,8 +42,14 @@ fn local_port(s: &UdpSocket) -> u16 {
 impl Running {
     pub(crate) fn start() -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
-        let datagram = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let name = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        // Bound as the daemon binds its own (its receive buffer among the rest): a burst the
+        // daemon takes in a moment late is not lost here either.
+        let bind = || {
+            let any = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0);
+            mailslotd::udp_socket(any, mailslotd::config::DaemonConfig::default().recv_buffer)
+                .unwrap()
+        };
+        let (datagram, name) = (bind(), bind());
         let control = format!(
             "mailslotd/test/{}/{}",
             std::process::id(),
