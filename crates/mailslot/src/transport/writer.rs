@@ -844,6 +844,18 @@ mod tests {
         assert_eq!(got.len(), 4 * 16 + 1, "every ring is taken in in the end");
     }
 
+    /// A mailslot name of this test process (`tag` in it) and a socket listening on it, for a
+    /// test that plays the owner.
+    fn listening_as_owner(tag: &str) -> (Name, OwnedFd) {
+        let name: Name = format!(r"\\.\mailslot\unit\{tag}-{}", std::process::id())
+            .parse()
+            .unwrap();
+        let listener = sys::seqpacket(true).unwrap();
+        sys::bind_abstract(&listener, &address(&name.key())).unwrap();
+        sys::listen(&listener, 8).unwrap();
+        (name, listener)
+    }
+
     /// An owner (a hostile one, played here by the test) that accepts every connection and
     /// closes it before greeting it: an open connects again a bounded number of times
     /// ([`OPEN_ATTEMPTS`]), then says the mailslot is not there — it does not keep connecting
@@ -852,12 +864,7 @@ mod tests {
     fn an_owner_that_closes_every_connection_ends_an_open_after_a_few_attempts() {
         use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
         use std::sync::Arc;
-        let name: Name = format!(r"\\.\mailslot\unit\closes-{}", std::process::id())
-            .parse()
-            .unwrap();
-        let listener = sys::seqpacket(true).unwrap();
-        sys::bind_abstract(&listener, &address(&name.key())).unwrap();
-        sys::listen(&listener, 8).unwrap();
+        let (name, listener) = listening_as_owner("closes");
         let stop = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicU32::new(0));
         let owner = {
@@ -893,12 +900,7 @@ mod tests {
         use crate::types::{Access, Class};
         use std::sync::atomic::{AtomicBool, Ordering};
         use std::sync::Arc;
-        let name: Name = format!(r"\\.\mailslot\unit\notice-flood-{}", std::process::id())
-            .parse()
-            .unwrap();
-        let listener = sys::seqpacket(true).unwrap();
-        sys::bind_abstract(&listener, &address(&name.key())).unwrap();
-        sys::listen(&listener, 8).unwrap();
+        let (name, listener) = listening_as_owner("notice-flood");
         let stop = Arc::new(AtomicBool::new(false));
         let owner = {
             let stop = stop.clone();
