@@ -248,7 +248,10 @@ HANDLE MailslotReceiveHandle(int unix_socket);
 
 /* Extra: a descriptor that polls readable (POLLIN) when a message may be ready on an owner
  * handle; then call MailslotRead with a zero timeout and treat 121 as "wait again". Owned by
- * the handle (do not close it). Returns -1 with GetLastError 6 (bad handle) or 87 (writer). */
+ * the handle (do not close it). On a handle shared with other processes (inherited or passed),
+ * the library also looks at the mailslot every 500 ms from then on and makes the descriptor
+ * readable when a message is queued (another holder killed in a read may have told writers
+ * not to wake anyone). Returns -1 with GetLastError 6 (bad handle) or 87 (writer). */
 int MailslotGetPollFd(HANDLE h);
 
 /* This thread's last error, set by failing Win32 style calls. */
