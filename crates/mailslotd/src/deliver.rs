@@ -577,16 +577,10 @@ mod tests {
         /// and none is counted as running: the two counts are read one after the other, so
         /// a worker between opening and running could make them add up to 0 for a moment.
         fn wait_for_workers(&self) -> bool {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while !self.slots.values().all(Slot::is_dead)
-                || self.shared.workers.load(SeqCst) + self.shared.opening.load(SeqCst) != 0
-            {
-                if Instant::now() > deadline {
-                    return false;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            true
+            within_5s(|| {
+                self.slots.values().all(Slot::is_dead)
+                    && self.shared.workers.load(SeqCst) + self.shared.opening.load(SeqCst) == 0
+            })
         }
     }
 
@@ -598,8 +592,13 @@ mod tests {
     /// Waits until `n` messages are counted (`false` if fewer are after 5 s). A worker counts
     /// a write after it returns, so the owner may read a message before it is counted.
     fn wait_until_counted(d: &Deliverer, n: u64) -> bool {
+        within_5s(|| counted(d) >= n)
+    }
+
+    /// Waits until `ready` (`false` if it is not after 5 s).
+    fn within_5s(mut ready: impl FnMut() -> bool) -> bool {
         let deadline = Instant::now() + Duration::from_secs(5);
-        while counted(d) < n {
+        while !ready() {
             if Instant::now() > deadline {
                 return false;
             }

@@ -354,6 +354,14 @@ impl Shared {
             self.store.set_sleeping(true);
         }
     }
+
+    /// Counts this process as asleep no more (it must hold the holders' lock).
+    fn count_awake(&mut self) {
+        if self.sleeping && self.locked {
+            self.sleeping = false;
+            self.store.set_sleeping(false);
+        }
+    }
 }
 
 /// The slot's state, locked: for a shared slot also the holders' lock, with this process's
@@ -2039,10 +2047,7 @@ impl Slot {
         // (A polled handle stays counted as asleep: see `polled_shared`.)
         if st.readers_waiting == 1 && !st.polled {
             if let Some(sh) = st.shared.as_mut() {
-                if sh.sleeping && sh.locked {
-                    sh.sleeping = false;
-                    sh.store.set_sleeping(false);
-                }
+                sh.count_awake();
             }
         }
         st.readers_waiting -= 1;
@@ -2733,9 +2738,7 @@ impl Slot {
         if st.shared.is_none() || st.deleted || st.arming == Arming::Closed {
             return false;
         }
-        if let Some(sh) = st.shared.as_mut() {
-            sh.count_asleep();
-        }
+        // (This process counts as asleep since `polled_shared`.)
         self.set_wake_me(&mut st, true);
         if self.drain(&mut st).is_ok() && Self::has_head(&st) {
             self.signal_wake(&mut st);
@@ -2898,9 +2901,8 @@ impl Slot {
     /// its store broke): this handle's reads fail from now on.
     fn release(&self, st: &mut State, dead: bool) {
         if let Some(sh) = st.shared.as_mut() {
-            if sh.sleeping && sh.locked {
-                sh.store.set_sleeping(false);
-            }
+            sh.count_awake();
+            // (Without the lock the store's count stays as it is: as after a death.)
             sh.sleeping = false;
         }
         if st.shared.as_ref().is_some_and(|sh| sh.locked) {
