@@ -26,6 +26,10 @@
 //!   message taken in twice, or lost between a ring and the queue.
 //! - Removing the head is one store (the level's head). The totals and each writer's share are
 //!   recounted from the levels on repair.
+//! - A connection's entry is *accepted* until just before its writer's greeting goes out, then
+//!   *greeted*: the repair frees the entries a dead holder left accepted (nobody else would
+//!   greet those writers; the park's copies go at the next round, and the writers connect
+//!   again).
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -75,6 +79,10 @@ const NAME_MAX: usize = PAGE - 64;
 // A table entry.
 const ENTRY: usize = 64;
 const E_IN_USE: usize = 0;
+/// `E_IN_USE`: a holder accepted the connection and has not yet greeted the writer.
+const ACCEPTED: u32 = 1;
+/// `E_IN_USE`: the writer was greeted (or is about to be: see [`Store::greeted`]).
+const GREETED: u32 = 2;
 const E_CONN_INO: usize = 8;
 const E_RING_INO: usize = 16;
 const E_HEAD: usize = 24;
@@ -397,17 +405,36 @@ impl Store {
             // SAFETY: the mutex was initialised by the store's creator as process-shared and
             // robust; `until` is a valid timespec.
             let r = unsafe { libc::pthread_mutex_timedlock(self.mutex(), &until) };
-            return match r {
-                0 => Ok(false),
-                libc::ETIMEDOUT => continue,
-                libc::EOWNERDEAD => {
-                    self.repair();
-                    // SAFETY: we hold the mutex (EOWNERDEAD means it was acquired).
-                    unsafe { libc::pthread_mutex_consistent(self.mutex()) };
-                    Ok(true)
-                }
-                e => Err(io::Error::from_raw_os_error(e)),
-            };
+            if r == libc::ETIMEDOUT {
+                continue;
+            }
+            return self.taken(r);
+        }
+    }
+
+    /// Takes the holders' lock if nobody holds it: `None` when somebody does, else as
+    /// [`lock`](Self::lock). For the service thread, which serves the process's other
+    /// mailslots too and must not wait on a holder that is stopped with the lock.
+    pub(crate) fn try_lock(&mut self) -> io::Result<Option<bool>> {
+        // SAFETY: as in `lock`.
+        let r = unsafe { libc::pthread_mutex_trylock(self.mutex()) };
+        if r == libc::EBUSY {
+            return Ok(None);
+        }
+        self.taken(r).map(Some)
+    }
+
+    /// The outcome of an attempt to take the lock that did not time out or find it busy.
+    fn taken(&mut self, r: libc::c_int) -> io::Result<bool> {
+        match r {
+            0 => Ok(false),
+            libc::EOWNERDEAD => {
+                self.repair();
+                // SAFETY: we hold the mutex (EOWNERDEAD means it was acquired).
+                unsafe { libc::pthread_mutex_consistent(self.mutex()) };
+                Ok(true)
+            }
+            e => Err(io::Error::from_raw_os_error(e)),
         }
     }
 
@@ -477,8 +504,10 @@ impl Store {
         table_off() + idx * ENTRY
     }
 
-    /// A free table entry for a new writer connection, marked in use; `None` when full.
-    pub(crate) fn alloc(&mut self, conn_ino: u64, ring_ino: u64) -> Option<u32> {
+    /// A free table entry for a writer connection, marked in use; `None` when full. `greeted`:
+    /// the writer was greeted already (a connection of a slot that becomes shared), else it is
+    /// marked with [`greeted`](Self::greeted) just before its greeting goes out.
+    pub(crate) fn alloc(&mut self, conn_ino: u64, ring_ino: u64, greeted: bool) -> Option<u32> {
         for i in 0..TABLE_LEN {
             let idx = (self.hint + i) % TABLE_LEN;
             let off = Self::entry_off(idx);
@@ -489,12 +518,24 @@ impl Store {
                 for f in [E_HEAD, E_BYTES, E_COUNT, E_QB, E_QC] {
                     v.u64(off + f).store(0, Relaxed);
                 }
-                v.u32(off + E_IN_USE).store(1, SeqCst);
+                let state = if greeted { GREETED } else { ACCEPTED };
+                v.u32(off + E_IN_USE).store(state, SeqCst);
                 self.hint = idx + 1;
                 return Some(idx as u32);
             }
         }
         None
+    }
+
+    /// Marks the entry's writer greeted: from now on it may write. Marked just before the
+    /// greeting is sent, so that an entry a dead holder left [`ACCEPTED`] is one whose writer
+    /// was never greeted (repair frees it: see [`repair`](Self::repair)).
+    pub(crate) fn greeted(&self, idx: u32) {
+        if (idx as usize) < TABLE_LEN {
+            self.view
+                .u32(Self::entry_off(idx as usize) + E_IN_USE)
+                .store(GREETED, SeqCst);
+        }
     }
 
     /// Frees a table entry (the connection is gone).
@@ -860,6 +901,15 @@ impl Store {
             self.apply_journal();
             v.u32(H_JOURNAL_VALID).store(0, SeqCst);
         }
+        // A connection the dead holder accepted (and parked) and whose writer it never
+        // greeted: the writer still waits for its greeting, which nobody else would send. Its
+        // entry goes, so the holders' next round of the park drops the park's copy, the last
+        // one: the writer sees its connection closed before any greeting and connects again.
+        for i in 0..TABLE_LEN {
+            if v.u32(Self::entry_off(i) + E_IN_USE).load(SeqCst) == ACCEPTED {
+                self.free(i as u32);
+            }
+        }
         let entries = self.entries();
         let mut shares: Vec<(u64, u64)> = vec![(0, 0); entries.len()];
         let (mut count, mut bytes) = (0u64, 0u64);
@@ -980,7 +1030,7 @@ mod tests {
     #[test]
     fn a_full_level_refuses_and_the_journal_moves_positions_with_messages() {
         let (_fd, mut s) = Store::create(&settings(), 0).unwrap();
-        let idx = s.alloc(11, 12).unwrap();
+        let idx = s.alloc(11, 12, true).unwrap();
         s.begin();
         let mut n = 0;
         while s.stage(&rec(5, &[1; 1000], 11)) {
@@ -1007,7 +1057,7 @@ mod tests {
     #[test]
     fn a_batch_cut_short_by_a_death_is_all_or_nothing() {
         let (_fd, mut s) = Store::create(&settings(), 0).unwrap();
-        let idx = s.alloc(1, 2).unwrap();
+        let idx = s.alloc(1, 2, true).unwrap();
         // Staged, never committed (the holder died before its journal was valid).
         s.begin();
         assert!(s.stage(&rec(3, b"lost", 1)));
@@ -1065,14 +1115,56 @@ mod tests {
     fn the_lock_is_repaired_after_its_holder_dies() {
         let (fd, mut s) = Store::create(&settings(), 0).unwrap();
         // A thread that dies holding the lock is, for a robust mutex, the same as a process.
+        let fd2 = fd.try_clone().unwrap();
         let t = std::thread::spawn(move || {
-            let (mut mine, _) = Store::attach(&fd).unwrap();
+            let (mut mine, _) = Store::attach(&fd2).unwrap();
             mine.lock().unwrap();
             std::mem::forget(mine);
         });
         t.join().unwrap();
-        s.lock().unwrap();
+        assert!(s.lock().unwrap(), "repaired");
         s.unlock();
+        // Taken only if free: a holder's lock is busy for a moment, and found free again.
+        let (lock_tx, locked_rx) = std::sync::mpsc::channel();
+        let (go, go_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || {
+            let (mut mine, _) = Store::attach(&fd).unwrap();
+            mine.lock().unwrap();
+            lock_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            mine.unlock();
+        });
+        locked_rx.recv().unwrap();
+        assert_eq!(s.try_lock().unwrap(), None, "busy");
+        go.send(()).unwrap();
+        t.join().unwrap();
+        assert_eq!(
+            s.try_lock().unwrap(),
+            Some(false),
+            "free, nothing to repair"
+        );
+        s.unlock();
+    }
+
+    /// A connection a holder accepted and died before greeting (its entry still `ACCEPTED`)
+    /// goes at the repair; those whose writers were greeted stay.
+    #[test]
+    fn the_repair_frees_connections_whose_writers_were_never_greeted() {
+        let (_fd, mut s) = Store::create(&settings(), 0).unwrap();
+        let greeted = s.alloc(1, 2, true).unwrap();
+        let later = s.alloc(3, 4, false).unwrap();
+        s.greeted(later);
+        let ungreeted = s.alloc(5, 6, false).unwrap();
+        let generation = s.generation();
+        s.repair();
+        assert!(s.entry(greeted).is_some());
+        assert!(s.entry(later).is_some());
+        assert!(s.entry(ungreeted).is_none());
+        assert_ne!(
+            s.generation(),
+            generation,
+            "holders go round the park again"
+        );
     }
 
     /// A store whose level capacity is 0, or so large that ten levels wrap around to the

@@ -15,6 +15,10 @@
 //! - when it does move messages, it signals the slot's eventfd so that a reader (or an async
 //!   task) waiting on the slot wakes up.
 //!
+//! It never waits for a slot's lock: a slot whose lock a reader of this process or another
+//! holder of a shared slot has is tried again after [`BUSY_RETRY`] (a holder stopped with the
+//! lock stalls that slot's readers, not the process's other mailslots).
+//!
 //! It also looks at every shared slot whose descriptor a program polls, every
 //! [`SHARED_LOOK_EVERY`] (see `Slot::look`): such a program does not wait in a read, which would
 //! look for itself, and a holder that died in a read may have told writers not to wake anyone.
@@ -46,6 +50,9 @@ pub(crate) struct Service {
     /// [`SHARED_LOOK_EVERY`](super::slot::SHARED_LOOK_EVERY) (see `Slot::look`).
     looks: Mutex<HashSet<u64>>,
 }
+
+/// How long the service leaves a slot whose lock somebody has before it tries again.
+pub(crate) const BUSY_RETRY: Duration = Duration::from_millis(20);
 
 /// Epoll token of `watch_wake` (slot tokens count up from 1).
 const TOKEN_WATCH: u64 = u64::MAX;
@@ -188,9 +195,16 @@ impl Service {
         );
     }
 
-    /// Serves one slot; returns when to look at it again, if it was left to a busy reader.
+    /// Serves one slot; returns when to look at it again, if it was left to a busy reader or
+    /// somebody had its lock.
     fn serve(&self, slot: &Slot, now: Instant, from_timer: bool) -> Option<Instant> {
-        let mut st = slot.lock();
+        let Some(mut st) = slot.try_lock() else {
+            // A reader of this process, or another holder of a shared slot, has it (and takes
+            // in what it finds); a holder may also be stopped with the lock, which must not
+            // stop the process's other slots. Its one-shot event is spent: the timer brings
+            // the service back.
+            return Some(now + BUSY_RETRY);
+        };
         if from_timer {
             st.deferred = false;
         }

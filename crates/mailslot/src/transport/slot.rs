@@ -577,7 +577,29 @@ impl Slot {
 
     /// Locks the slot's state (and, for a shared slot, the holders' lock: see [`Guard`]).
     pub(crate) fn lock(&self) -> Guard<'_> {
-        let mut st = self.cell();
+        let st = self.cell();
+        let Some(g) = self.guard(st, true) else {
+            unreachable!("a lock that waits is taken");
+        };
+        g
+    }
+
+    /// For the service thread: locks the slot as [`lock`](Self::lock) does if nobody holds it
+    /// (a reader of this process, or another holder of a shared slot), else `None` and
+    /// nothing changed. The service serves all mailslots of the process, so it must not wait
+    /// on one whose other holder is stopped (SIGSTOP) with the holders' lock.
+    pub(crate) fn try_lock(&self) -> Option<Guard<'_>> {
+        let st = match self.state.try_lock() {
+            Ok(st) => st,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        self.guard(st, false)
+    }
+
+    /// Makes the guard of a locked cell (see [`lock`](Self::lock)); for a shared slot also
+    /// takes the holders' lock, waiting for it if `wait`, else `None` when it is taken.
+    fn guard<'a>(&'a self, mut st: MutexGuard<'a, Cell>, wait: bool) -> Option<Guard<'a>> {
         if let Cell::Idle {
             listener,
             read_timeout,
@@ -588,10 +610,10 @@ impl Slot {
             *st = Cell::Busy(Box::new(state));
         }
         let mut g = Guard { slot: self, st };
-        if g.shared.is_some() {
-            self.sync_in(&mut g);
+        if g.shared.is_some() && !self.sync_in(&mut g, wait) {
+            return None;
         }
-        g
+        Some(g)
     }
 
     /// The slot's lock, the state left as it is (idle or not).
@@ -1308,7 +1330,7 @@ impl Slot {
                         sys::file_id(r.as_raw_fd()).ok()?.1,
                     ))
                 });
-                entry = ids.and_then(|(ci, ri)| Some((sh.store.alloc(ci, ri)?, ci)));
+                entry = ids.and_then(|(ci, ri)| Some((sh.store.alloc(ci, ri, false)?, ci)));
                 if entry.is_none() {
                     greeting.refusal = Some(Refusal::Busy);
                     pass.clear();
@@ -1337,6 +1359,14 @@ impl Slot {
                     greeting.refusal = Some(Refusal::Busy);
                     pass.clear();
                 }
+            }
+            if let (Some(sh), Some((idx, _)), None) = (st.shared.as_ref(), entry, greeting.refusal)
+            {
+                #[cfg(test)]
+                if tests::DIE_BEFORE_GREETING.get() {
+                    return; // (the test's holder dies here: see its use)
+                }
+                sh.store.greeted(idx);
             }
             let bytes = greeting.encode();
             let sent = sys::send_parts(conn.as_raw_fd(), &[&bytes], &pass, true).is_ok();
@@ -2221,20 +2251,30 @@ fn share_io(e: io::Error) -> crate::ShareError {
 impl Slot {
     // ---- shared owner handles ----
 
-    /// Brings this process's view of a shared slot up to date (the holders' lock taken).
-    fn sync_in(&self, st: &mut State) {
+    /// Takes the holders' lock and brings this process's view of a shared slot up to date.
+    /// Without `wait`, returns `false` (nothing done) when another holder has the lock.
+    fn sync_in(&self, st: &mut State, wait: bool) -> bool {
         let Some(sh) = st.shared.as_mut() else {
-            return;
+            return true;
         };
-        let Ok(repaired) = sh.store.lock() else {
-            // The lock is broken beyond repair: this handle can do nothing more.
-            self.release(st, true);
-            return;
+        let taken = if wait {
+            sh.store.lock().map(Some)
+        } else {
+            sh.store.try_lock()
+        };
+        let repaired = match taken {
+            Ok(Some(repaired)) => repaired,
+            Ok(None) => return false,
+            Err(_) => {
+                // The lock is broken beyond repair: this handle can do nothing more.
+                self.release(st, true);
+                return true;
+            }
         };
         sh.locked = true;
         if sh.store.is_deleted() {
             self.release(st, true);
-            return;
+            return true;
         }
         st.read_timeout = timeout_from_ms(sh.store.read_timeout());
         if let Some((_, c)) = &st.control {
@@ -2258,6 +2298,7 @@ impl Slot {
                 }
             }
         }
+        true
     }
 
     /// Writes this process's view of a shared slot back and lets go of the holders' lock.
@@ -2646,7 +2687,7 @@ impl Slot {
                 sys::file_id(c.fd.as_raw_fd()).map_err(share_io)?,
                 sys::file_id(ring_fd.as_raw_fd()).map_err(share_io)?,
             );
-            let idx = store.alloc(ci, ri).ok_or_else(|| {
+            let idx = store.alloc(ci, ri, true).ok_or_else(|| {
                 share_io(io::Error::new(
                     io::ErrorKind::OutOfMemory,
                     "more writer connections than a shared mailslot holds",
@@ -2734,7 +2775,10 @@ impl Slot {
     /// rings and wakes the poller when a message is queued. Returns `false` once the slot no
     /// longer needs looking at.
     pub(crate) fn look(&self) -> bool {
-        let mut st = self.lock();
+        let Some(mut st) = self.try_lock() else {
+            // Somebody has the lock (and looks at the slot): next time.
+            return true;
+        };
         if st.shared.is_none() || st.deleted || st.arming == Arming::Closed {
             return false;
         }
@@ -3523,6 +3567,98 @@ mod tests {
             .read_message_timeout(Timeout::After(Duration::from_secs(2)))
             .unwrap();
         assert_eq!(m.data, b"after");
+    }
+
+    thread_local! {
+        /// Set by a test's holder: `accept_all` returns after it parked a connection and
+        /// before it greets the writer, as a holder killed there would.
+        pub(super) static DIE_BEFORE_GREETING: std::cell::Cell<bool> =
+            const { std::cell::Cell::new(false) };
+    }
+
+    /// A holder that accepted a writer's connection, parked it for the other holders and died
+    /// (with the holders' lock) before greeting the writer: the next holder to take the lock
+    /// frees the connection's entry, so the park's copy goes at the holders' next round and
+    /// the writer's open, seeing its connection closed before any greeting, connects again and
+    /// is served. Before, the other holders took the connection in from the park and never
+    /// greeted it: the open failed with `NotResponding` at its timeout.
+    #[test]
+    fn an_open_whose_holder_dies_between_parking_and_greeting_connects_again() {
+        let name = format!(r"\\.\mailslot\unit\park-dies-{}", std::process::id());
+        let slot = Arc::new(Mailslot::create(&name).unwrap());
+        let other = Mailslot::from_shared(slot.share().unwrap()).unwrap();
+        let rx = asleep_in_a_read(&slot);
+        let holder = DyingHolder::start(
+            other,
+            true,
+            |_, _| {},
+            |slot, g| {
+                let listener = g.listener.as_ref().unwrap().as_raw_fd();
+                let ev = sys::poll_one(listener, libc::POLLIN, Some(Duration::from_secs(5)));
+                assert!(
+                    ev.unwrap() & libc::POLLIN != 0,
+                    "the writer never connected"
+                );
+                DIE_BEFORE_GREETING.set(true);
+                slot.accept_all(g);
+            },
+        );
+        let started = Instant::now();
+        let opener = {
+            let name = name.clone();
+            std::thread::spawn(move || MailslotWriter::open_timeout(&name, Duration::from_secs(5)))
+        };
+        holder.go_on_and_die();
+        let w = opener.join().unwrap().expect("served by the holders left");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        w.write(b"after").unwrap();
+        let m = rx.recv_timeout(Duration::from_secs(2)).expect("after");
+        assert_eq!(m, b"after");
+    }
+
+    /// A holder of a shared slot that stops while it holds the holders' lock (SIGSTOP, a
+    /// shell's Ctrl-Z; played here by a thread that keeps the lock) stalls that slot's readers
+    /// in every holder, as reads are serialised, but not the other mailslots of the processes
+    /// that hold it: their one service thread does not wait for the lock. Before, it waited
+    /// for ever, and an open of a private mailslot of this process was never answered. When
+    /// the holder goes on, the writer that came meanwhile is served.
+    #[test]
+    fn a_holder_stopped_with_the_lock_stalls_no_other_mailslot_of_its_peers() {
+        let name = format!(r"\\.\mailslot\unit\stopped-{}", std::process::id());
+        let slot = Mailslot::create(&name).unwrap();
+        let other = Mailslot::from_shared(slot.share().unwrap()).unwrap();
+        let stopped = DyingHolder::start(other, false, |_, _| {}, |_, _| {});
+        // A writer comes to the shared slot: the service thread wants its lock to answer it.
+        let shared_opener = {
+            let name = name.clone();
+            std::thread::spawn(move || MailslotWriter::open_timeout(&name, Duration::from_secs(10)))
+        };
+        std::thread::sleep(Duration::from_millis(200));
+        let private = format!(r"\\.\mailslot\unit\stopped-private-{}", std::process::id());
+        let mine = Mailslot::create(&private).unwrap();
+        let t = Instant::now();
+        let w = MailslotWriter::open_timeout(&private, Duration::from_secs(2))
+            .expect("a private mailslot's open is answered while a peer holds a shared lock");
+        w.write(b"private").unwrap();
+        assert_eq!(
+            mine.read_message_timeout(Timeout::ZERO).unwrap().data,
+            b"private"
+        );
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        stopped.go_on_and_die();
+        let w = shared_opener
+            .join()
+            .unwrap()
+            .expect("served once the holder went on");
+        w.write(b"shared").unwrap();
+        let m = slot
+            .read_message_timeout(Timeout::After(Duration::from_secs(2)))
+            .unwrap();
+        assert_eq!(m.data, b"shared");
     }
 
     /// A shared slot's park (where connections wait for every holder) has a send buffer of
