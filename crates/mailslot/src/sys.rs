@@ -496,6 +496,37 @@ pub(crate) fn reopen_read_only(fd: &OwnedFd) -> io::Result<OwnedFd> {
     )?)
 }
 
+/// A new open file of the same file, for reading and writing (through `/proc/self/fd`),
+/// close-on-exec: a description of its own, whose `flock` is independent of `fd`'s.
+pub(crate) fn reopen_read_write(fd: &OwnedFd) -> io::Result<OwnedFd> {
+    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+    Ok(rustix::fs::open(
+        path.as_str(),
+        OFlags::RDWR | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// `flock(fd, op)`, never waiting: a lock of the open file description, which the kernel lets
+/// go when the description's last descriptor closes (also when its process dies).
+pub(crate) fn flock(fd: &OwnedFd, op: Flock) -> io::Result<()> {
+    use rustix::fs::FlockOperation as F;
+    let op = match op {
+        Flock::Shared => F::NonBlockingLockShared,
+        Flock::Exclusive => F::NonBlockingLockExclusive,
+        Flock::Unlock => F::NonBlockingUnlock,
+    };
+    Ok(rustix::fs::flock(fd, op)?)
+}
+
+/// What [`flock`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flock {
+    Shared,
+    Exclusive,
+    Unlock,
+}
+
 /// A duplicate of `fd` with close-on-exec set.
 pub(crate) fn dup_cloexec(fd: RawFd) -> io::Result<OwnedFd> {
     Ok(rustix::io::fcntl_dupfd_cloexec(borrow(&fd)?, 3)?)

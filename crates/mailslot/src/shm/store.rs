@@ -8,7 +8,8 @@
 //! - Page 0, the header: magic, version, the level capacity, the table's length, the deleted
 //!   flag, the generation (bumped when the set of writer connections changes), the epoch (bumped
 //!   after every change of the queue or the read positions), the queued totals, the number of
-//!   holders asleep in a read, the lock (a robust, process-shared `pthread_mutex_t`), the ten
+//!   holders asleep in a read (each also holds a shared `flock` on an open file of the store
+//!   of its own, so that one killed asleep is found out), the lock (a robust, process-shared `pthread_mutex_t`), the ten
 //!   levels' head and tail counters, and the journal header.
 //! - Page 1: the settings (limits, access policy, read timeout, the name).
 //! - The connection table: one 64-byte entry per writer connection (its socket's and its ring's
@@ -54,6 +55,9 @@ const H_EPOCH: usize = 32;
 const H_COUNT: usize = 40;
 const H_BYTES: usize = 48;
 const H_SLEEPERS: usize = 56;
+/// Non-zero once a holder counted itself asleep without its sleep mark (see
+/// [`Store::others_asleep`]): the count is then never set back.
+const H_SLEEPERS_UNMARKED: usize = 60;
 const H_READ_TIMEOUT: usize = 64;
 const H_MUTEX: usize = 128;
 const MUTEX_SPACE: usize = 128;
@@ -100,6 +104,9 @@ pub(crate) const TABLE_LEN: usize = 16384;
 /// How long a holder waiting for the holders' lock sleeps before it tries again (see
 /// [`Store::lock`]).
 const LOCK_LOOK_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+/// How often at most a holder checks the count of sleepers against their marks (see
+/// [`Store::others_asleep`]), ns.
+const SLEEP_CHECK_EVERY_NS: u64 = 100_000_000;
 
 /// Bytes of a record's header in a level: length, priority, class, sender kind, the write
 /// stamp, the origin (the writer connection's inode), and 24 bytes of sender.
@@ -228,6 +235,11 @@ pub(crate) struct Store {
     journal_n: usize,
     /// Where the next free table entry is looked for.
     hint: usize,
+    /// This holder's own open file of the store (`None` when it could not be opened): its
+    /// shared `flock` marks it asleep (see [`others_asleep`](Self::others_asleep)).
+    sleep_mark: Option<OwnedFd>,
+    /// When this holder last checked the sleepers' count against their marks (coarse ns).
+    sleep_checked: u64,
 }
 
 fn table_off() -> usize {
@@ -352,6 +364,8 @@ impl Store {
             staged_count: 0,
             journal_n: 0,
             hint: 0,
+            sleep_mark: sys::reopen_read_write(fd).ok(),
+            sleep_checked: 0,
         })
     }
 
@@ -478,14 +492,71 @@ impl Store {
         self.view.u32(H_SLEEPERS).load(SeqCst)
     }
 
-    /// One more (`true`) or one fewer holder asleep.
+    /// One more (`true`) or one fewer holder asleep: this one (the caller holds the holders'
+    /// lock). A holder asleep also holds a shared `flock` on its own open file of the store,
+    /// which the kernel lets go when the holder dies.
     pub(crate) fn set_sleeping(&self, on: bool) {
         let w = self.view.u32(H_SLEEPERS);
         if on {
+            let marked = self
+                .sleep_mark
+                .as_ref()
+                .is_some_and(|m| sys::flock(m, sys::Flock::Shared).is_ok());
+            if !marked {
+                self.view.u32(H_SLEEPERS_UNMARKED).store(1, SeqCst);
+            }
             w.fetch_add(1, SeqCst);
         } else {
             let _ = w.fetch_update(SeqCst, SeqCst, |n| Some(n.saturating_sub(1)));
+            if let Some(m) = &self.sleep_mark {
+                let _ = sys::flock(m, sys::Flock::Unlock);
+            }
         }
+    }
+
+    /// Closes this holder's open file of the store, as its death would (tests).
+    #[cfg(test)]
+    pub(crate) fn drop_sleep_mark(&mut self) {
+        self.sleep_mark = None;
+    }
+
+    /// Whether a holder other than this one (asleep or not, `me_asleep`) is asleep and wants
+    /// the doorbell; the caller holds the holders' lock. A holder killed while asleep leaves
+    /// its count behind for ever, and every holder would ring the doorbell (waking every
+    /// holder) each time it queues messages: so, at most every [`SLEEP_CHECK_EVERY_NS`]
+    /// (`now` is coarse ns), the count is checked against the sleepers' marks, and set back
+    /// to this holder's own when no other holder has one (this one's open file can then be
+    /// locked exclusively). Never set back once a holder slept without a mark.
+    pub(crate) fn others_asleep(&mut self, me_asleep: bool, now: u64) -> bool {
+        let mine = u32::from(me_asleep);
+        if self.sleepers() <= mine {
+            return false;
+        }
+        let Some(mark) = self.sleep_mark.as_ref() else {
+            return true;
+        };
+        if now.saturating_sub(self.sleep_checked) < SLEEP_CHECK_EVERY_NS
+            || self.view.u32(H_SLEEPERS_UNMARKED).load(SeqCst) != 0
+        {
+            return true;
+        }
+        self.sleep_checked = now;
+        let alone = sys::flock(mark, sys::Flock::Exclusive).is_ok();
+        // This holder's own mark as it was (a conversion is not atomic: one that failed may
+        // have let go of the shared lock).
+        let back = if me_asleep {
+            sys::Flock::Shared
+        } else {
+            sys::Flock::Unlock
+        };
+        if sys::flock(mark, back).is_err() {
+            self.view.u32(H_SLEEPERS_UNMARKED).store(1, SeqCst);
+            return true;
+        }
+        if alone {
+            self.view.u32(H_SLEEPERS).store(mine, SeqCst);
+        }
+        !alone
     }
 
     /// The read timeout shared by all holders, ms or [`FOREVER`].
@@ -1144,6 +1215,50 @@ mod tests {
             "free, nothing to repair"
         );
         s.unlock();
+    }
+
+    /// A holder killed while asleep leaves its count behind; its mark goes with it, and the
+    /// next check (at most every `SLEEP_CHECK_EVERY_NS`) sets the count back. Live sleepers,
+    /// this holder's own mark included, keep theirs.
+    #[test]
+    fn a_sleeper_that_died_is_counted_no_more() {
+        let every = SLEEP_CHECK_EVERY_NS;
+        let (fd, mut s) = Store::create(&settings(), 0).unwrap();
+        let (a, _) = Store::attach(&fd).unwrap();
+        assert!(!s.others_asleep(false, every), "nobody asleep");
+        a.set_sleeping(true);
+        assert!(s.others_asleep(false, 2 * every), "a lives and sleeps");
+        drop(a); // killed asleep: the count stays, the mark goes
+        assert_eq!(s.sleepers(), 1);
+        assert!(
+            s.others_asleep(false, 2 * every + 1),
+            "not checked again so soon"
+        );
+        assert!(!s.others_asleep(false, 3 * every), "checked: a is gone");
+        assert_eq!(s.sleepers(), 0);
+        // This holder asleep too, and another: both stay counted while they live.
+        s.set_sleeping(true);
+        let (b, _) = Store::attach(&fd).unwrap();
+        b.set_sleeping(true);
+        assert!(s.others_asleep(true, 4 * every), "b lives and sleeps");
+        assert_eq!(s.sleepers(), 2);
+        drop(b);
+        assert!(!s.others_asleep(true, 5 * every), "b is gone");
+        assert_eq!(s.sleepers(), 1, "this holder still counts");
+        let (mut c, _) = Store::attach(&fd).unwrap();
+        assert!(
+            c.others_asleep(false, 6 * every),
+            "the first holder's mark is still there"
+        );
+        s.set_sleeping(false);
+        assert!(!c.others_asleep(false, 7 * every));
+        // A holder that sleeps without a mark: the count is never set back again.
+        let (mut d, _) = Store::attach(&fd).unwrap();
+        d.drop_sleep_mark();
+        d.set_sleeping(true);
+        drop(d);
+        assert!(c.others_asleep(false, 8 * every));
+        assert_eq!(c.sleepers(), 1);
     }
 
     /// A connection a holder accepted and died before greeting (its entry still `ACCEPTED`)

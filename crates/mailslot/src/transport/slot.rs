@@ -2317,7 +2317,7 @@ impl Slot {
         sh.epoch_seen = sh.store.epoch();
         if sh.pushed {
             sh.pushed = false;
-            if sh.store.sleepers() > u32::from(sh.sleeping) {
+            if sh.store.others_asleep(sh.sleeping, sys::coarse_ns()) {
                 sys::eventfd_signal(sh.doorbell.as_raw_fd());
             }
         }
@@ -3618,6 +3618,37 @@ mod tests {
         w.write(b"after").unwrap();
         let m = rx.recv_timeout(Duration::from_secs(2)).expect("after");
         assert_eq!(m, b"after");
+    }
+
+    /// A holder killed while counted asleep leaves the count one too high, and every holder
+    /// would ring the doorbell (waking every holder) whenever it queued messages, for the life
+    /// of the slot. Its sleep mark (a `flock` of its own open file of the store) went with it:
+    /// the next holder that queues messages finds no other mark and sets the count back.
+    #[test]
+    fn a_holder_killed_asleep_is_counted_no_more_once_another_queues_messages() {
+        let name = format!(r"\\.\mailslot\unit\killed-asleep-{}", std::process::id());
+        let slot = Mailslot::create(&name).unwrap();
+        let other = Mailslot::from_shared(slot.share().unwrap()).unwrap();
+        let sleepers = |m: &Mailslot| m.slot.lock().shared.as_ref().unwrap().store.sleepers();
+        {
+            let mut g = other.slot.lock();
+            let sh = g.shared.as_mut().unwrap();
+            sh.count_asleep();
+            // Killed here: its open files go with it, its count stays.
+            sh.sleeping = false;
+            sh.store.drop_sleep_mark();
+        }
+        drop(other);
+        assert_eq!(sleepers(&slot), 1);
+        let w = MailslotWriter::open(&name).unwrap();
+        w.write(b"one").unwrap();
+        assert_eq!(
+            slot.read_message_timeout(Timeout::After(Duration::from_secs(2)))
+                .unwrap()
+                .data,
+            b"one"
+        );
+        assert_eq!(sleepers(&slot), 0);
     }
 
     /// A holder of a shared slot that stops while it holds the holders' lock (SIGSTOP, a
