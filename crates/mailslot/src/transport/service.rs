@@ -15,9 +15,10 @@
 //! - when it does move messages, it signals the slot's eventfd so that a reader (or an async
 //!   task) waiting on the slot wakes up.
 //!
-//! It never waits for a slot's lock: a slot whose lock a reader of this process or another
-//! holder of a shared slot has is tried again after [`BUSY_RETRY`] (a holder stopped with the
-//! lock stalls that slot's readers, not the process's other mailslots).
+//! It never waits for a slot's lock: a slot whose lock a reader of this process has is tried
+//! again after [`DEFER`], one whose holders' lock another holder of a shared slot has after
+//! [`BUSY_RETRY`] (a holder stopped with the lock stalls that slot's readers, not the
+//! process's other mailslots).
 //!
 //! It also looks at every shared slot whose descriptor a program polls, every
 //! [`SHARED_LOOK_EVERY`] (see `Slot::look`): such a program does not wait in a read, which would
@@ -32,7 +33,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use super::slot::{Arming, Slot, SHARED_LOOK_EVERY};
+use super::slot::{Arming, Busy, Slot, SHARED_LOOK_EVERY};
 use crate::sys;
 
 /// How long the service leaves a slot to a reader that was active since it last looked.
@@ -198,12 +199,15 @@ impl Service {
     /// Serves one slot; returns when to look at it again, if it was left to a busy reader or
     /// somebody had its lock.
     fn serve(&self, slot: &Slot, now: Instant, from_timer: bool) -> Option<Instant> {
-        let Some(mut st) = slot.try_lock() else {
-            // A reader of this process, or another holder of a shared slot, has it (and takes
-            // in what it finds); a holder may also be stopped with the lock, which must not
-            // stop the process's other slots. Its one-shot event is spent: the timer brings
-            // the service back.
-            return Some(now + BUSY_RETRY);
+        let mut st = match slot.try_lock() {
+            Ok(st) => st,
+            // A reader of this process has it (and takes in what it finds), as when a reader
+            // was active: look again soon. Its one-shot event is spent: the timer brings the
+            // service back.
+            Err(Busy::Here) => return Some(now + DEFER),
+            // Another holder of a shared slot has it (and takes in what it finds), or is
+            // stopped with it, which must not stop the process's other slots.
+            Err(Busy::Holders) => return Some(now + BUSY_RETRY),
         };
         if from_timer {
             st.deferred = false;

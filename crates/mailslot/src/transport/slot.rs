@@ -364,6 +364,15 @@ impl Shared {
     }
 }
 
+/// Who has a slot's lock when [`Slot::try_lock`] cannot take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Busy {
+    /// A thread of this process (a reader, for a moment).
+    Here,
+    /// Another holder of a shared slot (for a moment, or stopped with it).
+    Holders,
+}
+
 /// The slot's state, locked: for a shared slot also the holders' lock, with this process's
 /// view brought up to date when taken and written back when let go.
 ///
@@ -584,17 +593,16 @@ impl Slot {
         g
     }
 
-    /// For the service thread: locks the slot as [`lock`](Self::lock) does if nobody holds it
-    /// (a reader of this process, or another holder of a shared slot), else `None` and
-    /// nothing changed. The service serves all mailslots of the process, so it must not wait
+    /// For the service thread: locks the slot as [`lock`](Self::lock) does if nobody holds it,
+    /// else says who does and changes nothing. The service serves all mailslots of the process, so it must not wait
     /// on one whose other holder is stopped (SIGSTOP) with the holders' lock.
-    pub(crate) fn try_lock(&self) -> Option<Guard<'_>> {
+    pub(crate) fn try_lock(&self) -> Result<Guard<'_>, Busy> {
         let st = match self.state.try_lock() {
             Ok(st) => st,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return None,
+            Err(std::sync::TryLockError::WouldBlock) => return Err(Busy::Here),
         };
-        self.guard(st, false)
+        self.guard(st, false).ok_or(Busy::Holders)
     }
 
     /// Makes the guard of a locked cell (see [`lock`](Self::lock)); for a shared slot also
@@ -2775,7 +2783,7 @@ impl Slot {
     /// rings and wakes the poller when a message is queued. Returns `false` once the slot no
     /// longer needs looking at.
     pub(crate) fn look(&self) -> bool {
-        let Some(mut st) = self.try_lock() else {
+        let Ok(mut st) = self.try_lock() else {
             // Somebody has the lock (and looks at the slot): next time.
             return true;
         };
