@@ -940,6 +940,8 @@ impl Store {
     pub(crate) fn exercise_for_fuzzing(&mut self) {
         self.repair();
         let _ = self.entries();
+        self.sleep_checked = 0;
+        let _ = self.others_asleep(false, SLEEP_CHECK_EVERY_NS);
         let mut out = vec![0u8; 4096];
         for _ in 0..10_000 {
             let Some(h) = self.head() else {
