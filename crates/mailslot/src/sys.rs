@@ -488,21 +488,21 @@ pub(crate) fn fchmod(fd: &OwnedFd, mode: libc::mode_t) -> io::Result<()> {
 
 /// A new, read-only open file of the same file (through `/proc/self/fd`), close-on-exec.
 pub(crate) fn reopen_read_only(fd: &OwnedFd) -> io::Result<OwnedFd> {
-    let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-    Ok(rustix::fs::open(
-        path.as_str(),
-        OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
+    reopen(fd, OFlags::RDONLY)
 }
 
 /// A new open file of the same file, for reading and writing (through `/proc/self/fd`),
 /// close-on-exec: a description of its own, whose `flock` is independent of `fd`'s.
 pub(crate) fn reopen_read_write(fd: &OwnedFd) -> io::Result<OwnedFd> {
+    reopen(fd, OFlags::RDWR)
+}
+
+/// A new open file of the same file, with `access` and close-on-exec.
+fn reopen(fd: &OwnedFd, access: OFlags) -> io::Result<OwnedFd> {
     let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
     Ok(rustix::fs::open(
         path.as_str(),
-        OFlags::RDWR | OFlags::CLOEXEC,
+        access | OFlags::CLOEXEC,
         Mode::empty(),
     )?)
 }
