@@ -1368,6 +1368,10 @@ impl Slot {
                     pass.clear();
                 }
             }
+            // Encoded before the entry is marked greeted: a holder killed between the mark and
+            // the send leaves its writer unanswered (see `Store::greeted`), so nothing but the
+            // send comes between them.
+            let bytes = greeting.encode();
             if let (Some(sh), Some((idx, _)), None) = (st.shared.as_ref(), entry, greeting.refusal)
             {
                 #[cfg(test)]
@@ -1376,7 +1380,6 @@ impl Slot {
                 }
                 sh.store.greeted(idx);
             }
-            let bytes = greeting.encode();
             let sent = sys::send_parts(conn.as_raw_fd(), &[&bytes], &pass, true).is_ok();
             if !sent || greeting.refusal.is_some() {
                 if greeting.refusal == Some(Refusal::Denied) {
