@@ -8,7 +8,7 @@
 
 use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::ptr;
 use std::time::Duration;
 
@@ -337,6 +337,26 @@ pub(crate) fn poll_one(
         Ok(0) => Ok(0),
         Ok(_) => Ok(p[0].revents().bits() as libc::c_short),
         Err(Errno::INTR) => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `poll(2)` on several descriptors for the same events; returns each one's revents (all 0 on
+/// timeout or when a signal interrupted the wait).
+pub(crate) fn poll_many<F: AsFd>(
+    fds: &[F],
+    events: libc::c_short,
+    timeout: Option<Duration>,
+) -> io::Result<Vec<libc::c_short>> {
+    let flags = PollFlags::from_bits_retain(events as u16);
+    let mut p: Vec<PollFd<'_>> = fds.iter().map(|f| PollFd::new(f, flags)).collect();
+    let ts = timeout_ts(timeout);
+    match rustix::event::poll(&mut p, ts.as_ref()) {
+        Ok(_) => Ok(p
+            .iter()
+            .map(|f| f.revents().bits() as libc::c_short)
+            .collect()),
+        Err(Errno::INTR) => Ok(vec![0; fds.len()]),
         Err(e) => Err(e.into()),
     }
 }

@@ -601,9 +601,11 @@ impl Store {
     /// Marks the entry's writer greeted: from now on it may write. Marked just before the
     /// greeting is sent, so that an entry a dead holder left [`ACCEPTED`] is one whose writer
     /// was never greeted (repair frees it: see [`repair`](Self::repair)). A holder killed after
-    /// the mark and before its `sendmsg` leaves the writer unanswered until the open's timeout
-    /// (`NotResponding`): the caller has the greeting ready before it marks, so that only the
-    /// call itself comes between them.
+    /// the mark and before its `sendmsg` leaves the writer unanswered on that connection: the
+    /// writer's open connects again beside it when no greeting comes (see the transport's
+    /// `Connection::handshake`), and closes it once greeted on another, so the holders let it
+    /// go. The caller has the greeting ready before it marks, so that the window is only the
+    /// call itself.
     pub(crate) fn greeted(&self, idx: u32) {
         if (idx as usize) < TABLE_LEN {
             self.view

@@ -1379,6 +1379,10 @@ impl Slot {
                     return; // (the test's holder dies here: see its use)
                 }
                 sh.store.greeted(idx);
+                #[cfg(test)]
+                if tests::DIE_AFTER_MARKING.get() {
+                    return; // (the test's holder dies here: see its use)
+                }
             }
             let sent = sys::send_parts(conn.as_raw_fd(), &[&bytes], &pass, true).is_ok();
             if !sent || greeting.refusal.is_some() {
@@ -3585,6 +3589,83 @@ mod tests {
         /// before it greets the writer, as a holder killed there would.
         pub(super) static DIE_BEFORE_GREETING: std::cell::Cell<bool> =
             const { std::cell::Cell::new(false) };
+        /// Set by a test's holder: `accept_all` returns after it marked a connection's entry
+        /// greeted and before it sent the greeting, as a holder killed there would.
+        pub(super) static DIE_AFTER_MARKING: std::cell::Cell<bool> =
+            const { std::cell::Cell::new(false) };
+    }
+
+    /// A holder that accepts the next connection to come and dies before its writer hears
+    /// from it: before it greets the writer, or (`marked`) after it marked the connection's
+    /// entry greeted and before the greeting went out.
+    fn holder_dying_at_a_greeting(other: Mailslot, marked: bool) -> DyingHolder {
+        let dies_where: fn(&Slot, &mut Guard<'_>) = if marked {
+            |_, _| DIE_AFTER_MARKING.set(true)
+        } else {
+            |_, _| DIE_BEFORE_GREETING.set(true)
+        };
+        DyingHolder::start(other, true, dies_where, |slot, g| {
+            let listener = g.listener.as_ref().unwrap().as_raw_fd();
+            let ev = sys::poll_one(listener, libc::POLLIN, Some(Duration::from_secs(5)));
+            assert!(ev.unwrap() & libc::POLLIN != 0, "no writer connected");
+            slot.accept_all(g);
+        })
+    }
+
+    /// Opens `name` while `holder` takes the connection and dies; the open must be served by
+    /// the holders left, well before its timeout, and its writes read by `read`.
+    fn open_past_a_dying_holder(name: &str, holder: DyingHolder, read: impl Fn() -> Vec<u8>) {
+        let started = Instant::now();
+        let opener = {
+            let name = name.to_string();
+            std::thread::spawn(move || MailslotWriter::open_timeout(&name, Duration::from_secs(5)))
+        };
+        holder.go_on_and_die();
+        let w = opener.join().unwrap().expect("served by the holders left");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        w.write(b"after").unwrap();
+        assert_eq!(read(), b"after");
+    }
+
+    /// A holder that dies after it marked a connection's entry greeted and before it sent the
+    /// greeting: the entry looks like a live writer's, so the holders left keep the connection,
+    /// and the writer still waits for a greeting nobody will send. Its open connects again
+    /// beside the first connection, the holder that accepts that one greets it, and the first
+    /// goes when the writer closes it. Before, the open failed with `NotResponding` at its
+    /// timeout.
+    #[test]
+    fn an_open_whose_holder_dies_after_marking_it_greeted_is_served_by_another() {
+        let name = format!(r"\\.\mailslot\unit\mark-dies-{}", std::process::id());
+        let slot = Arc::new(Mailslot::create(&name).unwrap());
+        let other = Mailslot::from_shared(slot.share().unwrap()).unwrap();
+        let rx = asleep_in_a_read(&slot);
+        let holder = holder_dying_at_a_greeting(other, true);
+        open_past_a_dying_holder(&name, holder, || {
+            rx.recv_timeout(Duration::from_secs(2)).expect("after")
+        });
+        // The connection that was never greeted is let go by every holder.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while slot
+            .slot
+            .lock()
+            .shared
+            .as_ref()
+            .unwrap()
+            .store
+            .entries()
+            .len()
+            > 1
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the first connection is still there"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// A holder that accepted a writer's connection, parked it for the other holders and died
@@ -3599,36 +3680,10 @@ mod tests {
         let slot = Arc::new(Mailslot::create(&name).unwrap());
         let other = Mailslot::from_shared(slot.share().unwrap()).unwrap();
         let rx = asleep_in_a_read(&slot);
-        let holder = DyingHolder::start(
-            other,
-            true,
-            |_, _| {},
-            |slot, g| {
-                let listener = g.listener.as_ref().unwrap().as_raw_fd();
-                let ev = sys::poll_one(listener, libc::POLLIN, Some(Duration::from_secs(5)));
-                assert!(
-                    ev.unwrap() & libc::POLLIN != 0,
-                    "the writer never connected"
-                );
-                DIE_BEFORE_GREETING.set(true);
-                slot.accept_all(g);
-            },
-        );
-        let started = Instant::now();
-        let opener = {
-            let name = name.clone();
-            std::thread::spawn(move || MailslotWriter::open_timeout(&name, Duration::from_secs(5)))
-        };
-        holder.go_on_and_die();
-        let w = opener.join().unwrap().expect("served by the holders left");
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "{:?}",
-            started.elapsed()
-        );
-        w.write(b"after").unwrap();
-        let m = rx.recv_timeout(Duration::from_secs(2)).expect("after");
-        assert_eq!(m, b"after");
+        let holder = holder_dying_at_a_greeting(other, false);
+        open_past_a_dying_holder(&name, holder, || {
+            rx.recv_timeout(Duration::from_secs(2)).expect("after")
+        });
     }
 
     /// A holder killed while counted asleep leaves the count one too high, and every holder

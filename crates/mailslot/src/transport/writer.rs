@@ -44,6 +44,14 @@ fn spin_until(max: Duration, mut ready: impl FnMut() -> bool) -> bool {
 /// Connections an open makes at most when each is closed before the owner greets it.
 const OPEN_ATTEMPTS: u32 = 3;
 
+/// How long an open waits for the owner's greeting before it connects again beside the first
+/// connection (see `Connection::handshake`); each later wait is twice as long.
+const NUDGE_AFTER: Duration = Duration::from_millis(200);
+/// Connections an open makes at most beside its first one while it waits for a greeting.
+const NUDGES: u32 = 3;
+/// How long such a connection may wait for the owner's listen queue to take it.
+const NUDGE_CONNECT: Duration = Duration::from_millis(50);
+
 /// Longest single wait for room, after which the writer looks at the quota again.
 const ROOM_POLL: Duration = Duration::from_millis(50);
 
@@ -97,8 +105,8 @@ impl Connection {
         let deadline = Instant::now() + timeout;
         let mut attempt = 1;
         loop {
-            let (sock, owner) = Self::connect(name, &policy, deadline)?;
-            match Self::handshake(name, sock, owner, euid, deadline)? {
+            let first = Self::connect(name, &policy, deadline)?;
+            match Self::handshake(name, &policy, first, euid, deadline)? {
                 Some(c) => return Ok(c),
                 // Closed before the greeting: the holder of a shared mailslot that accepted it
                 // died (the others still serve the name), or the owner closed the mailslot (the
@@ -152,57 +160,111 @@ impl Connection {
         Ok((sock, owner))
     }
 
-    /// Waits for the owner's greeting on `sock` until `deadline`; `None` if the connection is
+    /// Waits for the owner's greeting on `first` until `deadline`; `None` if the connection is
     /// closed before it comes.
+    ///
+    /// A greeting that is slow to come may never come: a holder of a shared mailslot that
+    /// accepted the connection can die after it made the connection known to the other holders
+    /// and before it greeted the writer, and nothing tells the others until one of them next
+    /// takes the holders' lock — which an idle holder may not do for a long time. So after
+    /// [`NUDGE_AFTER`] without a greeting the open connects again beside the first connection
+    /// (then after twice as long, [`NUDGES`] times at most): the holder that accepts the new
+    /// connection takes the lock, finds the dead holder's work and puts it right, and greets
+    /// the new connection. The first greeting on any of them wins; the others are closed (an
+    /// owner that greets them later sees them hung up and lets them go).
     fn handshake(
+        name: &Name,
+        policy: &Policy,
+        first: (OwnedFd, PeerCred),
+        euid: u32,
+        deadline: Instant,
+    ) -> Result<Option<Self>, OpenError> {
+        let mut pending = vec![first];
+        let mut nudges = 0;
+        let mut wait = NUDGE_AFTER;
+        let mut nudge_at = Instant::now() + wait;
+        let mut buf = [0u8; 256];
+        loop {
+            let now = Instant::now();
+            let remaining = deadline.saturating_duration_since(now);
+            if remaining.is_zero() {
+                return Err(OpenError::NotResponding(name.to_string()));
+            }
+            if nudges < NUDGES && now >= nudge_at {
+                nudges += 1;
+                wait *= 2;
+                nudge_at = now + wait;
+                // (An owner that does not take the connection at once is not waited for: the
+                // connections made so far are.)
+                match Self::connect(name, policy, deadline.min(now + NUDGE_CONNECT)) {
+                    Ok(c) => pending.push(c),
+                    Err(_) => nudges = NUDGES,
+                }
+                continue;
+            }
+            let until = if nudges < NUDGES {
+                remaining.min(nudge_at.saturating_duration_since(now))
+            } else {
+                remaining
+            };
+            let socks: Vec<&OwnedFd> = pending.iter().map(|(s, _)| s).collect();
+            let ready = sys::poll_many(&socks, libc::POLLIN, Some(until))?;
+            // Newest first, so that removing one leaves the indices still to look at in place.
+            for i in (0..pending.len()).rev() {
+                if ready[i] == 0 {
+                    continue;
+                }
+                match sys::recv_msg(pending[i].0.as_raw_fd(), &mut buf, true) {
+                    Ok(None) => {}
+                    Ok(Some(r)) if r.len == 0 => drop(pending.swap_remove(i)),
+                    Ok(Some(r)) => {
+                        let (sock, owner) = pending.swap_remove(i);
+                        let g = Greeting::decode(&buf[..r.len.min(buf.len())])
+                            .ok_or_else(|| bad_owner("a malformed greeting"))?;
+                        return Self::greeted(name, sock, owner, euid, g, r.fds).map(Some);
+                    }
+                    Err(e) if is_gone(&e) => drop(pending.swap_remove(i)),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if pending.is_empty() {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// The connection `sock` once its owner's greeting `g` came, with the descriptors `fds` it
+    /// passed.
+    fn greeted(
         name: &Name,
         sock: OwnedFd,
         owner: PeerCred,
         euid: u32,
-        deadline: Instant,
-    ) -> Result<Option<Self>, OpenError> {
-        let mut buf = [0u8; 256];
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            if remaining.is_zero() {
-                return Err(OpenError::NotResponding(name.to_string()));
-            }
-            sys::poll_one(sock.as_raw_fd(), libc::POLLIN, Some(remaining))?;
-            match sys::recv_msg(sock.as_raw_fd(), &mut buf, true) {
-                Ok(None) => continue,
-                Ok(Some(r)) if r.len == 0 => return Ok(None),
-                Ok(Some(r)) => {
-                    let g = Greeting::decode(&buf[..r.len.min(buf.len())])
-                        .ok_or_else(|| bad_owner("a malformed greeting"))?;
-                    match g.refusal {
-                        None => {}
-                        Some(Refusal::Denied) => {
-                            return Err(OpenError::AccessDenied(name.to_string()))
-                        }
-                        Some(Refusal::Busy) => return Err(OpenError::Busy(name.to_string())),
-                    }
-                    let mut fds = r.fds.into_iter();
-                    let control_fd = fds.next().ok_or_else(|| bad_owner("no control page"))?;
-                    let control = Control::attach(&control_fd)?;
-                    // A ring that cannot be used means the socket path, not a failure.
-                    let ring = fds
-                        .next()
-                        .and_then(|fd| RingWriter::attach(&fd).ok())
-                        .map(Mutex::new);
-                    return Ok(Some(Self {
-                        sock,
-                        control,
-                        ring,
-                        checked_ns: std::sync::atomic::AtomicU64::new(sys::monotonic_ns()),
-                        greeting: g,
-                        owner,
-                        euid,
-                    }));
-                }
-                Err(e) if is_gone(&e) => return Ok(None),
-                Err(e) => return Err(e.into()),
-            }
+        g: Greeting,
+        fds: Vec<OwnedFd>,
+    ) -> Result<Self, OpenError> {
+        match g.refusal {
+            None => {}
+            Some(Refusal::Denied) => return Err(OpenError::AccessDenied(name.to_string())),
+            Some(Refusal::Busy) => return Err(OpenError::Busy(name.to_string())),
         }
+        let mut fds = fds.into_iter();
+        let control_fd = fds.next().ok_or_else(|| bad_owner("no control page"))?;
+        let control = Control::attach(&control_fd)?;
+        // A ring that cannot be used means the socket path, not a failure.
+        let ring = fds
+            .next()
+            .and_then(|fd| RingWriter::attach(&fd).ok())
+            .map(Mutex::new);
+        Ok(Self {
+            sock,
+            control,
+            ring,
+            checked_ns: std::sync::atomic::AtomicU64::new(sys::monotonic_ns()),
+            greeting: g,
+            owner,
+            euid,
+        })
     }
 
     /// Whether the owner's side of the connection is gone.
