@@ -3612,14 +3612,18 @@ mod tests {
         })
     }
 
-    /// Opens `name` while `holder` takes the connection and dies; the open must be served by
-    /// the holders left, well before its timeout, and its writes read by `read`.
-    fn open_past_a_dying_holder(name: &str, holder: DyingHolder, read: impl Fn() -> Vec<u8>) {
+    /// A shared mailslot (`tag` in its name) with a holder asleep in a read, opened while
+    /// another holder takes the connection and dies (see [`holder_dying_at_a_greeting`]): the
+    /// open must be served by the holders left, well before its timeout, and its writes read.
+    fn open_past_a_dying_holder(tag: &str, marked: bool) -> Arc<Mailslot> {
+        let name = format!(r"\\.\mailslot\unit\{tag}-{}", std::process::id());
+        let slot = Arc::new(Mailslot::create(&name).unwrap());
+        let other = Mailslot::from_shared(slot.share().unwrap()).unwrap();
+        let rx = asleep_in_a_read(&slot);
+        let holder = holder_dying_at_a_greeting(other, marked);
         let started = Instant::now();
-        let opener = {
-            let name = name.to_string();
-            std::thread::spawn(move || MailslotWriter::open_timeout(&name, Duration::from_secs(5)))
-        };
+        let opener =
+            std::thread::spawn(move || MailslotWriter::open_timeout(&name, Duration::from_secs(5)));
         holder.go_on_and_die();
         let w = opener.join().unwrap().expect("served by the holders left");
         assert!(
@@ -3628,7 +3632,11 @@ mod tests {
             started.elapsed()
         );
         w.write(b"after").unwrap();
-        assert_eq!(read(), b"after");
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(2)).expect("after"),
+            b"after"
+        );
+        slot
     }
 
     /// A holder that dies after it marked a connection's entry greeted and before it sent the
@@ -3639,27 +3647,20 @@ mod tests {
     /// timeout.
     #[test]
     fn an_open_whose_holder_dies_after_marking_it_greeted_is_served_by_another() {
-        let name = format!(r"\\.\mailslot\unit\mark-dies-{}", std::process::id());
-        let slot = Arc::new(Mailslot::create(&name).unwrap());
-        let other = Mailslot::from_shared(slot.share().unwrap()).unwrap();
-        let rx = asleep_in_a_read(&slot);
-        let holder = holder_dying_at_a_greeting(other, true);
-        open_past_a_dying_holder(&name, holder, || {
-            rx.recv_timeout(Duration::from_secs(2)).expect("after")
-        });
+        let slot = open_past_a_dying_holder("mark-dies", true);
         // The connection that was never greeted is let go by every holder.
+        let entries = || {
+            slot.slot
+                .lock()
+                .shared
+                .as_ref()
+                .unwrap()
+                .store
+                .entries()
+                .len()
+        };
         let deadline = Instant::now() + Duration::from_secs(3);
-        while slot
-            .slot
-            .lock()
-            .shared
-            .as_ref()
-            .unwrap()
-            .store
-            .entries()
-            .len()
-            > 1
-        {
+        while entries() > 1 {
             assert!(
                 Instant::now() < deadline,
                 "the first connection is still there"
@@ -3676,14 +3677,7 @@ mod tests {
     /// greeted it: the open failed with `NotResponding` at its timeout.
     #[test]
     fn an_open_whose_holder_dies_between_parking_and_greeting_connects_again() {
-        let name = format!(r"\\.\mailslot\unit\park-dies-{}", std::process::id());
-        let slot = Arc::new(Mailslot::create(&name).unwrap());
-        let other = Mailslot::from_shared(slot.share().unwrap()).unwrap();
-        let rx = asleep_in_a_read(&slot);
-        let holder = holder_dying_at_a_greeting(other, false);
-        open_past_a_dying_holder(&name, holder, || {
-            rx.recv_timeout(Duration::from_secs(2)).expect("after")
-        });
+        open_past_a_dying_holder("park-dies", false);
     }
 
     /// A holder killed while counted asleep leaves the count one too high, and every holder
