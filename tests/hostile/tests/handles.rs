@@ -9,7 +9,7 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::ops::Range;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -566,8 +566,10 @@ fn two_holders_reading_at_once_read_every_message_exactly_once_in_writer_order()
 /// Holders SIGKILLed at random moments (in a read, under the holders' lock, while they take a
 /// writer's ring in or go round the park) leave a slot the others go on serving: every accepted
 /// message is read at most once and undamaged, each holder reads each writer's messages in
-/// order, writers are never refused, and the accepted messages nobody reported reading are at
-/// most one per kill (a message a holder had read and not yet printed dies with it).
+/// order, writers are never refused — neither those connected from the start nor an opener
+/// that connects anew for every message, so that opens are in flight when holders die — and
+/// the accepted messages nobody reported reading are at most one per kill (a message a holder
+/// had read and not yet printed dies with it).
 /// It runs until `MAILSLOT_HOLDER_TORTURE_KILLS` holders were killed (default 40) and
 /// `MAILSLOT_HOLDER_TORTURE_MESSAGES` writes were accepted (default 30 000).
 #[test]
@@ -634,6 +636,30 @@ fn holders_sigkilled_at_random_lose_no_message_they_did_not_take() {
         })
         .collect();
 
+    // An opener: a new connection for every message (an open in flight when a holder dies
+    // must still be served), each message under a name of its own, as the order between
+    // connections is not the writer's.
+    let opener = {
+        let (name, stop) = (name.clone(), stop.clone());
+        std::thread::spawn(move || -> (Vec<(String, u64)>, Option<String>) {
+            let mut sent = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let id = format!("o{}", sent.len());
+                let w = match MailslotWriter::open(&name) {
+                    Ok(w) => w,
+                    Err(e) => return (sent, Some(format!("open {id}: {e}"))),
+                };
+                if let Err(e) = w.write_with(&make_message(&id, 0, 60), first_class()) {
+                    return (sent, Some(format!("write {id}: {e} ({})", e.win32_code())));
+                }
+                sent.push((id, 1));
+                drop(w);
+                std::thread::sleep(Duration::from_millis(3));
+            }
+            (sent, None)
+        })
+    };
+
     let mut rng = mailslot_hostile::Rng::from_time();
     while accepted.load(Ordering::SeqCst) < target || killed.len() < kills {
         assert!(
@@ -656,6 +682,15 @@ fn holders_sigkilled_at_random_lose_no_message_they_did_not_take() {
         sent.push((format!("w{k}"), n));
     }
     let total: u64 = sent.iter().map(|(_, n)| n).sum();
+    let (opened, err) = opener.join().expect("opener thread");
+    assert!(
+        err.is_none(),
+        "the opener was refused after {} opens: {err:?}",
+        opened.len()
+    );
+    assert!(!opened.is_empty(), "the opener never wrote");
+    let opens = opened.len();
+    sent.extend(opened);
     assert!(
         total >= target,
         "only {total} writes accepted in {:?}",
@@ -699,18 +734,19 @@ fn holders_sigkilled_at_random_lose_no_message_they_did_not_take() {
             }
         }
     }
+    let sent_n: HashMap<&str, u64> = sent.iter().map(|(w, n)| (w.as_str(), *n)).collect();
     let unknown: Vec<_> = seen
         .iter()
-        .filter(|(id, seq)| !sent.iter().any(|(w, n)| w == id && seq < n))
+        .filter(|(id, seq)| sent_n.get(id.as_str()).is_none_or(|n| seq >= n))
         .collect();
     let missing: u64 = sent
         .iter()
         .map(|(w, n)| (0..*n).filter(|s| !seen.contains(&(w.clone(), *s))).count() as u64)
         .sum();
     eprintln!(
-        "holder torture: {total} writes accepted, {} holders SIGKILLed, {} read by holders that \
-         died and {} by the living, {} read at the end; {missing} not reported read, {} read \
-         twice, {} out of order; {:.1}s",
+        "holder torture: {total} writes accepted and {opens} opens (a write each), {} holders \
+         SIGKILLed, {} read by holders that died and {} by the living, {} read at the end; \
+         {missing} not reported read, {} read twice, {} out of order; {:.1}s",
         killed.len(),
         reads[..killed.len()].iter().map(Vec::len).sum::<usize>(),
         reads[killed.len()..reads.len() - 1]
