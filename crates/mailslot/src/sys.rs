@@ -321,6 +321,17 @@ fn recv_msg_flags(
     }))
 }
 
+/// `poll(2)` on `p` until `timeout`; whether any descriptor is ready (`false` on timeout or
+/// when a signal interrupted the wait: then no revents are to be read).
+fn poll_fds(p: &mut [PollFd<'_>], timeout: Option<Duration>) -> io::Result<bool> {
+    let ts = timeout_ts(timeout);
+    match rustix::event::poll(p, ts.as_ref()) {
+        Ok(0) | Err(Errno::INTR) => Ok(false),
+        Ok(_) => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// `poll(2)` on one descriptor; returns the revents (0 on timeout).
 pub(crate) fn poll_one(
     fd: RawFd,
@@ -332,13 +343,11 @@ pub(crate) fn poll_one(
         bfd,
         PollFlags::from_bits_retain(events as u16),
     )];
-    let ts = timeout_ts(timeout);
-    match rustix::event::poll(&mut p, ts.as_ref()) {
-        Ok(0) => Ok(0),
-        Ok(_) => Ok(p[0].revents().bits() as libc::c_short),
-        Err(Errno::INTR) => Ok(0),
-        Err(e) => Err(e.into()),
-    }
+    Ok(if poll_fds(&mut p, timeout)? {
+        p[0].revents().bits() as libc::c_short
+    } else {
+        0
+    })
 }
 
 /// `poll(2)` on several descriptors for the same events; returns each one's revents (all 0 on
@@ -350,15 +359,13 @@ pub(crate) fn poll_many<F: AsFd>(
 ) -> io::Result<Vec<libc::c_short>> {
     let flags = PollFlags::from_bits_retain(events as u16);
     let mut p: Vec<PollFd<'_>> = fds.iter().map(|f| PollFd::new(f, flags)).collect();
-    let ts = timeout_ts(timeout);
-    match rustix::event::poll(&mut p, ts.as_ref()) {
-        Ok(_) => Ok(p
-            .iter()
+    Ok(if poll_fds(&mut p, timeout)? {
+        p.iter()
             .map(|f| f.revents().bits() as libc::c_short)
-            .collect()),
-        Err(Errno::INTR) => Ok(vec![0; fds.len()]),
-        Err(e) => Err(e.into()),
-    }
+            .collect()
+    } else {
+        vec![0; fds.len()]
+    })
 }
 
 /// Milliseconds for poll/epoll, rounded up so that a wait is never shorter than asked.
