@@ -953,6 +953,45 @@ mod tests {
         assert!(took < Duration::from_secs(3), "took {took:?}");
     }
 
+    /// An owner (a hostile one, or one stopped, played here by the test) that accepts every
+    /// connection and never greets: the open connects again beside its first connection while
+    /// it waits, [`NUDGES`] times at most, and ends with `NotResponding` at its timeout.
+    #[test]
+    fn an_owner_that_never_greets_gets_a_bounded_number_of_connections_and_the_open_ends() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let (name, listener) = listening_as_owner("never-greets");
+        let stop = Arc::new(AtomicBool::new(false));
+        let owner = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut kept = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match sys::accept(&listener) {
+                        Ok(Some(c)) => kept.push(c),
+                        _ => std::thread::sleep(Duration::from_micros(200)),
+                    }
+                }
+                kept.len()
+            })
+        };
+        let t = Instant::now();
+        let r = Connection::open(&name, Duration::from_secs(2));
+        let took = t.elapsed();
+        stop.store(true, Ordering::Relaxed);
+        let accepted = owner.join().unwrap();
+        assert!(
+            matches!(r, Err(OpenError::NotResponding(_))),
+            "{:?}",
+            r.err()
+        );
+        assert!(
+            took >= Duration::from_millis(1900) && took < Duration::from_secs(3),
+            "took {took:?}"
+        );
+        assert_eq!(accepted, 1 + NUDGES as usize);
+    }
+
     /// An owner (a hostile one, played here by the test) that sends room notices without end:
     /// a first-class write that waits for room, and a question about the queue, still end at
     /// their timeouts.
