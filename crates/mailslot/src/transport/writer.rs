@@ -171,7 +171,9 @@ impl Connection {
     /// (then after twice as long, [`NUDGES`] times at most): the holder that accepts the new
     /// connection takes the lock, finds the dead holder's work and puts it right, and greets
     /// the new connection. The first greeting on any of them wins; the others are closed (an
-    /// owner that greets them later sees them hung up and lets them go).
+    /// owner that greets them later sees them hung up and lets them go). A `Busy` refusal is
+    /// not that greeting while another connection waits (the refusal counted it): it ends the
+    /// open only when no connection is left.
     fn handshake(
         name: &Name,
         policy: &Policy,
@@ -184,6 +186,7 @@ impl Connection {
         let mut wait = NUDGE_AFTER;
         let mut nudge_at = Instant::now() + wait;
         let mut buf = [0u8; 256];
+        let mut busy = false;
         loop {
             let now = Instant::now();
             let remaining = deadline.saturating_duration_since(now);
@@ -221,6 +224,13 @@ impl Connection {
                         let (sock, owner) = pending.swap_remove(i);
                         let g = Greeting::decode(&buf[..r.len.min(buf.len())])
                             .ok_or_else(|| bad_owner("a malformed greeting"))?;
+                        // `Busy` counts this open's other connections: while one of them
+                        // waits, its greeting is the answer, and no more are made.
+                        if g.refusal == Some(Refusal::Busy) && !pending.is_empty() {
+                            busy = true;
+                            nudges = NUDGES;
+                            continue;
+                        }
                         return Self::greeted(name, sock, owner, euid, g, r.fds).map(Some);
                     }
                     Err(e) if is_gone(&e) => drop(pending.swap_remove(i)),
@@ -228,7 +238,11 @@ impl Connection {
                 }
             }
             if pending.is_empty() {
-                return Ok(None);
+                return if busy {
+                    Err(OpenError::Busy(name.to_string()))
+                } else {
+                    Ok(None)
+                };
             }
         }
     }
@@ -678,6 +692,11 @@ mod tests {
     /// calls change only the calling thread), so that the owner sees nobody connect; `None`
     /// (the test says why it skips) when this process is not root.
     fn open_as_nobody(name: &str) -> Option<Connection> {
+        try_open_as_nobody(name).map(Result::unwrap)
+    }
+
+    /// [`open_as_nobody`], the open's error returned.
+    fn try_open_as_nobody(name: &str) -> Option<Result<Connection, OpenError>> {
         if !rustix::process::geteuid().is_root() {
             eprintln!("skipped: taking nobody's credentials needs root");
             return None;
@@ -690,10 +709,42 @@ mod tests {
             set_thread_groups(&[]).unwrap();
             set_thread_res_gid(gid, gid, gid).unwrap();
             set_thread_res_uid(uid, uid, uid).unwrap();
-            open(&name)
+            Connection::open(&name.parse().unwrap(), Duration::from_secs(5))
         })
         .join()
         .ok()
+    }
+
+    /// A user other than the owner's holds at most [`MAX_CONNS_PER_UID`] connections to one
+    /// mailslot: the next open is refused at once with `Busy` (`ERROR_PIPE_BUSY`), not left
+    /// waiting; once one of them is closed, the user may open again.
+    #[test]
+    fn a_user_at_the_bound_of_connections_is_refused_busy_until_one_closes() {
+        let (name, _slot) = open_to_everyone("conn-bound");
+        let mut held = Vec::new();
+        for _ in 0..MAX_CONNS_PER_UID {
+            let Some(w) = open_as_nobody(&name) else {
+                return;
+            };
+            held.push(w);
+        }
+        let t = Instant::now();
+        let r = try_open_as_nobody(&name).unwrap();
+        let took = t.elapsed();
+        assert!(matches!(r, Err(OpenError::Busy(_))), "{:?}", r.err());
+        assert!(took < NUDGE_AFTER, "refused in {took:?}");
+        drop(held.pop());
+        // The owner sees the hang-up when its service thread next looks.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match try_open_as_nobody(&name).unwrap() {
+                Ok(_) => break,
+                Err(OpenError::Busy(_)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("after one closed: {e:?}"),
+            }
+        }
     }
 
     const QUOTA: usize = 4096;
@@ -990,6 +1041,54 @@ mod tests {
             "took {took:?}"
         );
         assert_eq!(accepted, 1 + NUDGES as usize);
+    }
+
+    /// An owner slow to greet a writer's first connection (a stopped or busy process, played
+    /// here by the test) that refuses the open's extra connection as `Busy` — its writer is at
+    /// the bound of connections per user, counting the first one: the refusal is not the
+    /// answer while the first connection waits, and the open is served when its greeting comes.
+    #[test]
+    fn a_busy_refusal_of_an_extra_connection_does_not_end_an_open_its_first_connection_serves() {
+        use crate::shm::RingReader;
+        use crate::types::Access;
+        let (name, listener) = listening_as_owner("busy-nudge");
+        let display = name.to_string();
+        let owner = std::thread::spawn(move || {
+            let greeting = |refusal| Greeting {
+                refusal,
+                accepts_remote: false,
+                max_message_size: 100,
+                quota: 1000,
+                max_messages: 10,
+                owner_uid: 0,
+                access: Access::Everyone,
+                display: display.clone(),
+            };
+            let mut conns = Vec::new();
+            while conns.len() < 2 {
+                match sys::accept(&listener) {
+                    Ok(Some(c)) => conns.push(c),
+                    _ => std::thread::sleep(Duration::from_micros(200)),
+                }
+            }
+            // The extra connection is refused at once, the first one greeted a little later.
+            let busy = greeting(Some(Refusal::Busy)).encode();
+            sys::send_parts(conns[1].as_raw_fd(), &[&busy], &[], true).unwrap();
+            std::thread::sleep(Duration::from_millis(150));
+            let (cfds, _control) = Control::create().unwrap();
+            let (ring_fd, _ring) = RingReader::create(64 << 10).unwrap();
+            let pass = [cfds.ro.as_raw_fd(), ring_fd.as_raw_fd()];
+            let ok = greeting(None).encode();
+            let sent = sys::send_parts(conns[0].as_raw_fd(), &[&ok], &pass, true);
+            // Kept open until the writer has seen the greeting.
+            std::thread::sleep(Duration::from_millis(200));
+            sent
+        });
+        let r = Connection::open(&name, Duration::from_secs(5));
+        let sent = owner.join().unwrap();
+        let c = r.expect("the open is served by its first connection");
+        assert!(c.ring.is_some());
+        sent.expect("the first connection is still open when its greeting is sent");
     }
 
     /// An owner (a hostile one, played here by the test) that sends room notices without end:
