@@ -27,9 +27,14 @@ pub fn local_input(bytes: &[u8]) {
         ring.data_to(&rec, &mut out[..rec.len]);
         ring.skip_first(next, rec.len);
     }
-    for _ in 0..2 {
+    // Scans up to a cut (the first one from the input, so that records are left and taken
+    // by the next), then up to the end.
+    let cut = bytes.get(16..24).map_or(u64::MAX, |b| {
+        u64::from_le_bytes(b.try_into().unwrap_or_default())
+    });
+    for cut in [cut, cut, u64::MAX] {
         let mut out = Vec::new();
-        let r = ring.scan(|ring, rec| {
+        let r = ring.scan_until(cut, |ring, rec| {
             out.clear();
             ring.data_into(&rec, &mut out);
             assert_eq!(out.len(), rec.len);

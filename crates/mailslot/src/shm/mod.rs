@@ -406,6 +406,9 @@ pub(crate) struct RingReader {
     /// Whether every record of that batch was looked at (not taken on the priority word's
     /// say-so): such a batch stays valid whatever the word says later.
     uniform_checked: bool,
+    /// Where the last scan up to a cut stopped at a record stamped after it (see
+    /// [`scan_until`](Self::scan_until)).
+    held_at: Option<u64>,
     /// Headers parsed so far (tests count the work of a read).
     #[cfg(test)]
     parses: std::cell::Cell<u64>,
@@ -473,6 +476,7 @@ impl RingReader {
             uniform_end: 0,
             uniform_prio: 0,
             uniform_checked: false,
+            held_at: None,
             #[cfg(test)]
             parses: std::cell::Cell::new(0),
         }
@@ -613,22 +617,48 @@ impl RingReader {
     /// that does not fit the ring ends the scan with `Corrupt` (what came before it was valid and
     /// has been handed to `f`). Records whose contents are wrong but whose frame is sound
     /// (priority, class, size) are for `f` to judge.
-    pub(crate) fn scan(&mut self, mut f: impl FnMut(&Self, Record)) -> Result<usize, Corrupt> {
+    #[cfg(test)]
+    pub(crate) fn scan(&mut self, f: impl FnMut(&Self, Record)) -> Result<usize, Corrupt> {
+        self.scan_until(u64::MAX, f).map(|(n, _)| n)
+    }
+
+    /// [`scan`](Self::scan) up to the cut `cut` (a reading of the monotonic clock): stops at
+    /// the first record stamped after it, and says so (`true`), so that the record is taken
+    /// by a later scan (with a later cut). Stamps that no honest writer makes — one the clock
+    /// has not reached yet (a writer stamps before it publishes), or one that is past the cut
+    /// again where the last scan stopped (its cut came after the clock had passed that stamp:
+    /// the writer changed it) — are a writer's forgery: that record is taken now, its stamp
+    /// read as `cut`. So a writer moves only its own records, and holds its ring back from
+    /// one scan at most per record.
+    pub(crate) fn scan_until(
+        &mut self,
+        cut: u64,
+        mut f: impl FnMut(&Self, Record),
+    ) -> Result<(usize, bool), Corrupt> {
         let tail = self.tail()?;
         let mut n = 0;
+        let mut now = None;
         while self.head < tail {
-            let Some((rec, next)) = self.parse_at(self.head, tail)? else {
+            let Some((mut rec, next)) = self.parse_at(self.head, tail)? else {
                 // Only a wrap mark before the tail.
                 self.head = tail;
                 break;
             };
+            if rec.stamp > cut {
+                let now = *now.get_or_insert_with(sys::monotonic_ns);
+                if rec.stamp <= now && self.held_at != Some(self.head) {
+                    self.held_at = Some(self.head);
+                    return Ok((n, true));
+                }
+                rec.stamp = cut;
+            }
             f(self, rec);
             self.head = next;
             self.bytes += rec.len as u64;
             self.count += 1;
             n += 1;
         }
-        Ok(n)
+        Ok((n, false))
     }
 
     /// The published tail, checked against the read position and the ring's size.
@@ -1082,6 +1112,62 @@ mod tests {
             assert_eq!(d, &vec![i as u8; (i * 7) % 50]);
         }
         assert_eq!(w.unscanned(), (0, 0));
+    }
+
+    /// A scan up to a cut takes the records stamped before it and stops at the first one an
+    /// honest writer stamped after it, which the next scan takes; a stamp the clock has not
+    /// reached (forged) does not stop the scan: that record is taken, stamped as the cut.
+    #[test]
+    fn a_scan_up_to_a_cut_leaves_later_records_and_takes_forged_ones() {
+        let (fd, mut r) = RingReader::create(4096).unwrap();
+        let mut w = RingWriter::attach(&fd).unwrap();
+        let cut = sys::monotonic_ns();
+        w.append(0, 2, None, b"before", cut - 1);
+        w.append(0, 2, None, b"forged", u64::MAX);
+        w.append(0, 2, None, b"at", cut);
+        w.append(0, 2, None, b"after", sys::monotonic_ns() + 1);
+        w.append(0, 2, None, b"later", 1);
+        w.publish();
+        let mut got = Vec::new();
+        fn take(got: &mut Vec<(Vec<u8>, u64)>) -> impl FnMut(&RingReader, Record) + '_ {
+            move |r, rec| {
+                let mut d = Vec::new();
+                r.data_into(&rec, &mut d);
+                got.push((d, rec.stamp));
+            }
+        }
+        // ("after" is stamped past `cut` but not past the clock at the scan.)
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        assert_eq!(r.scan_until(cut, take(&mut got)), Ok((3, true)));
+        assert_eq!(
+            got,
+            [
+                (b"before".to_vec(), cut - 1),
+                (b"forged".to_vec(), cut),
+                (b"at".to_vec(), cut)
+            ]
+        );
+        assert!(r.has_records());
+        // A later cut takes it.
+        let (fd2, mut r2) = RingReader::create(4096).unwrap();
+        let mut w2 = RingWriter::attach(&fd2).unwrap();
+        let stamp = sys::monotonic_ns() + 1;
+        w2.append(0, 2, None, b"after", stamp);
+        w2.publish();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        let mut got2 = Vec::new();
+        assert_eq!(r2.scan_until(stamp - 1, take(&mut got2)), Ok((0, true)));
+        assert_eq!(
+            r2.scan_until(sys::monotonic_ns(), take(&mut got2)),
+            Ok((1, false))
+        );
+        assert_eq!(got2, [(b"after".to_vec(), stamp)]);
+        // Past the cut again where the last scan stopped (no honest writer's stamp: its cut
+        // came after the clock had passed the stamp): taken, stamped as the cut.
+        got.clear();
+        assert_eq!(r.scan_until(cut, take(&mut got)), Ok((2, false)));
+        assert_eq!(got, [(b"after".to_vec(), cut), (b"later".to_vec(), 1)]);
+        assert!(!r.has_records());
     }
 
     #[test]

@@ -38,6 +38,8 @@ use crate::sys;
 
 /// How long the service leaves a slot to a reader that was active since it last looked.
 pub(crate) const DEFER: Duration = Duration::from_millis(2);
+/// Drains of one slot in a row while each leaves records for the next (written meanwhile).
+const HELD_BACK_DRAINS: usize = 3;
 
 pub(crate) struct Service {
     epoll: OwnedFd,
@@ -228,14 +230,21 @@ impl Service {
         // Nobody is looking at the rings: writers must wake us (asked before the drain, so
         // that nothing published in between is missed).
         slot.set_wake_me(&mut st, true);
-        if let Ok(n) = slot.drain(&mut st) {
-            if n > 0 {
-                slot.signal_wake(&mut st);
+        // A drain leaves records stamped while it ran for the next one (see `Slot::scan_rings`):
+        // a few more at once, then soon again — a reader asleep must not wait for them.
+        for _ in 0..HELD_BACK_DRAINS {
+            if let Ok(n) = slot.drain(&mut st) {
+                if n > 0 {
+                    slot.signal_wake(&mut st);
+                }
+            }
+            if !st.held_back {
+                break;
             }
         }
         self.arm(slot);
         st.arming = Arming::Armed;
-        None
+        st.held_back.then_some(now)
     }
 
     fn run(self: Arc<Self>) {

@@ -235,6 +235,9 @@ pub(crate) struct State {
     published: (usize, usize),
     /// Some writer's ring said it waits for room (seen in the last scan).
     waiters: bool,
+    /// The last scan left records stamped after its cut (see `Slot::scan_rings`): the rings
+    /// must be looked at again before anyone sleeps.
+    pub held_back: bool,
     /// Records taken in by a scan, before they are sorted into the queue.
     incoming: Vec<Entry>,
     /// Reads since the sockets were last read (see [`DRAIN_EVERY`]).
@@ -294,6 +297,7 @@ impl State {
             wake_me: true,
             published: (0, 0),
             waiters: false,
+            held_back: false,
             incoming: Vec::new(),
             takes_since_drain: 0,
             read_timeout,
@@ -896,7 +900,29 @@ impl Slot {
             refused_remote: &mut st.refused_remote,
             refused_behalf: &mut st.refused_behalf,
         };
+        // The cut: records stamped after it are left for the next scan. The rings are looked
+        // at one after the other, so a writer whose ring was looked at before its message was
+        // published, and a second writer that wrote after it and whose ring was looked at later,
+        // would otherwise have the second message taken in (and read) before the first, for
+        // good. With the cut, every record a scan takes was stamped before the scan began; one
+        // published too late for its ring's turn was stamped before any record written after
+        // its write returned, so no such record is taken without it. What is left (records
+        // stamped during the scan: few) is taken by the next scan, which comes at once
+        // (`held_back`). One writer needs no cut: its ring is in order.
+        let cut = if conns.len() > 1 {
+            sys::monotonic_ns()
+        } else {
+            u64::MAX
+        };
+        let mut held = false;
         for (id, c) in conns.iter_mut() {
+            #[cfg(test)]
+            tests::BEFORE_RING_SCAN.with(|h| {
+                let mut h = h.borrow_mut();
+                if h.as_mut().is_some_and(|f| f()) {
+                    *h = None;
+                }
+            });
             let Some(ring) = c.ring.as_mut() else {
                 continue;
             };
@@ -919,7 +945,7 @@ impl Slot {
                     queued_count: qc,
                 });
             }
-            let r = ring.scan(|ring, rec| {
+            let r = ring.scan_until(cut, |ring, rec| {
                 if let Some((bytes, sender)) =
                     self.check_record(&mut sink, &cred, ring, &rec, (qb, qc), others)
                 {
@@ -948,10 +974,12 @@ impl Slot {
             }
             c.queued_bytes = qb;
             c.queued_count = qc;
-            if r.is_err() {
-                bad.push(id);
+            match r {
+                Ok((_, left)) => held |= left,
+                Err(_) => bad.push(id),
             }
         }
+        st.held_back = held;
         st.waiters = waiters;
         if shared {
             // Rings put back for want of room in the store keep their records (and are not
@@ -1786,8 +1814,9 @@ impl Slot {
                 self.end_wait(&mut st);
                 break Err(e.into());
             }
-            // (A holder that deleted the slot may have been seen by any lock above.)
-            if Self::has_head(&st) || st.deleted {
+            // (A holder that deleted the slot may have been seen by any lock above.) Records
+            // the scan left for the next one (stamped while it ran) are not slept through.
+            if Self::has_head(&st) || st.deleted || st.held_back {
                 self.end_wait(&mut st);
                 continue;
             }
@@ -3582,6 +3611,69 @@ mod tests {
             .read_message_timeout(Timeout::After(Duration::from_secs(2)))
             .unwrap();
         assert_eq!(m.data, b"after");
+    }
+
+    thread_local! {
+        /// Called by `scan_rings` on this thread before it looks at each connection, until it
+        /// returns true: a test's writers write there, in the middle of a scan.
+        #[allow(clippy::type_complexity)]
+        pub(super) static BEFORE_RING_SCAN: std::cell::RefCell<Option<Box<dyn FnMut() -> bool>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    /// Two writers write one after the other while the owner is in the middle of taking in
+    /// their rings: it has looked at the first writer's ring before that writer's message was
+    /// published, and looks at the second's after the second writer's was. The first message
+    /// must still be read first — a scan takes in a consistent cut of the rings (the records
+    /// stamped before it began), not whatever each ring had when it came to it, which made the
+    /// second message a batch of its own ahead of the first for good (seen in CI as
+    /// `writers_of_a_shared_slot_are_read_in_write_order_by_every_holder`, ≈ 1 run in 100).
+    fn writes_in_the_middle_of_a_scan_keep_their_order(shared: bool) {
+        use std::sync::Arc;
+        let name = format!(
+            r"\\.\mailslot\unit\mid-scan-{shared}-{}",
+            std::process::id()
+        );
+        let slot = Mailslot::create(&name).unwrap();
+        let _other = shared.then(|| Mailslot::from_shared(slot.share().unwrap()).unwrap());
+        let first = Arc::new(MailslotWriter::open(&name).unwrap());
+        let second = Arc::new(MailslotWriter::open(&name).unwrap());
+        // Rings for both, and both connections known to the owner.
+        first.write(b"a0").unwrap();
+        second.write(b"b0").unwrap();
+        for want in [&b"a0"[..], b"b0"] {
+            let m = slot.read_message_timeout(Timeout::After(Duration::from_secs(5)));
+            assert_eq!(m.unwrap().data, want);
+        }
+        let (w1, w2) = (first.clone(), second.clone());
+        BEFORE_RING_SCAN.with(|h| {
+            let mut looked_at = 0;
+            *h.borrow_mut() = Some(Box::new(move || {
+                looked_at += 1;
+                if looked_at != 2 {
+                    return false;
+                }
+                w1.write(b"a1").unwrap();
+                w2.write(b"b1").unwrap();
+                true
+            }));
+        });
+        let mut got = Vec::new();
+        while let Ok(m) = slot.read_message_timeout(Timeout::After(Duration::from_millis(300))) {
+            got.push(m.data);
+        }
+        BEFORE_RING_SCAN.with(|h| h.borrow_mut().take());
+        assert_eq!(got, [&b"a1"[..], b"b1"]);
+    }
+
+    #[test]
+    fn writes_in_the_middle_of_a_private_slots_scan_keep_their_order() {
+        writes_in_the_middle_of_a_scan_keep_their_order(false);
+    }
+
+    #[test]
+    fn writes_in_the_middle_of_a_shared_slots_scan_keep_their_order() {
+        writes_in_the_middle_of_a_scan_keep_their_order(true);
     }
 
     thread_local! {
