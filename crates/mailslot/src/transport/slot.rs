@@ -3627,7 +3627,8 @@ mod tests {
     /// must still be read first — a scan takes in a consistent cut of the rings (the records
     /// stamped before it began), not whatever each ring had when it came to it, which made the
     /// second message a batch of its own ahead of the first for good (seen in CI as
-    /// `writers_of_a_shared_slot_are_read_in_write_order_by_every_holder`, ≈ 1 run in 100).
+    /// `writers_of_a_shared_slot_are_read_in_write_order_by_every_holder`, a few runs in a
+    /// thousand).
     fn writes_in_the_middle_of_a_scan_keep_their_order(shared: bool) {
         use std::sync::Arc;
         let name = format!(
