@@ -233,14 +233,17 @@ impl Service {
         // A drain leaves records stamped while it ran for the next one (see `Slot::scan_rings`):
         // a few more at once, then soon again — a reader asleep must not wait for them.
         for _ in 0..HELD_BACK_DRAINS {
-            if let Ok(n) = slot.drain(&mut st) {
-                if n > 0 {
-                    slot.signal_wake(&mut st);
-                }
-            }
+            let _ = slot.drain(&mut st);
             if !st.held_back {
                 break;
             }
+        }
+        // A reader polling the descriptor hears of whatever is queued: what the drains brought
+        // in, and, for a shared slot, what another holder queued before it rang the doorbell
+        // whose event the drains just took (they bring in nothing new then, and that event
+        // was the poller's only sign).
+        if Slot::has_head(&st) {
+            slot.signal_wake(&mut st);
         }
         self.arm(slot);
         st.arming = Arming::Armed;

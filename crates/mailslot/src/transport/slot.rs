@@ -839,7 +839,7 @@ impl Slot {
     }
 
     /// Whether a message is queued.
-    fn has_head(st: &State) -> bool {
+    pub(crate) fn has_head(st: &State) -> bool {
         match &st.shared {
             Some(sh) => sh.store.head().is_some(),
             None => st.queue.head().is_some(),
@@ -3550,7 +3550,10 @@ mod tests {
         assert_eq!(first, b"first");
         if !dies {
             let took = started.elapsed();
-            assert!(took < Duration::from_millis(400), "woken after {took:?}");
+            assert!(
+                took < Duration::from_millis(400),
+                "woken after {took:?} (tokio {tokio})"
+            );
         }
         for i in 0..5u8 {
             w.write(&[i]).unwrap();
@@ -3566,6 +3569,58 @@ mod tests {
         // The poller ends at its next message.
         drop(rx);
         w.write(b"end").unwrap();
+    }
+
+    /// The service thread of a process that polls a shared handle's descriptor (nobody reads
+    /// at the moment) is woken by another holder's doorbell, after that holder queued a
+    /// message in the store. Its drain takes the doorbell's event and brings in nothing new
+    /// (the message is in the store already): the poller must still be told. Before, it was
+    /// told only by the next look (`SHARED_LOOK_EVERY`, 500 ms later) — seen when the service
+    /// thread ran before the poller, on a loaded machine.
+    #[test]
+    fn a_poller_is_woken_when_the_service_takes_another_holders_doorbell() {
+        let name = format!(r"\\.\mailslot\unit\doorbell-poll-{}", std::process::id());
+        let slot = Mailslot::create(&name).unwrap();
+        let other = Mailslot::from_shared(slot.share().unwrap()).unwrap();
+        let w = MailslotWriter::open(&name).unwrap();
+        w.write(b"ring").unwrap(); // (now the writer has a ring)
+        let fd = slot.as_raw_fd();
+        let ready = |ms: i32| {
+            let mut p = libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut p, 1, ms) > 0 }
+        };
+        // Read as an event loop does, until the slot says it is empty.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut first = None;
+        while first.is_none() && Instant::now() < deadline {
+            ready(100);
+            first = slot.read_message_timeout(Timeout::ZERO).ok();
+        }
+        assert_eq!(first.expect("the first message").data, b"ring");
+        while slot.read_message_timeout(Timeout::ZERO).is_ok() {}
+        // The other holder queues a message without the writer's wake-up byte (which would
+        // make the descriptor readable by itself), and rings the doorbell as it lets go.
+        {
+            let mut g = other.slot.lock();
+            other.slot.set_wake_me(&mut g, false);
+            w.write(b"second").unwrap();
+            take_in(&other.slot, &mut g);
+        }
+        let rang = Instant::now();
+        // Give the service thread the time to take the doorbell's event before we look.
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            ready(250),
+            "the descriptor was not readable {:?} after the doorbell",
+            rang.elapsed()
+        );
+        let m = slot.read_message_timeout(Timeout::ZERO).unwrap();
+        assert_eq!(m.data, b"second");
     }
 
     #[test]
