@@ -676,18 +676,41 @@ mod tests {
             // Keep the worker's backlog from growing: it may only hold what it can write.
             std::thread::sleep(Duration::from_millis(1));
         }
-        // The owner reads some: the ring takes part of the next batch again.
-        while slot.read_message_timeout(Timeout::ZERO).is_ok() {}
-        let deadline = Instant::now() + Duration::from_secs(5);
-        let mut again = false;
-        while !again && Instant::now() < deadline {
-            again = d.deliver_all(&batch(&path, 64));
-            let _ = slot.read_message_timeout(Timeout::ZERO);
+        // The owner reads again, until the worker has written what it was handed meanwhile and
+        // is idle: the loop writes straight into the ring again. (Batches handed to a busy
+        // worker say nothing, by design; a loop that delivered while it waited could keep a
+        // starved worker busy for ever on a loaded machine.)
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            while slot.read_message_timeout(Timeout::ZERO).is_ok() {}
+            if d.slots
+                .values()
+                .next()
+                .and_then(Slot::idle_writer)
+                .is_some()
+            {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the worker never wrote its backlog"
+            );
+            std::thread::sleep(Duration::from_millis(2));
         }
-        assert!(
-            again,
-            "no yield once the owner reads again and its ring fills up"
+        // The ring takes whole batches again, up to the one that fills it, which says "yield".
+        let mut said = Vec::new();
+        for _ in 0..20_000 {
+            said.push(d.deliver_all(&batch(&path, 64)));
+            if said.last() == Some(&true) {
+                break;
+            }
+        }
+        assert_eq!(
+            said.iter().filter(|&&y| y).count(),
+            1,
+            "no yield once the owner read again and its ring filled up"
         );
+        assert!(said.len() > 1, "a yield before the ring was full: {said:?}");
     }
 
     /// A path that is no mailslot name costs no worker: its messages are counted as bad names
