@@ -643,29 +643,10 @@ mod tests {
         // The first batch starts the worker, which opens the mailslot; wait until it is idle
         // and its handle published, so that the loop writes straight into the ring.
         assert!(!d.deliver_all(&batch(&path, 1)));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while d
-            .slots
-            .values()
-            .next()
-            .and_then(Slot::idle_writer)
-            .is_none()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the worker never opened the mailslot"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_for_idle_writer(&d, None, "the worker never opened the mailslot");
         // Fill the ring (nobody reads): batches that fit say nothing; the one that fills it
         // says "yield"; after that the ring takes nothing and nothing says "yield".
-        let mut said = Vec::new();
-        for _ in 0..20_000 {
-            said.push(d.deliver_all(&batch(&path, 64)));
-            if said.last() == Some(&true) {
-                break;
-            }
-        }
+        let said = fill_until_yield(&mut d, &path);
         assert_eq!(said.iter().filter(|&&y| y).count(), 1, "the filling batch");
         assert!(said[..said.len() - 1].iter().all(|&y| !y));
         for _ in 0..50 {
@@ -680,37 +661,50 @@ mod tests {
         // is idle: the loop writes straight into the ring again. (Batches handed to a busy
         // worker say nothing, by design; a loop that delivered while it waited could keep a
         // starved worker busy for ever on a loaded machine.)
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            while slot.read_message_timeout(Timeout::ZERO).is_ok() {}
-            if d.slots
-                .values()
-                .next()
-                .and_then(Slot::idle_writer)
-                .is_some()
-            {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the worker never wrote its backlog"
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        wait_for_idle_writer(&d, Some(&slot), "the worker never wrote its backlog");
         // The ring takes whole batches again, up to the one that fills it, which says "yield".
-        let mut said = Vec::new();
-        for _ in 0..20_000 {
-            said.push(d.deliver_all(&batch(&path, 64)));
-            if said.last() == Some(&true) {
-                break;
-            }
-        }
+        let said = fill_until_yield(&mut d, &path);
         assert_eq!(
             said.iter().filter(|&&y| y).count(),
             1,
             "no yield once the owner read again and its ring filled up"
         );
         assert!(said.len() > 1, "a yield before the ring was full: {said:?}");
+    }
+
+    /// Waits (10 s at most, else fails with `what`) until the worker of the one mailslot `d`
+    /// delivers to has its handle open and nothing queued, so that the loop writes straight into
+    /// the ring; `owner`, if given, reads everything meanwhile.
+    fn wait_for_idle_writer(d: &Deliverer, owner: Option<&Mailslot>, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(o) = owner {
+                while o.read_message_timeout(Timeout::ZERO).is_ok() {}
+            }
+            if d.slots
+                .values()
+                .next()
+                .and_then(Slot::idle_writer)
+                .is_some()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Delivers batches of 64 messages for `path` until one says "yield" (20 000 at most);
+    /// returns what each said.
+    fn fill_until_yield(d: &mut Deliverer, path: &Arc<str>) -> Vec<bool> {
+        let mut said = Vec::new();
+        for _ in 0..20_000 {
+            said.push(d.deliver_all(&batch(path, 64)));
+            if said.last() == Some(&true) {
+                break;
+            }
+        }
+        said
     }
 
     /// A path that is no mailslot name costs no worker: its messages are counted as bad names
