@@ -3504,13 +3504,8 @@ mod tests {
             }
             let end = Instant::now() + Duration::from_secs(10);
             while Instant::now() < end {
-                let mut p = libc::pollfd {
-                    fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd.
-                if unsafe { libc::poll(&mut p, 1, 100) } <= 0 {
+                let ev = sys::poll_one(fd, libc::POLLIN, Some(Duration::from_millis(100)));
+                if !ev.is_ok_and(|ev| ev != 0) {
                     continue;
                 }
                 while let Ok(m) = slot.read_message_timeout(Timeout::ZERO) {
@@ -3585,14 +3580,8 @@ mod tests {
         let w = MailslotWriter::open(&name).unwrap();
         w.write(b"ring").unwrap(); // (now the writer has a ring)
         let fd = slot.as_raw_fd();
-        let ready = |ms: i32| {
-            let mut p = libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            unsafe { libc::poll(&mut p, 1, ms) > 0 }
+        let ready = |ms: u64| {
+            sys::poll_one(fd, libc::POLLIN, Some(Duration::from_millis(ms))).is_ok_and(|ev| ev != 0)
         };
         // Read as an event loop does, until the slot says it is empty.
         let deadline = Instant::now() + Duration::from_secs(3);
