@@ -873,3 +873,48 @@ fn a_slot_read_empty_takes_the_next_write_at_once() {
         );
     }
 }
+
+#[test]
+fn two_threads_asleep_in_reads_are_each_woken_by_a_message() {
+    // Two threads of the owner wait in reads. The first message wakes one of them, which takes
+    // it and returns; the second message must wake the other, however the first went.
+    for spin in [Duration::ZERO, Duration::from_micros(20)] {
+        let name = unique("tworeaders");
+        let slot = Arc::new(Mailslot::builder().spin(spin).create(&name).unwrap());
+        let w = MailslotWriter::open(&name).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let mut tids = Vec::new();
+        let mut handles = Vec::new();
+        for _ in 0..2 {
+            let (slot, tx) = (slot.clone(), tx.clone());
+            let (ttx, trx) = mpsc::channel();
+            handles.push(std::thread::spawn(move || {
+                ttx.send(tid()).unwrap();
+                let r = slot.read_message_timeout(Timeout::After(Duration::from_secs(10)));
+                tx.send((tid(), r.map(|m| m.data), Instant::now())).unwrap();
+            }));
+            tids.push(trx.recv().unwrap());
+        }
+        for t in &tids {
+            wait_until_asleep(*t, "a reading thread");
+        }
+        w.write(b"one").unwrap();
+        let (first, got, _) = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(got.unwrap(), b"one");
+        let other = *tids.iter().find(|t| **t != first).unwrap();
+        wait_until_asleep(other, "the other reading thread");
+        let t0 = Instant::now();
+        w.write(b"two").unwrap();
+        let (second, got, at) = rx.recv_timeout(Duration::from_secs(15)).unwrap();
+        assert_eq!(second, other);
+        assert_eq!(got.unwrap(), b"two", "spin {spin:?}");
+        let took = at.duration_since(t0);
+        assert!(
+            took < Duration::from_secs(1),
+            "spin {spin:?}: the second reader woke {took:?} after the write"
+        );
+        for h in handles {
+            h.join().unwrap();
+        }
+    }
+}

@@ -746,9 +746,12 @@ impl Slot {
     }
 
     /// A reader is active: writers need not wake anybody; the service thread looks again later
-    /// and asks for wake-ups once the reader has gone quiet.
+    /// and asks for wake-ups once the reader has gone quiet. Unless another thread of this
+    /// process is asleep in a read: it must still be woken (if this reader returns with one
+    /// message, nobody else would look at the rings, and the service leaves a slot with a
+    /// waiting reader alone).
     fn reader_active(&self, st: &mut State) {
-        if st.wake_me {
+        if st.wake_me && st.readers_waiting == 0 {
             self.set_wake_me(st, false);
             if !st.deferred && st.arming != Arming::Closed {
                 st.deferred = true;
