@@ -439,6 +439,74 @@ pub(crate) fn epoll_wait(
     Ok(got.len())
 }
 
+/// One word for [`futex_waitv`]: sleep while it holds `expected`. `shared`: the word is in
+/// memory shared with another process (else private to this one).
+pub(crate) struct FutexWord {
+    /// The word's address (only the kernel looks at it: an address that went away ends the
+    /// wait).
+    pub addr: *mut u32,
+    pub expected: u32,
+    pub shared: bool,
+}
+
+/// How a [`futex_waitv`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FutexWake {
+    /// Woken, or a word did not hold its expected value (or went away) when the wait began.
+    Woken,
+    /// The timeout passed, or a signal interrupted the wait.
+    Timeout,
+}
+
+/// `futex_waitv` (Linux 5.16): sleeps until one of `words` is woken, one of them does not hold
+/// its expected value, or `timeout` passes. An error means the call cannot be used here
+/// (`ENOSYS` on an older kernel, `EPERM` under a filter, `EINVAL`, more than 128 words).
+pub(crate) fn futex_waitv(words: &[FutexWord], timeout: Option<Duration>) -> io::Result<FutexWake> {
+    use rustix::thread::futex::{self, ClockId, Wait, WaitFlags, WaitPtr, WaitvFlags};
+    let waits: Vec<Wait> = words
+        .iter()
+        .map(|w| {
+            let mut wait = Wait::new();
+            wait.val = u64::from(w.expected);
+            wait.uaddr = WaitPtr::new(w.addr.cast());
+            wait.flags = if w.shared {
+                WaitFlags::SIZE_U32
+            } else {
+                WaitFlags::SIZE_U32 | WaitFlags::PRIVATE
+            };
+            wait
+        })
+        .collect();
+    // The timeout is a point on the monotonic clock.
+    let deadline = timeout.map(|d| {
+        let now = rustix::time::clock_gettime(ClockId::Monotonic);
+        let nanos = now.tv_nsec as u128 + d.subsec_nanos() as u128;
+        let secs = (now.tv_sec as u64)
+            .saturating_add(d.as_secs())
+            .saturating_add((nanos / 1_000_000_000) as u64)
+            .min(i64::MAX as u64);
+        Timespec {
+            tv_sec: secs as i64,
+            tv_nsec: (nanos % 1_000_000_000) as _,
+        }
+    });
+    match futex::waitv(
+        &waits,
+        WaitvFlags::empty(),
+        deadline.as_ref(),
+        ClockId::Monotonic,
+    ) {
+        Ok(_) | Err(Errno::AGAIN) | Err(Errno::FAULT) => Ok(FutexWake::Woken),
+        Err(Errno::TIMEDOUT) | Err(Errno::INTR) => Ok(FutexWake::Timeout),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Wakes every thread of this process asleep on the private futex `word`.
+pub(crate) fn futex_wake_private(word: &std::sync::atomic::AtomicU32) {
+    let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::PRIVATE, u32::MAX);
+}
+
 /// A non-blocking eventfd.
 pub(crate) fn eventfd() -> io::Result<OwnedFd> {
     Ok(rustix::event::eventfd(

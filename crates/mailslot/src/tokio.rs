@@ -26,14 +26,14 @@ struct Waiting<'a>(&'a Slot);
 
 impl<'a> Waiting<'a> {
     fn new(slot: &'a Slot) -> Self {
-        slot.begin_wait(&mut slot.lock());
+        slot.begin_wait(&mut slot.lock(), false);
         Waiting(slot)
     }
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.end_wait(&mut self.0.lock());
+        self.0.end_wait(&mut self.0.lock(), false);
     }
 }
 

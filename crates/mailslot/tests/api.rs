@@ -877,11 +877,22 @@ fn a_slot_read_empty_takes_the_next_write_at_once() {
 #[test]
 fn two_threads_asleep_in_reads_are_each_woken_by_a_message() {
     // Two threads of the owner wait in reads. The first message wakes one of them, which takes
-    // it and returns; the second message must wake the other, however the first went.
-    for spin in [Duration::ZERO, Duration::from_micros(20)] {
+    // it and returns; the second message must wake the other, however the first went. With
+    // `ring`, the writer has written before (it has a ring, and the first reader to sleep
+    // sleeps on the futex words, the second in `epoll`).
+    for (spin, ring) in [
+        (Duration::ZERO, false),
+        (Duration::from_micros(20), false),
+        (Duration::ZERO, true),
+        (Duration::from_micros(20), true),
+    ] {
         let name = unique("tworeaders");
         let slot = Arc::new(Mailslot::builder().spin(spin).create(&name).unwrap());
         let w = MailslotWriter::open(&name).unwrap();
+        if ring {
+            w.write(b"zero").unwrap();
+            assert_eq!(slot.read_message().unwrap().data, b"zero");
+        }
         let (tx, rx) = mpsc::channel();
         let mut tids = Vec::new();
         let mut handles = Vec::new();
@@ -907,11 +918,11 @@ fn two_threads_asleep_in_reads_are_each_woken_by_a_message() {
         w.write(b"two").unwrap();
         let (second, got, at) = rx.recv_timeout(Duration::from_secs(15)).unwrap();
         assert_eq!(second, other);
-        assert_eq!(got.unwrap(), b"two", "spin {spin:?}");
+        assert_eq!(got.unwrap(), b"two", "spin {spin:?}, ring {ring}");
         let took = at.duration_since(t0);
         assert!(
             took < Duration::from_secs(1),
-            "spin {spin:?}: the second reader woke {took:?} after the write"
+            "spin {spin:?}, ring {ring}: the second reader woke {took:?} after the write"
         );
         for h in handles {
             h.join().unwrap();

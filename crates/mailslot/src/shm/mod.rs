@@ -256,15 +256,20 @@ impl Control {
         self.view.u32(C_CLOSED).load(SeqCst) != 0
     }
 
-    /// Owner side: whether writers should send a wake-up byte after they publish a message
-    /// (nobody on the owner's side is looking at the rings right now).
-    pub(crate) fn set_wake_me(&self, on: bool) {
-        self.view.u32(C_WAKE_ME).store(u32::from(on), SeqCst);
+    /// Owner side: how writers wake the owner after they publish a message (nobody on the
+    /// owner's side is looking at the rings right now), if at all.
+    pub(crate) fn set_wake(&self, wake: Wake) {
+        self.view.u32(C_WAKE_ME).store(wake as u32, SeqCst);
     }
 
-    /// See [`set_wake_me`](Self::set_wake_me).
-    pub(crate) fn wake_me(&self) -> bool {
-        self.view.u32(C_WAKE_ME).load(SeqCst) != 0
+    /// See [`set_wake`](Self::set_wake). A value this version does not know means a wake-up
+    /// byte (the socket is always watched by somebody when a reader sleeps).
+    pub(crate) fn wake(&self) -> Wake {
+        match self.view.u32(C_WAKE_ME).load(SeqCst) {
+            0 => Wake::Off,
+            2 => Wake::Futex,
+            _ => Wake::Byte,
+        }
     }
 
     /// Owner side: whether the slot has had one writer connection at a time so far, so that
@@ -283,6 +288,19 @@ impl Control {
     pub(crate) fn sole_writer(&self) -> bool {
         self.view.u32(C_SOLE).load(Acquire) != 0
     }
+}
+
+/// How a writer wakes the owner after it publishes a message (the control page's wake word).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Wake {
+    /// Nobody needs waking: a reader is looking at the rings.
+    Off = 0,
+    /// Send a wake-up byte on the connection (a reader or the service thread waits in `epoll`).
+    Byte = 1,
+    /// Wake the futex on the ring's wake word (a reader waits on the rings' words, see
+    /// [`RingReader::wake_word`]).
+    Futex = 2,
 }
 
 // Ring layout: a header of RING_HDR bytes, then `cap` bytes of records.
@@ -577,9 +595,17 @@ impl RingReader {
         w.load(SeqCst) != 0 && w.swap(0, SeqCst) != 0
     }
 
-    /// Forgets that a wake-up byte is on its way (the owner read the writer's socket).
+    /// Forgets that a wake-up byte is on its way (the owner read the writer's socket), or that
+    /// the writer woke the ring's futex.
     pub(crate) fn clear_wake_sent(&self) {
         self.ring.view.u32(R_WAKE_SENT).store(0, SeqCst);
+    }
+
+    /// The word a reader that sleeps on a futex waits on while it is 0 (see [`Wake::Futex`]):
+    /// the writer sets it to 1 and wakes the futex when it publishes. The writer can set it
+    /// at will; that can only wake the reader for nothing (which it notices and counts).
+    pub(crate) fn wake_word(&self) -> &AtomicU32 {
+        self.ring.view.u32(R_WAKE_SENT)
     }
 
     /// Whether records are waiting (cheap: one load).
@@ -976,6 +1002,15 @@ impl RingWriter {
     pub(crate) fn claim_wake(&self) -> bool {
         let w = self.ring.view.u32(R_WAKE_SENT);
         w.load(SeqCst) == 0 && w.swap(1, SeqCst) == 0
+    }
+
+    /// Wakes a reader that sleeps on the ring's wake word (after [`claim_wake`](Self::claim_wake)).
+    pub(crate) fn wake_futex(&self) {
+        let _ = rustix::thread::futex::wake(
+            self.ring.view.u32(R_WAKE_SENT),
+            rustix::thread::futex::Flags::empty(),
+            1,
+        );
     }
 
     /// Whether this writer's "waiting" flag is set.

@@ -7,8 +7,10 @@
 //!
 //! It keeps out of the way of readers, who drain for themselves:
 //! - each slot's socket epoll is registered in the service epoll **one-shot**;
-//! - a reader about to sleep disarms it (so one message never wakes two threads) and re-arms it
-//!   when it wakes;
+//! - a reader about to sleep in `epoll` disarms it (so one message never wakes two threads) and
+//!   re-arms it when it wakes; a reader about to sleep on its writers' futex words leaves it
+//!   armed (it does not watch the sockets itself), and the service, when it fires, only wakes
+//!   that reader (`Slot::wake_sleeper`);
 //! - when the service fires for a slot whose reader was active since the service last looked, it
 //!   looks again after [`DEFER`] instead of competing for the slot (readers only bump a counter,
 //!   so a read costs no clock reading);
@@ -219,6 +221,17 @@ impl Service {
         }
         st.arming = Arming::Idle;
         if st.readers_waiting > 0 {
+            if st.futex_sleep {
+                // The reader sleeps on its writers' futex words and has the service watch the
+                // sockets: something happened there (it reads it), or the timer is back after
+                // the reader had the lock (the sockets are watched again).
+                if from_timer {
+                    self.arm(slot);
+                    st.arming = Arming::Armed;
+                } else {
+                    slot.wake_sleeper();
+                }
+            }
             // The waiting reader re-arms the slot when it wakes.
             return None;
         }

@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,7 @@ use crate::error::{CreateError, ReadError};
 use crate::name::Name;
 use crate::queue::{Entry, Queue};
 use crate::shm::store::{self, NewRecord, RingPos, Store};
-use crate::shm::{self, Control, ControlFds, Record, RingReader, REC_BEHALF, REC_REMOTE};
+use crate::shm::{self, Control, ControlFds, Record, RingReader, Wake, REC_BEHALF, REC_REMOTE};
 use crate::sys::{self, PeerCred};
 use crate::types::{Access, Class, Message, Sender, Timeout};
 
@@ -84,6 +85,16 @@ const SPIN_BEFORE_YIELD: Duration = Duration::from_micros(4);
 const SPIN_MAX_MISSES: u32 = 8;
 /// While spinning is off, one wait in this many spins again (to notice that it would pay off).
 const SPIN_PROBE_EVERY: u32 = 32;
+/// Futex sleeps in a row that bring nothing to read after which readers sleep in `epoll`.
+const FUTEX_MAX_MISSES: u32 = 8;
+/// While futex sleeps are off, one sleep in this many tries one again.
+const FUTEX_PROBE_EVERY: u32 = 64;
+/// Most writer rings a reader sleeps on with one `futex_waitv` (the call takes 128 words, one
+/// of them the reader's own); with more, it sleeps in `epoll`.
+const FUTEX_MAX_RINGS: usize = 127;
+/// Whether `futex_waitv` works here (an older kernel or a system call filter may refuse it;
+/// readers then sleep in `epoll`).
+static FUTEX_WORKS: AtomicBool = AtomicBool::new(true);
 /// Messages taken from one connection per drain before moving on (fairness between writers).
 const PER_CONN_BATCH: usize = 4096;
 /// Rounds of socket events (64 each) one drain reads at most.
@@ -229,8 +240,16 @@ pub(crate) struct State {
     deleted: bool,
     /// Connections of trusted writers that asked about the queue (answered after a drain).
     queries: Vec<u64>,
-    /// What the control page says of `wake_me`.
+    /// Whether the control page asks writers to wake the owner (see `Slot::set_wake_me`).
     wake_me: bool,
+    /// The one reader asleep sleeps on the rings' futex words (see `Slot::futex_wait`):
+    /// writers asked to wake the owner wake those, not the socket.
+    pub futex_sleep: bool,
+    /// Futex sleeps in a row that ended with nothing to read (a writer that keeps setting
+    /// its ring's wake word); at [`FUTEX_MAX_MISSES`] readers sleep in `epoll` instead.
+    futex_misses: u32,
+    /// Sleeps in `epoll` since futex sleeps stopped (one is tried every [`FUTEX_PROBE_EVERY`]).
+    futex_skipped: u32,
     /// The queued totals last published on the control page.
     published: (usize, usize),
     /// Some writer's ring said it waits for room (seen in the last scan).
@@ -295,6 +314,9 @@ impl State {
             deleted: false,
             queries: Vec::new(),
             wake_me: true,
+            futex_sleep: false,
+            futex_misses: 0,
+            futex_skipped: 0,
             published: (0, 0),
             waiters: false,
             held_back: false,
@@ -473,6 +495,9 @@ pub(crate) struct Slot {
     creator_pid: u32,
     service: Arc<Service>,
     state: Mutex<Cell>,
+    /// The private futex word of a reader asleep on the rings' wake words: bumped (and woken)
+    /// by anything else that must wake it (the service thread's look at the sockets, a delete).
+    sleep_word: AtomicU32,
 }
 
 /// A slot's state behind its lock: the few fields an idle slot needs, until something happens
@@ -583,6 +608,7 @@ impl Slot {
                 )))
             }),
             config,
+            sleep_word: AtomicU32::new(0),
         });
         slot.service.register(&slot)?;
         Ok(slot)
@@ -721,10 +747,19 @@ impl Slot {
 
     /// Signals waiting readers that the service moved messages into the queue.
     pub(crate) fn signal_wake(&self, st: &mut State) {
+        if st.futex_sleep {
+            self.wake_sleeper();
+        }
         if let (false, Some(f)) = (st.wake_pending, self.fds.get()) {
             st.wake_pending = true;
             sys::eventfd_signal(f.wake.as_raw_fd());
         }
+    }
+
+    /// Wakes the reader asleep on the rings' futex words (see `futex_wait`).
+    pub(crate) fn wake_sleeper(&self) {
+        self.sleep_word.fetch_add(1, Ordering::SeqCst);
+        sys::futex_wake_private(&self.sleep_word);
     }
 
     fn clear_wake(&self, st: &mut State) {
@@ -734,14 +769,24 @@ impl Slot {
         }
     }
 
-    /// Asks writers to send a wake-up byte after each message (`on`: nobody on this side is
-    /// looking at the rings), or not to.
+    /// Asks writers to wake the owner after each message (`on`: nobody on this side is
+    /// looking at the rings), or not to: with a wake-up byte, or, while the one reader asleep
+    /// sleeps on the rings' futex words, with the futex.
     pub(crate) fn set_wake_me(&self, st: &mut State, on: bool) {
         if st.wake_me != on {
             st.wake_me = on;
             if let Some((_, c)) = &st.control {
-                c.set_wake_me(on);
+                c.set_wake(Self::wake_mode(st));
             }
+        }
+    }
+
+    /// What the control page should say of waking the owner.
+    fn wake_mode(st: &State) -> Wake {
+        match (st.wake_me, st.futex_sleep) {
+            (false, _) => Wake::Off,
+            (true, false) => Wake::Byte,
+            (true, true) => Wake::Futex,
         }
     }
 
@@ -1328,7 +1373,7 @@ impl Slot {
                 if st.control.is_none() {
                     match Control::create() {
                         Ok((fds, c)) => {
-                            c.set_wake_me(st.wake_me);
+                            c.set_wake(Self::wake_mode(st));
                             c.set_used(st.published.0, st.published.1);
                             st.control = Some((fds, c));
                         }
@@ -1688,6 +1733,8 @@ impl Slot {
         let mut deadline: Option<Instant> = None;
         let peek = matches!(take, Take::Peek(_) | Take::PeekMessage);
         let mut spun = false;
+        // The last sleep was on the futex words and something woke it (see `may_futex_sleep`).
+        let mut futex_woke = false;
         // Whether the sockets (new writers, hang-ups, wake-up bytes, socket-path records) must
         // be read before the slot may be called empty.
         let mut drain = false;
@@ -1735,6 +1782,9 @@ impl Slot {
                 self.scan_rings(&mut st, false);
             }
             if Self::has_head(&st) {
+                if futex_woke {
+                    st.futex_misses = 0;
+                }
                 break self.apply(&mut st, take);
             }
             let remaining = match timeout {
@@ -1802,31 +1852,66 @@ impl Slot {
                     continue;
                 }
             }
-            self.begin_wait(&mut st);
-            // Writers now send wake-up bytes; look once more, so that a message published just
-            // before they could see the request is not slept through. The rings, that is: the
-            // sockets (and the eventfd) are level-triggered in the epoll this reader sleeps on,
-            // which returns at once if one of them has something, so looking at them here would
-            // be one more system call for nothing. A shared slot looks at both (its doorbell is
+            if futex_woke {
+                // The last futex sleep brought nothing.
+                st.futex_misses = st.futex_misses.saturating_add(1);
+                futex_woke = false;
+            }
+            let futex = self.may_futex_sleep(&mut st);
+            self.begin_wait(&mut st, futex);
+            if futex {
+                // Cleared before the look below: a writer that publishes after it finds its
+                // word 0 and wakes the futex (or sets the word before the sleep, which then
+                // ends at once).
+                for (_, c) in st.conns.iter_mut() {
+                    if let Some(r) = &c.ring {
+                        r.clear_wake_sent();
+                    }
+                }
+            }
+            // Writers now wake us; look once more, so that a message published just before
+            // they could see the request is not slept through. The rings, that is: the sockets
+            // (and the eventfd) are level-triggered in the epoll this reader sleeps on, which
+            // returns at once if one of them has something, so looking at them here would be
+            // one more system call for nothing (a futex sleeper has the service thread watch
+            // them, which wakes it). A shared slot looks at both (its doorbell is
             // edge-triggered), and so does a slot that has no epoll yet.
             st.takes_since_drain = 0;
             self.clear_wake(&mut st);
             if st.shared.is_none() && self.fds.get().is_some() {
                 self.take_in(&mut st);
             } else if let Err(e) = self.drain(&mut st) {
-                self.end_wait(&mut st);
+                self.end_wait(&mut st, futex);
                 break Err(e.into());
             }
             // (A holder that deleted the slot may have been seen by any lock above.) Records
             // the scan left for the next one (stamped while it ran) are not slept through.
             if Self::has_head(&st) || st.deleted || st.held_back {
-                self.end_wait(&mut st);
+                self.end_wait(&mut st, futex);
+                continue;
+            }
+            if futex {
+                let r;
+                (st, r) = self.futex_wait(st, remaining);
+                // The service thread looked at the sockets for us if it fired meanwhile (it
+                // left the slot unarmed): read them then.
+                let fired = st.arming != Arming::Armed;
+                self.end_wait(&mut st, true);
+                match r {
+                    Ok(sys::FutexWake::Woken) => futex_woke = true,
+                    Ok(sys::FutexWake::Timeout) => {}
+                    Err(_) => {
+                        // Not here (an old kernel, a filter): sleep in `epoll` from now on.
+                        FUTEX_WORKS.store(false, Ordering::Relaxed);
+                    }
+                }
+                drain = fired;
                 continue;
             }
             let wait_fd = match self.fds(&mut st) {
                 Ok(f) => f.wait_epoll.as_raw_fd(),
                 Err(e) => {
-                    self.end_wait(&mut st);
+                    self.end_wait(&mut st, false);
                     break Err(e.into());
                 }
             };
@@ -1841,7 +1926,7 @@ impl Slot {
             let mut ev = [libc::epoll_event { events: 0, u64: 0 }; 1];
             let r = sys::epoll_wait(wait_fd, &mut ev, wait);
             st = self.lock();
-            self.end_wait(&mut st);
+            self.end_wait(&mut st, false);
             r?;
             drain = true;
         };
@@ -2108,19 +2193,34 @@ impl Slot {
         }
     }
 
-    pub(crate) fn begin_wait(&self, st: &mut State) {
+    /// A reader is about to sleep: in `epoll` on the slot's descriptors, or (`futex`, see
+    /// [`Self::may_futex_sleep`]) on the rings' wake words, the service thread then watching
+    /// the sockets for it.
+    pub(crate) fn begin_wait(&self, st: &mut State, futex: bool) {
         if let Some(sh) = st.shared.as_mut() {
             sh.count_asleep();
         }
         st.readers_waiting += 1;
+        if futex {
+            st.futex_sleep = true;
+            // Tell writers how to wake us (even if they were already asked to).
+            st.wake_me = false;
+        }
         self.set_wake_me(st, true);
-        if st.arming == Arming::Armed {
+        if st.futex_sleep {
+            // Somebody must watch the sockets (new writers, socket records, hang-ups).
+            if st.arming == Arming::Idle && !st.deferred {
+                self.service.arm(self);
+                st.arming = Arming::Armed;
+            }
+        } else if st.arming == Arming::Armed {
             self.service.disarm(self);
             st.arming = Arming::Idle;
         }
     }
 
-    pub(crate) fn end_wait(&self, st: &mut State) {
+    /// A reader woke (`futex`: the one that slept on the rings' wake words).
+    pub(crate) fn end_wait(&self, st: &mut State, futex: bool) {
         // (A polled handle stays counted as asleep: see `polled_shared`.)
         if st.readers_waiting == 1 && !st.polled {
             if let Some(sh) = st.shared.as_mut() {
@@ -2129,10 +2229,86 @@ impl Slot {
         }
         st.readers_waiting -= 1;
         st.reader_ops = st.reader_ops.wrapping_add(1);
-        if st.readers_waiting == 0 && st.arming == Arming::Idle && !st.deferred {
+        if futex {
+            st.futex_sleep = false;
+            if st.wake_me {
+                // Another reader may still sleep (in `epoll`): writers send bytes again.
+                st.wake_me = false;
+                self.set_wake_me(st, true);
+            }
+            // A writer that woke the futex set its ring's word: cleared, so that the next
+            // wake-up it is asked for (a byte, maybe) is sent.
+            for (_, c) in st.conns.iter_mut() {
+                if let Some(r) = &c.ring {
+                    r.clear_wake_sent();
+                }
+            }
+        }
+        if (st.readers_waiting == 0 || st.futex_sleep) && st.arming == Arming::Idle && !st.deferred
+        {
             self.service.arm(self);
             st.arming = Arming::Armed;
         }
+    }
+
+    /// Whether a reader about to sleep may sleep on the rings' futex words instead of in
+    /// `epoll` (writers then wake it with `FUTEX_WAKE`, a cheaper call than a wake-up byte and
+    /// its `epoll` and `recvmsg`). Only the one reader of an unshared slot whose descriptor
+    /// nobody polls (a poller must hear of every message on the descriptor), and only while
+    /// every writer has a ring or there are few enough of them; after a run of sleeps that
+    /// brought nothing (a writer that keeps setting its word) readers sleep in `epoll` for a
+    /// while.
+    fn may_futex_sleep(&self, st: &mut State) -> bool {
+        if st.shared.is_some()
+            || st.polled
+            || st.readers_waiting > 0
+            || self.fds.get().is_none()
+            || !FUTEX_WORKS.load(Ordering::Relaxed)
+        {
+            return false;
+        }
+        let rings = st.conns.values().filter(|c| c.ring.is_some()).count();
+        if rings == 0 || rings > FUTEX_MAX_RINGS {
+            return false;
+        }
+        if st.futex_misses >= FUTEX_MAX_MISSES {
+            st.futex_skipped += 1;
+            if st.futex_skipped < FUTEX_PROBE_EVERY {
+                return false;
+            }
+            st.futex_skipped = 0;
+        }
+        true
+    }
+
+    /// Sleeps on the rings' wake words and the slot's own word until one is woken or
+    /// `timeout` passes (the lock is let go meanwhile). Called after
+    /// `begin_wait(.., true)` and a last look at the rings.
+    fn futex_wait<'a>(
+        &'a self,
+        st: Guard<'a>,
+        timeout: Option<Duration>,
+    ) -> (Guard<'a>, io::Result<sys::FutexWake>) {
+        let mut words = vec![sys::FutexWord {
+            addr: self.sleep_word.as_ptr(),
+            expected: self.sleep_word.load(Ordering::SeqCst),
+            shared: false,
+        }];
+        // Addresses only, for the kernel: a ring unmapped while this reader sleeps (a delete
+        // in another thread, which wakes it too) makes the wait end (`EFAULT`), nothing worse.
+        words.extend(
+            st.conns
+                .values()
+                .filter_map(|c| c.ring.as_ref())
+                .map(|r| sys::FutexWord {
+                    addr: r.wake_word().as_ptr(),
+                    expected: 0,
+                    shared: true,
+                }),
+        );
+        drop(st);
+        let r = sys::futex_waitv(&words, timeout);
+        (self.lock(), r)
     }
 
     /// Closes the slot: frees the name at once, tells writers, drops the queue.
@@ -2325,7 +2501,7 @@ impl Slot {
         }
         st.read_timeout = timeout_from_ms(sh.store.read_timeout());
         if let Some((_, c)) = &st.control {
-            st.wake_me = c.wake_me();
+            st.wake_me = c.wake() != Wake::Off;
             let (b, n) = c.used();
             st.published = (b as usize, n as usize);
         }
@@ -2659,7 +2835,7 @@ impl Slot {
         self.fds(st).map_err(share_io)?;
         if st.control.is_none() {
             let (fds, c) = Control::create().map_err(share_io)?;
-            c.set_wake_me(st.wake_me);
+            c.set_wake(Self::wake_mode(st));
             c.set_used(st.published.0, st.published.1);
             st.control = Some((fds, c));
         }
@@ -3146,6 +3322,155 @@ impl Conns {
 mod tests {
     use super::*;
     use crate::{Mailslot, MailslotWriter, Timeout};
+
+    /// What a reader thread got, and when.
+    type ReadResult = (Result<Vec<u8>, ReadError>, Instant);
+
+    /// Starts a thread that reads one message from `slot` (waiting up to `timeout`) and
+    /// sends back what it got and when; returns its thread id (once it runs) and the channel.
+    fn reader_thread(
+        slot: &Arc<Mailslot>,
+        timeout: Duration,
+    ) -> (u32, std::sync::mpsc::Receiver<ReadResult>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (ttx, trx) = std::sync::mpsc::channel();
+        let slot = slot.clone();
+        std::thread::spawn(move || {
+            let _ = ttx.send(mailslot_test_support::tid());
+            let r = slot.read_message_timeout(Timeout::After(timeout));
+            let _ = tx.send((r.map(|m| m.data), Instant::now()));
+        });
+        (trx.recv().unwrap(), rx)
+    }
+
+    /// Waits until thread `tid` of this process sleeps in the kernel.
+    fn until_asleep(tid: u32) {
+        mailslot_test_support::wait_for("the reader sleeps", Duration::from_secs(10), || {
+            mailslot_test_support::asleep(std::process::id(), tid)
+        });
+    }
+
+    /// A slot (reads without a spin) and a writer that has written once, so that it has a
+    /// ring: a reader that waits then sleeps on the futex words.
+    fn slot_with_a_ring_writer(tag: &str) -> (Arc<Mailslot>, MailslotWriter) {
+        let name = mailslot_test_support::unique_name("slot", tag);
+        let slot = Arc::new(
+            Mailslot::builder()
+                .spin(Duration::ZERO)
+                .create(&name)
+                .unwrap(),
+        );
+        let w = MailslotWriter::open(&name).unwrap();
+        w.write(b"first").unwrap();
+        assert_eq!(slot.read_message().unwrap().data, b"first");
+        (slot, w)
+    }
+
+    /// The reader of a slot whose writers have rings sleeps on the futex words, and a write
+    /// wakes it at once (without a wake-up byte on the socket).
+    #[test]
+    fn a_reader_asleep_on_the_futex_words_is_woken_by_a_write() {
+        let (slot, w) = slot_with_a_ring_writer("futexwrite");
+        for round in 0..20 {
+            let (tid, rx) = reader_thread(&slot, Duration::from_secs(10));
+            until_asleep(tid);
+            assert!(
+                slot.slot().lock().futex_sleep,
+                "round {round}: not a futex sleep"
+            );
+            let t0 = Instant::now();
+            w.write(format!("m{round}").as_bytes()).unwrap();
+            let (got, at) = rx.recv_timeout(Duration::from_secs(15)).unwrap();
+            assert_eq!(got.unwrap(), format!("m{round}").as_bytes());
+            let took = at.duration_since(t0);
+            assert!(
+                took < Duration::from_millis(500),
+                "round {round}: woke after {took:?}"
+            );
+        }
+        // No wake-up byte was sent: the socket had nothing to read.
+        assert_eq!(slot.counters().dropped, 0);
+    }
+
+    /// A reader asleep on the futex words hears of what only the sockets bring: a new writer's
+    /// first message (before it has a ring), through the service thread.
+    #[test]
+    fn a_reader_asleep_on_the_futex_words_hears_of_a_new_writer() {
+        let (slot, _w) = slot_with_a_ring_writer("futexnew");
+        let name = slot.name().to_string();
+        let (tid, rx) = reader_thread(&slot, Duration::from_secs(10));
+        until_asleep(tid);
+        assert!(slot.slot().lock().futex_sleep);
+        let t0 = Instant::now();
+        MailslotWriter::open(&name).unwrap().write(b"new").unwrap();
+        let (got, at) = rx.recv_timeout(Duration::from_secs(15)).unwrap();
+        assert_eq!(got.unwrap(), b"new");
+        let took = at.duration_since(t0);
+        assert!(took < Duration::from_millis(500), "woke after {took:?}");
+    }
+
+    /// A writer that keeps setting its ring's wake word (it can write all of its ring) wakes a
+    /// futex sleeper for nothing: after a few such wake-ups the reader sleeps in `epoll` and
+    /// stops spending CPU on it, and an honest writer's message still wakes it at once.
+    #[test]
+    fn a_writer_that_keeps_setting_its_wake_word_does_not_keep_the_reader_busy() {
+        let (slot, _hostile) = slot_with_a_ring_writer("futexhostile");
+        let name = slot.name().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let setter = {
+            let (slot, stop) = (slot.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    {
+                        let st = slot.slot().lock();
+                        for c in st.conns.values() {
+                            if let Some(r) = &c.ring {
+                                r.wake_word().store(1, Ordering::SeqCst);
+                                let _ = rustix::thread::futex::wake(
+                                    r.wake_word(),
+                                    rustix::thread::futex::Flags::empty(),
+                                    1,
+                                );
+                            }
+                        }
+                    }
+                    std::thread::sleep(Duration::from_micros(20));
+                }
+            })
+        };
+        let cpu = || rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        let slot2 = slot.clone();
+        let reader = std::thread::spawn(move || {
+            let c0 = cpu();
+            let t0 = Instant::now();
+            let r = slot2.read_message_timeout(Timeout::After(Duration::from_secs(1)));
+            let c1 = cpu();
+            let spent = Duration::new(c1.tv_sec as u64, c1.tv_nsec as u32)
+                .saturating_sub(Duration::new(c0.tv_sec as u64, c0.tv_nsec as u32));
+            (r.map(|m| m.data), t0.elapsed(), spent)
+        });
+        let (got, waited, spent) = reader.join().unwrap();
+        assert!(matches!(got, Err(ReadError::Timeout)), "{got:?}");
+        assert!(waited >= Duration::from_secs(1), "{waited:?}");
+        assert!(
+            spent < Duration::from_millis(200),
+            "the reader spent {spent:?} of CPU"
+        );
+        assert!(slot.slot().lock().futex_misses >= FUTEX_MAX_MISSES);
+        // An honest writer still wakes the reader (now asleep in `epoll`) at once.
+        let (tid, rx) = reader_thread(&slot, Duration::from_secs(10));
+        until_asleep(tid);
+        let t0 = Instant::now();
+        MailslotWriter::open(&name)
+            .unwrap()
+            .write(b"honest")
+            .unwrap();
+        let (got, at) = rx.recv_timeout(Duration::from_secs(15)).unwrap();
+        assert_eq!(got.unwrap(), b"honest");
+        assert!(at.duration_since(t0) < Duration::from_millis(500));
+        stop.store(true, Ordering::Relaxed);
+        setter.join().unwrap();
+    }
 
     thread_local! {
         /// Makes every send to a park on this thread fail, as a park that is full does.

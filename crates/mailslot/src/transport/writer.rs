@@ -10,7 +10,7 @@ use super::{address, encode_header, encode_remote, Block, Greeting, Refusal, HEA
 use crate::error::{OpenError, WriteError};
 use crate::name::Name;
 use crate::policy::Policy;
-use crate::shm::{Control, RingWriter, REC_REMOTE};
+use crate::shm::{Control, RingWriter, Wake, REC_REMOTE};
 use crate::sys::{self, PeerCred};
 use crate::trusted::{BatchOutcome, RemoteMessage};
 use crate::types::{Class, Timeout, WriteOptions, MAX_PRIORITY};
@@ -389,10 +389,21 @@ impl Connection {
         }
     }
 
-    /// Sends a wake-up byte if the owner asked for one and none is on its way.
+    /// Wakes the owner the way it asked for (a wake-up byte or the ring's futex), if it asked
+    /// and this writer has not woken it since it last looked.
     fn wake_owner(&self, ring: &RingWriter) {
-        if self.control.wake_me() && ring.claim_wake() {
-            let _ = sys::send_parts(self.sock.as_raw_fd(), &[b"W"], &[], true);
+        match self.control.wake() {
+            Wake::Off => {}
+            Wake::Byte => {
+                if ring.claim_wake() {
+                    let _ = sys::send_parts(self.sock.as_raw_fd(), &[b"W"], &[], true);
+                }
+            }
+            Wake::Futex => {
+                if ring.claim_wake() {
+                    ring.wake_futex();
+                }
+            }
         }
     }
 
