@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! mailslot-hostile scribble <name> <seconds>
+//! mailslot-hostile wake-flood <name> <seconds>
 //! mailslot-hostile numbered <name> <count> <class 1|2> <timeout_ms> [wait-stdin]
 //! mailslot-hostile torture-writer <name> <writer-id> <start-seq>
 //! mailslot-hostile connect-flood <name> <n>
@@ -41,7 +42,7 @@ mod holder;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: mailslot-hostile <role> ...\n  scribble <name> <seconds>\n  numbered <name> <count> <class 1|2> <timeout_ms> [wait-stdin]\n  torture-writer <name> <writer-id> <start-seq>\n  connect-flood <name> <n>\n  fill-and-block <name> <size> [<delay_ms>]\n  own <name> <quota> <max_msg>\n  own-drain <name> <quota> <max_msg>\n  evil-owner <name> <mode>\n  holder <inherit|socket|connect> <fd|path>\n  create-pass <name> <socket-path>\n  take-writer-fds <name>"
+        "usage: mailslot-hostile <role> ...\n  scribble <name> <seconds>\n  wake-flood <name> <seconds>\n  numbered <name> <count> <class 1|2> <timeout_ms> [wait-stdin]\n  torture-writer <name> <writer-id> <start-seq>\n  connect-flood <name> <n>\n  fill-and-block <name> <size> [<delay_ms>]\n  own <name> <quota> <max_msg>\n  own-drain <name> <quota> <max_msg>\n  evil-owner <name> <mode>\n  holder <inherit|socket|connect> <fd|path>\n  create-pass <name> <socket-path>\n  take-writer-fds <name>"
     );
     std::process::exit(2)
 }
@@ -58,6 +59,7 @@ fn main() {
     let name: String = arg(&args, 1);
     match role {
         "scribble" => scribble(&name, arg(&args, 2)),
+        "wake-flood" => wake_flood(&name, arg(&args, 2)),
         "numbered" => numbered(
             &name,
             arg(&args, 2),
@@ -283,6 +285,51 @@ fn scribble(name: &str, seconds: f64) {
         "summary maps={} fills={fills} sends_ok={sends_ok} sends_err={sends_err} writes_ok={writes_ok} write_errs={write_errs:?}",
         maps.len()
     );
+}
+
+/// Writes once (so that it has a ring), then, for `seconds`, sets its ring's wake word (the
+/// `u32` at byte 8 of the ring's header, which the owner's reader sleeps on while it is 0) to 1
+/// and calls `FUTEX_WAKE` on it, over and over: every wake-up it can cause, for nothing. The
+/// rest of the ring stays as it is, so that the owner keeps this writer (and its wake-ups).
+/// Never panics.
+fn wake_flood(name: &str, seconds: f64) {
+    const WAKE_WORD: usize = 8;
+    let writer = open(name);
+    if let Err(e) = writer.write(b"flood") {
+        say!("write-failed {}", e.win32_code());
+    }
+    let maps: Vec<Map> = existing_shared_mappings()
+        .into_iter()
+        .filter(|m| m.writable && m.len > WAKE_WORD + 4)
+        .collect();
+    say!("start maps={}", maps.len());
+    let (mut wakes, mut woken) = (0u64, 0u64);
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    while Instant::now() < deadline {
+        for m in &maps {
+            // SAFETY: in bounds (checked above), aligned (mappings are page-aligned), and the
+            // mapping stays mapped; the word is only used atomically here.
+            let word = unsafe { &*m.ptr.add(WAKE_WORD).cast::<std::sync::atomic::AtomicU32>() };
+            word.store(1, std::sync::atomic::Ordering::SeqCst);
+            // SAFETY: FUTEX_WAKE only uses the word's address.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    word.as_ptr(),
+                    libc::FUTEX_WAKE,
+                    i32::MAX,
+                    0,
+                    0,
+                    0,
+                )
+            };
+            wakes += 1;
+            if r > 0 {
+                woken += r as u64;
+            }
+        }
+    }
+    say!("summary wakes={wakes} woken={woken}");
 }
 
 /// Writes `count` numbered messages; `ok <seq>` or `err <seq> <code>` after each. With
