@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mailslot::{Access, Mailslot, ReadError, Sender, Timeout};
+use mailslot::{ReadError, Sender, Timeout};
 use mailslot_hostile::{decode, unique_name};
 
 const FLOOD: usize = 20_000;
@@ -27,12 +27,7 @@ fn connection_flood_by_nobody_does_not_stop_roots_writer() {
     let started = Instant::now();
     let fds_before = common::fd_count().unwrap_or(0);
     let name = unique_name("flood");
-    let slot = Arc::new(
-        Mailslot::builder()
-            .access(Access::Everyone)
-            .create(&name)
-            .expect("create"),
-    );
+    let slot = common::everyone_slot(&name);
     let stop = Arc::new(AtomicBool::new(false));
     let peak = Arc::new(AtomicUsize::new(0));
     let got = Arc::new(Mutex::new(Vec::new()));

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mailslot::{Access, Mailslot, MailslotWriter, ReadError, Sender, Timeout};
+use mailslot::{MailslotWriter, ReadError, Sender, Timeout};
 use mailslot_hostile::{decode, make_message, unique_name};
 
 const TEST: &str = "wake_flood_by_nobody_does_not_keep_the_reader_busy";
@@ -39,12 +39,7 @@ fn thread_cpu() -> Duration {
 
 fn flood() {
     let name = unique_name("wakeflood");
-    let slot = Arc::new(
-        Mailslot::builder()
-            .access(Access::Everyone)
-            .create(&name)
-            .expect("create"),
-    );
+    let slot = common::everyone_slot(&name);
     let done = Arc::new(AtomicBool::new(false));
     let reader = {
         let (slot, done) = (slot.clone(), done.clone());

@@ -189,3 +189,14 @@ pub(crate) fn full_slot(tag: &str, quota: usize, size: usize) -> FullSlot {
         filled,
     }
 }
+
+/// A new mailslot named `name` that every user may write to (what the hostile writers, run as
+/// `nobody`, write to), shared with the test's reader thread.
+pub(crate) fn everyone_slot(name: &str) -> std::sync::Arc<mailslot::Mailslot> {
+    std::sync::Arc::new(
+        mailslot::Mailslot::builder()
+            .access(mailslot::Access::Everyone)
+            .create(name)
+            .expect("create"),
+    )
+}
