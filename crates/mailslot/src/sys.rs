@@ -439,14 +439,23 @@ pub(crate) fn epoll_wait(
     Ok(got.len())
 }
 
-/// One word for [`futex_waitv`]: sleep while it holds `expected`. `shared`: the word is in
-/// memory shared with another process (else private to this one).
-pub(crate) struct FutexWord {
-    /// The word's address (only the kernel looks at it: an address that went away ends the
-    /// wait).
-    pub addr: *mut u32,
-    pub expected: u32,
-    pub shared: bool,
+/// One word for [`futex_waitv`] (see [`futex_word`]).
+pub(crate) type FutexWord = rustix::thread::futex::Wait;
+
+/// A word for [`futex_waitv`]: sleep while the `u32` at `addr` holds `expected`. `shared`: the
+/// word is in memory shared with another process (else private to this one). Only the kernel
+/// looks at the address: one that went away ends the wait.
+pub(crate) fn futex_word(addr: *mut u32, expected: u32, shared: bool) -> FutexWord {
+    use rustix::thread::futex::{WaitFlags, WaitPtr};
+    let mut w = FutexWord::new();
+    w.val = u64::from(expected);
+    w.uaddr = WaitPtr::new(addr.cast());
+    w.flags = if shared {
+        WaitFlags::SIZE_U32
+    } else {
+        WaitFlags::SIZE_U32 | WaitFlags::PRIVATE
+    };
+    w
 }
 
 /// How a [`futex_waitv`] ended.
@@ -462,21 +471,7 @@ pub(crate) enum FutexWake {
 /// its expected value, or `timeout` passes. An error means the call cannot be used here
 /// (`ENOSYS` on an older kernel, `EPERM` under a filter, `EINVAL`, more than 128 words).
 pub(crate) fn futex_waitv(words: &[FutexWord], timeout: Option<Duration>) -> io::Result<FutexWake> {
-    use rustix::thread::futex::{self, ClockId, Wait, WaitFlags, WaitPtr, WaitvFlags};
-    let waits: Vec<Wait> = words
-        .iter()
-        .map(|w| {
-            let mut wait = Wait::new();
-            wait.val = u64::from(w.expected);
-            wait.uaddr = WaitPtr::new(w.addr.cast());
-            wait.flags = if w.shared {
-                WaitFlags::SIZE_U32
-            } else {
-                WaitFlags::SIZE_U32 | WaitFlags::PRIVATE
-            };
-            wait
-        })
-        .collect();
+    use rustix::thread::futex::{self, ClockId, WaitvFlags};
     // The timeout is a point on the monotonic clock.
     let deadline = timeout.map(|d| {
         let now = rustix::time::clock_gettime(ClockId::Monotonic);
@@ -491,7 +486,7 @@ pub(crate) fn futex_waitv(words: &[FutexWord], timeout: Option<Duration>) -> io:
         }
     });
     match futex::waitv(
-        &waits,
+        words,
         WaitvFlags::empty(),
         deadline.as_ref(),
         ClockId::Monotonic,
@@ -502,9 +497,16 @@ pub(crate) fn futex_waitv(words: &[FutexWord], timeout: Option<Duration>) -> io:
     }
 }
 
-/// Wakes every thread of this process asleep on the private futex `word`.
-pub(crate) fn futex_wake_private(word: &std::sync::atomic::AtomicU32) {
-    let _ = rustix::thread::futex::wake(word, rustix::thread::futex::Flags::PRIVATE, u32::MAX);
+/// `FUTEX_WAKE`: wakes up to `n` threads asleep on `word` (`shared`: in memory shared with
+/// other processes, else private to this one).
+pub(crate) fn futex_wake(word: &std::sync::atomic::AtomicU32, shared: bool, n: u32) {
+    use rustix::thread::futex::{self, Flags};
+    let flags = if shared {
+        Flags::empty()
+    } else {
+        Flags::PRIVATE
+    };
+    let _ = futex::wake(word, flags, n);
 }
 
 /// A non-blocking eventfd.

@@ -26,17 +26,6 @@ fn main() {
     )]);
 }
 
-/// The calling thread's CPU time.
-fn thread_cpu() -> Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into `ts`.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
 fn flood() {
     let name = unique_name("wakeflood");
     let slot = common::everyone_slot(&name);
@@ -56,12 +45,15 @@ fn flood() {
                         (Sender::Local { uid: 0, .. }, Ok(d)) if d.id == "root" => {
                             if d.seq == 0 {
                                 // Root writes only once the flood runs: measure from here.
-                                measuring = Some((thread_cpu(), Instant::now()));
+                                measuring = Some((
+                                    mailslot_test_support::thread_cpu_time(),
+                                    Instant::now(),
+                                ));
                             }
                             root.push(d.seq);
                             if d.seq == ROOT_MESSAGES - 1 {
                                 if let Some((c, t)) = measuring.take() {
-                                    flood_cpu = thread_cpu() - c;
+                                    flood_cpu = mailslot_test_support::thread_cpu_time() - c;
                                     flood_wall = t.elapsed();
                                 }
                             }

@@ -34,6 +34,17 @@ pub fn unique_name(suite: &str, tag: &str) -> String {
     )
 }
 
+/// The CPU time the calling thread has used so far.
+pub fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime only writes into `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// Whether thread `tid` of process `pid` sleeps in the kernel (state `S`: waiting for an
 /// event, such as a `poll` or a futex). False once it has ended.
 pub fn asleep(pid: u32, tid: u32) -> bool {
@@ -56,6 +67,13 @@ pub fn wait_for(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) 
         );
         std::thread::sleep(Duration::from_micros(200));
     }
+}
+
+/// Waits until thread `tid` of this process sleeps in the kernel; panics after 10 s.
+pub fn wait_until_asleep(tid: u32, what: &str) {
+    wait_for(&format!("{what} sleeps"), Duration::from_secs(10), || {
+        asleep(std::process::id(), tid)
+    });
 }
 
 /// A test (for a target with `harness = false`) that is reported as `ignored` with the reason

@@ -1006,11 +1006,7 @@ impl RingWriter {
 
     /// Wakes a reader that sleeps on the ring's wake word (after [`claim_wake`](Self::claim_wake)).
     pub(crate) fn wake_futex(&self) {
-        let _ = rustix::thread::futex::wake(
-            self.ring.view.u32(R_WAKE_SENT),
-            rustix::thread::futex::Flags::empty(),
-            1,
-        );
+        sys::futex_wake(self.ring.view.u32(R_WAKE_SENT), true, 1);
     }
 
     /// Whether this writer's "waiting" flag is set.

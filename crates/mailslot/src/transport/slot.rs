@@ -245,11 +245,10 @@ pub(crate) struct State {
     /// The one reader asleep sleeps on the rings' futex words (see `Slot::futex_wait`):
     /// writers asked to wake the owner wake those, not the socket.
     pub futex_sleep: bool,
-    /// Futex sleeps in a row that ended with nothing to read (a writer that keeps setting
-    /// its ring's wake word); at [`FUTEX_MAX_MISSES`] readers sleep in `epoll` instead.
-    futex_misses: u32,
-    /// Sleeps in `epoll` since futex sleeps stopped (one is tried every [`FUTEX_PROBE_EVERY`]).
-    futex_skipped: u32,
+    /// Futex sleeps that ended with nothing to read (a writer that keeps setting its ring's
+    /// wake word): after [`FUTEX_MAX_MISSES`] in a row readers sleep in `epoll`, trying the
+    /// futex once every [`FUTEX_PROBE_EVERY`] sleeps.
+    futex_tries: Tries,
     /// The queued totals last published on the control page.
     published: (usize, usize),
     /// Some writer's ring said it waits for room (seen in the last scan).
@@ -277,10 +276,9 @@ pub(crate) struct State {
     /// The descriptor readers wait on was handed out ([`Slot::wait_fd`]): a program may poll
     /// it instead of waiting in a read.
     polled: bool,
-    /// Spins in a row that ended without a message; at [`SPIN_MAX_MISSES`] spinning stops.
-    spin_misses: u32,
-    /// Waits without spinning since spinning stopped (a probe spins every [`SPIN_PROBE_EVERY`]).
-    spin_skipped: u32,
+    /// Spins that ended without a message: after [`SPIN_MAX_MISSES`] in a row spinning stops,
+    /// and one wait in [`SPIN_PROBE_EVERY`] spins again.
+    spin_tries: Tries,
     /// Receive buffer for socket records (allocated when a writer first uses the socket path).
     buf: Vec<u8>,
     /// Messages dropped because they were malformed or over the limits (misbehaving writers).
@@ -315,8 +313,7 @@ impl State {
             queries: Vec::new(),
             wake_me: true,
             futex_sleep: false,
-            futex_misses: 0,
-            futex_skipped: 0,
+            futex_tries: Tries::default(),
             published: (0, 0),
             waiters: false,
             held_back: false,
@@ -331,8 +328,7 @@ impl State {
             deferred: false,
             wake_pending: false,
             polled: false,
-            spin_misses: 0,
-            spin_skipped: 0,
+            spin_tries: Tries::default(),
             buf: Vec::new(),
             dropped: 0,
             dropped_writers: 0,
@@ -498,6 +494,41 @@ pub(crate) struct Slot {
     /// The private futex word of a reader asleep on the rings' wake words: bumped (and woken)
     /// by anything else that must wake it (the service thread's look at the sockets, a delete).
     sleep_word: AtomicU32,
+}
+
+/// How a way of waiting that may not pay off has done lately (the reader's spin, its futex
+/// sleep): it is tried until `max` misses in a row, then once in every `probe` waits, until
+/// it pays off again.
+#[derive(Debug, Default)]
+struct Tries {
+    /// Misses in a row.
+    misses: u32,
+    /// Waits without it since it was given up.
+    skipped: u32,
+}
+
+impl Tries {
+    /// Whether to try it for this wait.
+    fn worth_trying(&mut self, max: u32, probe: u32) -> bool {
+        if self.misses < max {
+            return true;
+        }
+        self.skipped += 1;
+        if self.skipped < probe {
+            return false;
+        }
+        self.skipped = 0;
+        true
+    }
+
+    /// What trying it brought: `paid` (a message), or nothing.
+    fn outcome(&mut self, paid: bool) {
+        self.misses = if paid {
+            0
+        } else {
+            self.misses.saturating_add(1)
+        };
+    }
 }
 
 /// A slot's state behind its lock: the few fields an idle slot needs, until something happens
@@ -759,7 +790,7 @@ impl Slot {
     /// Wakes the reader asleep on the rings' futex words (see `futex_wait`).
     pub(crate) fn wake_sleeper(&self) {
         self.sleep_word.fetch_add(1, Ordering::SeqCst);
-        sys::futex_wake_private(&self.sleep_word);
+        sys::futex_wake(&self.sleep_word, false, u32::MAX);
     }
 
     fn clear_wake(&self, st: &mut State) {
@@ -773,11 +804,25 @@ impl Slot {
     /// looking at the rings), or not to: with a wake-up byte, or, while the one reader asleep
     /// sleeps on the rings' futex words, with the futex.
     pub(crate) fn set_wake_me(&self, st: &mut State, on: bool) {
-        if st.wake_me != on {
-            st.wake_me = on;
+        let before = Self::wake_mode(st);
+        st.wake_me = on;
+        self.publish_wake(st, before);
+    }
+
+    /// Writes the wake mode to the control page if it changed from `before`.
+    fn publish_wake(&self, st: &State, before: Wake) {
+        let now = Self::wake_mode(st);
+        if now != before {
             if let Some((_, c)) = &st.control {
-                c.set_wake(Self::wake_mode(st));
+                c.set_wake(now);
             }
+        }
+    }
+
+    /// Tells every ring's writer that its wake-up was seen (see `RingReader::clear_wake_sent`).
+    fn clear_rings_wake_sent(st: &State) {
+        for r in st.conns.values().filter_map(|c| c.ring.as_ref()) {
+            r.clear_wake_sent();
         }
     }
 
@@ -1783,7 +1828,7 @@ impl Slot {
             }
             if Self::has_head(&st) {
                 if futex_woke {
-                    st.futex_misses = 0;
+                    st.futex_tries.outcome(true);
                 }
                 break self.apply(&mut st, take);
             }
@@ -1847,14 +1892,14 @@ impl Slot {
                 }
                 // Adapt: keep spinning while it pays off; stop after a run of misses (messages
                 // come later than the spin, e.g. more busy processes than CPUs).
-                st.spin_misses = if moved { 0 } else { st.spin_misses + 1 };
+                st.spin_tries.outcome(moved);
                 if moved || st.deleted {
                     continue;
                 }
             }
             if futex_woke {
                 // The last futex sleep brought nothing.
-                st.futex_misses = st.futex_misses.saturating_add(1);
+                st.futex_tries.outcome(false);
                 futex_woke = false;
             }
             let futex = self.may_futex_sleep(&mut st);
@@ -1863,11 +1908,7 @@ impl Slot {
                 // Cleared before the look below: a writer that publishes after it finds its
                 // word 0 and wakes the futex (or sets the word before the sleep, which then
                 // ends at once).
-                for (_, c) in st.conns.iter_mut() {
-                    if let Some(r) = &c.ring {
-                        r.clear_wake_sent();
-                    }
-                }
+                Self::clear_rings_wake_sent(&st);
             }
             // Writers now wake us; look once more, so that a message published just before
             // they could see the request is not slept through. The rings, that is: the sockets
@@ -2051,12 +2092,11 @@ impl Slot {
         if self.config.spin.is_zero() {
             return Duration::ZERO;
         }
-        if st.spin_misses >= SPIN_MAX_MISSES {
-            st.spin_skipped += 1;
-            if st.spin_skipped < SPIN_PROBE_EVERY {
-                return Duration::ZERO;
-            }
-            st.spin_skipped = 0;
+        if !st
+            .spin_tries
+            .worth_trying(SPIN_MAX_MISSES, SPIN_PROBE_EVERY)
+        {
+            return Duration::ZERO;
         }
         self.config.spin
     }
@@ -2201,12 +2241,10 @@ impl Slot {
             sh.count_asleep();
         }
         st.readers_waiting += 1;
-        if futex {
-            st.futex_sleep = true;
-            // Tell writers how to wake us (even if they were already asked to).
-            st.wake_me = false;
-        }
-        self.set_wake_me(st, true);
+        let before = Self::wake_mode(st);
+        st.futex_sleep |= futex;
+        st.wake_me = true;
+        self.publish_wake(st, before);
         if st.futex_sleep {
             // Somebody must watch the sockets (new writers, socket records, hang-ups).
             if st.arming == Arming::Idle && !st.deferred {
@@ -2230,19 +2268,14 @@ impl Slot {
         st.readers_waiting -= 1;
         st.reader_ops = st.reader_ops.wrapping_add(1);
         if futex {
+            // Another reader may still sleep (in `epoll`): writers asked to wake us send
+            // bytes again.
+            let before = Self::wake_mode(st);
             st.futex_sleep = false;
-            if st.wake_me {
-                // Another reader may still sleep (in `epoll`): writers send bytes again.
-                st.wake_me = false;
-                self.set_wake_me(st, true);
-            }
+            self.publish_wake(st, before);
             // A writer that woke the futex set its ring's word: cleared, so that the next
             // wake-up it is asked for (a byte, maybe) is sent.
-            for (_, c) in st.conns.iter_mut() {
-                if let Some(r) = &c.ring {
-                    r.clear_wake_sent();
-                }
-            }
+            Self::clear_rings_wake_sent(st);
         }
         if (st.readers_waiting == 0 || st.futex_sleep) && st.arming == Arming::Idle && !st.deferred
         {
@@ -2254,10 +2287,9 @@ impl Slot {
     /// Whether a reader about to sleep may sleep on the rings' futex words instead of in
     /// `epoll` (writers then wake it with `FUTEX_WAKE`, a cheaper call than a wake-up byte and
     /// its `epoll` and `recvmsg`). Only the one reader of an unshared slot whose descriptor
-    /// nobody polls (a poller must hear of every message on the descriptor), and only while
-    /// every writer has a ring or there are few enough of them; after a run of sleeps that
-    /// brought nothing (a writer that keeps setting its word) readers sleep in `epoll` for a
-    /// while.
+    /// nobody polls (a poller must hear of every message on the descriptor), with 1 to
+    /// [`FUTEX_MAX_RINGS`] ring writers; after a run of sleeps that brought nothing (a writer
+    /// that keeps setting its word) readers sleep in `epoll` for a while.
     fn may_futex_sleep(&self, st: &mut State) -> bool {
         if st.shared.is_some()
             || st.polled
@@ -2271,14 +2303,8 @@ impl Slot {
         if rings == 0 || rings > FUTEX_MAX_RINGS {
             return false;
         }
-        if st.futex_misses >= FUTEX_MAX_MISSES {
-            st.futex_skipped += 1;
-            if st.futex_skipped < FUTEX_PROBE_EVERY {
-                return false;
-            }
-            st.futex_skipped = 0;
-        }
-        true
+        st.futex_tries
+            .worth_trying(FUTEX_MAX_MISSES, FUTEX_PROBE_EVERY)
     }
 
     /// Sleeps on the rings' wake words and the slot's own word until one is woken or
@@ -2289,22 +2315,18 @@ impl Slot {
         st: Guard<'a>,
         timeout: Option<Duration>,
     ) -> (Guard<'a>, io::Result<sys::FutexWake>) {
-        let mut words = vec![sys::FutexWord {
-            addr: self.sleep_word.as_ptr(),
-            expected: self.sleep_word.load(Ordering::SeqCst),
-            shared: false,
-        }];
+        let mut words = vec![sys::futex_word(
+            self.sleep_word.as_ptr(),
+            self.sleep_word.load(Ordering::SeqCst),
+            false,
+        )];
         // Addresses only, for the kernel: a ring unmapped while this reader sleeps (a delete
         // in another thread, which wakes it too) makes the wait end (`EFAULT`), nothing worse.
         words.extend(
             st.conns
                 .values()
                 .filter_map(|c| c.ring.as_ref())
-                .map(|r| sys::FutexWord {
-                    addr: r.wake_word().as_ptr(),
-                    expected: 0,
-                    shared: true,
-                }),
+                .map(|r| sys::futex_word(r.wake_word().as_ptr(), 0, true)),
         );
         drop(st);
         let r = sys::futex_waitv(&words, timeout);
@@ -2515,11 +2537,7 @@ impl Slot {
             // The dead holder may have read a writer's wake-up byte and not yet told it so:
             // that writer would send no other for ever. Told now, it may send one more than
             // needed (a reader that finds nothing new goes back to sleep).
-            for (_, c) in st.conns.iter_mut() {
-                if let Some(r) = &c.ring {
-                    r.clear_wake_sent();
-                }
-            }
+            Self::clear_rings_wake_sent(st);
         }
         true
     }
@@ -3343,13 +3361,6 @@ mod tests {
         (trx.recv().unwrap(), rx)
     }
 
-    /// Waits until thread `tid` of this process sleeps in the kernel.
-    fn until_asleep(tid: u32) {
-        mailslot_test_support::wait_for("the reader sleeps", Duration::from_secs(10), || {
-            mailslot_test_support::asleep(std::process::id(), tid)
-        });
-    }
-
     /// A slot (reads without a spin) and a writer that has written once, so that it has a
     /// ring: a reader that waits then sleeps on the futex words.
     fn slot_with_a_ring_writer(tag: &str) -> (Arc<Mailslot>, MailslotWriter) {
@@ -3373,7 +3384,7 @@ mod tests {
         let (slot, w) = slot_with_a_ring_writer("futexwrite");
         for round in 0..20 {
             let (tid, rx) = reader_thread(&slot, Duration::from_secs(10));
-            until_asleep(tid);
+            mailslot_test_support::wait_until_asleep(tid, "the reader");
             assert!(
                 slot.slot().lock().futex_sleep,
                 "round {round}: not a futex sleep"
@@ -3399,7 +3410,7 @@ mod tests {
         let (slot, _w) = slot_with_a_ring_writer("futexnew");
         let name = slot.name().to_string();
         let (tid, rx) = reader_thread(&slot, Duration::from_secs(10));
-        until_asleep(tid);
+        mailslot_test_support::wait_until_asleep(tid, "the reader");
         assert!(slot.slot().lock().futex_sleep);
         let t0 = Instant::now();
         MailslotWriter::open(&name).unwrap().write(b"new").unwrap();
@@ -3426,11 +3437,7 @@ mod tests {
                         for c in st.conns.values() {
                             if let Some(r) = &c.ring {
                                 r.wake_word().store(1, Ordering::SeqCst);
-                                let _ = rustix::thread::futex::wake(
-                                    r.wake_word(),
-                                    rustix::thread::futex::Flags::empty(),
-                                    1,
-                                );
+                                sys::futex_wake(r.wake_word(), true, 1);
                             }
                         }
                     }
@@ -3438,15 +3445,12 @@ mod tests {
                 }
             })
         };
-        let cpu = || rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
         let slot2 = slot.clone();
         let reader = std::thread::spawn(move || {
-            let c0 = cpu();
+            let c0 = mailslot_test_support::thread_cpu_time();
             let t0 = Instant::now();
             let r = slot2.read_message_timeout(Timeout::After(Duration::from_secs(1)));
-            let c1 = cpu();
-            let spent = Duration::new(c1.tv_sec as u64, c1.tv_nsec as u32)
-                .saturating_sub(Duration::new(c0.tv_sec as u64, c0.tv_nsec as u32));
+            let spent = mailslot_test_support::thread_cpu_time() - c0;
             (r.map(|m| m.data), t0.elapsed(), spent)
         });
         let (got, waited, spent) = reader.join().unwrap();
@@ -3456,10 +3460,10 @@ mod tests {
             spent < Duration::from_millis(200),
             "the reader spent {spent:?} of CPU"
         );
-        assert!(slot.slot().lock().futex_misses >= FUTEX_MAX_MISSES);
+        assert!(slot.slot().lock().futex_tries.misses >= FUTEX_MAX_MISSES);
         // An honest writer still wakes the reader (now asleep in `epoll`) at once.
         let (tid, rx) = reader_thread(&slot, Duration::from_secs(10));
-        until_asleep(tid);
+        mailslot_test_support::wait_until_asleep(tid, "the reader");
         let t0 = Instant::now();
         MailslotWriter::open(&name)
             .unwrap()

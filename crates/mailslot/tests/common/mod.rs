@@ -4,18 +4,11 @@
 
 #![allow(dead_code, unused_imports)] // not every test target uses every helper
 
-use std::time::Duration;
-
-pub(crate) use mailslot_test_support::{as_root, ignored_if, is_root, run_tests, tid};
+pub(crate) use mailslot_test_support::{
+    as_root, ignored_if, is_root, run_tests, tid, wait_until_asleep,
+};
 
 /// A mailslot name no other test (or test process) uses.
 pub(crate) fn unique(tag: &str) -> String {
     mailslot_test_support::unique_name("api", tag)
-}
-
-/// Waits until thread `tid` of this process sleeps in the kernel; panics after 10 s.
-pub(crate) fn wait_until_asleep(tid: u32, what: &str) {
-    mailslot_test_support::wait_for(&format!("{what} sleeps"), Duration::from_secs(10), || {
-        mailslot_test_support::asleep(std::process::id(), tid)
-    });
 }
