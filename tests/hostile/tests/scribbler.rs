@@ -70,8 +70,8 @@ fn scribble(shared: bool) {
                 let mut root_seqs = Vec::new();
                 let mut root_bad = Vec::new();
                 let mut others: BTreeMap<u32, u64> = BTreeMap::new();
-                loop {
-                    match slot.read_message_timeout(Timeout::After(Duration::from_millis(300))) {
+                for n in 0.. {
+                    match common::read_nth(&slot, n, Timeout::After(Duration::from_millis(300))) {
                         Ok(m) => match m.sender {
                             Sender::Local { uid: 0, .. } => match decode(&m.data) {
                                 Ok(d) if d.id == "root" => root_seqs.push(d.seq),

@@ -31,8 +31,8 @@ fn torture_sigkilled_writers_lose_nothing_accepted() {
         let (slot, stop) = (slot.clone(), stop.clone());
         std::thread::spawn(move || {
             let mut arrived: Vec<Result<(u64, u64), String>> = Vec::new();
-            loop {
-                match slot.read_message_timeout(Timeout::After(Duration::from_millis(300))) {
+            for n in 0.. {
+                match common::read_nth(&slot, n, Timeout::After(Duration::from_millis(300))) {
                     Ok(m) => arrived.push(decode(&m.data).and_then(|d| {
                         let id =
                             d.id.strip_prefix('w')

@@ -427,6 +427,11 @@ pub(crate) struct RingReader {
     /// Where the last scan up to a cut stopped at a record stamped after it (see
     /// [`scan_until`](Self::scan_until)).
     held_at: Option<u64>,
+    /// The record at `head` as [`first_if_uniform`](Self::first_if_uniform) last parsed it,
+    /// with where it was and where the next one starts: a reader that looks at several rings'
+    /// heads on every read parses each head once, instead of fetching its header again from a
+    /// line the writer may be writing the next record into.
+    head_rec: Option<(u64, Record, u64)>,
     /// Headers parsed so far (tests count the work of a read).
     #[cfg(test)]
     parses: std::cell::Cell<u64>,
@@ -495,6 +500,7 @@ impl RingReader {
             uniform_prio: 0,
             uniform_checked: false,
             held_at: None,
+            head_rec: None,
             #[cfg(test)]
             parses: std::cell::Cell::new(0),
         }
@@ -512,6 +518,7 @@ impl RingReader {
         // What was looked at from the old position says nothing about this one.
         self.uniform_end = head;
         self.uniform_checked = false;
+        self.head_rec = None;
         self.bytes = bytes;
         self.count = count;
         self.committed.0 = self.committed.0.min(head);
@@ -766,7 +773,7 @@ impl RingReader {
         let only = prios.is_power_of_two().then(|| prios.trailing_zeros());
         if self.uniform_end > self.head {
             if only == Some(u32::from(self.uniform_prio.min(31))) {
-                return self.parse_at(self.head, self.uniform_end).ok()?;
+                return self.head_record();
             }
             // Another priority since the batch began: a batch taken on the word's say-so
             // (record by record unchecked) is looked at again from the head; one whose records
@@ -808,8 +815,20 @@ impl RingReader {
         if self.uniform_end <= self.head {
             return None;
         }
-        // Records up to `uniform_end` were checked against a published tail.
-        self.parse_at(self.head, self.uniform_end).ok()?
+        self.head_record()
+    }
+
+    /// The record at `head` (within the batch up to `uniform_end`, whose records were checked
+    /// against a published tail), parsed once per position.
+    fn head_record(&mut self) -> Option<(Record, u64)> {
+        if let Some((at, rec, next)) = self.head_rec {
+            if at == self.head && next <= self.uniform_end {
+                return Some((rec, next));
+            }
+        }
+        let (rec, next) = self.parse_at(self.head, self.uniform_end).ok()??;
+        self.head_rec = Some((self.head, rec, next));
+        Some((rec, next))
     }
 
     /// Moves past the record [`first_if_uniform`](Self::first_if_uniform) returned (`next`

@@ -258,6 +258,8 @@ pub(crate) struct State {
     pub held_back: bool,
     /// Records taken in by a scan, before they are sorted into the queue.
     incoming: Vec<Entry>,
+    /// The cut of reads straight from several rings (see `Slot::uniform_head`).
+    direct_cut: u64,
     /// Reads since the sockets were last read (see [`DRAIN_EVERY`]).
     takes_since_drain: u32,
     pub read_timeout: Timeout,
@@ -317,6 +319,7 @@ impl State {
             published: (0, 0),
             waiters: false,
             held_back: false,
+            direct_cut: 0,
             incoming: Vec::new(),
             takes_since_drain: 0,
             read_timeout,
@@ -1793,12 +1796,13 @@ impl Slot {
             // higher-priority write is never overtaken. The sockets cost system calls: they are
             // read before a read gives up or sleeps, every DRAIN_EVERY reads, after a wake-up,
             // and on every read while some writer uses the socket path.
-            // One writer's stream of one priority (the usual case) need not go through the
-            // queue: read it straight from the ring when the queue is empty, and leave it in
-            // the ring while the queue's head comes first anyway.
+            // Writers' streams of one priority each (the usual case) need not go through the
+            // queue: read them straight from their rings when the queue is empty, and leave
+            // them there while the queue's head comes first anyway.
             let mut leave_rings = false;
             if !drain && st.shared.is_none() {
-                if let Some(first) = self.sole_uniform_ring(&mut st) {
+                let queue_empty = st.queue.head().is_none();
+                if let Some(first) = self.uniform_head(&mut st, queue_empty) {
                     match (st.queue.head().map(|m| m.priority), &mut take) {
                         (None, Take::Read(buf)) => {
                             if let Some(t) = self.read_direct(&mut st, &first, buf) {
@@ -1979,16 +1983,26 @@ impl Slot {
         result
     }
 
-    /// The only writer ring with records, when all of them have the first one's priority (and
-    /// no writer uses the socket path): its first record.
-    fn sole_uniform_ring(&self, st: &mut State) -> Option<FirstRecord> {
+    /// The ring record to read next without the queue, when no writer uses the socket path and
+    /// every ring with records holds one priority: with one such ring, its first record; with
+    /// several, the first record of the most urgent rings' oldest — the record a scan would
+    /// have put at the queue's head. (The caller reads it when the queue is empty,
+    /// `queue_empty`, and otherwise only compares its priority with the queue's head.) With
+    /// the queue empty and several rings, its stamp must be up to a cut (see
+    /// [`scan_rings`](Self::scan_rings)): `st.direct_cut`, a reading of the clock taken again
+    /// when a head is stamped after it, so that a write that ended before this read began is
+    /// never left out (it was stamped before the new reading). A record that would be taken
+    /// before another writer's was stamped up to a reading taken before the rings were looked
+    /// at: a write that ended before it was stamped was published by then, and is seen at its
+    /// ring's head (older, so read first). `None` with no candidate: read the usual way (a
+    /// scan, which also judges stamps no honest writer makes).
+    fn uniform_head(&self, st: &mut State, queue_empty: bool) -> Option<FirstRecord> {
         let mut only = None;
+        let mut with_records = 0;
         for (id, c) in st.conns.iter_mut() {
             match &c.ring {
                 Some(r) if r.has_known_records() || r.has_records() => {
-                    if only.is_some() {
-                        return None;
-                    }
+                    with_records += 1;
                     only = Some(id);
                 }
                 Some(_) => {}
@@ -1996,16 +2010,74 @@ impl Slot {
                 None => return None,
             }
         }
-        let id = only?;
-        let ring = st.conns.get_mut(id)?.ring.as_mut()?;
-        let batch_start = !ring.has_known_records();
-        let (rec, next) = ring.first_if_uniform()?;
-        Some(FirstRecord {
-            id,
-            rec,
-            next,
-            batch_start,
-        })
+        if with_records == 1 {
+            // Its first record needs no cut: any record published in another ring since was
+            // written after it had been published, or at the same time (and a writer that
+            // stamps its records as it likes could, with a cut of none, be overtaken by a
+            // later one: the others are not looked at).
+            let id = only?;
+            let ring = st.conns.get_mut(id)?.ring.as_mut()?;
+            let batch_start = !ring.has_known_records();
+            let (rec, next) = ring.first_if_uniform()?;
+            return Some(FirstRecord {
+                id,
+                rec,
+                next,
+                batch_start,
+            });
+        }
+        if with_records == 0 {
+            return None;
+        }
+        // With messages in the queue, only the rings' most urgent priority counts (the queue's
+        // head goes first unless a ring has a more urgent one): no cut.
+        let (mut cut, mut fresh) = if queue_empty {
+            (st.direct_cut, false)
+        } else {
+            (u64::MAX, true)
+        };
+        loop {
+            let mut best: Option<FirstRecord> = None;
+            let mut later = false;
+            for (id, c) in st.conns.iter_mut() {
+                #[cfg(test)]
+                tests::BEFORE_DIRECT_LOOK.with(|h| {
+                    let mut h = h.borrow_mut();
+                    if h.as_mut().is_some_and(|f| f()) {
+                        *h = None;
+                    }
+                });
+                // (A writer that came in on the socket path since: read the usual way.)
+                let ring = c.ring.as_mut()?;
+                if !ring.has_known_records() && !ring.has_records() {
+                    continue;
+                }
+                let batch_start = !ring.has_known_records();
+                let (rec, next) = ring.first_if_uniform()?;
+                if rec.stamp > cut {
+                    later = true;
+                    continue;
+                }
+                let first = best.as_ref().is_none_or(|b| {
+                    rec.priority > b.rec.priority
+                        || (rec.priority == b.rec.priority && rec.stamp < b.rec.stamp)
+                });
+                if first {
+                    best = Some(FirstRecord {
+                        id,
+                        rec,
+                        next,
+                        batch_start,
+                    });
+                }
+            }
+            if !later || fresh {
+                return best;
+            }
+            cut = sys::monotonic_ns();
+            st.direct_cut = cut;
+            fresh = true;
+        }
     }
 
     /// The periodic look at the sockets when the rings are left alone (see `take`).
@@ -2022,7 +2094,7 @@ impl Slot {
         }
     }
 
-    /// Reads `first` (found by [`Self::sole_uniform_ring`], with the priority checks done there)
+    /// Reads `first` (found by [`Self::uniform_head`], with the priority checks done there)
     /// straight into `buf`: the same as taking it in and reading the head when the queue is
     /// empty, without the copy into the queue and its bookkeeping. `None`: read the usual way.
     fn read_direct(&self, st: &mut State, first: &FirstRecord, buf: &mut [u8]) -> Option<Taken> {
@@ -2449,8 +2521,8 @@ fn record_of(e: &Entry, origin: u64) -> NewRecord<'_> {
     }
 }
 
-/// The first record of the only ring with records (see `Slot::sole_uniform_ring`), where the
-/// next one starts, and whether it starts a batch (the writer's tail was read for it).
+/// The ring record to read next (see `Slot::uniform_head`), where the next one in its ring
+/// starts, and whether it starts a batch (the writer's tail was read for it).
 struct FirstRecord {
     id: u64,
     rec: Record,
@@ -3377,6 +3449,70 @@ mod tests {
         (slot, w)
     }
 
+    /// Several writers' streams of one priority each are read straight from their rings, the
+    /// most urgent first and then the oldest, without going through the queue; and in the
+    /// order a scan into the queue would give (priority, then the order of the writes).
+    #[test]
+    fn several_writers_streams_are_read_straight_from_their_rings_in_order() {
+        use crate::WriteOptions;
+        let name = mailslot_test_support::unique_name("slot", "direct-several");
+        let slot = Mailslot::create(&name).unwrap();
+        let writers: Vec<MailslotWriter> = (0..3)
+            .map(|_| MailslotWriter::open(&name).unwrap())
+            .collect();
+        // Each writer has its ring once it has written (its first message may have come by
+        // the socket, through the queue).
+        for w in &writers {
+            w.write(b"ring").unwrap();
+        }
+        for _ in &writers {
+            assert_eq!(slot.read_message().unwrap().data, b"ring");
+        }
+        let mut expect: Vec<(u8, u32)> = Vec::new();
+        let mut seq = 0u32;
+        let mut buf = [0u8; 16];
+        for round in 0..200u32 {
+            // Writer k writes priority k (writer 2 the most urgent), in an order that changes;
+            // from round 100 on, now and then all of them priority 1 (rings of two priorities:
+            // read the usual way, in the same order).
+            let mixed = round >= 100 && round % 4 == 0;
+            for i in 0..6u32 {
+                let k = ((i + round) % 3) as usize;
+                let prio = if mixed { 1 } else { k as u8 };
+                writers[k]
+                    .write_with(&seq.to_le_bytes(), WriteOptions::new().priority(prio))
+                    .unwrap();
+                expect.push((prio, seq));
+                seq += 1;
+            }
+            expect.sort_by_key(|&(p, s)| (std::cmp::Reverse(p), s));
+            for _ in 0..4 {
+                let (p, s) = expect.remove(0);
+                let info = slot.read(&mut buf).unwrap();
+                let got = u32::from_le_bytes(buf[..4].try_into().unwrap());
+                assert_eq!((info.priority, got), (p, s), "round {round}");
+                assert!(
+                    round >= 100 || slot.slot().lock().queue.head().is_none(),
+                    "round {round}: the read went through the queue"
+                );
+            }
+        }
+        // What is left, read the usual way too (peeks take it into the queue).
+        while let Some((p, s)) = (!expect.is_empty()).then(|| expect.remove(0)) {
+            let peeked = slot.peek_message().unwrap().unwrap();
+            let m = slot.read_message().unwrap();
+            assert_eq!(peeked, m);
+            assert_eq!(
+                (
+                    m.priority,
+                    u32::from_le_bytes(m.data[..4].try_into().unwrap())
+                ),
+                (p, s)
+            );
+        }
+        assert_eq!(slot.info().count, 0);
+    }
+
     /// The reader of a slot whose writers have rings sleeps on the futex words, and a write
     /// wakes it at once (without a wake-up byte on the socket).
     #[test]
@@ -3995,6 +4131,10 @@ mod tests {
         #[allow(clippy::type_complexity)]
         pub(super) static BEFORE_RING_SCAN: std::cell::RefCell<Option<Box<dyn FnMut() -> bool>>> =
             const { std::cell::RefCell::new(None) };
+        /// The same for each ring's look in a read straight from several rings.
+        #[allow(clippy::type_complexity)]
+        pub(super) static BEFORE_DIRECT_LOOK: std::cell::RefCell<Option<Box<dyn FnMut() -> bool>>> =
+            const { std::cell::RefCell::new(None) };
     }
 
     /// Two writers write one after the other while the owner is in the middle of taking in
@@ -4051,6 +4191,71 @@ mod tests {
     #[test]
     fn writes_in_the_middle_of_a_shared_slots_scan_keep_their_order() {
         writes_in_the_middle_of_a_scan_keep_their_order(true);
+    }
+
+    /// A read straight from several rings looks at them one after the other too: a writer
+    /// whose ring was found empty may publish just after, and a second writer, whose write
+    /// began after the first's had ended, publish in a ring looked at later. The first message
+    /// must still be read first, also when the other rings' heads are stamped later than both
+    /// (writers that stamp their records as they like: without the cut, the second message
+    /// was the oldest head seen, and was read first).
+    #[test]
+    fn writes_in_the_middle_of_a_read_from_several_rings_keep_their_order() {
+        use crate::transport::writer::Connection;
+        use std::{cell::Cell, rc::Rc};
+        // The service thread may take the rings in first (the read then goes through the
+        // queue, and the hook is not called): tried again on a new slot then.
+        for attempt in 0..20 {
+            let name = mailslot_test_support::unique_name("slot", "mid-direct");
+            let slot = Mailslot::create(&name).unwrap();
+            let parsed: Name = name.parse().unwrap();
+            let open = || Connection::open(&parsed, Duration::from_secs(5)).unwrap();
+            // Looked at in this order: two forgers, then the first honest writer, then the
+            // second.
+            let forgers = [open(), open()];
+            let (first, second) = (Arc::new(open()), Arc::new(open()));
+            let _ = slot.info(); // the owner knows all four
+            let put = |w: &Connection, d: &[u8], stamp: u64| {
+                let mut r = w.lock_ring().expect("a ring");
+                r.append(0, 2, None, d, stamp);
+                r.publish();
+            };
+            let future = sys::monotonic_ns() + 3_600_000_000_000;
+            for (k, f) in forgers.iter().enumerate() {
+                put(f, format!("forged{k}").as_bytes(), future);
+            }
+            let (w1, w2) = (first.clone(), second.clone());
+            let fired = Rc::new(Cell::new(false));
+            let fired_in_hook = fired.clone();
+            BEFORE_DIRECT_LOOK.with(|h| {
+                let mut looked_at = 0;
+                *h.borrow_mut() = Some(Box::new(move || {
+                    looked_at += 1;
+                    // Before the fourth ring: the third (`first`'s) was found empty.
+                    if looked_at != 4 {
+                        return false;
+                    }
+                    put(&w1, b"a", sys::monotonic_ns());
+                    put(&w2, b"b", sys::monotonic_ns());
+                    fired_in_hook.set(true);
+                    true
+                }));
+            });
+            let mut got = Vec::new();
+            let mut buf = [0u8; 16];
+            while let Ok(r) =
+                slot.read_timeout_with(&mut buf, Timeout::After(Duration::from_millis(300)))
+            {
+                got.push(buf[..r.len].to_vec());
+            }
+            BEFORE_DIRECT_LOOK.with(|h| h.borrow_mut().take());
+            if fired.get() {
+                assert_eq!(got, [&b"a"[..], b"b", b"forged0", b"forged1"]);
+                return;
+            }
+            assert_eq!(got, [&b"forged0"[..], b"forged1"], "attempt {attempt}");
+        }
+        panic!("no read took the way straight from the rings in 20 attempts");
     }
 
     thread_local! {

@@ -312,7 +312,8 @@ impl Connection {
             && qc + oc + n as u64 <= self.greeting.max_messages
     }
 
-    fn lock_ring(&self) -> Option<MutexGuard<'_, RingWriter>> {
+    /// This writer's ring, locked (`None` before the owner gave it one).
+    pub(crate) fn lock_ring(&self) -> Option<MutexGuard<'_, RingWriter>> {
         self.ring
             .as_ref()
             .map(|r| r.lock().unwrap_or_else(std::sync::PoisonError::into_inner))

@@ -200,3 +200,25 @@ pub(crate) fn everyone_slot(name: &str) -> std::sync::Arc<mailslot::Mailslot> {
             .expect("create"),
     )
 }
+
+/// Reads one message the way read number `n` of a test's reader does: even reads by message
+/// (the way through the queue), odd ones into a buffer (the way that reads straight from the
+/// writers' rings when it can), so that a test covers both.
+pub(crate) fn read_nth(
+    slot: &mailslot::Mailslot,
+    n: u64,
+    timeout: mailslot::Timeout,
+) -> Result<mailslot::Message, mailslot::ReadError> {
+    if n.is_multiple_of(2) {
+        return slot.read_message_timeout(timeout);
+    }
+    let mut buf = vec![0u8; 65_536];
+    let info = slot.read_timeout_with(&mut buf, timeout)?;
+    buf.truncate(info.len);
+    Ok(mailslot::Message {
+        data: buf,
+        priority: info.priority,
+        class: info.class,
+        sender: info.sender,
+    })
+}
