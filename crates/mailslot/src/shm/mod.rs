@@ -706,46 +706,52 @@ impl RingReader {
 
     /// The record at `at` (skipping a wrap mark) and where the next one starts; `None` when
     /// only a wrap mark is left before `tail`; `Corrupt` when the record does not fit.
+    // Inlined: the record is then handed on in registers (returned through memory, its
+    // three one-byte fields were stored one by one and loaded back as one word, which the CPU
+    // cannot forward from the stores: a stall on every read).
+    #[inline(always)]
     fn parse_at(&self, mut at: u64, tail: u64) -> Result<Option<(Record, u64)>, Corrupt> {
         #[cfg(test)]
         self.parses.set(self.parses.get() + 1);
-        let pos = self.ring.pos(at);
-        let to_end = self.ring.cap - pos;
-        let mut hdr = [0u8; REC_HDR];
-        if to_end >= REC_HDR {
-            // Two word loads (records start 8-aligned): no call to a copy routine for 16 bytes
-            // on every record.
-            let v = &self.ring.view;
-            hdr[..8].copy_from_slice(&v.u64(RING_HDR + pos).load(Relaxed).to_ne_bytes());
-            hdr[8..].copy_from_slice(&v.u64(RING_HDR + pos + 8).load(Relaxed).to_ne_bytes());
-        } else {
-            self.copy(pos, &mut hdr[..to_end]);
-        }
-        if u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) == WRAP {
-            if at + to_end as u64 > tail {
+        loop {
+            let pos = self.ring.pos(at);
+            let to_end = self.ring.cap - pos;
+            let mut hdr = [0u8; REC_HDR];
+            if to_end >= REC_HDR {
+                // Two word loads (records start 8-aligned): no call to a copy routine for 16 bytes
+                // on every record.
+                let v = &self.ring.view;
+                hdr[..8].copy_from_slice(&v.u64(RING_HDR + pos).load(Relaxed).to_ne_bytes());
+                hdr[8..].copy_from_slice(&v.u64(RING_HDR + pos + 8).load(Relaxed).to_ne_bytes());
+            } else {
+                self.copy(pos, &mut hdr[..to_end]);
+            }
+            if u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]) == WRAP {
+                if at + to_end as u64 > tail {
+                    return Err(Corrupt);
+                }
+                at += to_end as u64;
+                if at == tail {
+                    return Ok(None);
+                }
+                continue;
+            }
+            let len = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
+            let flags = hdr[6];
+            let size = record_size(len as usize, flags);
+            if to_end < REC_HDR || size > to_end || at + size as u64 > tail {
                 return Err(Corrupt);
             }
-            at += to_end as u64;
-            if at == tail {
-                return Ok(None);
-            }
-            return self.parse_at(at, tail);
+            let rec = Record {
+                priority: hdr[4],
+                class: hdr[5],
+                flags,
+                stamp: u64::from_le_bytes(hdr[8..16].try_into().unwrap_or_default()),
+                body: pos + REC_HDR,
+                len: len as usize,
+            };
+            return Ok(Some((rec, at + size as u64)));
         }
-        let len = u32::from_le_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]);
-        let flags = hdr[6];
-        let size = record_size(len as usize, flags);
-        if to_end < REC_HDR || size > to_end || at + size as u64 > tail {
-            return Err(Corrupt);
-        }
-        let rec = Record {
-            priority: hdr[4],
-            class: hdr[5],
-            flags,
-            stamp: u64::from_le_bytes(hdr[8..16].try_into().unwrap_or_default()),
-            body: pos + REC_HDR,
-            len: len as usize,
-        };
-        Ok(Some((rec, at + size as u64)))
     }
 
     /// Whether records are known to be published past the read position (no load of the
@@ -761,6 +767,7 @@ impl RingReader {
     /// checked once: what was looked at is remembered, and a read looks only at what was
     /// published since (a writer that has written several priorities costs each read the
     /// records published since the last one, not the whole ring again).
+    #[inline(always)]
     pub(crate) fn first_if_uniform(&mut self) -> Option<(Record, u64)> {
         if self.uniform_end < self.head {
             self.uniform_end = self.head;
@@ -820,6 +827,7 @@ impl RingReader {
 
     /// The record at `head` (within the batch up to `uniform_end`, whose records were checked
     /// against a published tail), parsed once per position.
+    #[inline(always)]
     fn head_record(&mut self) -> Option<(Record, u64)> {
         if let Some((at, rec, next)) = self.head_rec {
             if at == self.head && next <= self.uniform_end {

@@ -1801,9 +1801,9 @@ impl Slot {
             // them there while the queue's head comes first anyway.
             let mut leave_rings = false;
             if !drain && st.shared.is_none() {
-                let queue_empty = st.queue.head().is_none();
-                if let Some(first) = self.uniform_head(&mut st, queue_empty) {
-                    match (st.queue.head().map(|m| m.priority), &mut take) {
+                let queued = st.queue.head().map(|m| m.priority);
+                if let Some(first) = self.uniform_head(&mut st, queued.is_none()) {
+                    match (queued, &mut take) {
                         (None, Take::Read(buf)) => {
                             if let Some(t) = self.read_direct(&mut st, &first, buf) {
                                 if st.takes_since_drain >= DRAIN_EVERY {
