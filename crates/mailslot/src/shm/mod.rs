@@ -767,6 +767,8 @@ impl RingReader {
     /// checked once: what was looked at is remembered, and a read looks only at what was
     /// published since (a writer that has written several priorities costs each read the
     /// records published since the last one, not the whole ring again).
+    // Inlined into the read, as `parse_at` is and for the same reason (eight rings' heads
+    // looked at per read: 142 → 121 ns a message).
     #[inline(always)]
     pub(crate) fn first_if_uniform(&mut self) -> Option<(Record, u64)> {
         if self.uniform_end < self.head {
