@@ -55,6 +55,10 @@ impl Queue {
     }
 
     pub(crate) fn head(&self) -> Option<&Message> {
+        // Empty is the usual case of a read straight from a ring: no walk over the levels.
+        if self.count == 0 {
+            return None;
+        }
         self.levels()
             .iter()
             .rev()
