@@ -615,6 +615,11 @@ impl RingReader {
         self.ring.view.u32(R_WAKE_SENT)
     }
 
+    /// Whether records are known or found to wait past the read position.
+    pub(crate) fn has_unread(&self) -> bool {
+        self.has_known_records() || self.has_records()
+    }
+
     /// Whether records are waiting (cheap: one load).
     pub(crate) fn has_records(&self) -> bool {
         self.ring.view.u64(R_TAIL).load(Acquire) != self.head
