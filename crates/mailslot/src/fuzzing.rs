@@ -5,8 +5,9 @@ use crate::shm::{RingReader, RING_HDR};
 use crate::transport::{decode_header, decode_remote, Greeting};
 
 /// What an owner does with a ring a hostile writer filled with `bytes` (header words first, then
-/// records): reads records straight from it while they look like one priority, scans the rest
-/// (every record's bounds checked), copies each record out, scans again.
+/// records): freezes it as at a hang-up (some inputs) and lets it be scribbled over again, reads
+/// records straight from it while they look like one priority, scans the rest (every record's
+/// bounds checked), copies each record out, scans again.
 /// Also decodes `bytes` as a greeting, a socket-path record header and a remote-sender block.
 /// Must never panic, whatever the bytes.
 pub fn local_input(bytes: &[u8]) {
@@ -17,6 +18,19 @@ pub fn local_input(bytes: &[u8]) {
         return;
     };
     ring.fill_for_fuzzing(bytes);
+    // A writer that hung up (when the input says so): the ring ends where its tail was, and is
+    // scribbled over again afterwards (by a process the writer passed it to).
+    if bytes.get(24).is_some_and(|b| b & 1 == 1) {
+        let mut records = 0usize;
+        let frozen = ring.freeze(|rec| {
+            assert!(rec.len <= 4096);
+            records += 1;
+        });
+        if frozen.is_ok() {
+            assert!(records <= 4096 / 16);
+            ring.fill_for_fuzzing(bytes.get(25..).unwrap_or_default());
+        }
+    }
     // The owner's direct reads (one writer, one priority), then scans of the rest.
     let mut out = vec![0u8; 4096];
     for _ in 0..64 {

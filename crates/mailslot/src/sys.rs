@@ -656,6 +656,14 @@ pub(crate) fn dup_inheritable(fd: &OwnedFd) -> io::Result<OwnedFd> {
 }
 
 /// Sends one descriptor over a Unix socket (blocking), with one byte of data.
+/// Shuts both directions of a connected socket (tests: a peer that hangs up but keeps the
+/// descriptor).
+#[cfg(test)]
+pub(crate) fn shutdown(socket: &impl AsRawFd) {
+    // SAFETY: shutdown acts only on the descriptor, which the caller keeps open meanwhile.
+    unsafe { libc::shutdown(socket.as_raw_fd(), libc::SHUT_RDWR) };
+}
+
 pub(crate) fn send_fd(socket: &impl AsRawFd, fd: &OwnedFd) -> io::Result<()> {
     send_parts(socket.as_raw_fd(), &[b"M"], &[fd.as_raw_fd()], false).map(drop)
 }

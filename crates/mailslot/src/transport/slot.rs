@@ -148,9 +148,14 @@ struct Conn {
     /// than the quota on its own, so records past that are a writer's misbehaviour (dropped).
     queued_bytes: usize,
     queued_count: usize,
-    /// The writer hung up while its ring still held records that a shared store had no room
-    /// for: the connection stays (out of the epoll) until they are taken in.
+    /// The writer hung up while its ring still held records: the connection stays (out of the
+    /// epoll) until they are read or taken in (a private slot's, see `Slot::keep_ring`), or
+    /// until a shared store has room for them.
     closing: bool,
+    /// A private slot's writer that hung up with records in its ring: the ring's totals
+    /// taken in (message bytes, messages) once every record it left is. Until then what is
+    /// left counts in the published totals (see `Slot::held`): no writer counts it any more.
+    owed: Option<(u64, u64)>,
 }
 
 impl Conn {
@@ -230,6 +235,8 @@ pub(crate) struct State {
     per_uid: HashMap<u32, u32>,
     /// What connections that hung up still have queued (private slots).
     orphans: Orphans,
+    /// Connections with records `owed` (see `Conn::owed`).
+    owing: usize,
     listener: Option<OwnedFd>,
     /// The control page, made when the first writer connects (an idle slot has none).
     control: Option<(ControlFds, Control)>,
@@ -308,6 +315,7 @@ impl State {
             conns: Conns::default(),
             per_uid: HashMap::new(),
             orphans: Orphans::default(),
+            owing: 0,
             listener,
             control,
             shared,
@@ -934,6 +942,22 @@ impl Slot {
         }
     }
 
+    /// What the slot holds for the quota (bytes, messages): the queue, and what writers that
+    /// hung up left in their rings (see `Conn::owed`).
+    fn held(st: &State) -> (usize, usize) {
+        let (mut bytes, mut count) = Self::queued(st);
+        if st.owing > 0 {
+            for c in st.conns.values() {
+                if let (Some((b, n)), Some(r)) = (c.owed, c.ring.as_ref()) {
+                    let (_, taken_b, taken_n) = r.position();
+                    bytes += b.saturating_sub(taken_b) as usize;
+                    count += n.saturating_sub(taken_n) as usize;
+                }
+            }
+        }
+        (bytes, count)
+    }
+
     /// Whether a message is queued.
     pub(crate) fn has_head(st: &State) -> bool {
         match &st.shared {
@@ -1094,7 +1118,13 @@ impl Slot {
             st.dropped_writers += 1;
             self.remove_conn(st, id);
         }
-        // Writers that hung up before their rings could be taken in: gone once they are.
+        self.let_go_read_rings(st);
+    }
+
+    /// Forgets the writers that hung up before their rings were read or taken in, once they
+    /// are. (Not as the last record is read: letting a ring go unmaps and frees it, ≈ 200 µs
+    /// for 1 MiB, which a scan pays when the reader has nothing to read.)
+    fn let_go_read_rings(&self, st: &mut State) {
         let done: Vec<u64> = st
             .conns
             .iter_mut()
@@ -1275,7 +1305,7 @@ impl Slot {
 
     /// Publishes the queued totals on the control page.
     fn publish_used(&self, st: &mut State) {
-        let now = Self::queued(st);
+        let now = Self::held(st);
         if now != st.published {
             st.published = now;
             if let Some((_, c)) = &st.control {
@@ -1290,7 +1320,7 @@ impl Slot {
     /// is every read). Publishing after every read would make a writer and the reader trade cache
     /// lines (and wake-ups) per message; in steps, a writer that fills the slot writes in bursts.
     fn after_remove(&self, st: &mut State) {
-        let (bytes, count) = Self::queued(st);
+        let (bytes, count) = Self::held(st);
         let (step_bytes, step_count) = self.steps();
         // How much more writers count than is queued: what was read since the totals were
         // published, plus what was taken in from their rings that they do not know of yet.
@@ -1385,6 +1415,10 @@ impl Slot {
             let Ok(cred) = sys::peer_cred(&conn) else {
                 continue;
             };
+            if !self.has_room_for(st, &cred) {
+                // Writers that hung up and whose rings were read since count no more.
+                self.let_go_read_rings(st);
+            }
             let refusal = if !self.admits(&cred, &conn) {
                 Some(Refusal::Denied)
             } else if !self.has_room_for(st, &cred) {
@@ -1564,6 +1598,11 @@ impl Slot {
         }
         if let Some(c) = st.conns.remove(id) {
             self.unwatch(&c.fd);
+            if c.owed.is_some() {
+                st.owing -= 1;
+                // (Left unread if the slot is deleted or the ring turned out broken.)
+                self.publish_used(st);
+            }
             if let Some(n) = st.per_uid.get_mut(&c.cred.uid) {
                 *n -= 1;
                 if *n == 0 {
@@ -1634,10 +1673,14 @@ impl Slot {
         }
     }
 
-    /// A writer closed its connection: take in what its ring still holds, then forget it — or,
-    /// when a shared store had no room for all of that, keep the ring until it has (see
+    /// A writer closed its connection: in a private slot, keep its ring until it is read (see
+    /// [`Self::keep_ring`]); in a shared one, take in what its ring still holds, then forget it
+    /// — or, when the store had no room for all of that, keep the ring until it has (see
     /// [`Self::scan_rings`]): those are messages the writer was told were written.
     fn hang_up(&self, st: &mut State, id: u64) {
+        if st.shared.is_none() && self.keep_ring(st, id) {
+            return;
+        }
         self.scan_rings(st, true);
         let Some(c) = st.conns.get_mut(id) else {
             return;
@@ -1651,6 +1694,64 @@ impl Slot {
             return;
         }
         self.remove_conn(st, id);
+    }
+
+    /// [`hang_up`](Self::hang_up) in a private slot: a writer that hung up with records in its
+    /// ring keeps the ring (frozen: nothing more is read from it than it held then) until they
+    /// are read — straight from it as any ring's, or taken in by a scan. Taking them all in now
+    /// would copy them into the queue at once (≈ 250 ns a message, 2.7 ms for a 1 MiB ring of
+    /// 64-byte messages, while the reader waits) and make every later read go through the
+    /// queue. What is left counts in the published totals from now on (`Conn::owed`), as
+    /// far as the writer's share allows; nobody else counts it. `true` when done; `false`:
+    /// a ring that turned out broken, or no ring (the caller takes in and drops as before).
+    fn keep_ring(&self, st: &mut State, id: u64) -> bool {
+        let Some(c) = st.conns.get(id) else {
+            return true;
+        };
+        if c.closing {
+            return true;
+        }
+        let Some(ring) = c.ring.as_ref() else {
+            return false;
+        };
+        if !ring.has_records() {
+            self.remove_conn(st, id);
+            // What was taken in from its ring and not yet told it is no writer's count now.
+            self.publish_used(st);
+            return true;
+        }
+        let uid = c.cred.uid;
+        let others = plus(st.orphans.of(uid), st.conns.queued_by(uid, id));
+        let Some(c) = st.conns.get_mut(id) else {
+            return true;
+        };
+        let (qb, qc) = (c.queued_bytes, c.queued_count);
+        let Some(ring) = c.ring.as_mut() else {
+            return false;
+        };
+        // Counted as a scan would judge the records (those past the writer's share are
+        // dropped when read): a writer that left more than its share in its ring holds no
+        // more of the quota than its share.
+        let (mut bytes, mut count) = (0usize, 0usize);
+        let frozen = ring.freeze(|rec| {
+            if rec.len <= self.config.max_message_size
+                && self.within_share((qb + bytes, qc + count), others, rec.len)
+            {
+                bytes += rec.len;
+                count += 1;
+            }
+        });
+        if frozen.is_err() {
+            return false;
+        }
+        let (_, taken_b, taken_n) = ring.position();
+        c.owed = Some((taken_b + bytes as u64, taken_n + count as u64));
+        c.closing = true;
+        // Its socket has nothing more to say (and would say so at every wait).
+        self.unwatch(&c.fd);
+        st.owing += 1;
+        self.publish_used(st);
+        true
     }
 
     fn enqueue(&self, st: &mut State, id: u64, cred: PeerCred, record: &[u8]) {
@@ -2901,6 +3002,7 @@ impl Slot {
                 queued_bytes: 0,
                 queued_count: 0,
                 closing: false,
+                owed: None,
             },
         );
         true
@@ -3505,6 +3607,114 @@ mod tests {
             );
         }
         assert_eq!(slot.info().count, 0);
+    }
+
+    /// A writer of `slot` that hung up with `n` numbered messages of `len` bytes in its ring:
+    /// written while the test holds the slot's lock (so that the service thread cannot take
+    /// them in meanwhile), the hang-up read by the owner's look at the sockets, then
+    /// `under_lock` called before the lock is let go. Returns the writer's connection, its
+    /// ring still mapped (as a writer that passed its ring on to another process has it).
+    fn hang_up_with_records(
+        slot: &Mailslot,
+        n: u32,
+        len: usize,
+        under_lock: impl FnOnce(&State),
+    ) -> crate::transport::writer::Connection {
+        use crate::transport::writer::Connection;
+        let w = Connection::open(slot.name(), Duration::from_secs(5)).unwrap();
+        let _ = slot.info(); // the owner knows the writer
+        let mut st = slot.slot().lock();
+        for i in 0..n {
+            let mut data = vec![0u8; len];
+            data[..4].copy_from_slice(&i.to_le_bytes());
+            w.write(&data, crate::WriteOptions::new(), None).unwrap();
+        }
+        w.hang_up_keeping_ring();
+        // (A look stops at a wake-up byte: the hang-up comes after the writer's.)
+        for _ in 0..8 {
+            slot.slot().drain_sockets_only(&mut st);
+        }
+        assert_eq!(
+            st.conns.values().filter(|c| c.closing).count(),
+            1,
+            "the ring was let go at the hang-up"
+        );
+        assert!(
+            st.queue.head().is_none(),
+            "the ring was taken into the queue at the hang-up"
+        );
+        under_lock(&st);
+        w
+    }
+
+    /// A writer that hung up with records in its ring (a burst, then exit) is read straight
+    /// from its ring, in order, as a live one: taking it all into the queue at the hang-up
+    /// held the reader up (2.7 ms for a ring of 11 000 messages) and sent every later read
+    /// through the queue. Records the ring gets after the hang-up (from a process the writer
+    /// passed it to) are never read, and the ring is let go once read.
+    #[test]
+    fn a_writer_that_hung_up_is_read_straight_from_its_ring() {
+        let name = mailslot_test_support::unique_name("slot", "hungup-direct");
+        let slot = Mailslot::create(&name).unwrap();
+        let w = hang_up_with_records(&slot, 300, 16, |st| {
+            // No writer counts them any more: the published totals do.
+            assert_eq!(st.published, (300 * 16, 300));
+        });
+        w.put_stamped(b"late record", sys::monotonic_ns());
+        let mut buf = [0u8; 64];
+        for i in 0..300u32 {
+            let r = slot.read(&mut buf).unwrap();
+            assert_eq!(r.len, 16);
+            assert_eq!(u32::from_le_bytes(buf[..4].try_into().unwrap()), i);
+            assert!(
+                slot.slot().lock().queue.head().is_none(),
+                "message {i} went through the queue"
+            );
+        }
+        assert!(matches!(
+            slot.read_timeout_with(&mut buf, Timeout::After(Duration::ZERO)),
+            Err(ReadError::Timeout)
+        ));
+        assert_eq!(slot.info().count, 0);
+        let st = slot.slot().lock();
+        assert_eq!(st.conns.len(), 0, "the ring is let go once it is read");
+        assert_eq!(st.published, (0, 0));
+    }
+
+    /// What a writer that hung up left in its ring counts in the quota until it is read (no
+    /// writer counts it any more): another writer finds the slot as full as it is, also
+    /// before anything takes the ring in.
+    #[test]
+    fn what_a_writer_that_hung_up_left_in_its_ring_counts_in_the_quota() {
+        let name = mailslot_test_support::unique_name("slot", "hungup-quota");
+        let slot = Mailslot::builder().quota(1000).create(&name).unwrap();
+        let other = MailslotWriter::open(&name).unwrap();
+        hang_up_with_records(&slot, 9, 100, |_| {
+            // Under the lock, nothing takes the ring in: only the published totals say that
+            // its 900 bytes are there.
+            other.write(&[1; 100]).unwrap();
+            assert!(matches!(
+                other.write(&[2; 100]),
+                Err(crate::WriteError::Full)
+            ));
+        });
+        let mut buf = [0u8; 128];
+        for i in 0..9u32 {
+            slot.read(&mut buf).unwrap();
+            assert_eq!(u32::from_le_bytes(buf[..4].try_into().unwrap()), i);
+        }
+        assert_eq!(slot.read(&mut buf).unwrap().len, 100);
+        assert_eq!(buf[0], 1);
+        // All read (and the totals published, as a read that finds the slot empty does): room
+        // for nine more of the other writer's.
+        assert!(matches!(
+            slot.read_timeout_with(&mut buf, Timeout::After(Duration::ZERO)),
+            Err(ReadError::Timeout)
+        ));
+        for _ in 0..9 {
+            other.write(&[3; 100]).unwrap();
+        }
+        assert_eq!(slot.info().count, 9);
     }
 
     /// The reader of a slot whose writers have rings sleeps on the futex words, and a write

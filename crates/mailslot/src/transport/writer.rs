@@ -329,6 +329,13 @@ impl Connection {
         r.publish();
     }
 
+    /// Shuts the connection's socket (the owner sees a hang-up) and keeps the ring mapped, as a
+    /// writer that passed its ring's descriptor to another process before it closed (tests).
+    #[cfg(test)]
+    pub(crate) fn hang_up_keeping_ring(&self) {
+        sys::shutdown(&self.sock);
+    }
+
     /// Waits up to `max` for the owner to free room or take in the ring. The first wait of a
     /// write tells the owner (`announced`). `OwnerGone` when the owner's side hung up.
     fn wait_for_owner(&self, announced: &mut bool, max: Duration) -> Result<(), WriteError> {
