@@ -1122,8 +1122,9 @@ impl Slot {
     }
 
     /// Forgets the writers that hung up before their rings were read or taken in, once they
-    /// are. (Not as the last record is read: letting a ring go unmaps and frees it, ≈ 200 µs
-    /// for 1 MiB, which a scan pays when the reader has nothing to read.)
+    /// are: at a scan, at the periodic look at the sockets, or when a user's connection would
+    /// find no room. (Not as the last record is read: letting a ring go unmaps and frees it,
+    /// ≈ 200 µs for 1 MiB, which the read of that message would pay.)
     fn let_go_read_rings(&self, st: &mut State) {
         let done: Vec<u64> = st
             .conns
@@ -2163,6 +2164,11 @@ impl Slot {
         let _ = self.drain_sockets(st);
         if st.waiters {
             self.notify_waiters(st);
+        }
+        if st.owing > 0 {
+            // A reader that never runs out of messages never scans: rings of writers that hung
+            // up and have been read are let go here (one-shot writers would pile up).
+            self.let_go_read_rings(st);
         }
         if !st.queries.is_empty() {
             // The rings were left alone: the answer counts what is in them too.
@@ -3651,34 +3657,59 @@ mod tests {
     /// from its ring, in order, as a live one: taking it all into the queue at the hang-up
     /// held the reader up (2.7 ms for a ring of 11 000 messages) and sent every later read
     /// through the queue. Records the ring gets after the hang-up (from a process the writer
-    /// passed it to) are never read, and the ring is let go once read.
+    /// passed it to) are never read. The ring is let go once read, also by a reader that never
+    /// runs out of messages (one-shot writers would otherwise pile up, two descriptors each).
     #[test]
     fn a_writer_that_hung_up_is_read_straight_from_its_ring() {
+        use crate::transport::writer::Connection;
         let name = mailslot_test_support::unique_name("slot", "hungup-direct");
         let slot = Mailslot::create(&name).unwrap();
+        let live = Connection::open(slot.name(), Duration::from_secs(5)).unwrap();
         let w = hang_up_with_records(&slot, 300, 16, |st| {
             // No writer counts them any more: the published totals do.
             assert_eq!(st.published, (300 * 16, 300));
         });
         w.put_stamped(b"late record", sys::monotonic_ns());
         let mut buf = [0u8; 64];
-        for i in 0..300u32 {
+        let mut read_one = |k: u32| {
             let r = slot.read(&mut buf).unwrap();
             assert_eq!(r.len, 16);
-            assert_eq!(u32::from_le_bytes(buf[..4].try_into().unwrap()), i);
+            assert_eq!(u32::from_le_bytes(buf[..4].try_into().unwrap()), k);
             assert!(
                 slot.slot().lock().queue.head().is_none(),
-                "message {i} went through the queue"
+                "message {k} went through the queue"
             );
+        };
+        for i in 0..300u32 {
+            read_one(i);
+            if i == 150 {
+                for k in 1000..1200u32 {
+                    let mut data = [0u8; 16];
+                    data[..4].copy_from_slice(&k.to_le_bytes());
+                    live.write(&data, crate::WriteOptions::new(), None).unwrap();
+                }
+            }
         }
+        for k in 1000..1200u32 {
+            read_one(k);
+        }
+        assert_eq!(
+            slot.slot().lock().conns.len(),
+            1,
+            "the ring read empty is still there"
+        );
         assert!(matches!(
             slot.read_timeout_with(&mut buf, Timeout::After(Duration::ZERO)),
             Err(ReadError::Timeout)
         ));
         assert_eq!(slot.info().count, 0);
-        let st = slot.slot().lock();
-        assert_eq!(st.conns.len(), 0, "the ring is let go once it is read");
-        assert_eq!(st.published, (0, 0));
+        assert_eq!(slot.slot().lock().published, (0, 0));
+        drop(live);
+        assert!(matches!(
+            slot.read_timeout_with(&mut buf, Timeout::After(Duration::ZERO)),
+            Err(ReadError::Timeout)
+        ));
+        assert_eq!(slot.slot().lock().conns.len(), 0);
     }
 
     /// What a writer that hung up left in its ring counts in the quota until it is read (no
