@@ -1,10 +1,11 @@
 //! What a read costs the owner, in one thread: `writers` writers (in this process) each write
-//! `per` messages of `size` bytes, then the owner reads them all; printed is the time per read
-//! (best and mean of 40 rounds), and per write. With several writers the reads merge their
-//! rings.
+//! `per` messages of `size` bytes, then the owner reads them all, into a buffer or (`whole`)
+//! each as a `Message`; printed is the time per read (best and mean of 40 rounds), and per
+//! write. With several writers the reads merge their rings.
 //!
 //! ```sh
-//! cargo run --release -p mailslot --example read_cost -- 8 64 1000   # writers size per-writer
+//! cargo run --release -p mailslot --example read_cost -- 8 64 1000         # writers size per-writer
+//! cargo run --release -p mailslot --example read_cost -- 8 64 1000 whole   # read_message
 //! ```
 
 use std::time::Instant;
@@ -19,6 +20,8 @@ fn arg(n: usize, default: usize) -> usize {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (writers, size, per) = (arg(1, 8), arg(2, 64), arg(3, 1000));
+    // A fourth argument `whole`: read each message whole (`read_message`), not into a buffer.
+    let whole = std::env::args().nth(4).is_some_and(|a| a == "whole");
     let name = format!(r"\\.\mailslot\example\read-cost\{}", std::process::id());
     let slot = Mailslot::builder()
         .quota(64 << 20)
@@ -47,8 +50,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         best_write = best_write.min(t.elapsed().as_nanos() as f64 / (per * writers) as f64);
         let t = Instant::now();
         let mut n = 0;
-        while slot.read_timeout_with(&mut buf, Timeout::ZERO).is_ok() {
-            n += 1;
+        if whole {
+            while slot.read_message_timeout(Timeout::ZERO).is_ok() {
+                n += 1;
+            }
+        } else {
+            while slot.read_timeout_with(&mut buf, Timeout::ZERO).is_ok() {
+                n += 1;
+            }
         }
         assert_eq!(n, per * writers, "every message written is read");
         let ns = t.elapsed().as_nanos() as f64 / n as f64;
@@ -56,7 +65,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sum += ns;
     }
     println!(
-        "writers={writers} size={size} ns/read best={best:.1} mean={:.1} ns/write best={best_write:.1}",
+        "writers={writers} size={size} whole={whole} ns/read best={best:.1} mean={:.1} ns/write best={best_write:.1}",
         sum / f64::from(rounds)
     );
     Ok(())
