@@ -655,7 +655,6 @@ pub(crate) fn dup_inheritable(fd: &OwnedFd) -> io::Result<OwnedFd> {
     Ok(dup)
 }
 
-/// Sends one descriptor over a Unix socket (blocking), with one byte of data.
 /// Shuts both directions of a connected socket (tests: a peer that hangs up but keeps the
 /// descriptor).
 #[cfg(test)]
@@ -664,6 +663,7 @@ pub(crate) fn shutdown(socket: &impl AsRawFd) {
     unsafe { libc::shutdown(socket.as_raw_fd(), libc::SHUT_RDWR) };
 }
 
+/// Sends one descriptor over a Unix socket (blocking), with one byte of data.
 pub(crate) fn send_fd(socket: &impl AsRawFd, fd: &OwnedFd) -> io::Result<()> {
     send_parts(socket.as_raw_fd(), &[b"M"], &[fd.as_raw_fd()], false).map(drop)
 }

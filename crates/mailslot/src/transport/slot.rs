@@ -1276,6 +1276,17 @@ impl Slot {
             && others.1 + queued.1 < max.saturating_mul(conns)
     }
 
+    /// Whether a ring record's frame (priority, class, flags, size) is sound and it fits the
+    /// writer's share, with `queued` of this writer's and `others` of its user's queued: the
+    /// part of [`check_record`](Self::check_record) that does not look at the sender blocks.
+    fn admissible(&self, rec: &Record, queued: (usize, usize), others: (usize, usize)) -> bool {
+        rec.priority <= crate::types::MAX_PRIORITY
+            && (rec.class == 1 || rec.class == 2)
+            && (rec.flags == 0 || rec.flags == REC_REMOTE || rec.flags == REC_BEHALF)
+            && rec.len <= self.config.max_message_size
+            && self.within_share(queued, others, rec.len)
+    }
+
     /// Checks one ring record: `Some((len, sender))` to queue it, `None` (counted) to drop it.
     fn check_record(
         &self,
@@ -1286,12 +1297,7 @@ impl Slot {
         queued: (usize, usize),
         others: (usize, usize),
     ) -> Option<(usize, Sender)> {
-        let valid = rec.priority <= crate::types::MAX_PRIORITY
-            && (rec.class == 1 || rec.class == 2)
-            && (rec.flags == 0 || rec.flags == REC_REMOTE || rec.flags == REC_BEHALF)
-            && rec.len <= self.config.max_message_size
-            && self.within_share(queued, others, rec.len);
-        if !valid {
+        if !self.admissible(rec, queued, others) {
             *sink.dropped += 1;
             return None;
         }
@@ -1753,14 +1759,12 @@ impl Slot {
         let Some(ring) = c.ring.as_mut() else {
             return false;
         };
-        // Counted as a scan would judge the records (those past the writer's share are
-        // dropped when read): a writer that left more than its share in its ring holds no
-        // more of the quota than its share.
+        // Counted as a scan would judge the records (broken ones, and those past the
+        // writer's share, are dropped when read): a writer that left more than its share in
+        // its ring holds no more of the quota than its share.
         let (mut bytes, mut count) = (0usize, 0usize);
         let frozen = ring.freeze(|rec| {
-            if rec.len <= self.config.max_message_size
-                && self.within_share((qb + bytes, qc + count), others, rec.len)
-            {
+            if self.admissible(rec, (qb + bytes, qc + count), others) {
                 bytes += rec.len;
                 count += 1;
             }
