@@ -5,6 +5,7 @@
 //!
 //! ```text
 //! mailslot-hostile scribble <name> <seconds>
+//! mailslot-hostile hang-up-scribble <name> <count>
 //! mailslot-hostile wake-flood <name> <seconds>
 //! mailslot-hostile numbered <name> <count> <class 1|2> <timeout_ms> [wait-stdin]
 //! mailslot-hostile torture-writer <name> <writer-id> <start-seq>
@@ -42,7 +43,7 @@ mod holder;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: mailslot-hostile <role> ...\n  scribble <name> <seconds>\n  wake-flood <name> <seconds>\n  numbered <name> <count> <class 1|2> <timeout_ms> [wait-stdin]\n  torture-writer <name> <writer-id> <start-seq>\n  connect-flood <name> <n>\n  fill-and-block <name> <size> [<delay_ms>]\n  own <name> <quota> <max_msg>\n  own-drain <name> <quota> <max_msg>\n  evil-owner <name> <mode>\n  holder <inherit|socket|connect> <fd|path>\n  create-pass <name> <socket-path>\n  take-writer-fds <name>"
+        "usage: mailslot-hostile <role> ...\n  scribble <name> <seconds>\n  hang-up-scribble <name> <count>\n  wake-flood <name> <seconds>\n  numbered <name> <count> <class 1|2> <timeout_ms> [wait-stdin]\n  torture-writer <name> <writer-id> <start-seq>\n  connect-flood <name> <n>\n  fill-and-block <name> <size> [<delay_ms>]\n  own <name> <quota> <max_msg>\n  own-drain <name> <quota> <max_msg>\n  evil-owner <name> <mode>\n  holder <inherit|socket|connect> <fd|path>\n  create-pass <name> <socket-path>\n  take-writer-fds <name>"
     );
     std::process::exit(2)
 }
@@ -59,6 +60,7 @@ fn main() {
     let name: String = arg(&args, 1);
     match role {
         "scribble" => scribble(&name, arg(&args, 2)),
+        "hang-up-scribble" => hang_up_scribble(&name, arg(&args, 2)),
         "wake-flood" => wake_flood(&name, arg(&args, 2)),
         "numbered" => numbered(
             &name,
@@ -285,6 +287,109 @@ fn scribble(name: &str, seconds: f64) {
         "summary maps={} fills={fills} sends_ok={sends_ok} sends_err={sends_err} writes_ok={writes_ok} write_errs={write_errs:?}",
         maps.len()
     );
+}
+
+/// The ring layout the hang-up scribbler forges against (the library's `shm` module): a header
+/// of 256 bytes whose first word is the tail (bytes published), then the records.
+const RING_HDR: usize = 256;
+
+/// Writes `count` numbered class-2 messages (id `hang`), keeps a copy of its ring, hangs up its
+/// connection (`shutdown`, the process and its mapping of the ring stay), prints
+/// `hung-up wrote=<n> ring=<bytes published>` and waits for a line on stdin. Then, until the
+/// line `destroy`, puts the ring back as it was at the hang-up with a copy of all its records
+/// appended after them and the tail moved past the copy: records added after the hang-up,
+/// which the owner must never read. After `destroy`, for two seconds, also fills the ring with
+/// random bytes, 0xFF and 0x00 between those forgeries. Prints a summary at the end. Never
+/// panics.
+fn hang_up_scribble(name: &str, count: u64) {
+    let writer = open(name);
+    let mut wrote = 0u64;
+    for seq in 0..count {
+        if writer.write(&make_message("hang", seq, 30)).is_ok() {
+            wrote += 1;
+        }
+    }
+    let rings: Vec<Map> = existing_shared_mappings()
+        .into_iter()
+        .filter(|m| m.writable && m.len > RING_HDR + 4096)
+        .collect();
+    let Some(ring) = rings.first() else {
+        say!("no-ring");
+        std::process::exit(1)
+    };
+    // SAFETY: the mapping is `len` bytes and stays mapped; the owner only reads it and writes
+    // its own words of the header meanwhile, which the copy may catch half-way: any bytes do.
+    let bytes = unsafe { std::slice::from_raw_parts_mut(ring.ptr, ring.len) };
+    let snapshot = bytes.to_vec();
+    let tail = u64::from_le_bytes(snapshot[..8].try_into().unwrap_or_default());
+    // The data area is the largest power of two after the header.
+    let cap = 1usize << (usize::BITS - 1 - (ring.len - RING_HDR).leading_zeros());
+    let published = usize::try_from(tail).unwrap_or(usize::MAX);
+    if published == 0 || 2 * published > cap {
+        say!("ring-unfit tail={tail} cap={cap}");
+        std::process::exit(1)
+    }
+    let mut sockets = 0;
+    for fd in fd_list() {
+        if readlink_fd(fd).starts_with("socket:") {
+            // SAFETY: shutdown on a descriptor of ours; errors are only counted.
+            if unsafe { libc::shutdown(fd, libc::SHUT_RDWR) } == 0 {
+                sockets += 1;
+            }
+        }
+    }
+    say!("hung-up wrote={wrote} ring={tail} sockets={sockets}");
+    let _ = std::io::stdin().read_line(&mut String::new());
+    // Stdin is read by a thread: the forgeries go on while the test decides.
+    let destroy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    {
+        let destroy = destroy.clone();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+                if line.trim() == "destroy" {
+                    destroy.store(true, std::sync::atomic::Ordering::SeqCst);
+                    return;
+                }
+                line.clear();
+            }
+        });
+    }
+    let forge = |bytes: &mut [u8]| {
+        bytes.copy_from_slice(&snapshot);
+        let data = &mut bytes[RING_HDR..RING_HDR + cap];
+        data.copy_within(..published, published);
+        bytes[..8].copy_from_slice(&(2 * tail).to_le_bytes());
+    };
+    let mut rng = Rng::from_time();
+    let (mut forgeries, mut fills) = (0u64, 0u64);
+    let mut until: Option<Instant> = None;
+    loop {
+        forge(bytes);
+        forgeries += 1;
+        std::thread::sleep(Duration::from_micros(200));
+        if until.is_none() && destroy.load(std::sync::atomic::Ordering::SeqCst) {
+            until = Some(Instant::now() + Duration::from_secs(2));
+        }
+        let Some(end) = until else {
+            if forgeries > 600_000 {
+                // Two minutes without `destroy`: the test is gone.
+                break;
+            }
+            continue;
+        };
+        if Instant::now() >= end {
+            break;
+        }
+        match fills % 3 {
+            0 => rng.fill(bytes),
+            1 => bytes.fill(0xFF),
+            _ => bytes.fill(0x00),
+        }
+        fills += 1;
+    }
+    say!("summary forgeries={forgeries} fills={fills}");
+    drop(writer);
 }
 
 /// Writes once (so that it has a ring), then, for `seconds`, sets its ring's wake word (the
