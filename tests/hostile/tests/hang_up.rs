@@ -13,8 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use mailslot::{Access, Class, Mailslot, MailslotWriter, ReadError, Sender, Timeout};
-use mailslot::{WriteOptions, MAX_MESSAGE_SIZE};
+use mailslot::{Access, Mailslot, MailslotWriter, ReadError, Sender, Timeout, MAX_MESSAGE_SIZE};
 use mailslot_hostile::{decode, make_message, unique_name};
 
 const ADD: &str = "hostile_writer_that_hung_up_cannot_add_to_its_ring";
@@ -193,13 +192,7 @@ fn hung_up_writer(early: bool) {
     let mut errors: BTreeMap<u32, (u64, String)> = BTreeMap::new();
     let mut destroyed = false;
     for seq in 0..ROOT {
-        let opts = if seq % 11 == 10 {
-            WriteOptions::new()
-                .class(Class::First)
-                .timeout(Timeout::After(Duration::from_secs(3)))
-        } else {
-            WriteOptions::new().class(Class::Second)
-        };
+        let opts = common::root_write_options(seq);
         match writer.write_with(&make_message("root", seq, 100), opts) {
             Ok(()) => accepted.push(seq),
             Err(e) => errors.entry(e.win32_code()).or_insert((0, e.to_string())).0 += 1,

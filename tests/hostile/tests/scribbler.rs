@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mailslot::{Access, Class, Mailslot, MailslotWriter, ReadError, Sender, Timeout, WriteOptions};
+use mailslot::{Access, Mailslot, MailslotWriter, ReadError, Sender, Timeout};
 use mailslot_hostile::{decode, make_message, preview, unique_name};
 
 const ROOT_CLASS2: u64 = 20_000;
@@ -134,13 +134,7 @@ fn scribble(shared: bool) {
     let mut seq = 0u64;
     while seq < ROOT_CAP && (seq < ROOT_CLASS2 + ROOT_CLASS1 || !scribbler_done) {
         // One in eleven is first class (2 000 of the first 22 000).
-        let opts = if seq % 11 == 10 {
-            WriteOptions::new()
-                .class(Class::First)
-                .timeout(Timeout::After(Duration::from_secs(3)))
-        } else {
-            WriteOptions::new().class(Class::Second)
-        };
+        let opts = common::root_write_options(seq);
         match writer.write_with(&make_message("root", seq, MAX_PAYLOAD), opts) {
             Ok(()) => accepted.push(seq),
             Err(e) => {

@@ -222,3 +222,15 @@ pub(crate) fn read_nth(
         sender: info.sender,
     })
 }
+
+/// How root writes message `seq` while a hostile writer runs: one in eleven first class (with
+/// a 3 s timeout), the rest second class.
+pub(crate) fn root_write_options(seq: u64) -> mailslot::WriteOptions {
+    if seq % 11 == 10 {
+        mailslot::WriteOptions::new()
+            .class(mailslot::Class::First)
+            .timeout(mailslot::Timeout::After(Duration::from_secs(3)))
+    } else {
+        mailslot::WriteOptions::new().class(mailslot::Class::Second)
+    }
+}
