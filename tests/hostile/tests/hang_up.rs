@@ -18,6 +18,7 @@ use mailslot_hostile::{decode, make_message, unique_name};
 
 const ADD: &str = "hostile_writer_that_hung_up_cannot_add_to_its_ring";
 const OVER: &str = "hostile_writer_that_hung_up_scribbles_over_what_is_left_in_its_ring";
+const SHARED: &str = "hostile_writer_that_hung_up_cannot_add_to_its_ring_in_a_shared_slot";
 /// Messages the hostile writer leaves in its ring when it hangs up.
 const HOSTILE: u64 = 3_000;
 /// Root's messages, written while the hostile writer forges and scribbles.
@@ -30,12 +31,17 @@ fn main() {
         mailslot_test_support::as_root(
             ADD,
             "hangs up and scribbles as user nobody (setpriv)",
-            || hung_up_writer(false),
+            || hung_up_writer(false, false),
         ),
         mailslot_test_support::as_root(
             OVER,
             "hangs up and scribbles as user nobody (setpriv)",
-            || hung_up_writer(true),
+            || hung_up_writer(true, false),
+        ),
+        mailslot_test_support::as_root(
+            SHARED,
+            "hangs up and scribbles as user nobody (setpriv)",
+            || hung_up_writer(false, true),
         ),
     ]);
 }
@@ -76,13 +82,19 @@ struct Seen {
 /// `early`: the writer scribbles over its ring once half of it is read (else once all of it
 /// is read, and root has written all its messages: the forged records past the ring's end had
 /// every chance to be read).
-fn hung_up_writer(early: bool) {
+/// `shared`: the owner handle is shared with a second holder (which does not read), so that
+/// the messages go through the shared store.
+fn hung_up_writer(early: bool, shared: bool) {
     // One at a time: each counts the rings this process maps.
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _one = ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let test = if early { OVER } else { ADD };
+    let test = match (early, shared) {
+        (_, true) => SHARED,
+        (true, false) => OVER,
+        (false, false) => ADD,
+    };
     let started = Instant::now();
     let name = unique_name("hangup");
     let slot = Arc::new(
@@ -94,6 +106,8 @@ fn hung_up_writer(early: bool) {
             .create(&name)
             .expect("create"),
     );
+    let _holder =
+        shared.then(|| Mailslot::from_shared(slot.share().expect("share")).expect("take up"));
     let writer = MailslotWriter::open(&name).expect("root opens");
     // Root's ring exists from its first write.
     writer.write(b"first").expect("root writes");

@@ -1445,13 +1445,14 @@ impl Slot {
             let Ok(cred) = sys::peer_cred(&conn) else {
                 continue;
             };
-            if !self.has_room_for(st, &cred) {
-                // Writers that hung up and whose rings were read since count no more.
+            // Writers that hung up and whose rings were read since count no more.
+            let room = self.has_room_for(st, &cred) || {
                 self.let_go_read_rings(st);
-            }
+                self.has_room_for(st, &cred)
+            };
             let refusal = if !self.admits(&cred, &conn) {
                 Some(Refusal::Denied)
-            } else if !self.has_room_for(st, &cred) {
+            } else if !room {
                 Some(Refusal::Busy)
             } else {
                 None
