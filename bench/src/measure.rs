@@ -285,7 +285,13 @@ impl Measurer<'_> {
     }
 
     /// The local benches at one size (`tput`, `rtt`, and `mount`'s throughput): the ipcbench
-    /// anchors, then our roles.
+    /// throughput anchors, ours, then the round-trip anchors and ours right after them.
+    ///
+    /// Round trips are run last and next to their anchors: on this kind of machine (two vCPUs)
+    /// the round trip of every transport, the anchors' as well as ours, moves between two
+    /// levels (≈ 250 and ≈ 900 ns at 64 B for `shmhybrid`) for seconds at a time, so a ratio
+    /// is only fair between runs made one right after the other. `shmhybrid`, the anchor of
+    /// the spinning round trip, is the last anchor run, just before ours.
     fn local(&mut self, size: usize, run: usize) -> Result<()> {
         let tput = self.cli.wants(Bench::Tput) || self.mount;
         let rtt = self.cli.wants(Bench::Rtt);
@@ -293,41 +299,48 @@ impl Measurer<'_> {
             return Ok(());
         }
         let runs = self.runs;
-        progress(&format!("run {run}/{runs}, {size} B: anchors"));
-        self.local_anchors(size, tput, rtt)?;
-        progress(&format!("run {run}/{runs}, {size} B: mailslots"));
         let quota = self
             .cli
             .quota_msgs
             .map_or(self.cli.quota, |n| n.max(1) * size)
             .to_string();
+        if tput {
+            progress(&format!("run {run}/{runs}, {size} B: throughput anchors"));
+            self.tput_anchors(size)?;
+            progress(&format!(
+                "run {run}/{runs}, {size} B: mailslots' throughput"
+            ));
+        }
         self.local_tput(size, &quota, tput)?;
         if rtt {
+            progress(&format!(
+                "run {run}/{runs}, {size} B: round-trip anchors, then mailslots'"
+            ));
+            self.rtt_anchors(size)?;
             self.local_rtt(size, &quota)?;
         }
         Ok(())
     }
 
-    /// ipcbench `tput` and `lat` of every `--anchors` transport.
-    fn local_anchors(&mut self, size: usize, tput: bool, rtt: bool) -> Result<()> {
-        let Counts {
-            tput: tput_n,
-            rtt: rtt_n,
-            ..
-        } = self.counts;
+    /// ipcbench `tput` of every `--anchors` transport.
+    fn tput_anchors(&mut self, size: usize) -> Result<()> {
         for t in &self.cli.anchors {
-            if tput {
-                let kv = self.ipc.run(t, "tput", size, tput_n)?;
-                self.samples.add(
-                    Series::AnchorTput(t.clone()),
-                    size,
-                    sys::kv_f64(&kv, "rate", t)?,
-                );
-            }
-            if !rtt {
-                continue;
-            }
-            let kv = self.ipc.run(t, "lat", size, rtt_n)?;
+            let kv = self.ipc.run(t, "tput", size, self.counts.tput)?;
+            self.samples.add(
+                Series::AnchorTput(t.clone()),
+                size,
+                sys::kv_f64(&kv, "rate", t)?,
+            );
+        }
+        Ok(())
+    }
+
+    /// ipcbench `lat` of every `--anchors` transport, `shmhybrid` last (see [`Self::local`]).
+    fn rtt_anchors(&mut self, size: usize) -> Result<()> {
+        let mut order: Vec<&String> = self.cli.anchors.iter().collect();
+        order.sort_by_key(|t| t.as_str() == "shmhybrid");
+        for t in order {
+            let kv = self.ipc.run(t, "lat", size, self.counts.rtt)?;
             self.samples
                 .add_percentiles(size, &kv, t, |p| Series::AnchorLat(t.clone(), p))?;
         }
