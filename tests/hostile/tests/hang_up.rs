@@ -46,18 +46,6 @@ fn main() {
     ]);
 }
 
-/// Reads until nothing comes for 200 ms; how many messages.
-fn drain(slot: &Mailslot) -> usize {
-    let mut n = 0;
-    while slot
-        .read_message_timeout(Timeout::After(Duration::from_millis(200)))
-        .is_ok()
-    {
-        n += 1;
-    }
-    n
-}
-
 /// The writers' rings this process maps (as owner, and as root's writer).
 fn ring_mappings() -> usize {
     std::fs::read_to_string("/proc/self/maps")
@@ -72,7 +60,7 @@ fn ring_mappings() -> usize {
 struct Seen {
     root: Vec<u64>,
     hostile: Vec<u64>,
-    /// Messages under root's uid that are not root's, undamaged.
+    /// Messages under root's uid that are not root's intact ones.
     root_bad: Vec<String>,
     /// The hostile writer's messages that were not its own intact ones (its own to damage).
     hostile_damaged: u64,
@@ -111,7 +99,7 @@ fn hung_up_writer(early: bool, shared: bool) {
     let writer = MailslotWriter::open(&name).expect("root opens");
     // Root's ring exists from its first write.
     writer.write(b"first").expect("root writes");
-    assert_eq!(drain(&slot), 1, "{test}: root's first message");
+    assert_eq!(common::drain(&slot), 1, "{test}: root's first message");
     let rings_before = ring_mappings();
 
     // The reader: root's messages at full speed, the hostile writer's slowly (so that the
@@ -184,7 +172,8 @@ fn hung_up_writer(early: bool, shared: bool) {
     // The owner has seen the hang-up once the reader has looked at the sockets three times:
     // each look reads one wake-up byte of a ring writer's (it has at most two on their way,
     // see `Slot::recv_conn`), the third at the latest finds the end of the connection. A look
-    // comes every DRAIN_EVERY (64) reads, and at every read that gives up.
+    // comes every DRAIN_EVERY (64) reads, and at every read that gives up; four are waited
+    // for, one to spare.
     let (calls0, timeouts0) = (
         calls.load(Ordering::SeqCst),
         timeouts.load(Ordering::SeqCst),
@@ -321,5 +310,5 @@ fn hung_up_writer(early: bool, shared: bool) {
     );
     assert_eq!(slot.info().count, 0, "{test}: everything was read");
     writer.write(b"after").expect("root writes after it all");
-    assert_eq!(drain(&slot), 1, "{test}: root's last message");
+    assert_eq!(common::drain(&slot), 1, "{test}: root's last message");
 }

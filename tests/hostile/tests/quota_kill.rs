@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mailslot::{Mailslot, MailslotWriter, ReadError, Timeout, WriteError};
+use mailslot::{Mailslot, MailslotWriter, Timeout, WriteError};
 use mailslot_hostile::{unique_name, Rng};
 
 const QUOTA: usize = 60_000;
@@ -28,18 +28,6 @@ fn fill(w: &MailslotWriter) -> usize {
     panic!("never full after 10 000 writes of {SIZE} bytes with a quota of {QUOTA}");
 }
 
-/// Reads until nothing arrives for 200 ms; returns how many.
-fn drain(slot: &Mailslot) -> usize {
-    let mut n = 0;
-    loop {
-        match slot.read_message_timeout(Timeout::After(Duration::from_millis(200))) {
-            Ok(_) => n += 1,
-            Err(ReadError::Timeout) => return n,
-            Err(e) => panic!("drain: {e}"),
-        }
-    }
-}
-
 #[test]
 fn quota_is_returned_when_blocked_writers_are_killed() {
     let test = "quota_is_returned_when_blocked_writers_are_killed";
@@ -55,7 +43,7 @@ fn quota_is_returned_when_blocked_writers_are_killed() {
     let w = MailslotWriter::open(&name).expect("open");
     let first = fill(&w);
     assert_eq!(
-        drain(&slot),
+        common::drain(&slot),
         first,
         "probe: not everything written came back"
     );
@@ -127,7 +115,7 @@ fn quota_is_returned_when_blocked_writers_are_killed() {
             oks += rx.try_iter().filter(|l| l == "ok").count() as u64;
         }
     }
-    let drained = drain(&slot);
+    let drained = common::drain(&slot);
     let second = fill(&w);
     let counters = slot.counters();
     eprintln!(

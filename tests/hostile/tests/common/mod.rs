@@ -234,3 +234,15 @@ pub(crate) fn root_write_options(seq: u64) -> mailslot::WriteOptions {
         mailslot::WriteOptions::new().class(mailslot::Class::Second)
     }
 }
+
+/// Reads until nothing arrives for 200 ms; returns how many (panics on any other error).
+pub(crate) fn drain(slot: &mailslot::Mailslot) -> usize {
+    let mut n = 0;
+    loop {
+        match slot.read_message_timeout(mailslot::Timeout::After(Duration::from_millis(200))) {
+            Ok(_) => n += 1,
+            Err(mailslot::ReadError::Timeout) => return n,
+            Err(e) => panic!("drain: {e}"),
+        }
+    }
+}
