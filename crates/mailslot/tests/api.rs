@@ -318,6 +318,39 @@ fn a_completed_high_priority_write_overtakes_queued_messages_at_once() {
 }
 
 #[test]
+fn one_writers_urgent_write_overtakes_its_own_earlier_messages() {
+    // With one writer, reads come straight from its ring, a known batch at a time (the records
+    // looked at once are not looked at again): a more urgent record that writer adds behind the
+    // batch must still be read first, by both kinds of read.
+    let name = unique("overtake-own");
+    let slot = Mailslot::create(&name).unwrap();
+    let w = MailslotWriter::open(&name).unwrap();
+    for i in 0..6u8 {
+        w.write(&[i]).unwrap();
+    }
+    let mut buf = [0u8; 64];
+    let info = slot.read_timeout_with(&mut buf, Timeout::ZERO).unwrap();
+    assert_eq!(&buf[..info.len], [0]);
+    assert_eq!(slot.read_message().unwrap().data, [1]);
+    w.write_with(b"urgent", WriteOptions::new().priority(9))
+        .unwrap();
+    let info = slot.read_timeout_with(&mut buf, Timeout::ZERO).unwrap();
+    assert_eq!((&buf[..info.len], info.priority), (&b"urgent"[..], 9));
+    assert_eq!(slot.read_message().unwrap().data, [2]);
+    w.write_with(b"also urgent", WriteOptions::new().priority(5))
+        .unwrap();
+    assert_eq!(slot.read_message().unwrap().data, b"also urgent");
+    for i in 3..6u8 {
+        let info = slot.read_timeout_with(&mut buf, Timeout::ZERO).unwrap();
+        assert_eq!(&buf[..info.len], [i]);
+    }
+    assert!(matches!(
+        slot.read_timeout_with(&mut buf, Timeout::ZERO),
+        Err(ReadError::Timeout)
+    ));
+}
+
+#[test]
 fn reused_message_buffers_never_show_stale_bytes() {
     // Buffers of messages read by copy are reused for later messages: sizes going up and down,
     // empty messages and reads by `read_message` mixed in must still give back exactly what was

@@ -1900,6 +1900,10 @@ impl Slot {
         timeout: Option<Timeout>,
     ) -> Result<Taken, ReadError> {
         let mut st = self.lock();
+        if let Some(t) = self.read_known(&mut st, &mut take) {
+            st.reader_ops = st.reader_ops.wrapping_add(1);
+            return Ok(t);
+        }
         let timeout = timeout.unwrap_or(st.read_timeout);
         // The clock is read only once the queue is found empty: a read that finds a message
         // costs no clock reading.
@@ -2190,6 +2194,42 @@ impl Slot {
             st.direct_cut = cut;
             fresh = true;
         }
+    }
+
+    /// The commonest read, without the set-up of [`take`](Self::take)'s loop: one writer, its
+    /// ring holding records already looked at (one priority, see `first_if_uniform`), the
+    /// queue empty and no look at the sockets due. It is exactly the first pass of that loop in
+    /// this case (the same `read_direct`, and the count towards the next look at the sockets),
+    /// so that the loop only has to begin when something else may be waiting. `None`: read the
+    /// usual way (also when `read_direct` dropped the record: the loop looks again).
+    // Inlined into `take`: a read of one writer's stream took 51 ns (`read_cost` 1 64 10000,
+    // best of 40 rounds) through the loop, 45 ns this way.
+    #[inline(always)]
+    fn read_known(&self, st: &mut State, take: &mut Take<'_>) -> Option<Taken> {
+        if matches!(take, Take::Peek(_) | Take::PeekMessage)
+            || st.deleted
+            || st.shared.is_some()
+            || st.conns.len != 1
+            || st.takes_since_drain + 1 >= DRAIN_EVERY
+            || st.queue.head().is_some()
+            // `reader_active` has something to do.
+            || (st.wake_me && st.readers_waiting == 0)
+        {
+            return None;
+        }
+        let (id, c) = st.conns.iter_mut().next()?;
+        let ring = c.ring.as_mut()?;
+        if !ring.has_known_records() {
+            return None;
+        }
+        let first = FirstRecord::of(id, ring)?;
+        let t = match take {
+            Take::Read(buf) => self.read_direct(st, &first, buf)?,
+            Take::ReadMessage => self.read_direct_whole(st, &first)?,
+            Take::Peek(_) | Take::PeekMessage => return None,
+        };
+        st.takes_since_drain += 1;
+        Some(t)
     }
 
     /// The periodic look at the sockets when the rings are left alone (see `take`).
