@@ -43,16 +43,19 @@ use crate::measure::Counts;
     about = "Mailslot benchmarks beside the ipcbench anchors, with ratios"
 )]
 pub(crate) struct Cli {
-    /// Small counts and one run per value (finishes in well under two minutes).
+    /// Small counts and one run per value, three of the local benches (`tput`, `rtt`: a
+    /// second or two each, and the rows that swing most with the machine); finishes in well
+    /// under two minutes.
     #[arg(long)]
     pub(crate) quick: bool,
     /// One JSON object per line per (bench, size, anchor) instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
-    /// Runs per value; the median is reported (default 3, or 1 with --quick).
+    /// Runs per value; the median is reported (default 3, or 1 with --quick, whose local
+    /// benches still run three times).
     #[arg(long)]
     pub(crate) runs: Option<usize>,
-    /// Messages per throughput run (default 500000, or 50000 with --quick).
+    /// Messages per throughput run (default 500000, or 200000 with --quick).
     #[arg(long)]
     pub(crate) tput_count: Option<u64>,
     /// Recorded round trips per latency run (default 20000, or 5000 with --quick).
@@ -138,9 +141,19 @@ pub(crate) fn progress(msg: &str) {
 /// Runs every measurement `runs` times (interleaved), then prints medians and ratios.
 fn harness(cli: &Cli) -> Result<()> {
     let runs = cli.runs.unwrap_or(if cli.quick { 1 } else { 3 }).max(1);
+    // Quick mode's one run would leave the local rows to the moment: the machine's speed for
+    // two processes trading cache lines moves by 2x for seconds at a time (BENCHMARKS.md), and
+    // those benches take a second or two. They run three times there, as in a full run.
+    let local_repeats = if cli.quick && cli.runs.is_none() {
+        3
+    } else {
+        1
+    };
     let tput_n = cli
         .tput_count
-        .unwrap_or(if cli.quick { 50_000 } else { 500_000 });
+        // Not fewer in a quick run: at 20 M msg/s a run would last 2 ms, about what a writer's
+        // first pass over its ring costs in page faults (≈ 1 ms for 1 MiB, once per writer).
+        .unwrap_or(if cli.quick { 200_000 } else { 500_000 });
     let rtt_n = cli
         .rtt_count
         .unwrap_or(if cli.quick { 5_000 } else { 20_000 });
@@ -166,14 +179,14 @@ fn harness(cli: &Cli) -> Result<()> {
         net: net_n,
         fc: fc_n,
     };
-    let result = measure::measure(cli, &ipc, &dir, runs, counts, k);
+    let result = measure::measure(cli, &ipc, &dir, (runs, local_repeats), counts, k);
     std::fs::remove_dir_all(&dir).ok();
     let samples = result?;
     let rows = report::rows(cli, &samples, runs, k);
     if cli.json {
         report::print_json(&rows)?;
     } else {
-        report::print_table(&rows, runs, &counts);
+        report::print_table(&rows, (runs, runs * local_repeats), &counts);
     }
     Ok(())
 }

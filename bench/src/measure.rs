@@ -24,13 +24,14 @@ pub(crate) struct Counts {
 }
 
 /// Takes all samples: starts what the selected benches need (the daemon, the two namespaces of
-/// the first-class bench, the file view, the memidle anchor), then for each run the idle-memory
-/// bench once and, for each message size, the network, first-class and local benches.
+/// the first-class bench, the file view, the memidle anchor), then for each of `runs` runs the
+/// idle-memory bench once and, for each message size, the network and first-class benches once
+/// and the local benches `local_repeats` times.
 pub(crate) fn measure(
     cli: &Cli,
     ipc: &anchor::IpcBench,
     dir: &Path,
-    runs: usize,
+    (runs, local_repeats): (usize, usize),
     counts: Counts,
     k: usize,
 ) -> Result<Samples> {
@@ -68,7 +69,9 @@ pub(crate) fn measure(
             if let Some(pair) = &fc {
                 m.first_class(pair, size, run)?;
             }
-            m.local(size, run)?;
+            for _ in 0..local_repeats {
+                m.local(size, run)?;
+            }
         }
     }
     Ok(m.samples)

@@ -49,6 +49,7 @@ pub(crate) struct Row {
     target: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     meets_target: Option<bool>,
+    /// Samples behind the medians (the local benches run three times in a quick run).
     runs: usize,
     mode: &'static str,
     /// Our per-run values (the p50s for rtt), in run order.
@@ -284,7 +285,6 @@ impl Kind {
 #[derive(Debug, Clone, Copy)]
 struct RowBase {
     size: usize,
-    runs: usize,
     mode: &'static str,
     /// Quota of our mailslots at this size, bytes.
     quota: usize,
@@ -315,7 +315,7 @@ impl RowBase {
             better: kind.better(),
             target,
             meets_target: target.map(|t| kind.meets(ratio, t)),
-            runs: self.runs,
+            runs: o.len(),
             mode: self.mode,
             ours_runs: rounded(o),
             anchor_runs: rounded(a),
@@ -333,7 +333,6 @@ pub(crate) fn rows(cli: &Cli, s: &Samples, runs: usize, k: usize) -> Vec<Row> {
     for &size in &cli.sizes {
         let base = RowBase {
             size,
-            runs,
             mode: mode(cli),
             quota: cli.quota_msgs.map_or(cli.quota, |n| n.max(1) * size),
         };

@@ -78,9 +78,15 @@ fn note(r: &Row) -> String {
 }
 
 /// Prints the rows as a readable table.
-pub(crate) fn print_table(rows: &[Row], runs: usize, counts: &Counts) {
+/// `runs` and `local_runs`: how many times the benches, and the local ones, ran.
+pub(crate) fn print_table(rows: &[Row], (runs, local_runs): (usize, usize), counts: &Counts) {
+    let local = if local_runs == runs {
+        String::new()
+    } else {
+        format!(" ({local_runs} of the local benches)")
+    };
     println!(
-        "mailslot-bench: median of {runs} run(s); {} msgs per throughput run, {} round trips per latency run, {} datagrams per net run, {} writes per net-fc run",
+        "mailslot-bench: median of {runs} run(s){local}; {} msgs per throughput run, {} round trips per latency run, {} datagrams per net run, {} writes per net-fc run",
         counts.tput, counts.rtt, counts.net, counts.fc
     );
     let notes: Vec<String> = rows.iter().map(note).collect();
