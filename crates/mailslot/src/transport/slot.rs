@@ -2293,7 +2293,9 @@ impl Slot {
         let others = plus(orphans.of(uid), conns.queued_by(uid, first.id));
         let c = conns.get_mut(first.id)?;
         let ring = c.ring.as_mut()?;
-        let (rec, next) = (first.rec, first.next);
+        // Borrowed, not copied: the record was just stored field by field, and a copy loads it
+        // back in wider pieces (a read of one writer's stream: 46.5 → 44.5 ns).
+        let (rec, next) = (&first.rec, first.next);
         if rec.len > buf.len() {
             return None; // the usual way says BufferTooSmall and keeps it
         }
@@ -2308,12 +2310,12 @@ impl Slot {
             &mut sink,
             &c.cred,
             ring,
-            &rec,
+            rec,
             (c.queued_bytes, c.queued_count),
             others,
         );
         if let Some((len, _)) = checked {
-            ring.data_to(&rec, &mut buf[..len]);
+            ring.data_to(rec, &mut buf[..len]);
         }
         ring.skip_first(next, rec.len);
         // What a scan does once per batch: see whether the writer waits, hand room back. The
