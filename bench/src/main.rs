@@ -43,16 +43,16 @@ use crate::measure::Counts;
     about = "Mailslot benchmarks beside the ipcbench anchors, with ratios"
 )]
 pub(crate) struct Cli {
-    /// Small counts and one run per value, three of the local benches (`tput`, `rtt`: a
-    /// second or two each, and the rows that swing most with the machine); finishes in well
-    /// under two minutes.
+    /// Small counts and one run per value, three of the local and network benches (`tput`,
+    /// `rtt`, `net`: seconds each, and the rows that swing most with the machine); finishes in
+    /// well under two minutes.
     #[arg(long)]
     pub(crate) quick: bool,
     /// One JSON object per line per (bench, size, anchor) instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
-    /// Runs per value; the median is reported (default 3, or 1 with --quick, whose local
-    /// benches still run three times).
+    /// Runs per value; the median is reported (default 3, or 1 with --quick, whose local and
+    /// network benches still run three times).
     #[arg(long)]
     pub(crate) runs: Option<usize>,
     /// Messages per throughput run (default 500000, or 200000 with --quick).
@@ -141,10 +141,11 @@ pub(crate) fn progress(msg: &str) {
 /// Runs every measurement `runs` times (interleaved), then prints medians and ratios.
 fn harness(cli: &Cli) -> Result<()> {
     let runs = cli.runs.unwrap_or(if cli.quick { 1 } else { 3 }).max(1);
-    // Quick mode's one run would leave the local rows to the moment: the machine's speed for
-    // two processes trading cache lines moves by 2x for seconds at a time (BENCHMARKS.md), and
-    // those benches take a second or two. They run three times there, as in a full run.
-    let local_repeats = if cli.quick && cli.runs.is_none() {
+    // Quick mode's one run would leave the local and network rows to the moment: the machine's
+    // speed for two processes trading cache lines moves by 2x for seconds at a time
+    // (BENCHMARKS.md), and those benches take seconds. They run three times there, as in a
+    // full run.
+    let repeats = if cli.quick && cli.runs.is_none() {
         3
     } else {
         1
@@ -179,14 +180,14 @@ fn harness(cli: &Cli) -> Result<()> {
         net: net_n,
         fc: fc_n,
     };
-    let result = measure::measure(cli, &ipc, &dir, (runs, local_repeats), counts, k);
+    let result = measure::measure(cli, &ipc, &dir, (runs, repeats), counts, k);
     std::fs::remove_dir_all(&dir).ok();
     let samples = result?;
     let rows = report::rows(cli, &samples, runs, k);
     if cli.json {
         report::print_json(&rows)?;
     } else {
-        report::print_table(&rows, (runs, runs * local_repeats), &counts);
+        report::print_table(&rows, (runs, runs * repeats), &counts);
     }
     Ok(())
 }

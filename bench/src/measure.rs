@@ -25,13 +25,13 @@ pub(crate) struct Counts {
 
 /// Takes all samples: starts what the selected benches need (the daemon, the two namespaces of
 /// the first-class bench, the file view, the memidle anchor), then for each of `runs` runs the
-/// idle-memory bench once and, for each message size, the network and first-class benches once
-/// and the local benches `local_repeats` times.
+/// idle-memory bench once and, for each message size, the first-class bench once and the network
+/// and local benches `repeats` times.
 pub(crate) fn measure(
     cli: &Cli,
     ipc: &anchor::IpcBench,
     dir: &Path,
-    (runs, local_repeats): (usize, usize),
+    (runs, repeats): (usize, usize),
     counts: Counts,
     k: usize,
 ) -> Result<Samples> {
@@ -64,12 +64,14 @@ pub(crate) fn measure(
         }
         for &size in &cli.sizes {
             if let Some(d) = &daemon {
-                m.network(d, size, run)?;
+                for _ in 0..repeats {
+                    m.network(d, size, run)?;
+                }
             }
             if let Some(pair) = &fc {
                 m.first_class(pair, size, run)?;
             }
-            for repeat in 0..local_repeats {
+            for repeat in 0..repeats {
                 // The file view's row once per run: ≈ 3 s a time, and bounded by FUSE.
                 m.local(size, run, repeat == 0)?;
             }

@@ -49,7 +49,8 @@ pub(crate) struct Row {
     target: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     meets_target: Option<bool>,
-    /// Samples behind the medians (the local benches run three times in a quick run).
+    /// Samples behind the medians (the local and network benches run three times in a quick
+    /// run).
     runs: usize,
     mode: &'static str,
     /// Our per-run values (the p50s for rtt), in run order.

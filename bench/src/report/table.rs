@@ -83,7 +83,7 @@ pub(crate) fn print_table(rows: &[Row], (runs, local_runs): (usize, usize), coun
     let local = if local_runs == runs {
         String::new()
     } else {
-        format!(" ({local_runs} of the local benches)")
+        format!(" ({local_runs} of the local and network benches)")
     };
     println!(
         "mailslot-bench: median of {runs} run(s){local}; {} msgs per throughput run, {} round trips per latency run, {} datagrams per net run, {} writes per net-fc run",
