@@ -78,12 +78,13 @@ fn note(r: &Row) -> String {
 }
 
 /// Prints the rows as a readable table.
-/// `runs` and `local_runs`: how many times the benches, and the local ones, ran.
-pub(crate) fn print_table(rows: &[Row], (runs, local_runs): (usize, usize), counts: &Counts) {
-    let local = if local_runs == runs {
+/// `runs` and `repeated_runs`: how many times the benches ran, and the local and network ones
+/// (three times in each run of a quick run).
+pub(crate) fn print_table(rows: &[Row], (runs, repeated_runs): (usize, usize), counts: &Counts) {
+    let local = if repeated_runs == runs {
         String::new()
     } else {
-        format!(" ({local_runs} of the local and network benches)")
+        format!(" ({repeated_runs} of the local and network benches)")
     };
     println!(
         "mailslot-bench: median of {runs} run(s){local}; {} msgs per throughput run, {} round trips per latency run, {} datagrams per net run, {} writes per net-fc run",

@@ -875,13 +875,19 @@ impl Slot {
     /// message, nobody else would look at the rings, and the service leaves a slot with a
     /// waiting reader alone).
     fn reader_active(&self, st: &mut State) {
-        if st.wake_me && st.readers_waiting == 0 {
+        if Self::wakes_to_stop(st) {
             self.set_wake_me(st, false);
             if !st.deferred && st.arming != Arming::Closed {
                 st.deferred = true;
                 self.service.watch(self.token);
             }
         }
+    }
+
+    /// Whether [`reader_active`](Self::reader_active) has something to do: writers are asked
+    /// for wake-ups and no other reader of this process waits.
+    fn wakes_to_stop(st: &State) -> bool {
+        st.wake_me && st.readers_waiting == 0
     }
 
     /// Moves everything pending on the sockets and in the rings into the queue; returns how many
@@ -2212,8 +2218,7 @@ impl Slot {
             || st.conns.len != 1
             || st.takes_since_drain + 1 >= DRAIN_EVERY
             || st.queue.head().is_some()
-            // `reader_active` has something to do.
-            || (st.wake_me && st.readers_waiting == 0)
+            || Self::wakes_to_stop(st)
         {
             return None;
         }
