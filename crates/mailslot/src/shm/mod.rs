@@ -923,6 +923,23 @@ impl RingReader {
         self.copy(off, out);
     }
 
+    /// A record's data in a vector of its own: [`data_to`](Self::data_to) into a buffer that
+    /// is not zeroed first (a whole message read straight from the ring).
+    pub(crate) fn data_vec(&self, rec: &Record) -> Vec<u8> {
+        let off = rec.body + block_len(rec.flags);
+        assert!(off <= self.ring.cap && rec.len <= self.ring.cap - off);
+        let mut v = Vec::with_capacity(rec.len);
+        // SAFETY: the source range lies within the ring's data area (checked above) and the
+        // vector's spare capacity holds `rec.len` bytes that nothing else refers to; after the
+        // copy they are initialised (any byte is a valid `u8`: a writer changing them at the
+        // same time can only garble its own message, as in `copy`).
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.ring.data().add(off), v.as_mut_ptr(), rec.len);
+            v.set_len(rec.len);
+        }
+        v
+    }
+
     /// Tells the writer what the scans so far took in: the room they freed in the ring and the
     /// messages that now count in the owner's published totals. Called after those totals are
     /// published, so that the writer never sees a message in neither (it would then think there

@@ -1940,7 +1940,7 @@ impl Slot {
                 if let Some(first) = self.uniform_head(&mut st, queued.is_none()) {
                     match (queued, &mut take) {
                         (None, Take::Read(buf)) => {
-                            if let Some(t) = self.read_direct(&mut st, &first, buf) {
+                            if let Some(t) = self.read_direct_into(&mut st, &first, buf) {
                                 self.after_direct(&mut st);
                                 break Ok(t);
                             }
@@ -2229,7 +2229,7 @@ impl Slot {
         }
         let first = FirstRecord::of(id, ring)?;
         let t = match take {
-            Take::Read(buf) => self.read_direct(st, &first, buf)?,
+            Take::Read(buf) => self.read_direct_into(st, &first, buf)?,
             Take::ReadMessage => self.read_direct_whole(st, &first)?,
             Take::Peek(_) | Take::PeekMessage => return None,
         };
@@ -2257,13 +2257,16 @@ impl Slot {
     }
 
     /// [`read_direct`](Self::read_direct) of a whole message: into a buffer of its own, made
-    /// only for a record within the limit (one over it is dropped the usual way).
+    /// only for a record within the limit (one over it is dropped the usual way) and not
+    /// zeroed first.
     fn read_direct_whole(&self, st: &mut State, first: &FirstRecord) -> Option<Taken> {
         if first.rec.len > self.config.max_message_size {
             return None;
         }
-        let mut data = vec![0u8; first.rec.len];
-        let t = self.read_direct(st, first, &mut data)?;
+        let mut data = Vec::new();
+        let t = self.read_direct(st, first, usize::MAX, |ring, rec| {
+            data = ring.data_vec(rec);
+        })?;
         Some(t.into_message(data))
     }
 
@@ -2276,13 +2279,34 @@ impl Slot {
         }
     }
 
+    /// [`read_direct`](Self::read_direct) into the caller's buffer.
+    #[inline(always)]
+    fn read_direct_into(
+        &self,
+        st: &mut State,
+        first: &FirstRecord,
+        buf: &mut [u8],
+    ) -> Option<Taken> {
+        self.read_direct(st, first, buf.len(), move |ring, rec| {
+            ring.data_to(rec, &mut buf[..rec.len]);
+        })
+    }
+
     /// Reads `first` (found by [`Self::uniform_head`], with the priority checks done there)
-    /// straight into `buf`: the same as taking it in and reading the head when the queue is
-    /// empty, without the copy into the queue and its bookkeeping. `None`: read the usual way.
+    /// straight from its ring: the same as taking it in and reading the head when the queue is
+    /// empty, without the copy into the queue and its bookkeeping. A record longer than `room`
+    /// is left for the usual way; `copy` copies the data of one that passed the checks (all
+    /// `rec.len` bytes of it). `None`: read the usual way.
     // Inlined into both callers (a read into a buffer, a whole message), for the same reason
     // as `uniform_head`.
     #[inline(always)]
-    fn read_direct(&self, st: &mut State, first: &FirstRecord, buf: &mut [u8]) -> Option<Taken> {
+    fn read_direct(
+        &self,
+        st: &mut State,
+        first: &FirstRecord,
+        room: usize,
+        copy: impl FnOnce(&RingReader, &Record),
+    ) -> Option<Taken> {
         let State {
             conns,
             incoming,
@@ -2301,7 +2325,7 @@ impl Slot {
         // Borrowed, not copied: the record was just stored field by field, and a copy loads it
         // back in wider pieces (a read of one writer's stream: 46.5 → 44.5 ns).
         let (rec, next) = (&first.rec, first.next);
-        if rec.len > buf.len() {
+        if rec.len > room {
             return None; // the usual way says BufferTooSmall and keeps it
         }
         let mut sink = Sink {
@@ -2319,8 +2343,8 @@ impl Slot {
             (c.queued_bytes, c.queued_count),
             others,
         );
-        if let Some((len, _)) = checked {
-            ring.data_to(rec, &mut buf[..len]);
+        if checked.is_some() {
+            copy(ring, rec);
         }
         ring.skip_first(next, rec.len);
         // What a scan does once per batch: see whether the writer waits, hand room back. The
@@ -3677,6 +3701,18 @@ mod tests {
                 "message {i} went through the queue"
             );
         }
+        // An empty message and one of several thousand bytes, each in a vector of its own.
+        let big: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        w.write(b"").unwrap();
+        w.write(&big).unwrap();
+        let empty = slot.read_message().unwrap();
+        assert!(empty.data.is_empty());
+        assert!(
+            slot.slot().lock().queue.head().is_none(),
+            "the large message went through the queue"
+        );
+        let m = slot.read_message().unwrap();
+        assert_eq!(m.data, big);
         assert!(matches!(
             slot.read_message_timeout(Timeout::ZERO),
             Err(ReadError::Timeout)
