@@ -923,23 +923,6 @@ impl RingReader {
         self.copy(off, out);
     }
 
-    /// A record's data in a vector of its own: [`data_to`](Self::data_to) into a buffer that
-    /// is not zeroed first (a whole message read straight from the ring).
-    pub(crate) fn data_vec(&self, rec: &Record) -> Vec<u8> {
-        let off = rec.body + block_len(rec.flags);
-        assert!(off <= self.ring.cap && rec.len <= self.ring.cap - off);
-        let mut v = Vec::with_capacity(rec.len);
-        // SAFETY: the source range lies within the ring's data area (checked above) and the
-        // vector's spare capacity holds `rec.len` bytes that nothing else refers to; after the
-        // copy they are initialised (any byte is a valid `u8`: a writer changing them at the
-        // same time can only garble its own message, as in `copy`).
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.ring.data().add(off), v.as_mut_ptr(), rec.len);
-            v.set_len(rec.len);
-        }
-        v
-    }
-
     /// Tells the writer what the scans so far took in: the room they freed in the ring and the
     /// messages that now count in the owner's published totals. Called after those totals are
     /// published, so that the writer never sees a message in neither (it would then think there
@@ -970,25 +953,41 @@ impl RingReader {
         b
     }
 
-    /// Appends a record's data to `out`.
+    /// Appends a record's data to `out`, copied into its spare capacity (not zeroed first).
     pub(crate) fn data_into(&self, rec: &Record, out: &mut Vec<u8>) {
         let off = rec.body + block_len(rec.flags);
         // `scan` checked that the whole record lies within the data area.
         debug_assert!(off + rec.len <= self.ring.cap);
+        let src = self.src(off, rec.len);
+        out.reserve(rec.len);
         let start = out.len();
-        out.resize(start + rec.len, 0);
-        self.copy(off, &mut out[start..]);
+        // SAFETY: `src` starts `rec.len` readable bytes of the data area (see `src`), and the
+        // vector's spare capacity holds at least `rec.len` bytes (reserved above) that nothing
+        // else refers to; after the copy they are initialised. Bytes a writer changes at the
+        // same time are still bytes (see `copy`).
+        unsafe {
+            std::ptr::copy_nonoverlapping(src, out.as_mut_ptr().add(start), rec.len);
+            out.set_len(start + rec.len);
+        }
     }
 
     fn copy(&self, off: usize, dst: &mut [u8]) {
-        assert!(off <= self.ring.cap && dst.len() <= self.ring.cap - off);
-        // SAFETY: the source range lies within the ring's data area (checked above) and `dst`
-        // is a distinct, live buffer. The writer may be changing these bytes at the same time:
-        // any byte value is a valid `u8`, so the worst outcome is a copy of garbage, which only
-        // the writer's own message can contain (its record bounds were checked by the owner).
+        let src = self.src(off, dst.len());
+        // SAFETY: `src` starts `dst.len()` readable bytes of the data area (see `src`) and
+        // `dst` is a distinct, live buffer. The writer may be changing these bytes at the same
+        // time: any byte value is a valid `u8`, so the worst outcome is a copy of garbage, which
+        // only the writer's own message can contain (its record bounds were checked by the
+        // owner).
         unsafe {
-            std::ptr::copy_nonoverlapping(self.ring.data().add(off), dst.as_mut_ptr(), dst.len());
+            std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len());
         };
+    }
+
+    /// The start of `len` bytes at `off` in the data area; panics if they do not lie within it.
+    fn src(&self, off: usize, len: usize) -> *const u8 {
+        assert!(off <= self.ring.cap && len <= self.ring.cap - off);
+        // SAFETY: `off` is within the mapped data area (checked above), or one past its end.
+        unsafe { self.ring.data().add(off) }
     }
 }
 

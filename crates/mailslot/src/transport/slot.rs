@@ -2263,9 +2263,9 @@ impl Slot {
         if first.rec.len > self.config.max_message_size {
             return None;
         }
-        let mut data = Vec::new();
+        let mut data = Vec::with_capacity(first.rec.len);
         let t = self.read_direct(st, first, usize::MAX, |ring, rec| {
-            data = ring.data_vec(rec);
+            ring.data_into(rec, &mut data);
         })?;
         Some(t.into_message(data))
     }
