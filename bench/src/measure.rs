@@ -35,8 +35,10 @@ pub(crate) fn measure(
     counts: Counts,
     k: usize,
 ) -> Result<Samples> {
-    let daemon = if cli.wants(Bench::Net) {
-        progress("starting mailslotd for the net bench");
+    // The daemon also keeps the names of the local mailslots made while it runs (its
+    // directory): the idle-memory rows measure slots as a system with the daemon has them.
+    let daemon = if cli.wants(Bench::Net) || cli.wants(Bench::Mem) {
+        progress("starting mailslotd for the net and mem benches");
         Some(net::Daemon::start(&dir.join("mailslotd"))?)
     } else {
         None
@@ -63,7 +65,7 @@ pub(crate) fn measure(
             m.idle_memory(memidle, run)?;
         }
         for &size in &cli.sizes {
-            if let Some(d) = &daemon {
+            if let (Some(d), true) = (&daemon, cli.wants(Bench::Net)) {
                 for _ in 0..repeats {
                     m.network(d, size, run)?;
                 }
@@ -148,7 +150,8 @@ impl Measurer<'_> {
         ));
         for k in [mem::K_SLOT, mem::K_10K] {
             self.idle_memory_anchor(memidle, k)?;
-            self.idle_memory_ours(k)?;
+            self.idle_memory_ours(k, false)?;
+            self.idle_memory_ours(k, true)?;
         }
         Ok(())
     }
@@ -170,11 +173,22 @@ impl Measurer<'_> {
         Ok(())
     }
 
-    /// K idle mailslots in one `__mem-idle` process.
-    fn idle_memory_ours(&mut self, k: usize) -> Result<()> {
+    /// K idle mailslots in one `__mem-idle` process: as the daemon's directory keeps them, or
+    /// each with a socket of its own (`own`).
+    fn idle_memory_ours(&mut self, k: usize, own: bool) -> Result<()> {
         let what = format!("{k} idle mailslots");
-        let kv = sys::run_role(&["__mem-idle".into(), "--count".into(), k.to_string()])?;
-        let ours = |m| Series::OursMem(k, m);
+        let mut args = vec!["__mem-idle".into(), "--count".into(), k.to_string()];
+        if own {
+            args.push("--own-sockets".into());
+        }
+        let kv = sys::run_role(&args)?;
+        let ours = |m| {
+            if own {
+                Series::OursMemOwn(k, m)
+            } else {
+                Series::OursMem(k, m)
+            }
+        };
         let s = &mut self.samples;
         s.add(
             ours(MemMetric::Bytes),
@@ -188,6 +202,8 @@ impl Measurer<'_> {
             (MemMetric::RssReturned, "rss_returned_B"),
             (MemMetric::Created, "created"),
             (MemMetric::FirstRss, "first_rss_B"),
+            (MemMetric::DaemonRss, "daemon_rss_B_per"),
+            (MemMetric::Directory, "directory"),
         ]) {
             s.add(ours(metric), 0, sys::kv_f64(&kv, key, &what)?);
         }

@@ -21,6 +21,12 @@
 //! in). What that first slot took (`VmRSS`) is printed as `first_rss_B=` and shown beside the
 //! row, so the per-slot figure is what each further slot costs.
 //!
+//! When the daemon runs (the harness starts one for this bench), the names of the slots are in
+//! its directory and the slots have no socket of their own (see `mailslot::directory`); the role
+//! then also reads the daemon's `VmRSS` before and after (`daemon_rss_B_per=`, `directory=1`),
+//! and that is added to the slot's bytes: the slab part is system-wide and counts the daemon's
+//! kernel objects by itself.
+//!
 //! The meminfo counters are system-wide: anything else the machine does between the two readings
 //! lands in them, so the figures are noisy on a shared machine (less so with a larger K).
 
@@ -147,7 +153,13 @@ fn meminfo(text: &str, key: &str) -> Result<i64> {
 
 /// Own `VmRSS` of `/proc/self/status`, kB.
 fn rss_kb() -> Result<i64> {
-    let text = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    rss_kb_of("self")
+}
+
+/// `VmRSS` of `/proc/<pid>/status`, kB.
+fn rss_kb_of(pid: &str) -> Result<i64> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     text.lines()
         .find_map(|l| {
             l.strip_prefix("VmRSS:")?
@@ -204,7 +216,12 @@ fn raise_nofile() -> (u64, u64) {
 /// `created=` and `failed=` (1 when not all could be created: the error goes to stderr and the
 /// figures are per slot created). Exits successfully in that case too, so that the harness can
 /// report it.
-pub(crate) fn idle(count: usize) -> Result<()> {
+pub(crate) fn idle(count: usize, own_sockets: bool) -> Result<()> {
+    if own_sockets {
+        // Before the first mailslot (the library reads it at each create), while this process
+        // has one thread.
+        std::env::set_var(mailslot::directory::DIRECTORY_ENV, "off");
+    }
     let (soft, hard) = raise_nofile();
     let pid = std::process::id();
     let r_first = rss_kb()?;
@@ -212,11 +229,14 @@ pub(crate) fn idle(count: usize) -> Result<()> {
         .context("creating the first mailslot")?;
     let first_rss = (rss_kb()? - r_first) * 1024;
     let fd0 = open_fds()?;
+    // The daemon whose directory keeps the names (when one runs): its memory for them counts.
+    let daemon = mailslot::directory::server_pid().map(|p| p.to_string());
     // As memidle: flush dirty pages, let the system settle, then read.
     // SAFETY: sync has no preconditions.
     unsafe { libc::sync() };
     std::thread::sleep(SETTLE);
     let c0 = Counters::read()?;
+    let d0 = daemon.as_deref().map(rss_kb_of).transpose()?;
     let mut slots = Vec::with_capacity(count);
     let mut failed = false;
     let t0 = Instant::now();
@@ -240,6 +260,7 @@ pub(crate) fn idle(count: usize) -> Result<()> {
     let created = slots.len();
     std::thread::sleep(SETTLE);
     let c1 = Counters::read()?;
+    let d1 = daemon.as_deref().map(rss_kb_of).transpose()?;
     let fd1 = open_fds()?;
     let t1 = Instant::now();
     drop(slots);
@@ -252,7 +273,7 @@ pub(crate) fn idle(count: usize) -> Result<()> {
         "kind=mailslot K={count} created={created} failed={} memfree_B_per={:.0} slab_B_per={:.0} \
          {SLAB_OBJECTS_KEY}={:.0} kstack_B_per={:.0} pgtbl_B_per={:.0} rss_B_per={:.0} fds_per={:.3} create_s={create_s:.6} \
          close_s={close_s:.6} rss_returned_B={} first_rss_B={first_rss} nofile_soft={soft} \
-         nofile_hard={hard}",
+         nofile_hard={hard} directory={} daemon_rss_B_per={:.0}",
         u8::from(failed),
         per(c0.memfree - c1.memfree),
         per(c1.slab - c0.slab),
@@ -262,6 +283,8 @@ pub(crate) fn idle(count: usize) -> Result<()> {
         per(c1.rss - c0.rss),
         (fd1 as f64 - fd0 as f64) / k,
         (c1.rss - rss2) * 1024,
+        u8::from(daemon.is_some()),
+        d0.zip(d1).map_or(0.0, |(a, b)| per(b - a)),
     ))
 }
 
@@ -279,7 +302,9 @@ pub(crate) fn bytes_per(
         SlabBasis::Objects => SLAB_OBJECTS_KEY,
         SlabBasis::Pages => "slab_B_per",
     };
-    Ok(sys::kv_f64(kv, slab_key, what)? + sys::kv_f64(kv, "rss_B_per", what)?)
+    // Ours also counts what the daemon's directory holds for the names (memidle has no such key).
+    let daemon = sys::kv_f64(kv, "daemon_rss_B_per", what).unwrap_or(0.0);
+    Ok(sys::kv_f64(kv, slab_key, what)? + sys::kv_f64(kv, "rss_B_per", what)? + daemon)
 }
 
 #[cfg(test)]

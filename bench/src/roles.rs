@@ -177,6 +177,9 @@ pub(crate) enum Role {
     MemIdle {
         #[arg(long)]
         count: usize,
+        /// Without the daemon's directory: each slot binds a socket of its own.
+        #[arg(long)]
+        own_sockets: bool,
     },
     /// First-class bench receiver on host B (mailslot owner or TCP anchor server).
     #[command(name = "__fc-recv", hide = true)]
@@ -225,7 +228,7 @@ pub(crate) fn run(role: Role) -> Result<()> {
         Role::RttManyPing { echo, id, load } => rtt::ping_one(&echo, id, load),
         Role::NetOwner(run) => net::owner(run),
         Role::NetSender(run) => net::sender(run),
-        Role::MemIdle { count } => mem::idle(count),
+        Role::MemIdle { count, own_sockets } => mem::idle(count, own_sockets),
         Role::MountFs { dir } => mount::serve(&dir),
         Role::FcRecv(run) => netfc::recv(run),
         Role::FcSend(run) => netfc::send(run),

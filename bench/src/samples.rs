@@ -35,8 +35,11 @@ pub(crate) enum Series {
     /// The first-class bench: a kind of remote write (or the TCP anchor) with a number of
     /// writers.
     Fc(netfc::Kind, usize, FcMetric),
-    /// Our idle mailslots, K of them in one process (samples under size 0).
+    /// Our idle mailslots, K of them in one process (samples under size 0), their names in the
+    /// daemon's directory when one runs.
     OursMem(usize, MemMetric),
+    /// The same, each slot with a socket of its own (no directory).
+    OursMemOwn(usize, MemMetric),
     /// memidle `udgram K` (samples under size 0).
     AnchorMem(usize, MemMetric),
 }
@@ -72,6 +75,11 @@ pub(crate) enum MemMetric {
     /// `VmRSS` the process's first mailslot took, bytes (ours; paid once per process, before the
     /// K are counted: the service thread and the library's code).
     FirstRss,
+    /// The daemon's `VmRSS` delta, bytes per object (ours, when its directory keeps the names;
+    /// part of [`Bytes`](Self::Bytes)).
+    DaemonRss,
+    /// 1 when the daemon's directory kept the names, 0 when each slot had a socket (ours).
+    Directory,
 }
 
 /// The per-object keys of a memidle-style line, besides the sum [`MemMetric::Bytes`].

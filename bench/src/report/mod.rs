@@ -92,6 +92,12 @@ pub(crate) struct MemColumns {
     /// Our `VmRSS` delta.
     #[serde(skip_serializing_if = "Option::is_none")]
     ours_rss: Option<f64>,
+    /// The daemon's `VmRSS` delta, when its directory kept the names (in `ours`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ours_daemon_rss: Option<f64>,
+    /// Whether the daemon's directory kept the names (no socket per slot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    directory: Option<bool>,
     /// Our `MemFree` drop (not in `ours`: system-wide).
     #[serde(skip_serializing_if = "Option::is_none")]
     ours_memfree: Option<f64>,
@@ -577,29 +583,49 @@ fn fc_rows(s: &Samples, base: &RowBase, k: usize) -> Vec<Row> {
     out
 }
 
-/// The `idle_slot` and `idle_10k` rows, when the `mem` bench ran.
+/// The `idle_slot` and `idle_10k` rows, when the `mem` bench ran: the slots as a system with
+/// the daemon has them (their names in its directory; the rows with the targets), and each
+/// with a socket of its own (`…_own_sockets`: as without the daemon; no target).
 fn mem_rows(cli: &Cli, s: &Samples, runs: usize) -> Vec<Row> {
-    [("idle_slot", mem::K_SLOT), ("idle_10k", mem::K_10K)]
-        .into_iter()
-        .filter_map(|(bench, k)| mem_row(cli, s, runs, bench, k))
-        .collect()
+    [
+        ("idle_slot", mem::K_SLOT, false),
+        ("idle_10k", mem::K_10K, false),
+        ("idle_slot_own_sockets", mem::K_SLOT, true),
+        ("idle_10k_own_sockets", mem::K_10K, true),
+    ]
+    .into_iter()
+    .filter_map(|(bench, k, own)| mem_row(cli, s, runs, (bench, k, own)))
+    .collect()
 }
 
 /// One `mem` row: K idle mailslots beside K memidle sockets (per object for `idle_slot`, in
-/// total for `idle_10k`), with the make-up of the memory and the row's target.
-fn mem_row(cli: &Cli, s: &Samples, runs: usize, bench: &str, k: usize) -> Option<Row> {
+/// total for `idle_10k`), with the make-up of the memory and the row's target (none for the
+/// slots with sockets of their own, `own`).
+fn mem_row(
+    cli: &Cli,
+    s: &Samples,
+    runs: usize,
+    (bench, k, own): (&str, usize, bool),
+) -> Option<Row> {
+    let series = move |m| {
+        if own {
+            Series::OursMemOwn(k, m)
+        } else {
+            Series::OursMem(k, m)
+        }
+    };
     let get = |series: Series| s.get(&series, 0).map(median);
     let runs_of = |series: Series| -> Vec<f64> {
         s.get(&series, 0)
             .map(|v| v.iter().map(|x| x.round()).collect())
             .unwrap_or_default()
     };
-    let ours = |m| get(Series::OursMem(k, m));
+    let ours = |m| get(series(m));
     let theirs = |m| get(Series::AnchorMem(k, m));
     let (o, a) = (ours(MemMetric::Bytes)?, theirs(MemMetric::Bytes)?);
     // The fewest created over the runs: a single failed run shows.
     let created = s
-        .get(&Series::OursMem(k, MemMetric::Created), 0)
+        .get(&series(MemMetric::Created), 0)
         .and_then(|v| v.iter().copied().reduce(f64::min))
         .unwrap_or(0.0) as usize;
     let ratio = o / a;
@@ -631,13 +657,13 @@ fn mem_row(cli: &Cli, s: &Samples, runs: usize, bench: &str, k: usize) -> Option
         meets_target: None,
         runs,
         mode: mode(cli),
-        ours_runs: per_run(Series::OursMem(k, MemMetric::Bytes), scale),
+        ours_runs: per_run(series(MemMetric::Bytes), scale),
         anchor_runs: per_run(Series::AnchorMem(k, MemMetric::Bytes), ascale),
         quota: mailslot::DEFAULT_QUOTA,
         net: NetColumns::default(),
         mem: mem_columns(&ours, &theirs, (scale, ascale), s.slab_basis, k, created),
     };
-    set_mem_target(&mut row, &ours, k, created, ratio);
+    set_mem_target(&mut row, &ours, (k, own), created, ratio);
     Some(row)
 }
 
@@ -668,6 +694,8 @@ fn mem_columns(
         anchor_rss: theirs(MemMetric::Rss).map(|v| (v * ascale).round()),
         anchor_memfree: theirs(MemMetric::MemFree).map(|v| (v * ascale).round()),
         fds_per_slot: ours(MemMetric::Fds).map(round3),
+        ours_daemon_rss: ours(MemMetric::DaemonRss).map(|v| (v * scale).round()),
+        directory: ours(MemMetric::Directory).map(|v| v >= 0.5),
         first_rss: ours(MemMetric::FirstRss).map(f64::round),
         ..MemColumns::default()
     }
@@ -678,18 +706,23 @@ fn mem_columns(
 fn set_mem_target(
     row: &mut Row,
     ours: &dyn Fn(MemMetric) -> Option<f64>,
-    k: usize,
+    (k, own): (usize, bool),
     created: usize,
     ratio: f64,
 ) {
     if k == mem::K_SLOT {
-        row.target = Some(MEM_SLOT_TARGET);
-        row.meets_target = Some(created == k && ratio <= MEM_SLOT_TARGET);
+        if !own {
+            row.target = Some(MEM_SLOT_TARGET);
+            row.meets_target = Some(created == k && ratio <= MEM_SLOT_TARGET);
+        }
     } else {
         let (c, d) = (ours(MemMetric::CreateSecs), ours(MemMetric::CloseSecs));
         row.mem.create_s = c.map(|v| (v * 1e4).round() / 1e4);
         row.mem.close_s = d.map(|v| (v * 1e4).round() / 1e4);
         row.mem.rss_returned = ours(MemMetric::RssReturned).map(f64::round);
+        if own {
+            return;
+        }
         row.mem.target_bytes = Some(mem::TARGET_10K_BYTES);
         row.mem.target_secs = Some(mem::TARGET_10K_SECS);
         let secs_ok = |v: Option<f64>| v.is_some_and(|v| v < mem::TARGET_10K_SECS);

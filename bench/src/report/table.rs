@@ -30,7 +30,7 @@ fn mem_note(r: &Row) -> String {
             note.push_str(&format!("ONLY {c}/{k} CREATED; "));
         }
     }
-    if m.target_bytes.is_some() {
+    if m.create_s.is_some() {
         note.push_str(&format!(
             "create {:.3} s, close {:.3} s, RSS returned {}",
             m.create_s.unwrap_or(nan),
@@ -39,11 +39,19 @@ fn mem_note(r: &Row) -> String {
         ));
     } else {
         note.push_str(&format!(
-            "{:.2} fd/slot; {} {} + rss {} (udgram {} + {}); first slot of a process {}",
+            "{}{:.2} fd/slot; {} {} + rss {}{} (udgram {} + {}); first slot of a process {}",
+            if m.directory == Some(true) {
+                "names in the daemon's directory; "
+            } else {
+                ""
+            },
             m.fds_per_slot.unwrap_or(nan),
             m.slab_basis.map_or("slab", SlabBasis::label),
             human(kernel(m.ours_slab, m.ours_slab_objects)),
             human(m.ours_rss.unwrap_or(nan)),
+            m.ours_daemon_rss
+                .filter(|_| m.directory == Some(true))
+                .map_or(String::new(), |d| format!(" + daemon {}", human(d))),
             human(kernel(m.anchor_slab, m.anchor_slab_objects)),
             human(m.anchor_rss.unwrap_or(nan)),
             human(m.first_rss.unwrap_or(nan))

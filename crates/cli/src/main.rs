@@ -195,6 +195,16 @@ fn daemon_status(a: &StatusArgs) -> Result<()> {
             writeln!(out, "  {k:<24} {val}")?;
         }
     }
+    match &status.directory {
+        Some(directory) => {
+            let mut fields = directory.fields();
+            fields.sort_unstable();
+            for (k, val) in fields {
+                writeln!(out, "  directory_{k:<14} {val}")?;
+            }
+        }
+        None => writeln!(out, "  directory not served")?,
+    }
     Ok(())
 }
 

@@ -469,6 +469,34 @@ counters! {
     }
 }
 
+counters! {
+    /// Counters of the mailslot directory the daemon serves to local owners and writers (which
+    /// process holds which mailslot name): [`Status::directory`].
+    pub struct DirectoryStatus {
+        /// Names registered now.
+        pub names,
+        /// Registry connections (owner processes that declared their listener) open now.
+        pub registries,
+        /// Connections open now (registry connections and others).
+        pub connections,
+        /// Registrations refused because the name already has an owner (183).
+        pub refused_exists,
+        /// Registrations refused by a limit on names (8).
+        pub refused_limit,
+        /// Records that did not decode, were too large or carried ancillary data.
+        pub malformed,
+        /// Connections turned away by the connection limits.
+        pub connections_refused,
+    }
+}
+
+impl DirectoryStatus {
+    /// The fields that are levels now ([`names`](Self::names),
+    /// [`registries`](Self::registries), [`connections`](Self::connections)), rising and
+    /// falling; the others are totals since the daemon started.
+    pub const GAUGES: [&'static str; 3] = ["names", "registries", "connections"];
+}
+
 /// The answer to [`Request::Status`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
@@ -500,6 +528,10 @@ pub struct Status {
     /// Counters of the session service.
     #[serde(default)]
     pub session: SessionCounters,
+    /// Counters of the mailslot directory; `None` when the daemon serves no directory (its
+    /// address was taken, or the daemon is older than the directory).
+    #[serde(default)]
+    pub directory: Option<DirectoryStatus>,
 }
 
 /// Whether the daemon owns UDP 137/138 or runs beside Samba's `nmbd`.
@@ -775,6 +807,13 @@ mod tests {
             delivery: DeliveryCounters::default(),
             mode: ModeStatus::default(),
             session: SessionCounters::default(),
+            directory: Some(DirectoryStatus {
+                names: 2,
+                registries: 1,
+                connections: 3,
+                refused_exists: 4,
+                ..DirectoryStatus::default()
+            }),
         };
         let v: serde_json::Value = serde_json::to_value(&s).unwrap();
         assert_eq!(v["netbios_name"], "HOSTA");
@@ -791,5 +830,47 @@ mod tests {
         old.as_object_mut().unwrap().remove("mode");
         let back: Status = serde_json::from_value(old).unwrap();
         assert_eq!(back.mode, ModeStatus::default());
+        assert_eq!(v["directory"]["names"], 2);
+        assert_eq!(v["directory"]["registries"], 1);
+        assert_eq!(v["directory"]["connections"], 3);
+        assert_eq!(v["directory"]["refused_exists"], 4);
+        assert_eq!(v["directory"]["connections_refused"], 0);
+        let directory = s.directory.as_ref().unwrap();
+        assert_eq!(directory.fields().len(), 7);
+        for g in DirectoryStatus::GAUGES {
+            assert!(directory.fields().iter().any(|(k, _)| *k == g), "{g}");
+        }
+        let reply = Reply::Status(Box::new(s.clone()));
+        assert_eq!(Reply::decode(&reply.encode().unwrap()).unwrap(), reply);
+        // A daemon without a directory says `null`.
+        let none = Status {
+            directory: None,
+            ..s.clone()
+        };
+        let v_none = serde_json::to_value(&none).unwrap();
+        assert!(v_none["directory"].is_null());
+        assert_eq!(serde_json::from_value::<Status>(v_none).unwrap(), none);
+        // A status without `directory` (a daemon older than the directory) still reads: none.
+        let mut old = v.clone();
+        old.as_object_mut().unwrap().remove("directory");
+        let record = format!("{{\"v\":1,\"msg\":{{\"reply\":\"status\",{}}}}}", {
+            let body = serde_json::to_string(&old).unwrap();
+            body[1..body.len() - 1].to_string()
+        });
+        let Reply::Status(back) = Reply::decode(record.as_bytes()).unwrap() else {
+            panic!("not a status");
+        };
+        assert_eq!(back.directory, None);
+        assert_eq!(back.netbios_name, "HOSTA");
+        // Counters a newer daemon adds to the directory's are ignored; missing ones read 0.
+        let partial: DirectoryStatus =
+            serde_json::from_str(r#"{"names":5,"something_new":1}"#).unwrap();
+        assert_eq!(
+            partial,
+            DirectoryStatus {
+                names: 5,
+                ..DirectoryStatus::default()
+            }
+        );
     }
 }

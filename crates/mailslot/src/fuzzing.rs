@@ -8,12 +8,14 @@ use crate::transport::{decode_header, decode_remote, Greeting};
 /// records): freezes it as at a hang-up (some inputs) and lets it be scribbled over again, reads
 /// records straight from it while they look like one priority, scans the rest (every record's
 /// bounds checked), copies each record out, scans again.
-/// Also decodes `bytes` as a greeting, a socket-path record header and a remote-sender block.
+/// Also decodes `bytes` as a greeting, a socket-path record header, a remote-sender block and a
+/// writer's hello on a process listener.
 /// Must never panic, whatever the bytes.
 pub fn local_input(bytes: &[u8]) {
     let _ = Greeting::decode(bytes);
     let _ = decode_header(bytes);
     let _ = decode_remote(bytes);
+    let _ = crate::transport::registry::decode_hello(bytes);
     let Ok((_fd, mut ring)) = RingReader::create(4096) else {
         return;
     };

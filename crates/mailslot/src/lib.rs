@@ -51,6 +51,7 @@
 #![warn(missing_docs)]
 
 pub mod daemon;
+pub mod directory;
 pub mod error;
 pub mod name;
 pub mod policy;
@@ -693,7 +694,8 @@ pub struct ListEntry {
     pub owner_uid: Option<u32>,
 }
 
-/// The mailslots of this host (this network namespace), from `/proc/net/unix`.
+/// The mailslots of this host (this network namespace): from `/proc/net/unix`, and from the
+/// daemon's directory when one runs.
 pub fn list() -> std::io::Result<Vec<ListEntry>> {
     transport::list::list()
 }

@@ -97,6 +97,27 @@ pub(crate) fn set_send_timeout(fd: &OwnedFd, timeout: Option<Duration>) -> io::R
     )?)
 }
 
+/// Waits for one record on a blocking socket (bounded by its `SO_RCVTIMEO`): its length and
+/// whether it was longer than `buf`; `None` when the receive timeout ran out.
+pub(crate) fn recv_record_wait(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<Option<(usize, bool)>> {
+    match retry(|| rustix::net::recv(fd, &mut *buf, RecvFlags::TRUNC)) {
+        Ok((got, full)) => Ok(Some((got, full > got))),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `SO_RCVTIMEO`: how long a blocking receive may wait (`EAGAIN` after it); `None` waits
+/// forever.
+pub(crate) fn set_recv_timeout(fd: &OwnedFd, timeout: Option<Duration>) -> io::Result<()> {
+    let timeout = timeout.map(|d| d.max(Duration::from_micros(1)));
+    Ok(rustix::net::sockopt::set_socket_timeout(
+        fd,
+        rustix::net::sockopt::Timeout::Recv,
+        timeout,
+    )?)
+}
+
 /// The socket's send buffer (`SO_SNDBUF`, as the kernel reports it).
 pub(crate) fn send_buffer_size(fd: &OwnedFd) -> io::Result<usize> {
     Ok(rustix::net::sockopt::socket_send_buffer_size(fd)?)

@@ -143,7 +143,7 @@ impl Drop for Place {
 }
 
 /// Root, the daemon's user and the user this process runs as.
-fn is_admin(uid: u32) -> bool {
+pub(crate) fn is_admin(uid: u32) -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
     uid == me || mailslot::daemon::is_trusted_uid(uid)

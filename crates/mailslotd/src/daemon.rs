@@ -27,6 +27,7 @@ use tracing::{debug, error, info};
 use crate::coalesce::{Coalescer, LINGER};
 use crate::control::{self, ControlCall, ControlServer};
 use crate::deliver::Deliverer;
+use crate::directory::{DirectoryHandle, DirectoryServer};
 use crate::metrics::{self, Published};
 use crate::session::{self, local::LocalWriter, local::Origin};
 use crate::sys::RecvBatch;
@@ -63,6 +64,8 @@ pub struct Sockets {
     pub name: StdUdpSocket,
     /// The control socket for local programs.
     pub control: ControlServer,
+    /// The mailslot directory for local owners and writers, if the daemon serves it.
+    pub directory: Option<DirectoryServer>,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics: Option<TcpListener>,
     /// The NetBIOS session service (TCP 139), if the daemon listens: first-class writes and
@@ -134,6 +137,8 @@ pub struct Daemon {
     session_counters: session::Counters,
     /// The session service's port, 0 when it does not listen.
     session_port: u16,
+    /// The mailslot directory once serving (stopped when the daemon is dropped).
+    directory: Option<DirectoryHandle>,
 }
 
 /// An answer owed to a control client.
@@ -162,6 +167,7 @@ impl Daemon {
             local: LocalWriter::default(),
             session_counters,
             session_port: 0,
+            directory: None,
             router: Router::new(config, started),
             deliverer: Deliverer::default(),
             sockets: Some(sockets),
@@ -239,6 +245,10 @@ impl Daemon {
         let ns = into_tokio(sockets.name)?;
         control::spawn(sockets.control, self.command_tx.clone(), Command::Control)
             .context("cannot start the control thread")?;
+        if let Some(d) = sockets.directory {
+            self.directory = Some(d.spawn().context("cannot start the directory thread")?);
+            info!("mailslot directory serving");
+        }
         if let Some(l) = sockets.session {
             l.set_nonblocking(true)?;
             self.session_port = l.local_addr()?.port();
@@ -372,6 +382,10 @@ impl Daemon {
             delivery: self.deliverer.counters(),
             mode: self.mode.clone(),
             session: self.session_counters.get(),
+            directory: self
+                .directory
+                .as_ref()
+                .map(|d| d.counters().snapshot().into()),
         }
     }
 
@@ -599,4 +613,254 @@ fn resolved_name(name: &str, suffix: u8) -> String {
 fn into_tokio(s: StdUdpSocket) -> Result<UdpSocket> {
     s.set_nonblocking(true)?;
     Ok(UdpSocket::from_std(s)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::thread::JoinHandle;
+
+    use mailslot::daemon::{DaemonClient, DirectoryStatus};
+    use mailslot::directory::{Reply as DirReply, Request as DirRequest, MAX_RECORD};
+    use mailslot_router::Interface;
+    use socket2::{Domain, SockAddr, Socket, Type};
+
+    use super::*;
+    use crate::metrics::prometheus_text;
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    fn unique(what: &str) -> String {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        format!(
+            "mailslotd/test/unit-{what}/{}/{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// A daemon on loopback (ephemeral ports, a control name of its own, metrics on an
+    /// ephemeral TCP port) with a directory at an abstract name of its own, or none.
+    struct Running {
+        stopper: Stopper,
+        thread: Option<JoinHandle<Result<u8>>>,
+        control: String,
+        directory: Option<String>,
+        metrics: SocketAddr,
+    }
+
+    impl Running {
+        fn start(with_directory: bool) -> Self {
+            let bind = || StdUdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            let (datagram, name) = (bind(), bind());
+            let mut cfg = RouterConfig::new(
+                "UNITHOST",
+                "UNITWG",
+                vec![Interface::new(Ipv4Addr::new(127, 0, 0, 2), 32)],
+            );
+            cfg.port = datagram.local_addr().unwrap().port();
+            cfg.name_port = name.local_addr().unwrap().port();
+            let control = unique("control");
+            let directory = with_directory.then(|| unique("directory"));
+            let metrics = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+            let metrics_addr = metrics.local_addr().unwrap();
+            let sockets = Sockets {
+                datagram,
+                name,
+                control: ControlServer::bind_at(&control).unwrap(),
+                directory: directory
+                    .as_ref()
+                    .map(|a| DirectoryServer::bind_at(a).unwrap()),
+                metrics: Some(metrics),
+                session: None,
+            };
+            let daemon = Daemon::new(cfg, sockets);
+            let stopper = daemon.stopper();
+            let thread = std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(daemon.run())
+            });
+            Self {
+                stopper,
+                thread: Some(thread),
+                control,
+                directory,
+                metrics: metrics_addr,
+            }
+        }
+
+        fn status(&self) -> Status {
+            DaemonClient::connect_to(&self.control)
+                .unwrap()
+                .status(WAIT)
+                .unwrap()
+        }
+
+        /// Waits until `f` holds for the status.
+        fn wait_for(&self, what: &str, f: impl Fn(&Status) -> bool) -> Status {
+            let deadline = Instant::now() + WAIT;
+            loop {
+                let s = self.status();
+                if f(&s) {
+                    return s;
+                }
+                assert!(Instant::now() < deadline, "{what}: {s:?}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+
+        /// Scrapes the metrics endpoint until `f` holds for the text (the endpoint serves the
+        /// status published at most every [`PUBLISH_INTERVAL`], and only when the loop wakes:
+        /// a status request wakes it).
+        fn scrape_until(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
+            let deadline = Instant::now() + WAIT;
+            loop {
+                let _ = self.status();
+                let mut s = std::net::TcpStream::connect(self.metrics).unwrap();
+                s.set_read_timeout(Some(WAIT)).unwrap();
+                s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+                let mut resp = String::new();
+                s.read_to_string(&mut resp).unwrap();
+                if f(&resp) {
+                    return resp;
+                }
+                assert!(Instant::now() < deadline, "{what}:\n{resp}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.stopper.stop_blocking("test over");
+            if let Some(t) = self.thread.take() {
+                let code = t.join().expect("the daemon thread panicked");
+                if !std::thread::panicking() {
+                    assert_eq!(code.unwrap(), EXIT_OK);
+                }
+            }
+        }
+    }
+
+    /// A plain connection to a directory at `address`.
+    struct DirClient(Socket);
+
+    impl DirClient {
+        fn connect(address: &str) -> Self {
+            let s = Socket::new(Domain::UNIX, Type::SEQPACKET, None).unwrap();
+            s.connect(&SockAddr::unix(format!("\0{address}")).unwrap())
+                .unwrap();
+            s.set_read_timeout(Some(WAIT)).unwrap();
+            Self(s)
+        }
+
+        fn call(&self, req: &DirRequest) -> DirReply {
+            self.0
+                .send_with_flags(&req.encode(), libc::MSG_NOSIGNAL)
+                .unwrap();
+            let mut buf = vec![0u8; MAX_RECORD + 1];
+            // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`.
+            let n =
+                unsafe { libc::recv(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+            assert!(n > 0, "no answer from the directory");
+            DirReply::decode(&buf[..n as usize]).unwrap()
+        }
+    }
+
+    /// The directory's counters are in the status and the metrics while it runs, and a daemon
+    /// that serves no directory says none (and exports no directory metric).
+    #[test]
+    fn the_status_and_the_metrics_show_the_directory() {
+        let d = Running::start(true);
+        let before = d.wait_for("the directory in the status", |s| s.directory.is_some());
+        assert_eq!(before.directory, Some(DirectoryStatus::default()));
+
+        let address = d.directory.as_deref().unwrap();
+        let owner = DirClient::connect(address);
+        let listener = format!("mailslot/v1p/{}/unit-status", std::process::id());
+        assert_eq!(
+            owner.call(&DirRequest::Owner {
+                address: listener.into_bytes()
+            }),
+            DirReply::Done
+        );
+        let key = format!("mailslotd_test\\status\\{}", std::process::id());
+        assert_eq!(
+            owner.call(&DirRequest::Register {
+                id: 1,
+                key: key.clone()
+            }),
+            DirReply::Done
+        );
+        // A writer's connection, open beside the registry connection.
+        let writer = DirClient::connect(address);
+        assert!(matches!(
+            writer.call(&DirRequest::Lookup { key }),
+            DirReply::Found { id: 1, .. }
+        ));
+
+        let expected = DirectoryStatus {
+            names: 1,
+            registries: 1,
+            connections: 2,
+            ..DirectoryStatus::default()
+        };
+        let status = d.wait_for("one name, one registry, two connections", |s| {
+            s.directory.as_ref() == Some(&expected)
+        });
+
+        let text = d.scrape_until("the directory's metrics", |t| {
+            ["names 1", "registries 1", "connections 2"]
+                .iter()
+                .all(|l| t.lines().any(|x| x == format!("mailslotd_directory_{l}")))
+        });
+        for line in [
+            "# TYPE mailslotd_directory_names gauge",
+            "mailslotd_directory_names 1",
+            "# TYPE mailslotd_directory_registries gauge",
+            "mailslotd_directory_registries 1",
+            "# TYPE mailslotd_directory_connections gauge",
+            "mailslotd_directory_connections 2",
+            "# TYPE mailslotd_directory_refused_exists_total counter",
+            "mailslotd_directory_refused_exists_total 0",
+            "# TYPE mailslotd_directory_refused_limit_total counter",
+            "mailslotd_directory_refused_limit_total 0",
+            "# TYPE mailslotd_directory_malformed_total counter",
+            "mailslotd_directory_malformed_total 0",
+            "# TYPE mailslotd_directory_connections_refused_total counter",
+            "mailslotd_directory_connections_refused_total 0",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+        }
+        assert_eq!(
+            prometheus_text(&status)
+                .matches("mailslotd_directory_")
+                .count(),
+            14
+        );
+
+        // The registry connection's name goes with it.
+        drop(owner);
+        d.wait_for("the name dropped", |s| {
+            s.directory
+                .as_ref()
+                .is_some_and(|d| (d.names, d.registries, d.connections) == (0, 0, 1))
+        });
+        drop(writer);
+        drop(d);
+
+        let none = Running::start(false);
+        let status = none.status();
+        assert_eq!(status.directory, None);
+        assert!(!prometheus_text(&status).contains("mailslotd_directory_"));
+        let text = none.scrape_until("the metrics", |t| {
+            t.lines()
+                .any(|l| l.starts_with("mailslotd_uptime_seconds "))
+        });
+        assert!(!text.contains("mailslotd_directory_"), "{text}");
+    }
 }

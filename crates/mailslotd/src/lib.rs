@@ -3,7 +3,7 @@
 //!
 //! - [`Daemon`] runs the router on sockets it is handed ([`Sockets`]): the two UDP sockets
 //!   (datagrams, name service), the control socket for local programs ([`control`]) and,
-//!   optionally, the metrics listener. It delivers what arrives into local mailslots.
+//!   optionally, the mailslot directory ([`directory`]) and the metrics listener. It delivers what arrives into local mailslots.
 //! - [`run`] is the program (`mailslotd`, also `mailslot daemon`): it reads the configuration
 //!   ([`config`], [`settings`]), binds the real sockets, drops root, handles signals and runs a
 //!   [`Daemon`].
@@ -16,6 +16,7 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 mod deliver;
+pub mod directory;
 pub mod metrics;
 pub mod samba;
 mod session;
@@ -30,6 +31,7 @@ use tracing::{info, warn};
 pub use config::netbios_name_for_host;
 pub use control::ControlServer;
 pub use daemon::{Daemon, Sockets, Stopper, EXIT_ERROR, EXIT_NAME_CONFLICT, EXIT_OK};
+pub use directory::DirectoryServer;
 pub use settings::{DaemonArgs, Settings};
 
 /// Runs the daemon until SIGTERM/SIGINT; returns the process exit status.
@@ -100,8 +102,8 @@ async fn serve(settings: Settings) -> Result<u8> {
     daemon.run().await
 }
 
-/// The sockets of the configuration file: UDP on `bind_address`, the control socket of this
-/// network namespace, the metrics port on 127.0.0.1.
+/// The sockets of the configuration file: UDP on `bind_address`, the control socket and the
+/// mailslot directory of this network namespace, the metrics port on 127.0.0.1.
 ///
 /// Beside Samba: the datagram socket shares `0.0.0.0:PORT` with nmbd (`SO_REUSEADDR` only, never
 /// `SO_REUSEPORT` nor an interface address, which would take unicast from nmbd: it receives the
@@ -129,6 +131,7 @@ fn bind(file: &config::DaemonConfig, beside_nmbd: bool) -> Result<Sockets> {
             anyhow::anyhow!("cannot bind the control socket: {e}")
         }
     })?;
+    let directory = directory_server();
     let metrics = match file.metrics_port {
         Some(port) => Some(
             std::net::TcpListener::bind(("127.0.0.1", port))
@@ -142,9 +145,33 @@ fn bind(file: &config::DaemonConfig, beside_nmbd: bool) -> Result<Sockets> {
         datagram,
         name,
         control,
+        directory,
         metrics,
         session,
     })
+}
+
+/// The mailslot directory's socket. Not fatal when it cannot be bound (its address taken by
+/// another process): the daemon runs without it and says so, and every mailslot then has a
+/// socket of its own.
+fn directory_server() -> Option<DirectoryServer> {
+    match DirectoryServer::bind() {
+        Ok(d) => {
+            directory::raise_fd_limit();
+            Some(d)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            warn!(
+                "the mailslot directory's address is taken: running without the directory \
+                 (every mailslot has a socket of its own)"
+            );
+            None
+        }
+        Err(e) => {
+            warn!("cannot bind the mailslot directory ({e}): running without it");
+            None
+        }
+    }
 }
 
 /// The session service's listener on `port` (none for 0). A port already taken — Samba's smbd

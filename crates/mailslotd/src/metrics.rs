@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mailslot::daemon::Status;
+use mailslot::daemon::{DirectoryStatus, Status};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -12,8 +12,9 @@ use tracing::debug;
 /// The last status the daemon published (every 500 ms).
 pub(crate) type Published = Arc<Mutex<Option<Status>>>;
 
-/// The metrics text: every counter of the router, the delivery and the session service, and
-/// the uptime.
+/// The metrics text: every counter of the router, the delivery and the session service, the
+/// mailslot directory's when it runs (`mailslotd_directory_…`: gauges for what holds now, the
+/// [`DirectoryStatus::GAUGES`], `…_total` counters for the rest), and the uptime.
 pub fn prometheus_text(status: &Status) -> String {
     let mut out = String::new();
     let counters = status.counters.fields();
@@ -26,6 +27,17 @@ pub fn prometheus_text(status: &Status) -> String {
     for (k, v) in session {
         let name = format!("mailslotd_session_{k}_total");
         out.push_str(&format!("# TYPE {name} counter\n{name} {v}\n"));
+    }
+    if let Some(directory) = &status.directory {
+        for (k, v) in directory.fields() {
+            if DirectoryStatus::GAUGES.contains(&k) {
+                let name = format!("mailslotd_directory_{k}");
+                out.push_str(&format!("# TYPE {name} gauge\n{name} {v}\n"));
+            } else {
+                let name = format!("mailslotd_directory_{k}_total");
+                out.push_str(&format!("# TYPE {name} counter\n{name} {v}\n"));
+            }
+        }
     }
     out.push_str(&format!(
         "# TYPE mailslotd_uptime_seconds gauge\nmailslotd_uptime_seconds {}\n",

@@ -1,5 +1,6 @@
 //! The few system calls of the daemon: host name, interfaces, socket buffer, privileges,
-//! `recvmmsg`, and the control socket's peer credentials and records.
+//! `recvmmsg`, the control socket's peer credentials and records, and the directory's event loop
+//! (epoll, eventfd, non-blocking records, the descriptor limit).
 
 use std::ffi::CStr;
 use std::io;
@@ -203,4 +204,238 @@ pub(crate) fn recv_record(s: &socket2::Socket, buf: &mut [u8]) -> io::Result<usi
             return Err(e);
         }
     }
+}
+
+/// One record taken without blocking from a `SOCK_SEQPACKET` socket by [`recv_record_nonblocking`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Record {
+    /// Bytes copied into the buffer (0: the peer hung up, or an empty record).
+    pub(crate) len: usize,
+    /// The record was longer than the buffer (`MSG_TRUNC`).
+    pub(crate) truncated: bool,
+    /// The record carried ancillary data (descriptors, credentials), discarded by the kernel
+    /// because no room was offered for it (`MSG_CTRUNC`).
+    pub(crate) ancillary: bool,
+}
+
+/// Takes one record of `fd` into `buf` without blocking; `Ok(None)` when none is queued. No
+/// room is offered for ancillary data, so descriptors a client passes are closed by the kernel
+/// and never enter this process.
+pub(crate) fn recv_record_nonblocking(
+    fd: std::os::fd::RawFd,
+    buf: &mut [u8],
+) -> io::Result<Option<Record>> {
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    loop {
+        // SAFETY: msghdr is plain old data; all-zero is valid (no name, no control buffer).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        // SAFETY: the one iovec points into `buf`, which lives across the call; the kernel writes
+        // at most `buf.len()` bytes there.
+        let r = unsafe {
+            libc::recvmsg(
+                fd,
+                &mut msg,
+                libc::MSG_DONTWAIT | libc::MSG_TRUNC | libc::MSG_CMSG_CLOEXEC,
+            )
+        };
+        if r >= 0 {
+            let len = r as usize;
+            return Ok(Some(Record {
+                len: len.min(buf.len()),
+                truncated: msg.msg_flags & libc::MSG_TRUNC != 0 || len > buf.len(),
+                ancillary: msg.msg_flags & libc::MSG_CTRUNC != 0,
+            }));
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            io::ErrorKind::WouldBlock => return Ok(None),
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Whether the peer of the connected socket `fd` hung up (`POLLRDHUP`, `POLLHUP` or `POLLERR`
+/// right now; no waiting).
+pub(crate) fn hung_up(fd: std::os::fd::RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let r = unsafe { libc::poll(&mut p, 1, 0) };
+    r > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+}
+
+/// A (level-triggered) epoll instance.
+#[derive(Debug)]
+pub(crate) struct Epoll(std::os::fd::OwnedFd);
+
+impl Epoll {
+    pub(crate) fn new() -> io::Result<Self> {
+        // SAFETY: plain system call; the result is checked.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a new descriptor nothing else owns.
+        Ok(Self(unsafe {
+            <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+        }))
+    }
+
+    fn ctl(
+        &self,
+        op: libc::c_int,
+        fd: std::os::fd::RawFd,
+        events: u32,
+        token: u64,
+    ) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut ev = libc::epoll_event { events, u64: token };
+        // SAFETY: `ev` is a live epoll_event for the call.
+        if unsafe { libc::epoll_ctl(self.0.as_raw_fd(), op, fd, &mut ev) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Watches `fd` for `events`, reported with `token`.
+    pub(crate) fn add(&self, fd: std::os::fd::RawFd, events: u32, token: u64) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, events, token)
+    }
+
+    /// Stops watching `fd`.
+    pub(crate) fn delete(&self, fd: std::os::fd::RawFd) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
+    }
+
+    /// Changes the events watched on `fd`.
+    pub(crate) fn modify(&self, fd: std::os::fd::RawFd, events: u32, token: u64) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_MOD, fd, events, token)
+    }
+
+    /// Waits up to `timeout` for events (into `events`, which is cleared first).
+    pub(crate) fn wait(
+        &self,
+        events: &mut Vec<libc::epoll_event>,
+        timeout: std::time::Duration,
+    ) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        events.clear();
+        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        let cap = events.capacity().min(i32::MAX as usize) as libc::c_int;
+        // SAFETY: the kernel writes at most `cap` events into the vector's spare capacity.
+        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), cap, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            return if e.kind() == io::ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(e)
+            };
+        }
+        // SAFETY: the kernel initialised the first `n` (≤ capacity) entries.
+        unsafe { events.set_len(n as usize) };
+        Ok(())
+    }
+}
+
+/// A non-blocking `eventfd` that wakes an [`Epoll`] from another thread.
+#[derive(Debug)]
+pub(crate) struct Waker(std::os::fd::OwnedFd);
+
+impl Waker {
+    pub(crate) fn new() -> io::Result<Self> {
+        // SAFETY: plain system call; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a new descriptor nothing else owns.
+        Ok(Self(unsafe {
+            <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+        }))
+    }
+
+    pub(crate) fn fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.0.as_raw_fd()
+    }
+
+    /// Makes the descriptor unreadable again.
+    pub(crate) fn drain(&self) {
+        let mut v: u64 = 0;
+        // SAFETY: reads at most 8 bytes into a live u64; EAGAIN when already drained.
+        unsafe { libc::read(self.fd(), (&mut v as *mut u64).cast(), 8) };
+    }
+
+    /// Makes the descriptor readable.
+    pub(crate) fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64; a full counter (EAGAIN) is readable anyway.
+        unsafe { libc::write(self.fd(), (&one as *const u64).cast(), 8) };
+    }
+}
+
+/// Raises the soft limit on open descriptors towards `wanted` (at most the hard limit); best
+/// effort.
+pub(crate) fn raise_fd_limit(wanted: u64) {
+    // SAFETY: rlimit is plain old data.
+    let mut l: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: `l` is a live rlimit for each call.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) != 0 || l.rlim_cur >= wanted as libc::rlim_t
+        {
+            return;
+        }
+        l.rlim_cur = (wanted as libc::rlim_t).min(l.rlim_max);
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &l) != 0 {
+            warn!("cannot raise the descriptor limit to {wanted}");
+        }
+    }
+}
+
+/// `struct sched_attr` of `sched_setattr(2)` (the C library has no wrapper; `libc` has no type).
+#[repr(C)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+    util_min: u32,
+    util_max: u32,
+}
+
+/// Asks the scheduler to give the calling thread short time slices (`sched_setattr` with
+/// `SCHED_OTHER` and `sched_runtime` = `slice`: the fair scheduler's custom slice, Linux 6.12
+/// and later): a thread that wakes for a few microseconds of work then runs soon after it wakes
+/// instead of waiting for a busy thread's whole slice (≈ 3 ms). Best effort: older kernels
+/// refuse it (or ignore the field) and nothing changes.
+pub(crate) fn prefer_short_slices(slice: std::time::Duration) {
+    let attr = SchedAttr {
+        size: size_of::<SchedAttr>() as u32,
+        policy: libc::SCHED_OTHER as u32,
+        flags: 0,
+        nice: 0,
+        priority: 0,
+        runtime: slice.as_nanos().min(u128::from(u64::MAX)) as u64,
+        deadline: 0,
+        period: 0,
+        util_min: 0,
+        util_max: 0,
+    };
+    // SAFETY: `attr` is a valid, fully initialised sched_attr of the size it declares; pid 0 is
+    // the calling thread; the kernel only reads it.
+    let _ = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
 }

@@ -1531,6 +1531,7 @@ mod tests {
             delivery: DeliveryCounters::default(),
             mode: ModeStatus::default(),
             session: SessionCounters::default(),
+            directory: None,
         };
         let record = Reply::Status(Box::new(status))
             .encode()

@@ -1,4 +1,5 @@
-//! Listing the mailslots of this host from `/proc/net/unix` (this network namespace only).
+//! Listing the mailslots of this host (this network namespace only): those with a socket of
+//! their own from `/proc/net/unix`, and those whose names the daemon's directory keeps.
 
 use std::collections::HashMap;
 use std::io;
@@ -94,6 +95,20 @@ pub(crate) fn list() -> io::Result<Vec<ListEntry>> {
             })
         })
         .collect();
+    // The names the daemon's directory keeps (no socket of their own), if one runs.
+    for e in crate::directory::list() {
+        let Ok(name) = Name::local(&e.key) else {
+            continue;
+        };
+        if out.iter().any(|o| o.name.key() == e.key) {
+            continue;
+        }
+        out.push(ListEntry {
+            name,
+            owner_pid: (e.pid != 0).then_some(e.pid),
+            owner_uid: Some(e.uid),
+        });
+    }
     out.sort_by_key(|e| e.name.key());
     Ok(out)
 }

@@ -22,17 +22,22 @@
 //!   bounds first. So that writers never stall while the owner is busy elsewhere, one
 //!   **per-process** service thread (not one per mailslot) does the same for slots nobody is
 //!   reading; it stays out of the way of active readers (see [`service`]).
+//! - When the daemon runs, a private mailslot has no listener of its own: its name is in the
+//!   daemon's directory, writers connect to the owner process's one listener and say which
+//!   slot they want, and the service thread hands them over (see [`registry`] and
+//!   [`crate::directory`]).
 //! - Fallback: a writer without a ring (the owner could not make one, or the writer could not
 //!   map it) sends each message as one `SEQPACKET` record on its socket: a 16-byte header
 //!   (version, priority, class, stamp) and the data.
 
 pub(crate) mod list;
+pub(crate) mod registry;
 pub(crate) mod service;
 pub(crate) mod slot;
 pub(crate) mod writer;
 
 /// Prefix of every abstract socket name of this project (format version 1).
-pub(crate) const ADDR_PREFIX: &str = "mailslot/v1/";
+pub(crate) const ADDR_PREFIX: &str = crate::directory::SOCKET_PREFIX;
 
 /// The abstract address of the mailslot with comparison key `key`.
 pub(crate) fn address(key: &str) -> Vec<u8> {

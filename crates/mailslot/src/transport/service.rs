@@ -26,6 +26,11 @@
 //! [`SHARED_LOOK_EVERY`] (see `Slot::look`): such a program does not wait in a read, which would
 //! look for itself, and a holder that died in a read may have told writers not to wake anyone.
 //!
+//! It also serves the process's part of the daemon's directory (see [`registry`]): it accepts
+//! writers on the process listener, reads their hellos and hands each connection to its slot;
+//! when the registry connection hangs up (the daemon stopped), it gives every slot whose name
+//! was there a listening socket of its own.
+//!
 //! After `fork`, the child has no service thread; the next mailslot it creates starts one.
 
 use std::collections::{HashMap, HashSet};
@@ -35,6 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
+use super::registry::{self, Connected, Registered, Registry};
 use super::slot::{Arming, Busy, Slot, SHARED_LOOK_EVERY};
 use crate::sys;
 
@@ -54,6 +60,10 @@ pub(crate) struct Service {
     /// Shared slots whose descriptor a program polls: looked at every
     /// [`SHARED_LOOK_EVERY`](super::slot::SHARED_LOOK_EVERY) (see `Slot::look`).
     looks: Mutex<HashSet<u64>>,
+    /// The process listener, the registry connection and the hellos not yet read.
+    registry: Registry,
+    /// Tokens of connections waiting for their hello (counting up from [`TOKEN_PENDING`]).
+    next_pending: AtomicU64,
 }
 
 /// How long the service leaves a slot whose lock somebody has before it tries again.
@@ -61,6 +71,14 @@ pub(crate) const BUSY_RETRY: Duration = Duration::from_millis(20);
 
 /// Epoll token of `watch_wake` (slot tokens count up from 1).
 const TOKEN_WATCH: u64 = u64::MAX;
+/// Epoll token of the process listener.
+const TOKEN_PROCESS: u64 = u64::MAX - 1;
+/// Epoll token of the registry connection (watched for its hang-up only).
+const TOKEN_REGISTRY: u64 = u64::MAX - 2;
+/// Epoll tokens of connections waiting for their hello: this bit and a count.
+const TOKEN_PENDING: u64 = 1 << 62;
+/// Connections the process listener accepts per wake-up at most.
+const ACCEPTS_PER_WAKE: usize = 64;
 
 static SERVICE: Mutex<Option<(u32, Arc<Service>)>> = Mutex::new(None);
 
@@ -82,6 +100,8 @@ pub(crate) fn get() -> io::Result<Arc<Service>> {
         watch: Mutex::new(Vec::new()),
         watch_wake: sys::eventfd()?,
         looks: Mutex::new(HashSet::new()),
+        registry: Registry::default(),
+        next_pending: AtomicU64::new(TOKEN_PENDING),
     });
     sys::epoll_ctl(
         s.epoll.as_raw_fd(),
@@ -133,6 +153,56 @@ impl Service {
             // The loop may be asleep without a timeout: it reckons with the new entry now.
             sys::eventfd_signal(self.watch_wake.as_raw_fd());
         }
+    }
+
+    /// Registers `key` as the slot `token` in the daemon's directory, if one runs.
+    pub(crate) fn register_name(&self, token: u64, key: &str) -> Registered {
+        let mut c = match self.registry.connection() {
+            Connected::Ready(c) => c,
+            Connected::New(c) => {
+                // Watched before the first name is registered: writers may come at once.
+                let ep = self.epoll.as_raw_fd();
+                if let Some(l) = self.registry.listener_fd() {
+                    match sys::epoll_ctl(
+                        ep,
+                        libc::EPOLL_CTL_ADD,
+                        l,
+                        libc::EPOLLIN as u32,
+                        TOKEN_PROCESS,
+                    ) {
+                        Ok(()) => {}
+                        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                        Err(_) => return Registered::No,
+                    }
+                }
+                if let Some(r) = Registry::conn_fd(&c) {
+                    if sys::epoll_ctl(
+                        ep,
+                        libc::EPOLL_CTL_ADD,
+                        r,
+                        libc::EPOLLRDHUP as u32,
+                        TOKEN_REGISTRY,
+                    )
+                    .is_err()
+                    {
+                        return Registered::No;
+                    }
+                }
+                c
+            }
+            Connected::None => return Registered::No,
+        };
+        Registry::register(&mut c, token, key)
+    }
+
+    /// Whether the daemon's directory has `key` (no directory: no).
+    pub(crate) fn name_in_directory(&self, key: &str) -> bool {
+        self.registry.has(key)
+    }
+
+    /// Takes the slot `token`'s name out of the directory.
+    pub(crate) fn unregister_name(&self, token: u64) {
+        self.registry.unregister(token);
     }
 
     pub(crate) fn register(&self, slot: &Arc<Slot>) -> io::Result<()> {
@@ -274,10 +344,12 @@ impl Service {
             } else if next_look.is_none() {
                 next_look = Some(Instant::now() + SHARED_LOOK_EVERY);
             }
+            let hellos_due = self.registry.expire_pending(Instant::now());
             let timeout = deferred
                 .iter()
                 .map(|(t, _)| *t)
                 .chain(next_look)
+                .chain(hellos_due)
                 .map(|t| t.saturating_duration_since(Instant::now()))
                 .min();
             let Ok(n) = sys::epoll_wait(self.epoll.as_raw_fd(), &mut events, timeout) else {
@@ -298,6 +370,12 @@ impl Service {
                             deferred.push((now + DEFER, tok));
                         }
                     }
+                } else if e.u64 == TOKEN_PROCESS {
+                    self.accept_writers(&mut due);
+                } else if e.u64 == TOKEN_REGISTRY {
+                    self.registry_hung_up();
+                } else if e.u64 >= TOKEN_PENDING {
+                    self.hello_came(e.u64, &mut due);
                 } else {
                     due.push((e.u64, false));
                 }
@@ -324,6 +402,91 @@ impl Service {
                 next_look = Some(now + SHARED_LOOK_EVERY);
                 self.look_all();
             }
+        }
+    }
+
+    /// Accepts writers on the process listener and hands each, once its hello has come, to its
+    /// slot; slots to serve now go to `due`.
+    fn accept_writers(&self, due: &mut Vec<(u64, bool)>) {
+        for _ in 0..ACCEPTS_PER_WAKE {
+            // None waiting; or ECONNABORTED, EMFILE: the listener stays ready.
+            let Ok(Some(conn)) = self.registry.accept() else {
+                return;
+            };
+            match registry::read_hello(&conn) {
+                Ok(Some((id, key))) => self.route(conn, id, &key, due),
+                Ok(None) => {
+                    // Connected, the hello not sent yet: waited for, a bounded number per user.
+                    let Ok(cred) = sys::peer_cred(&conn) else {
+                        continue;
+                    };
+                    let token = self.next_pending.fetch_add(1, Ordering::Relaxed);
+                    let fd = conn.as_raw_fd();
+                    if self.registry.add_pending(token, conn, cred.uid) {
+                        let events = (libc::EPOLLIN | libc::EPOLLONESHOT) as u32;
+                        let _ = sys::epoll_ctl(
+                            self.epoll.as_raw_fd(),
+                            libc::EPOLL_CTL_ADD,
+                            fd,
+                            events,
+                            token,
+                        );
+                    }
+                }
+                // Anything else than a hello: closed.
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// The connection waiting under `token` has something to read (or expired meanwhile).
+    fn hello_came(&self, token: u64, due: &mut Vec<(u64, bool)>) {
+        let Some(p) = self
+            .registry
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&token)
+        else {
+            return;
+        };
+        let _ = sys::epoll_ctl(
+            self.epoll.as_raw_fd(),
+            libc::EPOLL_CTL_DEL,
+            p.fd.as_raw_fd(),
+            0,
+            0,
+        );
+        if let Ok(Some((id, key))) = registry::read_hello(&p.fd) {
+            self.route(p.fd, id, &key, due);
+        }
+    }
+
+    /// Hands a writer's connection to the slot its hello named (none such: closed).
+    fn route(&self, conn: OwnedFd, id: u64, key: &str, due: &mut Vec<(u64, bool)>) {
+        let slot = self.slots().get(&id).and_then(Weak::upgrade);
+        if let Some(slot) = slot {
+            if slot.hand_over(conn, key) && !due.iter().any(|(t, _)| *t == id) {
+                due.push((id, false));
+            }
+        }
+    }
+
+    /// The daemon's directory is gone: every slot whose name was there binds it itself.
+    fn registry_hung_up(&self) {
+        if !self.registry.lost() {
+            return;
+        }
+        let slots: Vec<Arc<Slot>> = self
+            .slots()
+            .values()
+            .filter_map(Weak::upgrade)
+            .filter(|s| s.in_directory())
+            .collect();
+        for slot in slots {
+            let mut st = slot.lock();
+            // (A name somebody else bound meanwhile is lost to this slot: its writers stay.)
+            let _ = slot.promote(&mut st);
         }
     }
 

@@ -3,10 +3,11 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use super::registry::Registered;
 use super::service::{self, Service};
 use super::{
     address, decode_behalf, decode_header, decode_remote, Greeting, Refusal, BEHALF_LEN,
@@ -492,8 +493,18 @@ impl BufferPool {
 pub(crate) struct Slot {
     pub config: Config,
     /// The listening socket's descriptor number (the socket itself is in the state, so that
-    /// closing frees the name); what the service watches until the slot has `fds`.
-    listener_fd: RawFd,
+    /// closing frees the name); what the service watches until the slot has `fds`. -1 while the
+    /// name is in the daemon's directory instead (see `registry`).
+    listener_fd: AtomicI32,
+    /// The name was registered in the daemon's directory when the slot was made: writers come
+    /// through the process listener (`incoming`, `Fds::knock`).
+    directory: bool,
+    /// The name is still in the directory (taken out when the slot closes or binds a socket of
+    /// its own, see [`promote`](Self::promote)).
+    registered: AtomicBool,
+    /// Writers' connections handed over by the service thread from the process listener, not
+    /// yet greeted.
+    incoming: Mutex<Vec<OwnedFd>>,
     /// Made when the first writer connects or a reader first waits: an idle slot costs one
     /// descriptor (its listener).
     fds: OnceLock<Fds>,
@@ -562,6 +573,9 @@ struct Fds {
     wait_epoll: OwnedFd,
     /// Signalled by the service thread when it moved messages into the queue.
     wake: OwnedFd,
+    /// Signalled when the service thread hands over a writer's connection (slots whose name is
+    /// in the directory: they have no listener of their own to make the epoll ready).
+    knock: Option<OwnedFd>,
 }
 
 /// What a reader wants from the head of the queue.
@@ -624,8 +638,31 @@ pub(crate) struct Status {
 impl Slot {
     pub(crate) fn create(config: Config, read_timeout: Timeout) -> Result<Arc<Self>, CreateError> {
         sys::raise_nofile_limit();
+        let service = service::get()?;
+        let token = service.next_token();
+        let key = config.name.key();
+        // The daemon's directory keeps the name, if one runs: no socket for this slot.
+        match service.register_name(token, &key) {
+            Registered::Yes => {
+                return Self::with_parts(
+                    config,
+                    read_timeout,
+                    None,
+                    None,
+                    None,
+                    token,
+                    service.clone(),
+                )
+                .map_err(|e| {
+                    service.unregister_name(token);
+                    e.into()
+                })
+            }
+            Registered::Taken => return Err(CreateError::AlreadyExists(config.name.to_string())),
+            Registered::No => {}
+        }
         let listener = sys::seqpacket(true)?;
-        match sys::bind_abstract(&listener, &address(&config.name.key())) {
+        match sys::bind_abstract(&listener, &address(&key)) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => {
                 return Err(CreateError::AlreadyExists(config.name.to_string()));
@@ -633,39 +670,52 @@ impl Slot {
             Err(e) => return Err(e.into()),
         }
         sys::listen(&listener, 4096)?;
+        // A directory that started meanwhile may have given the name to somebody else (it
+        // gives no name that a socket has, and this asks after binding: one of the two loses).
+        if service.name_in_directory(&key) {
+            return Err(CreateError::AlreadyExists(config.name.to_string()));
+        }
         Ok(Self::with_parts(
             config,
             read_timeout,
-            listener,
+            Some(listener),
             None,
             None,
+            token,
+            service,
         )?)
     }
 
-    /// A slot around an already listening socket (a new one, or a shared handle taken up).
+    /// A slot around an already listening socket (a new one, or a shared handle taken up), or
+    /// (`listener` `None`) one whose name the directory registered as `token`.
     fn with_parts(
         config: Config,
         read_timeout: Timeout,
-        listener: OwnedFd,
+        listener: Option<OwnedFd>,
         control: Option<(ControlFds, Control)>,
         shared: Option<Box<Shared>>,
+        token: u64,
+        service: Arc<Service>,
     ) -> io::Result<Arc<Self>> {
-        let service = service::get()?;
+        let directory = listener.is_none();
         let slot = Arc::new(Self {
-            listener_fd: listener.as_raw_fd(),
+            listener_fd: AtomicI32::new(listener.as_ref().map_or(-1, AsRawFd::as_raw_fd)),
+            directory,
+            registered: AtomicBool::new(directory),
+            incoming: Mutex::new(Vec::new()),
             fds: OnceLock::new(),
-            token: service.next_token(),
+            token,
             creator_pid: sys::getpid(),
             service,
             state: Mutex::new(if control.is_none() && shared.is_none() {
                 Cell::Idle {
-                    listener: Some(listener),
+                    listener,
                     read_timeout,
                     arming: Arming::Idle,
                 }
             } else {
                 Cell::Busy(Box::new(State::new(
-                    Some(listener),
+                    listener,
                     control,
                     shared,
                     read_timeout,
@@ -732,22 +782,117 @@ impl Slot {
     pub(crate) fn arm_with(&self, f: impl FnOnce(RawFd) -> io::Result<()>) -> io::Result<()> {
         let mut cell = self.cell();
         if let Cell::Idle { arming, .. } = &mut *cell {
-            f(self.service_fd())?;
+            // A slot whose name is in the directory has nothing to watch until a writer comes:
+            // the service serves it when it hands over a connection.
+            if self.service_fd() >= 0 {
+                f(self.service_fd())?;
+            }
             *arming = Arming::Armed;
             return Ok(());
         }
         drop(cell);
         let mut st = self.lock();
-        f(self.service_fd())?;
+        if self.service_fd() >= 0 {
+            f(self.service_fd())?;
+        }
         st.arming = Arming::Armed;
         Ok(())
     }
 
-    /// What the service thread watches for this slot.
+    /// What the service thread watches for this slot (-1: nothing yet).
     pub(crate) fn service_fd(&self) -> RawFd {
         self.fds
             .get()
-            .map_or(self.listener_fd, |f| f.epoll.as_raw_fd())
+            .map_or_else(|| self.listener_fd(), |f| f.epoll.as_raw_fd())
+    }
+
+    /// The listener's descriptor, -1 when the slot has none (its name is in the directory).
+    fn listener_fd(&self) -> RawFd {
+        self.listener_fd.load(Ordering::Acquire)
+    }
+
+    /// For the service thread: a writer's connection that came through the process listener
+    /// for this slot (its hello named `key`). Greeted at once when nobody has the slot's lock
+    /// (so that the writer waits for no other thread); else left for the lock's holder, who is
+    /// knocked. Returns whether the service must serve the slot soon (it has nothing the
+    /// service watches that would tell it).
+    pub(crate) fn hand_over(&self, conn: OwnedFd, key: &str) -> bool {
+        if self.config.name.key() != key {
+            // An entry of the directory that points at the wrong slot: refused (dropped).
+            return false;
+        }
+        self.incoming
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(conn);
+        if let Ok(mut st) = self.try_lock() {
+            if st.arming != Arming::Closed {
+                self.accept_all(&mut st);
+            }
+            return false;
+        }
+        match self.fds.get().and_then(|f| f.knock.as_ref()) {
+            Some(k) => {
+                sys::eventfd_signal(k.as_raw_fd());
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// Whether the slot's name is in the daemon's directory.
+    pub(crate) fn in_directory(&self) -> bool {
+        self.registered.load(Ordering::Acquire)
+    }
+
+    /// The next handed-over connection, if any.
+    fn next_incoming(&self) -> Option<OwnedFd> {
+        self.incoming
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
+    }
+
+    fn has_incoming(&self) -> bool {
+        !self
+            .incoming
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty()
+    }
+
+    /// Gives a slot whose name is in the directory a listening socket of its own and takes the
+    /// name out of the directory (before its handle is shared, or when the daemon stopped).
+    /// Nothing to do for a slot that has one.
+    pub(crate) fn promote(&self, st: &mut State) -> io::Result<()> {
+        if !self.registered.load(Ordering::Acquire) || st.listener.is_some() {
+            return Ok(());
+        }
+        if st.arming == Arming::Closed {
+            return Ok(());
+        }
+        let listener = sys::seqpacket(true)?;
+        sys::bind_abstract(&listener, &address(&self.config.name.key()))?;
+        sys::listen(&listener, 4096)?;
+        let fd = listener.as_raw_fd();
+        if let Some(f) = self.fds.get() {
+            sys::epoll_ctl(
+                f.epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                fd,
+                libc::EPOLLIN as u32,
+                TOKEN_LISTENER,
+            )?;
+        } else {
+            // The service watched nothing for this slot: the listener now.
+            self.service
+                .replace(self, -1, fd, st.arming == Arming::Armed)?;
+        }
+        st.listener = Some(listener);
+        self.listener_fd.store(fd, Ordering::Release);
+        self.registered.store(false, Ordering::Release);
+        self.service.unregister_name(self.token);
+        Ok(())
     }
 
     /// The slot's descriptors, made on first use. The service then watches the slot's epoll
@@ -761,11 +906,24 @@ impl Slot {
             sys::epoll_ctl(
                 epoll.as_raw_fd(),
                 libc::EPOLL_CTL_ADD,
-                self.listener_fd,
+                self.listener_fd(),
                 libc::EPOLLIN as u32,
                 TOKEN_LISTENER,
             )?;
         }
+        let knock = if self.directory {
+            let k = sys::eventfd()?;
+            sys::epoll_ctl(
+                epoll.as_raw_fd(),
+                libc::EPOLL_CTL_ADD,
+                k.as_raw_fd(),
+                libc::EPOLLIN as u32,
+                TOKEN_LISTENER,
+            )?;
+            Some(k)
+        } else {
+            None
+        };
         let wake = sys::eventfd()?;
         let wait_epoll = sys::epoll_create()?;
         for fd in [epoll.as_raw_fd(), wake.as_raw_fd()] {
@@ -791,10 +949,18 @@ impl Slot {
             epoll,
             wait_epoll,
             wake,
+            knock,
         });
+        // A connection handed over before the knock was there (the service found no `fds`
+        // and served the slot, which this thread had locked): knocked now.
+        if let Some(k) = &f.knock {
+            if self.has_incoming() {
+                sys::eventfd_signal(k.as_raw_fd());
+            }
+        }
         if st.arming != Arming::Closed {
             self.service
-                .replace(self, self.listener_fd, new, st.arming == Arming::Armed)?;
+                .replace(self, self.listener_fd(), new, st.arming == Arming::Armed)?;
         }
         Ok(f)
     }
@@ -941,6 +1107,9 @@ impl Slot {
             self.accept_all(st);
             return Ok(());
         };
+        if fds.knock.is_some() && self.has_incoming() {
+            self.accept_all(st);
+        }
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
         // Bounded, so that writers who keep the sockets busy (connecting and hanging up, or
         // keeping a byte queued on many connections) cannot keep the caller here: what is left
@@ -1436,17 +1605,40 @@ impl Slot {
     }
 
     fn accept_all(&self, st: &mut State) {
+        let knock = self.fds.get().and_then(|f| f.knock.as_ref());
+        if let Some(k) = knock {
+            // Cleared before the connections are taken: one handed over meanwhile knocks again.
+            sys::eventfd_clear(k.as_raw_fd());
+        }
+        self.accept_some(st);
+        if let Some(k) = knock {
+            // Left for the next time round: the knock keeps the epoll ready for them.
+            if self.has_incoming() {
+                sys::eventfd_signal(k.as_raw_fd());
+            }
+        }
+    }
+
+    fn accept_some(&self, st: &mut State) {
         // At most [`ACCEPTS_PER_DRAIN`] at a time: connections still waiting keep the listener
         // ready, and are accepted the next time round.
         for _ in 0..ACCEPTS_PER_DRAIN {
-            let Some(listener) = st.listener.as_ref() else {
-                return;
-            };
-            let conn = match sys::accept(listener) {
-                Ok(Some(c)) => c,
-                Ok(None) => return,
-                // ECONNABORTED and friends: that writer is gone; EMFILE: try again later.
-                Err(_) => return,
+            // Connections handed over from the process listener first (slots whose name is in
+            // the directory), then the slot's own listener.
+            let conn = match self.next_incoming() {
+                Some(c) => c,
+                None => {
+                    let Some(listener) = st.listener.as_ref() else {
+                        return;
+                    };
+                    match sys::accept(listener) {
+                        Ok(Some(c)) => c,
+                        Ok(None) => return,
+                        // ECONNABORTED and friends: that writer is gone; EMFILE: try again
+                        // later.
+                        Err(_) => return,
+                    }
+                }
             };
             let Ok(cred) = sys::peer_cred(&conn) else {
                 continue;
@@ -2625,6 +2817,10 @@ impl Slot {
         if sys::getpid() != self.creator_pid {
             return;
         }
+        // The name first: no writer is sent here any more.
+        if self.registered.swap(false, Ordering::AcqRel) {
+            self.service.unregister_name(self.token);
+        }
         self.service.unregister(self);
         if let Cell::Idle {
             listener, arming, ..
@@ -3339,6 +3535,8 @@ impl Slot {
             return Err(crate::ShareError::Deleted);
         }
         if st.shared.is_none() {
+            // Every holder serves the name's own listener: a name in the directory gets one.
+            self.promote(st).map_err(share_io)?;
             self.make_shared(st)?;
         }
         st.shared.as_deref_mut().ok_or(crate::ShareError::Deleted)
@@ -3444,12 +3642,16 @@ impl Slot {
             by_ino: HashMap::new(),
         });
         let read_timeout = timeout_from_ms(set.read_timeout_ms);
+        let service = service::get().map_err(share_io)?;
+        let token = service.next_token();
         Self::with_parts(
             config,
             read_timeout,
-            listener,
+            Some(listener),
             Some((ControlFds { rw, ro }, control)),
             Some(sh),
+            token,
+            service,
         )
         .map_err(share_io)
     }

@@ -6,6 +6,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::registry::encode_hello;
 use super::{address, encode_header, encode_remote, Block, Greeting, Refusal, HEADER_LEN};
 use crate::error::{OpenError, WriteError};
 use crate::name::Name;
@@ -133,10 +134,28 @@ impl Connection {
         // An owner whose listen queue is full (it stopped accepting) makes `connect` wait: until
         // the open's deadline at most, then it has not answered.
         sys::set_send_timeout(&sock, Some(remaining))?;
-        match sys::connect_abstract(&sock, &address(&name.key())) {
+        let key = name.key();
+        match sys::connect_abstract(&sock, &address(&key)) {
             Ok(()) => {}
             Err(e) if matches!(e.raw_os_error(), Some(libc::ECONNREFUSED | libc::ENOENT)) => {
-                return Err(OpenError::NotFound(name.to_string()));
+                // No socket has the name: the daemon's directory may know where it lives.
+                let Some((id, at)) = crate::directory::lookup(&key) else {
+                    return Err(OpenError::NotFound(name.to_string()));
+                };
+                match sys::connect_abstract(&sock, &at) {
+                    Ok(()) => {}
+                    Err(e)
+                        if matches!(e.raw_os_error(), Some(libc::ECONNREFUSED | libc::ENOENT)) =>
+                    {
+                        return Err(OpenError::NotFound(name.to_string()));
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return Err(OpenError::NotResponding(name.to_string()));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                // Which of the process's slots: its service hands the connection over.
+                sys::send_parts(sock.as_raw_fd(), &[&encode_hello(id, &key)], &[], false)?;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 return Err(OpenError::NotResponding(name.to_string()));

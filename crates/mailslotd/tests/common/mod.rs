@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // not every test target uses every helper
 
+pub(crate) mod directory;
+
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -69,6 +71,7 @@ impl Running {
             datagram,
             name,
             control: ControlServer::bind_at(&control).unwrap(),
+            directory: None,
             metrics: None,
             session: Some(session),
         };
