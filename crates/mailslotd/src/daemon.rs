@@ -382,10 +382,7 @@ impl Daemon {
             delivery: self.deliverer.counters(),
             mode: self.mode.clone(),
             session: self.session_counters.get(),
-            directory: self
-                .directory
-                .as_ref()
-                .map(|d| d.counters().snapshot().into()),
+            directory: self.directory.as_ref().map(|d| d.counters().snapshot()),
         }
     }
 

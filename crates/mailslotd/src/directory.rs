@@ -121,30 +121,11 @@ pub struct DirectoryCounters {
     connections_refused: AtomicU64,
 }
 
-/// A copy of the [`DirectoryCounters`] at one moment.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct DirectoryStats {
-    /// Names registered now.
-    pub names: u64,
-    /// Registry connections ([`Request::Owner`] sent) open now.
-    pub registries: u64,
-    /// Connections open now (registry connections and others).
-    pub connections: u64,
-    /// Registrations refused because the name has an owner (183).
-    pub refused_exists: u64,
-    /// Registrations refused by a limit (8).
-    pub refused_limit: u64,
-    /// Records that did not decode, were too large or carried ancillary data.
-    pub malformed: u64,
-    /// Connections turned away by the connection limits.
-    pub connections_refused: u64,
-}
-
 impl DirectoryCounters {
-    /// The counters now.
-    pub fn snapshot(&self) -> DirectoryStats {
+    /// The counters now, as the daemon's status carries them ([`mailslot::daemon::Status`]).
+    pub fn snapshot(&self) -> DirectoryStatus {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        DirectoryStats {
+        DirectoryStatus {
             names: get(&self.names),
             registries: get(&self.registries),
             connections: get(&self.connections),
@@ -152,31 +133,6 @@ impl DirectoryCounters {
             refused_limit: get(&self.refused_limit),
             malformed: get(&self.malformed),
             connections_refused: get(&self.connections_refused),
-        }
-    }
-}
-
-impl From<DirectoryStats> for DirectoryStatus {
-    /// The counters as the daemon's status carries them ([`mailslot::daemon::Status`]).
-    fn from(s: DirectoryStats) -> Self {
-        // Taken apart whole, so that a counter added to one and not the other does not compile.
-        let DirectoryStats {
-            names,
-            registries,
-            connections,
-            refused_exists,
-            refused_limit,
-            malformed,
-            connections_refused,
-        } = s;
-        Self {
-            names,
-            registries,
-            connections,
-            refused_exists,
-            refused_limit,
-            malformed,
-            connections_refused,
         }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! - [`Daemon`] runs the router on sockets it is handed ([`Sockets`]): the two UDP sockets
 //!   (datagrams, name service), the control socket for local programs ([`control`]) and,
-//!   optionally, the mailslot directory ([`directory`]) and the metrics listener. It delivers what arrives into local mailslots.
+//!   optionally, the mailslot directory ([`directory`]) and the metrics listener. It delivers
+//!   what arrives into local mailslots.
 //! - [`run`] is the program (`mailslotd`, also `mailslot daemon`): it reads the configuration
 //!   ([`config`], [`settings`]), binds the real sockets, drops root, handles signals and runs a
 //!   [`Daemon`].

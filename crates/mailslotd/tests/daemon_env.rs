@@ -19,6 +19,7 @@ use common::{euid, mailslot_datagram, Running, HOST, WAIT, WORKGROUP};
 use libtest_mimic::{Arguments, Completion, Trial};
 use mailslot::daemon::{DaemonClient, RemoteWrite, Reply, Request};
 use mailslot::{Access, Class, Mailslot, Sender, Target, Timeout};
+use mailslot_test_support::as_nobody;
 use mailslotd::control::{IDLE_TIMEOUT, MAX_PER_USER};
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -62,27 +63,6 @@ fn as_root(name: &str, why: &'static str, test: fn()) -> Trial {
         test();
         Ok(Completion::Completed)
     })
-}
-
-/// Runs `f` in a new thread that first takes uid and gid 65534 (nobody) and no supplementary
-/// groups. Raw system calls change the credentials of the calling thread only; the thread ends
-/// with `f`. What it connects keeps nobody's credentials (`SO_PEERCRED` is taken at connect).
-fn as_nobody<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::spawn(move || {
-        // SAFETY: raw syscalls on this thread only, with an empty group list; the thread ends
-        // after `f`.
-        unsafe {
-            assert_eq!(
-                libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()),
-                0
-            );
-            assert_eq!(libc::syscall(libc::SYS_setresgid, 65534, 65534, 65534), 0);
-            assert_eq!(libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534), 0);
-        }
-        f()
-    })
-    .join()
-    .unwrap()
 }
 
 fn unique(tag: &str) -> String {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use common::directory::{failed, unique_key, Client, Directory};
 use mailslot::directory::{Reply, Request, MAX_RECORD};
 use mailslot::error::code;
-use mailslot_test_support::{as_root, run_tests, wait_for};
+use mailslot_test_support::{as_nobody, as_root, run_tests, wait_for};
 use mailslotd::directory::DirectoryLimits;
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -49,27 +49,6 @@ fn main() {
             a_flood_by_nobody_does_not_delay_roots_requests,
         ),
     ]);
-}
-
-/// Runs `f` in a new thread that first takes uid and gid 65534 (nobody) and no supplementary
-/// groups. Raw system calls change the credentials of the calling thread only; the thread ends
-/// with `f`. What it connects keeps nobody's credentials (`SO_PEERCRED` is taken at connect).
-fn as_nobody<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::spawn(move || {
-        // SAFETY: raw syscalls on this thread only, with an empty group list; the thread ends
-        // after `f`.
-        unsafe {
-            assert_eq!(
-                libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()),
-                0
-            );
-            assert_eq!(libc::syscall(libc::SYS_setresgid, 65534, 65534, 65534), 0);
-            assert_eq!(libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534), 0);
-        }
-        f()
-    })
-    .join()
-    .unwrap()
 }
 
 fn ordinary_users_have_a_name_limit_of_their_own() {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use mailslot::directory::{Reply, Request, DIRECTORY_ENV};
 use mailslot::error::{CreateError, OpenError, WriteError};
 use mailslot::{Access, Mailslot, MailslotWriter, WriteOptions};
-use mailslot_test_support::{as_root, run_tests, unique_name, wait_for};
+use mailslot_test_support::{as_nobody, as_root, run_tests, unique_name, wait_for};
 use mailslotd::directory::DirectoryServer;
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -75,26 +75,6 @@ fn main() {
             hostile_connections_to_the_process_listener_stop_no_writer,
         ),
     ])
-}
-
-/// Runs `f` in a new thread that first takes uid and gid 65534 (nobody) and no supplementary
-/// groups (raw system calls change the calling thread's credentials only).
-fn as_nobody<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::spawn(move || {
-        // SAFETY: raw syscalls on this thread only, with an empty group list; the thread ends
-        // after `f`.
-        unsafe {
-            assert_eq!(
-                libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()),
-                0
-            );
-            assert_eq!(libc::syscall(libc::SYS_setresgid, 65534, 65534, 65534), 0);
-            assert_eq!(libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534), 0);
-        }
-        f()
-    })
-    .join()
-    .unwrap()
 }
 
 fn name(tag: &str) -> String {

@@ -34,6 +34,28 @@ pub fn unique_name(suite: &str, tag: &str) -> String {
     )
 }
 
+/// Runs `f` in a new thread that first takes uid and gid 65534 (nobody) and no supplementary
+/// groups, and returns what it returns. Raw system calls change the credentials of the calling
+/// thread only; the thread ends with `f`. What it connects keeps nobody's credentials
+/// (`SO_PEERCRED` is taken at connect). Needs root.
+pub fn as_nobody<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        // SAFETY: raw syscalls on this thread only, with an empty group list; the thread ends
+        // after `f`.
+        unsafe {
+            assert_eq!(
+                libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()),
+                0
+            );
+            assert_eq!(libc::syscall(libc::SYS_setresgid, 65534, 65534, 65534), 0);
+            assert_eq!(libc::syscall(libc::SYS_setresuid, 65534, 65534, 65534), 0);
+        }
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
 /// The CPU time the calling thread has used so far.
 pub fn thread_cpu_time() -> Duration {
     let mut ts = libc::timespec {

@@ -4,8 +4,9 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use mailslot::daemon::DirectoryStatus;
 use mailslot::directory::{Reply, Request, MAX_RECORD};
-use mailslotd::directory::{DirectoryHandle, DirectoryLimits, DirectoryStats};
+use mailslotd::directory::{DirectoryHandle, DirectoryLimits};
 use mailslotd::DirectoryServer;
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -43,7 +44,7 @@ impl Directory {
         Client::connect(&self.address).unwrap()
     }
 
-    pub(crate) fn stats(&self) -> DirectoryStats {
+    pub(crate) fn stats(&self) -> DirectoryStatus {
         self.handle.counters().snapshot()
     }
 }
