@@ -61,6 +61,8 @@ pub const RECORDS_PER_ROUND: usize = 16;
 /// Entries of the name table one connection may walk per wake-up ([`Request::List`] from far
 /// in), besides its [`RECORDS_PER_ROUND`].
 const STEPS_PER_ROUND: usize = 65_536;
+/// Names the table must have held for its emptying to give memory back to the system.
+const TRIM_AFTER: usize = 1024;
 /// Connections accepted per wake-up at most.
 const ACCEPTS_PER_ROUND: usize = 64;
 /// Events taken per `epoll_wait`.
@@ -212,6 +214,7 @@ impl DirectoryServer {
             admins: 0,
             next_conn: WAKER + 1,
             generation: 0,
+            peak_names: 0,
             buf: vec![0u8; MAX_RECORD],
             accept_paused_until: None,
         };
@@ -326,6 +329,8 @@ struct State {
     ordinary: usize,
     admins: usize,
     next_conn: u64,
+    /// The most names the table held since it was last empty (see [`TRIM_AFTER`]).
+    peak_names: usize,
     /// Changes whenever a name comes or goes (invalidates [`Cursor`]s).
     generation: u64,
     /// One record.
@@ -528,7 +533,14 @@ impl State {
         let Some(name) = names.remove(key) else {
             return;
         };
+        let empty = names.is_empty();
         drop(names);
+        if empty && self.peak_names >= TRIM_AFTER {
+            // The table held many names and holds none now: its memory goes back to the system
+            // instead of staying with the allocator for good.
+            self.peak_names = 0;
+            sys::release_free_memory();
+        }
         if let Some(n) = self.names_per_uid.get_mut(&name.uid) {
             *n -= 1;
             if *n == 0 {
@@ -773,6 +785,7 @@ impl State {
         );
         *self.names_per_uid.entry(uid).or_insert(0) += 1;
         inc(&self.counters.names);
+        self.peak_names = self.peak_names.max(total + 1);
         self.generation += 1;
         Reply::Done
     }

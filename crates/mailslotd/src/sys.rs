@@ -439,3 +439,13 @@ pub(crate) fn prefer_short_slices(slice: std::time::Duration) {
     // the calling thread; the kernel only reads it.
     let _ = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
 }
+
+/// Gives the memory the allocator holds free back to the system (`malloc_trim`, GNU C library
+/// only; elsewhere nothing happens).
+pub(crate) fn release_free_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free heap pages to the system; any thread may call it.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
