@@ -15,8 +15,10 @@
 //!
 //! No local user can lock others out: each ordinary user holds at most [`MAX_PER_USER`]
 //! connections and [`MAX_NAMES_PER_USER`] names, all ordinary users together [`MAX_CLIENTS`]
-//! connections; root, the daemon's user and the user the daemon runs as have
-//! [`ADMIN_RESERVE`] connections of their own, and everyone together [`MAX_NAMES`] names. A
+//! connections; registry connections have places of their own ([`MAX_REGISTRIES_PER_USER`],
+//! [`MAX_REGISTRIES`]), so that a user whose processes own mailslots still looks names up;
+//! root, the daemon's user and the user the daemon runs as have [`ADMIN_RESERVE`] connections
+//! of each kind of their own, and everyone together [`MAX_NAMES`] names. A
 //! connection that is not a registry connection and sends nothing for [`IDLE_TIMEOUT`] is
 //! closed.
 
@@ -49,8 +51,14 @@ pub const MAX_NAMES: usize = 1_048_576;
 pub const MAX_PER_USER: usize = 64;
 /// Connections all ordinary users may hold together.
 pub const MAX_CLIENTS: usize = 4096;
+/// Registry connections (one per owner process) one ordinary user may hold at once, beside
+/// its [`MAX_PER_USER`] other connections: a user whose processes own many mailslots can still
+/// look names up. An owner process refused one binds sockets of its own.
+pub const MAX_REGISTRIES_PER_USER: usize = 256;
+/// Registry connections all ordinary users may hold together.
+pub const MAX_REGISTRIES: usize = 4096;
 /// Connections kept for root and the daemon's user (and the user the daemon runs as), on top of
-/// [`MAX_CLIENTS`].
+/// [`MAX_CLIENTS`] (and as many registry connections on top of [`MAX_REGISTRIES`]).
 pub const ADMIN_RESERVE: usize = 256;
 /// A connection that did not declare itself a registry connection ([`Request::Owner`]) and sends
 /// nothing for this long is closed.
@@ -74,7 +82,7 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// Bytes of a [`Reply::Entries`] record before its entries.
 const ENTRIES_HEADER: usize = 5;
 /// Descriptors the daemon asks for (the connection limits plus room for the rest).
-const FD_LIMIT: u64 = (MAX_CLIENTS + ADMIN_RESERVE + 1024) as u64;
+const FD_LIMIT: u64 = (MAX_CLIENTS + MAX_REGISTRIES + 2 * ADMIN_RESERVE + 1024) as u64;
 /// The epoll tokens that are not connections.
 const LISTENER: u64 = 0;
 const WAKER: u64 = 1;
@@ -91,7 +99,12 @@ pub struct DirectoryLimits {
     pub connections_per_user: usize,
     /// Connections all ordinary users may hold ([`MAX_CLIENTS`]).
     pub connections: usize,
-    /// Connections of root and the daemon's user ([`ADMIN_RESERVE`]).
+    /// Registry connections (owner processes) one ordinary user may hold
+    /// ([`MAX_REGISTRIES_PER_USER`]), beside its other connections.
+    pub registries_per_user: usize,
+    /// Registry connections all ordinary users may hold ([`MAX_REGISTRIES`]).
+    pub registries: usize,
+    /// Connections of root and the daemon's user, of each kind ([`ADMIN_RESERVE`]).
     pub admin_reserve: usize,
     /// Idle time after which a connection that is not a registry connection is closed
     /// ([`IDLE_TIMEOUT`]).
@@ -105,6 +118,8 @@ impl Default for DirectoryLimits {
             names: MAX_NAMES,
             connections_per_user: MAX_PER_USER,
             connections: MAX_CLIENTS,
+            registries_per_user: MAX_REGISTRIES_PER_USER,
+            registries: MAX_REGISTRIES,
             admin_reserve: ADMIN_RESERVE,
             idle_timeout: IDLE_TIMEOUT,
         }
@@ -209,9 +224,8 @@ impl DirectoryServer {
             conns: HashMap::new(),
             names: names.clone(),
             names_per_uid: HashMap::new(),
-            conns_per_uid: HashMap::new(),
-            ordinary: 0,
-            admins: 0,
+            plain: Places::default(),
+            registries: Places::default(),
             next_conn: WAKER + 1,
             generation: 0,
             peak_names: 0,
@@ -263,6 +277,55 @@ impl Drop for DirectoryHandle {
 /// (best effort; the daemon calls it before it drops root).
 pub fn raise_fd_limit() {
     sys::raise_fd_limit(FD_LIMIT);
+}
+
+/// The places of one kind of connection: per user, all ordinary users together, and the
+/// admins' reserve.
+#[derive(Debug, Default)]
+struct Places {
+    per_uid: HashMap<u32, usize>,
+    ordinary: usize,
+    admins: usize,
+}
+
+impl Places {
+    /// Takes a place for `uid` if `(per user, all ordinary users, admins)` allow one.
+    fn take(
+        &mut self,
+        uid: u32,
+        admin: bool,
+        (per_user, all, reserve): (usize, usize, usize),
+    ) -> bool {
+        let mine = self.per_uid.get(&uid).copied().unwrap_or(0);
+        if admin {
+            if self.admins >= reserve {
+                return false;
+            }
+            self.admins += 1;
+        } else {
+            if mine >= per_user || self.ordinary >= all {
+                return false;
+            }
+            self.ordinary += 1;
+        }
+        *self.per_uid.entry(uid).or_insert(0) += 1;
+        true
+    }
+
+    /// Gives back a place [`take`](Self::take) took.
+    fn give_back(&mut self, uid: u32, admin: bool) {
+        if let Some(n) = self.per_uid.get_mut(&uid) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_uid.remove(&uid);
+            }
+        }
+        if admin {
+            self.admins -= 1;
+        } else {
+            self.ordinary -= 1;
+        }
+    }
 }
 
 /// A registered name.
@@ -324,10 +387,11 @@ struct State {
     /// this thread (see [`DirectoryServer::spawn`]); only this thread changes it.
     names: Arc<Mutex<Names>>,
     names_per_uid: HashMap<u32, usize>,
-    conns_per_uid: HashMap<u32, usize>,
-    /// Connections of ordinary users, of admins.
-    ordinary: usize,
-    admins: usize,
+    /// Places of connections that are not registry connections (lookups, listings).
+    plain: Places,
+    /// Places of registry connections (taken when [`Request::Owner`] comes, the plain place
+    /// given back): a user whose processes hold many names still looks names up.
+    registries: Places,
     next_conn: u64,
     /// The most names the table held since it was last empty (see [`TRIM_AFTER`]).
     peak_names: usize,
@@ -465,39 +529,22 @@ impl State {
         }
     }
 
-    /// Takes a connection place for `uid` if the limits allow one: `Some(admin)`.
+    /// Takes a plain connection place for `uid` if the limits allow one: `Some(admin)`.
     fn admit(&mut self, uid: u32) -> Option<bool> {
         let admin = is_admin(uid);
-        let mine = self.conns_per_uid.get(&uid).copied().unwrap_or(0);
-        if admin {
-            if self.admins >= self.limits.admin_reserve {
-                return None;
-            }
-            self.admins += 1;
-        } else {
-            if mine >= self.limits.connections_per_user || self.ordinary >= self.limits.connections
-            {
-                return None;
-            }
-            self.ordinary += 1;
-        }
-        *self.conns_per_uid.entry(uid).or_insert(0) += 1;
-        Some(admin)
+        let l = &self.limits;
+        self.plain
+            .take(
+                uid,
+                admin,
+                (l.connections_per_user, l.connections, l.admin_reserve),
+            )
+            .then_some(admin)
     }
 
     /// Gives back a place [`admit`](Self::admit) took.
     fn release(&mut self, uid: u32, admin: bool) {
-        if let Some(n) = self.conns_per_uid.get_mut(&uid) {
-            *n -= 1;
-            if *n == 0 {
-                self.conns_per_uid.remove(&uid);
-            }
-        }
-        if admin {
-            self.admins -= 1;
-        } else {
-            self.ordinary -= 1;
-        }
+        self.plain.give_back(uid, admin);
     }
 
     /// Closes connection `id` and drops all its names.
@@ -510,10 +557,12 @@ impl State {
         for key in conn.slots.into_values() {
             self.remove_name(&key, id);
         }
-        self.release(conn.uid, conn.admin);
         sub(&self.counters.connections, 1);
         if conn.owner.is_some() {
+            self.registries.give_back(conn.uid, conn.admin);
             sub(&self.counters.registries, 1);
+        } else {
+            self.release(conn.uid, conn.admin);
         }
         debug!(
             uid = conn.uid,
@@ -689,6 +738,19 @@ impl State {
                 if conn.owner.is_some() {
                     return failed(code::INVALID_PARAMETER);
                 }
+                let (uid, admin) = (conn.uid, conn.admin);
+                let l = &self.limits;
+                let limits = (l.registries_per_user, l.registries, l.admin_reserve);
+                if !self.registries.take(uid, admin, limits) {
+                    inc(&self.counters.refused_limit);
+                    debug!(uid, "directory: too many registry connections");
+                    return failed(code::NOT_ENOUGH_MEMORY);
+                }
+                // From a plain place to a registry place.
+                self.plain.give_back(uid, admin);
+                let Some(conn) = self.conns.get_mut(&id) else {
+                    return failed(code::INVALID_PARAMETER);
+                };
                 debug!(
                     uid = conn.uid,
                     pid = conn.pid,

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::directory::{failed, unique_key, Client, Directory};
+use common::directory::{failed, listener_address, unique_key, Client, Directory};
 use mailslot::directory::{Reply, Request, MAX_RECORD};
 use mailslot::error::code;
 use mailslot_test_support::{as_nobody, as_root, run_tests, wait_for};
@@ -42,6 +42,11 @@ fn main() {
             "ordinary_users_have_a_connection_limit_of_their_own",
             "a thread takes nobody's credentials",
             ordinary_users_have_a_connection_limit_of_their_own,
+        ),
+        as_root(
+            "owner_processes_do_not_use_up_a_users_lookups",
+            "a thread takes nobody's credentials",
+            owner_processes_do_not_use_up_a_users_lookups,
         ),
         as_root(
             "a_flood_by_nobody_does_not_delay_roots_requests",
@@ -98,6 +103,69 @@ fn ordinary_users_have_a_connection_limit_of_their_own() {
         assert_eq!(d.connect().lookup(&key), Reply::Missing);
     }
     assert_eq!(d.stats().connections_refused, 1);
+}
+
+/// Registry connections (one per owner process) have places of their own: a user whose
+/// processes own mailslots still looks names up; its registry connections have their own limit
+/// (an owner process refused one binds sockets of its own).
+fn owner_processes_do_not_use_up_a_users_lookups() {
+    let d = Directory::with_limits(DirectoryLimits {
+        connections_per_user: 2,
+        registries_per_user: 3,
+        ..DirectoryLimits::default()
+    });
+    let address = d.address.clone();
+    let (owners, refused) = as_nobody(move || {
+        let owners: Vec<Client> = (0..3)
+            .map(|i| {
+                let c = Client::connect(&address).unwrap();
+                c.owner(&format!("limits-{i}"));
+                c
+            })
+            .collect();
+        // A fourth owner process: refused (its plain place stays until it hangs up).
+        let refused = Client::connect(&address).unwrap();
+        let answer = refused.call(&Request::Owner {
+            address: listener_address("limits-3"),
+        });
+        (owners, answer)
+    });
+    assert_eq!(refused, failed(code::NOT_ENOUGH_MEMORY));
+    wait_for(
+        "the refused owner's hang-up seen",
+        Duration::from_secs(5),
+        || d.stats().connections == 3,
+    );
+    // Lookups still get in, as many as the plain limit allows.
+    let address = d.address.clone();
+    let lookups = as_nobody(move || {
+        (0..2)
+            .map(|_| Client::connect(&address).unwrap())
+            .collect::<Vec<_>>()
+    });
+    let key = unique_key("lookups");
+    for (i, o) in owners.iter().enumerate() {
+        assert_eq!(o.register(i as u64, &format!("{key}-{i}")), Reply::Done);
+    }
+    for l in &lookups {
+        assert!(matches!(l.lookup(&format!("{key}-0")), Reply::Found { .. }));
+    }
+    assert_eq!(d.stats().registries, 3);
+    // An owner that hangs up gives its registry place back (the lookups' plain places are given
+    // back too: a new connection starts in one).
+    drop(owners);
+    drop(lookups);
+    wait_for("the hang-ups seen", Duration::from_secs(5), || {
+        d.stats().connections == 0
+    });
+    let address = d.address.clone();
+    let again = as_nobody(move || {
+        let c = Client::connect(&address).unwrap();
+        c.call(&Request::Owner {
+            address: listener_address("limits-again"),
+        })
+    });
+    assert_eq!(again, Reply::Done);
 }
 
 /// This test binary where user nobody can run it: where it is, if every directory above it lets
@@ -224,8 +292,10 @@ fn a_flood_by_nobody_does_not_delay_roots_requests() {
         "{n} rounds; slowest request {slowest:?}, slowest new connection {slowest_connect:?}; \
          {s:?}"
     );
-    // Nobody held at most its share of connections.
-    assert!(s.connections <= (mailslotd::directory::MAX_PER_USER + 3) as u64);
+    // Nobody held at most its share of connections (plain ones, and registry connections,
+    // which have places of their own), root 3.
+    let share = mailslotd::directory::MAX_PER_USER + mailslotd::directory::MAX_REGISTRIES_PER_USER;
+    assert!(s.connections <= (share + 3) as u64);
 }
 
 fn flood_alive(f: &Flood) -> bool {
