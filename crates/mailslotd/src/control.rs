@@ -8,7 +8,6 @@
 //! no request for [`IDLE_TIMEOUT`] is closed (clients connect again by themselves). A client
 //! turned away gets a failure record (8, not enough memory) and the connection is closed.
 
-use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -20,6 +19,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error};
 
+use crate::places::Places;
 use crate::sys;
 
 /// Connections one ordinary user may hold at once.
@@ -110,35 +110,19 @@ pub struct ControlCall {
     pub reply: oneshot::Sender<Reply>,
 }
 
-/// Who holds how many connections.
-#[derive(Debug, Default)]
-struct Limits {
-    per_user: HashMap<u32, usize>,
-    ordinary: usize,
-    admin: usize,
-}
-
 /// Releases a connection's place when dropped.
 struct Place {
-    limits: Arc<Mutex<Limits>>,
+    places: Arc<Mutex<Places>>,
     uid: u32,
     admin: bool,
 }
 
 impl Drop for Place {
     fn drop(&mut self) {
-        let mut l = self.limits.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = l.per_user.get_mut(&self.uid) {
-            *n -= 1;
-            if *n == 0 {
-                l.per_user.remove(&self.uid);
-            }
-        }
-        if self.admin {
-            l.admin -= 1;
-        } else {
-            l.ordinary -= 1;
-        }
+        self.places
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .give_back(self.uid, self.admin);
     }
 }
 
@@ -150,27 +134,17 @@ pub(crate) fn is_admin(uid: u32) -> bool {
 }
 
 /// A place for a connection of `uid`, if the limits allow one.
-fn admit(limits: &Arc<Mutex<Limits>>, uid: u32) -> Option<Place> {
+fn admit(places: &Arc<Mutex<Places>>, uid: u32) -> Option<Place> {
     let admin = is_admin(uid);
-    let mut l = limits.lock().unwrap_or_else(PoisonError::into_inner);
-    let mine = l.per_user.get(&uid).copied().unwrap_or(0);
-    if admin {
-        if l.admin >= ADMIN_RESERVE {
-            return None;
-        }
-        l.admin += 1;
-    } else {
-        if mine >= MAX_PER_USER || l.ordinary >= MAX_CLIENTS {
-            return None;
-        }
-        l.ordinary += 1;
-    }
-    *l.per_user.entry(uid).or_insert(0) += 1;
-    Some(Place {
-        limits: limits.clone(),
-        uid,
-        admin,
-    })
+    places
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take(uid, admin, (MAX_PER_USER, MAX_CLIENTS, ADMIN_RESERVE))
+        .then(|| Place {
+            places: places.clone(),
+            uid,
+            admin,
+        })
 }
 
 /// Serves the control socket on threads of its own; each request becomes `wrap(call)` on `tx`.
@@ -179,7 +153,7 @@ pub(crate) fn spawn<C: Send + 'static>(
     tx: mpsc::Sender<C>,
     wrap: fn(ControlCall) -> C,
 ) -> io::Result<()> {
-    let limits = Arc::new(Mutex::new(Limits::default()));
+    let places = Arc::new(Mutex::new(Places::default()));
     std::thread::Builder::new()
         .name("mailslotd-control".into())
         .spawn(move || loop {
@@ -191,7 +165,7 @@ pub(crate) fn spawn<C: Send + 'static>(
                     continue;
                 }
             };
-            let Some(place) = admit(&limits, conn.caller.uid) else {
+            let Some(place) = admit(&places, conn.caller.uid) else {
                 debug!(
                     uid = conn.caller.uid,
                     "control connection refused: too many"

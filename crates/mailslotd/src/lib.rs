@@ -19,6 +19,7 @@ pub mod daemon;
 mod deliver;
 pub mod directory;
 pub mod metrics;
+mod places;
 pub mod samba;
 mod session;
 pub mod settings;
