@@ -24,8 +24,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
+use std::mem::MaybeUninit;
 use std::ops::Bound;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -204,8 +204,8 @@ impl DirectoryServer {
     pub fn spawn(self) -> io::Result<DirectoryHandle> {
         let epoll = Epoll::new()?;
         let waker = Arc::new(Waker::new()?);
-        epoll.add(self.listener.as_raw_fd(), libc::EPOLLIN as u32, LISTENER)?;
-        epoll.add(waker.fd(), libc::EPOLLIN as u32, WAKER)?;
+        epoll.add(&self.listener, libc::EPOLLIN as u32, LISTENER)?;
+        epoll.add(&*waker, libc::EPOLLIN as u32, WAKER)?;
         let counters = Arc::new(DirectoryCounters::default());
         let stop = Arc::new(AtomicBool::new(false));
         let names: Arc<Mutex<Names>> = Arc::default();
@@ -359,6 +359,7 @@ impl State {
     fn run(&mut self) {
         // A request takes microseconds; a writer's open and an owner's create wait for it.
         sys::prefer_short_slices(Duration::from_micros(100));
+        let mut got = [MaybeUninit::uninit(); EVENTS];
         let mut events = Vec::with_capacity(EVENTS);
         let mut last_sweep = Instant::now();
         while !self.stop.load(Ordering::SeqCst) {
@@ -367,13 +368,12 @@ impl State {
                 Some(t) => t.saturating_duration_since(now).min(TICK),
                 None => TICK,
             };
-            if let Err(e) = self.epoll.wait(&mut events, timeout) {
+            if let Err(e) = self.epoll.wait(&mut got, &mut events, timeout) {
                 error!("directory: epoll_wait: {e}");
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
-            for ev in &events {
-                let (token, flags) = (ev.u64, ev.events);
+            for &(token, flags) in &events {
                 match token {
                     LISTENER => self.accept_some(),
                     WAKER => self.waker.drain(),
@@ -383,9 +383,9 @@ impl State {
             let now = Instant::now();
             if self.accept_paused_until.is_some_and(|t| now >= t) {
                 self.accept_paused_until = None;
-                if let Err(e) =
-                    self.epoll
-                        .modify(self.listener.as_raw_fd(), libc::EPOLLIN as u32, LISTENER)
+                if let Err(e) = self
+                    .epoll
+                    .modify(&self.listener, libc::EPOLLIN as u32, LISTENER)
                 {
                     error!("directory: cannot resume accepting: {e}");
                 }
@@ -400,19 +400,9 @@ impl State {
     /// Accepts the waiting connections (up to [`ACCEPTS_PER_ROUND`]).
     fn accept_some(&mut self) {
         for _ in 0..ACCEPTS_PER_ROUND {
-            // SAFETY: plain system call on our listener; no address wanted; the result is
-            // checked.
-            let fd = unsafe {
-                libc::accept4(
-                    self.listener.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    std::ptr::null_mut(),
-                    libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                )
-            };
-            if fd < 0 {
-                let e = io::Error::last_os_error();
-                match e.raw_os_error() {
+            let sock = match sys::accept(&self.listener) {
+                Ok(fd) => Socket::from(fd),
+                Err(e) => match e.raw_os_error() {
                     Some(libc::EAGAIN) => return,
                     Some(libc::EINTR | libc::ECONNABORTED | libc::EPROTO) => continue,
                     Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
@@ -425,10 +415,8 @@ impl State {
                         self.pause_accepting();
                         return;
                     }
-                }
-            }
-            // SAFETY: accept4 returned a new descriptor nothing else owns.
-            let sock = Socket::from(unsafe { OwnedFd::from_raw_fd(fd) });
+                },
+            };
             let caller = match Caller::of_peer(&sock) {
                 Ok(c) => c,
                 Err(e) => {
@@ -448,11 +436,10 @@ impl State {
             };
             let id = self.next_conn;
             self.next_conn += 1;
-            if let Err(e) = self.epoll.add(
-                sock.as_raw_fd(),
-                (libc::EPOLLIN | libc::EPOLLRDHUP) as u32,
-                id,
-            ) {
+            if let Err(e) = self
+                .epoll
+                .add(&sock, (libc::EPOLLIN | libc::EPOLLRDHUP) as u32, id)
+            {
                 error!("directory: epoll_ctl: {e}");
                 self.release(caller.uid, admin);
                 continue;
@@ -476,7 +463,7 @@ impl State {
 
     fn pause_accepting(&mut self) {
         self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
-        if let Err(e) = self.epoll.modify(self.listener.as_raw_fd(), 0, LISTENER) {
+        if let Err(e) = self.epoll.modify(&self.listener, 0, LISTENER) {
             error!("directory: cannot pause accepting: {e}");
         }
     }
@@ -504,7 +491,7 @@ impl State {
         let Some(conn) = self.conns.remove(&id) else {
             return;
         };
-        let _ = self.epoll.delete(conn.sock.as_raw_fd());
+        let _ = self.epoll.delete(&conn.sock);
         let n = conn.slots.len();
         for key in conn.slots.into_values() {
             self.remove_name(&key, id);
@@ -585,8 +572,7 @@ impl State {
             let Some(conn) = self.conns.get(&id) else {
                 return;
             };
-            let fd = conn.sock.as_raw_fd();
-            let rec = match sys::recv_record_nonblocking(fd, &mut self.buf) {
+            let rec = match sys::recv_record_nonblocking(&conn.sock, &mut self.buf) {
                 Ok(Some(r)) => r,
                 Ok(None) => return,
                 Err(e) => {
@@ -595,7 +581,7 @@ impl State {
                 }
             };
             // 0 bytes: the peer hung up, or sent an empty record (malformed).
-            if rec.len == 0 && !rec.truncated && !rec.ancillary && sys::hung_up(fd) {
+            if rec.len == 0 && !rec.truncated && !rec.ancillary && sys::hung_up(&conn.sock) {
                 self.close(id, "hung up");
                 return;
             }
@@ -666,7 +652,7 @@ impl State {
             return false;
         }
         match self.conns.get(&holder) {
-            Some(c) if !sys::hung_up(c.sock.as_raw_fd()) => false,
+            Some(c) if !sys::hung_up(&c.sock) => false,
             Some(_) => {
                 self.close(holder, "hung up");
                 true

@@ -3,10 +3,16 @@
 //! (epoll, eventfd, non-blocking records, the descriptor limit).
 
 use std::ffi::CStr;
-use std::io;
+use std::io::{self, IoSliceMut};
+use std::mem::MaybeUninit;
 use std::net::Ipv4Addr;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use anyhow::{bail, Context, Result};
+use rustix::event::{epoll, EventfdFlags, PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::net::{RecvAncillaryBuffer, RecvFlags, ReturnFlags, SocketFlags};
+use rustix::process::{Resource, Rlimit};
 use tracing::{info, warn};
 
 use mailslot_router::Interface;
@@ -184,24 +190,11 @@ impl RecvBatch {
 /// Receives one record of a `SOCK_SEQPACKET` socket (blocking) into `buf`: its full length, which
 /// is more than `buf.len()` when it did not fit (`MSG_TRUNC`); 0 when the peer hung up.
 pub(crate) fn recv_record(s: &socket2::Socket, buf: &mut [u8]) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
     loop {
-        // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which lives across the
-        // call.
-        let r = unsafe {
-            libc::recv(
-                s.as_raw_fd(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                libc::MSG_TRUNC,
-            )
-        };
-        if r >= 0 {
-            return Ok(r as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        match rustix::net::recv(s, &mut *buf, RecvFlags::TRUNC) {
+            Ok((_, full)) => return Ok(full),
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -221,184 +214,161 @@ pub(crate) struct Record {
 /// Takes one record of `fd` into `buf` without blocking; `Ok(None)` when none is queued. No
 /// room is offered for ancillary data, so descriptors a client passes are closed by the kernel
 /// and never enter this process.
-pub(crate) fn recv_record_nonblocking(
-    fd: std::os::fd::RawFd,
-    buf: &mut [u8],
-) -> io::Result<Option<Record>> {
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
+pub(crate) fn recv_record_nonblocking(fd: impl AsFd, buf: &mut [u8]) -> io::Result<Option<Record>> {
+    let room = buf.len();
+    let mut iov = [IoSliceMut::new(buf)];
+    let flags = RecvFlags::DONTWAIT | RecvFlags::TRUNC | RecvFlags::CMSG_CLOEXEC;
     loop {
-        // SAFETY: msghdr is plain old data; all-zero is valid (no name, no control buffer).
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        // SAFETY: the one iovec points into `buf`, which lives across the call; the kernel writes
-        // at most `buf.len()` bytes there.
-        let r = unsafe {
-            libc::recvmsg(
-                fd,
-                &mut msg,
-                libc::MSG_DONTWAIT | libc::MSG_TRUNC | libc::MSG_CMSG_CLOEXEC,
-            )
-        };
-        if r >= 0 {
-            let len = r as usize;
-            return Ok(Some(Record {
-                len: len.min(buf.len()),
-                truncated: msg.msg_flags & libc::MSG_TRUNC != 0 || len > buf.len(),
-                ancillary: msg.msg_flags & libc::MSG_CTRUNC != 0,
-            }));
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock => return Ok(None),
-            _ => return Err(e),
+        let mut control = RecvAncillaryBuffer::new(&mut []);
+        match rustix::net::recvmsg(&fd, &mut iov, &mut control, flags) {
+            Ok(r) => {
+                return Ok(Some(Record {
+                    len: r.bytes.min(room),
+                    truncated: r.flags.contains(ReturnFlags::TRUNC) || r.bytes > room,
+                    ancillary: r.flags.contains(ReturnFlags::CTRUNC),
+                }))
+            }
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => return Ok(None),
+            Err(e) => return Err(e.into()),
         }
     }
 }
 
 /// Whether the peer of the connected socket `fd` hung up (`POLLRDHUP`, `POLLHUP` or `POLLERR`
 /// right now; no waiting).
-pub(crate) fn hung_up(fd: std::os::fd::RawFd) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLRDHUP,
-        revents: 0,
+pub(crate) fn hung_up(fd: impl AsFd) -> bool {
+    let mut p = [PollFd::new(&fd, PollFlags::RDHUP)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
     };
-    // SAFETY: one valid pollfd, zero timeout.
-    let r = unsafe { libc::poll(&mut p, 1, 0) };
-    r > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+    rustix::event::poll(&mut p, Some(&now)).is_ok_and(|n| n > 0)
+        && p[0]
+            .revents()
+            .intersects(PollFlags::RDHUP | PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL)
 }
 
-/// A (level-triggered) epoll instance.
+/// Accepts one connection on `listener`, non-blocking and close-on-exec.
+pub(crate) fn accept(listener: impl AsFd) -> io::Result<OwnedFd> {
+    Ok(rustix::net::accept_with(
+        listener,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+    )?)
+}
+
+/// A (level-triggered) epoll instance; events are reported as (token, `EPOLL*` bits).
 #[derive(Debug)]
-pub(crate) struct Epoll(std::os::fd::OwnedFd);
+pub(crate) struct Epoll(OwnedFd);
 
 impl Epoll {
     pub(crate) fn new() -> io::Result<Self> {
-        // SAFETY: plain system call; the result is checked.
-        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a new descriptor nothing else owns.
-        Ok(Self(unsafe {
-            <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
-        }))
+        Ok(Self(epoll::create(epoll::CreateFlags::CLOEXEC)?))
     }
 
-    fn ctl(
-        &self,
-        op: libc::c_int,
-        fd: std::os::fd::RawFd,
-        events: u32,
-        token: u64,
-    ) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        let mut ev = libc::epoll_event { events, u64: token };
-        // SAFETY: `ev` is a live epoll_event for the call.
-        if unsafe { libc::epoll_ctl(self.0.as_raw_fd(), op, fd, &mut ev) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
-    }
-
-    /// Watches `fd` for `events`, reported with `token`.
-    pub(crate) fn add(&self, fd: std::os::fd::RawFd, events: u32, token: u64) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_ADD, fd, events, token)
+    /// Watches `fd` for `events` (`EPOLL*` bits), reported with `token`.
+    pub(crate) fn add(&self, fd: impl AsFd, events: u32, token: u64) -> io::Result<()> {
+        let flags = epoll::EventFlags::from_bits_retain(events);
+        Ok(epoll::add(
+            &self.0,
+            fd,
+            epoll::EventData::new_u64(token),
+            flags,
+        )?)
     }
 
     /// Stops watching `fd`.
-    pub(crate) fn delete(&self, fd: std::os::fd::RawFd) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0)
+    pub(crate) fn delete(&self, fd: impl AsFd) -> io::Result<()> {
+        Ok(epoll::delete(&self.0, fd)?)
     }
 
     /// Changes the events watched on `fd`.
-    pub(crate) fn modify(&self, fd: std::os::fd::RawFd, events: u32, token: u64) -> io::Result<()> {
-        self.ctl(libc::EPOLL_CTL_MOD, fd, events, token)
+    pub(crate) fn modify(&self, fd: impl AsFd, events: u32, token: u64) -> io::Result<()> {
+        let flags = epoll::EventFlags::from_bits_retain(events);
+        Ok(epoll::modify(
+            &self.0,
+            fd,
+            epoll::EventData::new_u64(token),
+            flags,
+        )?)
     }
 
-    /// Waits up to `timeout` for events (into `events`, which is cleared first).
+    /// Waits up to `timeout` for events: (token, `EPOLL*` bits) into `events`, which is
+    /// cleared first and receives at most `got.len()` of them.
     pub(crate) fn wait(
         &self,
-        events: &mut Vec<libc::epoll_event>,
+        got: &mut [MaybeUninit<epoll::Event>],
+        events: &mut Vec<(u64, u32)>,
         timeout: std::time::Duration,
     ) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
         events.clear();
-        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-        let cap = events.capacity().min(i32::MAX as usize) as libc::c_int;
-        // SAFETY: the kernel writes at most `cap` events into the vector's spare capacity.
-        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), events.as_mut_ptr(), cap, ms) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::Interrupted {
-                Ok(())
-            } else {
-                Err(e)
-            };
-        }
-        // SAFETY: the kernel initialised the first `n` (≤ capacity) entries.
-        unsafe { events.set_len(n as usize) };
+        let ts = Timespec {
+            tv_sec: timeout.as_secs().min(i64::MAX as u64) as i64,
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        let got = match epoll::wait(&self.0, got, Some(&ts)) {
+            Ok((got, _)) => got,
+            Err(Errno::INTR) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        // `Event` is packed: its fields are copied out before use.
+        events.extend(got.iter().map(|&ev| {
+            let (flags, data) = (ev.flags, ev.data);
+            (data.u64(), flags.bits())
+        }));
         Ok(())
     }
 }
 
 /// A non-blocking `eventfd` that wakes an [`Epoll`] from another thread.
 #[derive(Debug)]
-pub(crate) struct Waker(std::os::fd::OwnedFd);
+pub(crate) struct Waker(OwnedFd);
 
 impl Waker {
     pub(crate) fn new() -> io::Result<Self> {
-        // SAFETY: plain system call; the result is checked.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` is a new descriptor nothing else owns.
-        Ok(Self(unsafe {
-            <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
-        }))
+        Ok(Self(rustix::event::eventfd(
+            0,
+            EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK,
+        )?))
     }
 
-    pub(crate) fn fd(&self) -> std::os::fd::RawFd {
-        use std::os::fd::AsRawFd;
-        self.0.as_raw_fd()
-    }
-
-    /// Makes the descriptor unreadable again.
+    /// Makes the descriptor unreadable again (`EAGAIN`: it was).
     pub(crate) fn drain(&self) {
-        let mut v: u64 = 0;
-        // SAFETY: reads at most 8 bytes into a live u64; EAGAIN when already drained.
-        unsafe { libc::read(self.fd(), (&mut v as *mut u64).cast(), 8) };
+        let _ = rustix::io::read(&self.0, &mut [0u8; 8]);
     }
 
-    /// Makes the descriptor readable.
+    /// Makes the descriptor readable (a full counter, `EAGAIN`, is readable anyway).
     pub(crate) fn wake(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a live u64; a full counter (EAGAIN) is readable anyway.
-        unsafe { libc::write(self.fd(), (&one as *const u64).cast(), 8) };
+        let _ = rustix::io::write(&self.0, &1u64.to_ne_bytes());
+    }
+}
+
+impl AsFd for Waker {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
     }
 }
 
 /// Raises the soft limit on open descriptors towards `wanted` (at most the hard limit); best
 /// effort.
 pub(crate) fn raise_fd_limit(wanted: u64) {
-    // SAFETY: rlimit is plain old data.
-    let mut l: libc::rlimit = unsafe { std::mem::zeroed() };
-    // SAFETY: `l` is a live rlimit for each call.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) != 0 || l.rlim_cur >= wanted as libc::rlim_t
-        {
-            return;
-        }
-        l.rlim_cur = (wanted as libc::rlim_t).min(l.rlim_max);
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &l) != 0 {
-            warn!("cannot raise the descriptor limit to {wanted}");
-        }
+    // `None` is RLIM_INFINITY.
+    let l = rustix::process::getrlimit(Resource::Nofile);
+    match l.current {
+        Some(c) if c < wanted => {}
+        // Already as high (or unlimited).
+        _ => return,
+    }
+    let current = Some(l.maximum.map_or(wanted, |m| m.min(wanted)));
+    let raised = rustix::process::setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current,
+            maximum: l.maximum,
+        },
+    );
+    if raised.is_err() {
+        warn!("cannot raise the descriptor limit to {wanted}");
     }
 }
 
