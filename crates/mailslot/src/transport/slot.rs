@@ -1107,9 +1107,6 @@ impl Slot {
             self.accept_all(st);
             return Ok(());
         };
-        if fds.knock.is_some() && self.has_incoming() {
-            self.accept_all(st);
-        }
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; 64];
         // Bounded, so that writers who keep the sockets busy (connecting and hanging up, or
         // keeping a byte queued on many connections) cannot keep the caller here: what is left
