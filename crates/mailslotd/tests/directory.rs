@@ -1,6 +1,7 @@
 //! The mailslot directory served by the daemon, spoken to with plain sockets: registration,
 //! lookup, listing, conflicts with other owners and with mailslots that have a socket of their
-//! own, malformed records and limits. Each test runs a directory at an abstract name of its own.
+//! own, malformed records and limits, and its counters in the daemon's status and metrics. Each
+//! test runs a directory at an abstract name of its own.
 //! (Limits for ordinary users and hostile users are in `directory_env`, which needs root.)
 
 mod common;
@@ -10,6 +11,8 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use common::directory::{failed, listener_address, unique_key, Client, Directory};
+use common::{Extras, Running};
+use mailslot::daemon::DirectoryStatus;
 use mailslot::directory::SOCKET_PREFIX;
 use mailslot::directory::{entry_len, Entry, Reply, Request, MAX_KEY, MAX_RECORD};
 use mailslot::error::code;
@@ -341,4 +344,103 @@ fn a_client_that_does_not_read_its_answers_is_closed() {
         owner.lookup(&long_key(&format!("{prefix}\\{:05}", 3))),
         Reply::Found { id: 3, .. }
     ));
+}
+
+/// The directory's counters are in the status and the metrics while it runs, and a daemon
+/// that serves no directory says none (and exports no directory metric).
+#[test]
+fn the_status_and_the_metrics_show_the_directory() {
+    let d = Running::start_with(Extras {
+        directory: true,
+        metrics: true,
+    });
+    let before = d.wait_for("the directory in the status", |s| s.directory.is_some());
+    assert_eq!(before.directory, Some(DirectoryStatus::default()));
+
+    let address = d.directory.as_deref().unwrap();
+    let owner = Client::connect(address).unwrap();
+    let listener = format!("mailslot/v1p/{}/unit-status", std::process::id());
+    assert_eq!(
+        owner.call(&Request::Owner {
+            address: listener.into_bytes()
+        }),
+        Reply::Done
+    );
+    let key = format!("mailslotd_test\\status\\{}", std::process::id());
+    assert_eq!(
+        owner.call(&Request::Register {
+            id: 1,
+            key: key.clone()
+        }),
+        Reply::Done
+    );
+    // A writer's connection, open beside the registry connection.
+    let writer = Client::connect(address).unwrap();
+    assert!(matches!(
+        writer.call(&Request::Lookup { key }),
+        Reply::Found { id: 1, .. }
+    ));
+
+    let expected = DirectoryStatus {
+        names: 1,
+        registries: 1,
+        connections: 2,
+        ..DirectoryStatus::default()
+    };
+    let status = d.wait_for("one name, one registry, two connections", |s| {
+        s.directory.as_ref() == Some(&expected)
+    });
+
+    let text = d.scrape_until("the directory's metrics", |t| {
+        ["names 1", "registries 1", "connections 2"]
+            .iter()
+            .all(|l| t.lines().any(|x| x == format!("mailslotd_directory_{l}")))
+    });
+    for line in [
+        "# TYPE mailslotd_directory_names gauge",
+        "mailslotd_directory_names 1",
+        "# TYPE mailslotd_directory_registries gauge",
+        "mailslotd_directory_registries 1",
+        "# TYPE mailslotd_directory_connections gauge",
+        "mailslotd_directory_connections 2",
+        "# TYPE mailslotd_directory_refused_exists_total counter",
+        "mailslotd_directory_refused_exists_total 0",
+        "# TYPE mailslotd_directory_refused_limit_total counter",
+        "mailslotd_directory_refused_limit_total 0",
+        "# TYPE mailslotd_directory_malformed_total counter",
+        "mailslotd_directory_malformed_total 0",
+        "# TYPE mailslotd_directory_connections_refused_total counter",
+        "mailslotd_directory_connections_refused_total 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in\n{text}");
+    }
+    assert_eq!(
+        mailslotd::metrics::prometheus_text(&status)
+            .matches("mailslotd_directory_")
+            .count(),
+        14
+    );
+
+    // The registry connection's name goes with it.
+    drop(owner);
+    d.wait_for("the name dropped", |s| {
+        s.directory
+            .as_ref()
+            .is_some_and(|d| (d.names, d.registries, d.connections) == (0, 0, 1))
+    });
+    drop(writer);
+    drop(d);
+
+    let none = Running::start_with(Extras {
+        directory: false,
+        metrics: true,
+    });
+    let status = none.status();
+    assert_eq!(status.directory, None);
+    assert!(!mailslotd::metrics::prometheus_text(&status).contains("mailslotd_directory_"));
+    let text = none.scrape_until("the metrics", |t| {
+        t.lines()
+            .any(|l| l.starts_with("mailslotd_uptime_seconds "))
+    });
+    assert!(!text.contains("mailslotd_directory_"), "{text}");
 }

@@ -35,6 +35,20 @@ pub(crate) struct Running {
     pub(crate) control: String,
     /// Its session service (TCP).
     pub(crate) session: SocketAddrV4,
+    /// Its mailslot directory's abstract name, if it serves one ([`Extras::directory`]).
+    pub(crate) directory: Option<String>,
+    /// Its metrics endpoint, if it serves one ([`Extras::metrics`]).
+    pub(crate) metrics: Option<SocketAddrV4>,
+}
+
+/// What a [`Running`] daemon serves beside its UDP sockets, control socket and session
+/// service.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Extras {
+    /// A mailslot directory, at an abstract name of its own.
+    pub(crate) directory: bool,
+    /// The metrics endpoint, on an ephemeral port of 127.0.0.1.
+    pub(crate) metrics: bool,
 }
 
 fn local_port(s: &UdpSocket) -> u16 {
@@ -43,6 +57,10 @@ fn local_port(s: &UdpSocket) -> u16 {
 
 impl Running {
     pub(crate) fn start() -> Self {
+        Self::start_with(Extras::default())
+    }
+
+    pub(crate) fn start_with(extras: Extras) -> Self {
         static N: AtomicUsize = AtomicUsize::new(0);
         // Bound as the daemon binds its own (its receive buffer among the rest): a burst the
         // daemon takes in a moment late is not lost here either.
@@ -67,12 +85,21 @@ impl Running {
         let session = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let session_addr =
             SocketAddrV4::new(Ipv4Addr::LOCALHOST, session.local_addr().unwrap().port());
+        let directory = extras.directory.then(|| format!("{control}/directory"));
+        let metrics = extras
+            .metrics
+            .then(|| std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap());
+        let metrics_addr = metrics
+            .as_ref()
+            .map(|m| SocketAddrV4::new(Ipv4Addr::LOCALHOST, m.local_addr().unwrap().port()));
         let sockets = Sockets {
             datagram,
             name,
             control: ControlServer::bind_at(&control).unwrap(),
-            directory: None,
-            metrics: None,
+            directory: directory
+                .as_ref()
+                .map(|a| mailslotd::DirectoryServer::bind_at(a).unwrap()),
+            metrics,
             session: Some(session),
         };
         let daemon = Daemon::new(cfg, sockets);
@@ -90,6 +117,32 @@ impl Running {
             name: addrs.1,
             control,
             session: session_addr,
+            directory,
+            metrics: metrics_addr,
+        }
+    }
+
+    /// Scrapes the metrics endpoint until `f` holds for the text (the endpoint serves the
+    /// status published at most every 500 ms, and only when the loop wakes: a status request
+    /// wakes it).
+    pub(crate) fn scrape_until(&self, what: &str, f: impl Fn(&str) -> bool) -> String {
+        use std::io::{Read, Write};
+        let at = self
+            .metrics
+            .expect("a daemon started with its metrics endpoint");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let _ = self.status();
+            let mut s = std::net::TcpStream::connect(at).unwrap();
+            s.set_read_timeout(Some(WAIT)).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+            let mut resp = String::new();
+            s.read_to_string(&mut resp).unwrap();
+            if f(&resp) {
+                return resp;
+            }
+            assert!(Instant::now() < deadline, "{what}:\n{resp}");
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
